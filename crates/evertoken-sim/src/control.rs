@@ -1,0 +1,7 @@
+//! Control API (stub).
+use axum::Router;
+use crate::state::Sim;
+
+pub(crate) fn routes() -> Router<Sim> {
+    Router::new()
+}

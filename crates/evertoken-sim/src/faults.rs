@@ -1,0 +1,491 @@
+//! Fault injection: which route a request belongs to, and the provider-shaped
+//! responses of each [`Fault`].
+//!
+//! Bodies follow each provider's own error envelope (see the provider modules
+//! for the documentation cited). Rate-limit bodies: Discord
+//! <https://discord.com/developers/docs/topics/rate-limits> (`message`,
+//! `retry_after`, `global`), GitHub
+//! <https://docs.github.com/rest/using-the-rest-api/rate-limits-for-the-rest-api>
+//! (secondary rate limit message + `Retry-After`), GitLab rack-attack throttling
+//! (plain `Retry later`), TikTok v2 `rate_limit_exceeded`
+//! <https://developers.tiktok.com/doc/tiktok-api-v2-error-handling>.
+
+use std::time::Duration;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::util::{
+    GH_DOCS, github_error, gitlab_error, graph_error, json_response, oauth_error, reason,
+    tiktok_error,
+};
+
+/// The provider endpoint groups faults and counters are keyed by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Route {
+    Instagram,
+    Google,
+    TikTok,
+    LinkedInToken,
+    LinkedInIntrospect,
+    GitHubApp,
+    GitLab,
+    GitHubActions,
+    Webhook,
+    /// Faults pushed here apply to a request on any provider route (after that
+    /// route's own queue is empty).
+    Any,
+}
+
+impl Route {
+    /// The stable name used in [`crate::Stats::requests`] and the control API.
+    pub fn name(self) -> &'static str {
+        match self {
+            Route::Instagram => "instagram",
+            Route::Google => "google",
+            Route::TikTok => "tiktok",
+            Route::LinkedInToken => "linkedin_token",
+            Route::LinkedInIntrospect => "linkedin_introspect",
+            Route::GitHubApp => "github_app",
+            Route::GitLab => "gitlab",
+            Route::GitHubActions => "github_actions",
+            Route::Webhook => "webhook",
+            Route::Any => "any",
+        }
+    }
+
+    /// Parses [`Route::name`] (and a few aliases).
+    pub fn parse(s: &str) -> Option<Route> {
+        Some(match s.to_ascii_lowercase().replace('-', "_").as_str() {
+            "instagram" => Route::Instagram,
+            "google" | "youtube" => Route::Google,
+            "tiktok" => Route::TikTok,
+            "linkedin_token" | "linkedin" => Route::LinkedInToken,
+            "linkedin_introspect" => Route::LinkedInIntrospect,
+            "github_app" | "github" => Route::GitHubApp,
+            "gitlab" => Route::GitLab,
+            "github_actions" | "actions" => Route::GitHubActions,
+            "webhook" | "webhooks" => Route::Webhook,
+            "any" | "all" => Route::Any,
+            _ => return None,
+        })
+    }
+
+    /// Which route a (GitHub-prefix-stripped) request path belongs to; `None`
+    /// for the control API and unknown paths.
+    pub(crate) fn classify(path: &str) -> Option<Route> {
+        if path.starts_with("/_sim") {
+            return None;
+        }
+        match path {
+            "/refresh_access_token" | "/access_token" | "/oauth/authorize"
+            | "/oauth/authorize/" | "/oauth/access_token" => return Some(Route::Instagram),
+            "/token" | "/o/oauth2/v2/auth" | "/o/oauth2/auth" | "/revoke" => {
+                return Some(Route::Google);
+            }
+            "/v2/oauth/token/" | "/v2/oauth/token" | "/v2/auth/authorize/" | "/v2/auth/authorize"
+            | "/v2/oauth/revoke/" => return Some(Route::TikTok),
+            "/oauth/v2/accessToken" | "/oauth/v2/authorization" => {
+                return Some(Route::LinkedInToken);
+            }
+            "/oauth/v2/introspectToken" => return Some(Route::LinkedInIntrospect),
+            _ => {}
+        }
+        if path.starts_with("/api/v4/") {
+            return Some(Route::GitLab);
+        }
+        if path.starts_with("/webhook/") {
+            return Some(Route::Webhook);
+        }
+        let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let is_actions = match segs.as_slice() {
+            ["repos", _, _, "actions", "secrets", ..] => true,
+            ["repos", _, _, "environments", _, "secrets", ..] => true,
+            ["orgs", _, "actions", "secrets", ..] => true,
+            _ => false,
+        };
+        if is_actions {
+            return Some(Route::GitHubActions);
+        }
+        match segs.first().copied() {
+            Some("app" | "installation" | "repos" | "orgs" | "users" | "rate_limit" | "meta") => {
+                Some(Route::GitHubApp)
+            }
+            Some("") => Some(Route::GitHubApp),
+            _ => None,
+        }
+    }
+}
+
+/// A fault injected into one (or every) request on a route.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Answer with this HTTP status and the provider's own error body for it.
+    Status(u16),
+    /// 429 with the provider's rate-limit body, and `Retry-After` when given.
+    TooManyRequests { retry_after_secs: Option<u64> },
+    /// Sleep, then answer normally (a client timeout before anything happened).
+    Hang(Duration),
+    /// Perform the request (e.g. rotate the token), then sleep before
+    /// answering: an "unknown outcome" for a client that times out.
+    HangAfterProcessing(Duration),
+    /// Perform the request, then answer 200 with a body that is not JSON.
+    MalformedJson,
+    /// Perform the request, then announce the full `Content-Length` but close
+    /// the connection after half of the body.
+    TruncatedBody,
+    /// 502 with an HTML page, as a reverse proxy in front of the provider sends.
+    HtmlErrorPage,
+    /// The provider's "grant is dead" answer (`invalid_grant`, Graph code 190,
+    /// GitHub/GitLab 401 …) without touching state.
+    InvalidGrant,
+    /// The provider's "client authentication failed" answer.
+    InvalidClient,
+    /// The provider's 401 for a missing/bad credential.
+    Unauthorized,
+    /// Perform the request, then answer 200 without `refresh_token` in the body.
+    DropRotatedToken,
+}
+
+impl Fault {
+    /// Faults that run the real handler (and its state change) first.
+    pub(crate) fn is_post_processing(&self) -> bool {
+        matches!(
+            self,
+            Fault::HangAfterProcessing(_)
+                | Fault::MalformedJson
+                | Fault::TruncatedBody
+                | Fault::DropRotatedToken
+        )
+    }
+
+    /// Parses the control API's JSON form: either a string
+    /// (`"malformed_json"`, `"invalid_grant"`, …) or an object with `kind`
+    /// (`{"kind":"status","status":503}`, `{"kind":"too_many_requests",
+    /// "retry_after_secs":2}`, `{"kind":"hang","ms":1500}`,
+    /// `{"kind":"hang_after_processing","ms":1500}`). A bare number is a status.
+    pub fn from_json(v: &serde_json::Value) -> Option<Fault> {
+        if let Some(n) = v.as_u64() {
+            return u16::try_from(n).ok().map(Fault::Status);
+        }
+        let (kind, obj) = match v {
+            serde_json::Value::String(s) => (s.as_str(), None),
+            serde_json::Value::Object(o) => {
+                // Also accept {"status":503} / {"hang":{"ms":..}}-less forms.
+                let k = o.get("kind").and_then(|k| k.as_str());
+                match k {
+                    Some(k) => (k, Some(o)),
+                    None if o.contains_key("status") => ("status", Some(o)),
+                    None => return None,
+                }
+            }
+            _ => return None,
+        };
+        let get_u64 = |k: &str| obj.and_then(|o| o.get(k)).and_then(|x| x.as_u64());
+        let ms = || {
+            get_u64("ms")
+                .map(Duration::from_millis)
+                .or_else(|| get_u64("secs").map(Duration::from_secs))
+                .unwrap_or(Duration::from_secs(30))
+        };
+        Some(match kind.to_ascii_lowercase().replace('-', "_").as_str() {
+            "status" => Fault::Status(u16::try_from(get_u64("status")?).ok()?),
+            "too_many_requests" | "rate_limit" | "429" => Fault::TooManyRequests {
+                retry_after_secs: get_u64("retry_after_secs"),
+            },
+            "hang" => Fault::Hang(ms()),
+            "hang_after_processing" => Fault::HangAfterProcessing(ms()),
+            "malformed_json" => Fault::MalformedJson,
+            "truncated_body" => Fault::TruncatedBody,
+            "html_error_page" | "html" => Fault::HtmlErrorPage,
+            "invalid_grant" => Fault::InvalidGrant,
+            "invalid_client" => Fault::InvalidClient,
+            "unauthorized" => Fault::Unauthorized,
+            "drop_rotated_token" => Fault::DropRotatedToken,
+            _ => return None,
+        })
+    }
+}
+
+enum Hook {
+    Slack,
+    Discord,
+    Teams,
+}
+
+fn hook_kind(path: &str) -> Hook {
+    if path.starts_with("/webhook/discord") {
+        Hook::Discord
+    } else if path.starts_with("/webhook/teams") {
+        Hook::Teams
+    } else {
+        Hook::Slack
+    }
+}
+
+fn text(code: u16, body: &'static str) -> Response {
+    (
+        crate::util::status(code),
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+/// The 502 page a reverse proxy (nginx-style) sends when the upstream fails.
+pub(crate) fn html_error_page() -> Response {
+    let body = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n\
+<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n";
+    (
+        StatusCode::BAD_GATEWAY,
+        [(header::CONTENT_TYPE, "text/html")],
+        body,
+    )
+        .into_response()
+}
+
+/// The provider's body for an HTTP error `code` on `route`.
+pub(crate) fn status_response(
+    route: Route,
+    path: &str,
+    code: u16,
+    now: jiff::Timestamp,
+) -> Response {
+    let server_side = code >= 500;
+    match route {
+        Route::Instagram => match code {
+            429 => graph_error(
+                429,
+                "Application request limit reached",
+                "OAuthException",
+                4,
+                None,
+                true,
+            ),
+            401 | 403 => graph_error(
+                code,
+                "Invalid OAuth access token - Cannot parse access token",
+                "OAuthException",
+                190,
+                None,
+                false,
+            ),
+            c if c >= 500 => graph_error(
+                c,
+                "An unexpected error has occurred. Please retry your request later.",
+                "OAuthException",
+                2,
+                None,
+                true,
+            ),
+            c => graph_error(c, "Invalid parameter", "OAuthException", 100, None, false),
+        },
+        Route::Google | Route::LinkedInToken | Route::LinkedInIntrospect => match code {
+            503 => oauth_error(
+                503,
+                "temporarily_unavailable",
+                "The service is temporarily unavailable. Try again later.",
+            ),
+            c if server_side => oauth_error(c, "server_error", reason(c)),
+            401 => oauth_error(401, "invalid_client", "Unauthorized"),
+            429 => oauth_error(429, "rate_limit_exceeded", "Rate Limit Exceeded"),
+            c => oauth_error(c, "invalid_request", reason(c)),
+        },
+        Route::TikTok => match code {
+            503 => tiktok_error(
+                503,
+                "temporarily_unavailable",
+                "Service is temporarily unavailable.",
+                now,
+            ),
+            c if server_side => tiktok_error(c, "server_error", "Other internal server errors.", now),
+            429 => tiktok_error(
+                429,
+                "rate_limit_exceeded",
+                "The API rate limit was exceeded. Please try again later.",
+                now,
+            ),
+            401 => tiktok_error(
+                401,
+                "invalid_client",
+                "Client authentication failed.",
+                now,
+            ),
+            c => tiktok_error(
+                c,
+                "invalid_request",
+                "The request misses a required parameter or is otherwise malformed.",
+                now,
+            ),
+        },
+        Route::GitHubApp | Route::GitHubActions => match code {
+            401 => github_error(401, "Bad credentials", GH_DOCS),
+            403 => github_error(403, "Resource not accessible by integration", GH_DOCS),
+            404 => github_error(404, "Not Found", GH_DOCS),
+            429 => github_error(
+                429,
+                "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
+                "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits",
+            ),
+            500 => github_error(500, "Server Error", GH_DOCS),
+            c => github_error(c, reason(c), GH_DOCS),
+        },
+        Route::GitLab => match code {
+            429 => text(429, "Retry later\n"),
+            c => gitlab_error(c, &format!("{} {}", c, reason(c))),
+        },
+        Route::Webhook => match hook_kind(path) {
+            Hook::Slack => match code {
+                400 => text(400, "invalid_payload"),
+                403 => text(403, "invalid_token"),
+                404 => text(404, "no_service"),
+                410 => text(410, "channel_is_archived"),
+                429 => text(429, "rate_limited"),
+                c if server_side => (crate::util::status(c), "internal_error").into_response(),
+                c => (crate::util::status(c), "invalid_payload").into_response(),
+            },
+            Hook::Discord => match code {
+                429 => discord_429(0.5),
+                401 => json_response(401, json!({"message": "401: Unauthorized", "code": 0})),
+                404 => json_response(404, json!({"message": "Unknown Webhook", "code": 10015})),
+                c => json_response(c, json!({"message": reason(c), "code": 0})),
+            },
+            Hook::Teams => json_response(
+                code,
+                json!({"error": {"code": if server_side {"InternalServerError"} else {"BadRequest"}, "message": reason(code)}}),
+            ),
+        },
+        Route::Any => json_response(code, json!({"message": reason(code)})),
+    }
+}
+
+fn discord_429(retry_after: f64) -> Response {
+    json_response(
+        429,
+        json!({"message": "You are being rate limited.", "retry_after": retry_after, "global": false}),
+    )
+}
+
+/// The response of a fault that answers without running the handler.
+/// `None` for faults that run the handler (`Hang` sleeps first, then runs it).
+pub(crate) fn pre_response(
+    route: Route,
+    path: &str,
+    fault: &Fault,
+    now: jiff::Timestamp,
+) -> Option<Response> {
+    Some(match fault {
+        Fault::Status(code) => status_response(route, path, *code, now),
+        Fault::TooManyRequests { retry_after_secs } => {
+            let mut r = match (route, hook_kind(path)) {
+                (Route::Webhook, Hook::Discord) => {
+                    discord_429(retry_after_secs.map(|s| s as f64).unwrap_or(0.5))
+                }
+                _ => status_response(route, path, 429, now),
+            };
+            if let Some(s) = retry_after_secs {
+                if let Ok(v) = HeaderValue::from_str(&s.to_string()) {
+                    r.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+            }
+            if matches!(route, Route::GitHubApp | Route::GitHubActions) {
+                r.headers_mut()
+                    .insert("x-ratelimit-remaining", HeaderValue::from_static("0"));
+            }
+            r
+        }
+        Fault::HtmlErrorPage => html_error_page(),
+        Fault::InvalidGrant => invalid_grant(route, path, now),
+        Fault::InvalidClient => invalid_client(route, path, now),
+        Fault::Unauthorized => unauthorized(route, path, now),
+        Fault::Hang(_)
+        | Fault::HangAfterProcessing(_)
+        | Fault::MalformedJson
+        | Fault::TruncatedBody
+        | Fault::DropRotatedToken => return None,
+    })
+}
+
+fn invalid_grant(route: Route, path: &str, now: jiff::Timestamp) -> Response {
+    match route {
+        Route::Instagram => crate::instagram::expired_error(now, now),
+        Route::Google => oauth_error(400, "invalid_grant", "Token has been expired or revoked."),
+        Route::TikTok => tiktok_error(
+            400,
+            "invalid_grant",
+            "Refresh token is invalid or expired.",
+            now,
+        ),
+        Route::LinkedInToken => oauth_error(
+            400,
+            "invalid_grant",
+            crate::linkedin::INVALID_REFRESH,
+        ),
+        Route::LinkedInIntrospect => json_response(200, json!({"active": false})),
+        Route::GitHubApp | Route::GitHubActions | Route::GitLab | Route::Webhook | Route::Any => {
+            unauthorized(route, path, now)
+        }
+    }
+}
+
+fn invalid_client(route: Route, path: &str, now: jiff::Timestamp) -> Response {
+    match route {
+        Route::Instagram => graph_error(
+            400,
+            "Error validating client secret.",
+            "OAuthException",
+            1,
+            None,
+            false,
+        ),
+        Route::Google => oauth_error(401, "invalid_client", "Unauthorized"),
+        Route::TikTok => tiktok_error(
+            401,
+            "invalid_client",
+            "Client key or secret is incorrect.",
+            now,
+        ),
+        Route::LinkedInToken | Route::LinkedInIntrospect => oauth_error(
+            401,
+            "invalid_client",
+            "Client authentication failed",
+        ),
+        _ => unauthorized(route, path, now),
+    }
+}
+
+fn unauthorized(route: Route, path: &str, now: jiff::Timestamp) -> Response {
+    match route {
+        Route::Instagram => graph_error(
+            400,
+            "Invalid OAuth access token - Cannot parse access token",
+            "OAuthException",
+            190,
+            None,
+            false,
+        ),
+        Route::Google => oauth_error(401, "unauthorized_client", "Unauthorized"),
+        Route::TikTok => tiktok_error(401, "invalid_client", "Client authentication failed.", now),
+        Route::LinkedInToken | Route::LinkedInIntrospect => {
+            oauth_error(401, "invalid_client", "Client authentication failed")
+        }
+        Route::GitHubApp | Route::GitHubActions | Route::Any => {
+            github_error(401, "Bad credentials", GH_DOCS)
+        }
+        Route::GitLab => gitlab_error(401, "401 Unauthorized"),
+        Route::Webhook => match hook_kind(path) {
+            Hook::Slack => text(403, "invalid_token"),
+            Hook::Discord => json_response(
+                401,
+                json!({"message": "Invalid Webhook Token", "code": 50027}),
+            ),
+            Hook::Teams => json_response(
+                401,
+                json!({"error": {"code": "DirectApiAuthorizationRequired", "message": "The request is not authorized."}}),
+            ),
+        },
+    }
+}

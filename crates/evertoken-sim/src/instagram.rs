@@ -1,0 +1,372 @@
+//! Instagram API with Instagram Login.
+//!
+//! Docs checked:
+//! - Refresh: <https://developers.facebook.com/docs/instagram-platform/reference/refresh_access_token>
+//!   (`GET /refresh_access_token?grant_type=ig_refresh_token&access_token=…`;
+//!   only a long-lived token "at least 24 hours old but has not expired";
+//!   refreshed tokens valid 60 days; response `{access_token, token_type:"bearer", expires_in}`).
+//! - Exchange: <https://developers.facebook.com/docs/instagram-platform/reference/access_token>
+//!   (`GET /access_token?grant_type=ig_exchange_token&client_secret=…&access_token=…`).
+//! - Login: <https://developers.facebook.com/docs/instagram-platform/reference/oauth-authorize>
+//!   (`GET /oauth/authorize`, redirect with `code` and a trailing `#_`) and
+//!   `POST /oauth/access_token` (form; answers `{"data":[{access_token,user_id,permissions}]}`;
+//!   errors `{"error_type","code","error_message"}`).
+//! - Errors: Graph API envelope `{"error":{"message","type","code","error_subcode","fbtrace_id"}}`;
+//!   an expired token is `OAuthException` code 190 subcode 463 "Error validating access
+//!   token: Session has expired on …" (as reported by users of the API).
+//!
+//! Simulator choices: an unknown (strict) token is code 190 "Invalid OAuth access
+//! token - Cannot parse access token"; a token younger than 24 h gets a 400
+//! `OAuthException` code 10 whose message says it must be at least 24 hours old
+//! (Meta does not document this body; the message is the stable part).
+
+use std::collections::HashMap;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::response::Response;
+use axum::routing::{get, post};
+use jiff::{SignedDuration, Timestamp};
+use serde_json::json;
+
+use crate::oauth::{self, CodeError, CodeGrant};
+use crate::state::Sim;
+use crate::util::{alnum, graph_error, json_response, param, parse_form, parse_query};
+
+/// 60 days, the lifetime of a long-lived token.
+pub(crate) const LONG_LIVED_SECS: i64 = 60 * 86400;
+const SHORT_LIVED_SECS: i64 = 3600;
+const MIN_AGE: SignedDuration = SignedDuration::from_hours(24);
+
+#[derive(Clone, Debug)]
+pub(crate) struct IgToken {
+    pub issued_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub user_id: String,
+    pub long_lived: bool,
+}
+
+#[derive(Default)]
+pub(crate) struct IgState {
+    pub tokens: HashMap<String, IgToken>,
+    pub apps: HashMap<String, String>,
+}
+
+pub(crate) fn routes() -> Router<Sim> {
+    Router::new()
+        .route("/refresh_access_token", get(refresh))
+        .route("/access_token", get(exchange))
+        .route("/oauth/authorize", get(authorize))
+        .route("/oauth/authorize/", get(authorize))
+        .route("/oauth/access_token", post(code_exchange))
+}
+
+fn new_token() -> String {
+    format!("sim-ig-{}", alnum(48))
+}
+
+fn user_id() -> String {
+    let n: u64 = rand::random::<u64>() % 9_000_000_000_000_000 + 1_000_000_000_000_000;
+    n.to_string()
+}
+
+impl Sim {
+    /// Seeds a long-lived Instagram user token.
+    pub fn instagram_add_token(&self, token: &str, issued_at: Timestamp, expires_at: Timestamp) {
+        self.lock().instagram.tokens.insert(
+            token.to_string(),
+            IgToken {
+                issued_at,
+                expires_at,
+                user_id: user_id(),
+                long_lived: true,
+            },
+        );
+    }
+
+    /// Whether `token` is known and unexpired at the simulator's clock.
+    pub fn instagram_is_valid(&self, token: &str) -> bool {
+        let st = self.lock();
+        let now = st.now();
+        st.instagram
+            .tokens
+            .get(token)
+            .is_some_and(|t| t.expires_at > now)
+    }
+
+    /// The expiry of a known Instagram token.
+    pub fn instagram_expires_at(&self, token: &str) -> Option<Timestamp> {
+        self.lock().instagram.tokens.get(token).map(|t| t.expires_at)
+    }
+
+    /// Registers an Instagram app (for the login flow and `ig_exchange_token`).
+    pub fn instagram_add_app(&self, app_id: &str, app_secret: &str) {
+        self.lock()
+            .instagram
+            .apps
+            .insert(app_id.to_string(), app_secret.to_string());
+    }
+}
+
+fn fmt_meta_time(t: Timestamp) -> String {
+    // Meta formats these in Pacific time: "Friday, 11-Sep-20 06:41:31 PDT".
+    let tz = jiff::tz::TimeZone::get("America/Los_Angeles").unwrap_or(jiff::tz::TimeZone::UTC);
+    let z = t.to_zoned(tz);
+    z.strftime("%A, %d-%b-%y %H:%M:%S %Z").to_string()
+}
+
+/// Graph's answer for an expired token.
+pub(crate) fn expired_error(expired_at: Timestamp, now: Timestamp) -> Response {
+    graph_error(
+        400,
+        &format!(
+            "Error validating access token: Session has expired on {}. The current time is {}.",
+            fmt_meta_time(expired_at),
+            fmt_meta_time(now)
+        ),
+        "OAuthException",
+        190,
+        Some(463),
+        false,
+    )
+}
+
+fn cannot_parse() -> Response {
+    graph_error(
+        400,
+        "Invalid OAuth access token - Cannot parse access token",
+        "OAuthException",
+        190,
+        None,
+        false,
+    )
+}
+
+fn missing_token() -> Response {
+    graph_error(
+        400,
+        "An active access token must be used to query information about the current user.",
+        "IGApiException",
+        2500,
+        None,
+        false,
+    )
+}
+
+/// Looks a token up; in lenient mode an unknown one is adopted as an
+/// old-enough, valid long-lived token.
+fn lookup(st: &mut crate::state::State, token: &str) -> Option<IgToken> {
+    let now = st.now();
+    if let Some(t) = st.instagram.tokens.get(token) {
+        return Some(t.clone());
+    }
+    if st.lenient {
+        let t = IgToken {
+            issued_at: now - SignedDuration::from_hours(30 * 24),
+            expires_at: now + SignedDuration::from_hours(30 * 24),
+            user_id: user_id(),
+            long_lived: true,
+        };
+        st.instagram.tokens.insert(token.to_string(), t.clone());
+        return Some(t);
+    }
+    None
+}
+
+async fn refresh(State(sim): State<Sim>, RawQuery(q): RawQuery) -> Response {
+    let q = parse_query(q.as_deref());
+    let Some(token) = param(&q, "access_token") else {
+        return missing_token();
+    };
+    if param(&q, "grant_type") != Some("ig_refresh_token") {
+        return graph_error(
+            400,
+            "Unsupported grant_type. Set grant_type to ig_refresh_token.",
+            "OAuthException",
+            100,
+            None,
+            false,
+        );
+    }
+    let mut st = sim.lock();
+    let now = st.now();
+    let Some(tok) = lookup(&mut st, token) else {
+        return cannot_parse();
+    };
+    if tok.expires_at <= now {
+        return expired_error(tok.expires_at, now);
+    }
+    if !tok.long_lived {
+        return graph_error(
+            400,
+            "Only long-lived access tokens can be refreshed.",
+            "OAuthException",
+            190,
+            None,
+            false,
+        );
+    }
+    if now.duration_since(tok.issued_at) < MIN_AGE {
+        return graph_error(
+            400,
+            "The access token can not be refreshed yet: a long-lived token must be at least 24 hours old to be refreshed.",
+            "OAuthException",
+            10,
+            None,
+            false,
+        );
+    }
+    let new = new_token();
+    st.instagram.tokens.insert(
+        new.clone(),
+        IgToken {
+            issued_at: now,
+            expires_at: now + SignedDuration::from_secs(LONG_LIVED_SECS),
+            user_id: tok.user_id,
+            long_lived: true,
+        },
+    );
+    json_response(
+        200,
+        json!({"access_token": new, "token_type": "bearer", "expires_in": LONG_LIVED_SECS}),
+    )
+}
+
+async fn exchange(State(sim): State<Sim>, RawQuery(q): RawQuery) -> Response {
+    let q = parse_query(q.as_deref());
+    let Some(token) = param(&q, "access_token") else {
+        return missing_token();
+    };
+    if param(&q, "grant_type") != Some("ig_exchange_token") {
+        return graph_error(
+            400,
+            "Unsupported grant_type. Set grant_type to ig_exchange_token.",
+            "OAuthException",
+            100,
+            None,
+            false,
+        );
+    }
+    let secret = param(&q, "client_secret").unwrap_or("");
+    let mut st = sim.lock();
+    let now = st.now();
+    let secret_ok = st.lenient || st.instagram.apps.values().any(|s| s == secret);
+    if !secret_ok {
+        return graph_error(
+            400,
+            "Error validating client secret.",
+            "OAuthException",
+            1,
+            None,
+            false,
+        );
+    }
+    let Some(tok) = st.instagram.tokens.get(token).cloned() else {
+        return cannot_parse();
+    };
+    if tok.expires_at <= now {
+        return expired_error(tok.expires_at, now);
+    }
+    let new = new_token();
+    st.instagram.tokens.insert(
+        new.clone(),
+        IgToken {
+            issued_at: now,
+            expires_at: now + SignedDuration::from_secs(LONG_LIVED_SECS),
+            user_id: tok.user_id,
+            long_lived: true,
+        },
+    );
+    json_response(
+        200,
+        json!({"access_token": new, "token_type": "bearer", "expires_in": LONG_LIVED_SECS}),
+    )
+}
+
+fn legacy_error(message: &str) -> Response {
+    json_response(
+        400,
+        json!({"error_type": "OAuthException", "code": 400, "error_message": message}),
+    )
+}
+
+async fn authorize(State(sim): State<Sim>, RawQuery(q): RawQuery) -> Response {
+    let q = parse_query(q.as_deref());
+    let client_id = param(&q, "client_id").unwrap_or("");
+    let known = {
+        let st = sim.lock();
+        st.lenient || st.instagram.apps.contains_key(client_id)
+    };
+    if !known {
+        return legacy_error("Invalid platform app");
+    }
+    if param(&q, "response_type") != Some("code") {
+        return legacy_error("Invalid response_type");
+    }
+    let grant = CodeGrant {
+        provider: "instagram",
+        client_id: client_id.to_string(),
+        redirect_uri: param(&q, "redirect_uri").map(str::to_string),
+        code_challenge: None,
+        challenge_method: String::new(),
+        scope: param(&q, "scope").unwrap_or("").to_string(),
+        offline: false,
+        consent: false,
+        expires_at: Timestamp::UNIX_EPOCH,
+        used: false,
+    };
+    oauth::issue_and_redirect(&sim, "AQsim", grant, param(&q, "state"), &[], "#_")
+}
+
+async fn code_exchange(State(sim): State<Sim>, body: Bytes) -> Response {
+    let f = parse_form(&body);
+    let (Some(client_id), Some(code)) = (param(&f, "client_id"), param(&f, "code")) else {
+        return legacy_error("Missing required field client_id or code");
+    };
+    if param(&f, "grant_type") != Some("authorization_code") {
+        return legacy_error("Invalid grant_type");
+    }
+    let secret = param(&f, "client_secret").unwrap_or("");
+    {
+        let st = sim.lock();
+        let ok = match st.instagram.apps.get(client_id) {
+            Some(s) => s == secret,
+            None => st.lenient,
+        };
+        if !ok {
+            return legacy_error("Error validating client secret.");
+        }
+    }
+    let code = code.trim_end_matches("#_");
+    match oauth::redeem(
+        &sim,
+        "instagram",
+        code,
+        client_id,
+        param(&f, "redirect_uri"),
+        None,
+    ) {
+        Ok(grant) => {
+            let token = new_token();
+            let uid = user_id();
+            let mut st = sim.lock();
+            let now = st.now();
+            st.instagram.tokens.insert(
+                token.clone(),
+                IgToken {
+                    issued_at: now,
+                    expires_at: now + SignedDuration::from_secs(SHORT_LIVED_SECS),
+                    user_id: uid.clone(),
+                    long_lived: false,
+                },
+            );
+            json_response(
+                200,
+                json!({"data": [{"access_token": token, "user_id": uid, "permissions": grant.scope}]}),
+            )
+        }
+        Err(CodeError::RedirectMismatch) => legacy_error("Error validating verification code. Please make sure your redirect_uri is identical to the one you used in the OAuth dialog request"),
+        Err(_) => legacy_error("Matching code was not found or was already used"),
+    }
+}

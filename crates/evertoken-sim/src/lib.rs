@@ -1,0 +1,40 @@
+//! `evertoken-sim`: a faithful, stateful HTTP simulator of the remote APIs that
+//! `evertoken` talks to (Instagram, Google, TikTok, LinkedIn, GitHub Apps,
+//! GitLab CI/CD variables, GitHub Actions secrets, chat webhooks).
+//!
+//! One loopback server serves every provider on the provider's own paths, so a
+//! client only swaps scheme, host and port (`base_url`). Each provider module
+//! cites the documentation its shapes come from.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use evertoken_sim::{SimOptions, SimServer};
+//! let server = SimServer::start(SimOptions::default()).await?;
+//! let sim = server.sim();
+//! sim.tiktok_add_client("sim-client-key", "sim-client-secret");
+//! println!("{}", server.base_url());
+//! # Ok(()) }
+//! ```
+
+mod actions;
+mod control;
+mod faults;
+mod github;
+mod gitlab;
+mod google;
+mod instagram;
+mod linkedin;
+mod middleware;
+mod oauth;
+mod server;
+mod state;
+mod tiktok;
+mod util;
+mod webhook;
+
+pub use actions::ActionsScope;
+pub use faults::{Fault, Route};
+pub use github::{test_rsa_keypair, test_rsa_private_pkcs8};
+pub use gitlab::{GitLabScope, GitLabVariable};
+pub use server::{SimOptions, SimServer};
+pub use state::{RecordedRequest, Sim, Stats};

@@ -1,0 +1,167 @@
+//! Starting and stopping the loopback server.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::response::{IntoResponse, Response};
+use tokio::sync::oneshot;
+
+use crate::faults::Route;
+use crate::state::Sim;
+use crate::util::{GH_DOCS, github_error, gitlab_error, json_response};
+
+/// How the simulator starts.
+#[derive(Clone, Debug, Default)]
+pub struct SimOptions {
+    /// Added before answering every provider request (not `/_sim/`).
+    pub latency: Duration,
+    /// Accept unknown clients and unknown tokens (then track them).
+    pub lenient: bool,
+}
+
+/// A running simulator. Dropping it shuts the server down.
+pub struct SimServer {
+    addr: SocketAddr,
+    sim: Sim,
+    shutdown: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+pub(crate) fn router(sim: Sim) -> Router {
+    Router::new()
+        .merge(crate::instagram::routes())
+        .merge(crate::google::routes())
+        .merge(crate::tiktok::routes())
+        .merge(crate::linkedin::routes())
+        .merge(crate::github::routes())
+        .merge(crate::gitlab::routes())
+        .merge(crate::actions::routes())
+        .merge(crate::webhook::routes())
+        .merge(crate::control::routes())
+        .fallback(fallback)
+        .with_state(sim)
+}
+
+async fn fallback(req: Request) -> Response {
+    let path = req.uri().path();
+    match Route::classify(path) {
+        Some(Route::GitLab) => gitlab_error(404, "404 Not Found"),
+        Some(Route::GitHubApp | Route::GitHubActions) => github_error(404, "Not Found", GH_DOCS),
+        Some(Route::Instagram) => crate::util::graph_error(
+            400,
+            "Unsupported get request.",
+            "GraphMethodException",
+            100,
+            Some(33),
+            false,
+        ),
+        _ => json_response(404, serde_json::json!({"message": "Not Found"})).into_response(),
+    }
+}
+
+fn app(sim: Sim) -> Router {
+    // The layer wraps the whole inner router, so it runs before routing and
+    // can strip the GitHub Enterprise `/api/v3` prefix.
+    Router::new()
+        .fallback_service(router(sim.clone()))
+        .layer(axum::middleware::from_fn_with_state(
+            sim,
+            crate::middleware::sim_layer,
+        ))
+}
+
+async fn serve(listener: tokio::net::TcpListener, sim: Sim, shutdown: oneshot::Receiver<()>) {
+    let server = axum::serve(listener, app(sim));
+    tokio::select! {
+        r = server => {
+            if let Err(e) = r {
+                tracing::warn!("evertoken-sim server stopped: {e}");
+            }
+        }
+        _ = shutdown => {}
+    }
+}
+
+impl SimServer {
+    /// Binds `127.0.0.1:0` and serves on the current tokio runtime.
+    pub async fn start(opts: SimOptions) -> anyhow::Result<SimServer> {
+        let sim = Sim::new(opts.latency, opts.lenient);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = oneshot::channel();
+        tokio::spawn(serve(listener, sim.clone(), rx));
+        Ok(SimServer {
+            addr,
+            sim,
+            shutdown: Some(tx),
+            thread: None,
+        })
+    }
+
+    /// Starts the server on its own thread with its own multi-thread runtime,
+    /// for synchronous tests.
+    pub fn start_background(opts: SimOptions) -> anyhow::Result<SimServer> {
+        let sim = Sim::new(opts.latency, opts.lenient);
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        std_listener.set_nonblocking(true)?;
+        let addr = std_listener.local_addr()?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .thread_name("evertoken-sim")
+            .build()?;
+        let (tx, rx) = oneshot::channel();
+        let sim2 = sim.clone();
+        let thread = std::thread::Builder::new()
+            .name("evertoken-sim".into())
+            .spawn(move || {
+                rt.block_on(async move {
+                    match tokio::net::TcpListener::from_std(std_listener) {
+                        Ok(l) => serve(l, sim2, rx).await,
+                        Err(e) => tracing::warn!("evertoken-sim: cannot listen: {e}"),
+                    }
+                });
+                rt.shutdown_background();
+            })?;
+        Ok(SimServer {
+            addr,
+            sim,
+            shutdown: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`, without a trailing slash.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// A handle on the simulator's state.
+    pub fn sim(&self) -> Sim {
+        self.sim.clone()
+    }
+
+    /// Serves until the process is killed (for the standalone binary).
+    pub async fn run_forever(self) {
+        std::future::pending::<()>().await;
+        drop(self);
+    }
+}
+
+impl Drop for SimServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

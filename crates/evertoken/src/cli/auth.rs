@@ -1,0 +1,118 @@
+//! `evertoken auth …`: refresh, rotate and inspect platform tokens.
+
+use std::sync::Arc;
+
+use clap::{Args, Subcommand};
+
+use super::Ctx;
+use crate::engine::{Engine, Options, Progress};
+use crate::error::{Error, Result};
+use crate::platform::Target;
+use crate::render;
+
+#[derive(Debug, Subcommand)]
+pub enum AuthCommand {
+    /// Refresh or rotate every token that needs it, write new tokens back, report the rest
+    #[command(long_about = "\
+Refresh or rotate every token that needs it and write each new token back to the
+configured store; report every token a human must re-authorise, with a date.
+
+Per platform: Instagram is refreshed in place near expiry; YouTube's refresh token
+is health-checked; TikTok's refresh token is rotated and the new one persisted
+before anything else; LinkedIn without a refresh token is reported `reauth_required`
+from `warn_before_days` before expiry.
+
+Exit codes: 0 all healthy or refreshed; 1 something needs attention; 2 usage or
+configuration error (nothing was contacted).")]
+    Refresh(RefreshArgs),
+    /// Show each credential's state from stored metadata (offline: no network, no writes)
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RefreshArgs {
+    /// `all`, a platform (instagram, youtube, tiktok, linkedin) or `platform:account`
+    #[arg(default_value = "all", value_name = "TARGET")]
+    pub target: String,
+    /// Report what would be done and exit with the code the real run would most likely give; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print one JSON document on stdout instead of the table
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// `all`, a platform or `platform:account`
+    #[arg(default_value = "all", value_name = "TARGET")]
+    pub target: String,
+    /// Print one JSON document on stdout instead of the table
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn exec(ctx: &Ctx, cmd: AuthCommand) -> Result<u8> {
+    match cmd {
+        AuthCommand::Refresh(a) => refresh(ctx, a).await,
+        AuthCommand::Status(a) => status(ctx, a).await,
+    }
+}
+
+fn target(s: &str) -> Result<Target> {
+    Target::parse(s).map_err(|m| Error::usage(m).with_hint("for example `evertoken auth refresh tiktok:brand-a`"))
+}
+
+async fn refresh(ctx: &Ctx, args: RefreshArgs) -> Result<u8> {
+    let target = target(&args.target)?;
+    let cfg = ctx.require_config()?;
+    let engine = Engine::new(cfg, ctx.clock)?;
+    for n in engine.store().notices() {
+        ctx.shell.note(&n);
+    }
+    let bar = if args.json { None } else { render::Bar::new_if_interactive(&ctx.shell) };
+    let progress: Option<Arc<dyn Progress>> = bar.map(|b| Arc::new(b) as Arc<dyn Progress>);
+    let report = engine.refresh(&Options { target, dry_run: args.dry_run }, progress).await?;
+    if args.json {
+        render::stdout(&render::json(&report));
+        render::stdout("\n");
+    } else {
+        render::stdout(&render::table(&report, &ctx.shell));
+    }
+    Ok(report.exit_code())
+}
+
+async fn status(ctx: &Ctx, args: StatusArgs) -> Result<u8> {
+    let target = target(&args.target)?;
+    let cfg = ctx.require_config()?;
+    let engine = Engine::new(cfg, ctx.clock)?;
+    for n in engine.store().notices() {
+        ctx.shell.note(&n);
+    }
+    let report = engine.status(&target).await?;
+    if args.json {
+        render::stdout(&render::json(&report));
+        render::stdout("\n");
+    } else {
+        let mut out = render::table(&report, &ctx.shell);
+        if !report.secrets.is_empty() {
+            out.push_str("\nclient secrets:\n");
+            for s in &report.secrets {
+                let from = s.source.as_ref().map(|s| s.to_string()).unwrap_or_else(|| "not set".into());
+                out.push_str(&format!("  {}: {from}\n", s.var));
+            }
+        }
+        out.push_str("\ncredential sources:\n");
+        for r in &report.results {
+            for c in &r.credentials {
+                let from = match (&c.source, &c.prefix) {
+                    (Some(s), Some(p)) => format!("{p} from {s}"),
+                    _ => "not set".into(),
+                };
+                out.push_str(&format!("  {}: {from}\n", c.var));
+            }
+        }
+        render::stdout(&out);
+    }
+    Ok(report.exit_code())
+}

@@ -1,0 +1,139 @@
+//! The command line: clap definitions and dispatch. Each command lives in its own
+//! file with its arguments and an `exec` that parses, calls the library and renders.
+//! Nothing here decides policy.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::render::{ColorChoice, Shell};
+
+pub mod auth;
+pub mod demo;
+
+const ABOUT: &str = "Keeps the credentials of unattended automation alive.";
+const LONG_ABOUT: &str = "\
+Keeps the credentials of unattended automation alive: refreshes or rotates every
+token it can (Instagram, YouTube, TikTok, LinkedIn), writes each new token back
+where the next run reads it, and alerts, with a date, for every token a human
+must re-authorise.
+
+Start with `evertoken demo` (no account needed), then `evertoken auth status`.
+
+Exit codes: 0 all healthy; 1 something needs attention; 2 usage or config error.";
+
+#[derive(Debug, Parser)]
+#[command(name = "evertoken", version, about = ABOUT, long_about = LONG_ABOUT, propagate_version = true)]
+pub struct Cli {
+    /// Configuration file [default: $EVERTOKEN_CONFIG, ./evertoken.yaml, $XDG_CONFIG_HOME/evertoken/config.yaml]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// More log output on stderr (-v info, -vv debug, -vvv trace)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors and data on stdout
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// When to colour output
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Refresh, rotate and inspect platform tokens
+    #[command(subcommand)]
+    Auth(auth::AuthCommand),
+    /// Run a full refresh cycle against the built-in simulator (no account needed)
+    Demo(demo::DemoArgs),
+}
+
+/// What every command gets: the shell, the clock and where the config is.
+pub struct Ctx {
+    pub shell: Shell,
+    pub clock: Clock,
+    pub config_flag: Option<PathBuf>,
+}
+
+impl Ctx {
+    /// Loads the config; a command that needs one fails (exit 2) when none exists.
+    pub fn require_config(&self) -> Result<Config> {
+        match Config::locate(self.config_flag.as_deref())? {
+            Some(path) => Config::load_file(&path),
+            None => Err(Error::config(format!("no configuration file found (looked at: {})", Config::search_order()))
+                .with_hint("create ./evertoken.yaml (the README has a complete example), or run `evertoken demo` first")),
+        }
+    }
+}
+
+fn init_logging(shell: &Shell) {
+    use tracing_subscriber::EnvFilter;
+    let default = match (shell.quiet, shell.verbose) {
+        (true, _) => "error",
+        (_, 0) => "warn",
+        (_, 1) => "evertoken=info",
+        (_, 2) => "evertoken=debug",
+        _ => "evertoken=trace,info",
+    };
+    let filter = std::env::var(crate::env_vars::EVERTOKEN_LOG)
+        .ok()
+        .and_then(|f| EnvFilter::try_new(f).ok())
+        .unwrap_or_else(|| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(shell.color)
+        .with_target(false)
+        .without_time()
+        .try_init();
+}
+
+/// The binary's `main`.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let shell = Shell::new(cli.color, cli.quiet, cli.verbose);
+    init_logging(&shell);
+    let clock = match Clock::from_env() {
+        Ok(c) => c,
+        Err(msg) => {
+            shell.error(&Error::usage(msg));
+            return ExitCode::from(2);
+        }
+    };
+    let ctx = Ctx { shell: shell.clone(), clock, config_flag: cli.config.clone() };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            shell.error(&Error::failed(format!("cannot start the async runtime: {e}")));
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Auth(cmd) => auth::exec(&ctx, cmd).await,
+            Command::Demo(args) => demo::exec(&ctx, args).await,
+        }
+    });
+    // Don't wait for lingering connections on the way out.
+    runtime.shutdown_background();
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            shell.error(&e);
+            ExitCode::from(e.exit_code())
+        }
+    }
+}

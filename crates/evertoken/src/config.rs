@@ -1,0 +1,316 @@
+//! Configuration (SPEC §3): where it is found, how it is parsed, and the errors a
+//! user sees. Unknown keys are errors that name the key's path and suggest the
+//! closest known key; every error names the file. Each provider, store and alert
+//! channel owns the struct of its own block; this module only assembles them.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::{alert, env_vars, files, github, provider, store};
+
+/// The whole file, as written by the user.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default)]
+    pub platforms: provider::PlatformsConfig,
+    #[serde(default)]
+    pub auth: AuthConfig,
+    #[serde(default)]
+    pub github: github::GithubConfig,
+    #[serde(default)]
+    pub http: HttpConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Where the rotation journal, locks and alert state live.
+    #[serde(default)]
+    pub journal_dir: Option<String>,
+    #[serde(default)]
+    pub writeback: store::WritebackConfig,
+    #[serde(default)]
+    pub alerts: alert::AlertsConfig,
+}
+
+/// Shared HTTP behaviour for every provider call.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Per-request timeout.
+    #[serde(default = "default_timeout")]
+    pub timeout_seconds: f64,
+    /// Retries after the first attempt, for transient failures.
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    /// Longest `Retry-After` evertoken waits for before giving up on that call.
+    #[serde(default = "default_max_retry_after")]
+    pub max_retry_after_seconds: u64,
+}
+
+fn default_timeout() -> f64 {
+    30.0
+}
+fn default_retries() -> u32 {
+    3
+}
+fn default_max_retry_after() -> u64 {
+    60
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            timeout_seconds: default_timeout(),
+            retries: default_retries(),
+            max_retry_after_seconds: default_max_retry_after(),
+        }
+    }
+}
+
+/// A loaded configuration and where it came from.
+#[derive(Debug)]
+pub struct Config {
+    pub file: FileConfig,
+    /// The file it was read from; `None` when no file exists (defaults only).
+    pub path: Option<PathBuf>,
+    /// Relative paths in the config resolve against this directory.
+    pub base_dir: PathBuf,
+}
+
+impl Config {
+    /// Finds the config file: `--config`, `$EVERTOKEN_CONFIG`, `./evertoken.yaml`,
+    /// `$XDG_CONFIG_HOME/evertoken/config.yaml`. A path given explicitly must exist.
+    pub fn locate(explicit: Option<&Path>) -> Result<Option<PathBuf>> {
+        if let Some(p) = explicit {
+            return exists_or_error(p, "--config");
+        }
+        if let Some(p) = std::env::var_os(env_vars::EVERTOKEN_CONFIG).filter(|v| !v.is_empty()) {
+            return exists_or_error(Path::new(&p), env_vars::EVERTOKEN_CONFIG);
+        }
+        let cwd = PathBuf::from("evertoken.yaml");
+        if cwd.is_file() {
+            return Ok(Some(std::path::absolute(&cwd).unwrap_or(cwd)));
+        }
+        let xdg = files::default_config_dir().join("config.yaml");
+        Ok(xdg.is_file().then_some(xdg))
+    }
+
+    /// Where `locate` looked, for the "no configuration found" message.
+    pub fn search_order() -> String {
+        format!(
+            "--config, ${}, ./evertoken.yaml, {}",
+            env_vars::EVERTOKEN_CONFIG,
+            files::default_config_dir().join("config.yaml").display()
+        )
+    }
+
+    /// Loads the config file found by [`Config::locate`], or the defaults if none.
+    pub fn load(explicit: Option<&Path>) -> Result<Config> {
+        match Self::locate(explicit)? {
+            Some(path) => Self::load_file(&path),
+            None => Ok(Config {
+                file: FileConfig::default(),
+                path: None,
+                base_dir: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+            }),
+        }
+    }
+
+    pub fn load_file(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::config(format!("cannot read config file {}: {e}", path.display()))
+                .with_hint("check the path and its permissions")
+        })?;
+        let file = parse(&text, path)?;
+        let base_dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        let cfg = Config { file, path: Some(path.to_path_buf()), base_dir };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// The file name for messages: the path, or "(no config file)".
+    pub fn display_path(&self) -> String {
+        self.path
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "(no config file)".to_owned())
+    }
+
+    /// Resolves a path from the config: `~` expands, relative is relative to the
+    /// config file's directory.
+    pub fn resolve_path(&self, p: &str) -> PathBuf {
+        let expanded = files::expand_tilde(p);
+        if expanded.is_absolute() { expanded } else { self.base_dir.join(expanded) }
+    }
+
+    pub fn journal_dir(&self) -> PathBuf {
+        match &self.file.auth.journal_dir {
+            Some(p) => self.resolve_path(p),
+            None => files::default_state_dir(),
+        }
+    }
+
+    /// A config error at `key`, naming this file.
+    pub fn error_at(&self, key: &str, what: impl std::fmt::Display) -> Error {
+        Error::config(format!("{}: `{key}`: {what}", self.display_path()))
+    }
+
+    fn validate(&self) -> Result<()> {
+        provider::validate(self)?;
+        store::validate(self)?;
+        alert::validate(self)?;
+        github::validate(self)?;
+        let h = &self.file.http;
+        if !(h.timeout_seconds > 0.0 && h.timeout_seconds.is_finite()) {
+            return Err(self
+                .error_at("http.timeout_seconds", "must be a positive number of seconds")
+                .with_hint("for example `timeout_seconds: 30`"));
+        }
+        Ok(())
+    }
+}
+
+fn exists_or_error(p: &Path, from: &str) -> Result<Option<PathBuf>> {
+    let p = files::expand_tilde(&p.to_string_lossy());
+    if p.is_file() {
+        Ok(Some(p))
+    } else {
+        Err(Error::config(format!("config file {} (from {from}) does not exist", p.display()))
+            .with_hint("check the path, or run `evertoken demo` to see a working setup"))
+    }
+}
+
+/// Parses YAML text into the config model, turning serde's errors into ones that
+/// name the file, the key's path and the likely fix.
+pub fn parse(text: &str, path: &Path) -> Result<FileConfig> {
+    if text.trim().is_empty() {
+        return Ok(FileConfig::default());
+    }
+    let de = serde_norway::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = e.path().to_string();
+        let inner = e.inner();
+        let location = inner
+            .location()
+            .map(|l| format!(" (line {}, column {})", l.line(), l.column()))
+            .unwrap_or_default();
+        let msg = strip_location(&inner.to_string());
+        describe(&msg, &key, &format!("{}{location}", path.display()))
+    })
+}
+
+/// serde_norway appends " at line L column C"; the location is shown separately.
+fn strip_location(msg: &str) -> String {
+    match msg.find(" at line ") {
+        Some(i) => msg[..i].to_owned(),
+        None => msg.to_owned(),
+    }
+}
+
+fn describe(msg: &str, key: &str, file: &str) -> Error {
+    // serde_norway prefixes its own path ("platforms.tiktok: …"); the key is shown apart.
+    let msg = match msg.split_once(": ") {
+        Some((head, tail)) if !head.contains(' ') => tail,
+        _ => msg,
+    };
+    if let Some(rest) = msg.strip_prefix("unknown field ") {
+        let (unknown, expected) = split_expected(rest);
+        let full_key = if key.is_empty() || key == "." {
+            unknown.clone()
+        } else if key.ends_with(&unknown) {
+            key.to_owned()
+        } else {
+            format!("{key}.{unknown}")
+        };
+        let err = Error::config(format!("{file}: unknown key `{full_key}`"));
+        return match did_you_mean(&unknown, &expected) {
+            Some(s) => err.with_hint(format!("did you mean `{s}`?")),
+            None if !expected.is_empty() => {
+                err.with_hint(format!("known keys here: {}", expected.join(", ")))
+            }
+            None => err,
+        };
+    }
+    if let Some(rest) = msg.strip_prefix("unknown variant ") {
+        let (unknown, expected) = split_expected(rest);
+        let err = Error::config(format!("{file}: `{key}`: unknown value `{unknown}`"));
+        return match did_you_mean(&unknown, &expected) {
+            Some(s) => err.with_hint(format!("did you mean `{s}`? (one of: {})", expected.join(", "))),
+            None => err.with_hint(format!("expected one of: {}", expected.join(", "))),
+        };
+    }
+    let at = if key.is_empty() || key == "." { String::new() } else { format!("`{key}`: ") };
+    Error::config(format!("{file}: {at}{msg}"))
+        .with_hint("fix the value at that key; the README's configuration reference lists every key")
+}
+
+/// "`foo`, expected one of `a`, `b`" → ("foo", ["a", "b"]).
+fn split_expected(rest: &str) -> (String, Vec<String>) {
+    let ticked: Vec<String> = rest.split('`').skip(1).step_by(2).map(str::to_owned).collect();
+    let mut it = ticked.into_iter();
+    let unknown = it.next().unwrap_or_default();
+    (unknown, it.collect())
+}
+
+/// The closest candidate, if it is close enough to be a likely typo.
+pub fn did_you_mean<'a>(input: &str, candidates: &'a [String]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|c| (strsim::jaro_winkler(input, c), c))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> Error {
+        parse(text, Path::new("/cfg/evertoken.yaml")).unwrap_err()
+    }
+
+    #[test]
+    fn unknown_key_names_its_path_and_suggests() {
+        let e = err("platforms:\n  tiktok:\n    enabeld: true\n    client_key: k\n");
+        assert!(e.message.contains("unknown key `platforms.tiktok.enabeld`"), "{}", e.message);
+        assert!(e.message.contains("/cfg/evertoken.yaml"), "{}", e.message);
+        assert!(e.message.contains("line 3"), "{}", e.message);
+        assert_eq!(e.hint.as_deref(), Some("did you mean `enabled`?"));
+        assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn unknown_top_level_key() {
+        let e = err("platfroms: {}\n");
+        assert!(e.message.contains("unknown key `platfroms`"), "{}", e.message);
+        assert_eq!(e.hint.as_deref(), Some("did you mean `platforms`?"));
+    }
+
+    #[test]
+    fn unknown_backend_value_suggests() {
+        let e = err("auth:\n  writeback:\n    backend: locall\n");
+        assert!(e.message.contains("auth.writeback.backend"), "{}", e.message);
+        assert!(e.hint.unwrap().contains("did you mean `local`?"));
+    }
+
+    #[test]
+    fn wrong_type_names_the_key() {
+        let e = err("platforms:\n  tiktok:\n    concurrency: many\n");
+        assert!(e.message.contains("platforms.tiktok.concurrency"), "{}", e.message);
+    }
+
+    #[test]
+    fn empty_file_is_defaults() {
+        let c = parse("  \n", Path::new("x")).unwrap();
+        assert!(c.platforms.tiktok.is_none());
+    }
+}

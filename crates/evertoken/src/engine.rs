@@ -1,0 +1,761 @@
+//! The engine: for each targeted account, read → plan → (lock → re-read → re-plan →
+//! call the provider → journal → write back → clear the journal), in exactly that
+//! order, so that a rotated token is never lost and never rotated twice.
+//!
+//! - The journal is written before anything else happens with a new token, and
+//!   cleared only after the store holds it; a pending record is finished first.
+//! - The host lock (and the store's own cross-host lock, where it has one) is held
+//!   from the re-read to the write-back; a runner that finds the credential changed
+//!   under the lock skips: another runner just did the work.
+//! - A dead grant is reported only after one re-read of the store, in case another
+//!   runner rotated the token meanwhile.
+//! - Dry-run runs the same planning and never locks, writes, rotates or refreshes.
+//!
+//! The engine never prints: it returns a [`RunReport`].
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use jiff::Timestamp;
+
+use crate::clock::{self, Clock};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::http::Http;
+use crate::journal::{Journal, Record};
+use crate::lock::FileLock;
+use crate::platform::{Account, Target};
+use crate::provider::{self, AccountState, Cx, Grant, Held, Plan, Provider, ProviderError, Role, Slot};
+use crate::report::{AccountResult, CredentialReport, RunReport, SecretReport, State};
+use crate::secret::{Secret, Source};
+use crate::store::{self, Entry, Store, StoreError, Stored};
+
+/// Named steps of a rotation where tests kill the process (debug builds only).
+pub mod failpoint {
+    pub const AFTER_PROVIDER: &str = "after_provider";
+    pub const AFTER_JOURNAL: &str = "after_journal";
+    pub const MID_WRITEBACK: &str = "mid_writeback";
+    pub const AFTER_WRITEBACK: &str = "after_writeback";
+    pub const BEFORE_JOURNAL_CLEANUP: &str = "before_journal_cleanup";
+    pub const ALL: &[&str] = &[AFTER_PROVIDER, AFTER_JOURNAL, MID_WRITEBACK, AFTER_WRITEBACK, BEFORE_JOURNAL_CLEANUP];
+
+    /// In debug builds, SIGKILLs this process when `EVERTOKEN_FAILPOINT` names `name`:
+    /// no destructor, no flush, exactly like a power cut from the process's view.
+    pub fn hit(name: &str) {
+        if cfg!(debug_assertions) && std::env::var(crate::env_vars::EVERTOKEN_FAILPOINT).is_ok_and(|v| v == name) {
+            // SAFETY: kill(2) on our own pid with a valid signal number.
+            unsafe {
+                libc::kill(libc::getpid(), libc::SIGKILL);
+            }
+        }
+    }
+}
+
+/// Receives progress over a long run (a progress bar on a terminal).
+pub trait Progress: Send + Sync {
+    fn start(&self, total: u64);
+    fn tick(&self);
+    fn finish(&self);
+}
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub target: Target,
+    pub dry_run: bool,
+}
+
+pub struct Engine {
+    pub cfg: Config,
+    providers: Vec<Arc<dyn Provider>>,
+    store: Arc<dyn Store>,
+    journal: Journal,
+    locks_dir: PathBuf,
+    http: Http,
+    clock: Clock,
+    lock_timeout: Duration,
+    /// Whether the process environment is a secret source (off for the demo,
+    /// which must not pick up a user's real tokens).
+    use_env: bool,
+}
+
+/// What was read for one account.
+struct Snapshot {
+    state: AccountState,
+    /// The store's own values (not env, not journal), to detect another runner.
+    stored: BTreeMap<String, Stored>,
+    journal: Option<(PathBuf, Record)>,
+}
+
+impl Engine {
+    pub fn new(cfg: Config, clock: Clock) -> Result<Arc<Engine>> {
+        let providers = provider::build(&cfg)?;
+        let store = store::open(&cfg)?;
+        let state_dir = cfg.journal_dir();
+        let http = Http::new(&cfg.file.http);
+        Ok(Arc::new(Engine {
+            providers,
+            store,
+            journal: Journal::new(&state_dir),
+            locks_dir: state_dir.join("locks"),
+            http,
+            clock,
+            cfg,
+            lock_timeout: Duration::from_secs(300),
+            use_env: true,
+        }))
+    }
+
+    /// An engine that ignores the process environment as a secret source.
+    pub fn new_isolated(cfg: Config, clock: Clock) -> Result<Arc<Engine>> {
+        let mut e = Self::new(cfg, clock)?;
+        if let Some(inner) = Arc::get_mut(&mut e) {
+            inner.use_env = false;
+        }
+        Ok(e)
+    }
+
+    fn env(&self, var: &str) -> Option<Secret> {
+        if self.use_env { env_value(var) } else { None }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn providers(&self) -> &[Arc<dyn Provider>] {
+        &self.providers
+    }
+
+    pub fn clock(&self) -> Clock {
+        self.clock
+    }
+
+    /// The accounts a target names; a target naming nothing configured is a usage
+    /// error (exit 2, nothing contacted).
+    pub fn select(&self, target: &Target) -> Result<Vec<(Arc<dyn Provider>, Vec<Account>)>> {
+        let file = self.cfg.display_path();
+        if self.providers.is_empty() {
+            return Err(Error::config(format!("{file}: no platform is enabled"))
+                .with_hint("add a block under `platforms:` (see the README), or run `evertoken demo` to see one"));
+        }
+        let mut out = Vec::new();
+        for p in &self.providers {
+            let accounts: Vec<Account> = p.accounts().into_iter().filter(|a| target.includes(a)).collect();
+            if !accounts.is_empty() {
+                out.push((p.clone(), accounts));
+            }
+        }
+        if out.is_empty() {
+            return Err(match target {
+                Target::Platform(p) => Error::usage(format!("platform `{p}` is not enabled in {file}"))
+                    .with_hint(format!("add `platforms.{p}` with `enabled: true`")),
+                Target::Account(p, a) => {
+                    let known = self
+                        .providers
+                        .iter()
+                        .find(|x| x.platform() == *p)
+                        .map(|x| x.accounts().iter().map(|a| a.label().to_owned()).collect::<Vec<_>>().join(", "))
+                        .unwrap_or_default();
+                    Error::usage(format!("account `{a}` of `{p}` is not configured in {file}"))
+                        .with_hint(if known.is_empty() {
+                            format!("add `platforms.{p}.accounts: [{a}]`")
+                        } else {
+                            format!("configured accounts: {known}")
+                        })
+                }
+                Target::All => Error::config(format!("{file}: no platform is enabled")),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Resolves the client secrets the selected platforms need. For a run that
+    /// contacts providers, a missing one is a configuration error (exit 2).
+    pub async fn client_secrets(
+        &self,
+        selected: &[(Arc<dyn Provider>, Vec<Account>)],
+        required: bool,
+    ) -> Result<(BTreeMap<&'static str, Secret>, Vec<SecretReport>)> {
+        let mut values = BTreeMap::new();
+        let mut reports = Vec::new();
+        for (p, _) in selected {
+            let Some(var) = p.client_secret_var() else { continue };
+            if values.contains_key(var) || reports.iter().any(|r: &SecretReport| r.var == var) {
+                continue;
+            }
+            let found = match self.env(var) {
+                Some(v) => Some((v, Source::Env(var.to_owned()))),
+                None => self
+                    .store
+                    .read(var)
+                    .await
+                    .map_err(Error::from)?
+                    .map(|s| (s.value, s.source)),
+            };
+            reports.push(SecretReport { var: var.to_owned(), present: found.is_some(), source: found.as_ref().map(|f| f.1.clone()) });
+            match found {
+                Some((v, _)) => {
+                    values.insert(var, v);
+                }
+                None if required => {
+                    return Err(Error::config(format!(
+                        "{var} is not set (looked in the environment, then {})",
+                        self.store.describe()
+                    ))
+                    .with_hint(format!("export {var}=… or add it to the credentials file; {} needs it to refresh", p.platform().display_name())));
+                }
+                None => {}
+            }
+        }
+        Ok((values, reports))
+    }
+
+    /// `auth refresh`: plans every targeted account and, unless dry-run, acts.
+    pub async fn refresh(self: &Arc<Self>, opts: &Options, progress: Option<Arc<dyn Progress>>) -> Result<RunReport> {
+        let selected = self.select(&opts.target)?;
+        let (secrets, secret_reports) = self.client_secrets(&selected, true).await?;
+        let secrets = Arc::new(secrets);
+        let total: usize = selected.iter().map(|(_, a)| a.len()).sum();
+        if let Some(p) = &progress {
+            p.start(total as u64);
+        }
+        let mut tasks = Vec::new();
+        for (p, accounts) in selected {
+            let engine = self.clone();
+            let secrets = secrets.clone();
+            let progress = progress.clone();
+            let dry_run = opts.dry_run;
+            tasks.push(tokio::spawn(async move {
+                let concurrency = p.common().concurrency;
+                futures::stream::iter(accounts)
+                    .map(|a| {
+                        let engine = &engine;
+                        let p = &p;
+                        let secrets = &secrets;
+                        let progress = &progress;
+                        async move {
+                            let secret = p.client_secret_var().and_then(|v| secrets.get(v));
+                            let r = engine.run_account(p.as_ref(), &a, dry_run, secret).await;
+                            if let Some(pr) = progress {
+                                pr.tick();
+                            }
+                            r
+                        }
+                    })
+                    .buffer_unordered(concurrency)
+                    .collect::<Vec<_>>()
+                    .await
+            }));
+        }
+        let mut results = Vec::with_capacity(total);
+        for t in tasks {
+            match t.await {
+                Ok(rs) => results.extend(rs),
+                Err(e) => return Err(Error::failed(format!("internal error: a worker stopped: {e}"))),
+            }
+        }
+        if let Some(p) = &progress {
+            p.finish();
+        }
+        let mut report = RunReport::new(opts.dry_run, results, self.clock.now());
+        report.secrets = secret_reports;
+        report.notices = self.store.notices();
+        Ok(report)
+    }
+
+    /// `auth status`: stored metadata only, no network, no lock, no write.
+    pub async fn status(&self, target: &Target) -> Result<RunReport> {
+        let selected = self.select(target)?;
+        let (_, secret_reports) = self.client_secrets(&selected, false).await?;
+        let now = self.clock.now();
+        let mut results = Vec::new();
+        for (p, accounts) in &selected {
+            for a in accounts {
+                let snap = match self.snapshot(p.as_ref(), a).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        results.push(self.failed_read(p.as_ref(), a, e));
+                        continue;
+                    }
+                };
+                let plan = p.plan(&snap.state, now);
+                let (state, action, message, reauth_by) = match plan {
+                    Plan::Ok { message } => (State::Ok, "none".to_owned(), message, None),
+                    Plan::Expiring { message } => (State::Expiring, "none".to_owned(), message, None),
+                    Plan::Refresh { reason } => (State::Expiring, "refresh due".to_owned(), reason, None),
+                    Plan::HealthCheck { .. } => (
+                        State::Ok,
+                        "health-check on refresh".to_owned(),
+                        "refresh token stored; `auth refresh` checks that it still works".to_owned(),
+                        None,
+                    ),
+                    Plan::Introspect => (
+                        State::Unknown,
+                        "introspect on refresh".to_owned(),
+                        "expiry unknown offline; `auth refresh` (or --dry-run) reads it from the provider".to_owned(),
+                        None,
+                    ),
+                    Plan::Reauth { message, reauth_by } => {
+                        (State::ReauthRequired, "re-authorise".to_owned(), message, Some(reauth_by.unwrap_or(now)))
+                    }
+                };
+                let mut r = self.result(p.as_ref(), a, &snap.state, state, action, message, reauth_by);
+                if let Some((path, _)) = &snap.journal {
+                    r.warnings.push(format!(
+                        "a rotated token is pending write-back in the journal {}; the next `auth refresh` finishes it",
+                        path.display()
+                    ));
+                }
+                // Offline, a due refresh is not yet a problem: the next refresh fixes it.
+                r.attention = matches!(r.state, State::ReauthRequired | State::Failed)
+                    || r.state == State::Expiring && r.action == "none";
+                results.push(r);
+            }
+        }
+        let mut report = RunReport::new(false, results, now);
+        report.secrets = secret_reports;
+        report.notices = self.store.notices();
+        Ok(report)
+    }
+
+    fn vars(&self, p: &dyn Provider, a: &Account) -> Vec<(Slot, String)> {
+        p.slots().iter().map(|s| (*s, a.var(s.base))).collect()
+    }
+
+    /// Reads an account: journal → environment → store, per variable.
+    async fn snapshot(&self, p: &dyn Provider, a: &Account) -> Result<Snapshot, StoreError> {
+        self.read_account(p, a, false).await
+    }
+
+    /// `prefer_store`: skip the environment (after a dead grant, the environment
+    /// may hold a value another runner already rotated away).
+    async fn read_account(&self, p: &dyn Provider, a: &Account, prefer_store: bool) -> Result<Snapshot, StoreError> {
+        let store_id = self.store.id();
+        let journal = match self.journal.read(&store_id, &a.key()) {
+            Ok(Some(rec)) => Some((self.journal.path_for(&store_id, &a.key()), rec)),
+            Ok(None) => None,
+            Err(e) => return Err(StoreError::permanent(e.to_string()).with_hint("inspect or move the damaged journal record; it may hold the only copy of a token")),
+        };
+        let mut state = AccountState::default();
+        let mut stored = BTreeMap::new();
+        for (slot, var) in self.vars(p, a) {
+            let from_store = self.store.read(&var).await?;
+            let env = if prefer_store && from_store.is_some() { None } else { self.env(&var) };
+            let held = held_from(&var, journal.as_ref(), env, from_store.as_ref());
+            if let Some(s) = from_store {
+                stored.insert(var.clone(), s);
+            }
+            *state.slot_mut(slot.role) = held;
+        }
+        Ok(Snapshot { state, stored, journal })
+    }
+
+    async fn run_account(&self, p: &dyn Provider, a: &Account, dry_run: bool, secret: Option<&Secret>) -> AccountResult {
+        let snap = match self.snapshot(p, a).await {
+            Ok(s) => s,
+            Err(e) => return self.failed_read(p, a, e),
+        };
+        let cx = Cx { http: &self.http, clock: self.clock, client_secret: secret };
+        let now = self.clock.now();
+        let mut state = snap.state.clone();
+        let mut plan = p.plan(&state, now);
+        if plan == Plan::Introspect {
+            if let Err(e) = p.introspect(&cx, &mut state).await {
+                return self.from_error(p, a, &state, e);
+            }
+            plan = p.plan(&state, now);
+        }
+        if dry_run {
+            return self.planned(p, a, &state, plan, snap.journal.is_some());
+        }
+        if !matches!(plan, Plan::Refresh { .. } | Plan::HealthCheck { .. }) && snap.journal.is_none() {
+            return self.settled(p, a, &state, plan);
+        }
+        self.act(p, a, &cx, snap).await
+    }
+
+    /// The locked part: re-read, finish any journal, re-plan, call, journal, write.
+    async fn act(&self, p: &dyn Provider, a: &Account, cx: &Cx<'_>, before: Snapshot) -> AccountResult {
+        let key = a.key();
+        let lock_path = self.locks_dir.join(format!("{key}.lock"));
+        let _host_lock = match FileLock::acquire(lock_path, self.lock_timeout).await {
+            Ok(l) => l,
+            Err(e) => return self.failure(p, a, &before.state, State::Failed, format!("cannot take the lock: {e}"), Some("another evertoken run may be stuck; check for it".into())),
+        };
+        let remote_lock = match self.store.lock(&key).await {
+            Ok(l) => l,
+            Err(e) => return self.failure(p, a, &before.state, State::Failed, format!("cannot take the store's lock: {}", e.message), e.hint),
+        };
+        let result = self.act_locked(p, a, cx, before).await;
+        if let Some(l) = remote_lock {
+            if let Err(e) = l.release().await {
+                tracing::warn!("releasing the store lock for {a} failed: {}", e.message);
+            }
+        }
+        result
+    }
+
+    async fn act_locked(&self, p: &dyn Provider, a: &Account, cx: &Cx<'_>, before: Snapshot) -> AccountResult {
+        let now = self.clock.now();
+        let mut snap = match self.snapshot(p, a).await {
+            Ok(s) => s,
+            Err(e) => return self.failed_read(p, a, e),
+        };
+        let mut warnings = Vec::new();
+        // A token left in the journal by an interrupted run goes to the store first.
+        if let Some((path, rec)) = snap.journal.take() {
+            if let Err(e) = self.write_back(&rec.entries).await {
+                return self.failure(
+                    p,
+                    a,
+                    &snap.state,
+                    State::Failed,
+                    format!(
+                        "write-back to {} failed again ({}); the rotated token stays in the journal {}",
+                        self.store.describe(),
+                        e.message,
+                        path.display()
+                    ),
+                    e.hint.or(Some("fix the store, then re-run `evertoken auth refresh`; the journal is kept until it succeeds".into())),
+                );
+            }
+            failpoint::hit(failpoint::BEFORE_JOURNAL_CLEANUP);
+            if let Err(e) = self.journal.clear(&self.store.id(), &a.key()) {
+                tracing::warn!("cannot remove journal record {}: {e}", path.display());
+            }
+            warnings.push(format!("finished a write-back an earlier run left in the journal ({})", path.display()));
+            snap = match self.snapshot(p, a).await {
+                Ok(s) => s,
+                Err(e) => return self.failed_read(p, a, e),
+            };
+        }
+        // Another runner may have refreshed while this one waited for the lock.
+        let changed_by_other = p.slots().iter().any(|s| {
+            let var = a.var(s.base);
+            s.durable && !same_stored(before.stored.get(&var), snap.stored.get(&var))
+        });
+        let plan = p.plan(&snap.state, now);
+        if !matches!(plan, Plan::Refresh { .. } | Plan::HealthCheck { .. }) {
+            let mut r = self.settled(p, a, &snap.state, plan);
+            if changed_by_other {
+                r.action = "skipped".into();
+                r.message = format!("another evertoken run refreshed it just now; {}", r.message);
+            } else if !warnings.is_empty() {
+                r.action = "finished write-back".into();
+            }
+            r.warnings.extend(warnings);
+            return r;
+        }
+        let mut r = self.call_and_store(p, a, cx, &snap.state, true).await;
+        r.warnings.splice(0..0, warnings);
+        r
+    }
+
+    /// Calls the provider; on success journals and writes back.
+    async fn call_and_store(&self, p: &dyn Provider, a: &Account, cx: &Cx<'_>, state: &AccountState, may_reread: bool) -> AccountResult {
+        let rotating = p.rotates(state);
+        match p.refresh(cx, state).await {
+            Ok(grant) => self.store_grant(p, a, state, grant).await,
+            Err(ProviderError::Reauth { message }) if may_reread => {
+                // One re-read, in case another runner rotated the token meanwhile.
+                match self.read_account(p, a, true).await {
+                    Ok(fresh) if differs(state, &fresh.state, p) => {
+                        Box::pin(self.call_and_store(p, a, cx, &fresh.state, false)).await
+                    }
+                    _ => self.from_error(p, a, state, ProviderError::Reauth { message }),
+                }
+            }
+            Err(e) => {
+                let mut r = self.from_error(p, a, state, e);
+                if rotating && r.state == State::Unknown {
+                    r.action = "none (outcome unknown)".into();
+                }
+                r
+            }
+        }
+    }
+
+    async fn store_grant(&self, p: &dyn Provider, a: &Account, state: &AccountState, grant: Grant) -> AccountResult {
+        failpoint::hit(failpoint::AFTER_PROVIDER);
+        let now = self.clock.now();
+        let mut new_state = state.clone();
+        let mut entries = Vec::new();
+        let mut rotated = false;
+        for slot in p.slots() {
+            let new = match slot.role {
+                Role::Access => grant.access.as_ref(),
+                Role::Refresh => grant.refresh.as_ref(),
+            };
+            let Some(new) = new else { continue };
+            let var = a.var(slot.base);
+            let old = state.get(slot.role);
+            if slot.role == Role::Refresh && old.is_some_and(|o| !o.value.same_as(&new.value)) {
+                rotated = true;
+            }
+            entries.push(Entry { var: var.clone(), value: new.value.clone(), expires_at: new.expires_at, updated_at: now, durable: slot.durable });
+            *new_state.slot_mut(slot.role) = Some(Held {
+                var,
+                value: new.value.clone(),
+                source: self.store.source(),
+                expires_at: new.expires_at,
+                updated_at: Some(now),
+            });
+        }
+        entries.sort_by_key(|e| !e.durable);
+        let (st, action) = if rotated {
+            (State::Rotated, "rotated".to_owned())
+        } else if grant.access.is_some() {
+            (State::Refreshed, if p.slots().iter().any(|s| s.role == Role::Refresh) { "new access token" } else { "refreshed in place" }.to_owned())
+        } else {
+            (State::Ok, if grant.note.is_some() && grant.refresh.is_none() && p.slots().iter().all(|s| s.role == Role::Refresh) { "health-checked" } else { "none" }.to_owned())
+        };
+        let mut message = grant.note.clone().unwrap_or_else(|| match st {
+            State::Rotated => "new refresh token persisted".to_owned(),
+            _ => "new token stored".to_owned(),
+        });
+        if entries.is_empty() {
+            return self.result(p, a, &new_state, st, action, message, None);
+        }
+        let store_id = self.store.id();
+        let journal_path = match self.journal.record(&store_id, &a.to_string(), &a.key(), &entries, now) {
+            Ok(path) => path,
+            Err(e) => {
+                // Nowhere safe to keep it: still try the store directly, loudly.
+                tracing::error!("cannot write the rotation journal in {}: {e}", self.journal.dir().display());
+                PathBuf::new()
+            }
+        };
+        failpoint::hit(failpoint::AFTER_JOURNAL);
+        if let Err(e) = self.write_back(&entries).await {
+            let held = if journal_path.as_os_str().is_empty() {
+                "and the journal could not be written either: the new token is lost unless the store took it".to_owned()
+            } else {
+                format!("the new token is kept in the journal {} and the next run finishes the write-back", journal_path.display())
+            };
+            let mut r = self.failure(
+                p,
+                a,
+                &new_state,
+                State::Failed,
+                format!("{} but the write-back to {} failed: {}; {held}", action_done(st), self.store.describe(), e.message),
+                e.hint.or(Some("fix the store's access, then re-run `evertoken auth refresh`".into())),
+            );
+            r.action = format!("{action}, write-back pending");
+            return r;
+        }
+        failpoint::hit(failpoint::AFTER_WRITEBACK);
+        failpoint::hit(failpoint::BEFORE_JOURNAL_CLEANUP);
+        if let Err(e) = self.journal.clear(&store_id, &a.key()) {
+            tracing::warn!("cannot remove journal record {}: {e}", journal_path.display());
+        }
+        let mut r = self.result(p, a, &new_state, st, action, std::mem::take(&mut message), None);
+        if self.store.env_shadows() {
+            for e in &entries {
+                if self.env(&e.var).is_some_and(|v| !v.same_as(&e.value)) {
+                    r.warnings.push(format!(
+                        "{} is also set in the environment, which shadows the value just written to {}: the next local run would read the stale value; unset it",
+                        e.var,
+                        self.store.describe()
+                    ));
+                }
+            }
+        }
+        r
+    }
+
+    /// Writes entries to the store, durable ones first, retrying transient errors.
+    async fn write_back(&self, entries: &[Entry]) -> Result<(), StoreError> {
+        let (durable, rest): (Vec<Entry>, Vec<Entry>) = entries.iter().cloned().partition(|e| e.durable);
+        if !durable.is_empty() {
+            self.write_with_retry(&durable).await?;
+        }
+        failpoint::hit(failpoint::MID_WRITEBACK);
+        if !rest.is_empty() {
+            self.write_with_retry(&rest).await?;
+        }
+        Ok(())
+    }
+
+    async fn write_with_retry(&self, entries: &[Entry]) -> Result<(), StoreError> {
+        use backon::Retryable;
+        let backoff = backon::ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(200))
+            .with_max_delay(Duration::from_secs(5))
+            .with_jitter()
+            .with_max_times(self.cfg.file.http.retries as usize);
+        (|| self.store.write(entries))
+            .retry(backoff)
+            .sleep(tokio::time::sleep)
+            .when(|e: &StoreError| e.transient)
+            .notify(|e, d| tracing::info!("write-back failed ({}); retrying in {:.1}s", e.message, d.as_secs_f64()))
+            .await
+    }
+
+    /// A plan that needs no call, as a result (real run).
+    fn settled(&self, p: &dyn Provider, a: &Account, state: &AccountState, plan: Plan) -> AccountResult {
+        let now = self.clock.now();
+        match plan {
+            Plan::Ok { message } => self.result(p, a, state, State::Ok, "none".into(), message, None),
+            Plan::Expiring { message } => self.result(p, a, state, State::Expiring, "none".into(), message, None),
+            Plan::Reauth { message, reauth_by } => self.reauth(p, a, state, message, reauth_by.unwrap_or(now)),
+            Plan::Refresh { reason } | Plan::HealthCheck { reason } => self.result(p, a, state, State::Ok, "none".into(), reason, None),
+            Plan::Introspect => self.result(p, a, state, State::Unknown, "none".into(), "expiry unknown".into(), None),
+        }
+    }
+
+    /// A plan, as dry-run reports it: the current state and the planned action.
+    fn planned(&self, p: &dyn Provider, a: &Account, state: &AccountState, plan: Plan, pending: bool) -> AccountResult {
+        let mut r = match plan {
+            Plan::Refresh { reason } => {
+                let action = if p.rotates(state) {
+                    "would rotate"
+                } else if p.slots().iter().any(|s| s.role == Role::Refresh) {
+                    "would renew access token"
+                } else {
+                    "would refresh in place"
+                };
+                self.result(p, a, state, State::Ok, action.into(), reason, None)
+            }
+            Plan::HealthCheck { reason } => self.result(p, a, state, State::Ok, "would health-check".into(), reason, None),
+            other => self.settled(p, a, state, other),
+        };
+        if pending {
+            r.action = format!("would finish a pending write-back, then {}", r.action);
+        }
+        r
+    }
+
+    fn reauth(&self, p: &dyn Provider, a: &Account, state: &AccountState, message: String, by: Timestamp) -> AccountResult {
+        let mut r = self.result(p, a, state, State::ReauthRequired, "re-authorise".into(), message, Some(by));
+        let fix = p.login_command(a);
+        r.message = format!("{}; re-auth by {} with `{fix}`", r.message, clock::date(by));
+        r.fix = Some(fix);
+        r
+    }
+
+    fn from_error(&self, p: &dyn Provider, a: &Account, state: &AccountState, e: ProviderError) -> AccountResult {
+        let now = self.clock.now();
+        match e {
+            ProviderError::Reauth { message } => {
+                let causes = p.reauth_causes();
+                let message = if causes.is_empty() { message } else { format!("{message} (likely: {causes})") };
+                self.reauth(p, a, state, message, now)
+            }
+            ProviderError::Failed { message, hint } => self.failure(p, a, state, State::Failed, message, hint),
+            ProviderError::Unknown { message } => self.failure(
+                p,
+                a,
+                state,
+                State::Unknown,
+                message,
+                Some(format!("check the account on {}'s side; if the stored token no longer works, run `{}`", p.platform().display_name(), p.login_command(a))),
+            ),
+        }
+    }
+
+    fn failure(&self, p: &dyn Provider, a: &Account, state: &AccountState, st: State, message: String, hint: Option<String>) -> AccountResult {
+        let mut r = self.result(p, a, state, st, "none".into(), message, None);
+        r.fix = hint;
+        r
+    }
+
+    fn failed_read(&self, p: &dyn Provider, a: &Account, e: StoreError) -> AccountResult {
+        self.failure(p, a, &AccountState::default(), State::Failed, format!("cannot read from {}: {}", self.store.describe(), e.message), e.hint)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn result(&self, p: &dyn Provider, a: &Account, state: &AccountState, st: State, action: String, message: String, reauth_by: Option<Timestamp>) -> AccountResult {
+        let credentials = p
+            .slots()
+            .iter()
+            .map(|s| {
+                let var = a.var(s.base);
+                match state.get(s.role) {
+                    Some(h) => CredentialReport {
+                        var,
+                        present: true,
+                        source: Some(h.source.clone()),
+                        prefix: Some(h.value.prefix()),
+                        expires_at: h.expires_at,
+                        updated_at: h.updated_at,
+                    },
+                    None => CredentialReport { var, present: false, source: None, prefix: None, expires_at: None, updated_at: None },
+                }
+            })
+            .collect();
+        let has_refresh_slot = p.slots().iter().any(|s| s.role == Role::Refresh);
+        let has_access_slot = p.slots().iter().any(|s| s.role == Role::Access);
+        AccountResult {
+            platform: p.platform(),
+            account: a.label().to_owned(),
+            state: st,
+            action,
+            expires_at: if has_access_slot { state.access.as_ref().and_then(|h| h.expires_at) } else { None },
+            refresh_expires_at: if has_refresh_slot { state.refresh.as_ref().and_then(|h| h.expires_at) } else { None },
+            message,
+            reauth_by: reauth_by.map(clock::date),
+            fix: None,
+            credentials,
+            attention: st.needs_attention(),
+            warnings: Vec::new(),
+        }
+    }
+}
+
+fn action_done(st: State) -> &'static str {
+    match st {
+        State::Rotated => "the provider rotated the token",
+        _ => "the provider issued a new token",
+    }
+}
+
+fn env_value(var: &str) -> Option<Secret> {
+    std::env::var(var).ok().filter(|v| !v.is_empty()).map(Secret::new)
+}
+
+/// One variable's effective value: journal → environment → store.
+fn held_from(var: &str, journal: Option<&(PathBuf, Record)>, env: Option<Secret>, stored: Option<&Stored>) -> Option<Held> {
+    if let Some((path, rec)) = journal {
+        if let Some(e) = rec.entries.iter().find(|e| e.var == var) {
+            return Some(Held {
+                var: var.to_owned(),
+                value: e.value.clone(),
+                source: Source::Journal(path.display().to_string()),
+                expires_at: e.expires_at,
+                updated_at: Some(e.updated_at),
+            });
+        }
+    }
+    if let Some(v) = env {
+        // The store's metadata applies only if it describes the same value.
+        let meta = stored.filter(|s| s.value.same_as(&v));
+        return Some(Held {
+            var: var.to_owned(),
+            value: v,
+            source: Source::Env(var.to_owned()),
+            expires_at: meta.and_then(|s| s.expires_at),
+            updated_at: meta.and_then(|s| s.updated_at),
+        });
+    }
+    stored.map(|s| Held { var: var.to_owned(), value: s.value.clone(), source: s.source.clone(), expires_at: s.expires_at, updated_at: s.updated_at })
+}
+
+fn same_stored(a: Option<&Stored>, b: Option<&Stored>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(x), Some(y)) => x.value.same_as(&y.value),
+        _ => false,
+    }
+}
+
+/// Whether the durable credential the provider uses differs between two reads.
+fn differs(old: &AccountState, new: &AccountState, p: &dyn Provider) -> bool {
+    p.slots().iter().any(|s| match (old.get(s.role), new.get(s.role)) {
+        (Some(x), Some(y)) => !x.value.same_as(&y.value),
+        (None, Some(_)) => true,
+        _ => false,
+    })
+}

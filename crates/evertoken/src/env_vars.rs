@@ -1,0 +1,65 @@
+//! Every environment variable evertoken reads, declared once. The README's table
+//! is checked against [`ALL`] by a test, so the two never drift.
+
+/// Path of the configuration file (after `--config`).
+pub const EVERTOKEN_CONFIG: &str = "EVERTOKEN_CONFIG";
+/// Fixes the clock (RFC 3339). For tests and reproducible dry-runs.
+pub const EVERTOKEN_NOW: &str = "EVERTOKEN_NOW";
+/// Log filter, `tracing` syntax (overrides -v/-q).
+pub const EVERTOKEN_LOG: &str = "EVERTOKEN_LOG";
+/// Test builds only: abort (SIGKILL) at a named step of a rotation.
+pub const EVERTOKEN_FAILPOINT: &str = "EVERTOKEN_FAILPOINT";
+/// Set by CI systems; turns progress bars off.
+pub const CI: &str = "CI";
+pub const XDG_CONFIG_HOME: &str = "XDG_CONFIG_HOME";
+pub const XDG_STATE_HOME: &str = "XDG_STATE_HOME";
+pub const HOME: &str = "HOME";
+/// GitLab write-back: API token with `api` scope (sent as `PRIVATE-TOKEN`).
+pub const GITLAB_TOKEN: &str = "GITLAB_TOKEN";
+/// GitLab's predefined variables, used as defaults in a pipeline.
+pub const CI_PROJECT_ID: &str = "CI_PROJECT_ID";
+pub const CI_API_V4_URL: &str = "CI_API_V4_URL";
+pub const CI_JOB_TOKEN: &str = "CI_JOB_TOKEN";
+/// Vault / OpenBao write-back.
+pub const VAULT_ADDR: &str = "VAULT_ADDR";
+pub const VAULT_TOKEN: &str = "VAULT_TOKEN";
+pub const VAULT_ROLE_ID: &str = "VAULT_ROLE_ID";
+pub const VAULT_SECRET_ID: &str = "VAULT_SECRET_ID";
+/// Alerts.
+pub const ALERT_WEBHOOK_URL: &str = "ALERT_WEBHOOK_URL";
+pub const ALERT_SMTP_USERNAME: &str = "ALERT_SMTP_USERNAME";
+pub const ALERT_SMTP_PASSWORD: &str = "ALERT_SMTP_PASSWORD";
+/// GitHub App defaults.
+pub const GITHUB_APP_ID: &str = "GITHUB_APP_ID";
+pub const GITHUB_APP_INSTALLATION_ID: &str = "GITHUB_APP_INSTALLATION_ID";
+pub const GITHUB_APP_PRIVATE_KEY_PATH: &str = "GITHUB_APP_PRIVATE_KEY_PATH";
+/// GitHub Actions: set on runners; a mint then emits `::add-mask::`.
+pub const GITHUB_ACTIONS: &str = "GITHUB_ACTIONS";
+/// GitHub Actions secrets write-back token.
+pub const GITHUB_TOKEN: &str = "GITHUB_TOKEN";
+pub const GH_TOKEN: &str = "GH_TOKEN";
+
+/// Every variable above, with a one-line description for `--help` and the README.
+pub const ALL: &[(&str, &str)] = &[
+    (EVERTOKEN_CONFIG, "configuration file path, used when --config is not given"),
+    (EVERTOKEN_NOW, "fix the clock (RFC 3339), for tests and reproducible dry-runs"),
+    (EVERTOKEN_LOG, "log filter in tracing syntax, e.g. evertoken=debug"),
+    (EVERTOKEN_FAILPOINT, "debug builds only: SIGKILL the process at a named rotation step"),
+    (CI, "set by CI systems: no progress bars"),
+    (XDG_CONFIG_HOME, "where the default config lives (evertoken/config.yaml)"),
+    (XDG_STATE_HOME, "where the rotation journal, locks and alert state live (evertoken/)"),
+    (GITLAB_TOKEN, "GitLab write-back: token with api scope"),
+    (CI_PROJECT_ID, "GitLab write-back: default project"),
+    (CI_API_V4_URL, "GitLab write-back: default API URL"),
+    (VAULT_ADDR, "Vault write-back: server address"),
+    (VAULT_TOKEN, "Vault write-back: token"),
+    (VAULT_ROLE_ID, "Vault write-back: AppRole role id"),
+    (VAULT_SECRET_ID, "Vault write-back: AppRole secret id"),
+    (ALERT_WEBHOOK_URL, "webhook alerts: the incoming-webhook URL"),
+    (ALERT_SMTP_USERNAME, "email alerts: SMTP user"),
+    (ALERT_SMTP_PASSWORD, "email alerts: SMTP password"),
+    (GITHUB_APP_ID, "GitHub App: app id when the config has none"),
+    (GITHUB_APP_INSTALLATION_ID, "GitHub App: installation id when the config has none"),
+    (GITHUB_APP_PRIVATE_KEY_PATH, "GitHub App: private key path when the config has none"),
+    (GITHUB_ACTIONS, "set on GitHub Actions runners: minted tokens are masked with ::add-mask::"),
+];

@@ -1,0 +1,300 @@
+//! The one HTTP client every provider, store and alert channel shares: connection
+//! pooling, timeouts, retries with capped exponential backoff and jitter, `Retry-After`,
+//! and the rule that decides what may be retried. It returns every final answer
+//! (2xx and 4xx alike) to the caller, whose module knows the provider's error shapes.
+//!
+//! It never logs a request body, and URLs go through [`safe_url`] before they appear
+//! in any message, since Instagram puts the token in the query string.
+
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::{RequestBuilder, StatusCode};
+use url::Url;
+
+use crate::config::HttpConfig;
+
+/// Whether a call may be repeated when its outcome is unknown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Call {
+    /// Repeating it changes nothing that matters (Instagram refresh, Google grant,
+    /// introspection, GitHub mint, store writes): retried after a timeout too.
+    Safe,
+    /// Each success rotates a credential (TikTok, LinkedIn refresh grants): a timeout
+    /// after the request was sent is an unknown outcome, never retried.
+    Rotating,
+}
+
+/// A final answer from the server (any status that is not retried).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_str(&self.body)
+    }
+
+    /// The server's clock, from the `Date` header.
+    pub fn date(&self) -> Option<jiff::Timestamp> {
+        let v = self.headers.get(reqwest::header::DATE)?.to_str().ok()?;
+        jiff::fmt::rfc2822::parse(v).ok().map(|z| z.timestamp())
+    }
+
+    /// The first characters of the body, for error messages about unexpected answers.
+    pub fn snippet(&self) -> String {
+        let one_line: String = self.body.split_whitespace().collect::<Vec<_>>().join(" ");
+        let mut s: String = one_line.chars().take(120).collect();
+        if one_line.chars().count() > 120 {
+            s.push('…');
+        }
+        s
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// Every attempt failed with a transient error.
+    GaveUp { message: String },
+    /// A rotating request was sent and no answer came back: the provider may have
+    /// rotated the credential. Never reported as success, never blindly retried.
+    Unknown { message: String },
+}
+
+impl Failure {
+    pub fn message(&self) -> &str {
+        match self {
+            Failure::GaveUp { message } | Failure::Unknown { message } => message,
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Attempt {
+    Retry { message: String, after: Option<Duration> },
+    Stop(Failure),
+}
+
+#[derive(Clone)]
+pub struct Http {
+    client: reqwest::Client,
+    retries: u32,
+    max_retry_after: Duration,
+}
+
+impl Http {
+    pub fn new(cfg: &HttpConfig) -> Self {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs_f64(cfg.timeout_seconds))
+            .connect_timeout(Duration::from_secs_f64(cfg.timeout_seconds.min(10.0)))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("evertoken/", env!("CARGO_PKG_VERSION")))
+            .pool_max_idle_per_host(64)
+            .build()
+            .expect("the HTTP client configuration is static and valid");
+        Self {
+            client,
+            retries: cfg.retries,
+            max_retry_after: Duration::from_secs(cfg.max_retry_after_seconds),
+        }
+    }
+
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// Sends the request built by `build` (called again for each attempt) and
+    /// returns the final answer. `what` names the call in messages, e.g. "TikTok
+    /// token endpoint"; the URL is added, with query secrets masked.
+    pub async fn send<F>(&self, what: &str, call: Call, build: F) -> Result<Reply, Failure>
+    where
+        F: Fn(&reqwest::Client) -> RequestBuilder,
+    {
+        let attempt = || async {
+            let req = build(&self.client).build().map_err(|e| {
+                Attempt::Stop(Failure::GaveUp { message: format!("{what}: bad request: {}", e.without_url()) })
+            })?;
+            let where_ = format!("{} {}", req.method(), safe_url(req.url()));
+            let resp = match self.client.execute(req).await {
+                Ok(r) => r,
+                Err(e) => return Err(classify_send_error(what, &where_, call, e)),
+            };
+            let status = resp.status();
+            let headers = resp.headers().clone();
+            if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+                let after = retry_after(&headers);
+                if let Some(a) = after {
+                    if a > self.max_retry_after {
+                        return Err(Attempt::Stop(Failure::GaveUp {
+                            message: format!(
+                                "{what} ({where_}) answered {status} with Retry-After {}s, longer than http.max_retry_after_seconds ({}s)",
+                                a.as_secs(),
+                                self.max_retry_after.as_secs()
+                            ),
+                        }));
+                    }
+                }
+                return Err(Attempt::Retry { message: format!("{what} ({where_}) answered {status}"), after });
+            }
+            match resp.text().await {
+                Ok(body) => Ok(Reply { status, headers, body }),
+                Err(e) => {
+                    let message = format!(
+                        "{what} ({where_}) answered {status} but the body could not be read: {}",
+                        e.without_url()
+                    );
+                    if call == Call::Rotating && status.is_success() {
+                        Err(Attempt::Stop(Failure::Unknown { message }))
+                    } else {
+                        Err(Attempt::Retry { message, after: None })
+                    }
+                }
+            }
+        };
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(200))
+            .with_max_delay(Duration::from_secs(8))
+            .with_factor(2.0)
+            .with_jitter()
+            .with_max_times(self.retries as usize);
+        attempt
+            .retry(backoff)
+            .sleep(tokio::time::sleep)
+            .when(|e| matches!(e, Attempt::Retry { .. }))
+            .adjust(|e, d| match e {
+                Attempt::Retry { after: Some(a), .. } => Some(*a),
+                _ => d,
+            })
+            .notify(|e, d| {
+                if let Attempt::Retry { message, .. } = e {
+                    tracing::info!("{message}; retrying in {:.1}s", d.as_secs_f64());
+                }
+            })
+            .await
+            .map_err(|e| match e {
+                Attempt::Retry { message, .. } => Failure::GaveUp {
+                    message: format!("{message} (gave up after {} attempts)", self.retries + 1),
+                },
+                Attempt::Stop(f) => f,
+            })
+    }
+}
+
+fn classify_send_error(what: &str, where_: &str, call: Call, e: reqwest::Error) -> Attempt {
+    let e = e.without_url();
+    if e.is_connect() {
+        // Nothing reached the server: safe to retry even a rotating call.
+        return Attempt::Retry { message: format!("{what} ({where_}): cannot connect: {}", chain(&e)), after: None };
+    }
+    let kind = if e.is_timeout() { "timed out" } else { "failed" };
+    let message = format!("{what} ({where_}) {kind}: {}", chain(&e));
+    match call {
+        Call::Safe => Attempt::Retry { message, after: None },
+        Call::Rotating => Attempt::Stop(Failure::Unknown {
+            message: format!(
+                "{message}; the request was sent, so the provider may have rotated the token"
+            ),
+        }),
+    }
+}
+
+/// The error and its sources, on one line.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+/// `Retry-After` as seconds or an HTTP date.
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let v = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = v.parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+    }
+    let at = jiff::fmt::rfc2822::parse(v).ok()?.timestamp();
+    let secs = at.as_second() - jiff::Timestamp::now().as_second();
+    Some(Duration::from_secs(secs.max(0) as u64))
+}
+
+const SECRET_PARAMS: &[&str] = &[
+    "access_token",
+    "refresh_token",
+    "client_secret",
+    "code",
+    "code_verifier",
+    "token",
+    "fb_exchange_token",
+    "id_token",
+    "password",
+    "secret_id",
+];
+
+/// The URL with the values of secret-bearing query parameters masked and any
+/// userinfo removed: the only form in which a URL may appear in a message.
+pub fn safe_url(url: &Url) -> String {
+    let mut u = url.clone();
+    let _ = u.set_password(None);
+    let _ = u.set_username("");
+    if u.query().is_some() {
+        let pairs: Vec<(String, String)> = u
+            .query_pairs()
+            .map(|(k, v)| {
+                let masked = SECRET_PARAMS.contains(&k.as_ref());
+                (k.into_owned(), if masked { "***".to_owned() } else { v.into_owned() })
+            })
+            .collect();
+        u.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    u.to_string()
+}
+
+/// Joins a provider path to a configured base URL, keeping only its scheme, host
+/// and port (SPEC §2: `base_url` replaces only those).
+pub fn endpoint(base: &Url, path: &str) -> Url {
+    let mut u = base.clone();
+    u.set_path(path);
+    u.set_query(None);
+    u.set_fragment(None);
+    u
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn safe_url_masks_query_secrets() {
+        let u = Url::parse("https://graph.instagram.com/refresh_access_token?grant_type=ig_refresh_token&access_token=IGtestsecret").unwrap();
+        let s = safe_url(&u);
+        assert!(!s.contains("IGtestsecret"), "{s}");
+        assert!(s.contains("grant_type=ig_refresh_token"), "{s}");
+        assert!(s.contains("access_token=***"), "{s}");
+    }
+
+    #[test]
+    fn endpoint_keeps_the_provider_path() {
+        let base = Url::parse("http://127.0.0.1:9999/ignored?x=1").unwrap();
+        assert_eq!(endpoint(&base, "/v2/oauth/token/").as_str(), "http://127.0.0.1:9999/v2/oauth/token/");
+    }
+
+    #[test]
+    fn retry_after_seconds() {
+        let mut h = HeaderMap::new();
+        h.insert(RETRY_AFTER, "2".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(2)));
+        h.insert(RETRY_AFTER, "soon".parse().unwrap());
+        assert_eq!(retry_after(&h), None);
+    }
+}

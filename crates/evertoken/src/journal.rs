@@ -1,0 +1,135 @@
+//! The rotation journal: every token a provider issues is written here (0600,
+//! atomically, fsynced) before any other step, and removed only after the store
+//! holds it. A run killed at any instant therefore loses nothing; the next run
+//! finds the record and finishes the write-back first. The journal wins over a
+//! stale environment value. It lives under `auth.journal_dir` (default
+//! `$XDG_STATE_HOME/evertoken/journal`); its records hold secrets, so its
+//! directory is 0700 and nothing here ever prints a value.
+
+use std::path::{Path, PathBuf};
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::files;
+use crate::store::Entry;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Record {
+    pub version: u32,
+    /// The store the entries are destined for ([`crate::store::Store::id`]).
+    pub store: String,
+    /// `platform` or `platform:account`.
+    pub account: String,
+    pub created_at: Timestamp,
+    pub entries: Vec<Entry>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Journal {
+    dir: PathBuf,
+}
+
+impl Journal {
+    pub fn new(state_dir: &Path) -> Self {
+        Self { dir: state_dir.join("journal") }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The record file for one store + account.
+    pub fn path_for(&self, store_id: &str, account_key: &str) -> PathBuf {
+        use sha2::Digest;
+        let h = sha2::Sha256::digest(store_id.as_bytes());
+        let short: String = h.iter().take(6).map(|b| format!("{b:02x}")).collect();
+        self.dir.join(format!("{account_key}.{short}.json"))
+    }
+
+    pub fn read(&self, store_id: &str, account_key: &str) -> std::io::Result<Option<Record>> {
+        let path = self.path_for(store_id, account_key);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("journal record {} is damaged ({e}); it is left in place", path.display()),
+                )
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Records `entries`, merged over any pending ones for the same variables, and
+    /// returns the record's path. Durable when this returns.
+    pub fn record(&self, store_id: &str, account: &str, account_key: &str, entries: &[Entry], now: Timestamp) -> std::io::Result<PathBuf> {
+        let path = self.path_for(store_id, account_key);
+        let mut merged: Vec<Entry> = match self.read(store_id, account_key) {
+            Ok(Some(r)) => r.entries,
+            _ => Vec::new(),
+        };
+        for e in entries {
+            merged.retain(|m| m.var != e.var);
+            merged.push(e.clone());
+        }
+        // Durable credentials first: the write-back order follows the record.
+        merged.sort_by_key(|e| !e.durable);
+        let rec = Record { version: 1, store: store_id.to_owned(), account: account.to_owned(), created_at: now, entries: merged };
+        let json = serde_json::to_vec_pretty(&rec).map_err(std::io::Error::other)?;
+        files::write_private_atomic(&path, &json)?;
+        Ok(path)
+    }
+
+    /// Removes the record once the store holds its entries.
+    pub fn clear(&self, store_id: &str, account_key: &str) -> std::io::Result<()> {
+        let path = self.path_for(store_id, account_key);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {
+                if let Ok(d) = std::fs::File::open(&self.dir) {
+                    let _ = d.sync_all();
+                }
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Every pending record (any store), for `doctor` and status.
+    pub fn pending(&self) -> Vec<PathBuf> {
+        std::fs::read_dir(&self.dir)
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::Secret;
+
+    fn entry(var: &str, v: &str, durable: bool) -> Entry {
+        Entry { var: var.into(), value: Secret::new(v), expires_at: None, updated_at: Timestamp::UNIX_EPOCH, durable }
+    }
+
+    #[test]
+    fn record_merges_and_orders_durable_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::new(dir.path());
+        j.record("s", "tiktok", "tiktok", &[entry("A", "1", false)], Timestamp::UNIX_EPOCH).unwrap();
+        let p = j.record("s", "tiktok", "tiktok", &[entry("R", "2", true), entry("A", "3", false)], Timestamp::UNIX_EPOCH).unwrap();
+        assert_eq!(files::mode_of(&p).unwrap(), Some(0o600));
+        let r = j.read("s", "tiktok").unwrap().unwrap();
+        let got: Vec<_> = r.entries.iter().map(|e| (e.var.as_str(), e.value.expose())).collect();
+        assert_eq!(got, vec![("R", "2"), ("A", "3")]);
+        assert!(j.read("other-store", "tiktok").unwrap().is_none());
+        j.clear("s", "tiktok").unwrap();
+        assert!(j.read("s", "tiktok").unwrap().is_none());
+    }
+}

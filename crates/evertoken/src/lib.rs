@@ -1,0 +1,27 @@
+//! evertoken keeps the credentials of unattended automation alive: it refreshes or
+//! rotates every token it can, writes each new token back where the next run reads
+//! it, and raises a loud, dated alarm for every token a human must re-authorise.
+//!
+//! The binary is a thin layer over this library: [`cli`] parses and renders,
+//! [`engine`] runs the rotation path, [`provider`], [`store`] and [`alert`] hold one
+//! module per platform, backend and channel.
+
+pub mod alert;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod demo;
+pub mod engine;
+pub mod env_vars;
+pub mod error;
+pub mod files;
+pub mod github;
+pub mod http;
+pub mod journal;
+pub mod lock;
+pub mod platform;
+pub mod provider;
+pub mod render;
+pub mod report;
+pub mod secret;
+pub mod store;

@@ -1,0 +1,182 @@
+//! Instagram (Instagram API with Instagram Login): a long-lived user token (~60
+//! days) refreshed in place with `GET /refresh_access_token?grant_type=ig_refresh_token`
+//! once it is at least 24 hours old and not expired; the answer is a new token valid
+//! for 60 days from the refresh. Errors are Graph API `OAuthException`s.
+//! Source: developers.facebook.com/documentation/instagram-platform/reference/refresh_access_token
+
+use jiff::{Timestamp, ToSpan};
+use serde::Deserialize;
+
+use super::{Common, Cx, Grant, NewToken, Plan, Provider, ProviderError, Role, Slot, expiry_text};
+use crate::config;
+use crate::error::Result;
+use crate::http::{Call, endpoint};
+use crate::platform::Platform;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default = "super::default_true")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub accounts: Vec<String>,
+    #[serde(default = "super::default_concurrency")]
+    pub concurrency: usize,
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// Refresh when the token expires within this many days.
+    #[serde(default = "default_refresh_before_days")]
+    pub refresh_before_days: i64,
+    /// The Instagram app id (used by `auth login`).
+    #[serde(default)]
+    pub app_id: Option<String>,
+    /// Authorization endpoint base for `auth login` (www.instagram.com).
+    #[serde(default)]
+    pub auth_url: Option<String>,
+}
+
+fn default_refresh_before_days() -> i64 {
+    15
+}
+
+pub const BASE_URL: &str = "https://graph.instagram.com";
+const SLOTS: &[Slot] = &[Slot { role: Role::Access, base: "INSTAGRAM_ACCESS_TOKEN", durable: true }];
+
+pub struct Instagram {
+    common: Common,
+    refresh_before_days: i64,
+}
+
+impl Instagram {
+    pub fn new(cfg: &config::Config, c: &Config) -> Result<Self> {
+        let common = super::common(cfg, "instagram", c.enabled, &c.accounts, c.concurrency, c.base_url.as_deref(), BASE_URL)?;
+        if c.refresh_before_days < 1 || c.refresh_before_days > 59 {
+            return Err(cfg
+                .error_at("platforms.instagram.refresh_before_days", "must be between 1 and 59")
+                .with_hint("Instagram tokens live 60 days; the default is 15"));
+        }
+        Ok(Self { common, refresh_before_days: c.refresh_before_days })
+    }
+}
+
+#[derive(Deserialize)]
+struct RefreshReply {
+    access_token: String,
+    #[serde(default)]
+    expires_in: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct GraphErrorBody {
+    error: GraphError,
+}
+
+#[derive(Deserialize)]
+struct GraphError {
+    #[serde(default)]
+    message: String,
+    #[serde(default, rename = "type")]
+    kind: String,
+    #[serde(default)]
+    code: i64,
+    #[serde(default)]
+    error_subcode: Option<i64>,
+}
+
+#[async_trait::async_trait]
+impl Provider for Instagram {
+    fn platform(&self) -> Platform {
+        Platform::Instagram
+    }
+    fn common(&self) -> &Common {
+        &self.common
+    }
+    fn slots(&self) -> &'static [Slot] {
+        SLOTS
+    }
+    fn client_secret_var(&self) -> Option<&'static str> {
+        None
+    }
+    fn rotates(&self, _: &super::AccountState) -> bool {
+        false
+    }
+
+    fn plan(&self, state: &super::AccountState, now: Timestamp) -> Plan {
+        let Some(token) = &state.access else {
+            return Plan::Reauth { message: "no access token is stored".into(), reauth_by: None };
+        };
+        if let Some(exp) = token.expires_at {
+            if exp <= now {
+                return Plan::Reauth {
+                    message: format!("the token expired on {}; Instagram cannot refresh an expired token", crate::clock::date(exp)),
+                    reauth_by: Some(exp),
+                };
+            }
+        }
+        if let Some(updated) = token.updated_at {
+            if now < updated.checked_add(24.hours()).unwrap_or(updated) {
+                return Plan::Ok {
+                    message: "refreshed or issued less than 24 h ago; Instagram refreshes only older tokens".into(),
+                };
+            }
+        }
+        match token.expires_at {
+            None => Plan::Refresh { reason: "expiry unknown".into() },
+            Some(exp) if super::within_days(now, exp, self.refresh_before_days) => Plan::Refresh {
+                reason: format!("{}, inside refresh_before_days ({})", expiry_text(now, exp), self.refresh_before_days),
+            },
+            Some(exp) => Plan::Ok { message: expiry_text(now, exp) },
+        }
+    }
+
+    async fn refresh(&self, cx: &Cx<'_>, state: &super::AccountState) -> Result<Grant, ProviderError> {
+        let token = state.access.as_ref().ok_or_else(|| ProviderError::Reauth { message: "no access token".into() })?;
+        let url = endpoint(&self.common.base_url, "/refresh_access_token");
+        let reply = cx
+            .http
+            .send("Instagram refresh_access_token", Call::Safe, |c| {
+                c.get(url.clone())
+                    .query(&[("grant_type", "ig_refresh_token"), ("access_token", token.value.expose())])
+            })
+            .await?;
+        if reply.status.is_success() {
+            let body: RefreshReply = reply.json().map_err(|e| super::malformed("Instagram refresh_access_token", &reply, false, e))?;
+            let expires_at = body.expires_in.map(|s| cx.clock.in_secs(s));
+            return Ok(Grant {
+                access: Some(NewToken { value: body.access_token.into(), expires_at }),
+                refresh: None,
+                note: None,
+            });
+        }
+        let Ok(GraphErrorBody { error: e }) = reply.json::<GraphErrorBody>() else {
+            return Err(ProviderError::Failed {
+                message: format!("Instagram answered {}: {}", reply.status, super::redact_body(&reply.snippet())),
+                hint: None,
+            });
+        };
+        let lower = e.message.to_lowercase();
+        if lower.contains("24 hours") || lower.contains("too recent") || lower.contains("too young") {
+            // A token of unknown age turned out to be fresh: it was just issued.
+            return Ok(Grant {
+                note: Some("Instagram says the token is less than 24 h old: it was just issued".into()),
+                ..Grant::default()
+            });
+        }
+        let what = format!(
+            "Instagram rejected the token ({} {}{}: {})",
+            e.kind,
+            e.code,
+            e.error_subcode.map(|s| format!("/{s}")).unwrap_or_default(),
+            e.message
+        );
+        if e.code == 190 || e.kind == "OAuthException" && reply.status.as_u16() == 401 {
+            Err(ProviderError::Reauth { message: what })
+        } else {
+            Err(ProviderError::Failed { message: what, hint: None })
+        }
+    }
+
+    fn reauth_causes(&self) -> &'static str {
+        "the token expired, the user changed their password, or the app's access was removed"
+    }
+}

@@ -1,0 +1,257 @@
+//! LinkedIn: 60-day access tokens. Refresh tokens exist only for approved
+//! partner apps: with one, `POST /oauth/v2/accessToken` (grant_type=refresh_token)
+//! renews the access token (the refresh token keeps its own, non-extending TTL).
+//! Without one, evertoken reads the expiry with `POST /oauth/v2/introspectToken`
+//! and, from `warn_before_days` before it, reports `reauth_required` with the date.
+//! Sources: learn.microsoft.com/linkedin/shared/authentication/programmatic-refresh-tokens,
+//! learn.microsoft.com/linkedin/shared/authentication/token-introspection
+
+use jiff::Timestamp;
+use serde::Deserialize;
+
+use super::{AccountState, Common, Cx, Grant, NewToken, OAuthError, Plan, Provider, ProviderError, Role, Slot, expiry_text};
+use crate::config;
+use crate::error::Result;
+use crate::http::{Call, endpoint};
+use crate::platform::Platform;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default = "super::default_true")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub accounts: Vec<String>,
+    #[serde(default = "super::default_concurrency")]
+    pub concurrency: usize,
+    #[serde(default)]
+    pub base_url: Option<String>,
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// Report `reauth_required` this many days before a non-refreshable expiry.
+    #[serde(default = "default_warn_before_days")]
+    pub warn_before_days: i64,
+    /// With a refresh token: renew the access token this many days before expiry.
+    #[serde(default = "default_refresh_before_days")]
+    pub refresh_before_days: i64,
+    /// Authorization endpoint base for `auth login` (www.linkedin.com).
+    #[serde(default)]
+    pub auth_url: Option<String>,
+}
+
+fn default_warn_before_days() -> i64 {
+    14
+}
+fn default_refresh_before_days() -> i64 {
+    15
+}
+
+pub const BASE_URL: &str = "https://www.linkedin.com";
+const SLOTS: &[Slot] = &[
+    Slot { role: Role::Access, base: "LINKEDIN_ACCESS_TOKEN", durable: true },
+    Slot { role: Role::Refresh, base: "LINKEDIN_REFRESH_TOKEN", durable: false },
+];
+
+pub struct Linkedin {
+    common: Common,
+    client_id: String,
+    warn_before_days: i64,
+    refresh_before_days: i64,
+}
+
+impl Linkedin {
+    pub fn new(cfg: &config::Config, c: &Config) -> Result<Self> {
+        let common = super::common(cfg, "linkedin", c.enabled, &c.accounts, c.concurrency, c.base_url.as_deref(), BASE_URL)?;
+        let client_id = match &c.client_id {
+            Some(k) if !k.trim().is_empty() => k.clone(),
+            _ if !c.enabled => String::new(),
+            _ => {
+                return Err(cfg
+                    .error_at("platforms.linkedin.client_id", "is required")
+                    .with_hint("the Client ID from your app's Auth tab in the LinkedIn developer portal"));
+            }
+        };
+        for (k, v) in [("warn_before_days", c.warn_before_days), ("refresh_before_days", c.refresh_before_days)] {
+            if !(0..=59).contains(&v) {
+                return Err(cfg.error_at(&format!("platforms.linkedin.{k}"), "must be between 0 and 59"));
+            }
+        }
+        Ok(Self { common, client_id, warn_before_days: c.warn_before_days, refresh_before_days: c.refresh_before_days })
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenReply {
+    #[serde(default)]
+    access_token: Option<String>,
+    #[serde(default)]
+    expires_in: Option<i64>,
+    #[serde(default)]
+    refresh_token: Option<String>,
+    #[serde(default)]
+    refresh_token_expires_in: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct Introspection {
+    active: bool,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    expires_at: Option<i64>,
+}
+
+#[async_trait::async_trait]
+impl Provider for Linkedin {
+    fn platform(&self) -> Platform {
+        Platform::Linkedin
+    }
+    fn common(&self) -> &Common {
+        &self.common
+    }
+    fn slots(&self) -> &'static [Slot] {
+        SLOTS
+    }
+    fn client_secret_var(&self) -> Option<&'static str> {
+        Some("LINKEDIN_CLIENT_SECRET")
+    }
+    fn rotates(&self, state: &AccountState) -> bool {
+        state.refresh.is_some()
+    }
+
+    fn plan(&self, state: &AccountState, now: Timestamp) -> Plan {
+        let date = crate::clock::date;
+        if let Some(rt) = &state.refresh {
+            if let Some(exp) = rt.expires_at {
+                if super::within_days(now, exp, self.warn_before_days) {
+                    return Plan::Reauth {
+                        message: format!(
+                            "the refresh token {}; LinkedIn refresh tokens do not extend, so re-authorise by {}",
+                            expiry_text(now, exp),
+                            date(exp)
+                        ),
+                        reauth_by: Some(exp),
+                    };
+                }
+            }
+            return match state.access.as_ref().and_then(|a| a.expires_at) {
+                None => Plan::Refresh { reason: "access token missing or expiry unknown".into() },
+                Some(exp) if super::within_days(now, exp, self.refresh_before_days) => Plan::Refresh {
+                    reason: format!("access token {}", expiry_text(now, exp)),
+                },
+                Some(exp) => Plan::Ok { message: format!("access token {}", expiry_text(now, exp)) },
+            };
+        }
+        let Some(at) = &state.access else {
+            return Plan::Reauth { message: "no access token is stored".into(), reauth_by: None };
+        };
+        match at.expires_at {
+            None => Plan::Introspect,
+            Some(exp) if exp <= now => Plan::Reauth {
+                message: format!("the access token expired on {}", date(exp)),
+                reauth_by: Some(exp),
+            },
+            Some(exp) if super::within_days(now, exp, self.warn_before_days) => Plan::Reauth {
+                message: format!(
+                    "the access token {}; LinkedIn cannot refresh it without a partner refresh token: re-auth by {}",
+                    expiry_text(now, exp),
+                    date(exp)
+                ),
+                reauth_by: Some(exp),
+            },
+            Some(exp) => Plan::Ok { message: format!("access token {}", expiry_text(now, exp)) },
+        }
+    }
+
+    async fn introspect(&self, cx: &Cx<'_>, state: &mut AccountState) -> Result<(), ProviderError> {
+        let Some(at) = state.access.as_mut() else { return Ok(()) };
+        let secret = cx.client_secret.map(|s| s.expose()).unwrap_or_default();
+        let url = endpoint(&self.common.base_url, "/oauth/v2/introspectToken");
+        let value = at.value.clone();
+        let reply = cx
+            .http
+            .send("LinkedIn introspectToken", Call::Safe, |c| {
+                c.post(url.clone()).form(&[
+                    ("client_id", self.client_id.as_str()),
+                    ("client_secret", secret),
+                    ("token", value.expose()),
+                ])
+            })
+            .await?;
+        if !reply.status.is_success() {
+            let detail = OAuthError::from_reply(&reply).map(|e| e.describe()).unwrap_or_else(|| reply.snippet());
+            return Err(ProviderError::Failed {
+                message: format!("LinkedIn introspectToken answered {}: {detail}", reply.status),
+                hint: Some("check platforms.linkedin.client_id and LINKEDIN_CLIENT_SECRET".into()),
+            });
+        }
+        let body: Introspection = reply.json().map_err(|e| super::malformed("LinkedIn introspectToken", &reply, false, e))?;
+        if !body.active {
+            return Err(ProviderError::Reauth {
+                message: format!(
+                    "LinkedIn says the access token is not active (status: {})",
+                    body.status.as_deref().unwrap_or("inactive")
+                ),
+            });
+        }
+        match body.expires_at.and_then(|s| Timestamp::from_second(s).ok()) {
+            Some(t) => at.expires_at = Some(t),
+            None => {
+                return Err(super::malformed("LinkedIn introspectToken", &reply, false, "no expires_at in an active token"));
+            }
+        }
+        Ok(())
+    }
+
+    async fn refresh(&self, cx: &Cx<'_>, state: &AccountState) -> Result<Grant, ProviderError> {
+        let rt = state.refresh.as_ref().ok_or_else(|| ProviderError::Reauth { message: "no refresh token".into() })?;
+        let secret = cx.client_secret.map(|s| s.expose()).unwrap_or_default();
+        let url = endpoint(&self.common.base_url, "/oauth/v2/accessToken");
+        let reply = cx
+            .http
+            .send("LinkedIn accessToken", Call::Rotating, |c| {
+                c.post(url.clone()).form(&[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", rt.value.expose()),
+                    ("client_id", self.client_id.as_str()),
+                    ("client_secret", secret),
+                ])
+            })
+            .await?;
+        if !reply.status.is_success() {
+            return Err(match OAuthError::from_reply(&reply) {
+                Some(e) if e.error == "invalid_grant" || e.error == "invalid_request" && e.describe().contains("refresh token") => {
+                    ProviderError::Reauth { message: format!("LinkedIn answered {}", e.describe()) }
+                }
+                Some(e) if e.error == "invalid_client" || e.error == "unauthorized_client" => ProviderError::Failed {
+                    message: format!("LinkedIn rejected the client: {}", e.describe()),
+                    hint: Some("check platforms.linkedin.client_id and LINKEDIN_CLIENT_SECRET".into()),
+                },
+                Some(e) => ProviderError::Failed { message: format!("LinkedIn answered {}: {}", reply.status, e.describe()), hint: None },
+                None => ProviderError::Failed {
+                    message: format!("LinkedIn answered {}: {}", reply.status, super::redact_body(&reply.snippet())),
+                    hint: None,
+                },
+            });
+        }
+        let body: TokenReply = reply.json().map_err(|e| super::malformed("LinkedIn accessToken", &reply, true, e))?;
+        let Some(access) = body.access_token.filter(|s| !s.is_empty()) else {
+            return Err(super::malformed("LinkedIn accessToken", &reply, true, "no access_token"));
+        };
+        let refresh = match body.refresh_token.filter(|s| !s.is_empty()) {
+            Some(v) => Some(NewToken { value: v.into(), expires_at: body.refresh_token_expires_in.map(|s| cx.clock.in_secs(s)) }),
+            // LinkedIn usually returns the same refresh token; if it leaves it out,
+            // the stored one stays as it is.
+            None => None,
+        };
+        Ok(Grant {
+            access: Some(NewToken { value: access.into(), expires_at: body.expires_in.map(|s| cx.clock.in_secs(s)) }),
+            refresh,
+            note: None,
+        })
+    }
+
+    fn reauth_causes(&self) -> &'static str {
+        "LinkedIn access tokens last 60 days and standard apps cannot refresh them"
+    }
+}

@@ -1,0 +1,375 @@
+//! Providers: one module per platform behind the [`Provider`] trait. A provider
+//! knows its token shape (which variables it reads), plans what to do from stored
+//! state and the clock (a pure function, so dry-run is right by construction), and
+//! speaks its platform's token endpoint. It never touches a store or the journal:
+//! the engine does that, in the one order that loses nothing.
+//!
+//! Adding a platform: one file here, one field in [`PlatformsConfig`], one line in
+//! [`build`].
+
+use std::sync::Arc;
+
+use jiff::{Timestamp, ToSpan};
+use serde::Deserialize;
+use url::Url;
+
+use crate::clock::{self, Clock};
+use crate::config::Config;
+use crate::error::Result;
+use crate::http::{self, Http, Reply};
+use crate::platform::{Account, Platform};
+use crate::secret::{Secret, Source};
+
+pub mod instagram;
+pub mod linkedin;
+pub mod tiktok;
+pub mod youtube;
+
+/// `platforms:` in the config file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlatformsConfig {
+    pub instagram: Option<instagram::Config>,
+    pub youtube: Option<youtube::Config>,
+    pub tiktok: Option<tiktok::Config>,
+    pub linkedin: Option<linkedin::Config>,
+}
+
+/// The keys every platform block has.
+#[derive(Clone, Debug)]
+pub struct Common {
+    pub enabled: bool,
+    pub accounts: Vec<String>,
+    pub concurrency: usize,
+    pub base_url: Url,
+}
+
+pub(crate) fn default_true() -> bool {
+    true
+}
+pub(crate) fn default_concurrency() -> usize {
+    8
+}
+
+/// Builds the providers of every configured, enabled platform.
+pub fn build(cfg: &Config) -> Result<Vec<Arc<dyn Provider>>> {
+    let p = &cfg.file.platforms;
+    let mut out: Vec<Arc<dyn Provider>> = Vec::new();
+    if let Some(c) = &p.instagram {
+        out.push(Arc::new(instagram::Instagram::new(cfg, c)?));
+    }
+    if let Some(c) = &p.youtube {
+        out.push(Arc::new(youtube::Youtube::new(cfg, c)?));
+    }
+    if let Some(c) = &p.tiktok {
+        out.push(Arc::new(tiktok::Tiktok::new(cfg, c)?));
+    }
+    if let Some(c) = &p.linkedin {
+        out.push(Arc::new(linkedin::Linkedin::new(cfg, c)?));
+    }
+    out.retain(|p| p.common().enabled);
+    Ok(out)
+}
+
+pub(crate) fn validate(cfg: &Config) -> Result<()> {
+    build(cfg).map(|_| ())
+}
+
+/// Checks the common keys of `platforms.<name>` and parses its base URL.
+pub(crate) fn common(
+    cfg: &Config,
+    name: &str,
+    enabled: bool,
+    accounts: &[String],
+    concurrency: usize,
+    base_url: Option<&str>,
+    default_base: &str,
+) -> Result<Common> {
+    let key = |k: &str| format!("platforms.{name}.{k}");
+    if concurrency == 0 {
+        return Err(cfg
+            .error_at(&key("concurrency"), "must be at least 1")
+            .with_hint("the default is 8"));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for a in accounts {
+        if a.is_empty() || a.chars().any(|c| c.is_whitespace() || c == ':') {
+            return Err(cfg
+                .error_at(&key("accounts"), format!("account name `{a}` is empty or has whitespace or `:`"))
+                .with_hint("use names like `brand-a`"));
+        }
+        if !seen.insert(crate::platform::upper_snake(a)) {
+            return Err(cfg
+                .error_at(&key("accounts"), format!("account `{a}` maps to the same variable names as another account"))
+                .with_hint("account names must differ after upper-snake-casing (`brand-a` and `brand_a` collide)"));
+        }
+    }
+    let raw = base_url.unwrap_or(default_base);
+    let url = Url::parse(raw).map_err(|e| {
+        cfg.error_at(&key("base_url"), format!("`{raw}` is not a URL: {e}"))
+            .with_hint("for example `http://127.0.0.1:8080`")
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(cfg
+            .error_at(&key("base_url"), format!("`{raw}` must be an http(s) URL with a host"))
+            .with_hint("base_url replaces only scheme, host and port; the provider's paths stay"));
+    }
+    if url.path() != "/" && !url.path().is_empty() {
+        return Err(cfg
+            .error_at(&key("base_url"), format!("`{raw}` has a path; base_url replaces only scheme, host and port"))
+            .with_hint(format!("use `{}://{}`", url.scheme(), url[url::Position::BeforeHost..url::Position::AfterPort].to_owned())));
+    }
+    Ok(Common { enabled, accounts: accounts.to_vec(), concurrency, base_url: url })
+}
+
+/// Which of an account's two token slots a variable fills.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Access,
+    Refresh,
+}
+
+/// One variable a platform reads: `TIKTOK_REFRESH_TOKEN` is (Refresh, durable).
+#[derive(Clone, Copy, Debug)]
+pub struct Slot {
+    pub role: Role,
+    pub base: &'static str,
+    /// The credential that must survive: its store variable must exist (GitLab)
+    /// and losing it means a human re-authorises.
+    pub durable: bool,
+}
+
+/// A token as stored, with where it came from and what is known about it.
+#[derive(Clone, Debug)]
+pub struct Held {
+    pub var: String,
+    pub value: Secret,
+    pub source: Source,
+    pub expires_at: Option<Timestamp>,
+    pub updated_at: Option<Timestamp>,
+}
+
+/// Everything stored for one account.
+#[derive(Clone, Debug, Default)]
+pub struct AccountState {
+    pub access: Option<Held>,
+    pub refresh: Option<Held>,
+}
+
+impl AccountState {
+    pub fn get(&self, role: Role) -> Option<&Held> {
+        match role {
+            Role::Access => self.access.as_ref(),
+            Role::Refresh => self.refresh.as_ref(),
+        }
+    }
+    pub fn slot_mut(&mut self, role: Role) -> &mut Option<Held> {
+        match role {
+            Role::Access => &mut self.access,
+            Role::Refresh => &mut self.refresh,
+        }
+    }
+}
+
+/// What should happen to an account, decided offline from its state and the clock.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Plan {
+    /// Healthy, nothing to do.
+    Ok { message: String },
+    /// Inside a warning window, but there is nothing evertoken can do yet.
+    Expiring { message: String },
+    /// Call the refresh grant: in place, new access token, or rotation.
+    Refresh { reason: String },
+    /// Call the refresh grant only to prove the durable token still works.
+    HealthCheck { reason: String },
+    /// The expiry is unknown; a read-only call (introspection) finds it.
+    Introspect,
+    /// A human must re-authorise by `reauth_by` (`None`: now).
+    Reauth { message: String, reauth_by: Option<Timestamp> },
+}
+
+/// A token the provider just issued.
+#[derive(Clone, Debug)]
+pub struct NewToken {
+    pub value: Secret,
+    pub expires_at: Option<Timestamp>,
+}
+
+/// What a refresh call produced.
+#[derive(Clone, Debug, Default)]
+pub struct Grant {
+    pub access: Option<NewToken>,
+    pub refresh: Option<NewToken>,
+    /// Something worth telling the user ("too young to refresh: just issued").
+    pub note: Option<String>,
+}
+
+/// Why a call did not produce a grant.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ProviderError {
+    /// The grant is dead (`invalid_grant` and its equivalents): a human re-authorises.
+    Reauth { message: String },
+    /// Anything else that failed: transient after retries, bad client, bad answer.
+    Failed { message: String, hint: Option<String> },
+    /// A rotating request was sent and its answer lost: the token may have rotated.
+    Unknown { message: String },
+}
+
+impl From<http::Failure> for ProviderError {
+    fn from(f: http::Failure) -> Self {
+        match f {
+            http::Failure::GaveUp { message } => ProviderError::Failed {
+                message,
+                hint: Some("a transient failure; the next scheduled run retries".into()),
+            },
+            http::Failure::Unknown { message } => ProviderError::Unknown { message },
+        }
+    }
+}
+
+/// What a provider needs for a call.
+pub struct Cx<'a> {
+    pub http: &'a Http,
+    pub clock: Clock,
+    /// The client secret, when the platform has one and it is set.
+    pub client_secret: Option<&'a Secret>,
+}
+
+#[async_trait::async_trait]
+pub trait Provider: Send + Sync {
+    fn platform(&self) -> Platform;
+    fn common(&self) -> &Common;
+    /// The variables this platform reads, per account.
+    fn slots(&self) -> &'static [Slot];
+    /// The client secret's variable, if the token endpoint needs one.
+    fn client_secret_var(&self) -> Option<&'static str>;
+    /// Whether a refresh issues a new refresh token and kills the old one.
+    fn rotates(&self, state: &AccountState) -> bool;
+    /// The pure planning rule.
+    fn plan(&self, state: &AccountState, now: Timestamp) -> Plan;
+    /// A read-only call that fills in what `plan` asked for with [`Plan::Introspect`].
+    async fn introspect(&self, _cx: &Cx<'_>, _state: &mut AccountState) -> Result<(), ProviderError> {
+        Ok(())
+    }
+    /// Calls the token endpoint for a [`Plan::Refresh`] or [`Plan::HealthCheck`].
+    async fn refresh(&self, cx: &Cx<'_>, state: &AccountState) -> Result<Grant, ProviderError>;
+    /// Likely causes when the grant is dead, for the message.
+    fn reauth_causes(&self) -> &'static str {
+        ""
+    }
+
+    fn accounts(&self) -> Vec<Account> {
+        let c = self.common();
+        if c.accounts.is_empty() {
+            vec![Account::new(self.platform(), None)]
+        } else {
+            c.accounts.iter().map(|a| Account::new(self.platform(), Some(a.clone()))).collect()
+        }
+    }
+
+    fn login_command(&self, account: &Account) -> String {
+        match &account.name {
+            None => format!("evertoken auth login {}", self.platform()),
+            Some(n) => format!("evertoken auth login {} --account {n}", self.platform()),
+        }
+    }
+}
+
+/// True when `t` is within `days` of `now` (or past).
+pub fn within_days(now: Timestamp, t: Timestamp, days: i64) -> bool {
+    now.checked_add((days * 24).hours()).map(|w| t <= w).unwrap_or(true)
+}
+
+/// "expires 2026-12-01 (8 days)" style text.
+pub fn expiry_text(now: Timestamp, t: Timestamp) -> String {
+    let d = clock::days_left(now, t);
+    if t <= now {
+        format!("expired {}", clock::date(t))
+    } else {
+        format!("expires {} ({d} days)", clock::date(t))
+    }
+}
+
+/// The standard OAuth error body `{"error": "...", "error_description": "..."}`.
+#[derive(Debug, Default, Deserialize)]
+pub struct OAuthError {
+    #[serde(default)]
+    pub error: String,
+    #[serde(default)]
+    pub error_description: Option<String>,
+}
+
+impl OAuthError {
+    pub fn from_reply(r: &Reply) -> Option<OAuthError> {
+        r.json::<OAuthError>().ok().filter(|e| !e.error.is_empty())
+    }
+    pub fn describe(&self) -> String {
+        match &self.error_description {
+            Some(d) if !d.is_empty() => format!("{}: {d}", self.error),
+            _ => self.error.clone(),
+        }
+    }
+}
+
+/// A 2xx answer that could not be parsed. After a rotating call the provider has
+/// probably rotated already, so the outcome is unknown rather than failed.
+pub fn malformed(what: &str, reply: &Reply, rotating: bool, e: impl std::fmt::Display) -> ProviderError {
+    let message = format!(
+        "{what} answered {} with a body evertoken cannot read ({e}): {}",
+        reply.status,
+        redact_body(&reply.snippet())
+    );
+    if rotating {
+        ProviderError::Unknown {
+            message: format!("{message}; the provider may have rotated the token"),
+        }
+    } else {
+        ProviderError::Failed { message, hint: Some("a provider or proxy fault; the next run retries".into()) }
+    }
+}
+
+/// Masks anything token-shaped in a provider body before it goes into a message:
+/// values of JSON keys that name tokens or secrets.
+pub fn redact_body(s: &str) -> String {
+    let mut out = s.to_owned();
+    for key in ["access_token", "refresh_token", "token", "id_token", "client_secret"] {
+        let pat = format!("\"{key}\":");
+        let mut from = 0;
+        while let Some(i) = out[from..].find(&pat) {
+            let start = from + i + pat.len();
+            let rest = &out[start..];
+            let trimmed = rest.trim_start();
+            let lead = rest.len() - trimmed.len();
+            if let Some(body) = trimmed.strip_prefix('"') {
+                let end = body.find('"').unwrap_or(body.len());
+                let replace_end = start + lead + 1 + end;
+                out.replace_range(start + lead + 1..replace_end, "***");
+                from = start + lead + 4;
+            } else {
+                from = start;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_body_masks_token_values() {
+        let s = redact_body(r#"{"access_token": "abc123", "expires_in": 5, "refresh_token":"zzz"}"#);
+        assert!(!s.contains("abc123") && !s.contains("zzz"), "{s}");
+        assert!(s.contains("expires_in"));
+    }
+
+    #[test]
+    fn within_days_window() {
+        let now: Timestamp = "2026-11-23T00:00:00Z".parse().unwrap();
+        let t: Timestamp = "2026-12-01T00:00:00Z".parse().unwrap();
+        assert!(within_days(now, t, 15));
+        assert!(!within_days(now, t, 7));
+        assert!(within_days(now, t, 8));
+    }
+}

@@ -1,0 +1,182 @@
+//! All human output goes through here: the [`Shell`] for status lines, warnings
+//! and errors on stderr, and the renderers that turn a [`RunReport`] into a table
+//! or a JSON document on stdout. stdout carries data only.
+
+use std::io::{IsTerminal, Write};
+
+use comfy_table::{ContentArrangement, Table, presets};
+
+use crate::clock;
+use crate::error::Error;
+use crate::report::{RunReport, State};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+/// Where human messages go (stderr), with colour and verbosity decided once.
+#[derive(Clone, Debug)]
+pub struct Shell {
+    pub color: bool,
+    pub quiet: bool,
+    pub verbose: u8,
+}
+
+impl Shell {
+    pub fn new(choice: ColorChoice, quiet: bool, verbose: u8) -> Self {
+        let color = match choice {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+        };
+        Self { color, quiet, verbose }
+    }
+
+    fn paint(&self, code: &str, s: &str) -> String {
+        if self.color { format!("\x1b[{code}m{s}\x1b[0m") } else { s.to_owned() }
+    }
+
+    /// `   Refreshing 4 credentials` (cargo-style status verb), unless quiet.
+    pub fn status(&self, verb: &str, msg: &str) {
+        if !self.quiet {
+            eprintln!("{} {msg}", self.paint("1;32", &format!("{verb:>12}")));
+        }
+    }
+
+    pub fn note(&self, msg: &str) {
+        if !self.quiet {
+            eprintln!("{} {msg}", self.paint("1;36", "note:"));
+        }
+    }
+
+    pub fn warn(&self, msg: &str) {
+        eprintln!("{} {msg}", self.paint("1;33", "warning:"));
+    }
+
+    pub fn error(&self, e: &Error) {
+        eprintln!("{} {}", self.paint("1;31", "error:"), e.message);
+        if let Some(h) = &e.hint {
+            eprintln!("  {} {h}", self.paint("1;36", "hint:"));
+        }
+    }
+
+    pub fn state(&self, s: State) -> String {
+        let code = match s {
+            State::Ok => "32",
+            State::Refreshed | State::Rotated => "1;32",
+            State::Expiring => "33",
+            State::ReauthRequired | State::Failed | State::Unknown => "1;31",
+        };
+        self.paint(code, s.as_str())
+    }
+}
+
+/// The table (SPEC §1): a row per credential, then details and a summary line.
+pub fn table(report: &RunReport, shell: &Shell) -> String {
+    let now = report.generated_at;
+    let mut t = Table::new();
+    t.load_preset(presets::NOTHING).set_content_arrangement(ContentArrangement::Disabled);
+    t.set_header(vec!["PLATFORM", "ACCOUNT", "STATE", "EXPIRES", "DAYS", "ACTION"]);
+    for r in &report.results {
+        let exp = r
+            .credentials
+            .iter()
+            .find(|c| c.present && c.expires_at.is_some())
+            .and_then(|c| c.expires_at)
+            .or(r.expires_at)
+            .or(r.refresh_expires_at);
+        t.add_row(vec![
+            r.platform.to_string(),
+            r.account.clone(),
+            shell.state(r.state),
+            exp.map(clock::date).unwrap_or_else(|| "-".into()),
+            exp.map(|e| clock::days_left(now, e).to_string()).unwrap_or_else(|| "-".into()),
+            r.action.clone(),
+        ]);
+    }
+    let mut out = String::new();
+    for line in t.to_string().lines() {
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out.push('\n');
+    for r in &report.results {
+        out.push_str(&format!("{}: {}\n", r.account_label(), r.message));
+        if let Some(fix) = &r.fix {
+            out.push_str(&format!("  fix: {fix}\n"));
+        }
+        for w in &r.warnings {
+            out.push_str(&format!("  warning: {w}\n"));
+        }
+    }
+    out.push('\n');
+    out.push_str(&summary(report));
+    out.push('\n');
+    out
+}
+
+pub fn summary(report: &RunReport) -> String {
+    let mut counts: std::collections::BTreeMap<State, usize> = Default::default();
+    for r in &report.results {
+        *counts.entry(r.state).or_default() += 1;
+    }
+    let parts: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {}", s.as_str())).collect();
+    let n = report.results.len();
+    let what = if report.dry_run { " (dry run: nothing was changed)" } else { "" };
+    let tail = match report.attention {
+        0 => "nothing needs attention".to_owned(),
+        1 => "1 needs attention".to_owned(),
+        k => format!("{k} need attention"),
+    };
+    format!("{n} credential{}: {}; {tail}{what}", if n == 1 { "" } else { "s" }, parts.join(", "))
+}
+
+/// The `--json` document (SPEC §1).
+pub fn json(report: &RunReport) -> String {
+    serde_json::to_string_pretty(report).expect("reports serialise")
+}
+
+/// Writes to stdout, ignoring a closed pipe (`evertoken … | head`).
+pub fn stdout(s: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(s.as_bytes());
+    let _ = out.flush();
+}
+
+/// A progress bar on stderr, only on a terminal and outside CI.
+pub struct Bar(indicatif::ProgressBar);
+
+impl Bar {
+    pub fn new_if_interactive(shell: &Shell) -> Option<Bar> {
+        let ci = std::env::var_os(crate::env_vars::CI).is_some_and(|v| !v.is_empty() && v != "false");
+        if shell.quiet || ci || !std::io::stderr().is_terminal() {
+            return None;
+        }
+        let pb = indicatif::ProgressBar::hidden();
+        pb.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {pos}/{len} credentials [{bar:30}] {elapsed}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        Some(Bar(pb))
+    }
+}
+
+impl crate::engine::Progress for Bar {
+    fn start(&self, total: u64) {
+        // Small runs finish before a bar would help.
+        if total >= 20 {
+            self.0.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        }
+        self.0.set_length(total);
+    }
+    fn tick(&self) {
+        self.0.inc(1);
+    }
+    fn finish(&self) {
+        self.0.finish_and_clear();
+    }
+}

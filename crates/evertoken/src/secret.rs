@@ -1,0 +1,150 @@
+//! The secret type: every token, client secret and key passphrase lives in a
+//! [`Secret`]. It never shows its value through `Debug`, `Display` or `Serialize`;
+//! the only ways out are [`Secret::expose`] (for the wire and the store's own code)
+//! and [`Secret::prefix`] (for humans).
+
+use std::fmt;
+
+use secrecy::{ExposeSecret, SecretString};
+
+/// A secret string. Cloning copies the value into a new zeroize-on-drop box.
+pub struct Secret(SecretString);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(SecretString::from(value.into()))
+    }
+
+    /// The whole value. Call only where the value must leave the process: an HTTP
+    /// request to the provider, a store write, or an explicit `github token`.
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+
+    /// The display form: the first characters and `…`, never the whole value.
+    pub fn prefix(&self) -> Prefix {
+        Prefix::of(self.expose())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.expose().is_empty()
+    }
+
+    /// Constant-time-ish equality; tokens are compared to spot another runner's rotation.
+    pub fn same_as(&self, other: &Secret) -> bool {
+        let (a, b) = (self.expose().as_bytes(), other.expose().as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+}
+
+impl Clone for Secret {
+    fn clone(&self) -> Self {
+        Self::new(self.expose().to_owned())
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Self::new(value)
+    }
+}
+
+/// The human view of a secret: at most its first 8 characters, then `…`. Short
+/// values show less, so that a prefix is never most of the secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Prefix(String);
+
+impl Prefix {
+    pub const MAX: usize = 8;
+
+    pub fn of(value: &str) -> Self {
+        let chars = value.chars().count();
+        let shown = Self::MAX.min(chars / 3);
+        let mut s: String = value.chars().take(shown).collect();
+        s.push('…');
+        Self(s)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Prefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Prefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Prefix({})", self.0)
+    }
+}
+
+impl serde::Serialize for Prefix {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+/// Where a secret was found. Shown by `auth status`; never carries the value.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "detail")]
+pub enum Source {
+    /// The process environment (variable name).
+    Env(String),
+    /// The OS keychain (service `evertoken`).
+    Keychain,
+    /// The local credentials file (path).
+    File(String),
+    /// The rotation journal: a token received but not yet written back (path).
+    Journal(String),
+    /// A remote write-back store (its description).
+    Store(String),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Env(var) => write!(f, "env ${var}"),
+            Source::Keychain => f.write_str("keychain"),
+            Source::File(path) => write!(f, "file {path}"),
+            Source::Journal(path) => write!(f, "journal {path}"),
+            Source::Store(desc) => f.write_str(desc),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_and_prefix_never_show_the_value() {
+        let s = Secret::new("rft.example-test-secret-value-0123456789");
+        assert_eq!(format!("{s:?}"), "Secret(<redacted>)");
+        assert_eq!(s.prefix().as_str(), "rft.exam…");
+        assert!(!format!("{}", s.prefix()).contains("secret-value"));
+    }
+
+    #[test]
+    fn short_values_show_less_than_a_third() {
+        assert_eq!(Prefix::of("abcdef").as_str(), "ab…");
+        assert_eq!(Prefix::of("ab").as_str(), "…");
+        assert_eq!(Prefix::of("").as_str(), "…");
+    }
+
+    #[test]
+    fn same_as_compares_values() {
+        assert!(Secret::new("a1").same_as(&Secret::new("a1")));
+        assert!(!Secret::new("a1").same_as(&Secret::new("a2")));
+        assert!(!Secret::new("a1").same_as(&Secret::new("a12")));
+    }
+}

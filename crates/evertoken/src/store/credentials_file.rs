@@ -1,0 +1,315 @@
+//! The local credentials file (SPEC §3): a YAML map from variable name to a value,
+//! or to `{value, expires_at, updated_at}`. Both forms are read; evertoken writes
+//! the second. Entries evertoken does not manage are kept as they are, in order.
+//! Comments are NOT kept when evertoken rewrites the file (documented in the README).
+//!
+//! The file is 0600 in a 0700 directory, replaced atomically, and refused when
+//! others can read it. Writers on one host serialise on a sidecar `.lock` file
+//! (rename replaces the inode, so the data file itself cannot carry the lock).
+//! Parsed contents are cached and re-read only when the file changed on disk.
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use jiff::Timestamp;
+use serde_norway::{Mapping, Value};
+
+use super::{Entry, StoreError};
+use crate::error::{Error, Result};
+use crate::files;
+use crate::lock::FileLock;
+use crate::secret::Secret;
+
+/// One entry as read from the file.
+#[derive(Clone, Debug)]
+pub struct FileEntry {
+    /// `None` for a metadata-only entry (the value lives in the keychain).
+    pub value: Option<Secret>,
+    pub expires_at: Option<Timestamp>,
+    pub updated_at: Option<Timestamp>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    mtime_ns: i128,
+    size: u64,
+}
+
+struct Loaded {
+    stamp: Option<Stamp>,
+    doc: Arc<Mapping>,
+}
+
+pub struct CredentialsFile {
+    path: PathBuf,
+    cache: Mutex<Option<Loaded>>,
+}
+
+const FIELDS: &[&str] = &["value", "expires_at", "updated_at"];
+
+impl CredentialsFile {
+    /// Opens (and, if present, parses and checks) the file. Errors here are
+    /// configuration errors: exit 2 before anything is contacted.
+    pub fn open(path: PathBuf) -> Result<Self> {
+        let f = Self { path, cache: Mutex::new(None) };
+        f.check_mode()?;
+        f.load().map_err(|e| {
+            let mut err = Error::config(e.message);
+            err.hint = e.hint;
+            err
+        })?;
+        Ok(f)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn check_mode(&self) -> Result<()> {
+        let mode = files::mode_of(&self.path)
+            .map_err(|e| Error::config(format!("cannot stat credentials file {}: {e}", self.path.display())))?;
+        if let Some(m) = mode {
+            if files::too_open(m) {
+                return Err(Error::config(format!(
+                    "credentials file {} is readable by others (mode {m:04o}); refusing to use it",
+                    self.path.display()
+                ))
+                .with_hint(format!("run `chmod 600 {}` (and check who may have read it)", self.path.display())));
+            }
+        }
+        Ok(())
+    }
+
+    fn stamp(&self) -> std::io::Result<Option<Stamp>> {
+        match fs::metadata(&self.path) {
+            Ok(m) => Ok(Some(Stamp {
+                dev: m.dev(),
+                ino: m.ino(),
+                mtime_ns: m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128,
+                size: m.size(),
+            })),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The current document, re-read from disk only if the file changed.
+    fn load(&self) -> Result<Arc<Mapping>, StoreError> {
+        let stamp = self.stamp().map_err(|e| self.io_err("stat", e))?;
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(l) = cache.as_ref() {
+            if l.stamp == stamp && stamp.is_some() {
+                return Ok(l.doc.clone());
+            }
+        }
+        let doc = match stamp {
+            None => Mapping::new(),
+            Some(_) => {
+                let text = match fs::read_to_string(&self.path) {
+                    Ok(t) => t,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+                    Err(e) => return Err(self.io_err("read", e)),
+                };
+                parse(&text, &self.path)?
+            }
+        };
+        let doc = Arc::new(doc);
+        *cache = Some(Loaded { stamp, doc: doc.clone() });
+        Ok(doc)
+    }
+
+    fn io_err(&self, what: &str, e: std::io::Error) -> StoreError {
+        StoreError::permanent(format!("cannot {what} credentials file {}: {e}", self.path.display()))
+    }
+
+    pub fn get(&self, var: &str) -> Result<Option<FileEntry>, StoreError> {
+        let doc = self.load()?;
+        Ok(doc.get(var).map(|v| entry_of(v).expect("validated when parsed")))
+    }
+
+    /// All variable names in the file.
+    pub fn vars(&self) -> Result<Vec<String>, StoreError> {
+        let doc = self.load()?;
+        Ok(doc.keys().filter_map(|k| k.as_str().map(str::to_owned)).collect())
+    }
+
+    /// Read-modify-write under the sidecar lock: re-reads the file from disk,
+    /// applies `entries`, and replaces the file atomically. `with_value: false`
+    /// writes metadata only (the value went to the keychain).
+    pub fn write(&self, entries: &[Entry], with_value: bool) -> Result<(), StoreError> {
+        let lock_path = sidecar(&self.path);
+        let _lock = FileLock::acquire_blocking(&lock_path, std::time::Duration::from_secs(60))
+            .map_err(|e| StoreError::transient(e.to_string()))?;
+        let mut doc = (*self.load()?).clone();
+        for e in entries {
+            let mut m = Mapping::new();
+            if with_value {
+                m.insert("value".into(), e.value.expose().into());
+            }
+            if let Some(t) = e.expires_at {
+                m.insert("expires_at".into(), crate::clock::rfc3339(t).into());
+            }
+            m.insert("updated_at".into(), crate::clock::rfc3339(e.updated_at).into());
+            doc.insert(Value::String(e.var.clone()), Value::Mapping(m));
+        }
+        let text = serde_norway::to_string(&doc)
+            .map_err(|e| StoreError::permanent(format!("cannot serialise credentials file: {e}")))?;
+        let header = "# evertoken credentials: written by evertoken (comments are not kept). Mode 0600.\n";
+        files::write_private_atomic(&self.path, format!("{header}{text}").as_bytes())
+            .map_err(|e| self.io_err("write", e))?;
+        // Refresh the cache with what was just written.
+        let stamp = self.stamp().map_err(|e| self.io_err("stat", e))?;
+        *self.cache.lock().unwrap_or_else(|p| p.into_inner()) = Some(Loaded { stamp, doc: Arc::new(doc) });
+        Ok(())
+    }
+}
+
+fn sidecar(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(".lock");
+    PathBuf::from(s)
+}
+
+/// Parses and validates the whole file, so that later reads cannot fail.
+pub fn parse(text: &str, path: &Path) -> Result<Mapping, StoreError> {
+    if text.trim().is_empty() {
+        return Ok(Mapping::new());
+    }
+    let file = path.display();
+    let value: Value = serde_norway::from_str(text).map_err(|e| {
+        let loc = e.location().map(|l| format!(" (line {}, column {})", l.line(), l.column())).unwrap_or_default();
+        StoreError::permanent(format!("credentials file {file}{loc} is not valid YAML: {}", strip_loc(&e.to_string())))
+            .with_hint("fix the YAML, or move the file away and re-run `evertoken auth login`")
+    })?;
+    let doc = match value {
+        Value::Mapping(m) => m,
+        Value::Null => Mapping::new(),
+        _ => {
+            return Err(StoreError::permanent(format!(
+                "credentials file {file} must be a map of VARIABLE: value"
+            ))
+            .with_hint("for example `TIKTOK_REFRESH_TOKEN: \"rft.…\"`"));
+        }
+    };
+    for (k, v) in &doc {
+        let Some(key) = k.as_str() else {
+            return Err(StoreError::permanent(format!("credentials file {file}: key {k:?} is not a variable name")));
+        };
+        entry_of(v).map_err(|what| {
+            StoreError::permanent(format!("credentials file {file}: `{key}`{what}"))
+                .with_hint("write `VAR: value` or `VAR: {value: …, expires_at: 2027-01-01T00:00:00Z}`")
+        })?;
+    }
+    Ok(doc)
+}
+
+fn strip_loc(msg: &str) -> &str {
+    msg.find(" at line ").map(|i| &msg[..i]).unwrap_or(msg)
+}
+
+/// One entry's value, or what is wrong with it (suffix for "`KEY`…").
+fn entry_of(v: &Value) -> std::result::Result<FileEntry, String> {
+    match v {
+        Value::String(s) => Ok(FileEntry { value: Some(Secret::new(s.clone())), expires_at: None, updated_at: None }),
+        Value::Mapping(m) => {
+            let mut out = FileEntry { value: None, expires_at: None, updated_at: None };
+            for (k, val) in m {
+                let key = k.as_str().unwrap_or("");
+                match key {
+                    "value" => match val {
+                        Value::String(s) => out.value = Some(Secret::new(s.clone())),
+                        _ => return Err(".value: must be a string (quote it)".into()),
+                    },
+                    "expires_at" | "updated_at" => {
+                        let t = match val {
+                            Value::Null => None,
+                            Value::String(s) => Some(s.parse::<Timestamp>().map_err(|e| {
+                                format!(".{key}: `{s}` is not an RFC 3339 timestamp ({e})")
+                            })?),
+                            _ => return Err(format!(".{key}: must be an RFC 3339 timestamp like 2027-01-01T00:00:00Z")),
+                        };
+                        if key == "expires_at" { out.expires_at = t } else { out.updated_at = t }
+                    }
+                    other => {
+                        let cands: Vec<String> = FIELDS.iter().map(|s| s.to_string()).collect();
+                        let hint = crate::config::did_you_mean(other, &cands)
+                            .map(|s| format!(" (did you mean `{s}`?)"))
+                            .unwrap_or_default();
+                        return Err(format!(".{other}: unknown key{hint}"));
+                    }
+                }
+            }
+            Ok(out)
+        }
+        Value::Number(_) | Value::Bool(_) => Err(": must be a string (quote it)".into()),
+        Value::Null => Err(": has no value".into()),
+        _ => Err(": must be a string or a map with `value`".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_both_forms() {
+        let doc = parse(
+            "A: plain-value-1\nB:\n  value: \"v2\"\n  expires_at: 2027-11-20T09:00:00Z\n",
+            Path::new("c.yaml"),
+        )
+        .unwrap();
+        let a = entry_of(doc.get("A").unwrap()).unwrap();
+        assert_eq!(a.value.unwrap().expose(), "plain-value-1");
+        let b = entry_of(doc.get("B").unwrap()).unwrap();
+        assert_eq!(b.expires_at.unwrap().to_string(), "2027-11-20T09:00:00Z");
+    }
+
+    #[test]
+    fn bad_entries_name_the_key() {
+        let e = parse("B:\n  valeu: x\n", Path::new("c.yaml")).unwrap_err();
+        assert!(e.message.contains("`B`.valeu: unknown key (did you mean `value`?)"), "{}", e.message);
+        let e = parse("B: {value: x, expires_at: soon}\n", Path::new("c.yaml")).unwrap_err();
+        assert!(e.message.contains("`B`.expires_at"), "{}", e.message);
+        let e = parse("- a\n- b\n", Path::new("c.yaml")).unwrap_err();
+        assert!(e.message.contains("must be a map"), "{}", e.message);
+        let e = parse("A: [unclosed\n", Path::new("c.yaml")).unwrap_err();
+        assert!(e.message.contains("not valid YAML"), "{}", e.message);
+    }
+
+    #[test]
+    fn write_keeps_other_entries_and_is_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("credentials.yaml");
+        fs::write(&path, "OTHER: keep-me\n").unwrap();
+        fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        let f = CredentialsFile::open(path.clone()).unwrap();
+        let now: Timestamp = "2026-11-23T09:00:00Z".parse().unwrap();
+        f.write(
+            &[Entry { var: "X".into(), value: Secret::new("new-value"), expires_at: Some(now), updated_at: now, durable: true }],
+            true,
+        )
+        .unwrap();
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(text.contains("OTHER: keep-me"), "{text}");
+        assert_eq!(f.get("X").unwrap().unwrap().value.unwrap().expose(), "new-value");
+        assert_eq!(files::mode_of(&path).unwrap(), Some(0o600));
+        // A fresh reader sees the same.
+        let g = CredentialsFile::open(path).unwrap();
+        assert_eq!(g.get("X").unwrap().unwrap().expires_at, Some(now));
+    }
+
+    #[test]
+    fn refuses_a_file_others_can_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("credentials.yaml");
+        fs::write(&path, "A: b\n").unwrap();
+        fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+        let e = CredentialsFile::open(path).err().unwrap();
+        assert!(e.message.contains("readable by others"), "{}", e.message);
+        assert!(e.hint.unwrap().contains("chmod 600"));
+    }
+}

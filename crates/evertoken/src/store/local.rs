@@ -1,0 +1,126 @@
+//! The `local` store (default): the OS keychain when one is usable, else the
+//! credentials file beside the config. With the keychain, values live there and
+//! the file keeps only their metadata (expiry, update time), never a value.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::credentials_file::CredentialsFile;
+use super::keychain::{self, Keychain, Mode};
+use super::{Entry, Store, StoreError, Stored};
+use crate::error::Result;
+use crate::secret::Source;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `auto` (default), `off` or `required`.
+    #[serde(default)]
+    pub keychain: Mode,
+    /// The credentials file; default `credentials.yaml` beside the config.
+    #[serde(default)]
+    pub file: Option<String>,
+}
+
+pub struct LocalStore {
+    keychain: Option<Keychain>,
+    file: CredentialsFile,
+    notice: Option<String>,
+}
+
+impl LocalStore {
+    pub fn open(cfg: &crate::config::Config) -> Result<Self> {
+        let c = &cfg.file.auth.writeback.local;
+        let path = Self::file_path(cfg);
+        let file = CredentialsFile::open(path.clone())?;
+        let (keychain, notice) = match c.keychain {
+            Mode::Off => (None, None),
+            Mode::Auto => match keychain::probe() {
+                Ok(k) => (Some(k), None),
+                Err(why) => (None, Some(format!("{why}; using the credentials file {} (mode 0600)", path.display()))),
+            },
+            Mode::Required => match keychain::probe() {
+                Ok(k) => (Some(k), None),
+                Err(why) => {
+                    return Err(cfg.error_at("auth.writeback.local.keychain", format!("is `required`, but {why}")).with_hint(
+                        "run where a keychain is unlocked (a desktop session), or set `keychain: auto` to fall back to the credentials file",
+                    ));
+                }
+            },
+        };
+        Ok(Self { keychain, file, notice })
+    }
+
+    pub fn file_path(cfg: &crate::config::Config) -> PathBuf {
+        match &cfg.file.auth.writeback.local.file {
+            Some(p) => cfg.resolve_path(p),
+            None => cfg.base_dir.join("credentials.yaml"),
+        }
+    }
+
+    pub fn uses_keychain(&self) -> bool {
+        self.keychain.is_some()
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for LocalStore {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    fn id(&self) -> String {
+        let p = std::path::absolute(self.file.path()).unwrap_or_else(|_| self.file.path().to_path_buf());
+        if self.keychain.is_some() { format!("local:keychain+{}", p.display()) } else { format!("local:{}", p.display()) }
+    }
+
+    fn describe(&self) -> String {
+        match &self.keychain {
+            Some(_) => format!("OS keychain (service `{}`)", keychain::SERVICE),
+            None => format!("credentials file {}", self.file.path().display()),
+        }
+    }
+
+    fn source(&self) -> Source {
+        match &self.keychain {
+            Some(_) => Source::Keychain,
+            None => Source::File(self.file.path().display().to_string()),
+        }
+    }
+
+    async fn read(&self, var: &str) -> Result<Option<Stored>, StoreError> {
+        let entry = self.file.get(var)?;
+        let (expires_at, updated_at) = entry.as_ref().map(|e| (e.expires_at, e.updated_at)).unwrap_or((None, None));
+        if let Some(k) = &self.keychain {
+            if let Some(value) = k.get(var).map_err(StoreError::transient)? {
+                return Ok(Some(Stored { value, expires_at, updated_at, source: Source::Keychain }));
+            }
+        }
+        Ok(entry.and_then(|e| {
+            e.value.map(|value| Stored {
+                value,
+                expires_at,
+                updated_at,
+                source: Source::File(self.file.path().display().to_string()),
+            })
+        }))
+    }
+
+    async fn write(&self, entries: &[Entry]) -> Result<(), StoreError> {
+        if let Some(k) = &self.keychain {
+            for e in entries {
+                k.set(&e.var, &e.value).map_err(StoreError::transient)?;
+            }
+        }
+        let with_value = self.keychain.is_none();
+        let entries = entries.to_vec();
+        let file = &self.file;
+        // Blocking file I/O (fsync) stays off the async workers.
+        tokio::task::block_in_place(|| file.write(&entries, with_value))
+    }
+
+    fn notices(&self) -> Vec<String> {
+        self.notice.iter().cloned().collect()
+    }
+}

@@ -1,0 +1,209 @@
+//! Stores: where tokens are read from and written back to, one module per backend
+//! behind the [`Store`] trait. A store never decides anything: the engine asks it to
+//! read, to check it can take a write (pre-flight), to lock across hosts, and to
+//! write. Values cross this boundary only as [`Secret`]s.
+//!
+//! Adding a backend: one module implementing [`Store`], its config block in
+//! [`WritebackConfig`], one arm in [`Backend`] and one in [`open`].
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use serde::Deserialize;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::secret::{Secret, Source};
+
+pub mod credentials_file;
+pub mod env_file;
+pub mod keychain;
+pub mod local;
+
+/// `auth.writeback` in the config file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WritebackConfig {
+    #[serde(default)]
+    pub backend: Backend,
+    #[serde(default)]
+    pub local: local::Config,
+    #[serde(default)]
+    pub env_file: Option<env_file::Config>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Backend {
+    #[default]
+    Local,
+    Gitlab,
+    Vault,
+    GithubActions,
+    EnvFile,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Local => "local",
+            Backend::Gitlab => "gitlab",
+            Backend::Vault => "vault",
+            Backend::GithubActions => "github-actions",
+            Backend::EnvFile => "env-file",
+        }
+    }
+}
+
+/// A value as a store holds it.
+#[derive(Clone, Debug)]
+pub struct Stored {
+    pub value: Secret,
+    pub expires_at: Option<Timestamp>,
+    pub updated_at: Option<Timestamp>,
+    pub source: Source,
+}
+
+/// A value to write.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Entry {
+    pub var: String,
+    #[serde(with = "secret_serde")]
+    pub value: Secret,
+    #[serde(default)]
+    pub expires_at: Option<Timestamp>,
+    pub updated_at: Timestamp,
+    /// The durable credential: its destination must exist (GitLab). A non-durable
+    /// one (a short access token) is written only where its variable already exists.
+    pub durable: bool,
+}
+
+/// The journal is the one place a [`Secret`] is serialized outside a store.
+pub(crate) mod secret_serde {
+    use crate::secret::Secret;
+
+    pub fn serialize<S: serde::Serializer>(v: &Secret, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(v.expose())
+    }
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Secret, D::Error> {
+        let s: String = serde::Deserialize::deserialize(d)?;
+        Ok(Secret::new(s))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreError {
+    pub message: String,
+    pub hint: Option<String>,
+    /// Worth retrying (5xx, timeout, connection); permanent otherwise.
+    pub transient: bool,
+}
+
+impl StoreError {
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self { message: message.into(), hint: None, transient: false }
+    }
+    pub fn transient(message: impl Into<String>) -> Self {
+        Self { message: message.into(), hint: None, transient: true }
+    }
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        let mut err = Error::failed(e.message);
+        err.hint = e.hint;
+        err
+    }
+}
+
+/// A lock held in the store itself, across hosts (Vault). Released on drop or by
+/// `release`, whichever comes first.
+#[async_trait::async_trait]
+pub trait RemoteLock: Send + Sync {
+    async fn release(self: Box<Self>) -> Result<(), StoreError>;
+}
+
+#[async_trait::async_trait]
+pub trait Store: Send + Sync {
+    /// The backend's name, as in the config.
+    fn name(&self) -> &'static str;
+    /// A stable identity of the destination ("local:/abs/credentials.yaml"), so the
+    /// journal finishes a write-back only into the store it was meant for.
+    fn id(&self) -> String;
+    /// For messages: "credentials file /home/u/.config/evertoken/credentials.yaml".
+    fn describe(&self) -> String;
+    /// Reads one variable; `Ok(None)` when it is not there.
+    async fn read(&self, var: &str) -> Result<Option<Stored>, StoreError>;
+    /// Writes the entries: all of them or, on error, as few as the backend allows.
+    async fn write(&self, entries: &[Entry]) -> Result<(), StoreError>;
+    /// Checks, before anything rotates, that `entries` (values are placeholders
+    /// of the right shape) could be written. Default: nothing to check.
+    async fn preflight(&self, _vars: &[(String, bool)]) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// Takes a lock that other hosts honour too; `None` when the backend has none
+    /// (the engine's file lock then covers one host).
+    async fn lock(&self, _key: &str) -> Result<Option<Box<dyn RemoteLock>>, StoreError> {
+        Ok(None)
+    }
+    /// Things worth saying once per run ("no keychain here: using the file").
+    fn notices(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// Whether a same-named environment variable hides this store's values from
+    /// the next run (true for local stores; false where the environment is filled
+    /// from the store itself, like GitLab CI variables).
+    fn env_shadows(&self) -> bool {
+        true
+    }
+    /// Where a value this store holds shows up in `auth status`.
+    fn source(&self) -> Source {
+        Source::Store(self.describe())
+    }
+}
+
+/// Opens the configured write-back store.
+pub fn open(cfg: &Config) -> Result<Arc<dyn Store>> {
+    let wb = &cfg.file.auth.writeback;
+    Ok(match wb.backend {
+        Backend::Local => Arc::new(local::LocalStore::open(cfg)?),
+        Backend::EnvFile => Arc::new(env_file::EnvFileStore::open(cfg)?),
+        other => {
+            return Err(cfg
+                .error_at("auth.writeback.backend", format!("`{}` is not available in this build", other.name()))
+                .with_hint("use `local` or `env-file`"));
+        }
+    })
+}
+
+pub(crate) fn validate(cfg: &Config) -> Result<()> {
+    let wb = &cfg.file.auth.writeback;
+    if wb.backend == Backend::EnvFile && wb.env_file.is_none() {
+        return Err(cfg
+            .error_at("auth.writeback.env_file", "is required when backend is env-file")
+            .with_hint("for example `env_file: { path: ~/.config/evertoken/tokens.env }`"));
+    }
+    Ok(())
+}
+
+/// Reads several variables (a convenience over [`Store::read`]).
+pub async fn read_all(store: &dyn Store, vars: &[String]) -> Result<BTreeMap<String, Stored>, StoreError> {
+    let mut out = BTreeMap::new();
+    for v in vars {
+        if let Some(s) = store.read(v).await? {
+            out.insert(v.clone(), s);
+        }
+    }
+    Ok(out)
+}
