@@ -1,9 +1,36 @@
-//! GitHub Actions secrets (stub).
-use axum::Router;
-use crate::state::Sim;
+//! GitHub Actions secrets (repository, environment, organization).
+//!
+//! Docs checked:
+//! - <https://docs.github.com/rest/actions/secrets> (`GET …/secrets/public-key` →
+//!   `{"key_id","key"}` with a base64 X25519 public key; `PUT …/secrets/{secret_name}`
+//!   JSON `{"encrypted_value","key_id"}` (+ `visibility`, `selected_repository_ids` for
+//!   organizations) → `201 Created` for a new secret, `204 No Content` for an update;
+//!   `GET …/secrets/{secret_name}` → `{"name","created_at","updated_at"}`).
+//! - <https://docs.github.com/rest/guides/encrypting-secrets-for-the-rest-api> (values are
+//!   encrypted with a libsodium sealed box for the public key, then base64-encoded).
+//! - <https://docs.github.com/actions/security-for-github-actions/security-guides/using-secrets-in-github-actions#naming-your-secrets>
+//!   (names: alphanumerics and `_`, not starting with a digit or `GITHUB_`).
+//!
+//! The simulator keeps one X25519 key pair per scope and decrypts stored values on
+//! demand (`actions_secret_plaintext`), which proves the client sealed them correctly.
+//! A stale or wrong `key_id` is answered 422.
 
-#[derive(Default)]
-pub(crate) struct ActionsState {}
+use std::collections::{HashMap, HashSet};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use base64::Engine as _;
+use jiff::Timestamp;
+use serde_json::{Value, json};
+
+use crate::state::Sim;
+use crate::util::{bearer, github_error, json_response};
+
+const SECRETS_DOCS: &str = "https://docs.github.com/rest/actions/secrets";
 
 /// Where an Actions secret lives.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -13,6 +40,366 @@ pub enum ActionsScope {
     Org { org: String },
 }
 
+impl ActionsScope {
+    fn normalized(&self) -> ActionsScope {
+        match self {
+            ActionsScope::Repo { owner, repo } => ActionsScope::Repo {
+                owner: owner.to_ascii_lowercase(),
+                repo: repo.to_ascii_lowercase(),
+            },
+            ActionsScope::Env { owner, repo, env } => ActionsScope::Env {
+                owner: owner.to_ascii_lowercase(),
+                repo: repo.to_ascii_lowercase(),
+                env: env.clone(),
+            },
+            ActionsScope::Org { org } => ActionsScope::Org {
+                org: org.to_ascii_lowercase(),
+            },
+        }
+    }
+}
+
+pub(crate) struct ScopeKeys {
+    pub key_id: String,
+    pub secret: crypto_box::SecretKey,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct StoredSecret {
+    pub encrypted_value: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub visibility: Option<String>,
+}
+
+#[derive(Default)]
+pub(crate) struct ActionsState {
+    pub tokens: HashSet<String>,
+    pub keys: HashMap<ActionsScope, ScopeKeys>,
+    pub secrets: HashMap<(ActionsScope, String), StoredSecret>,
+}
+
+fn new_keys() -> ScopeKeys {
+    let bytes: [u8; 32] = rand::random();
+    let digits: u64 = rand::random::<u64>() % 9_000_000_000_000_000_000 + 1_000_000_000_000_000_000;
+    ScopeKeys {
+        key_id: digits.to_string(),
+        secret: crypto_box::SecretKey::from_bytes(bytes),
+    }
+}
+
+impl Sim {
+    pub fn actions_add_repo(&self, owner: &str, repo: &str) {
+        let scope = ActionsScope::Repo {
+            owner: owner.into(),
+            repo: repo.into(),
+        }
+        .normalized();
+        self.lock().actions.keys.entry(scope).or_insert_with(new_keys);
+    }
+
+    pub fn actions_add_environment(&self, owner: &str, repo: &str, env: &str) {
+        self.actions_add_repo(owner, repo);
+        let scope = ActionsScope::Env {
+            owner: owner.into(),
+            repo: repo.into(),
+            env: env.into(),
+        }
+        .normalized();
+        self.lock().actions.keys.entry(scope).or_insert_with(new_keys);
+    }
+
+    pub fn actions_add_org(&self, org: &str) {
+        let scope = ActionsScope::Org { org: org.into() }.normalized();
+        self.lock().actions.keys.entry(scope).or_insert_with(new_keys);
+    }
+
+    /// A token accepted by the secrets endpoints (GitHub App installation tokens
+    /// minted by the simulator are accepted too).
+    pub fn actions_add_token(&self, token: &str) {
+        self.lock().actions.tokens.insert(token.to_string());
+    }
+
+    /// Rotates a scope's key pair (secrets sealed for the old key can no longer
+    /// be written with the old `key_id`).
+    pub fn actions_rotate_key(&self, scope: ActionsScope) {
+        let scope = scope.normalized();
+        self.lock().actions.keys.insert(scope, new_keys());
+    }
+
+    /// Decrypts the stored secret with the scope's private key. `None` if the
+    /// secret is missing or does not open (the client sealed it wrongly).
+    pub fn actions_secret_plaintext(&self, scope: ActionsScope, name: &str) -> Option<String> {
+        let scope = scope.normalized();
+        let st = self.lock();
+        let stored = st
+            .actions
+            .secrets
+            .get(&(scope.clone(), name.to_ascii_uppercase()))?;
+        let keys = st.actions.keys.get(&scope)?;
+        let ct = base64::engine::general_purpose::STANDARD
+            .decode(&stored.encrypted_value)
+            .ok()?;
+        let pt = keys.secret.unseal(&ct).ok()?;
+        String::from_utf8(pt).ok()
+    }
+
+    /// The `visibility` an organization secret was written with.
+    pub fn actions_secret_visibility(&self, org: &str, name: &str) -> Option<String> {
+        let scope = ActionsScope::Org { org: org.into() }.normalized();
+        self.lock()
+            .actions
+            .secrets
+            .get(&(scope, name.to_ascii_uppercase()))
+            .and_then(|s| s.visibility.clone())
+    }
+}
+
 pub(crate) fn routes() -> Router<Sim> {
     Router::new()
+        .route(
+            "/repos/{owner}/{repo}/actions/secrets/public-key",
+            get(repo_key),
+        )
+        .route(
+            "/repos/{owner}/{repo}/actions/secrets/{name}",
+            get(repo_get).put(repo_put),
+        )
+        .route(
+            "/repos/{owner}/{repo}/environments/{env}/secrets/public-key",
+            get(env_key),
+        )
+        .route(
+            "/repos/{owner}/{repo}/environments/{env}/secrets/{name}",
+            get(env_get).put(env_put),
+        )
+        .route("/orgs/{org}/actions/secrets/public-key", get(org_key))
+        .route(
+            "/orgs/{org}/actions/secrets/{name}",
+            get(org_get).put(org_put),
+        )
+}
+
+fn authorize(st: &crate::state::State, headers: &HeaderMap) -> Result<(), Response> {
+    let bad = || github_error(401, "Bad credentials", SECRETS_DOCS);
+    let t = bearer(headers).ok_or_else(|| github_error(401, "Requires authentication", SECRETS_DOCS))?;
+    if st.actions.tokens.contains(&t) || st.lenient {
+        return Ok(());
+    }
+    let now = st.now();
+    match st.github.tokens.get(&t) {
+        Some(g) if !g.revoked && g.expires_at > now => Ok(()),
+        _ => Err(bad()),
+    }
+}
+
+fn ensure_scope(st: &mut crate::state::State, scope: &ActionsScope) -> Result<(), Response> {
+    if st.actions.keys.contains_key(scope) {
+        return Ok(());
+    }
+    if st.lenient {
+        st.actions.keys.insert(scope.clone(), new_keys());
+        return Ok(());
+    }
+    Err(github_error(404, "Not Found", SECRETS_DOCS))
+}
+
+fn public_key(sim: &Sim, scope: ActionsScope, headers: &HeaderMap) -> Response {
+    let scope = scope.normalized();
+    let mut st = sim.lock();
+    if let Err(r) = authorize(&st, headers) {
+        return r;
+    }
+    if let Err(r) = ensure_scope(&mut st, &scope) {
+        return r;
+    }
+    let Some(k) = st.actions.keys.get(&scope) else {
+        return github_error(404, "Not Found", SECRETS_DOCS);
+    };
+    let key = base64::engine::general_purpose::STANDARD.encode(k.secret.public_key().as_bytes());
+    json_response(200, json!({"key_id": k.key_id, "key": key}))
+}
+
+fn get_secret(sim: &Sim, scope: ActionsScope, name: &str, headers: &HeaderMap) -> Response {
+    let scope = scope.normalized();
+    let mut st = sim.lock();
+    if let Err(r) = authorize(&st, headers) {
+        return r;
+    }
+    if let Err(r) = ensure_scope(&mut st, &scope) {
+        return r;
+    }
+    let name = name.to_ascii_uppercase();
+    match st.actions.secrets.get(&(scope, name.clone())) {
+        Some(s) => {
+            let mut v = json!({
+                "name": name,
+                "created_at": s.created_at.to_string(),
+                "updated_at": s.updated_at.to_string(),
+            });
+            if let Some(vis) = &s.visibility {
+                v["visibility"] = json!(vis);
+            }
+            json_response(200, v)
+        }
+        None => github_error(404, "Not Found", SECRETS_DOCS),
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    !name.is_empty()
+        && !upper.starts_with("GITHUB_")
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn put_secret(sim: &Sim, scope: ActionsScope, name: &str, headers: &HeaderMap, body: &[u8]) -> Response {
+    let scope = scope.normalized();
+    let is_org = matches!(scope, ActionsScope::Org { .. });
+    let mut st = sim.lock();
+    if let Err(r) = authorize(&st, headers) {
+        return r;
+    }
+    if let Err(r) = ensure_scope(&mut st, &scope) {
+        return r;
+    }
+    if !valid_name(name) {
+        return github_error(
+            422,
+            "Secret names can only contain alphanumeric characters ([a-z], [A-Z], [0-9]) or underscores (_). Spaces are not allowed. Must start with a letter ([a-z], [A-Z]) or underscores (_).",
+            SECRETS_DOCS,
+        );
+    }
+    let req: Value = match serde_json::from_slice(body) {
+        Ok(v @ Value::Object(_)) => v,
+        _ => return github_error(400, "Problems parsing JSON", SECRETS_DOCS),
+    };
+    let Some(enc) = req.get("encrypted_value").and_then(Value::as_str) else {
+        return github_error(
+            422,
+            "Invalid request.\n\n\"encrypted_value\" wasn't supplied.",
+            SECRETS_DOCS,
+        );
+    };
+    let Some(key_id) = req.get("key_id").and_then(Value::as_str) else {
+        return github_error(422, "Invalid request.\n\n\"key_id\" wasn't supplied.", SECRETS_DOCS);
+    };
+    if base64::engine::general_purpose::STANDARD.decode(enc).is_err() {
+        return github_error(
+            422,
+            "Invalid request.\n\nFor 'properties/encrypted_value', the value is not valid base64.",
+            SECRETS_DOCS,
+        );
+    }
+    let visibility = if is_org {
+        match req.get("visibility").and_then(Value::as_str) {
+            Some(v @ ("all" | "private" | "selected")) => Some(v.to_string()),
+            Some(_) => {
+                return github_error(
+                    422,
+                    "Invalid request.\n\nFor 'properties/visibility', the value must be one of: all, private, selected.",
+                    SECRETS_DOCS,
+                );
+            }
+            None => {
+                return github_error(
+                    422,
+                    "Invalid request.\n\n\"visibility\" wasn't supplied.",
+                    SECRETS_DOCS,
+                );
+            }
+        }
+    } else {
+        None
+    };
+    let current = st.actions.keys.get(&scope).map(|k| k.key_id.clone());
+    if current.as_deref() != Some(key_id) {
+        return github_error(422, "Bad request: key_id is invalid or expired.", SECRETS_DOCS);
+    }
+    let now = st.now();
+    let k = (scope, name.to_ascii_uppercase());
+    let existed = st.actions.secrets.contains_key(&k);
+    let created_at = st.actions.secrets.get(&k).map(|s| s.created_at).unwrap_or(now);
+    st.actions.secrets.insert(
+        k,
+        StoredSecret {
+            encrypted_value: enc.to_string(),
+            created_at,
+            updated_at: now,
+            visibility,
+        },
+    );
+    if existed {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        (StatusCode::CREATED, axum::Json(json!({}))).into_response()
+    }
+}
+
+fn repo_scope(owner: String, repo: String) -> ActionsScope {
+    ActionsScope::Repo { owner, repo }
+}
+
+async fn repo_key(State(sim): State<Sim>, Path((o, r)): Path<(String, String)>, h: HeaderMap) -> Response {
+    public_key(&sim, repo_scope(o, r), &h)
+}
+
+async fn repo_get(
+    State(sim): State<Sim>,
+    Path((o, r, n)): Path<(String, String, String)>,
+    h: HeaderMap,
+) -> Response {
+    get_secret(&sim, repo_scope(o, r), &n, &h)
+}
+
+async fn repo_put(
+    State(sim): State<Sim>,
+    Path((o, r, n)): Path<(String, String, String)>,
+    h: HeaderMap,
+    body: Bytes,
+) -> Response {
+    put_secret(&sim, repo_scope(o, r), &n, &h, &body)
+}
+
+async fn env_key(
+    State(sim): State<Sim>,
+    Path((owner, repo, env)): Path<(String, String, String)>,
+    h: HeaderMap,
+) -> Response {
+    public_key(&sim, ActionsScope::Env { owner, repo, env }, &h)
+}
+
+async fn env_get(
+    State(sim): State<Sim>,
+    Path((owner, repo, env, n)): Path<(String, String, String, String)>,
+    h: HeaderMap,
+) -> Response {
+    get_secret(&sim, ActionsScope::Env { owner, repo, env }, &n, &h)
+}
+
+async fn env_put(
+    State(sim): State<Sim>,
+    Path((owner, repo, env, n)): Path<(String, String, String, String)>,
+    h: HeaderMap,
+    body: Bytes,
+) -> Response {
+    put_secret(&sim, ActionsScope::Env { owner, repo, env }, &n, &h, &body)
+}
+
+async fn org_key(State(sim): State<Sim>, Path(org): Path<String>, h: HeaderMap) -> Response {
+    public_key(&sim, ActionsScope::Org { org }, &h)
+}
+
+async fn org_get(State(sim): State<Sim>, Path((org, n)): Path<(String, String)>, h: HeaderMap) -> Response {
+    get_secret(&sim, ActionsScope::Org { org }, &n, &h)
+}
+
+async fn org_put(
+    State(sim): State<Sim>,
+    Path((org, n)): Path<(String, String)>,
+    h: HeaderMap,
+    body: Bytes,
+) -> Response {
+    put_secret(&sim, ActionsScope::Org { org }, &n, &h, &body)
 }

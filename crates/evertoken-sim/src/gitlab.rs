@@ -1,12 +1,38 @@
-//! GitLab CI/CD variables (stub).
-use axum::Router;
-use crate::state::Sim;
+//! GitLab project- and group-level CI/CD variables (REST API v4).
+//!
+//! Docs checked:
+//! - <https://docs.gitlab.com/api/project_level_variables/> (`GET /projects/:id/variables`,
+//!   `GET|PUT /projects/:id/variables/:key`, `:id` = ID or URL-encoded path,
+//!   `filter[environment_scope]`; object `{variable_type, key, value, protected, masked,
+//!   hidden, raw, environment_scope, description}`).
+//! - <https://docs.gitlab.com/api/group_level_variables/> (same under `/groups/:id`).
+//! - <https://docs.gitlab.com/ci/variables/#mask-a-cicd-variable> (a masked value must be a
+//!   single line with no spaces, at least 8 characters, and use only the Base64 alphabet
+//!   (RFC 4648) plus `@`, `:`, `.`, `~`, `-`, `_`; raw masked variables may use any
+//!   non-whitespace character; hidden variables are masked and their value is never
+//!   shown again: the API returns `"value": null`). GitLab validates this in
+//!   `Ci::Maskable` and answers `400 {"message":{"value":["is invalid"]}}`.
+//! - <https://docs.gitlab.com/api/rest/troubleshooting/> (errors `{"message":"401
+//!   Unauthorized"}`, `{"message":"403 Forbidden"}`, `{"message":"404 Project Not Found"}`,
+//!   `{"message":"404 Variable Not Found"}`; missing params `{"error":"value is missing"}`).
+//! - <https://docs.gitlab.com/ci/jobs/ci_job_token/> (`CI_JOB_TOKEN` reaches only an
+//!   allowlist of endpoints; the variables API is not among them: 401).
 
-#[derive(Default)]
-pub(crate) struct GitLabState {}
+use std::collections::HashMap;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, header};
+use axum::response::Response;
+use axum::routing::get;
+use serde_json::{Value, json};
+
+use crate::state::Sim;
+use crate::util::{gitlab_error, json_response, param, parse_form, parse_query};
 
 /// Where a CI/CD variable lives.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum GitLabScope {
     Project(u64),
     Group(u64),
@@ -22,9 +48,465 @@ pub struct GitLabVariable {
     pub hidden: bool,
     pub raw: bool,
     pub environment_scope: String,
+    /// `env_var` or `file`.
     pub variable_type: String,
+}
+
+impl GitLabVariable {
+    /// A masked + protected `env_var` for every environment (`*`).
+    pub fn masked_protected(key: &str, value: &str) -> GitLabVariable {
+        GitLabVariable {
+            key: key.to_string(),
+            value: value.to_string(),
+            masked: true,
+            protected: true,
+            hidden: false,
+            raw: false,
+            environment_scope: "*".to_string(),
+            variable_type: "env_var".to_string(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TokenKind {
+    Maintainer,
+    Developer,
+    Job,
+}
+
+#[derive(Default)]
+pub(crate) struct GitLabState {
+    pub tokens: HashMap<String, TokenKind>,
+    pub projects: HashMap<u64, String>,
+    pub groups: HashMap<u64, String>,
+    pub variables: HashMap<(GitLabScope, String), Vec<GitLabVariable>>,
+    pub descriptions: HashMap<(GitLabScope, String, String), String>,
+    pub writes: u64,
+}
+
+/// Whether GitLab would accept `value` for a masked variable.
+pub fn gitlab_maskable(value: &str, raw: bool) -> bool {
+    if value.chars().count() < 8 {
+        return false;
+    }
+    if raw {
+        return !value.chars().any(char::is_whitespace);
+    }
+    value.chars().all(|c| {
+        c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=' | '@' | ':' | '.' | '~' | '-' | '_')
+    })
+}
+
+impl Sim {
+    /// A personal/project/group access token with the Maintainer role (`api` scope).
+    pub fn gitlab_add_token(&self, token: &str) {
+        self.lock()
+            .gitlab
+            .tokens
+            .insert(token.to_string(), TokenKind::Maintainer);
+    }
+
+    /// A token whose role is too low for the variables API (answers 403).
+    pub fn gitlab_add_developer_token(&self, token: &str) {
+        self.lock()
+            .gitlab
+            .tokens
+            .insert(token.to_string(), TokenKind::Developer);
+    }
+
+    /// A `CI_JOB_TOKEN` value (the variables API rejects it with 401).
+    pub fn gitlab_add_job_token(&self, token: &str) {
+        self.lock()
+            .gitlab
+            .tokens
+            .insert(token.to_string(), TokenKind::Job);
+    }
+
+    pub fn gitlab_add_project(&self, id: u64, path_with_namespace: &str) {
+        self.lock()
+            .gitlab
+            .projects
+            .insert(id, path_with_namespace.to_string());
+    }
+
+    pub fn gitlab_add_group(&self, id: u64, full_path: &str) {
+        self.lock().gitlab.groups.insert(id, full_path.to_string());
+    }
+
+    /// Creates or replaces the variable (`key`, `environment_scope`) in `scope`.
+    pub fn gitlab_set_variable(&self, scope: GitLabScope, var: GitLabVariable) {
+        let mut st = self.lock();
+        let list = st
+            .gitlab
+            .variables
+            .entry((scope, var.key.clone()))
+            .or_default();
+        list.retain(|v| v.environment_scope != var.environment_scope);
+        list.push(var);
+    }
+
+    /// The stored variable, hidden value included.
+    pub fn gitlab_variable(
+        &self,
+        scope: GitLabScope,
+        key: &str,
+        environment_scope: &str,
+    ) -> Option<GitLabVariable> {
+        self.lock()
+            .gitlab
+            .variables
+            .get(&(scope, key.to_string()))
+            .and_then(|l| {
+                l.iter()
+                    .find(|v| v.environment_scope == environment_scope)
+                    .cloned()
+            })
+    }
+
+    /// How many variable updates (PUT) succeeded.
+    pub fn gitlab_writes(&self) -> u64 {
+        self.lock().gitlab.writes
+    }
 }
 
 pub(crate) fn routes() -> Router<Sim> {
     Router::new()
+        .route("/api/v4/projects/{id}/variables", get(list_project))
+        .route(
+            "/api/v4/projects/{id}/variables/{key}",
+            get(get_project).put(put_project),
+        )
+        .route("/api/v4/groups/{id}/variables", get(list_group))
+        .route(
+            "/api/v4/groups/{id}/variables/{key}",
+            get(get_group).put(put_group),
+        )
+}
+
+fn authorize(st: &crate::state::State, headers: &HeaderMap) -> Result<(), Response> {
+    let unauthorized = || gitlab_error(401, "401 Unauthorized");
+    if headers.contains_key("job-token") {
+        return Err(unauthorized());
+    }
+    let token = headers
+        .get("private-token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| {
+            let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+            v.strip_prefix("Bearer ").map(|t| t.trim().to_string())
+        });
+    let Some(token) = token.filter(|t| !t.is_empty()) else {
+        return Err(unauthorized());
+    };
+    match st.gitlab.tokens.get(&token) {
+        Some(TokenKind::Maintainer) => Ok(()),
+        Some(TokenKind::Developer) => Err(gitlab_error(403, "403 Forbidden")),
+        Some(TokenKind::Job) => Err(unauthorized()),
+        None if st.lenient => Ok(()),
+        None => Err(unauthorized()),
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Project,
+    Group,
+}
+
+fn resolve(st: &mut crate::state::State, kind: Kind, id: &str) -> Result<GitLabScope, Response> {
+    let map = match kind {
+        Kind::Project => &st.gitlab.projects,
+        Kind::Group => &st.gitlab.groups,
+    };
+    let found = match id.parse::<u64>() {
+        Ok(n) if map.contains_key(&n) => Some(n),
+        Ok(_) => None,
+        Err(_) => map
+            .iter()
+            .find(|(_, p)| p.eq_ignore_ascii_case(id))
+            .map(|(k, _)| *k),
+    };
+    let found = match found {
+        Some(n) => Some(n),
+        None if st.lenient => {
+            let n = id.parse::<u64>().unwrap_or_else(|_| {
+                let mut h: u64 = 7;
+                for b in id.bytes() {
+                    h = h.wrapping_mul(31).wrapping_add(u64::from(b));
+                }
+                h % 1_000_000_000 + 1_000_000
+            });
+            let map = match kind {
+                Kind::Project => &mut st.gitlab.projects,
+                Kind::Group => &mut st.gitlab.groups,
+            };
+            map.entry(n).or_insert_with(|| id.to_string());
+            Some(n)
+        }
+        None => None,
+    };
+    match (found, kind) {
+        (Some(n), Kind::Project) => Ok(GitLabScope::Project(n)),
+        (Some(n), Kind::Group) => Ok(GitLabScope::Group(n)),
+        (None, Kind::Project) => Err(gitlab_error(404, "404 Project Not Found")),
+        (None, Kind::Group) => Err(gitlab_error(404, "404 Group Not Found")),
+    }
+}
+
+fn var_json(st: &crate::state::State, scope: GitLabScope, v: &GitLabVariable) -> Value {
+    let desc = st
+        .gitlab
+        .descriptions
+        .get(&(scope, v.key.clone(), v.environment_scope.clone()))
+        .cloned();
+    json!({
+        "variable_type": v.variable_type,
+        "key": v.key,
+        "value": if v.hidden { Value::Null } else { Value::String(v.value.clone()) },
+        "protected": v.protected,
+        "masked": v.masked,
+        "hidden": v.hidden,
+        "raw": v.raw,
+        "environment_scope": v.environment_scope,
+        "description": desc,
+    })
+}
+
+fn list(sim: &Sim, kind: Kind, id: &str, headers: &HeaderMap) -> Response {
+    let mut st = sim.lock();
+    if let Err(r) = authorize(&st, headers) {
+        return r;
+    }
+    let scope = match resolve(&mut st, kind, id) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let mut vars: Vec<&GitLabVariable> = st
+        .gitlab
+        .variables
+        .iter()
+        .filter(|((s, _), _)| *s == scope)
+        .flat_map(|(_, l)| l.iter())
+        .collect();
+    vars.sort_by(|a, b| (&a.key, &a.environment_scope).cmp(&(&b.key, &b.environment_scope)));
+    let arr: Vec<Value> = vars.iter().map(|v| var_json(&st, scope, v)).collect();
+    json_response(200, Value::Array(arr))
+}
+
+/// Picks the variable for `key`, honouring `filter[environment_scope]`.
+fn pick(
+    st: &crate::state::State,
+    scope: GitLabScope,
+    key: &str,
+    env: Option<&str>,
+) -> Result<usize, Response> {
+    let not_found = || gitlab_error(404, "404 Variable Not Found");
+    let Some(l) = st.gitlab.variables.get(&(scope, key.to_string())) else {
+        return Err(not_found());
+    };
+    match env {
+        Some(e) => l
+            .iter()
+            .position(|v| v.environment_scope == e)
+            .ok_or_else(not_found),
+        None => match l.len() {
+            0 => Err(not_found()),
+            1 => Ok(0),
+            _ => Err(json_response(
+                409,
+                json!({"message": ["There are multiple variables with provided parameters. Please use 'filter[environment_scope]'"]}),
+            )),
+        },
+    }
+}
+
+fn lenient_placeholder(st: &mut crate::state::State, scope: GitLabScope, key: &str, env: Option<&str>) {
+    if !st.lenient || st.gitlab.variables.contains_key(&(scope, key.to_string())) {
+        return;
+    }
+    let mut v = GitLabVariable::masked_protected(key, "sim-placeholder-value");
+    v.environment_scope = env.unwrap_or("*").to_string();
+    st.gitlab
+        .variables
+        .insert((scope, key.to_string()), vec![v]);
+}
+
+fn get_one(sim: &Sim, kind: Kind, id: &str, key: &str, q: Option<&str>, headers: &HeaderMap) -> Response {
+    let q = parse_query(q);
+    let env = param(&q, "filter[environment_scope]");
+    let mut st = sim.lock();
+    if let Err(r) = authorize(&st, headers) {
+        return r;
+    }
+    let scope = match resolve(&mut st, kind, id) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    lenient_placeholder(&mut st, scope, key, env);
+    let idx = match pick(&st, scope, key, env) {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    let v = st.gitlab.variables[&(scope, key.to_string())][idx].clone();
+    json_response(200, var_json(&st, scope, &v))
+}
+
+fn as_bool(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) => match s.as_str() {
+            "true" | "1" => Some(true),
+            "false" | "0" => Some(false),
+            _ => None,
+        },
+        Value::Number(n) => n.as_i64().map(|i| i != 0),
+        _ => None,
+    }
+}
+
+fn put_one(
+    sim: &Sim,
+    kind: Kind,
+    id: &str,
+    key: &str,
+    q: Option<&str>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
+    // Parameters may come as JSON, a form body, or the query string.
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.contains("json"));
+    let mut params: serde_json::Map<String, Value> = serde_json::Map::new();
+    for (k, v) in parse_query(q) {
+        params.insert(k, Value::String(v));
+    }
+    if is_json {
+        match serde_json::from_slice::<Value>(body) {
+            Ok(Value::Object(m)) => {
+                for (k, v) in m {
+                    if k == "filter" {
+                        if let Some(e) = v.get("environment_scope") {
+                            params.insert("filter[environment_scope]".into(), e.clone());
+                        }
+                    } else {
+                        params.insert(k, v);
+                    }
+                }
+            }
+            _ if body.is_empty() => {}
+            _ => return json_response(400, json!({"error": "400 Bad request - Invalid JSON"})),
+        }
+    } else {
+        for (k, v) in parse_form(body) {
+            params.insert(k, Value::String(v));
+        }
+    }
+    let mut st = sim.lock();
+    if let Err(r) = authorize(&st, headers) {
+        return r;
+    }
+    let scope = match resolve(&mut st, kind, id) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let Some(value) = params.get("value").and_then(|v| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }) else {
+        return json_response(400, json!({"error": "value is missing"}));
+    };
+    let env = params
+        .get("filter[environment_scope]")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    lenient_placeholder(&mut st, scope, key, env.as_deref());
+    let idx = match pick(&st, scope, key, env.as_deref()) {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    let mut v = st.gitlab.variables[&(scope, key.to_string())][idx].clone();
+    v.value = value;
+    if let Some(b) = params.get("protected").and_then(as_bool) {
+        v.protected = b;
+    }
+    if let Some(b) = params.get("masked").and_then(as_bool) {
+        // A hidden variable stays masked.
+        v.masked = b || v.hidden;
+    }
+    if let Some(b) = params.get("raw").and_then(as_bool) {
+        v.raw = b;
+    }
+    if let Some(t) = params.get("variable_type").and_then(Value::as_str) {
+        if t != "env_var" && t != "file" {
+            return json_response(400, json!({"error": "variable_type does not have a valid value"}));
+        }
+        v.variable_type = t.to_string();
+    }
+    if let Some(e) = params.get("environment_scope").and_then(Value::as_str) {
+        v.environment_scope = e.to_string();
+    }
+    if v.masked && !gitlab_maskable(&v.value, v.raw) {
+        return json_response(400, json!({"message": {"value": ["is invalid"]}}));
+    }
+    if let Some(d) = params.get("description").and_then(Value::as_str) {
+        st.gitlab
+            .descriptions
+            .insert((scope, key.to_string(), v.environment_scope.clone()), d.to_string());
+    }
+    if let Some(list) = st.gitlab.variables.get_mut(&(scope, key.to_string())) {
+        list[idx] = v.clone();
+    }
+    st.gitlab.writes += 1;
+    json_response(200, var_json(&st, scope, &v))
+}
+
+async fn list_project(State(sim): State<Sim>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    list(&sim, Kind::Project, &id, &headers)
+}
+
+async fn list_group(State(sim): State<Sim>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    list(&sim, Kind::Group, &id, &headers)
+}
+
+async fn get_project(
+    State(sim): State<Sim>,
+    Path((id, key)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    get_one(&sim, Kind::Project, &id, &key, q.as_deref(), &headers)
+}
+
+async fn get_group(
+    State(sim): State<Sim>,
+    Path((id, key)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    get_one(&sim, Kind::Group, &id, &key, q.as_deref(), &headers)
+}
+
+async fn put_project(
+    State(sim): State<Sim>,
+    Path((id, key)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    put_one(&sim, Kind::Project, &id, &key, q.as_deref(), &headers, &body)
+}
+
+async fn put_group(
+    State(sim): State<Sim>,
+    Path((id, key)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    put_one(&sim, Kind::Group, &id, &key, q.as_deref(), &headers, &body)
 }

@@ -35,6 +35,6 @@ mod webhook;
 pub use actions::ActionsScope;
 pub use faults::{Fault, Route};
 pub use github::{test_rsa_keypair, test_rsa_private_pkcs8};
-pub use gitlab::{GitLabScope, GitLabVariable};
+pub use gitlab::{GitLabScope, GitLabVariable, gitlab_maskable};
 pub use server::{SimOptions, SimServer};
 pub use state::{RecordedRequest, Sim, Stats};

@@ -51,30 +51,37 @@ pub async fn run(shell: &Shell) -> Result<DemoOutcome> {
     let dir = tempfile::Builder::new().prefix("evertoken-demo-").tempdir().map_err(|e| fail("cannot create a temp dir", &e))?;
     let cfg_path = dir.path().join("evertoken.yaml");
     let config = format!(
-        "# evertoken demo: a throw-away config against the built-in simulator\n\
-platforms:\n\
-  instagram: {{ enabled: true, base_url: \"{base}\" }}\n\
-  youtube:   {{ enabled: true, base_url: \"{base}\", client_id: demo-client.apps.googleusercontent.com }}\n\
-  tiktok:    {{ enabled: true, base_url: \"{base}\", client_key: demo-client-key }}\n\
-  linkedin:  {{ enabled: true, base_url: \"{base}\", client_id: demo-linkedin-client, warn_before_days: 14 }}\n\
-auth:\n\
-  journal_dir: state\n\
-  writeback:\n\
-    backend: local\n\
-    local: {{ keychain: off, file: credentials.yaml }}\n\
-http: {{ timeout_seconds: 10 }}\n"
+        r#"# evertoken demo: a throw-away config against the built-in simulator
+platforms:
+  instagram: {{ enabled: true, base_url: "{base}" }}
+  youtube:   {{ enabled: true, base_url: "{base}", client_id: demo-client.apps.googleusercontent.com }}
+  tiktok:    {{ enabled: true, base_url: "{base}", client_key: demo-client-key }}
+  linkedin:  {{ enabled: true, base_url: "{base}", client_id: demo-linkedin-client, warn_before_days: 14 }}
+auth:
+  journal_dir: state
+  writeback:
+    backend: local
+    local: {{ keychain: off, file: credentials.yaml }}
+http: {{ timeout_seconds: 10 }}
+"#
     );
     let creds = format!(
-        "INSTAGRAM_ACCESS_TOKEN:\n  value: \"{IG_TOKEN}\"\n  expires_at: {}\n  updated_at: {}\n\
-YOUTUBE_REFRESH_TOKEN: \"{YT_REFRESH}\"\n\
-YOUTUBE_CLIENT_SECRET: demo-google-client-secret\n\
-TIKTOK_REFRESH_TOKEN:\n  value: \"{TT_REFRESH}\"\n  expires_at: {}\n\
-TIKTOK_CLIENT_SECRET: demo-tiktok-client-secret\n\
-LINKEDIN_ACCESS_TOKEN: \"{LI_ACCESS}\"\n\
-LINKEDIN_CLIENT_SECRET: demo-linkedin-client-secret\n",
-        clock::rfc3339(days(10)),
-        clock::rfc3339(days(-50)),
-        clock::rfc3339(days(120)),
+        r#"INSTAGRAM_ACCESS_TOKEN:
+  value: "{IG_TOKEN}"
+  expires_at: {ig_exp}
+  updated_at: {ig_upd}
+YOUTUBE_REFRESH_TOKEN: "{YT_REFRESH}"
+YOUTUBE_CLIENT_SECRET: demo-google-client-secret
+TIKTOK_REFRESH_TOKEN:
+  value: "{TT_REFRESH}"
+  expires_at: {tt_exp}
+TIKTOK_CLIENT_SECRET: demo-tiktok-client-secret
+LINKEDIN_ACCESS_TOKEN: "{LI_ACCESS}"
+LINKEDIN_CLIENT_SECRET: demo-linkedin-client-secret
+"#,
+        ig_exp = clock::rfc3339(days(10)),
+        ig_upd = clock::rfc3339(days(-50)),
+        tt_exp = clock::rfc3339(days(120)),
     );
     std::fs::write(&cfg_path, config).map_err(|e| fail("cannot write the config", &e))?;
     crate::files::write_private_atomic(&dir.path().join("credentials.yaml"), creds.as_bytes())

@@ -513,8 +513,8 @@ impl Engine {
             (State::Ok, if grant.note.is_some() && grant.refresh.is_none() && p.slots().iter().all(|s| s.role == Role::Refresh) { "health-checked" } else { "none" }.to_owned())
         };
         let mut message = grant.note.clone().unwrap_or_else(|| match st {
-            State::Rotated => "new refresh token persisted".to_owned(),
-            _ => "new token stored".to_owned(),
+            State::Rotated => format!("new refresh token persisted to {}", self.store.describe()),
+            _ => format!("new token stored in {}", self.store.describe()),
         });
         if entries.is_empty() {
             return self.result(p, a, &new_state, st, action, message, None);

@@ -125,11 +125,7 @@ impl Provider for Linkedin {
             if let Some(exp) = rt.expires_at {
                 if super::within_days(now, exp, self.warn_before_days) {
                     return Plan::Reauth {
-                        message: format!(
-                            "the refresh token {}; LinkedIn refresh tokens do not extend, so re-authorise by {}",
-                            expiry_text(now, exp),
-                            date(exp)
-                        ),
+                        message: format!("the refresh token {}; LinkedIn refresh tokens do not extend", expiry_text(now, exp)),
                         reauth_by: Some(exp),
                     };
                 }
@@ -153,9 +149,8 @@ impl Provider for Linkedin {
             },
             Some(exp) if super::within_days(now, exp, self.warn_before_days) => Plan::Reauth {
                 message: format!(
-                    "the access token {}; LinkedIn cannot refresh it without a partner refresh token: re-auth by {}",
-                    expiry_text(now, exp),
-                    date(exp)
+                    "the access token {}; LinkedIn cannot refresh it without a partner refresh token",
+                    expiry_text(now, exp)
                 ),
                 reauth_by: Some(exp),
             },
