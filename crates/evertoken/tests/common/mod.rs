@@ -1,0 +1,196 @@
+//! The test environment every integration test uses: a throw-away HOME with XDG
+//! dirs, a running simulator, a config writer, and `cmd()` returning the real
+//! binary with a clean environment. Every output a test sees through [`TestEnv::run`]
+//! is recorded and scanned for the registered test secrets (SPEC §1: no output
+//! ever contains a whole secret).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use assert_cmd::Command;
+use evertoken_sim::{SimOptions, SimServer};
+
+/// Variables that could leak a developer's real setup into a test.
+const SCRUB: &[&str] = &[
+    "EVERTOKEN_CONFIG", "EVERTOKEN_NOW", "EVERTOKEN_LOG", "EVERTOKEN_FAILPOINT",
+    "INSTAGRAM_ACCESS_TOKEN", "INSTAGRAM_APP_SECRET", "YOUTUBE_REFRESH_TOKEN", "YOUTUBE_CLIENT_SECRET",
+    "TIKTOK_REFRESH_TOKEN", "TIKTOK_ACCESS_TOKEN", "TIKTOK_CLIENT_SECRET", "LINKEDIN_ACCESS_TOKEN",
+    "LINKEDIN_REFRESH_TOKEN", "LINKEDIN_CLIENT_SECRET", "GITLAB_TOKEN", "CI_PROJECT_ID", "CI_API_V4_URL",
+    "CI_JOB_TOKEN", "VAULT_ADDR", "VAULT_TOKEN", "VAULT_ROLE_ID", "VAULT_SECRET_ID", "VAULT_NAMESPACE",
+    "ALERT_WEBHOOK_URL", "ALERT_SMTP_USERNAME", "ALERT_SMTP_PASSWORD", "GITHUB_APP_ID",
+    "GITHUB_APP_INSTALLATION_ID", "GITHUB_APP_PRIVATE_KEY_PATH", "GITHUB_ACTIONS", "GITHUB_TOKEN", "GH_TOKEN",
+    "GH_HOST", "GH_CONFIG_DIR", "NO_COLOR", "DBUS_SESSION_BUS_ADDRESS",
+];
+
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
+    }
+}
+
+pub struct TestEnv {
+    pub dir: tempfile::TempDir,
+    pub sim: SimServer,
+    secrets: Mutex<Vec<String>>,
+}
+
+impl TestEnv {
+    pub fn new() -> TestEnv {
+        Self::with(SimOptions::default())
+    }
+
+    pub fn with(opts: SimOptions) -> TestEnv {
+        let dir = tempfile::Builder::new().prefix("evertoken-test-").tempdir().unwrap();
+        for d in ["home", "config", "state", "work"] {
+            std::fs::create_dir_all(dir.path().join(d)).unwrap();
+        }
+        let sim = SimServer::start_background(opts).expect("simulator starts");
+        TestEnv { dir, sim, secrets: Mutex::new(Vec::new()) }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+    pub fn home(&self) -> PathBuf {
+        self.path("home")
+    }
+    /// The working directory of commands; `evertoken.yaml` here is found by default.
+    pub fn work(&self) -> PathBuf {
+        self.path("work")
+    }
+    pub fn state_dir(&self) -> PathBuf {
+        self.path("state/evertoken")
+    }
+    pub fn base_url(&self) -> String {
+        self.sim.base_url()
+    }
+
+    /// Registers a value that must never appear whole in any output.
+    pub fn secret(&self, s: &str) -> String {
+        self.secrets.lock().unwrap().push(s.to_owned());
+        s.to_owned()
+    }
+
+    /// Writes `work/evertoken.yaml`.
+    pub fn config(&self, yaml: &str) -> PathBuf {
+        let p = self.work().join("evertoken.yaml");
+        std::fs::write(&p, yaml).unwrap();
+        p
+    }
+
+    /// Writes `work/credentials.yaml`, mode 0600.
+    pub fn credentials(&self, yaml: &str) -> PathBuf {
+        let p = self.work().join("credentials.yaml");
+        std::fs::write(&p, yaml).unwrap();
+        set_mode(&p, 0o600);
+        p
+    }
+
+    pub fn read_credentials(&self) -> serde_norway::Value {
+        let text = std::fs::read_to_string(self.work().join("credentials.yaml")).unwrap();
+        serde_norway::from_str(&text).unwrap()
+    }
+
+    /// The stored value of a variable in the credentials file (either form).
+    pub fn stored(&self, var: &str) -> Option<String> {
+        let doc = self.read_credentials();
+        let v = doc.get(var)?;
+        match v {
+            serde_norway::Value::String(s) => Some(s.clone()),
+            m => m.get("value").and_then(|x| x.as_str()).map(str::to_owned),
+        }
+    }
+
+    /// The binary, in `work/`, with a clean environment pointing at the temp dirs.
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::cargo_bin("evertoken").unwrap();
+        for v in SCRUB {
+            c.env_remove(v);
+        }
+        c.current_dir(self.work())
+            .env("HOME", self.home())
+            .env("XDG_CONFIG_HOME", self.path("config"))
+            .env("XDG_STATE_HOME", self.path("state"))
+            .env("CI", "true")
+            .env("NO_COLOR", "1");
+        c
+    }
+
+    /// Runs a command, records its output for the leak scan, and returns it.
+    pub fn run(&self, cmd: &mut Command) -> Output {
+        let out = cmd.output().expect("runs");
+        let o = Output {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        self.assert_no_leak(&format!("{}\n{}", o.stdout, o.stderr));
+        o
+    }
+
+    /// `evertoken <args>` through [`TestEnv::run`].
+    pub fn ev(&self, args: &[&str]) -> Output {
+        self.run(self.cmd().args(args))
+    }
+
+    /// Fails if `text` contains a registered secret, whole or in a common encoding.
+    pub fn assert_no_leak(&self, text: &str) {
+        for s in self.secrets.lock().unwrap().iter() {
+            for form in encodings(s) {
+                assert!(!text.contains(&form), "output leaks a test secret ({}…):\n{text}", &s[..s.len().min(6)]);
+            }
+        }
+    }
+}
+
+/// A secret and the forms it could leak in.
+pub fn encodings(s: &str) -> Vec<String> {
+    use base64::Engine as _;
+    let mut v = vec![s.to_owned()];
+    v.push(base64::engine::general_purpose::STANDARD.encode(s));
+    v.push(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s));
+    let url = url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    if url != s {
+        v.push(url);
+    }
+    v
+}
+
+pub fn set_mode(p: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+pub fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o7777
+}
+
+/// `now` + days, RFC 3339.
+pub fn days_from(now: jiff::Timestamp, days: i64) -> jiff::Timestamp {
+    use jiff::ToSpan;
+    now.checked_add((days * 24).hours()).unwrap()
+}
+
+/// A tool a test needs: its path, or (outside CI) `None` with a printed reason.
+/// Under `CI=true` a missing tool fails the test: CI must never skip silently.
+pub fn require_tool(name: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths).map(|d| d.join(name)).find(|p| p.is_file())
+    });
+    if found.is_none() {
+        let msg = format!("`{name}` is not installed; run ./scripts/test, which installs it");
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{msg}");
+        }
+        eprintln!("skipping: {msg}");
+    }
+    found
+}
