@@ -35,9 +35,18 @@ const SECRETS_DOCS: &str = "https://docs.github.com/rest/actions/secrets";
 /// Where an Actions secret lives.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum ActionsScope {
-    Repo { owner: String, repo: String },
-    Env { owner: String, repo: String, env: String },
-    Org { org: String },
+    Repo {
+        owner: String,
+        repo: String,
+    },
+    Env {
+        owner: String,
+        repo: String,
+        env: String,
+    },
+    Org {
+        org: String,
+    },
 }
 
 impl ActionsScope {
@@ -95,7 +104,11 @@ impl Sim {
             repo: repo.into(),
         }
         .normalized();
-        self.lock().actions.keys.entry(scope).or_insert_with(new_keys);
+        self.lock()
+            .actions
+            .keys
+            .entry(scope)
+            .or_insert_with(new_keys);
     }
 
     pub fn actions_add_environment(&self, owner: &str, repo: &str, env: &str) {
@@ -106,12 +119,20 @@ impl Sim {
             env: env.into(),
         }
         .normalized();
-        self.lock().actions.keys.entry(scope).or_insert_with(new_keys);
+        self.lock()
+            .actions
+            .keys
+            .entry(scope)
+            .or_insert_with(new_keys);
     }
 
     pub fn actions_add_org(&self, org: &str) {
         let scope = ActionsScope::Org { org: org.into() }.normalized();
-        self.lock().actions.keys.entry(scope).or_insert_with(new_keys);
+        self.lock()
+            .actions
+            .keys
+            .entry(scope)
+            .or_insert_with(new_keys);
     }
 
     /// A token accepted by the secrets endpoints (GitHub App installation tokens
@@ -182,7 +203,8 @@ pub(crate) fn routes() -> Router<Sim> {
 
 fn authorize(st: &crate::state::State, headers: &HeaderMap) -> Result<(), Response> {
     let bad = || github_error(401, "Bad credentials", SECRETS_DOCS);
-    let t = bearer(headers).ok_or_else(|| github_error(401, "Requires authentication", SECRETS_DOCS))?;
+    let t = bearer(headers)
+        .ok_or_else(|| github_error(401, "Requires authentication", SECRETS_DOCS))?;
     if st.actions.tokens.contains(&t) || st.lenient {
         return Ok(());
     }
@@ -254,7 +276,13 @@ fn valid_name(name: &str) -> bool {
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-fn put_secret(sim: &Sim, scope: ActionsScope, name: &str, headers: &HeaderMap, body: &[u8]) -> Response {
+fn put_secret(
+    sim: &Sim,
+    scope: ActionsScope,
+    name: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
     let scope = scope.normalized();
     let is_org = matches!(scope, ActionsScope::Org { .. });
     let mut st = sim.lock();
@@ -283,9 +311,16 @@ fn put_secret(sim: &Sim, scope: ActionsScope, name: &str, headers: &HeaderMap, b
         );
     };
     let Some(key_id) = req.get("key_id").and_then(Value::as_str) else {
-        return github_error(422, "Invalid request.\n\n\"key_id\" wasn't supplied.", SECRETS_DOCS);
+        return github_error(
+            422,
+            "Invalid request.\n\n\"key_id\" wasn't supplied.",
+            SECRETS_DOCS,
+        );
     };
-    if base64::engine::general_purpose::STANDARD.decode(enc).is_err() {
+    if base64::engine::general_purpose::STANDARD
+        .decode(enc)
+        .is_err()
+    {
         return github_error(
             422,
             "Invalid request.\n\nFor 'properties/encrypted_value', the value is not valid base64.",
@@ -315,12 +350,21 @@ fn put_secret(sim: &Sim, scope: ActionsScope, name: &str, headers: &HeaderMap, b
     };
     let current = st.actions.keys.get(&scope).map(|k| k.key_id.clone());
     if current.as_deref() != Some(key_id) {
-        return github_error(422, "Bad request: key_id is invalid or expired.", SECRETS_DOCS);
+        return github_error(
+            422,
+            "Bad request: key_id is invalid or expired.",
+            SECRETS_DOCS,
+        );
     }
     let now = st.now();
     let k = (scope, name.to_ascii_uppercase());
     let existed = st.actions.secrets.contains_key(&k);
-    let created_at = st.actions.secrets.get(&k).map(|s| s.created_at).unwrap_or(now);
+    let created_at = st
+        .actions
+        .secrets
+        .get(&k)
+        .map(|s| s.created_at)
+        .unwrap_or(now);
     st.actions.secrets.insert(
         k,
         StoredSecret {
@@ -341,7 +385,11 @@ fn repo_scope(owner: String, repo: String) -> ActionsScope {
     ActionsScope::Repo { owner, repo }
 }
 
-async fn repo_key(State(sim): State<Sim>, Path((o, r)): Path<(String, String)>, h: HeaderMap) -> Response {
+async fn repo_key(
+    State(sim): State<Sim>,
+    Path((o, r)): Path<(String, String)>,
+    h: HeaderMap,
+) -> Response {
     public_key(&sim, repo_scope(o, r), &h)
 }
 
@@ -391,7 +439,11 @@ async fn org_key(State(sim): State<Sim>, Path(org): Path<String>, h: HeaderMap) 
     public_key(&sim, ActionsScope::Org { org }, &h)
 }
 
-async fn org_get(State(sim): State<Sim>, Path((org, n)): Path<(String, String)>, h: HeaderMap) -> Response {
+async fn org_get(
+    State(sim): State<Sim>,
+    Path((org, n)): Path<(String, String)>,
+    h: HeaderMap,
+) -> Response {
     get_secret(&sim, ActionsScope::Org { org }, &n, &h)
 }
 

@@ -81,12 +81,18 @@ impl Route {
             return None;
         }
         match path {
-            "/refresh_access_token" | "/access_token" | "/oauth/authorize"
-            | "/oauth/authorize/" | "/oauth/access_token" => return Some(Route::Instagram),
+            "/refresh_access_token"
+            | "/access_token"
+            | "/oauth/authorize"
+            | "/oauth/authorize/"
+            | "/oauth/access_token" => return Some(Route::Instagram),
             "/token" | "/o/oauth2/v2/auth" | "/o/oauth2/auth" | "/revoke" => {
                 return Some(Route::Google);
             }
-            "/v2/oauth/token/" | "/v2/oauth/token" | "/v2/auth/authorize/" | "/v2/auth/authorize"
+            "/v2/oauth/token/"
+            | "/v2/oauth/token"
+            | "/v2/auth/authorize/"
+            | "/v2/auth/authorize"
             | "/v2/oauth/revoke/" => return Some(Route::TikTok),
             "/oauth/v2/accessToken" | "/oauth/v2/authorization" => {
                 return Some(Route::LinkedInToken);
@@ -101,12 +107,12 @@ impl Route {
             return Some(Route::Webhook);
         }
         let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-        let is_actions = match segs.as_slice() {
-            ["repos", _, _, "actions", "secrets", ..] => true,
-            ["repos", _, _, "environments", _, "secrets", ..] => true,
-            ["orgs", _, "actions", "secrets", ..] => true,
-            _ => false,
-        };
+        let is_actions = matches!(
+            segs.as_slice(),
+            ["repos", _, _, "actions", "secrets", ..]
+                | ["repos", _, _, "environments", _, "secrets", ..]
+                | ["orgs", _, "actions", "secrets", ..]
+        );
         if is_actions {
             return Some(Route::GitHubActions);
         }
@@ -301,19 +307,16 @@ pub(crate) fn status_response(
                 "Service is temporarily unavailable.",
                 now,
             ),
-            c if server_side => tiktok_error(c, "server_error", "Other internal server errors.", now),
+            c if server_side => {
+                tiktok_error(c, "server_error", "Other internal server errors.", now)
+            }
             429 => tiktok_error(
                 429,
                 "rate_limit_exceeded",
                 "The API rate limit was exceeded. Please try again later.",
                 now,
             ),
-            401 => tiktok_error(
-                401,
-                "invalid_client",
-                "Client authentication failed.",
-                now,
-            ),
+            401 => tiktok_error(401, "invalid_client", "Client authentication failed.", now),
             c => tiktok_error(
                 c,
                 "invalid_request",
@@ -386,10 +389,10 @@ pub(crate) fn pre_response(
                 }
                 _ => status_response(route, path, 429, now),
             };
-            if let Some(s) = retry_after_secs {
-                if let Ok(v) = HeaderValue::from_str(&s.to_string()) {
-                    r.headers_mut().insert(header::RETRY_AFTER, v);
-                }
+            if let Some(v) =
+                retry_after_secs.and_then(|s| HeaderValue::from_str(&s.to_string()).ok())
+            {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
             }
             if matches!(route, Route::GitHubApp | Route::GitHubActions) {
                 r.headers_mut()
@@ -419,11 +422,7 @@ fn invalid_grant(route: Route, path: &str, now: jiff::Timestamp) -> Response {
             "Refresh token is invalid or expired.",
             now,
         ),
-        Route::LinkedInToken => oauth_error(
-            400,
-            "invalid_grant",
-            crate::linkedin::INVALID_REFRESH,
-        ),
+        Route::LinkedInToken => oauth_error(400, "invalid_grant", crate::linkedin::INVALID_REFRESH),
         Route::LinkedInIntrospect => json_response(200, json!({"active": false})),
         Route::GitHubApp | Route::GitHubActions | Route::GitLab | Route::Webhook | Route::Any => {
             unauthorized(route, path, now)
@@ -448,11 +447,9 @@ fn invalid_client(route: Route, path: &str, now: jiff::Timestamp) -> Response {
             "Client key or secret is incorrect.",
             now,
         ),
-        Route::LinkedInToken | Route::LinkedInIntrospect => oauth_error(
-            401,
-            "invalid_client",
-            "Client authentication failed",
-        ),
+        Route::LinkedInToken | Route::LinkedInIntrospect => {
+            oauth_error(401, "invalid_client", "Client authentication failed")
+        }
         _ => unauthorized(route, path, now),
     }
 }

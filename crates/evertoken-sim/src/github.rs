@@ -333,7 +333,10 @@ fn claims_of(jwt: &str) -> Option<serde_json::Map<String, Value>> {
 }
 
 /// Verifies an app JWT the way GitHub does. Returns the app id.
-pub(crate) fn verify_jwt(st: &mut crate::state::State, headers: &HeaderMap) -> Result<u64, JwtError> {
+pub(crate) fn verify_jwt(
+    st: &mut crate::state::State,
+    headers: &HeaderMap,
+) -> Result<u64, JwtError> {
     let jwt = bearer(headers).ok_or(JwtError::Missing)?;
     let claims = claims_of(&jwt).ok_or(JwtError::Undecodable)?;
     let iss = claims.get("iss").ok_or(JwtError::Iss)?;
@@ -380,7 +383,10 @@ pub(crate) fn verify_jwt(st: &mut crate::state::State, headers: &HeaderMap) -> R
     jsonwebtoken::decode::<Value>(&jwt, &key, &validation).map_err(|_| JwtError::Undecodable)?;
 
     let now = st.now().as_second();
-    let iat = claims.get("iat").and_then(Value::as_i64).ok_or(JwtError::Iat)?;
+    let iat = claims
+        .get("iat")
+        .and_then(Value::as_i64)
+        .ok_or(JwtError::Iat)?;
     if iat > now {
         return Err(JwtError::Iat);
     }
@@ -508,11 +514,7 @@ async fn create_token(
         match serde_json::from_slice(&body) {
             Ok(v @ Value::Object(_)) => v,
             _ => {
-                return github_error(
-                    400,
-                    "Problems parsing JSON",
-                    CREATE_TOKEN_DOCS,
-                );
+                return github_error(400, "Problems parsing JSON", CREATE_TOKEN_DOCS);
             }
         }
     };
@@ -521,9 +523,10 @@ async fn create_token(
     let installation_has = |name: &str| {
         let name = name.rsplit('/').next().unwrap_or(name);
         inst.repositories.is_empty()
-            || inst.repositories.iter().any(|r| {
-                r.rsplit('/').next().unwrap_or(r).eq_ignore_ascii_case(name)
-            })
+            || inst
+                .repositories
+                .iter()
+                .any(|r| r.rsplit('/').next().unwrap_or(r).eq_ignore_ascii_case(name))
     };
     let not_accessible = || {
         github_error(
@@ -534,7 +537,11 @@ async fn create_token(
     };
     if let Some(v) = req.get("repositories") {
         let Some(arr) = v.as_array() else {
-            return github_error(422, "Invalid request.\n\nFor 'properties/repositories', is not an array.", CREATE_TOKEN_DOCS);
+            return github_error(
+                422,
+                "Invalid request.\n\nFor 'properties/repositories', is not an array.",
+                CREATE_TOKEN_DOCS,
+            );
         };
         let mut names = Vec::new();
         for r in arr {
@@ -550,17 +557,24 @@ async fn create_token(
     }
     if let Some(v) = req.get("repository_ids") {
         let Some(arr) = v.as_array() else {
-            return github_error(422, "Invalid request.\n\nFor 'properties/repository_ids', is not an array.", CREATE_TOKEN_DOCS);
+            return github_error(
+                422,
+                "Invalid request.\n\nFor 'properties/repository_ids', is not an array.",
+                CREATE_TOKEN_DOCS,
+            );
         };
         let mut names = narrowed.take().unwrap_or_default();
         for r in arr {
             let Some(rid) = r.as_u64() else {
                 return not_accessible();
             };
-            let found = inst
-                .repositories
-                .iter()
-                .find(|n| repo_id(&format!("{}/{}", inst.login, n.rsplit('/').next().unwrap_or(n))) == rid);
+            let found = inst.repositories.iter().find(|n| {
+                repo_id(&format!(
+                    "{}/{}",
+                    inst.login,
+                    n.rsplit('/').next().unwrap_or(n)
+                )) == rid
+            });
             match found {
                 Some(n) => names.push(n.rsplit('/').next().unwrap_or(n).to_string()),
                 None => return not_accessible(),
@@ -572,18 +586,20 @@ async fn create_token(
     let mut permissions = inst.permissions.clone();
     if let Some(p) = req.get("permissions") {
         let Some(obj) = p.as_object() else {
-            return github_error(422, "Invalid request.\n\nFor 'properties/permissions', is not an object.", CREATE_TOKEN_DOCS);
+            return github_error(
+                422,
+                "Invalid request.\n\nFor 'properties/permissions', is not an object.",
+                CREATE_TOKEN_DOCS,
+            );
         };
         let mut out = BTreeMap::new();
         for (k, v) in obj {
             let want = v.as_str().unwrap_or("");
             let granted = inst.permissions.get(k).map(String::as_str);
-            let ok = match (granted, want) {
-                (Some("write"), "read" | "write") => true,
-                (Some("read"), "read") => true,
-                (Some("admin"), _) => true,
-                _ => false,
-            };
+            let ok = matches!(
+                (granted, want),
+                (Some("write"), "read" | "write") | (Some("read"), "read") | (Some("admin"), _)
+            );
             if !ok {
                 return github_error(
                     422,
@@ -674,7 +690,8 @@ async fn get_installation(
         Ok(a) => a,
         Err(e) => return e.response(),
     };
-    let doc = "https://docs.github.com/rest/apps/apps#get-an-installation-for-the-authenticated-app";
+    let doc =
+        "https://docs.github.com/rest/apps/apps#get-an-installation-for-the-authenticated-app";
     let Ok(id) = id.parse::<u64>() else {
         return not_found(doc);
     };
@@ -722,7 +739,10 @@ async fn repo_installation(
             i.login.eq_ignore_ascii_case(&owner)
                 && (i.repositories.is_empty()
                     || i.repositories.iter().any(|r| {
-                        r.rsplit('/').next().unwrap_or(r).eq_ignore_ascii_case(&repo)
+                        r.rsplit('/')
+                            .next()
+                            .unwrap_or(r)
+                            .eq_ignore_ascii_case(&repo)
                     }))
         },
     )
@@ -826,7 +846,8 @@ async fn root() -> Response {
 
 async fn rate_limit(State(sim): State<Sim>) -> Response {
     let reset = (sim.now() + SignedDuration::from_hours(1)).as_second();
-    let core = json!({"limit": 5000, "used": 0, "remaining": 5000, "reset": reset, "resource": "core"});
+    let core =
+        json!({"limit": 5000, "used": 0, "remaining": 5000, "reset": reset, "resource": "core"});
     json_response(
         200,
         json!({"resources": {"core": core.clone()}, "rate": core}),

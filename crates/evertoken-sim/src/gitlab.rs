@@ -94,7 +94,8 @@ pub fn gitlab_maskable(value: &str, raw: bool) -> bool {
         return !value.chars().any(char::is_whitespace);
     }
     value.chars().all(|c| {
-        c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=' | '@' | ':' | '.' | '~' | '-' | '_')
+        c.is_ascii_alphanumeric()
+            || matches!(c, '+' | '/' | '=' | '@' | ':' | '.' | '~' | '-' | '_')
     })
 }
 
@@ -322,7 +323,12 @@ fn pick(
     }
 }
 
-fn lenient_placeholder(st: &mut crate::state::State, scope: GitLabScope, key: &str, env: Option<&str>) {
+fn lenient_placeholder(
+    st: &mut crate::state::State,
+    scope: GitLabScope,
+    key: &str,
+    env: Option<&str>,
+) {
     if !st.lenient || st.gitlab.variables.contains_key(&(scope, key.to_string())) {
         return;
     }
@@ -333,7 +339,14 @@ fn lenient_placeholder(st: &mut crate::state::State, scope: GitLabScope, key: &s
         .insert((scope, key.to_string()), vec![v]);
 }
 
-fn get_one(sim: &Sim, kind: Kind, id: &str, key: &str, q: Option<&str>, headers: &HeaderMap) -> Response {
+fn get_one(
+    sim: &Sim,
+    kind: Kind,
+    id: &str,
+    key: &str,
+    q: Option<&str>,
+    headers: &HeaderMap,
+) -> Response {
     let q = parse_query(q);
     let env = param(&q, "filter[environment_scope]");
     let mut st = sim.lock();
@@ -443,7 +456,10 @@ fn put_one(
     }
     if let Some(t) = params.get("variable_type").and_then(Value::as_str) {
         if t != "env_var" && t != "file" {
-            return json_response(400, json!({"error": "variable_type does not have a valid value"}));
+            return json_response(
+                400,
+                json!({"error": "variable_type does not have a valid value"}),
+            );
         }
         v.variable_type = t.to_string();
     }
@@ -454,9 +470,10 @@ fn put_one(
         return json_response(400, json!({"message": {"value": ["is invalid"]}}));
     }
     if let Some(d) = params.get("description").and_then(Value::as_str) {
-        st.gitlab
-            .descriptions
-            .insert((scope, key.to_string(), v.environment_scope.clone()), d.to_string());
+        st.gitlab.descriptions.insert(
+            (scope, key.to_string(), v.environment_scope.clone()),
+            d.to_string(),
+        );
     }
     if let Some(list) = st.gitlab.variables.get_mut(&(scope, key.to_string())) {
         list[idx] = v.clone();
@@ -465,11 +482,19 @@ fn put_one(
     json_response(200, var_json(&st, scope, &v))
 }
 
-async fn list_project(State(sim): State<Sim>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+async fn list_project(
+    State(sim): State<Sim>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     list(&sim, Kind::Project, &id, &headers)
 }
 
-async fn list_group(State(sim): State<Sim>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+async fn list_group(
+    State(sim): State<Sim>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     list(&sim, Kind::Group, &id, &headers)
 }
 
@@ -498,7 +523,15 @@ async fn put_project(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    put_one(&sim, Kind::Project, &id, &key, q.as_deref(), &headers, &body)
+    put_one(
+        &sim,
+        Kind::Project,
+        &id,
+        &key,
+        q.as_deref(),
+        &headers,
+        &body,
+    )
 }
 
 async fn put_group(

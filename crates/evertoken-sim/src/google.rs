@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use jiff::{SignedDuration, Timestamp};
@@ -67,11 +67,7 @@ pub(crate) fn routes() -> Router<Sim> {
 impl Sim {
     pub fn google_add_client(&self, client_id: &str, client_secret: &str) {
         let mut st = self.lock();
-        let testing = st
-            .google
-            .clients
-            .get(client_id)
-            .is_some_and(|c| c.testing);
+        let testing = st.google.clients.get(client_id).is_some_and(|c| c.testing);
         st.google.clients.insert(
             client_id.to_string(),
             GoogleClient {
@@ -302,7 +298,8 @@ async fn token(State(sim): State<Sim>, headers: HeaderMap, body: Bytes) -> Respo
     } else {
         grant.scope.clone()
     };
-    let mut body = json!({"access_token": at, "expires_in": 3599, "scope": scope, "token_type": "Bearer"});
+    let mut body =
+        json!({"access_token": at, "expires_in": 3599, "scope": scope, "token_type": "Bearer"});
     if grant.offline && grant.consent {
         let rt = format!("1//sim-{}", alnum(96));
         st.google.refresh_tokens.insert(
@@ -320,11 +317,7 @@ async fn token(State(sim): State<Sim>, headers: HeaderMap, body: Bytes) -> Respo
     json_response(200, body)
 }
 
-async fn revoke(
-    State(sim): State<Sim>,
-    RawQuery(q): RawQuery,
-    body: Bytes,
-) -> Response {
+async fn revoke(State(sim): State<Sim>, RawQuery(q): RawQuery, body: Bytes) -> Response {
     let mut f = parse_form(&body);
     for (k, v) in parse_query(q.as_deref()) {
         f.entry(k).or_insert(v);
@@ -360,7 +353,11 @@ fn error_page(code: u16, error: &str, description: &str) -> Response {
 async fn authorize(State(sim): State<Sim>, RawQuery(q): RawQuery) -> Response {
     let q = parse_query(q.as_deref());
     let Some(client_id) = param(&q, "client_id") else {
-        return error_page(400, "invalid_request", "Missing required parameter: client_id");
+        return error_page(
+            400,
+            "invalid_request",
+            "Missing required parameter: client_id",
+        );
     };
     let known = {
         let st = sim.lock();
@@ -384,14 +381,15 @@ async fn authorize(State(sim): State<Sim>, RawQuery(q): RawQuery) -> Response {
             param(&q, "state"),
         );
     }
-    if let Some(m) = param(&q, "code_challenge_method") {
-        if m != "S256" && m != "plain" {
-            return error_page(
-                400,
-                "invalid_request",
-                "Invalid code_challenge_method value.",
-            );
-        }
+    if let Some(m) = param(&q, "code_challenge_method")
+        && m != "S256"
+        && m != "plain"
+    {
+        return error_page(
+            400,
+            "invalid_request",
+            "Invalid code_challenge_method value.",
+        );
     }
     let grant = CodeGrant {
         provider: "google",
@@ -417,6 +415,3 @@ async fn authorize(State(sim): State<Sim>, RawQuery(q): RawQuery) -> Response {
         "",
     )
 }
-
-#[allow(dead_code)]
-fn _unused(_: StatusCode) {}

@@ -97,7 +97,11 @@ impl Sim {
 
     /// The expiry of a known Instagram token.
     pub fn instagram_expires_at(&self, token: &str) -> Option<Timestamp> {
-        self.lock().instagram.tokens.get(token).map(|t| t.expires_at)
+        self.lock()
+            .instagram
+            .tokens
+            .get(token)
+            .map(|t| t.expires_at)
     }
 
     /// Registers an Instagram app (for the login flow and `ig_exchange_token`).
@@ -366,7 +370,9 @@ async fn code_exchange(State(sim): State<Sim>, body: Bytes) -> Response {
                 json!({"data": [{"access_token": token, "user_id": uid, "permissions": grant.scope}]}),
             )
         }
-        Err(CodeError::RedirectMismatch) => legacy_error("Error validating verification code. Please make sure your redirect_uri is identical to the one you used in the OAuth dialog request"),
+        Err(CodeError::RedirectMismatch) => legacy_error(
+            "Error validating verification code. Please make sure your redirect_uri is identical to the one you used in the OAuth dialog request",
+        ),
         Err(_) => legacy_error("Matching code was not found or was already used"),
     }
 }

@@ -350,9 +350,21 @@ async fn introspect(State(sim): State<Sim>, body: Bytes) -> Response {
     let now = st.now();
     let info = if let Some(a) = st.linkedin.access.get(token) {
         let owner = a.client_id.clone().unwrap_or_else(|| client_id.clone());
-        Some((a.created_at, a.expires_at, a.scope.clone(), a.revoked, owner))
+        Some((
+            a.created_at,
+            a.expires_at,
+            a.scope.clone(),
+            a.revoked,
+            owner,
+        ))
     } else if let Some(r) = st.linkedin.refresh.get(token) {
-        Some((r.created_at, r.expires_at, r.scope.clone(), r.revoked, r.client_id.clone()))
+        Some((
+            r.created_at,
+            r.expires_at,
+            r.scope.clone(),
+            r.revoked,
+            r.client_id.clone(),
+        ))
     } else if st.lenient {
         let a = LiAccess {
             client_id: Some(client_id.clone()),
@@ -361,7 +373,13 @@ async fn introspect(State(sim): State<Sim>, body: Bytes) -> Response {
             scope: DEFAULT_SCOPE.to_string(),
             revoked: false,
         };
-        let out = (a.created_at, a.expires_at, a.scope.clone(), false, client_id.clone());
+        let out = (
+            a.created_at,
+            a.expires_at,
+            a.scope.clone(),
+            false,
+            client_id.clone(),
+        );
         st.linkedin.access.insert(token.to_string(), a);
         Some(out)
     } else {
@@ -396,7 +414,11 @@ async fn authorize(State(sim): State<Sim>, RawQuery(q): RawQuery) -> Response {
     let q = parse_query(q.as_deref());
     let client_id = param(&q, "client_id").unwrap_or("");
     let Some(redirect) = param(&q, "redirect_uri") else {
-        return oauth_error(400, "invalid_request", "A required parameter \"redirect_uri\" is missing");
+        return oauth_error(
+            400,
+            "invalid_request",
+            "A required parameter \"redirect_uri\" is missing",
+        );
     };
     let known = {
         let st = sim.lock();

@@ -22,7 +22,8 @@ fn strip_ghes_prefix(uri: &Uri) -> Option<Uri> {
     let rest = if path == "/api/v3" {
         "/"
     } else {
-        path.strip_prefix("/api/v3/").map(|_| &path["/api/v3".len()..])?
+        path.strip_prefix("/api/v3/")
+            .map(|_| &path["/api/v3".len()..])?
     };
     let pq = match uri.query() {
         Some(q) => format!("{rest}?{q}"),
@@ -141,18 +142,15 @@ async fn post_process(resp: Response, fault: &Fault) -> Response {
             );
             Response::from_parts(parts, Body::from_stream(stream))
         }
-        Fault::DropRotatedToken => {
-            match serde_json::from_slice::<serde_json::Value>(&bytes) {
-                Ok(serde_json::Value::Object(mut m)) => {
-                    m.remove("refresh_token");
-                    let out = serde_json::to_vec(&m).unwrap_or_default();
-                    parts.headers.remove(header::CONTENT_LENGTH);
-                    Response::from_parts(parts, Body::from(out))
-                }
-                _ => Response::from_parts(parts, Body::from(bytes)),
+        Fault::DropRotatedToken => match serde_json::from_slice::<serde_json::Value>(&bytes) {
+            Ok(serde_json::Value::Object(mut m)) => {
+                m.remove("refresh_token");
+                let out = serde_json::to_vec(&m).unwrap_or_default();
+                parts.headers.remove(header::CONTENT_LENGTH);
+                Response::from_parts(parts, Body::from(out))
             }
-        }
+            _ => Response::from_parts(parts, Body::from(bytes)),
+        },
         _ => Response::from_parts(parts, Body::from(bytes)),
     }
 }
-

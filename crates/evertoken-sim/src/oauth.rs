@@ -155,10 +155,10 @@ pub(crate) fn redeem(
     if g.client_id != client_id {
         return Err(CodeError::ClientMismatch);
     }
-    if let Some(expected) = &g.redirect_uri {
-        if redirect_uri.is_some_and(|r| r != expected) {
-            return Err(CodeError::RedirectMismatch);
-        }
+    if let Some(expected) = &g.redirect_uri
+        && redirect_uri.is_some_and(|r| r != expected)
+    {
+        return Err(CodeError::RedirectMismatch);
     }
     if let Some(challenge) = &g.code_challenge {
         let Some(v) = verifier else {

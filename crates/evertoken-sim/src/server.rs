@@ -87,8 +87,13 @@ async fn serve(listener: tokio::net::TcpListener, sim: Sim, shutdown: oneshot::R
 impl SimServer {
     /// Binds `127.0.0.1:0` and serves on the current tokio runtime.
     pub async fn start(opts: SimOptions) -> anyhow::Result<SimServer> {
+        SimServer::start_on_port(opts, 0).await
+    }
+
+    /// Binds `127.0.0.1:port` (`0` = any free port) on the current runtime.
+    pub async fn start_on_port(opts: SimOptions, port: u16) -> anyhow::Result<SimServer> {
         let sim = Sim::new(opts.latency, opts.lenient);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
         let addr = listener.local_addr()?;
         let (tx, rx) = oneshot::channel();
         tokio::spawn(serve(listener, sim.clone(), rx));
@@ -146,12 +151,6 @@ impl SimServer {
     /// A handle on the simulator's state.
     pub fn sim(&self) -> Sim {
         self.sim.clone()
-    }
-
-    /// Serves until the process is killed (for the standalone binary).
-    pub async fn run_forever(self) {
-        std::future::pending::<()>().await;
-        drop(self);
     }
 }
 

@@ -92,7 +92,11 @@ impl State {
     /// Takes the fault to apply to one request on `route`: the route's queue
     /// first, then the `Any` queue, then the persistent faults.
     pub(crate) fn take_fault(&mut self, route: Route) -> Option<Fault> {
-        if let Some(f) = self.fault_queues.get_mut(&route).and_then(|q| q.pop_front()) {
+        if let Some(f) = self
+            .fault_queues
+            .get_mut(&route)
+            .and_then(|q| q.pop_front())
+        {
             return Some(f);
         }
         if let Some(f) = self
@@ -208,11 +212,7 @@ impl Sim {
 
     /// Requests seen on one route so far.
     pub fn request_count(&self, route: Route) -> u64 {
-        self.lock()
-            .requests
-            .get(route.name())
-            .copied()
-            .unwrap_or(0)
+        self.lock().requests.get(route.name()).copied().unwrap_or(0)
     }
 
     /// Every JSON body received on `/webhook/...`, with its path.

@@ -296,12 +296,7 @@ async fn token(State(sim): State<Sim>, body: Bytes) -> Response {
                     "Redirect URI does not match the one used in the authorization request.",
                     now,
                 ),
-                Err(_) => tiktok_error(
-                    400,
-                    "invalid_grant",
-                    "Authorization code is expired.",
-                    now,
-                ),
+                Err(_) => tiktok_error(400, "invalid_grant", "Authorization code is expired.", now),
             }
         }
         Some(other) => tiktok_error(

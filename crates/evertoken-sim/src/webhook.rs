@@ -50,7 +50,10 @@ async fn slack(State(sim): State<Sim>, Path(rest): Path<String>, body: Bytes) ->
     let Ok(v) = serde_json::from_slice::<Value>(&body) else {
         return text(StatusCode::BAD_REQUEST, "invalid_payload");
     };
-    let has_content = v.get("text").and_then(Value::as_str).is_some_and(|t| !t.is_empty())
+    let has_content = v
+        .get("text")
+        .and_then(Value::as_str)
+        .is_some_and(|t| !t.is_empty())
         || v.get("blocks").is_some_and(|b| b.is_array())
         || v.get("attachments").is_some_and(|b| b.is_array());
     if !has_content {
@@ -72,8 +75,12 @@ async fn discord(
             json!({"message": "Cannot send an empty message", "code": 50006}),
         );
     };
-    let has_content = v.get("content").and_then(Value::as_str).is_some_and(|t| !t.is_empty())
-        || v.get("embeds").is_some_and(|e| e.as_array().is_some_and(|a| !a.is_empty()));
+    let has_content = v
+        .get("content")
+        .and_then(Value::as_str)
+        .is_some_and(|t| !t.is_empty())
+        || v.get("embeds")
+            .is_some_and(|e| e.as_array().is_some_and(|a| !a.is_empty()));
     if !has_content {
         return json_response(
             400,

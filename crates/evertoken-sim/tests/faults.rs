@@ -6,10 +6,16 @@ use evertoken_sim::{Fault, Route, SimOptions, SimServer};
 use serde_json::Value;
 
 async fn setup() -> (SimServer, reqwest::Client) {
-    let server = SimServer::start(SimOptions::default()).await.expect("start");
+    let server = SimServer::start(SimOptions::default())
+        .await
+        .expect("start");
     let sim = server.sim();
     sim.tiktok_add_client("sim-k", "sim-s");
-    sim.tiktok_add_refresh_token("sim-k", "rft.sim-a", sim.now() + jiff::SignedDuration::from_hours(24 * 90));
+    sim.tiktok_add_refresh_token(
+        "sim-k",
+        "rft.sim-a",
+        sim.now() + jiff::SignedDuration::from_hours(24 * 90),
+    );
     (server, reqwest::Client::new())
 }
 
@@ -57,7 +63,11 @@ async fn status_and_rate_limit_faults_are_provider_shaped_and_consumed_once() {
     let b: Value = r.json().await.expect("json");
     assert_eq!(b["error"], "server_error");
     sim.push_fault(Route::Any, Fault::Status(500));
-    let r = c.get(format!("{base}/rate_limit")).send().await.expect("send");
+    let r = c
+        .get(format!("{base}/rate_limit"))
+        .send()
+        .await
+        .expect("send");
     assert_eq!(r.status().as_u16(), 500);
     let b: Value = r.json().await.expect("json");
     assert_eq!(b["status"], "500");
@@ -74,17 +84,25 @@ async fn grant_client_and_auth_faults() {
     sim.push_fault(Route::TikTok, Fault::Unauthorized);
     let r = refresh(&c, &base, "rft.sim-a").await.expect("send");
     assert_eq!(r.status().as_u16(), 400);
-    assert_eq!(r.json::<Value>().await.expect("json")["error"], "invalid_grant");
+    assert_eq!(
+        r.json::<Value>().await.expect("json")["error"],
+        "invalid_grant"
+    );
     let r = refresh(&c, &base, "rft.sim-a").await.expect("send");
     assert_eq!(r.status().as_u16(), 401);
-    assert_eq!(r.json::<Value>().await.expect("json")["error"], "invalid_client");
+    assert_eq!(
+        r.json::<Value>().await.expect("json")["error"],
+        "invalid_client"
+    );
     let r = refresh(&c, &base, "rft.sim-a").await.expect("send");
     assert_eq!(r.status().as_u16(), 401);
     assert!(sim.tiktok_is_live("rft.sim-a"));
 
     sim.push_fault(Route::Instagram, Fault::InvalidGrant);
     let r = c
-        .get(format!("{base}/refresh_access_token?grant_type=ig_refresh_token&access_token=x"))
+        .get(format!(
+            "{base}/refresh_access_token?grant_type=ig_refresh_token&access_token=x"
+        ))
         .send()
         .await
         .expect("send");
@@ -112,7 +130,12 @@ async fn html_malformed_and_truncated_bodies() {
     sim.push_fault(Route::TikTok, Fault::HtmlErrorPage);
     let r = refresh(&c, &base, "rft.sim-a").await.expect("send");
     assert_eq!(r.status().as_u16(), 502);
-    assert!(r.headers()["content-type"].to_str().expect("ct").starts_with("text/html"));
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .expect("ct")
+            .starts_with("text/html")
+    );
     assert!(r.text().await.expect("text").contains("502 Bad Gateway"));
 
     // MalformedJson runs the request (the token rotates) but garbles the answer.
@@ -148,7 +171,10 @@ async fn drop_rotated_token_and_hang_after_processing() {
     assert_eq!(live.len(), 1);
 
     // The client gives up; the rotation happened anyway.
-    sim.push_fault(Route::TikTok, Fault::HangAfterProcessing(Duration::from_secs(5)));
+    sim.push_fault(
+        Route::TikTok,
+        Fault::HangAfterProcessing(Duration::from_secs(5)),
+    );
     let c2 = reqwest::Client::builder()
         .timeout(Duration::from_millis(300))
         .build()
@@ -172,11 +198,22 @@ async fn hang_latency_and_persistent_faults() {
 
     sim.set_latency(Duration::from_millis(150));
     let t = Instant::now();
-    let _ = c.get(format!("{base}/rate_limit")).send().await.expect("send");
+    let _ = c
+        .get(format!("{base}/rate_limit"))
+        .send()
+        .await
+        .expect("send");
     assert!(t.elapsed() >= Duration::from_millis(150));
     let t = Instant::now();
-    let _ = c.get(format!("{base}/_sim/stats")).send().await.expect("send");
-    assert!(t.elapsed() < Duration::from_millis(150), "control API has no latency");
+    let _ = c
+        .get(format!("{base}/_sim/stats"))
+        .send()
+        .await
+        .expect("send");
+    assert!(
+        t.elapsed() < Duration::from_millis(150),
+        "control API has no latency"
+    );
     sim.set_latency(Duration::ZERO);
 
     sim.set_persistent_fault(Route::Google, Some(Fault::Status(502)));

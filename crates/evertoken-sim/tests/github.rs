@@ -19,7 +19,9 @@ fn jwt_with(iat: i64, exp: i64, iss: Value) -> String {
 }
 
 async fn setup() -> (SimServer, reqwest::Client, i64) {
-    let server = SimServer::start(SimOptions::default()).await.expect("start");
+    let server = SimServer::start(SimOptions::default())
+        .await
+        .expect("start");
     let sim = server.sim();
     let (_, public_pem) = test_rsa_keypair();
     sim.github_add_app(APP, "Iv23simclient", &public_pem);
@@ -65,9 +67,21 @@ async fn valid_jwt_mints_a_token() {
     assert_eq!(sim.github_tokens_issued(), 1);
 
     // iss as a string and as the client id; and the GHES prefix.
-    let (s, _) = mint(&c, &format!("{base}/api/v3"), &jwt_with(now - 60, now + 540, json!(APP.to_string())), None).await;
+    let (s, _) = mint(
+        &c,
+        &format!("{base}/api/v3"),
+        &jwt_with(now - 60, now + 540, json!(APP.to_string())),
+        None,
+    )
+    .await;
     assert_eq!(s, 201);
-    let (s, _) = mint(&c, &base, &jwt_with(now - 60, now + 540, json!("Iv23simclient")), None).await;
+    let (s, _) = mint(
+        &c,
+        &base,
+        &jwt_with(now - 60, now + 540, json!("Iv23simclient")),
+        None,
+    )
+    .await;
     assert_eq!(s, 201);
 
     // Cheap verify and revoke with the installation token.
@@ -96,7 +110,10 @@ async fn valid_jwt_mints_a_token() {
         .await
         .expect("send");
     assert_eq!(r.status().as_u16(), 401);
-    assert_eq!(r.json::<Value>().await.expect("json")["message"], "Bad credentials");
+    assert_eq!(
+        r.json::<Value>().await.expect("json")["message"],
+        "Bad credentials"
+    );
 }
 
 #[tokio::test]
@@ -111,7 +128,10 @@ async fn bad_jwts_get_githubs_401_messages() {
     let forged = format!("{}.{}.{}", parts[0], other_parts[1], parts[2]);
     let cases = [
         (forged, "A JSON web token could not be decoded"),
-        ("not-a-jwt".to_string(), "A JSON web token could not be decoded"),
+        (
+            "not-a-jwt".to_string(),
+            "A JSON web token could not be decoded",
+        ),
         (
             jwt_with(now - 60, now + 1200, json!(APP)),
             "'Expiration time' claim ('exp') is too far in the future",
@@ -164,11 +184,26 @@ async fn unknown_installation_repos_and_lookups() {
     assert_eq!(s, 201, "{b}");
     assert_eq!(b["permissions"], json!({"contents": "read"}));
     assert_eq!(b["repositories"][0]["name"], "repo-a");
-    let (s, _) = mint(&c, &base, &jwt, Some(json!({"permissions": {"administration": "write"}}))).await;
+    let (s, _) = mint(
+        &c,
+        &base,
+        &jwt,
+        Some(json!({"permissions": {"administration": "write"}})),
+    )
+    .await;
     assert_eq!(s, 422);
 
-    for path in ["repos/sim-org/repo-b/installation", "orgs/sim-org/installation", "users/sim-org/installation"] {
-        let r = c.get(format!("{base}/{path}")).bearer_auth(&jwt).send().await.expect("send");
+    for path in [
+        "repos/sim-org/repo-b/installation",
+        "orgs/sim-org/installation",
+        "users/sim-org/installation",
+    ] {
+        let r = c
+            .get(format!("{base}/{path}"))
+            .bearer_auth(&jwt)
+            .send()
+            .await
+            .expect("send");
         assert_eq!(r.status().as_u16(), 200, "{path}");
         let b: Value = r.json().await.expect("json");
         assert_eq!(b["id"], INST);
@@ -202,7 +237,38 @@ fn pkcs8_and_pkcs1_keys_are_the_same_key() {
     assert!(pkcs8.starts_with("-----BEGIN PRIVATE KEY-----"));
     assert!(public_pem.starts_with("-----BEGIN PUBLIC KEY-----"));
     let claims = json!({"iat": 1, "exp": 2, "iss": 3});
-    let a = encode(&Header::new(Algorithm::RS256), &claims, &EncodingKey::from_rsa_pem(pkcs1.as_bytes()).expect("k1")).expect("a");
-    let b = encode(&Header::new(Algorithm::RS256), &claims, &EncodingKey::from_rsa_pem(pkcs8.as_bytes()).expect("k8")).expect("b");
+    let a = encode(
+        &Header::new(Algorithm::RS256),
+        &claims,
+        &EncodingKey::from_rsa_pem(pkcs1.as_bytes()).expect("k1"),
+    )
+    .expect("a");
+    let b = encode(
+        &Header::new(Algorithm::RS256),
+        &claims,
+        &EncodingKey::from_rsa_pem(pkcs8.as_bytes()).expect("k8"),
+    )
+    .expect("b");
     assert_eq!(a, b, "RS256 is deterministic: same key, same signature");
+}
+
+#[tokio::test]
+async fn lenient_mode_accepts_unknown_apps_signed_with_the_test_key() {
+    let server = SimServer::start(SimOptions {
+        lenient: true,
+        ..Default::default()
+    })
+    .await
+    .expect("start");
+    let now = server.sim().now().as_second();
+    let r = reqwest::Client::new()
+        .post(format!(
+            "{}/app/installations/5150/access_tokens",
+            server.base_url()
+        ))
+        .bearer_auth(jwt_with(now - 60, now + 540, json!(777)))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status().as_u16(), 201);
 }

@@ -12,7 +12,9 @@ fn client() -> reqwest::Client {
 }
 
 async fn start() -> SimServer {
-    SimServer::start(SimOptions::default()).await.expect("start")
+    SimServer::start(SimOptions::default())
+        .await
+        .expect("start")
 }
 
 fn days(n: i64) -> SignedDuration {
@@ -53,7 +55,12 @@ async fn tiktok_rotation_invalidates_old_token_and_counts_reuse() {
     assert_eq!(body["expires_in"], 7200);
     assert_eq!(body["refresh_expires_in"], 15_552_000);
     assert_eq!(body["token_type"], "Bearer");
-    assert!(body["access_token"].as_str().expect("at").starts_with("act.sim-"));
+    assert!(
+        body["access_token"]
+            .as_str()
+            .expect("at")
+            .starts_with("act.sim-")
+    );
     assert!(body["open_id"].is_string());
     assert!(body["scope"].is_string());
     assert_eq!(sim.tiktok_live_refresh_tokens(), vec![new_rt.clone()]);
@@ -96,7 +103,11 @@ async fn instagram_24h_rule_and_expiry() {
     let base = server.base_url();
     let now: Timestamp = "2026-11-23T09:00:00Z".parse().expect("ts");
     sim.set_now(Some(now));
-    sim.instagram_add_token("sim-ig-young", now - SignedDuration::from_hours(2), now + days(59));
+    sim.instagram_add_token(
+        "sim-ig-young",
+        now - SignedDuration::from_hours(2),
+        now + days(59),
+    );
     sim.instagram_add_token("sim-ig-old", now - days(40), now + days(20));
     sim.instagram_add_token("sim-ig-dead", now - days(70), now - days(1));
     let c = client();
@@ -116,7 +127,12 @@ async fn instagram_24h_rule_and_expiry() {
     let (s, b) = get("sim-ig-young").await;
     assert_eq!(s, 400);
     assert_eq!(b["error"]["type"], "OAuthException");
-    assert!(b["error"]["message"].as_str().expect("msg").contains("24 hours"));
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .expect("msg")
+            .contains("24 hours")
+    );
     assert!(b["error"]["fbtrace_id"].is_string());
 
     let (s, b) = get("sim-ig-old").await;
@@ -126,7 +142,10 @@ async fn instagram_24h_rule_and_expiry() {
     let new = b["access_token"].as_str().expect("token").to_string();
     assert_ne!(new, "sim-ig-old");
     assert!(sim.instagram_is_valid(&new));
-    assert!(sim.instagram_is_valid("sim-ig-old"), "old token lives until its own expiry");
+    assert!(
+        sim.instagram_is_valid("sim-ig-old"),
+        "old token lives until its own expiry"
+    );
 
     let (s, b) = get("sim-ig-dead").await;
     assert_eq!(s, 400);
@@ -141,7 +160,10 @@ async fn instagram_24h_rule_and_expiry() {
     sim.set_now(Some(now + days(2)));
     let r = c
         .get(format!("{base}/refresh_access_token"))
-        .query(&[("grant_type", "ig_refresh_token"), ("access_token", new.as_str())])
+        .query(&[
+            ("grant_type", "ig_refresh_token"),
+            ("access_token", new.as_str()),
+        ])
         .send()
         .await
         .expect("send");
@@ -301,7 +323,10 @@ async fn lenient_mode_accepts_unknown_clients_and_tokens() {
 
     let r = c
         .get(format!("{base}/refresh_access_token"))
-        .query(&[("grant_type", "ig_refresh_token"), ("access_token", "sim-ig-bench")])
+        .query(&[
+            ("grant_type", "ig_refresh_token"),
+            ("access_token", "sim-ig-bench"),
+        ])
         .send()
         .await
         .expect("send");

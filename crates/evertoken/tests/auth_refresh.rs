@@ -1,0 +1,513 @@
+//! SPEC §1–§4 through the binary: `auth refresh` and `auth status` against the
+//! simulator, for every row of the §2 table, dry-run, exit codes, retries, the
+//! journal's kill -9 recovery, one-host locking and file modes. Every output is
+//! scanned for the test secrets by `TestEnv::run`.
+
+mod common;
+
+use std::process::Stdio;
+
+use common::{TestEnv, days_from, mode};
+use evertoken_sim::{Fault, Route};
+use jiff::Timestamp;
+
+const NOW: &str = "2026-11-23T09:00:00Z";
+const CLIENT_ID: &str = "test-client.apps.googleusercontent.com";
+const CLIENT_KEY: &str = "test-client-key";
+const LI_CLIENT: &str = "test-linkedin-client";
+
+fn now() -> Timestamp {
+    NOW.parse().unwrap()
+}
+
+/// Tokens of one four-platform setup; every value is registered as a secret.
+struct Setup {
+    ig: String,
+    yt: String,
+    tt: String,
+    li: String,
+}
+
+/// Seeds the simulator and writes config + credentials: Instagram inside its
+/// refresh window, YouTube healthy, TikTok due (no access token), LinkedIn 5 days
+/// from expiry without a refresh token.
+fn four_platforms(env: &TestEnv) -> Setup {
+    let sim = env.sim.sim();
+    sim.set_now(Some(now()));
+    let s = Setup {
+        ig: env.secret("test-ig-token-not-a-real-secret-0001"),
+        yt: env.secret("test-yt-refresh-not-a-real-secret-0002"),
+        tt: env.secret("rft.test-tiktok-not-a-real-secret-0003"),
+        li: env.secret("test-li-access-not-a-real-secret-0004"),
+    };
+    for c in ["test-google-client-secret-xyz", "test-tiktok-client-secret-xyz", "test-linkedin-client-secret-xyz"] {
+        env.secret(c);
+    }
+    sim.instagram_add_token(&s.ig, days_from(now(), -50), days_from(now(), 10));
+    sim.google_add_client(CLIENT_ID, "test-google-client-secret-xyz");
+    sim.google_add_refresh_token(CLIENT_ID, &s.yt);
+    sim.tiktok_add_client(CLIENT_KEY, "test-tiktok-client-secret-xyz");
+    sim.tiktok_add_refresh_token(CLIENT_KEY, &s.tt, days_from(now(), 120));
+    sim.linkedin_add_client(LI_CLIENT, "test-linkedin-client-secret-xyz");
+    sim.linkedin_add_access_token(&s.li, days_from(now(), 5));
+    let base = env.base_url();
+    env.config(&format!(
+        "platforms:
+  instagram: {{ enabled: true, base_url: \"{base}\" }}
+  youtube:   {{ enabled: true, base_url: \"{base}\", client_id: {CLIENT_ID} }}
+  tiktok:    {{ enabled: true, base_url: \"{base}\", client_key: {CLIENT_KEY} }}
+  linkedin:  {{ enabled: true, base_url: \"{base}\", client_id: {LI_CLIENT}, warn_before_days: 14 }}
+auth:
+  writeback:
+    backend: local
+    local: {{ keychain: auto }}
+http: {{ timeout_seconds: 5, retries: 3 }}
+"
+    ));
+    env.credentials(&format!(
+        "INSTAGRAM_ACCESS_TOKEN:
+  value: \"{}\"
+  expires_at: {}
+  updated_at: {}
+YOUTUBE_REFRESH_TOKEN: \"{}\"
+YOUTUBE_CLIENT_SECRET: test-google-client-secret-xyz
+TIKTOK_REFRESH_TOKEN:
+  value: \"{}\"
+  expires_at: {}
+TIKTOK_CLIENT_SECRET: test-tiktok-client-secret-xyz
+LINKEDIN_ACCESS_TOKEN: \"{}\"
+LINKEDIN_CLIENT_SECRET: test-linkedin-client-secret-xyz
+",
+        s.ig,
+        days_from(now(), 10),
+        days_from(now(), -50),
+        s.yt,
+        s.tt,
+        days_from(now(), 120),
+        s.li
+    ));
+    s
+}
+
+fn result<'a>(doc: &'a serde_json::Value, platform: &str) -> &'a serde_json::Value {
+    doc["results"].as_array().unwrap().iter().find(|r| r["platform"] == platform).unwrap_or_else(|| panic!("no {platform} in {doc}"))
+}
+
+fn refresh(env: &TestEnv, args: &[&str]) -> common::Output {
+    let mut c = env.cmd();
+    c.env("EVERTOKEN_NOW", NOW).args(["auth", "refresh"]).args(args);
+    env.run(&mut c)
+}
+
+#[test]
+fn refresh_all_does_each_platforms_action_and_exits_1_for_linkedin() {
+    let env = TestEnv::new();
+    let s = four_platforms(&env);
+    let sim = env.sim.sim();
+    let out = refresh(&env, &["all", "--json"]);
+    assert_eq!(out.code, 1, "stderr: {}", out.stderr);
+    let doc = out.json();
+    assert_eq!(doc["version"], 1);
+    assert_eq!(doc["attention"], 1);
+
+    // TikTok: rotated; the new refresh token is persisted and is the live one.
+    let tt = result(&doc, "tiktok");
+    assert_eq!(tt["state"], "rotated", "{tt}");
+    let new_tt = env.stored("TIKTOK_REFRESH_TOKEN").unwrap();
+    env.secret(&new_tt);
+    assert_ne!(new_tt, s.tt);
+    assert!(sim.tiktok_is_live(&new_tt));
+    assert!(!sim.tiktok_is_live(&s.tt));
+    assert!(env.stored("TIKTOK_ACCESS_TOKEN").is_some(), "the access token is stored too");
+    let creds = env.read_credentials();
+    assert!(creds["TIKTOK_REFRESH_TOKEN"]["expires_at"].as_str().is_some(), "refresh expiry stored");
+    assert!(creds["TIKTOK_ACCESS_TOKEN"]["expires_at"].as_str().is_some(), "access expiry stored");
+    assert!(tt["refresh_expires_at"].as_str().is_some());
+
+    // Instagram: refreshed in place, new token valid at the provider, expiry ~60 days.
+    let ig = result(&doc, "instagram");
+    assert_eq!(ig["state"], "refreshed", "{ig}");
+    let new_ig = env.stored("INSTAGRAM_ACCESS_TOKEN").unwrap();
+    env.secret(&new_ig);
+    assert!(sim.instagram_is_valid(&new_ig));
+    let exp: Timestamp = ig["expires_at"].as_str().unwrap().parse().unwrap();
+    assert!(exp > days_from(now(), 55), "{exp}");
+
+    // YouTube: health-checked, nothing to store.
+    let yt = result(&doc, "youtube");
+    assert_eq!(yt["state"], "ok", "{yt}");
+    assert_eq!(yt["action"], "health-checked");
+    assert_eq!(env.stored("YOUTUBE_REFRESH_TOKEN").unwrap(), s.yt);
+
+    // LinkedIn: re-auth by a date, with the command.
+    let li = result(&doc, "linkedin");
+    assert_eq!(li["state"], "reauth_required", "{li}");
+    assert_eq!(li["reauth_by"], "2026-11-28");
+    assert!(li["message"].as_str().unwrap().contains("evertoken auth login linkedin"), "{li}");
+    assert_eq!(li["fix"], "evertoken auth login linkedin");
+    for r in doc["results"].as_array().unwrap() {
+        for key in ["platform", "account", "state", "action", "expires_at", "refresh_expires_at", "message", "reauth_by"] {
+            assert!(r.get(key).is_some(), "result lacks `{key}`: {r}");
+        }
+    }
+
+    // The file holding them is private.
+    assert_eq!(mode(&env.work().join("credentials.yaml")), 0o600);
+
+    // A second run with the persisted tokens: nothing rotates again.
+    let rotations = sim.stats().rotations;
+    let again = refresh(&env, &["--json"]);
+    assert_eq!(again.code, 1);
+    let doc = again.json();
+    assert_eq!(result(&doc, "tiktok")["state"], "ok");
+    assert_eq!(result(&doc, "instagram")["state"], "ok");
+    assert_eq!(sim.stats().rotations, rotations);
+    assert_eq!(sim.stats().reused_rotated_tokens, 0);
+}
+
+#[test]
+fn human_output_is_a_table_with_a_summary() {
+    let env = TestEnv::new();
+    four_platforms(&env);
+    let out = refresh(&env, &[]);
+    assert_eq!(out.code, 1);
+    let first = out.stdout.lines().next().unwrap();
+    for col in ["PLATFORM", "ACCOUNT", "STATE", "EXPIRES", "DAYS", "ACTION"] {
+        assert!(first.contains(col), "{first}");
+    }
+    assert!(out.stdout.contains("rotated"), "{}", out.stdout);
+    assert!(out.stdout.contains("4 credentials: "), "{}", out.stdout);
+    assert!(out.stdout.contains("1 needs attention"), "{}", out.stdout);
+    // The headless machine has no keychain: the fallback is said, once.
+    assert_eq!(out.stderr.matches("using the credentials file").count(), 1, "{}", out.stderr);
+}
+
+#[test]
+fn dry_run_changes_nothing_and_predicts_the_exit_code() {
+    let env = TestEnv::new();
+    let s = four_platforms(&env);
+    let sim = env.sim.sim();
+    let before = std::fs::read(env.work().join("credentials.yaml")).unwrap();
+    let out = refresh(&env, &["--dry-run", "--json"]);
+    assert_eq!(out.code, 1, "LinkedIn would still need attention: {}", out.stderr);
+    let doc = out.json();
+    assert_eq!(doc["dry_run"], true);
+    assert_eq!(result(&doc, "tiktok")["action"], "would rotate");
+    assert_eq!(result(&doc, "instagram")["action"], "would refresh in place");
+    assert_eq!(result(&doc, "youtube")["action"], "would health-check");
+    assert_eq!(result(&doc, "linkedin")["state"], "reauth_required");
+    assert_eq!(std::fs::read(env.work().join("credentials.yaml")).unwrap(), before, "dry-run wrote the store");
+    assert!(sim.tiktok_is_live(&s.tt));
+    let stats = sim.stats();
+    assert_eq!(stats.rotations, 0);
+    for route in ["tiktok", "instagram", "google"] {
+        assert_eq!(stats.requests.get(route).copied().unwrap_or(0), 0, "dry-run called {route}: {:?}", stats.requests);
+    }
+    assert!(!env.state_dir().join("journal").exists() || std::fs::read_dir(env.state_dir().join("journal")).unwrap().next().is_none());
+
+    // Without LinkedIn, the real run would succeed: the dry-run says 0.
+    let out = refresh(&env, &["tiktok", "--dry-run"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+}
+
+#[test]
+fn young_instagram_tokens_are_left_alone() {
+    let env = TestEnv::new();
+    let sim = env.sim.sim();
+    sim.set_now(Some(now()));
+    let young = env.secret("test-ig-young-token-not-a-real-secret");
+    let unknown_age = env.secret("test-ig-fresh-token-not-a-real-secret");
+    sim.instagram_add_token(&young, days_from(now(), 0), days_from(now(), 60));
+    sim.instagram_add_token(&unknown_age, now(), days_from(now(), 60));
+    let base = env.base_url();
+    env.config(&format!(
+        "platforms:\n  instagram: {{ base_url: \"{base}\", accounts: [known, fresh] }}\nauth: {{ writeback: {{ local: {{ keychain: off }} }} }}\n"
+    ));
+    env.credentials(&format!(
+        "INSTAGRAM_ACCESS_TOKEN_KNOWN: {{ value: \"{young}\", expires_at: {}, updated_at: {} }}\nINSTAGRAM_ACCESS_TOKEN_FRESH: \"{unknown_age}\"\n",
+        days_from(now(), 60),
+        now()
+    ));
+    let out = refresh(&env, &["--json"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let doc = out.json();
+    let rs = doc["results"].as_array().unwrap();
+    assert!(rs.iter().all(|r| r["state"] == "ok"), "{doc}");
+    // Known-young: not even called. Unknown age: called once; Instagram said too young.
+    assert_eq!(sim.stats().requests.get("instagram").copied().unwrap_or(0), 1);
+    assert!(out.stdout.contains("just issued"), "{}", out.stdout);
+    assert_eq!(env.stored("INSTAGRAM_ACCESS_TOKEN_FRESH").unwrap(), unknown_age);
+}
+
+#[test]
+fn youtube_invalid_grant_is_reauth_with_likely_causes() {
+    let env = TestEnv::new();
+    let s = four_platforms(&env);
+    env.sim.sim().google_revoke(&s.yt);
+    let out = refresh(&env, &["youtube", "--json"]);
+    assert_eq!(out.code, 1);
+    let yt = result(&out.json(), "youtube").clone();
+    assert_eq!(yt["state"], "reauth_required", "{yt}");
+    let msg = yt["message"].as_str().unwrap();
+    assert!(msg.contains("invalid_grant") && msg.contains("Testing mode") && msg.contains("6 months"), "{msg}");
+    assert_eq!(yt["reauth_by"], "2026-11-23");
+    assert_eq!(yt["fix"], "evertoken auth login youtube");
+}
+
+#[test]
+fn transient_failures_are_retried_and_permanent_ones_are_not() {
+    let env = TestEnv::new();
+    four_platforms(&env);
+    let sim = env.sim.sim();
+    sim.push_faults(Route::TikTok, Fault::Status(503), 2);
+    sim.push_fault(Route::TikTok, Fault::TooManyRequests { retry_after_secs: Some(1) });
+    let out = refresh(&env, &["tiktok", "--json"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(result(&out.json(), "tiktok")["state"], "rotated");
+    assert_eq!(sim.stats().requests["tiktok"], 4, "three failures, then success");
+
+    sim.push_fault(Route::TikTok, Fault::InvalidClient);
+    let before = sim.stats().requests["tiktok"];
+    // The access token is fresh now; make it due again by moving the clock.
+    let mut c = env.cmd();
+    c.env("EVERTOKEN_NOW", days_from(now(), 3).to_string()).args(["auth", "refresh", "tiktok", "--json"]);
+    let out = env.run(&mut c);
+    assert_eq!(out.code, 1);
+    let tt = result(&out.json(), "tiktok").clone();
+    assert_eq!(tt["state"], "failed", "{tt}");
+    assert!(tt["fix"].as_str().unwrap().contains("TIKTOK_CLIENT_SECRET"), "{tt}");
+    assert_eq!(sim.stats().requests["tiktok"], before + 1, "invalid_client is not retried");
+}
+
+#[test]
+fn a_lost_answer_to_a_rotation_is_unknown_not_success_and_not_retried() {
+    let env = TestEnv::new();
+    four_platforms(&env);
+    let sim = env.sim.sim();
+    let base = env.base_url();
+    env.config(&format!(
+        "platforms:\n  tiktok: {{ base_url: \"{base}\", client_key: {CLIENT_KEY} }}\nauth: {{ writeback: {{ local: {{ keychain: off }} }} }}\nhttp: {{ timeout_seconds: 1 }}\n"
+    ));
+    sim.push_fault(Route::TikTok, Fault::HangAfterProcessing(std::time::Duration::from_secs(3)));
+    let stored = env.stored("TIKTOK_REFRESH_TOKEN").unwrap();
+    let out = refresh(&env, &["--json"]);
+    assert_eq!(out.code, 1);
+    let tt = result(&out.json(), "tiktok").clone();
+    assert_eq!(tt["state"], "unknown", "{tt}");
+    assert!(tt["message"].as_str().unwrap().contains("may have rotated"), "{tt}");
+    assert_eq!(sim.stats().requests["tiktok"], 1, "a rotating call is never blindly retried");
+    assert_eq!(env.stored("TIKTOK_REFRESH_TOKEN").unwrap(), stored);
+}
+
+#[test]
+fn a_stale_environment_token_is_recovered_by_one_store_re_read() {
+    let env = TestEnv::new();
+    let s = four_platforms(&env);
+    let sim = env.sim.sim();
+    // Rotate once, so the credentials file holds the live token ...
+    assert_eq!(refresh(&env, &["tiktok"]).code, 0);
+    let live = env.stored("TIKTOK_REFRESH_TOKEN").unwrap();
+    env.secret(&live);
+    // ... while the environment still carries the dead original.
+    let mut c = env.cmd();
+    c.env("EVERTOKEN_NOW", days_from(now(), 3).to_string())
+        .env("TIKTOK_REFRESH_TOKEN", &s.tt)
+        .args(["auth", "refresh", "tiktok", "--json"]);
+    let out = env.run(&mut c);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let tt = result(&out.json(), "tiktok").clone();
+    assert_eq!(tt["state"], "rotated", "{tt}");
+    let warnings = tt["warnings"].to_string();
+    assert!(warnings.contains("TIKTOK_REFRESH_TOKEN is also set in the environment"), "{tt}");
+    assert!(sim.tiktok_is_live(&env.stored("TIKTOK_REFRESH_TOKEN").unwrap()));
+}
+
+#[test]
+fn linkedin_with_a_partner_refresh_token_is_refreshed() {
+    let env = TestEnv::new();
+    let sim = env.sim.sim();
+    sim.set_now(Some(now()));
+    sim.linkedin_add_client(LI_CLIENT, "test-linkedin-client-secret-xyz");
+    sim.linkedin_set_programmatic_refresh(LI_CLIENT, true);
+    let rt = env.secret("test-li-refresh-not-a-real-secret-0005");
+    sim.linkedin_add_refresh_token(LI_CLIENT, &rt, days_from(now(), 300));
+    let base = env.base_url();
+    env.config(&format!(
+        "platforms:\n  linkedin: {{ base_url: \"{base}\", client_id: {LI_CLIENT} }}\nauth: {{ writeback: {{ local: {{ keychain: off }} }} }}\n"
+    ));
+    env.credentials(&format!(
+        "LINKEDIN_REFRESH_TOKEN: {{ value: \"{rt}\", expires_at: {} }}\nLINKEDIN_CLIENT_SECRET: test-linkedin-client-secret-xyz\n",
+        days_from(now(), 300)
+    ));
+    let out = refresh(&env, &["--json"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let li = result(&out.json(), "linkedin").clone();
+    assert!(li["state"] == "refreshed" || li["state"] == "rotated", "{li}");
+    let at = env.stored("LINKEDIN_ACCESS_TOKEN").unwrap();
+    env.secret(&at);
+    assert!(sim.linkedin_is_valid_access(&at));
+}
+
+#[test]
+fn accounts_get_suffixed_variables_and_run_side_by_side() {
+    let env = TestEnv::new();
+    let sim = env.sim.sim();
+    sim.tiktok_add_client(CLIENT_KEY, "test-tiktok-client-secret-xyz");
+    let a = env.secret("rft.test-brand-a-not-a-real-secret-01");
+    let b = env.secret("rft.test-brand-b-not-a-real-secret-02");
+    sim.tiktok_add_refresh_token(CLIENT_KEY, &a, days_from(Timestamp::now(), 200));
+    sim.tiktok_add_refresh_token(CLIENT_KEY, &b, days_from(Timestamp::now(), 200));
+    let base = env.base_url();
+    env.config(&format!(
+        "platforms:\n  tiktok: {{ base_url: \"{base}\", client_key: {CLIENT_KEY}, accounts: [brand-a, brand-b], concurrency: 2 }}\nauth: {{ writeback: {{ local: {{ keychain: off }} }} }}\n"
+    ));
+    env.credentials(&format!(
+        "TIKTOK_REFRESH_TOKEN_BRAND_A: \"{a}\"\nTIKTOK_REFRESH_TOKEN_BRAND_B: \"{b}\"\nTIKTOK_CLIENT_SECRET: test-tiktok-client-secret-xyz\n"
+    ));
+    let out = env.ev(&["auth", "refresh", "--json"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let doc = out.json();
+    let accounts: Vec<_> = doc["results"].as_array().unwrap().iter().map(|r| (r["account"].as_str().unwrap().to_owned(), r["state"].as_str().unwrap().to_owned())).collect();
+    assert_eq!(accounts, vec![("brand-a".into(), "rotated".into()), ("brand-b".into(), "rotated".into())]);
+    for var in ["TIKTOK_REFRESH_TOKEN_BRAND_A", "TIKTOK_REFRESH_TOKEN_BRAND_B", "TIKTOK_ACCESS_TOKEN_BRAND_A"] {
+        let v = env.stored(var).unwrap_or_else(|| panic!("{var} not stored"));
+        env.secret(&v);
+    }
+    // One account by name.
+    let out = env.ev(&["auth", "status", "tiktok:brand-b", "--json"]);
+    assert_eq!(out.json()["results"].as_array().unwrap().len(), 1);
+    let out = env.ev(&["auth", "status", "tiktok:brand-c"]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("brand-a, brand-b"), "{}", out.stderr);
+}
+
+#[test]
+fn status_is_offline_and_says_where_each_secret_came_from() {
+    let env = TestEnv::new();
+    four_platforms(&env);
+    let mut c = env.cmd();
+    c.env("EVERTOKEN_NOW", NOW).env("TIKTOK_CLIENT_SECRET", "test-tiktok-client-secret-xyz").args(["auth", "status", "--json"]);
+    let out = env.run(&mut c);
+    assert_eq!(env.sim.sim().stats().requests.values().sum::<u64>(), 0, "status made a network call");
+    // Offline, LinkedIn's expiry is unknown and Instagram's refresh is merely due:
+    // nothing needs a human yet.
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let doc = out.json();
+    assert_eq!(result(&doc, "linkedin")["state"], "unknown");
+    let secrets = doc["secrets"].to_string();
+    assert!(secrets.contains(r#""var":"TIKTOK_CLIENT_SECRET","present":true,"source":{"kind":"env""#), "{secrets}");
+    assert!(secrets.contains(r#""var":"YOUTUBE_CLIENT_SECRET","present":true,"source":{"kind":"file""#), "{secrets}");
+    let ig = result(&doc, "instagram");
+    assert_eq!(ig["state"], "expiring");
+    assert_eq!(ig["credentials"][0]["prefix"], "test-ig-…");
+    let human = env.run(env.cmd().env("EVERTOKEN_NOW", NOW).args(["auth", "status"]));
+    assert!(human.stdout.contains("YOUTUBE_CLIENT_SECRET: file "), "{}", human.stdout);
+    assert!(human.stdout.contains("INSTAGRAM_ACCESS_TOKEN: test-ig-… from file"), "{}", human.stdout);
+}
+
+#[test]
+fn a_missing_client_secret_is_a_config_error_before_any_call() {
+    let env = TestEnv::new();
+    four_platforms(&env);
+    let creds = std::fs::read_to_string(env.work().join("credentials.yaml")).unwrap();
+    env.credentials(&creds.replace("TIKTOK_CLIENT_SECRET: test-tiktok-client-secret-xyz\n", ""));
+    let out = refresh(&env, &["all"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("TIKTOK_CLIENT_SECRET is not set"), "{}", out.stderr);
+    assert!(out.stderr.contains("hint:"), "{}", out.stderr);
+    assert_eq!(env.sim.sim().stats().requests.values().sum::<u64>(), 0);
+}
+
+/// SIGKILL at every step of a rotation; the next run always ends with the
+/// provider's current token in the store.
+#[test]
+fn kill_9_at_every_rotation_step_loses_nothing() {
+    for fp in ["after_provider", "after_journal", "mid_writeback", "after_writeback", "before_journal_cleanup"] {
+        let env = TestEnv::new();
+        four_platforms(&env);
+        let sim = env.sim.sim();
+        let mut c = env.cmd();
+        c.env("EVERTOKEN_NOW", NOW).env("EVERTOKEN_FAILPOINT", fp).args(["auth", "refresh", "tiktok"]);
+        let out = c.output().unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(out.status.signal(), Some(9), "{fp}: the process was not killed");
+        let live = sim.tiktok_live_refresh_tokens();
+        assert_eq!(live.len(), 1, "{fp}");
+        env.secret(&live[0]);
+        // The store is intact (parseable, private) whatever instant the kill hit.
+        env.read_credentials();
+        assert_eq!(mode(&env.work().join("credentials.yaml")), 0o600, "{fp}");
+        let out = refresh(&env, &["tiktok", "--json"]);
+        if fp == "after_provider" {
+            // Killed between the provider's answer and the journal write: the new
+            // token existed only in the dead process. It is not silently lost: the
+            // next run says a human must re-authorise, with the likely cause.
+            assert_eq!(out.code, 1, "{fp}: {}{}", out.stdout, out.stderr);
+            let tt = result(&out.json(), "tiktok").clone();
+            assert_eq!(tt["state"], "reauth_required", "{fp}: {tt}");
+            assert!(tt["message"].as_str().unwrap().contains("rotated it and the new one was lost"), "{tt}");
+            continue;
+        }
+        assert_eq!(out.code, 0, "{fp}: {}{}", out.stdout, out.stderr);
+        assert_eq!(env.stored("TIKTOK_REFRESH_TOKEN").unwrap(), live[0], "{fp}: the store lost the rotated token");
+        assert_eq!(sim.stats().reused_rotated_tokens, 0, "{fp}");
+        let journal = env.state_dir().join("journal");
+        assert!(std::fs::read_dir(&journal).map(|mut d| d.next().is_none()).unwrap_or(true), "{fp}: journal not cleared");
+    }
+}
+
+/// Eight runners on one host, one credential: exactly one rotation.
+#[test]
+fn concurrent_runners_on_one_host_rotate_once() {
+    let env = TestEnv::new();
+    four_platforms(&env);
+    let sim = env.sim.sim();
+    let children: Vec<_> = (0..8)
+        .map(|_| {
+            let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("evertoken"));
+            c.current_dir(env.work())
+                .env("HOME", env.home())
+                .env("XDG_STATE_HOME", env.path("state"))
+                .env("XDG_CONFIG_HOME", env.path("config"))
+                .env("EVERTOKEN_NOW", NOW)
+                .env_remove("TIKTOK_REFRESH_TOKEN")
+                .args(["auth", "refresh", "tiktok", "--json"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            c.spawn().unwrap()
+        })
+        .collect();
+    let outs: Vec<_> = children.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
+    let live = sim.tiktok_live_refresh_tokens();
+    env.secret(&live[0]);
+    for o in &outs {
+        let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        env.assert_no_leak(&text);
+        assert_eq!(o.status.code(), Some(0), "{text}");
+    }
+    assert_eq!(sim.stats().rotations, 1);
+    assert_eq!(sim.stats().reused_rotated_tokens, 0);
+    let skipped = outs.iter().filter(|o| String::from_utf8_lossy(&o.stdout).contains("another evertoken run refreshed it")).count();
+    assert!(skipped >= 1, "runners that waited say why they skipped");
+    assert_eq!(env.stored("TIKTOK_REFRESH_TOKEN").unwrap(), live[0]);
+}
+
+#[test]
+fn write_back_creates_a_private_store_in_a_private_directory() {
+    let env = TestEnv::new();
+    four_platforms(&env);
+    let base = env.base_url();
+    let cfg = std::fs::read_to_string(env.work().join("evertoken.yaml")).unwrap();
+    env.config(&cfg.replace("local: { keychain: auto }", "local: { keychain: off, file: secrets/new/credentials.yaml }"));
+    let dir = env.work().join("secrets/new");
+    std::fs::create_dir_all(&dir).unwrap();
+    common::set_mode(&dir, 0o700);
+    std::fs::rename(env.work().join("credentials.yaml"), dir.join("credentials.yaml")).unwrap();
+    let _ = base;
+    let out = env.run(env.cmd().env("EVERTOKEN_NOW", NOW).env("TIKTOK_CLIENT_SECRET", "test-tiktok-client-secret-xyz").args(["auth", "refresh", "tiktok"]));
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(mode(&dir.join("credentials.yaml")), 0o600);
+    let journal = env.state_dir().join("journal");
+    assert_eq!(mode(&journal), 0o700);
+    assert_eq!(mode(&env.state_dir().join("locks")), 0o700);
+}
