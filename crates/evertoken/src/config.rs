@@ -314,3 +314,63 @@ mod tests {
         assert!(c.platforms.tiktok.is_none());
     }
 }
+
+/// Fuzzing the config parser: no input panics; every rejection is a config error
+/// (exit 2) naming the file. `PROPTEST_CASES` scales the run (CI: the default;
+/// `scripts/reliability`: far more).
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn keyish() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("platforms".to_owned()),
+            Just("auth".to_owned()),
+            Just("tiktok".to_owned()),
+            Just("enabled".to_owned()),
+            Just("client_key".to_owned()),
+            Just("writeback".to_owned()),
+            Just("backend".to_owned()),
+            Just("accounts".to_owned()),
+            "[a-z_]{1,12}",
+        ]
+    }
+
+    fn yamlish() -> impl Strategy<Value = String> {
+        let leaf = prop_oneof![
+            Just("true".to_owned()),
+            Just("local".to_owned()),
+            Just("[a, b]".to_owned()),
+            Just("{}".to_owned()),
+            Just("~".to_owned()),
+            "-?[0-9]{1,4}",
+            "\"[^\"\\\\]{0,10}\"",
+        ];
+        leaf.prop_recursive(4, 32, 4, |inner| {
+            prop::collection::vec((keyish(), inner), 1..4).prop_map(|kvs| {
+                let body: Vec<String> = kvs.into_iter().map(|(k, v)| format!("{k}: {v}")).collect();
+                format!("{{ {} }}", body.join(", "))
+            })
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC{0,200}") {
+            if let Err(e) = parse(&text, Path::new("/f/evertoken.yaml")) {
+                prop_assert_eq!(e.exit_code(), 2);
+                prop_assert!(e.message.contains("/f/evertoken.yaml"), "{}", e.message);
+            }
+        }
+
+        #[test]
+        fn structured_yaml_never_panics(doc in yamlish()) {
+            if let Err(e) = parse(&doc, Path::new("/f/evertoken.yaml")) {
+                prop_assert_eq!(e.exit_code(), 2);
+                prop_assert!(e.message.contains("/f/evertoken.yaml"), "{}", e.message);
+            }
+        }
+    }
+}

@@ -373,3 +373,24 @@ mod tests {
         assert!(within_days(now, t, 8));
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Malformed provider bodies go through the same redaction and error
+        /// parsing as real ones: nothing panics, and a token value never survives.
+        #[test]
+        fn redaction_and_error_parsing_never_panic(body in "\\PC{0,300}", token in "[A-Za-z0-9._-]{12,40}") {
+            let _ = redact_body(&body);
+            let with_token = format!("{{\"access_token\": \"{token}\", {body}");
+            prop_assert!(!redact_body(&with_token).contains(&token));
+            let reply = Reply { status: reqwest::StatusCode::BAD_REQUEST, headers: Default::default(), body };
+            let _ = OAuthError::from_reply(&reply);
+            let _ = reply.snippet();
+        }
+    }
+}

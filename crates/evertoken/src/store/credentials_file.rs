@@ -313,3 +313,26 @@ mod tests {
         assert!(e.hint.unwrap().contains("chmod 600"));
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// No credentials file content panics the parser; every rejection names the file.
+        #[test]
+        fn arbitrary_credentials_text_never_panics(text in "\\PC{0,200}") {
+            if let Err(e) = parse(&text, Path::new("/f/credentials.yaml")) {
+                prop_assert!(e.message.contains("/f/credentials.yaml"), "{}", e.message);
+            }
+        }
+
+        #[test]
+        fn entries_of_any_shape_never_panic(key in "[A-Z_]{1,10}", field in "[a-z_]{1,12}", value in "\\PC{0,30}") {
+            let text = format!("{key}:\n  {field}: {value:?}\n");
+            let _ = parse(&text, Path::new("/f/credentials.yaml"));
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! SPEC §1 exit code 2 and §3: every class of bad configuration and bad input is
+//! a clear error naming the file and key, exit 2, with nothing contacted and
+//! nothing written.
+
+mod common;
+
+use common::TestEnv;
+
+fn assert_config_error(env: &TestEnv, args: &[&str], wants: &[&str]) -> String {
+    let out = env.ev(args);
+    assert_eq!(out.code, 2, "expected exit 2 for {args:?}; stdout: {}\nstderr: {}", out.stdout, out.stderr);
+    assert!(out.stdout.is_empty(), "stdout must stay data-only: {}", out.stdout);
+    assert!(out.stderr.starts_with("error: "), "{}", out.stderr);
+    for w in wants {
+        assert!(out.stderr.contains(w), "stderr lacks {w:?}:\n{}", out.stderr);
+    }
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    assert_eq!(env.sim.sim().stats().requests.values().sum::<u64>(), 0, "a config error contacted a provider");
+    out.stderr
+}
+
+fn base_config(env: &TestEnv) -> String {
+    format!(
+        "platforms:\n  tiktok:\n    enabled: true\n    base_url: \"{}\"\n    client_key: test-key\nauth:\n  writeback:\n    local: {{ keychain: off }}\n",
+        env.base_url()
+    )
+}
+
+#[test]
+fn a_misspelt_key_names_its_path_and_the_likely_key() {
+    let env = TestEnv::new();
+    env.config(&base_config(&env).replace("enabled: true", "enabeld: true"));
+    let err = assert_config_error(&env, &["auth", "refresh"], &["evertoken.yaml", "line 3", "unknown key `platforms.tiktok.enabeld`", "hint: did you mean `enabled`?"]);
+    assert!(!err.contains("expected one of"), "the raw serde list is replaced by the hint: {err}");
+}
+
+#[test]
+fn unknown_sections_values_and_types_are_errors() {
+    let env = TestEnv::new();
+    let base = base_config(&env);
+    env.config(&format!("{base}platfroms: {{}}\n"));
+    assert_config_error(&env, &["auth", "status"], &["unknown key `platfroms`", "did you mean `platforms`?"]);
+    env.config(&base.replace("local: { keychain: off }", "backend: locall"));
+    assert_config_error(&env, &["auth", "refresh"], &["auth.writeback.backend", "unknown value `locall`", "did you mean `local`?"]);
+    env.config(&base.replace("keychain: off", "keychain: sometimes"));
+    assert_config_error(&env, &["auth", "refresh"], &["auth.writeback.local.keychain", "auto, off, required"]);
+    env.config(&base.replace("client_key: test-key", "client_key: test-key\n    concurrency: lots"));
+    assert_config_error(&env, &["auth", "refresh"], &["platforms.tiktok.concurrency"]);
+    env.config(&base.replace("client_key: test-key", "client_key: test-key\n    concurrency: 0"));
+    assert_config_error(&env, &["auth", "refresh"], &["platforms.tiktok.concurrency", "at least 1"]);
+}
+
+#[test]
+fn required_keys_and_urls_are_checked() {
+    let env = TestEnv::new();
+    let base = base_config(&env);
+    env.config(&base.replace("    client_key: test-key\n", ""));
+    assert_config_error(&env, &["auth", "refresh"], &["platforms.tiktok.client_key", "is required", "hint:"]);
+    env.config(&base.replace(&env.base_url(), "not a url"));
+    assert_config_error(&env, &["auth", "refresh"], &["platforms.tiktok.base_url"]);
+    env.config(&base.replace(&env.base_url(), &format!("{}/proxy/path", env.base_url())));
+    assert_config_error(&env, &["auth", "refresh"], &["platforms.tiktok.base_url", "replaces only scheme, host and port"]);
+}
+
+#[test]
+fn bad_yaml_is_an_error_with_a_location() {
+    let env = TestEnv::new();
+    env.config("platforms:\n  tiktok: [unclosed\n");
+    assert_config_error(&env, &["auth", "refresh"], &["evertoken.yaml", "line"]);
+}
+
+#[test]
+fn no_config_anywhere_says_where_it_looked() {
+    let env = TestEnv::new();
+    assert_config_error(&env, &["auth", "refresh"], &["no configuration file found", "evertoken.yaml", "hint:", "evertoken demo"]);
+    assert_config_error(&env, &["--config", "/nonexistent/evertoken.yaml", "auth", "status"], &["/nonexistent/evertoken.yaml", "does not exist"]);
+    let mut c = env.cmd();
+    c.env("EVERTOKEN_CONFIG", env.path("nope.yaml")).args(["auth", "status"]);
+    let out = env.run(&mut c);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("EVERTOKEN_CONFIG"), "{}", out.stderr);
+}
+
+#[test]
+fn config_is_found_in_xdg_config_home() {
+    let env = TestEnv::new();
+    let dir = env.path("config/evertoken");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("config.yaml"), base_config(&env).replace("tiktok:", "tiktok_typo:")).unwrap();
+    assert_config_error(&env, &["auth", "status"], &["config/evertoken/config.yaml", "platforms.tiktok_typo"]);
+}
+
+#[test]
+fn bad_targets_and_flags_are_usage_errors() {
+    let env = TestEnv::new();
+    env.config(&base_config(&env));
+    assert_config_error(&env, &["auth", "refresh", "myspace"], &["unknown target `myspace`", "instagram, youtube, tiktok, linkedin"]);
+    assert_config_error(&env, &["auth", "refresh", "instagram"], &["platform `instagram` is not enabled", "hint:"]);
+    let out = env.ev(&["auth", "refresh", "--bogus"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    let out = env.ev(&["frobnicate"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    let mut c = env.cmd();
+    c.env("EVERTOKEN_NOW", "yesterday").args(["auth", "status"]);
+    let out = env.run(&mut c);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("EVERTOKEN_NOW must be an RFC 3339 timestamp"), "{}", out.stderr);
+}
+
+#[test]
+fn a_credentials_file_others_can_read_is_refused() {
+    let env = TestEnv::new();
+    env.config(&base_config(&env));
+    let p = env.credentials("TIKTOK_REFRESH_TOKEN: rft.test-not-a-real-secret-001\nTIKTOK_CLIENT_SECRET: test-secret-001\n");
+    common::set_mode(&p, 0o644);
+    assert_config_error(&env, &["auth", "refresh"], &["credentials.yaml", "readable by others", "mode 0644", "chmod 600"]);
+    assert_eq!(common::mode(&p), 0o644, "evertoken must not silently change it");
+}
+
+#[test]
+fn a_malformed_credentials_file_names_the_entry() {
+    let env = TestEnv::new();
+    env.config(&base_config(&env));
+    env.credentials("TIKTOK_REFRESH_TOKEN:\n  valeu: rft.test-not-a-real-secret-001\n");
+    assert_config_error(&env, &["auth", "status"], &["credentials.yaml", "`TIKTOK_REFRESH_TOKEN`.valeu", "did you mean `value`?"]);
+    env.credentials("TIKTOK_REFRESH_TOKEN: {value: x, expires_at: next week}\n");
+    assert_config_error(&env, &["auth", "status"], &["`TIKTOK_REFRESH_TOKEN`.expires_at", "RFC 3339"]);
+    env.credentials("- just\n- a list\n");
+    assert_config_error(&env, &["auth", "status"], &["must be a map"]);
+}
+
+#[test]
+fn keychain_required_without_a_keychain_is_a_config_error() {
+    let env = TestEnv::new();
+    env.config(&base_config(&env).replace("keychain: off", "keychain: required"));
+    // This machine (and CI) has no Secret Service: the fallback choice is proven,
+    // not assumed.
+    assert_config_error(&env, &["auth", "status"], &["auth.writeback.local.keychain", "is `required`", "no OS keychain"]);
+}
+
+#[test]
+fn help_teaches_and_version_works() {
+    let env = TestEnv::new();
+    let out = env.ev(&["--help"]);
+    assert_eq!(out.code, 0);
+    for w in ["auth", "demo", "--config", "Exit codes"] {
+        assert!(out.stdout.contains(w), "{w}: {}", out.stdout);
+    }
+    let out = env.ev(&["auth", "refresh", "--help"]);
+    assert!(out.stdout.contains("--dry-run") && out.stdout.contains("TikTok"), "{}", out.stdout);
+    let out = env.ev(&["--version"]);
+    assert!(out.stdout.starts_with("evertoken "), "{}", out.stdout);
+}
