@@ -131,7 +131,11 @@ impl Config {
             .filter(|p| !p.as_os_str().is_empty())
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."));
-        let cfg = Config { file, path: Some(path.to_path_buf()), base_dir };
+        let cfg = Config {
+            file,
+            path: Some(path.to_path_buf()),
+            base_dir,
+        };
         cfg.validate()?;
         Ok(cfg)
     }
@@ -148,7 +152,11 @@ impl Config {
     /// config file's directory.
     pub fn resolve_path(&self, p: &str) -> PathBuf {
         let expanded = files::expand_tilde(p);
-        if expanded.is_absolute() { expanded } else { self.base_dir.join(expanded) }
+        if expanded.is_absolute() {
+            expanded
+        } else {
+            self.base_dir.join(expanded)
+        }
     }
 
     pub fn journal_dir(&self) -> PathBuf {
@@ -171,7 +179,10 @@ impl Config {
         let h = &self.file.http;
         if !(h.timeout_seconds > 0.0 && h.timeout_seconds.is_finite()) {
             return Err(self
-                .error_at("http.timeout_seconds", "must be a positive number of seconds")
+                .error_at(
+                    "http.timeout_seconds",
+                    "must be a positive number of seconds",
+                )
                 .with_hint("for example `timeout_seconds: 30`"));
         }
         Ok(())
@@ -183,8 +194,11 @@ fn exists_or_error(p: &Path, from: &str) -> Result<Option<PathBuf>> {
     if p.is_file() {
         Ok(Some(p))
     } else {
-        Err(Error::config(format!("config file {} (from {from}) does not exist", p.display()))
-            .with_hint("check the path, or run `evertoken demo` to see a working setup"))
+        Err(Error::config(format!(
+            "config file {} (from {from}) does not exist",
+            p.display()
+        ))
+        .with_hint("check the path, or run `evertoken demo` to see a working setup"))
     }
 }
 
@@ -243,18 +257,31 @@ fn describe(msg: &str, key: &str, file: &str) -> Error {
         let (unknown, expected) = split_expected(rest);
         let err = Error::config(format!("{file}: `{key}`: unknown value `{unknown}`"));
         return match did_you_mean(&unknown, &expected) {
-            Some(s) => err.with_hint(format!("did you mean `{s}`? (one of: {})", expected.join(", "))),
+            Some(s) => err.with_hint(format!(
+                "did you mean `{s}`? (one of: {})",
+                expected.join(", ")
+            )),
             None => err.with_hint(format!("expected one of: {}", expected.join(", "))),
         };
     }
-    let at = if key.is_empty() || key == "." { String::new() } else { format!("`{key}`: ") };
-    Error::config(format!("{file}: {at}{msg}"))
-        .with_hint("fix the value at that key; the README's configuration reference lists every key")
+    let at = if key.is_empty() || key == "." {
+        String::new()
+    } else {
+        format!("`{key}`: ")
+    };
+    Error::config(format!("{file}: {at}{msg}")).with_hint(
+        "fix the value at that key; the README's configuration reference lists every key",
+    )
 }
 
 /// "`foo`, expected one of `a`, `b`" → ("foo", ["a", "b"]).
 fn split_expected(rest: &str) -> (String, Vec<String>) {
-    let ticked: Vec<String> = rest.split('`').skip(1).step_by(2).map(str::to_owned).collect();
+    let ticked: Vec<String> = rest
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect();
     let mut it = ticked.into_iter();
     let unknown = it.next().unwrap_or_default();
     (unknown, it.collect())
@@ -281,7 +308,11 @@ mod tests {
     #[test]
     fn unknown_key_names_its_path_and_suggests() {
         let e = err("platforms:\n  tiktok:\n    enabeld: true\n    client_key: k\n");
-        assert!(e.message.contains("unknown key `platforms.tiktok.enabeld`"), "{}", e.message);
+        assert!(
+            e.message.contains("unknown key `platforms.tiktok.enabeld`"),
+            "{}",
+            e.message
+        );
         assert!(e.message.contains("/cfg/evertoken.yaml"), "{}", e.message);
         assert!(e.message.contains("line 3"), "{}", e.message);
         assert_eq!(e.hint.as_deref(), Some("did you mean `enabled`?"));
@@ -291,21 +322,33 @@ mod tests {
     #[test]
     fn unknown_top_level_key() {
         let e = err("platfroms: {}\n");
-        assert!(e.message.contains("unknown key `platfroms`"), "{}", e.message);
+        assert!(
+            e.message.contains("unknown key `platfroms`"),
+            "{}",
+            e.message
+        );
         assert_eq!(e.hint.as_deref(), Some("did you mean `platforms`?"));
     }
 
     #[test]
     fn unknown_backend_value_suggests() {
         let e = err("auth:\n  writeback:\n    backend: locall\n");
-        assert!(e.message.contains("auth.writeback.backend"), "{}", e.message);
+        assert!(
+            e.message.contains("auth.writeback.backend"),
+            "{}",
+            e.message
+        );
         assert!(e.hint.unwrap().contains("did you mean `local`?"));
     }
 
     #[test]
     fn wrong_type_names_the_key() {
         let e = err("platforms:\n  tiktok:\n    concurrency: many\n");
-        assert!(e.message.contains("platforms.tiktok.concurrency"), "{}", e.message);
+        assert!(
+            e.message.contains("platforms.tiktok.concurrency"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]

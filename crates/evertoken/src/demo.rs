@@ -41,14 +41,20 @@ pub async fn run(shell: &Shell) -> Result<DemoOutcome> {
     let days = |d: i64| now.checked_add((d * 24).hours()).expect("in range");
 
     sim.instagram_add_token(IG_TOKEN, days(-50), days(10));
-    sim.google_add_client("demo-client.apps.googleusercontent.com", "demo-google-client-secret");
+    sim.google_add_client(
+        "demo-client.apps.googleusercontent.com",
+        "demo-google-client-secret",
+    );
     sim.google_add_refresh_token("demo-client.apps.googleusercontent.com", YT_REFRESH);
     sim.tiktok_add_client("demo-client-key", "demo-tiktok-client-secret");
     sim.tiktok_add_refresh_token("demo-client-key", TT_REFRESH, days(120));
     sim.linkedin_add_client("demo-linkedin-client", "demo-linkedin-client-secret");
     sim.linkedin_add_access_token(LI_ACCESS, days(5));
 
-    let dir = tempfile::Builder::new().prefix("evertoken-demo-").tempdir().map_err(|e| fail("cannot create a temp dir", &e))?;
+    let dir = tempfile::Builder::new()
+        .prefix("evertoken-demo-")
+        .tempdir()
+        .map_err(|e| fail("cannot create a temp dir", &e))?;
     let cfg_path = dir.path().join("evertoken.yaml");
     let config = format!(
         r#"# evertoken demo: a throw-away config against the built-in simulator
@@ -87,29 +93,59 @@ LINKEDIN_CLIENT_SECRET: demo-linkedin-client-secret
     crate::files::write_private_atomic(&dir.path().join("credentials.yaml"), creds.as_bytes())
         .map_err(|e| fail("cannot write the credentials", &e))?;
 
-    let opts = Options { target: Target::All, dry_run: false };
-    let first = Engine::new_isolated(Config::load_file(&cfg_path)?, clock)?.refresh(&opts, None).await?;
+    let opts = Options {
+        target: Target::All,
+        dry_run: false,
+    };
+    let first = Engine::new_isolated(Config::load_file(&cfg_path)?, clock)?
+        .refresh(&opts, None)
+        .await?;
     let before = sim.stats();
-    let second = Engine::new_isolated(Config::load_file(&cfg_path)?, clock)?.refresh(&opts, None).await?;
+    let second = Engine::new_isolated(Config::load_file(&cfg_path)?, clock)?
+        .refresh(&opts, None)
+        .await?;
     let after = sim.stats();
 
     let mut text = String::new();
-    let _ = writeln!(text, "evertoken demo: four platforms against the built-in simulator at {base}");
-    let _ = writeln!(text, "(a throw-away config and credentials file in {}; removed at the end)\n", dir.path().display());
+    let _ = writeln!(
+        text,
+        "evertoken demo: four platforms against the built-in simulator at {base}"
+    );
+    let _ = writeln!(
+        text,
+        "(a throw-away config and credentials file in {}; removed at the end)\n",
+        dir.path().display()
+    );
     let _ = writeln!(text, "First run: `evertoken auth refresh all`\n");
     text.push_str(&render::table(&first, shell));
     let _ = writeln!(text, "\nWhat happened and why:");
     for r in &first.results {
         let why = match (r.platform, r.state) {
-            (crate::platform::Platform::Tiktok, State::Rotated) => "TikTok issued a new refresh token and killed the old one; evertoken journaled it, then wrote it to credentials.yaml (mode 0600) before anything else",
-            (crate::platform::Platform::Instagram, State::Refreshed) => "the Instagram token was inside refresh_before_days (15), so it was refreshed in place for another 60 days",
-            (crate::platform::Platform::Youtube, State::Ok) => "the YouTube refresh token still works: Google answered the refresh grant",
-            (crate::platform::Platform::Linkedin, State::ReauthRequired) => "LinkedIn cannot refresh a standard app's token; introspection found the expiry inside warn_before_days, so a human must re-authorise by that date (a real run exits 1 and alerts)",
+            (crate::platform::Platform::Tiktok, State::Rotated) => {
+                "TikTok issued a new refresh token and killed the old one; evertoken journaled it, then wrote it to credentials.yaml (mode 0600) before anything else"
+            }
+            (crate::platform::Platform::Instagram, State::Refreshed) => {
+                "the Instagram token was inside refresh_before_days (15), so it was refreshed in place for another 60 days"
+            }
+            (crate::platform::Platform::Youtube, State::Ok) => {
+                "the YouTube refresh token still works: Google answered the refresh grant"
+            }
+            (crate::platform::Platform::Linkedin, State::ReauthRequired) => {
+                "LinkedIn cannot refresh a standard app's token; introspection found the expiry inside warn_before_days, so a human must re-authorise by that date (a real run exits 1 and alerts)"
+            }
             _ => "unexpected for the demo: see the message above",
         };
-        let _ = writeln!(text, "  - {}: {} ({why})", r.platform.display_name(), r.state.as_str());
+        let _ = writeln!(
+            text,
+            "  - {}: {} ({why})",
+            r.platform.display_name(),
+            r.state.as_str()
+        );
     }
-    let _ = writeln!(text, "\nSecond run, with the tokens the first run persisted:\n");
+    let _ = writeln!(
+        text,
+        "\nSecond run, with the tokens the first run persisted:\n"
+    );
     text.push_str(&render::table(&second, shell));
     let calls = |s: &evertoken_sim::Stats| s.requests.values().sum::<u64>();
     let _ = writeln!(
@@ -117,9 +153,21 @@ LINKEDIN_CLIENT_SECRET: demo-linkedin-client-secret
         "\nThe second run made {} provider call(s) (the YouTube health-check and the LinkedIn introspection) and rotated nothing.",
         calls(&after) - calls(&before)
     );
-    let _ = writeln!(text, "A real run would exit {} here, because LinkedIn needs attention.", second.exit_code());
-    let _ = writeln!(text, "\nNext: write ./evertoken.yaml (see the README) and run `evertoken auth status`.");
+    let _ = writeln!(
+        text,
+        "A real run would exit {} here, because LinkedIn needs attention.",
+        second.exit_code()
+    );
+    let _ = writeln!(
+        text,
+        "\nNext: write ./evertoken.yaml (see the README) and run `evertoken auth status`."
+    );
     drop(server);
-    dir.close().map_err(|e| fail("cannot remove the temp dir", &e))?;
-    Ok(DemoOutcome { first, second, text })
+    dir.close()
+        .map_err(|e| fail("cannot remove the temp dir", &e))?;
+    Ok(DemoOutcome {
+        first,
+        second,
+        text,
+    })
 }

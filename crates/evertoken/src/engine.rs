@@ -28,7 +28,9 @@ use crate::http::Http;
 use crate::journal::{Journal, Record};
 use crate::lock::FileLock;
 use crate::platform::{Account, Target};
-use crate::provider::{self, AccountState, Cx, Grant, Held, Plan, Provider, ProviderError, Role, Slot};
+use crate::provider::{
+    self, AccountState, Cx, Grant, Held, Plan, Provider, ProviderError, Role, Slot,
+};
 use crate::report::{AccountResult, CredentialReport, RunReport, SecretReport, State};
 use crate::secret::{Secret, Source};
 use crate::store::{self, Entry, Store, StoreError, Stored};
@@ -40,12 +42,20 @@ pub mod failpoint {
     pub const MID_WRITEBACK: &str = "mid_writeback";
     pub const AFTER_WRITEBACK: &str = "after_writeback";
     pub const BEFORE_JOURNAL_CLEANUP: &str = "before_journal_cleanup";
-    pub const ALL: &[&str] = &[AFTER_PROVIDER, AFTER_JOURNAL, MID_WRITEBACK, AFTER_WRITEBACK, BEFORE_JOURNAL_CLEANUP];
+    pub const ALL: &[&str] = &[
+        AFTER_PROVIDER,
+        AFTER_JOURNAL,
+        MID_WRITEBACK,
+        AFTER_WRITEBACK,
+        BEFORE_JOURNAL_CLEANUP,
+    ];
 
     /// In debug builds, SIGKILLs this process when `EVERTOKEN_FAILPOINT` names `name`:
     /// no destructor, no flush, exactly like a power cut from the process's view.
     pub fn hit(name: &str) {
-        if cfg!(debug_assertions) && std::env::var(crate::env_vars::EVERTOKEN_FAILPOINT).is_ok_and(|v| v == name) {
+        if cfg!(debug_assertions)
+            && std::env::var(crate::env_vars::EVERTOKEN_FAILPOINT).is_ok_and(|v| v == name)
+        {
             // SAFETY: kill(2) on our own pid with a valid signal number.
             unsafe {
                 libc::kill(libc::getpid(), libc::SIGKILL);
@@ -143,28 +153,42 @@ impl Engine {
         }
         let mut out = Vec::new();
         for p in &self.providers {
-            let accounts: Vec<Account> = p.accounts().into_iter().filter(|a| target.includes(a)).collect();
+            let accounts: Vec<Account> = p
+                .accounts()
+                .into_iter()
+                .filter(|a| target.includes(a))
+                .collect();
             if !accounts.is_empty() {
                 out.push((p.clone(), accounts));
             }
         }
         if out.is_empty() {
             return Err(match target {
-                Target::Platform(p) => Error::usage(format!("platform `{p}` is not enabled in {file}"))
-                    .with_hint(format!("add `platforms.{p}` with `enabled: true`")),
+                Target::Platform(p) => {
+                    Error::usage(format!("platform `{p}` is not enabled in {file}"))
+                        .with_hint(format!("add `platforms.{p}` with `enabled: true`"))
+                }
                 Target::Account(p, a) => {
                     let known = self
                         .providers
                         .iter()
                         .find(|x| x.platform() == *p)
-                        .map(|x| x.accounts().iter().map(|a| a.label().to_owned()).collect::<Vec<_>>().join(", "))
-                        .unwrap_or_default();
-                    Error::usage(format!("account `{a}` of `{p}` is not configured in {file}"))
-                        .with_hint(if known.is_empty() {
-                            format!("add `platforms.{p}.accounts: [{a}]`")
-                        } else {
-                            format!("configured accounts: {known}")
+                        .map(|x| {
+                            x.accounts()
+                                .iter()
+                                .map(|a| a.label().to_owned())
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         })
+                        .unwrap_or_default();
+                    Error::usage(format!(
+                        "account `{a}` of `{p}` is not configured in {file}"
+                    ))
+                    .with_hint(if known.is_empty() {
+                        format!("add `platforms.{p}.accounts: [{a}]`")
+                    } else {
+                        format!("configured accounts: {known}")
+                    })
                 }
                 Target::All => Error::config(format!("{file}: no platform is enabled")),
             });
@@ -182,7 +206,9 @@ impl Engine {
         let mut values = BTreeMap::new();
         let mut reports = Vec::new();
         for (p, _) in selected {
-            let Some(var) = p.client_secret_var() else { continue };
+            let Some(var) = p.client_secret_var() else {
+                continue;
+            };
             if values.contains_key(var) || reports.iter().any(|r: &SecretReport| r.var == var) {
                 continue;
             }
@@ -195,7 +221,11 @@ impl Engine {
                     .map_err(Error::from)?
                     .map(|s| (s.value, s.source)),
             };
-            reports.push(SecretReport { var: var.to_owned(), present: found.is_some(), source: found.as_ref().map(|f| f.1.clone()) });
+            reports.push(SecretReport {
+                var: var.to_owned(),
+                present: found.is_some(),
+                source: found.as_ref().map(|f| f.1.clone()),
+            });
             match found {
                 Some((v, _)) => {
                     values.insert(var, v);
@@ -205,7 +235,10 @@ impl Engine {
                         "{var} is not set (looked in the environment, then {})",
                         self.store.describe()
                     ))
-                    .with_hint(format!("export {var}=… or add it to the credentials file; {} needs it to refresh", p.platform().display_name())));
+                    .with_hint(format!(
+                        "export {var}=… or add it to the credentials file; {} needs it to refresh",
+                        p.platform().display_name()
+                    )));
                 }
                 None => {}
             }
@@ -214,7 +247,11 @@ impl Engine {
     }
 
     /// `auth refresh`: plans every targeted account and, unless dry-run, acts.
-    pub async fn refresh(self: &Arc<Self>, opts: &Options, progress: Option<Arc<dyn Progress>>) -> Result<RunReport> {
+    pub async fn refresh(
+        self: &Arc<Self>,
+        opts: &Options,
+        progress: Option<Arc<dyn Progress>>,
+    ) -> Result<RunReport> {
         let selected = self.select(&opts.target)?;
         let (secrets, secret_reports) = self.client_secrets(&selected, true).await?;
         let secrets = Arc::new(secrets);
@@ -254,7 +291,11 @@ impl Engine {
         for t in tasks {
             match t.await {
                 Ok(rs) => results.extend(rs),
-                Err(e) => return Err(Error::failed(format!("internal error: a worker stopped: {e}"))),
+                Err(e) => {
+                    return Err(Error::failed(format!(
+                        "internal error: a worker stopped: {e}"
+                    )));
+                }
             }
         }
         if let Some(p) = &progress {
@@ -302,7 +343,15 @@ impl Engine {
                         (State::ReauthRequired, "re-authorise".to_owned(), message, Some(reauth_by.unwrap_or(now)))
                     }
                 };
-                let mut r = self.result(p.as_ref(), a, &snap.state, state, action, message, reauth_by);
+                let mut r = self.result(
+                    p.as_ref(),
+                    a,
+                    &snap.state,
+                    state,
+                    action,
+                    message,
+                    reauth_by,
+                );
                 if let Some((path, _)) = &snap.journal {
                     r.warnings.push(format!(
                         "a rotated token is pending write-back in the journal {}; the next `auth refresh` finishes it",
@@ -332,33 +381,63 @@ impl Engine {
 
     /// `prefer_store`: skip the environment (after a dead grant, the environment
     /// may hold a value another runner already rotated away).
-    async fn read_account(&self, p: &dyn Provider, a: &Account, prefer_store: bool) -> Result<Snapshot, StoreError> {
+    async fn read_account(
+        &self,
+        p: &dyn Provider,
+        a: &Account,
+        prefer_store: bool,
+    ) -> Result<Snapshot, StoreError> {
         let store_id = self.store.id();
         let journal = match self.journal.read(&store_id, &a.key()) {
             Ok(Some(rec)) => Some((self.journal.path_for(&store_id, &a.key()), rec)),
             Ok(None) => None,
-            Err(e) => return Err(StoreError::permanent(e.to_string()).with_hint("inspect or move the damaged journal record; it may hold the only copy of a token")),
+            Err(e) => return Err(StoreError::permanent(e.to_string()).with_hint(
+                "inspect or move the damaged journal record; it may hold the only copy of a token",
+            )),
         };
         let mut state = AccountState::default();
         let mut stored = BTreeMap::new();
         for (slot, var) in self.vars(p, a) {
             let from_store = self.store.read(&var).await?;
-            let env = if prefer_store && from_store.is_some() { None } else { self.env(&var) };
+            // The store wins over the environment after a dead grant (`prefer_store`),
+            // and always for stores that fill the environment themselves (GitLab CI
+            // variables, Actions secrets): there the environment is a copy taken when
+            // the job started, and may hold a token another job already rotated away.
+            let store_first = prefer_store || !self.store.env_shadows();
+            let env = if store_first && from_store.is_some() {
+                None
+            } else {
+                self.env(&var)
+            };
             let held = held_from(&var, journal.as_ref(), env, from_store.as_ref());
             if let Some(s) = from_store {
                 stored.insert(var.clone(), s);
             }
             *state.slot_mut(slot.role) = held;
         }
-        Ok(Snapshot { state, stored, journal })
+        Ok(Snapshot {
+            state,
+            stored,
+            journal,
+        })
     }
 
-    async fn run_account(&self, p: &dyn Provider, a: &Account, dry_run: bool, secret: Option<&Secret>) -> AccountResult {
+    async fn run_account(
+        &self,
+        p: &dyn Provider,
+        a: &Account,
+        dry_run: bool,
+        secret: Option<&Secret>,
+    ) -> AccountResult {
         let snap = match self.snapshot(p, a).await {
             Ok(s) => s,
             Err(e) => return self.failed_read(p, a, e),
         };
-        let cx = Cx { http: &self.http, clock: self.clock, client_secret: secret };
+        let cx = Cx {
+            http: &self.http,
+            clock: self.clock,
+            client_secret: secret,
+        };
         let now = self.clock.now();
         let mut state = snap.state.clone();
         let mut plan = p.plan(&state, now);
@@ -371,23 +450,49 @@ impl Engine {
         if dry_run {
             return self.planned(p, a, &state, plan, snap.journal.is_some());
         }
-        if !matches!(plan, Plan::Refresh { .. } | Plan::HealthCheck { .. }) && snap.journal.is_none() {
+        if !matches!(plan, Plan::Refresh { .. } | Plan::HealthCheck { .. })
+            && snap.journal.is_none()
+        {
             return self.settled(p, a, &state, plan);
         }
         self.act(p, a, &cx, snap).await
     }
 
     /// The locked part: re-read, finish any journal, re-plan, call, journal, write.
-    async fn act(&self, p: &dyn Provider, a: &Account, cx: &Cx<'_>, before: Snapshot) -> AccountResult {
+    async fn act(
+        &self,
+        p: &dyn Provider,
+        a: &Account,
+        cx: &Cx<'_>,
+        before: Snapshot,
+    ) -> AccountResult {
         let key = a.key();
         let lock_path = self.locks_dir.join(format!("{key}.lock"));
         let _host_lock = match FileLock::acquire(lock_path, self.lock_timeout).await {
             Ok(l) => l,
-            Err(e) => return self.failure(p, a, &before.state, State::Failed, format!("cannot take the lock: {e}"), Some("another evertoken run may be stuck; check for it".into())),
+            Err(e) => {
+                return self.failure(
+                    p,
+                    a,
+                    &before.state,
+                    State::Failed,
+                    format!("cannot take the lock: {e}"),
+                    Some("another evertoken run may be stuck; check for it".into()),
+                );
+            }
         };
         let remote_lock = match self.store.lock(&key).await {
             Ok(l) => l,
-            Err(e) => return self.failure(p, a, &before.state, State::Failed, format!("cannot take the store's lock: {}", e.message), e.hint),
+            Err(e) => {
+                return self.failure(
+                    p,
+                    a,
+                    &before.state,
+                    State::Failed,
+                    format!("cannot take the store's lock: {}", e.message),
+                    e.hint,
+                );
+            }
         };
         let result = self.act_locked(p, a, cx, before).await;
         if let Some(l) = remote_lock {
@@ -398,7 +503,13 @@ impl Engine {
         result
     }
 
-    async fn act_locked(&self, p: &dyn Provider, a: &Account, cx: &Cx<'_>, before: Snapshot) -> AccountResult {
+    async fn act_locked(
+        &self,
+        p: &dyn Provider,
+        a: &Account,
+        cx: &Cx<'_>,
+        before: Snapshot,
+    ) -> AccountResult {
         let now = self.clock.now();
         let mut snap = match self.snapshot(p, a).await {
             Ok(s) => s,
@@ -422,28 +533,36 @@ impl Engine {
                     e.hint.or(Some("fix the store, then re-run `evertoken auth refresh`; the journal is kept until it succeeds".into())),
                 );
             }
-            failpoint::hit(failpoint::BEFORE_JOURNAL_CLEANUP);
-            if let Err(e) = self.journal.clear(&self.store.id(), &a.key()) {
-                tracing::warn!("cannot remove journal record {}: {e}", path.display());
-            }
-            warnings.push(format!("finished a write-back an earlier run left in the journal ({})", path.display()));
+            // Re-read while the record still exists, so its values win over a stale
+            // environment (and over stores that cannot be read back, like Actions).
             snap = match self.snapshot(p, a).await {
                 Ok(s) => s,
                 Err(e) => return self.failed_read(p, a, e),
             };
+            snap.journal = None;
+            failpoint::hit(failpoint::BEFORE_JOURNAL_CLEANUP);
+            if let Err(e) = self.journal.clear(&self.store.id(), &a.key()) {
+                tracing::warn!("cannot remove journal record {}: {e}", path.display());
+            }
+            warnings.push(format!(
+                "finished a write-back an earlier run left in the journal ({})",
+                path.display()
+            ));
         }
         // Another runner may have refreshed while this one waited for the lock.
-        let changed_by_other = p.slots().iter().any(|s| {
-            let var = a.var(s.base);
-            s.durable && !same_stored(before.stored.get(&var), snap.stored.get(&var))
-        });
+        let finished_journal = !warnings.is_empty();
+        let changed_by_other = !finished_journal
+            && p.slots().iter().any(|s| {
+                let var = a.var(s.base);
+                s.durable && !same_stored(before.stored.get(&var), snap.stored.get(&var))
+            });
         let plan = p.plan(&snap.state, now);
         if !matches!(plan, Plan::Refresh { .. } | Plan::HealthCheck { .. }) {
             let mut r = self.settled(p, a, &snap.state, plan);
             if changed_by_other {
                 r.action = "skipped".into();
                 r.message = format!("another evertoken run refreshed it just now; {}", r.message);
-            } else if !warnings.is_empty() {
+            } else if finished_journal {
                 r.action = "finished write-back".into();
             }
             r.warnings.extend(warnings);
@@ -451,14 +570,22 @@ impl Engine {
         }
         // Pre-flight: the store must be able to take every variable this rotation
         // may write (GitLab: exists, masked, protected) before anything rotates.
-        let vars: Vec<(String, bool)> = p.slots().iter().map(|s| (a.var(s.base), s.durable)).collect();
+        let vars: Vec<(String, bool)> = p
+            .slots()
+            .iter()
+            .map(|s| (a.var(s.base), s.durable))
+            .collect();
         if let Err(e) = self.store.preflight(&vars).await {
             let mut r = self.failure(
                 p,
                 a,
                 &snap.state,
                 State::Failed,
-                format!("pre-flight check of {} failed, so nothing was rotated: {}", self.store.describe(), e.message),
+                format!(
+                    "pre-flight check of {} failed, so nothing was rotated: {}",
+                    self.store.describe(),
+                    e.message
+                ),
                 e.hint,
             );
             r.action = "none (pre-flight failed)".into();
@@ -470,7 +597,14 @@ impl Engine {
     }
 
     /// Calls the provider; on success journals and writes back.
-    async fn call_and_store(&self, p: &dyn Provider, a: &Account, cx: &Cx<'_>, state: &AccountState, may_reread: bool) -> AccountResult {
+    async fn call_and_store(
+        &self,
+        p: &dyn Provider,
+        a: &Account,
+        cx: &Cx<'_>,
+        state: &AccountState,
+        may_reread: bool,
+    ) -> AccountResult {
         let rotating = p.rotates(state);
         match p.refresh(cx, state).await {
             Ok(grant) => self.store_grant(p, a, state, grant).await,
@@ -493,7 +627,13 @@ impl Engine {
         }
     }
 
-    async fn store_grant(&self, p: &dyn Provider, a: &Account, state: &AccountState, grant: Grant) -> AccountResult {
+    async fn store_grant(
+        &self,
+        p: &dyn Provider,
+        a: &Account,
+        state: &AccountState,
+        grant: Grant,
+    ) -> AccountResult {
         failpoint::hit(failpoint::AFTER_PROVIDER);
         let now = self.clock.now();
         let mut new_state = state.clone();
@@ -510,7 +650,13 @@ impl Engine {
             if slot.role == Role::Refresh && old.is_some_and(|o| !o.value.same_as(&new.value)) {
                 rotated = true;
             }
-            entries.push(Entry { var: var.clone(), value: new.value.clone(), expires_at: new.expires_at, updated_at: now, durable: slot.durable });
+            entries.push(Entry {
+                var: var.clone(),
+                value: new.value.clone(),
+                expires_at: new.expires_at,
+                updated_at: now,
+                durable: slot.durable,
+            });
             *new_state.slot_mut(slot.role) = Some(Held {
                 var,
                 value: new.value.clone(),
@@ -523,9 +669,28 @@ impl Engine {
         let (st, action) = if rotated {
             (State::Rotated, "rotated".to_owned())
         } else if grant.access.is_some() {
-            (State::Refreshed, if p.slots().iter().any(|s| s.role == Role::Refresh) { "new access token" } else { "refreshed in place" }.to_owned())
+            (
+                State::Refreshed,
+                if p.slots().iter().any(|s| s.role == Role::Refresh) {
+                    "new access token"
+                } else {
+                    "refreshed in place"
+                }
+                .to_owned(),
+            )
         } else {
-            (State::Ok, if grant.note.is_some() && grant.refresh.is_none() && p.slots().iter().all(|s| s.role == Role::Refresh) { "health-checked" } else { "none" }.to_owned())
+            (
+                State::Ok,
+                if grant.note.is_some()
+                    && grant.refresh.is_none()
+                    && p.slots().iter().all(|s| s.role == Role::Refresh)
+                {
+                    "health-checked"
+                } else {
+                    "none"
+                }
+                .to_owned(),
+            )
         };
         let mut message = grant.note.clone().unwrap_or_else(|| match st {
             State::Rotated => format!("new refresh token persisted to {}", self.store.describe()),
@@ -535,28 +700,45 @@ impl Engine {
             return self.result(p, a, &new_state, st, action, message, None);
         }
         let store_id = self.store.id();
-        let journal_path = match self.journal.record(&store_id, &a.to_string(), &a.key(), &entries, now) {
-            Ok(path) => path,
-            Err(e) => {
-                // Nowhere safe to keep it: still try the store directly, loudly.
-                tracing::error!("cannot write the rotation journal in {}: {e}", self.journal.dir().display());
-                PathBuf::new()
-            }
-        };
+        let journal_path =
+            match self
+                .journal
+                .record(&store_id, &a.to_string(), &a.key(), &entries, now)
+            {
+                Ok(path) => path,
+                Err(e) => {
+                    // Nowhere safe to keep it: still try the store directly, loudly.
+                    tracing::error!(
+                        "cannot write the rotation journal in {}: {e}",
+                        self.journal.dir().display()
+                    );
+                    PathBuf::new()
+                }
+            };
         failpoint::hit(failpoint::AFTER_JOURNAL);
         if let Err(e) = self.write_back(&entries).await {
             let held = if journal_path.as_os_str().is_empty() {
                 "and the journal could not be written either: the new token is lost unless the store took it".to_owned()
             } else {
-                format!("the new token is kept in the journal {} and the next run finishes the write-back", journal_path.display())
+                format!(
+                    "the new token is kept in the journal {} and the next run finishes the write-back",
+                    journal_path.display()
+                )
             };
             let mut r = self.failure(
                 p,
                 a,
                 &new_state,
                 State::Failed,
-                format!("{} but the write-back to {} failed: {}; {held}", action_done(st), self.store.describe(), e.message),
-                e.hint.or(Some("fix the store's access, then re-run `evertoken auth refresh`".into())),
+                format!(
+                    "{} but the write-back to {} failed: {}; {held}",
+                    action_done(st),
+                    self.store.describe(),
+                    e.message
+                ),
+                e.hint.or(Some(
+                    "fix the store's access, then re-run `evertoken auth refresh`".into(),
+                )),
             );
             r.action = format!("{action}, write-back pending");
             return r;
@@ -564,9 +746,20 @@ impl Engine {
         failpoint::hit(failpoint::AFTER_WRITEBACK);
         failpoint::hit(failpoint::BEFORE_JOURNAL_CLEANUP);
         if let Err(e) = self.journal.clear(&store_id, &a.key()) {
-            tracing::warn!("cannot remove journal record {}: {e}", journal_path.display());
+            tracing::warn!(
+                "cannot remove journal record {}: {e}",
+                journal_path.display()
+            );
         }
-        let mut r = self.result(p, a, &new_state, st, action, std::mem::take(&mut message), None);
+        let mut r = self.result(
+            p,
+            a,
+            &new_state,
+            st,
+            action,
+            std::mem::take(&mut message),
+            None,
+        );
         if self.store.env_shadows() {
             for e in &entries {
                 if self.env(&e.var).is_some_and(|v| !v.same_as(&e.value)) {
@@ -583,7 +776,8 @@ impl Engine {
 
     /// Writes entries to the store, durable ones first, retrying transient errors.
     async fn write_back(&self, entries: &[Entry]) -> Result<(), StoreError> {
-        let (durable, rest): (Vec<Entry>, Vec<Entry>) = entries.iter().cloned().partition(|e| e.durable);
+        let (durable, rest): (Vec<Entry>, Vec<Entry>) =
+            entries.iter().cloned().partition(|e| e.durable);
         if !durable.is_empty() {
             self.write_with_retry(&durable).await?;
         }
@@ -605,24 +799,59 @@ impl Engine {
             .retry(backoff)
             .sleep(tokio::time::sleep)
             .when(|e: &StoreError| e.transient)
-            .notify(|e, d| tracing::info!("write-back failed ({}); retrying in {:.1}s", e.message, d.as_secs_f64()))
+            .notify(|e, d| {
+                tracing::info!(
+                    "write-back failed ({}); retrying in {:.1}s",
+                    e.message,
+                    d.as_secs_f64()
+                )
+            })
             .await
     }
 
     /// A plan that needs no call, as a result (real run).
-    fn settled(&self, p: &dyn Provider, a: &Account, state: &AccountState, plan: Plan) -> AccountResult {
+    fn settled(
+        &self,
+        p: &dyn Provider,
+        a: &Account,
+        state: &AccountState,
+        plan: Plan,
+    ) -> AccountResult {
         let now = self.clock.now();
         match plan {
-            Plan::Ok { message } => self.result(p, a, state, State::Ok, "none".into(), message, None),
-            Plan::Expiring { message } => self.result(p, a, state, State::Expiring, "none".into(), message, None),
-            Plan::Reauth { message, reauth_by } => self.reauth(p, a, state, message, reauth_by.unwrap_or(now)),
-            Plan::Refresh { reason } | Plan::HealthCheck { reason } => self.result(p, a, state, State::Ok, "none".into(), reason, None),
-            Plan::Introspect => self.result(p, a, state, State::Unknown, "none".into(), "expiry unknown".into(), None),
+            Plan::Ok { message } => {
+                self.result(p, a, state, State::Ok, "none".into(), message, None)
+            }
+            Plan::Expiring { message } => {
+                self.result(p, a, state, State::Expiring, "none".into(), message, None)
+            }
+            Plan::Reauth { message, reauth_by } => {
+                self.reauth(p, a, state, message, reauth_by.unwrap_or(now))
+            }
+            Plan::Refresh { reason } | Plan::HealthCheck { reason } => {
+                self.result(p, a, state, State::Ok, "none".into(), reason, None)
+            }
+            Plan::Introspect => self.result(
+                p,
+                a,
+                state,
+                State::Unknown,
+                "none".into(),
+                "expiry unknown".into(),
+                None,
+            ),
         }
     }
 
     /// A plan, as dry-run reports it: the current state and the planned action.
-    fn planned(&self, p: &dyn Provider, a: &Account, state: &AccountState, plan: Plan, pending: bool) -> AccountResult {
+    fn planned(
+        &self,
+        p: &dyn Provider,
+        a: &Account,
+        state: &AccountState,
+        plan: Plan,
+        pending: bool,
+    ) -> AccountResult {
         let mut r = match plan {
             Plan::Refresh { reason } => {
                 let action = if p.rotates(state) {
@@ -634,7 +863,15 @@ impl Engine {
                 };
                 self.result(p, a, state, State::Ok, action.into(), reason, None)
             }
-            Plan::HealthCheck { reason } => self.result(p, a, state, State::Ok, "would health-check".into(), reason, None),
+            Plan::HealthCheck { reason } => self.result(
+                p,
+                a,
+                state,
+                State::Ok,
+                "would health-check".into(),
+                reason,
+                None,
+            ),
             other => self.settled(p, a, state, other),
         };
         if pending {
@@ -643,46 +880,101 @@ impl Engine {
         r
     }
 
-    fn reauth(&self, p: &dyn Provider, a: &Account, state: &AccountState, message: String, by: Timestamp) -> AccountResult {
-        let mut r = self.result(p, a, state, State::ReauthRequired, "re-authorise".into(), message, Some(by));
+    fn reauth(
+        &self,
+        p: &dyn Provider,
+        a: &Account,
+        state: &AccountState,
+        message: String,
+        by: Timestamp,
+    ) -> AccountResult {
+        let mut r = self.result(
+            p,
+            a,
+            state,
+            State::ReauthRequired,
+            "re-authorise".into(),
+            message,
+            Some(by),
+        );
         let fix = p.login_command(a);
         r.message = format!("{}; re-auth by {} with `{fix}`", r.message, clock::date(by));
         r.fix = Some(fix);
         r
     }
 
-    fn from_error(&self, p: &dyn Provider, a: &Account, state: &AccountState, e: ProviderError) -> AccountResult {
+    fn from_error(
+        &self,
+        p: &dyn Provider,
+        a: &Account,
+        state: &AccountState,
+        e: ProviderError,
+    ) -> AccountResult {
         let now = self.clock.now();
         match e {
             ProviderError::Reauth { message } => {
                 let causes = p.reauth_causes();
-                let message = if causes.is_empty() { message } else { format!("{message} (likely: {causes})") };
+                let message = if causes.is_empty() {
+                    message
+                } else {
+                    format!("{message} (likely: {causes})")
+                };
                 self.reauth(p, a, state, message, now)
             }
-            ProviderError::Failed { message, hint } => self.failure(p, a, state, State::Failed, message, hint),
+            ProviderError::Failed { message, hint } => {
+                self.failure(p, a, state, State::Failed, message, hint)
+            }
             ProviderError::Unknown { message } => self.failure(
                 p,
                 a,
                 state,
                 State::Unknown,
                 message,
-                Some(format!("check the account on {}'s side; if the stored token no longer works, run `{}`", p.platform().display_name(), p.login_command(a))),
+                Some(format!(
+                    "check the account on {}'s side; if the stored token no longer works, run `{}`",
+                    p.platform().display_name(),
+                    p.login_command(a)
+                )),
             ),
         }
     }
 
-    fn failure(&self, p: &dyn Provider, a: &Account, state: &AccountState, st: State, message: String, hint: Option<String>) -> AccountResult {
+    fn failure(
+        &self,
+        p: &dyn Provider,
+        a: &Account,
+        state: &AccountState,
+        st: State,
+        message: String,
+        hint: Option<String>,
+    ) -> AccountResult {
         let mut r = self.result(p, a, state, st, "none".into(), message, None);
         r.fix = hint;
         r
     }
 
     fn failed_read(&self, p: &dyn Provider, a: &Account, e: StoreError) -> AccountResult {
-        self.failure(p, a, &AccountState::default(), State::Failed, format!("cannot read from {}: {}", self.store.describe(), e.message), e.hint)
+        self.failure(
+            p,
+            a,
+            &AccountState::default(),
+            State::Failed,
+            format!("cannot read from {}: {}", self.store.describe(), e.message),
+            e.hint,
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn result(&self, p: &dyn Provider, a: &Account, state: &AccountState, st: State, action: String, message: String, reauth_by: Option<Timestamp>) -> AccountResult {
+    fn result(
+        &self,
+        p: &dyn Provider,
+        a: &Account,
+        state: &AccountState,
+        st: State,
+        action: String,
+        message: String,
+        reauth_by: Option<Timestamp>,
+    ) -> AccountResult {
         let credentials = p
             .slots()
             .iter()
@@ -697,7 +989,14 @@ impl Engine {
                         expires_at: h.expires_at,
                         updated_at: h.updated_at,
                     },
-                    None => CredentialReport { var, present: false, source: None, prefix: None, expires_at: None, updated_at: None },
+                    None => CredentialReport {
+                        var,
+                        present: false,
+                        source: None,
+                        prefix: None,
+                        expires_at: None,
+                        updated_at: None,
+                    },
                 }
             })
             .collect();
@@ -708,8 +1007,16 @@ impl Engine {
             account: a.label().to_owned(),
             state: st,
             action,
-            expires_at: if has_access_slot { state.access.as_ref().and_then(|h| h.expires_at) } else { None },
-            refresh_expires_at: if has_refresh_slot { state.refresh.as_ref().and_then(|h| h.expires_at) } else { None },
+            expires_at: if has_access_slot {
+                state.access.as_ref().and_then(|h| h.expires_at)
+            } else {
+                None
+            },
+            refresh_expires_at: if has_refresh_slot {
+                state.refresh.as_ref().and_then(|h| h.expires_at)
+            } else {
+                None
+            },
             message,
             reauth_by: reauth_by.map(clock::date),
             fix: None,
@@ -728,11 +1035,19 @@ fn action_done(st: State) -> &'static str {
 }
 
 fn env_value(var: &str) -> Option<Secret> {
-    std::env::var(var).ok().filter(|v| !v.is_empty()).map(Secret::new)
+    std::env::var(var)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .map(Secret::new)
 }
 
 /// One variable's effective value: journal → environment → store.
-fn held_from(var: &str, journal: Option<&(PathBuf, Record)>, env: Option<Secret>, stored: Option<&Stored>) -> Option<Held> {
+fn held_from(
+    var: &str,
+    journal: Option<&(PathBuf, Record)>,
+    env: Option<Secret>,
+    stored: Option<&Stored>,
+) -> Option<Held> {
     if let Some((path, rec)) = journal {
         if let Some(e) = rec.entries.iter().find(|e| e.var == var) {
             return Some(Held {
@@ -755,7 +1070,13 @@ fn held_from(var: &str, journal: Option<&(PathBuf, Record)>, env: Option<Secret>
             updated_at: meta.and_then(|s| s.updated_at),
         });
     }
-    stored.map(|s| Held { var: var.to_owned(), value: s.value.clone(), source: s.source.clone(), expires_at: s.expires_at, updated_at: s.updated_at })
+    stored.map(|s| Held {
+        var: var.to_owned(),
+        value: s.value.clone(),
+        source: s.source.clone(),
+        expires_at: s.expires_at,
+        updated_at: s.updated_at,
+    })
 }
 
 fn same_stored(a: Option<&Stored>, b: Option<&Stored>) -> bool {
@@ -768,9 +1089,11 @@ fn same_stored(a: Option<&Stored>, b: Option<&Stored>) -> bool {
 
 /// Whether the durable credential the provider uses differs between two reads.
 fn differs(old: &AccountState, new: &AccountState, p: &dyn Provider) -> bool {
-    p.slots().iter().any(|s| match (old.get(s.role), new.get(s.role)) {
-        (Some(x), Some(y)) => !x.value.same_as(&y.value),
-        (None, Some(_)) => true,
-        _ => false,
-    })
+    p.slots()
+        .iter()
+        .any(|s| match (old.get(s.role), new.get(s.role)) {
+            (Some(x), Some(y)) => !x.value.same_as(&y.value),
+            (None, Some(_)) => true,
+            _ => false,
+        })
 }

@@ -26,15 +26,27 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn usage(message: impl Into<String>) -> Self {
-        Self { kind: Kind::Usage, message: message.into(), hint: None }
+        Self {
+            kind: Kind::Usage,
+            message: message.into(),
+            hint: None,
+        }
     }
 
     pub fn config(message: impl Into<String>) -> Self {
-        Self { kind: Kind::Config, message: message.into(), hint: None }
+        Self {
+            kind: Kind::Config,
+            message: message.into(),
+            hint: None,
+        }
     }
 
     pub fn failed(message: impl Into<String>) -> Self {
-        Self { kind: Kind::Failed, message: message.into(), hint: None }
+        Self {
+            kind: Kind::Failed,
+            message: message.into(),
+            hint: None,
+        }
     }
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {

@@ -75,7 +75,10 @@ impl Failure {
 
 #[derive(Debug)]
 enum Attempt {
-    Retry { message: String, after: Option<Duration> },
+    Retry {
+        message: String,
+        after: Option<Duration>,
+    },
     Stop(Failure),
 }
 
@@ -116,7 +119,9 @@ impl Http {
     {
         let attempt = || async {
             let req = build(&self.client).build().map_err(|e| {
-                Attempt::Stop(Failure::GaveUp { message: format!("{what}: bad request: {}", e.without_url()) })
+                Attempt::Stop(Failure::GaveUp {
+                    message: format!("{what}: bad request: {}", e.without_url()),
+                })
             })?;
             let where_ = format!("{} {}", req.method(), safe_url(req.url()));
             let resp = match self.client.execute(req).await {
@@ -138,10 +143,17 @@ impl Http {
                         }));
                     }
                 }
-                return Err(Attempt::Retry { message: format!("{what} ({where_}) answered {status}"), after });
+                return Err(Attempt::Retry {
+                    message: format!("{what} ({where_}) answered {status}"),
+                    after,
+                });
             }
             match resp.text().await {
-                Ok(body) => Ok(Reply { status, headers, body }),
+                Ok(body) => Ok(Reply {
+                    status,
+                    headers,
+                    body,
+                }),
                 Err(e) => {
                     let message = format!(
                         "{what} ({where_}) answered {status} but the body could not be read: {}",
@@ -150,7 +162,10 @@ impl Http {
                     if call == Call::Rotating && status.is_success() {
                         Err(Attempt::Stop(Failure::Unknown { message }))
                     } else {
-                        Err(Attempt::Retry { message, after: None })
+                        Err(Attempt::Retry {
+                            message,
+                            after: None,
+                        })
                     }
                 }
             }
@@ -165,8 +180,10 @@ impl Http {
             .retry(backoff)
             .sleep(tokio::time::sleep)
             .when(|e| matches!(e, Attempt::Retry { .. }))
-            .adjust(|e, d| match e {
-                Attempt::Retry { after: Some(a), .. } => Some(*a),
+            // `d` is `None` once the retries are used up: a `Retry-After` must not
+            // turn that into one more attempt (and so into an endless loop).
+            .adjust(|e, d| match (e, d) {
+                (Attempt::Retry { after: Some(a), .. }, Some(_)) => Some(*a),
                 _ => d,
             })
             .notify(|e, d| {
@@ -188,12 +205,22 @@ fn classify_send_error(what: &str, where_: &str, call: Call, e: reqwest::Error) 
     let e = e.without_url();
     if e.is_connect() {
         // Nothing reached the server: safe to retry even a rotating call.
-        return Attempt::Retry { message: format!("{what} ({where_}): cannot connect: {}", chain(&e)), after: None };
+        return Attempt::Retry {
+            message: format!("{what} ({where_}): cannot connect: {}", chain(&e)),
+            after: None,
+        };
     }
-    let kind = if e.is_timeout() { "timed out" } else { "failed" };
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else {
+        "failed"
+    };
     let message = format!("{what} ({where_}) {kind}: {}", chain(&e));
     match call {
-        Call::Safe => Attempt::Retry { message, after: None },
+        Call::Safe => Attempt::Retry {
+            message,
+            after: None,
+        },
         Call::Rotating => Attempt::Stop(Failure::Unknown {
             message: format!(
                 "{message}; the request was sent, so the provider may have rotated the token"
@@ -252,7 +279,14 @@ pub fn safe_url(url: &Url) -> String {
             .query_pairs()
             .map(|(k, v)| {
                 let masked = SECRET_PARAMS.contains(&k.as_ref());
-                (k.into_owned(), if masked { "***".to_owned() } else { v.into_owned() })
+                (
+                    k.into_owned(),
+                    if masked {
+                        "***".to_owned()
+                    } else {
+                        v.into_owned()
+                    },
+                )
             })
             .collect();
         u.query_pairs_mut().clear().extend_pairs(pairs);
@@ -286,7 +320,10 @@ mod tests {
     #[test]
     fn endpoint_keeps_the_provider_path() {
         let base = Url::parse("http://127.0.0.1:9999/ignored?x=1").unwrap();
-        assert_eq!(endpoint(&base, "/v2/oauth/token/").as_str(), "http://127.0.0.1:9999/v2/oauth/token/");
+        assert_eq!(
+            endpoint(&base, "/v2/oauth/token/").as_str(),
+            "http://127.0.0.1:9999/v2/oauth/token/"
+        );
     }
 
     #[test]

@@ -32,7 +32,9 @@ pub struct Journal {
 
 impl Journal {
     pub fn new(state_dir: &Path) -> Self {
-        Self { dir: state_dir.join("journal") }
+        Self {
+            dir: state_dir.join("journal"),
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -53,7 +55,10 @@ impl Journal {
             Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
                 std::io::Error::new(
                     std::io::ErrorKind::InvalidData,
-                    format!("journal record {} is damaged ({e}); it is left in place", path.display()),
+                    format!(
+                        "journal record {} is damaged ({e}); it is left in place",
+                        path.display()
+                    ),
                 )
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -63,7 +68,14 @@ impl Journal {
 
     /// Records `entries`, merged over any pending ones for the same variables, and
     /// returns the record's path. Durable when this returns.
-    pub fn record(&self, store_id: &str, account: &str, account_key: &str, entries: &[Entry], now: Timestamp) -> std::io::Result<PathBuf> {
+    pub fn record(
+        &self,
+        store_id: &str,
+        account: &str,
+        account_key: &str,
+        entries: &[Entry],
+        now: Timestamp,
+    ) -> std::io::Result<PathBuf> {
         let path = self.path_for(store_id, account_key);
         let mut merged: Vec<Entry> = match self.read(store_id, account_key) {
             Ok(Some(r)) => r.entries,
@@ -75,7 +87,13 @@ impl Journal {
         }
         // Durable credentials first: the write-back order follows the record.
         merged.sort_by_key(|e| !e.durable);
-        let rec = Record { version: 1, store: store_id.to_owned(), account: account.to_owned(), created_at: now, entries: merged };
+        let rec = Record {
+            version: 1,
+            store: store_id.to_owned(),
+            account: account.to_owned(),
+            created_at: now,
+            entries: merged,
+        };
         let json = serde_json::to_vec_pretty(&rec).map_err(std::io::Error::other)?;
         files::write_private_atomic(&path, &json)?;
         Ok(path)
@@ -115,18 +133,43 @@ mod tests {
     use crate::secret::Secret;
 
     fn entry(var: &str, v: &str, durable: bool) -> Entry {
-        Entry { var: var.into(), value: Secret::new(v), expires_at: None, updated_at: Timestamp::UNIX_EPOCH, durable }
+        Entry {
+            var: var.into(),
+            value: Secret::new(v),
+            expires_at: None,
+            updated_at: Timestamp::UNIX_EPOCH,
+            durable,
+        }
     }
 
     #[test]
     fn record_merges_and_orders_durable_first() {
         let dir = tempfile::tempdir().unwrap();
         let j = Journal::new(dir.path());
-        j.record("s", "tiktok", "tiktok", &[entry("A", "1", false)], Timestamp::UNIX_EPOCH).unwrap();
-        let p = j.record("s", "tiktok", "tiktok", &[entry("R", "2", true), entry("A", "3", false)], Timestamp::UNIX_EPOCH).unwrap();
+        j.record(
+            "s",
+            "tiktok",
+            "tiktok",
+            &[entry("A", "1", false)],
+            Timestamp::UNIX_EPOCH,
+        )
+        .unwrap();
+        let p = j
+            .record(
+                "s",
+                "tiktok",
+                "tiktok",
+                &[entry("R", "2", true), entry("A", "3", false)],
+                Timestamp::UNIX_EPOCH,
+            )
+            .unwrap();
         assert_eq!(files::mode_of(&p).unwrap(), Some(0o600));
         let r = j.read("s", "tiktok").unwrap().unwrap();
-        let got: Vec<_> = r.entries.iter().map(|e| (e.var.as_str(), e.value.expose())).collect();
+        let got: Vec<_> = r
+            .entries
+            .iter()
+            .map(|e| (e.var.as_str(), e.value.expose()))
+            .collect();
         assert_eq!(got, vec![("R", "2"), ("A", "3")]);
         assert!(j.read("other-store", "tiktok").unwrap().is_none());
         j.clear("s", "tiktok").unwrap();

@@ -28,9 +28,13 @@ impl std::fmt::Display for LockError {
 impl FileLock {
     /// Blocks (polling) until the lock is free or `timeout` passes.
     pub fn acquire_blocking(path: &Path, timeout: Duration) -> Result<FileLock, LockError> {
-        let err = |message: String| LockError { path: path.to_path_buf(), message };
+        let err = |message: String| LockError {
+            path: path.to_path_buf(),
+            message,
+        };
         if let Some(dir) = path.parent() {
-            crate::files::ensure_private_dir(dir).map_err(|e| err(format!("cannot create directory: {e}")))?;
+            crate::files::ensure_private_dir(dir)
+                .map_err(|e| err(format!("cannot create directory: {e}")))?;
         }
         let file = OpenOptions::new()
             .create(true)
@@ -44,7 +48,12 @@ impl FileLock {
         let mut wait = Duration::from_millis(2);
         loop {
             match file.try_lock() {
-                Ok(()) => return Ok(FileLock { _file: file, path: path.to_path_buf() }),
+                Ok(()) => {
+                    return Ok(FileLock {
+                        _file: file,
+                        path: path.to_path_buf(),
+                    });
+                }
                 Err(std::fs::TryLockError::WouldBlock) => {
                     if start.elapsed() >= timeout {
                         return Err(err(format!(
@@ -55,7 +64,9 @@ impl FileLock {
                     std::thread::sleep(wait);
                     wait = (wait * 2).min(Duration::from_millis(100));
                 }
-                Err(std::fs::TryLockError::Error(e)) => return Err(err(format!("cannot lock: {e}"))),
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(err(format!("cannot lock: {e}")));
+                }
             }
         }
     }
@@ -65,7 +76,12 @@ impl FileLock {
         let p = path.clone();
         tokio::task::spawn_blocking(move || FileLock::acquire_blocking(&p, timeout))
             .await
-            .unwrap_or_else(|e| Err(LockError { path, message: format!("lock task failed: {e}") }))
+            .unwrap_or_else(|e| {
+                Err(LockError {
+                    path,
+                    message: format!("lock task failed: {e}"),
+                })
+            })
     }
 
     pub fn path(&self) -> &Path {

@@ -80,7 +80,11 @@ impl Account {
     pub fn key(&self) -> String {
         match &self.name {
             None => self.platform.name().to_owned(),
-            Some(name) => format!("{}-{}", self.platform.name(), upper_snake(name).to_lowercase()),
+            Some(name) => format!(
+                "{}-{}",
+                self.platform.name(),
+                upper_snake(name).to_lowercase()
+            ),
         }
     }
 }
@@ -97,7 +101,13 @@ impl fmt::Display for Account {
 /// `brand-a` → `BRAND_A`; every character outside `[A-Za-z0-9]` becomes `_`.
 pub fn upper_snake(name: &str) -> String {
     name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -148,7 +158,10 @@ mod tests {
     #[test]
     fn variable_names_follow_the_spec() {
         let a = Account::new(Platform::Tiktok, Some("brand-a".into()));
-        assert_eq!(a.var("TIKTOK_REFRESH_TOKEN"), "TIKTOK_REFRESH_TOKEN_BRAND_A");
+        assert_eq!(
+            a.var("TIKTOK_REFRESH_TOKEN"),
+            "TIKTOK_REFRESH_TOKEN_BRAND_A"
+        );
         let d = Account::new(Platform::Tiktok, None);
         assert_eq!(d.var("TIKTOK_REFRESH_TOKEN"), "TIKTOK_REFRESH_TOKEN");
         assert_eq!(a.to_string(), "tiktok:brand-a");
@@ -158,12 +171,19 @@ mod tests {
     #[test]
     fn targets_parse() {
         assert_eq!(Target::parse("all").unwrap(), Target::All);
-        assert_eq!(Target::parse("tiktok").unwrap(), Target::Platform(Platform::Tiktok));
+        assert_eq!(
+            Target::parse("tiktok").unwrap(),
+            Target::Platform(Platform::Tiktok)
+        );
         assert_eq!(
             Target::parse("tiktok:brand-a").unwrap(),
             Target::Account(Platform::Tiktok, "brand-a".into())
         );
-        assert!(Target::parse("myspace").unwrap_err().contains("unknown target"));
+        assert!(
+            Target::parse("myspace")
+                .unwrap_err()
+                .contains("unknown target")
+        );
         assert!(Target::parse("tiktok:").is_err());
     }
 }

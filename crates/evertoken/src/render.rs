@@ -30,13 +30,23 @@ impl Shell {
         let color = match choice {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
-            ColorChoice::Auto => std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+            ColorChoice::Auto => {
+                std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+            }
         };
-        Self { color, quiet, verbose }
+        Self {
+            color,
+            quiet,
+            verbose,
+        }
     }
 
     fn paint(&self, code: &str, s: &str) -> String {
-        if self.color { format!("\x1b[{code}m{s}\x1b[0m") } else { s.to_owned() }
+        if self.color {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_owned()
+        }
     }
 
     /// `   Refreshing 4 credentials` (cargo-style status verb), unless quiet.
@@ -78,8 +88,11 @@ impl Shell {
 pub fn table(report: &RunReport, shell: &Shell) -> String {
     let now = report.generated_at;
     let mut t = Table::new();
-    t.load_preset(presets::NOTHING).set_content_arrangement(ContentArrangement::Disabled);
-    t.set_header(vec!["PLATFORM", "ACCOUNT", "STATE", "EXPIRES", "DAYS", "ACTION"]);
+    t.load_preset(presets::NOTHING)
+        .set_content_arrangement(ContentArrangement::Disabled);
+    t.set_header(vec![
+        "PLATFORM", "ACCOUNT", "STATE", "EXPIRES", "DAYS", "ACTION",
+    ]);
     for r in &report.results {
         let exp = r
             .credentials
@@ -93,7 +106,8 @@ pub fn table(report: &RunReport, shell: &Shell) -> String {
             r.account.clone(),
             shell.state(r.state),
             exp.map(clock::date).unwrap_or_else(|| "-".into()),
-            exp.map(|e| clock::days_left(now, e).to_string()).unwrap_or_else(|| "-".into()),
+            exp.map(|e| clock::days_left(now, e).to_string())
+                .unwrap_or_else(|| "-".into()),
             r.action.clone(),
         ]);
     }
@@ -123,15 +137,26 @@ pub fn summary(report: &RunReport) -> String {
     for r in &report.results {
         *counts.entry(r.state).or_default() += 1;
     }
-    let parts: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {}", s.as_str())).collect();
+    let parts: Vec<String> = counts
+        .iter()
+        .map(|(s, n)| format!("{n} {}", s.as_str()))
+        .collect();
     let n = report.results.len();
-    let what = if report.dry_run { " (dry run: nothing was changed)" } else { "" };
+    let what = if report.dry_run {
+        " (dry run: nothing was changed)"
+    } else {
+        ""
+    };
     let tail = match report.attention {
         0 => "nothing needs attention".to_owned(),
         1 => "1 needs attention".to_owned(),
         k => format!("{k} need attention"),
     };
-    format!("{n} credential{}: {}; {tail}{what}", if n == 1 { "" } else { "s" }, parts.join(", "))
+    format!(
+        "{n} credential{}: {}; {tail}{what}",
+        if n == 1 { "" } else { "s" },
+        parts.join(", ")
+    )
 }
 
 /// The `--json` document (SPEC §1).
@@ -151,15 +176,18 @@ pub struct Bar(indicatif::ProgressBar);
 
 impl Bar {
     pub fn new_if_interactive(shell: &Shell) -> Option<Bar> {
-        let ci = std::env::var_os(crate::env_vars::CI).is_some_and(|v| !v.is_empty() && v != "false");
+        let ci =
+            std::env::var_os(crate::env_vars::CI).is_some_and(|v| !v.is_empty() && v != "false");
         if shell.quiet || ci || !std::io::stderr().is_terminal() {
             return None;
         }
         let pb = indicatif::ProgressBar::hidden();
         pb.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {pos}/{len} credentials [{bar:30}] {elapsed}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-                .progress_chars("=> "),
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {pos}/{len} credentials [{bar:30}] {elapsed}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
         );
         Some(Bar(pb))
     }
@@ -169,7 +197,8 @@ impl crate::engine::Progress for Bar {
     fn start(&self, total: u64) {
         // Small runs finish before a bar would help.
         if total >= 20 {
-            self.0.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            self.0
+                .set_draw_target(indicatif::ProgressDrawTarget::stderr());
         }
         self.0.set_length(total);
     }

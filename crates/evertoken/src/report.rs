@@ -35,7 +35,10 @@ impl State {
 
     /// Whether this state, reported by a real run, needs a human.
     pub fn needs_attention(self) -> bool {
-        matches!(self, State::Expiring | State::ReauthRequired | State::Failed | State::Unknown)
+        matches!(
+            self,
+            State::Expiring | State::ReauthRequired | State::Failed | State::Unknown
+        )
     }
 }
 
@@ -82,7 +85,11 @@ pub struct AccountResult {
 
 impl AccountResult {
     pub fn account_label(&self) -> String {
-        if self.account == "default" { self.platform.to_string() } else { format!("{}:{}", self.platform, self.account) }
+        if self.account == "default" {
+            self.platform.to_string()
+        } else {
+            format!("{}:{}", self.platform, self.account)
+        }
     }
 }
 
@@ -123,7 +130,16 @@ impl RunReport {
     pub fn new(dry_run: bool, mut results: Vec<AccountResult>, now: Timestamp) -> Self {
         results.sort_by(|a, b| (a.platform, &a.account).cmp(&(b.platform, &b.account)));
         let attention = results.iter().filter(|r| r.attention).count();
-        Self { version: 1, dry_run, results, attention, secrets: Vec::new(), notices: Vec::new(), alert: None, generated_at: now }
+        Self {
+            version: 1,
+            dry_run,
+            results,
+            attention,
+            secrets: Vec::new(),
+            notices: Vec::new(),
+            alert: None,
+            generated_at: now,
+        }
     }
 
     /// SPEC §1: 0 healthy, 1 something needs attention (or the alert failed).

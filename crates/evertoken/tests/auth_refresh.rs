@@ -40,7 +40,11 @@ fn four_platforms(env: &TestEnv) -> Setup {
         tt: env.secret("rft.test-tiktok-not-a-real-secret-0003"),
         li: env.secret("test-li-access-not-a-real-secret-0004"),
     };
-    for c in ["test-google-client-secret-xyz", "test-tiktok-client-secret-xyz", "test-linkedin-client-secret-xyz"] {
+    for c in [
+        "test-google-client-secret-xyz",
+        "test-tiktok-client-secret-xyz",
+        "test-linkedin-client-secret-xyz",
+    ] {
         env.secret(c);
     }
     sim.instagram_add_token(&s.ig, days_from(now(), -50), days_from(now(), 10));
@@ -90,12 +94,19 @@ LINKEDIN_CLIENT_SECRET: test-linkedin-client-secret-xyz
 }
 
 fn result<'a>(doc: &'a serde_json::Value, platform: &str) -> &'a serde_json::Value {
-    doc["results"].as_array().unwrap().iter().find(|r| r["platform"] == platform).unwrap_or_else(|| panic!("no {platform} in {doc}"))
+    doc["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["platform"] == platform)
+        .unwrap_or_else(|| panic!("no {platform} in {doc}"))
 }
 
 fn refresh(env: &TestEnv, args: &[&str]) -> common::Output {
     let mut c = env.cmd();
-    c.env("EVERTOKEN_NOW", NOW).args(["auth", "refresh"]).args(args);
+    c.env("EVERTOKEN_NOW", NOW)
+        .args(["auth", "refresh"])
+        .args(args);
     env.run(&mut c)
 }
 
@@ -118,10 +129,23 @@ fn refresh_all_does_each_platforms_action_and_exits_1_for_linkedin() {
     assert_ne!(new_tt, s.tt);
     assert!(sim.tiktok_is_live(&new_tt));
     assert!(!sim.tiktok_is_live(&s.tt));
-    assert!(env.stored("TIKTOK_ACCESS_TOKEN").is_some(), "the access token is stored too");
+    assert!(
+        env.stored("TIKTOK_ACCESS_TOKEN").is_some(),
+        "the access token is stored too"
+    );
     let creds = env.read_credentials();
-    assert!(creds["TIKTOK_REFRESH_TOKEN"]["expires_at"].as_str().is_some(), "refresh expiry stored");
-    assert!(creds["TIKTOK_ACCESS_TOKEN"]["expires_at"].as_str().is_some(), "access expiry stored");
+    assert!(
+        creds["TIKTOK_REFRESH_TOKEN"]["expires_at"]
+            .as_str()
+            .is_some(),
+        "refresh expiry stored"
+    );
+    assert!(
+        creds["TIKTOK_ACCESS_TOKEN"]["expires_at"]
+            .as_str()
+            .is_some(),
+        "access expiry stored"
+    );
     assert!(tt["refresh_expires_at"].as_str().is_some());
 
     // Instagram: refreshed in place, new token valid at the provider, expiry ~60 days.
@@ -143,10 +167,25 @@ fn refresh_all_does_each_platforms_action_and_exits_1_for_linkedin() {
     let li = result(&doc, "linkedin");
     assert_eq!(li["state"], "reauth_required", "{li}");
     assert_eq!(li["reauth_by"], "2026-11-28");
-    assert!(li["message"].as_str().unwrap().contains("evertoken auth login linkedin"), "{li}");
+    assert!(
+        li["message"]
+            .as_str()
+            .unwrap()
+            .contains("evertoken auth login linkedin"),
+        "{li}"
+    );
     assert_eq!(li["fix"], "evertoken auth login linkedin");
     for r in doc["results"].as_array().unwrap() {
-        for key in ["platform", "account", "state", "action", "expires_at", "refresh_expires_at", "message", "reauth_by"] {
+        for key in [
+            "platform",
+            "account",
+            "state",
+            "action",
+            "expires_at",
+            "refresh_expires_at",
+            "message",
+            "reauth_by",
+        ] {
             assert!(r.get(key).is_some(), "result lacks `{key}`: {r}");
         }
     }
@@ -179,7 +218,12 @@ fn human_output_is_a_table_with_a_summary() {
     assert!(out.stdout.contains("4 credentials: "), "{}", out.stdout);
     assert!(out.stdout.contains("1 needs attention"), "{}", out.stdout);
     // The headless machine has no keychain: the fallback is said, once.
-    assert_eq!(out.stderr.matches("using the credentials file").count(), 1, "{}", out.stderr);
+    assert_eq!(
+        out.stderr.matches("using the credentials file").count(),
+        1,
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -189,21 +233,43 @@ fn dry_run_changes_nothing_and_predicts_the_exit_code() {
     let sim = env.sim.sim();
     let before = std::fs::read(env.work().join("credentials.yaml")).unwrap();
     let out = refresh(&env, &["--dry-run", "--json"]);
-    assert_eq!(out.code, 1, "LinkedIn would still need attention: {}", out.stderr);
+    assert_eq!(
+        out.code, 1,
+        "LinkedIn would still need attention: {}",
+        out.stderr
+    );
     let doc = out.json();
     assert_eq!(doc["dry_run"], true);
     assert_eq!(result(&doc, "tiktok")["action"], "would rotate");
-    assert_eq!(result(&doc, "instagram")["action"], "would refresh in place");
+    assert_eq!(
+        result(&doc, "instagram")["action"],
+        "would refresh in place"
+    );
     assert_eq!(result(&doc, "youtube")["action"], "would health-check");
     assert_eq!(result(&doc, "linkedin")["state"], "reauth_required");
-    assert_eq!(std::fs::read(env.work().join("credentials.yaml")).unwrap(), before, "dry-run wrote the store");
+    assert_eq!(
+        std::fs::read(env.work().join("credentials.yaml")).unwrap(),
+        before,
+        "dry-run wrote the store"
+    );
     assert!(sim.tiktok_is_live(&s.tt));
     let stats = sim.stats();
     assert_eq!(stats.rotations, 0);
     for route in ["tiktok", "instagram", "google"] {
-        assert_eq!(stats.requests.get(route).copied().unwrap_or(0), 0, "dry-run called {route}: {:?}", stats.requests);
+        assert_eq!(
+            stats.requests.get(route).copied().unwrap_or(0),
+            0,
+            "dry-run called {route}: {:?}",
+            stats.requests
+        );
     }
-    assert!(!env.state_dir().join("journal").exists() || std::fs::read_dir(env.state_dir().join("journal")).unwrap().next().is_none());
+    assert!(
+        !env.state_dir().join("journal").exists()
+            || std::fs::read_dir(env.state_dir().join("journal"))
+                .unwrap()
+                .next()
+                .is_none()
+    );
 
     // Without LinkedIn, the real run would succeed: the dry-run says 0.
     let out = refresh(&env, &["tiktok", "--dry-run"]);
@@ -234,9 +300,15 @@ fn young_instagram_tokens_are_left_alone() {
     let rs = doc["results"].as_array().unwrap();
     assert!(rs.iter().all(|r| r["state"] == "ok"), "{doc}");
     // Known-young: not even called. Unknown age: called once; Instagram said too young.
-    assert_eq!(sim.stats().requests.get("instagram").copied().unwrap_or(0), 1);
+    assert_eq!(
+        sim.stats().requests.get("instagram").copied().unwrap_or(0),
+        1
+    );
     assert!(out.stdout.contains("just issued"), "{}", out.stdout);
-    assert_eq!(env.stored("INSTAGRAM_ACCESS_TOKEN_FRESH").unwrap(), unknown_age);
+    assert_eq!(
+        env.stored("INSTAGRAM_ACCESS_TOKEN_FRESH").unwrap(),
+        unknown_age
+    );
 }
 
 #[test]
@@ -249,7 +321,10 @@ fn youtube_invalid_grant_is_reauth_with_likely_causes() {
     let yt = result(&out.json(), "youtube").clone();
     assert_eq!(yt["state"], "reauth_required", "{yt}");
     let msg = yt["message"].as_str().unwrap();
-    assert!(msg.contains("invalid_grant") && msg.contains("Testing mode") && msg.contains("6 months"), "{msg}");
+    assert!(
+        msg.contains("invalid_grant") && msg.contains("Testing mode") && msg.contains("6 months"),
+        "{msg}"
+    );
     assert_eq!(yt["reauth_by"], "2026-11-23");
     assert_eq!(yt["fix"], "evertoken auth login youtube");
 }
@@ -260,23 +335,40 @@ fn transient_failures_are_retried_and_permanent_ones_are_not() {
     four_platforms(&env);
     let sim = env.sim.sim();
     sim.push_faults(Route::TikTok, Fault::Status(503), 2);
-    sim.push_fault(Route::TikTok, Fault::TooManyRequests { retry_after_secs: Some(1) });
+    sim.push_fault(
+        Route::TikTok,
+        Fault::TooManyRequests {
+            retry_after_secs: Some(1),
+        },
+    );
     let out = refresh(&env, &["tiktok", "--json"]);
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     assert_eq!(result(&out.json(), "tiktok")["state"], "rotated");
-    assert_eq!(sim.stats().requests["tiktok"], 4, "three failures, then success");
+    assert_eq!(
+        sim.stats().requests["tiktok"],
+        4,
+        "three failures, then success"
+    );
 
     sim.push_fault(Route::TikTok, Fault::InvalidClient);
     let before = sim.stats().requests["tiktok"];
     // The access token is fresh now; make it due again by moving the clock.
     let mut c = env.cmd();
-    c.env("EVERTOKEN_NOW", days_from(now(), 3).to_string()).args(["auth", "refresh", "tiktok", "--json"]);
+    c.env("EVERTOKEN_NOW", days_from(now(), 3).to_string())
+        .args(["auth", "refresh", "tiktok", "--json"]);
     let out = env.run(&mut c);
     assert_eq!(out.code, 1);
     let tt = result(&out.json(), "tiktok").clone();
     assert_eq!(tt["state"], "failed", "{tt}");
-    assert!(tt["fix"].as_str().unwrap().contains("TIKTOK_CLIENT_SECRET"), "{tt}");
-    assert_eq!(sim.stats().requests["tiktok"], before + 1, "invalid_client is not retried");
+    assert!(
+        tt["fix"].as_str().unwrap().contains("TIKTOK_CLIENT_SECRET"),
+        "{tt}"
+    );
+    assert_eq!(
+        sim.stats().requests["tiktok"],
+        before + 1,
+        "invalid_client is not retried"
+    );
 }
 
 #[test]
@@ -288,14 +380,24 @@ fn a_lost_answer_to_a_rotation_is_unknown_not_success_and_not_retried() {
     env.config(&format!(
         "platforms:\n  tiktok: {{ base_url: \"{base}\", client_key: {CLIENT_KEY} }}\nauth: {{ writeback: {{ local: {{ keychain: off }} }} }}\nhttp: {{ timeout_seconds: 1 }}\n"
     ));
-    sim.push_fault(Route::TikTok, Fault::HangAfterProcessing(std::time::Duration::from_secs(3)));
+    sim.push_fault(
+        Route::TikTok,
+        Fault::HangAfterProcessing(std::time::Duration::from_secs(3)),
+    );
     let stored = env.stored("TIKTOK_REFRESH_TOKEN").unwrap();
     let out = refresh(&env, &["--json"]);
     assert_eq!(out.code, 1);
     let tt = result(&out.json(), "tiktok").clone();
     assert_eq!(tt["state"], "unknown", "{tt}");
-    assert!(tt["message"].as_str().unwrap().contains("may have rotated"), "{tt}");
-    assert_eq!(sim.stats().requests["tiktok"], 1, "a rotating call is never blindly retried");
+    assert!(
+        tt["message"].as_str().unwrap().contains("may have rotated"),
+        "{tt}"
+    );
+    assert_eq!(
+        sim.stats().requests["tiktok"],
+        1,
+        "a rotating call is never blindly retried"
+    );
     assert_eq!(env.stored("TIKTOK_REFRESH_TOKEN").unwrap(), stored);
 }
 
@@ -318,7 +420,10 @@ fn a_stale_environment_token_is_recovered_by_one_store_re_read() {
     let tt = result(&out.json(), "tiktok").clone();
     assert_eq!(tt["state"], "rotated", "{tt}");
     let warnings = tt["warnings"].to_string();
-    assert!(warnings.contains("TIKTOK_REFRESH_TOKEN is also set in the environment"), "{tt}");
+    assert!(
+        warnings.contains("TIKTOK_REFRESH_TOKEN is also set in the environment"),
+        "{tt}"
+    );
     assert!(sim.tiktok_is_live(&env.stored("TIKTOK_REFRESH_TOKEN").unwrap()));
 }
 
@@ -342,7 +447,10 @@ fn linkedin_with_a_partner_refresh_token_is_refreshed() {
     let out = refresh(&env, &["--json"]);
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     let li = result(&out.json(), "linkedin").clone();
-    assert!(li["state"] == "refreshed" || li["state"] == "rotated", "{li}");
+    assert!(
+        li["state"] == "refreshed" || li["state"] == "rotated",
+        "{li}"
+    );
     let at = env.stored("LINKEDIN_ACCESS_TOKEN").unwrap();
     env.secret(&at);
     assert!(sim.linkedin_is_valid_access(&at));
@@ -367,10 +475,32 @@ fn accounts_get_suffixed_variables_and_run_side_by_side() {
     let out = env.ev(&["auth", "refresh", "--json"]);
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     let doc = out.json();
-    let accounts: Vec<_> = doc["results"].as_array().unwrap().iter().map(|r| (r["account"].as_str().unwrap().to_owned(), r["state"].as_str().unwrap().to_owned())).collect();
-    assert_eq!(accounts, vec![("brand-a".into(), "rotated".into()), ("brand-b".into(), "rotated".into())]);
-    for var in ["TIKTOK_REFRESH_TOKEN_BRAND_A", "TIKTOK_REFRESH_TOKEN_BRAND_B", "TIKTOK_ACCESS_TOKEN_BRAND_A"] {
-        let v = env.stored(var).unwrap_or_else(|| panic!("{var} not stored"));
+    let accounts: Vec<_> = doc["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["account"].as_str().unwrap().to_owned(),
+                r["state"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        accounts,
+        vec![
+            ("brand-a".into(), "rotated".into()),
+            ("brand-b".into(), "rotated".into())
+        ]
+    );
+    for var in [
+        "TIKTOK_REFRESH_TOKEN_BRAND_A",
+        "TIKTOK_REFRESH_TOKEN_BRAND_B",
+        "TIKTOK_ACCESS_TOKEN_BRAND_A",
+    ] {
+        let v = env
+            .stored(var)
+            .unwrap_or_else(|| panic!("{var} not stored"));
         env.secret(&v);
     }
     // One account by name.
@@ -386,16 +516,27 @@ fn status_is_offline_and_says_where_each_secret_came_from() {
     let env = TestEnv::new();
     four_platforms(&env);
     let mut c = env.cmd();
-    c.env("EVERTOKEN_NOW", NOW).env("TIKTOK_CLIENT_SECRET", "test-tiktok-client-secret-xyz").args(["auth", "status", "--json"]);
+    c.env("EVERTOKEN_NOW", NOW)
+        .env("TIKTOK_CLIENT_SECRET", "test-tiktok-client-secret-xyz")
+        .args(["auth", "status", "--json"]);
     let out = env.run(&mut c);
-    assert_eq!(env.sim.sim().stats().requests.values().sum::<u64>(), 0, "status made a network call");
+    assert_eq!(
+        env.sim.sim().stats().requests.values().sum::<u64>(),
+        0,
+        "status made a network call"
+    );
     // Offline, LinkedIn's expiry is unknown and Instagram's refresh is merely due:
     // nothing needs a human yet.
     assert_eq!(out.code, 0, "{}", out.stderr);
     let doc = out.json();
     assert_eq!(result(&doc, "linkedin")["state"], "unknown");
     let source = |var: &str| {
-        let s = doc["secrets"].as_array().unwrap().iter().find(|s| s["var"] == var).unwrap_or_else(|| panic!("{var}"));
+        let s = doc["secrets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["var"] == var)
+            .unwrap_or_else(|| panic!("{var}"));
         assert_eq!(s["present"], true);
         s["source"]["kind"].as_str().unwrap().to_owned()
     };
@@ -405,8 +546,18 @@ fn status_is_offline_and_says_where_each_secret_came_from() {
     assert_eq!(ig["state"], "expiring");
     assert_eq!(ig["credentials"][0]["prefix"], "test-ig-…");
     let human = env.run(env.cmd().env("EVERTOKEN_NOW", NOW).args(["auth", "status"]));
-    assert!(human.stdout.contains("YOUTUBE_CLIENT_SECRET: file "), "{}", human.stdout);
-    assert!(human.stdout.contains("INSTAGRAM_ACCESS_TOKEN: test-ig-… from file"), "{}", human.stdout);
+    assert!(
+        human.stdout.contains("YOUTUBE_CLIENT_SECRET: file "),
+        "{}",
+        human.stdout
+    );
+    assert!(
+        human
+            .stdout
+            .contains("INSTAGRAM_ACCESS_TOKEN: test-ig-… from file"),
+        "{}",
+        human.stdout
+    );
 }
 
 #[test]
@@ -417,7 +568,11 @@ fn a_missing_client_secret_is_a_config_error_before_any_call() {
     env.credentials(&creds.replace("TIKTOK_CLIENT_SECRET: test-tiktok-client-secret-xyz\n", ""));
     let out = refresh(&env, &["all"]);
     assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(out.stderr.contains("TIKTOK_CLIENT_SECRET is not set"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("TIKTOK_CLIENT_SECRET is not set"),
+        "{}",
+        out.stderr
+    );
     assert!(out.stderr.contains("hint:"), "{}", out.stderr);
     assert_eq!(env.sim.sim().stats().requests.values().sum::<u64>(), 0);
 }
@@ -426,15 +581,27 @@ fn a_missing_client_secret_is_a_config_error_before_any_call() {
 /// provider's current token in the store.
 #[test]
 fn kill_9_at_every_rotation_step_loses_nothing() {
-    for fp in ["after_provider", "after_journal", "mid_writeback", "after_writeback", "before_journal_cleanup"] {
+    for fp in [
+        "after_provider",
+        "after_journal",
+        "mid_writeback",
+        "after_writeback",
+        "before_journal_cleanup",
+    ] {
         let env = TestEnv::new();
         four_platforms(&env);
         let sim = env.sim.sim();
         let mut c = env.cmd();
-        c.env("EVERTOKEN_NOW", NOW).env("EVERTOKEN_FAILPOINT", fp).args(["auth", "refresh", "tiktok"]);
+        c.env("EVERTOKEN_NOW", NOW)
+            .env("EVERTOKEN_FAILPOINT", fp)
+            .args(["auth", "refresh", "tiktok"]);
         let out = c.output().unwrap();
         use std::os::unix::process::ExitStatusExt;
-        assert_eq!(out.status.signal(), Some(9), "{fp}: the process was not killed");
+        assert_eq!(
+            out.status.signal(),
+            Some(9),
+            "{fp}: the process was not killed"
+        );
         let live = sim.tiktok_live_refresh_tokens();
         assert_eq!(live.len(), 1, "{fp}");
         env.secret(&live[0]);
@@ -449,14 +616,29 @@ fn kill_9_at_every_rotation_step_loses_nothing() {
             assert_eq!(out.code, 1, "{fp}: {}{}", out.stdout, out.stderr);
             let tt = result(&out.json(), "tiktok").clone();
             assert_eq!(tt["state"], "reauth_required", "{fp}: {tt}");
-            assert!(tt["message"].as_str().unwrap().contains("rotated it and the new one was lost"), "{tt}");
+            assert!(
+                tt["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("rotated it and the new one was lost"),
+                "{tt}"
+            );
             continue;
         }
         assert_eq!(out.code, 0, "{fp}: {}{}", out.stdout, out.stderr);
-        assert_eq!(env.stored("TIKTOK_REFRESH_TOKEN").unwrap(), live[0], "{fp}: the store lost the rotated token");
+        assert_eq!(
+            env.stored("TIKTOK_REFRESH_TOKEN").unwrap(),
+            live[0],
+            "{fp}: the store lost the rotated token"
+        );
         assert_eq!(sim.stats().reused_rotated_tokens, 0, "{fp}");
         let journal = env.state_dir().join("journal");
-        assert!(std::fs::read_dir(&journal).map(|mut d| d.next().is_none()).unwrap_or(true), "{fp}: journal not cleared");
+        assert!(
+            std::fs::read_dir(&journal)
+                .map(|mut d| d.next().is_none())
+                .unwrap_or(true),
+            "{fp}: journal not cleared"
+        );
     }
 }
 
@@ -481,17 +663,29 @@ fn concurrent_runners_on_one_host_rotate_once() {
             c.spawn().unwrap()
         })
         .collect();
-    let outs: Vec<_> = children.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
+    let outs: Vec<_> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
     let live = sim.tiktok_live_refresh_tokens();
     env.secret(&live[0]);
     for o in &outs {
-        let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
         env.assert_no_leak(&text);
         assert_eq!(o.status.code(), Some(0), "{text}");
     }
     assert_eq!(sim.stats().rotations, 1);
     assert_eq!(sim.stats().reused_rotated_tokens, 0);
-    let skipped = outs.iter().filter(|o| String::from_utf8_lossy(&o.stdout).contains("another evertoken run refreshed it")).count();
+    let skipped = outs
+        .iter()
+        .filter(|o| {
+            String::from_utf8_lossy(&o.stdout).contains("another evertoken run refreshed it")
+        })
+        .count();
     assert!(skipped >= 1, "runners that waited say why they skipped");
     assert_eq!(env.stored("TIKTOK_REFRESH_TOKEN").unwrap(), live[0]);
 }
@@ -502,13 +696,25 @@ fn write_back_creates_a_private_store_in_a_private_directory() {
     four_platforms(&env);
     let base = env.base_url();
     let cfg = std::fs::read_to_string(env.work().join("evertoken.yaml")).unwrap();
-    env.config(&cfg.replace("local: { keychain: auto }", "local: { keychain: off, file: secrets/new/credentials.yaml }"));
+    env.config(&cfg.replace(
+        "local: { keychain: auto }",
+        "local: { keychain: off, file: secrets/new/credentials.yaml }",
+    ));
     let dir = env.work().join("secrets/new");
     std::fs::create_dir_all(&dir).unwrap();
     common::set_mode(&dir, 0o700);
-    std::fs::rename(env.work().join("credentials.yaml"), dir.join("credentials.yaml")).unwrap();
+    std::fs::rename(
+        env.work().join("credentials.yaml"),
+        dir.join("credentials.yaml"),
+    )
+    .unwrap();
     let _ = base;
-    let out = env.run(env.cmd().env("EVERTOKEN_NOW", NOW).env("TIKTOK_CLIENT_SECRET", "test-tiktok-client-secret-xyz").args(["auth", "refresh", "tiktok"]));
+    let out = env.run(
+        env.cmd()
+            .env("EVERTOKEN_NOW", NOW)
+            .env("TIKTOK_CLIENT_SECRET", "test-tiktok-client-secret-xyz")
+            .args(["auth", "refresh", "tiktok"]),
+    );
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     assert_eq!(mode(&dir.join("credentials.yaml")), 0o600);
     let journal = env.state_dir().join("journal");

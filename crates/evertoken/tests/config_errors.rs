@@ -8,14 +8,30 @@ use common::TestEnv;
 
 fn assert_config_error(env: &TestEnv, args: &[&str], wants: &[&str]) -> String {
     let out = env.ev(args);
-    assert_eq!(out.code, 2, "expected exit 2 for {args:?}; stdout: {}\nstderr: {}", out.stdout, out.stderr);
-    assert!(out.stdout.is_empty(), "stdout must stay data-only: {}", out.stdout);
+    assert_eq!(
+        out.code, 2,
+        "expected exit 2 for {args:?}; stdout: {}\nstderr: {}",
+        out.stdout, out.stderr
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "stdout must stay data-only: {}",
+        out.stdout
+    );
     assert!(out.stderr.starts_with("error: "), "{}", out.stderr);
     for w in wants {
-        assert!(out.stderr.contains(w), "stderr lacks {w:?}:\n{}", out.stderr);
+        assert!(
+            out.stderr.contains(w),
+            "stderr lacks {w:?}:\n{}",
+            out.stderr
+        );
     }
     assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
-    assert_eq!(env.sim.sim().stats().requests.values().sum::<u64>(), 0, "a config error contacted a provider");
+    assert_eq!(
+        env.sim.sim().stats().requests.values().sum::<u64>(),
+        0,
+        "a config error contacted a provider"
+    );
     out.stderr
 }
 
@@ -30,8 +46,20 @@ fn base_config(env: &TestEnv) -> String {
 fn a_misspelt_key_names_its_path_and_the_likely_key() {
     let env = TestEnv::new();
     env.config(&base_config(&env).replace("enabled: true", "enabeld: true"));
-    let err = assert_config_error(&env, &["auth", "refresh"], &["evertoken.yaml", "line 3", "unknown key `platforms.tiktok.enabeld`", "hint: did you mean `enabled`?"]);
-    assert!(!err.contains("expected one of"), "the raw serde list is replaced by the hint: {err}");
+    let err = assert_config_error(
+        &env,
+        &["auth", "refresh"],
+        &[
+            "evertoken.yaml",
+            "line 3",
+            "unknown key `platforms.tiktok.enabeld`",
+            "hint: did you mean `enabled`?",
+        ],
+    );
+    assert!(
+        !err.contains("expected one of"),
+        "the raw serde list is replaced by the hint: {err}"
+    );
 }
 
 #[test]
@@ -39,15 +67,45 @@ fn unknown_sections_values_and_types_are_errors() {
     let env = TestEnv::new();
     let base = base_config(&env);
     env.config(&format!("{base}platfroms: {{}}\n"));
-    assert_config_error(&env, &["auth", "status"], &["unknown key `platfroms`", "did you mean `platforms`?"]);
+    assert_config_error(
+        &env,
+        &["auth", "status"],
+        &["unknown key `platfroms`", "did you mean `platforms`?"],
+    );
     env.config(&base.replace("local: { keychain: off }", "backend: locall"));
-    assert_config_error(&env, &["auth", "refresh"], &["auth.writeback.backend", "unknown value `locall`", "did you mean `local`?"]);
+    assert_config_error(
+        &env,
+        &["auth", "refresh"],
+        &[
+            "auth.writeback.backend",
+            "unknown value `locall`",
+            "did you mean `local`?",
+        ],
+    );
     env.config(&base.replace("keychain: off", "keychain: sometimes"));
-    assert_config_error(&env, &["auth", "refresh"], &["auth.writeback.local.keychain", "auto, off, required"]);
-    env.config(&base.replace("client_key: test-key", "client_key: test-key\n    concurrency: lots"));
-    assert_config_error(&env, &["auth", "refresh"], &["platforms.tiktok.concurrency"]);
-    env.config(&base.replace("client_key: test-key", "client_key: test-key\n    concurrency: 0"));
-    assert_config_error(&env, &["auth", "refresh"], &["platforms.tiktok.concurrency", "at least 1"]);
+    assert_config_error(
+        &env,
+        &["auth", "refresh"],
+        &["auth.writeback.local.keychain", "auto, off, required"],
+    );
+    env.config(&base.replace(
+        "client_key: test-key",
+        "client_key: test-key\n    concurrency: lots",
+    ));
+    assert_config_error(
+        &env,
+        &["auth", "refresh"],
+        &["platforms.tiktok.concurrency"],
+    );
+    env.config(&base.replace(
+        "client_key: test-key",
+        "client_key: test-key\n    concurrency: 0",
+    ));
+    assert_config_error(
+        &env,
+        &["auth", "refresh"],
+        &["platforms.tiktok.concurrency", "at least 1"],
+    );
 }
 
 #[test]
@@ -55,11 +113,22 @@ fn required_keys_and_urls_are_checked() {
     let env = TestEnv::new();
     let base = base_config(&env);
     env.config(&base.replace("    client_key: test-key\n", ""));
-    assert_config_error(&env, &["auth", "refresh"], &["platforms.tiktok.client_key", "is required", "hint:"]);
+    assert_config_error(
+        &env,
+        &["auth", "refresh"],
+        &["platforms.tiktok.client_key", "is required", "hint:"],
+    );
     env.config(&base.replace(&env.base_url(), "not a url"));
     assert_config_error(&env, &["auth", "refresh"], &["platforms.tiktok.base_url"]);
     env.config(&base.replace(&env.base_url(), &format!("{}/proxy/path", env.base_url())));
-    assert_config_error(&env, &["auth", "refresh"], &["platforms.tiktok.base_url", "replaces only scheme, host and port"]);
+    assert_config_error(
+        &env,
+        &["auth", "refresh"],
+        &[
+            "platforms.tiktok.base_url",
+            "replaces only scheme, host and port",
+        ],
+    );
 }
 
 #[test]
@@ -72,10 +141,24 @@ fn bad_yaml_is_an_error_with_a_location() {
 #[test]
 fn no_config_anywhere_says_where_it_looked() {
     let env = TestEnv::new();
-    assert_config_error(&env, &["auth", "refresh"], &["no configuration file found", "evertoken.yaml", "hint:", "evertoken demo"]);
-    assert_config_error(&env, &["--config", "/nonexistent/evertoken.yaml", "auth", "status"], &["/nonexistent/evertoken.yaml", "does not exist"]);
+    assert_config_error(
+        &env,
+        &["auth", "refresh"],
+        &[
+            "no configuration file found",
+            "evertoken.yaml",
+            "hint:",
+            "evertoken demo",
+        ],
+    );
+    assert_config_error(
+        &env,
+        &["--config", "/nonexistent/evertoken.yaml", "auth", "status"],
+        &["/nonexistent/evertoken.yaml", "does not exist"],
+    );
     let mut c = env.cmd();
-    c.env("EVERTOKEN_CONFIG", env.path("nope.yaml")).args(["auth", "status"]);
+    c.env("EVERTOKEN_CONFIG", env.path("nope.yaml"))
+        .args(["auth", "status"]);
     let out = env.run(&mut c);
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("EVERTOKEN_CONFIG"), "{}", out.stderr);
@@ -86,16 +169,35 @@ fn config_is_found_in_xdg_config_home() {
     let env = TestEnv::new();
     let dir = env.path("config/evertoken");
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("config.yaml"), base_config(&env).replace("tiktok:", "tiktok_typo:")).unwrap();
-    assert_config_error(&env, &["auth", "status"], &["config/evertoken/config.yaml", "platforms.tiktok_typo"]);
+    std::fs::write(
+        dir.join("config.yaml"),
+        base_config(&env).replace("tiktok:", "tiktok_typo:"),
+    )
+    .unwrap();
+    assert_config_error(
+        &env,
+        &["auth", "status"],
+        &["config/evertoken/config.yaml", "platforms.tiktok_typo"],
+    );
 }
 
 #[test]
 fn bad_targets_and_flags_are_usage_errors() {
     let env = TestEnv::new();
     env.config(&base_config(&env));
-    assert_config_error(&env, &["auth", "refresh", "myspace"], &["unknown target `myspace`", "instagram, youtube, tiktok, linkedin"]);
-    assert_config_error(&env, &["auth", "refresh", "instagram"], &["platform `instagram` is not enabled", "hint:"]);
+    assert_config_error(
+        &env,
+        &["auth", "refresh", "myspace"],
+        &[
+            "unknown target `myspace`",
+            "instagram, youtube, tiktok, linkedin",
+        ],
+    );
+    assert_config_error(
+        &env,
+        &["auth", "refresh", "instagram"],
+        &["platform `instagram` is not enabled", "hint:"],
+    );
     let out = env.ev(&["auth", "refresh", "--bogus"]);
     assert_eq!(out.code, 2, "{}", out.stderr);
     let out = env.ev(&["frobnicate"]);
@@ -104,7 +206,12 @@ fn bad_targets_and_flags_are_usage_errors() {
     c.env("EVERTOKEN_NOW", "yesterday").args(["auth", "status"]);
     let out = env.run(&mut c);
     assert_eq!(out.code, 2);
-    assert!(out.stderr.contains("EVERTOKEN_NOW must be an RFC 3339 timestamp"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("EVERTOKEN_NOW must be an RFC 3339 timestamp"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -113,8 +220,21 @@ fn a_credentials_file_others_can_read_is_refused() {
     env.config(&base_config(&env));
     let p = env.credentials("TIKTOK_REFRESH_TOKEN: rft.test-not-a-real-secret-001\nTIKTOK_CLIENT_SECRET: test-secret-001\n");
     common::set_mode(&p, 0o644);
-    assert_config_error(&env, &["auth", "refresh"], &["credentials.yaml", "readable by others", "mode 0644", "chmod 600"]);
-    assert_eq!(common::mode(&p), 0o644, "evertoken must not silently change it");
+    assert_config_error(
+        &env,
+        &["auth", "refresh"],
+        &[
+            "credentials.yaml",
+            "readable by others",
+            "mode 0644",
+            "chmod 600",
+        ],
+    );
+    assert_eq!(
+        common::mode(&p),
+        0o644,
+        "evertoken must not silently change it"
+    );
 }
 
 #[test]
@@ -122,9 +242,21 @@ fn a_malformed_credentials_file_names_the_entry() {
     let env = TestEnv::new();
     env.config(&base_config(&env));
     env.credentials("TIKTOK_REFRESH_TOKEN:\n  valeu: rft.test-not-a-real-secret-001\n");
-    assert_config_error(&env, &["auth", "status"], &["credentials.yaml", "`TIKTOK_REFRESH_TOKEN`.valeu", "did you mean `value`?"]);
+    assert_config_error(
+        &env,
+        &["auth", "status"],
+        &[
+            "credentials.yaml",
+            "`TIKTOK_REFRESH_TOKEN`.valeu",
+            "did you mean `value`?",
+        ],
+    );
     env.credentials("TIKTOK_REFRESH_TOKEN: {value: x, expires_at: next week}\n");
-    assert_config_error(&env, &["auth", "status"], &["`TIKTOK_REFRESH_TOKEN`.expires_at", "RFC 3339"]);
+    assert_config_error(
+        &env,
+        &["auth", "status"],
+        &["`TIKTOK_REFRESH_TOKEN`.expires_at", "RFC 3339"],
+    );
     env.credentials("- just\n- a list\n");
     assert_config_error(&env, &["auth", "status"], &["must be a map"]);
 }
@@ -135,7 +267,15 @@ fn keychain_required_without_a_keychain_is_a_config_error() {
     env.config(&base_config(&env).replace("keychain: off", "keychain: required"));
     // This machine (and CI) has no Secret Service: the fallback choice is proven,
     // not assumed.
-    assert_config_error(&env, &["auth", "status"], &["auth.writeback.local.keychain", "is `required`", "no OS keychain"]);
+    assert_config_error(
+        &env,
+        &["auth", "status"],
+        &[
+            "auth.writeback.local.keychain",
+            "is `required`",
+            "no OS keychain",
+        ],
+    );
 }
 
 #[test]
@@ -147,7 +287,11 @@ fn help_teaches_and_version_works() {
         assert!(out.stdout.contains(w), "{w}: {}", out.stdout);
     }
     let out = env.ev(&["auth", "refresh", "--help"]);
-    assert!(out.stdout.contains("--dry-run") && out.stdout.contains("TikTok"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("--dry-run") && out.stdout.contains("TikTok"),
+        "{}",
+        out.stdout
+    );
     let out = env.ev(&["--version"]);
     assert!(out.stdout.starts_with("evertoken "), "{}", out.stdout);
 }

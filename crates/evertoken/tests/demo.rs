@@ -11,21 +11,39 @@ fn demo_runs_the_four_platform_cycle_and_cleans_up() {
     let env = TestEnv::new();
     let out = env.ev(&["demo"]);
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
-    for w in ["rotated", "refreshed", "health-checked", "reauth_required", "re-auth by", "A real run would exit 1"] {
+    for w in [
+        "rotated",
+        "refreshed",
+        "health-checked",
+        "reauth_required",
+        "re-auth by",
+        "A real run would exit 1",
+    ] {
         assert!(out.stdout.contains(w), "{w}: {}", out.stdout);
     }
     // It never prints its own fake tokens either.
-    for t in ["demo-ig-long-lived-token-not-a-real-secret-000001", "rft.demo-tiktok-refresh-not-a-real-secret-000003"] {
+    for t in [
+        "demo-ig-long-lived-token-not-a-real-secret-000001",
+        "rft.demo-tiktok-refresh-not-a-real-secret-000003",
+    ] {
         assert!(!out.stdout.contains(t) && !out.stderr.contains(t));
     }
     // Nothing left in HOME, the work dir or the state dir.
     for d in ["home", "work", "state", "config"] {
-        assert!(std::fs::read_dir(env.path(d)).unwrap().next().is_none(), "demo left files in {d}");
+        assert!(
+            std::fs::read_dir(env.path(d)).unwrap().next().is_none(),
+            "demo left files in {d}"
+        );
     }
     let out = env.ev(&["demo", "--json"]);
     assert_eq!(out.code, 0);
     let doc = out.json();
-    let states: Vec<_> = doc["first"]["results"].as_array().unwrap().iter().map(|r| r["state"].as_str().unwrap().to_owned()).collect();
+    let states: Vec<_> = doc["first"]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["state"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(states, ["refreshed", "ok", "rotated", "reauth_required"]);
     assert_eq!(doc["second"]["attention"], 1);
 }
@@ -34,9 +52,15 @@ fn demo_runs_the_four_platform_cycle_and_cleans_up() {
 fn demo_ignores_a_users_real_environment() {
     let env = TestEnv::new();
     let mut c = env.cmd();
-    c.env("TIKTOK_REFRESH_TOKEN", env.secret("rft.users-real-looking-but-fake-token-9"))
-        .env("TIKTOK_CLIENT_SECRET", env.secret("users-fake-client-secret-99"))
-        .arg("demo");
+    c.env(
+        "TIKTOK_REFRESH_TOKEN",
+        env.secret("rft.users-real-looking-but-fake-token-9"),
+    )
+    .env(
+        "TIKTOK_CLIENT_SECRET",
+        env.secret("users-fake-client-secret-99"),
+    )
+    .arg("demo");
     let out = env.run(&mut c);
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("rotated"), "{}", out.stdout);

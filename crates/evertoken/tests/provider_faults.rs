@@ -40,14 +40,6 @@ impl P {
             P::Linkedin => "linkedin_introspect",
         }
     }
-    fn name(self) -> &'static str {
-        match self {
-            P::Instagram => "instagram",
-            P::Youtube => "youtube",
-            P::Tiktok => "tiktok",
-            P::Linkedin => "linkedin",
-        }
-    }
     /// The state a healthy call ends in.
     fn healthy(self) -> &'static str {
         match self {
@@ -78,15 +70,25 @@ fn setup(env: &TestEnv, p: P, base: &str) {
         P::Instagram => {
             let t = env.secret("test-ig-fault-token-not-a-real-secret");
             sim.instagram_add_token(&t, days_from(now, -40), days_from(now, 5));
-            (format!("instagram: {{ base_url: \"{base}\" }}"), format!("INSTAGRAM_ACCESS_TOKEN: \"{t}\"\n"))
+            (
+                format!("instagram: {{ base_url: \"{base}\" }}"),
+                format!("INSTAGRAM_ACCESS_TOKEN: \"{t}\"\n"),
+            )
         }
         P::Youtube => {
             let t = env.secret("test-yt-fault-refresh-not-a-real-secret");
-            sim.google_add_client("test-fault.apps.googleusercontent.com", "test-fault-google-secret");
+            sim.google_add_client(
+                "test-fault.apps.googleusercontent.com",
+                "test-fault-google-secret",
+            );
             sim.google_add_refresh_token("test-fault.apps.googleusercontent.com", &t);
             (
-                format!("youtube: {{ base_url: \"{base}\", client_id: test-fault.apps.googleusercontent.com }}"),
-                format!("YOUTUBE_REFRESH_TOKEN: \"{t}\"\nYOUTUBE_CLIENT_SECRET: test-fault-google-secret\n"),
+                format!(
+                    "youtube: {{ base_url: \"{base}\", client_id: test-fault.apps.googleusercontent.com }}"
+                ),
+                format!(
+                    "YOUTUBE_REFRESH_TOKEN: \"{t}\"\nYOUTUBE_CLIENT_SECRET: test-fault-google-secret\n"
+                ),
             )
         }
         P::Tiktok => {
@@ -95,7 +97,9 @@ fn setup(env: &TestEnv, p: P, base: &str) {
             sim.tiktok_add_refresh_token("test-fault-key", &t, days_from(now, 100));
             (
                 format!("tiktok: {{ base_url: \"{base}\", client_key: test-fault-key }}"),
-                format!("TIKTOK_REFRESH_TOKEN: \"{t}\"\nTIKTOK_CLIENT_SECRET: test-fault-tiktok-secret\n"),
+                format!(
+                    "TIKTOK_REFRESH_TOKEN: \"{t}\"\nTIKTOK_CLIENT_SECRET: test-fault-tiktok-secret\n"
+                ),
             )
         }
         P::Linkedin => {
@@ -104,11 +108,17 @@ fn setup(env: &TestEnv, p: P, base: &str) {
             sim.linkedin_add_access_token(&t, days_from(now, 40));
             (
                 format!("linkedin: {{ base_url: \"{base}\", client_id: test-fault-li }}"),
-                format!("LINKEDIN_ACCESS_TOKEN: \"{t}\"\nLINKEDIN_CLIENT_SECRET: test-fault-li-secret\n"),
+                format!(
+                    "LINKEDIN_ACCESS_TOKEN: \"{t}\"\nLINKEDIN_CLIENT_SECRET: test-fault-li-secret\n"
+                ),
             )
         }
     };
-    for s in ["test-fault-google-secret", "test-fault-tiktok-secret", "test-fault-li-secret"] {
+    for s in [
+        "test-fault-google-secret",
+        "test-fault-tiktok-secret",
+        "test-fault-li-secret",
+    ] {
         env.secret(s);
     }
     env.config(&format!(
@@ -138,18 +148,26 @@ fn cell(p: P, inject: &Inject) -> (String, u64, String) {
     }
     let started = Instant::now();
     let mut c = env.cmd();
-    c.env("EVERTOKEN_NOW", NOW).args(["auth", "refresh", "--json"]);
+    c.env("EVERTOKEN_NOW", NOW)
+        .args(["auth", "refresh", "--json"]);
     let out = env.run(&mut c);
     let took = started.elapsed();
     let what = format!("{p:?} × {inject:?}");
-    assert!(took < Duration::from_secs(30), "{what}: unbounded ({took:?})");
+    assert!(
+        took < Duration::from_secs(30),
+        "{what}: unbounded ({took:?})"
+    );
     assert!(!out.stderr.contains("panicked"), "{what}: {}", out.stderr);
     let doc = out.json();
     let r = &doc["results"][0];
     let state = r["state"].as_str().unwrap().to_owned();
     let message = r["message"].as_str().unwrap().to_owned();
     assert!(!message.is_empty(), "{what}: empty message");
-    let expected_code = if state == "ok" || state == "refreshed" || state == "rotated" { 0 } else { 1 };
+    let expected_code = if state == "ok" || state == "refreshed" || state == "rotated" {
+        0
+    } else {
+        1
+    };
     assert_eq!(out.code, expected_code, "{what}: exit code for {state}");
     let requests = sim.stats().requests.get(p.stat()).copied().unwrap_or(0);
     (state, requests, message)
@@ -157,7 +175,11 @@ fn cell(p: P, inject: &Inject) -> (String, u64, String) {
 
 fn check(p: P, inject: Inject, state: &str, requests: u64) {
     let (got, n, msg) = cell(p, &inject);
-    assert_eq!((got.as_str(), n), (state, requests), "{p:?} × {inject:?}: {msg}");
+    assert_eq!(
+        (got.as_str(), n),
+        (state, requests),
+        "{p:?} × {inject:?}: {msg}"
+    );
 }
 
 #[test]
@@ -175,20 +197,61 @@ fn fault_matrix() {
                 assert!(msg.contains("cannot connect"), "{msg}");
                 // A timeout: safe calls are retried; a rotating call's outcome is unknown.
                 let t = Fault::Hang(Duration::from_secs(3));
-                if rot { check(p, Inject::Once(t), "unknown", 1) } else { check(p, Inject::Once(t), healthy, 2) }
+                if rot {
+                    check(p, Inject::Once(t), "unknown", 1)
+                } else {
+                    check(p, Inject::Once(t), healthy, 2)
+                }
                 let t = Fault::HangAfterProcessing(Duration::from_secs(3));
-                if rot { check(p, Inject::Once(t), "unknown", 1) } else { check(p, Inject::Once(t), healthy, 2) }
+                if rot {
+                    check(p, Inject::Once(t), "unknown", 1)
+                } else {
+                    check(p, Inject::Once(t), healthy, 2)
+                }
                 // Server errors and rate limits: retried, then failed.
                 for s in [500, 502, 503] {
                     check(p, Inject::Once(Fault::Status(s)), healthy, 2);
                     let (state, n, msg) = cell(p, &Inject::Always(Fault::Status(s)));
-                    assert_eq!((state.as_str(), n), ("failed", ATTEMPTS), "{p:?} {s}: {msg}");
-                    assert!(msg.contains(&s.to_string()) && msg.contains("gave up after 3 attempts"), "{msg}");
+                    assert_eq!(
+                        (state.as_str(), n),
+                        ("failed", ATTEMPTS),
+                        "{p:?} {s}: {msg}"
+                    );
+                    assert!(
+                        msg.contains(&s.to_string()) && msg.contains("gave up after 3 attempts"),
+                        "{msg}"
+                    );
                 }
-                check(p, Inject::Once(Fault::TooManyRequests { retry_after_secs: Some(1) }), healthy, 2);
-                check(p, Inject::Always(Fault::TooManyRequests { retry_after_secs: Some(1) }), "failed", ATTEMPTS);
-                check(p, Inject::Always(Fault::TooManyRequests { retry_after_secs: None }), "failed", ATTEMPTS);
-                let (state, n, msg) = cell(p, &Inject::Once(Fault::TooManyRequests { retry_after_secs: Some(3600) }));
+                check(
+                    p,
+                    Inject::Once(Fault::TooManyRequests {
+                        retry_after_secs: Some(1),
+                    }),
+                    healthy,
+                    2,
+                );
+                check(
+                    p,
+                    Inject::Always(Fault::TooManyRequests {
+                        retry_after_secs: Some(1),
+                    }),
+                    "failed",
+                    ATTEMPTS,
+                );
+                check(
+                    p,
+                    Inject::Always(Fault::TooManyRequests {
+                        retry_after_secs: None,
+                    }),
+                    "failed",
+                    ATTEMPTS,
+                );
+                let (state, n, msg) = cell(
+                    p,
+                    &Inject::Once(Fault::TooManyRequests {
+                        retry_after_secs: Some(3600),
+                    }),
+                );
                 assert_eq!((state.as_str(), n), ("failed", 1), "{p:?}: {msg}");
                 assert!(msg.contains("Retry-After 3600s"), "{msg}");
                 // Broken bodies: a safe call is repeated, a rotation is unknown.
@@ -204,14 +267,20 @@ fn fault_matrix() {
                 }
                 check(p, Inject::Once(Fault::HtmlErrorPage), healthy, 2);
                 // Permanent answers: never retried.
-                let dead = if p == P::Linkedin { "reauth_required" } else { "reauth_required" };
-                check(p, Inject::Once(Fault::InvalidGrant), dead, 1);
+                check(p, Inject::Once(Fault::InvalidGrant), "reauth_required", 1);
                 let (state, n, msg) = cell(p, &Inject::Once(Fault::InvalidClient));
                 assert_eq!(n, 1, "{p:?} invalid_client retried: {msg}");
-                assert!(state == "failed" || p == P::Instagram, "{p:?} invalid_client → {state}: {msg}");
+                assert!(
+                    state == "failed" || p == P::Instagram,
+                    "{p:?} invalid_client → {state}: {msg}"
+                );
                 let (state, n, msg) = cell(p, &Inject::Once(Fault::Unauthorized));
                 assert_eq!(n, 1, "{p:?} 401 retried: {msg}");
-                let want = if p == P::Instagram { "reauth_required" } else { "failed" };
+                let want = if p == P::Instagram {
+                    "reauth_required"
+                } else {
+                    "failed"
+                };
                 assert_eq!(state, want, "{p:?} 401: {msg}");
             })
         })
@@ -219,7 +288,11 @@ fn fault_matrix() {
     let mut failures = Vec::new();
     for (p, h) in providers.iter().zip(handles) {
         if let Err(e) = h.join() {
-            let msg = e.downcast_ref::<String>().cloned().or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
+            let msg = e
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
             failures.push(format!("{p:?}: {msg}"));
         }
     }

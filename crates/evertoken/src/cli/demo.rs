@@ -17,7 +17,10 @@ pub async fn exec(ctx: &Ctx, args: DemoArgs) -> Result<u8> {
     let out = crate::demo::run(&ctx.shell).await?;
     if args.json {
         let doc = serde_json::json!({ "version": 1, "first": out.first, "second": out.second });
-        render::stdout(&format!("{}\n", serde_json::to_string_pretty(&doc).expect("serialisable")));
+        render::stdout(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&doc).expect("serialisable")
+        ));
     } else {
         render::stdout(&out.text);
     }

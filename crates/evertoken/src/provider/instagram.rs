@@ -40,7 +40,11 @@ fn default_refresh_before_days() -> i64 {
 }
 
 pub const BASE_URL: &str = "https://graph.instagram.com";
-const SLOTS: &[Slot] = &[Slot { role: Role::Access, base: "INSTAGRAM_ACCESS_TOKEN", durable: true }];
+const SLOTS: &[Slot] = &[Slot {
+    role: Role::Access,
+    base: "INSTAGRAM_ACCESS_TOKEN",
+    durable: true,
+}];
 
 pub struct Instagram {
     common: Common,
@@ -49,13 +53,27 @@ pub struct Instagram {
 
 impl Instagram {
     pub fn new(cfg: &config::Config, c: &Config) -> Result<Self> {
-        let common = super::common(cfg, "instagram", c.enabled, &c.accounts, c.concurrency, c.base_url.as_deref(), BASE_URL)?;
+        let common = super::common(
+            cfg,
+            "instagram",
+            c.enabled,
+            &c.accounts,
+            c.concurrency,
+            c.base_url.as_deref(),
+            BASE_URL,
+        )?;
         if c.refresh_before_days < 1 || c.refresh_before_days > 59 {
             return Err(cfg
-                .error_at("platforms.instagram.refresh_before_days", "must be between 1 and 59")
+                .error_at(
+                    "platforms.instagram.refresh_before_days",
+                    "must be between 1 and 59",
+                )
                 .with_hint("Instagram tokens live 60 days; the default is 15"));
         }
-        Ok(Self { common, refresh_before_days: c.refresh_before_days })
+        Ok(Self {
+            common,
+            refresh_before_days: c.refresh_before_days,
+        })
     }
 }
 
@@ -103,12 +121,18 @@ impl Provider for Instagram {
 
     fn plan(&self, state: &super::AccountState, now: Timestamp) -> Plan {
         let Some(token) = &state.access else {
-            return Plan::Reauth { message: "no access token is stored".into(), reauth_by: None };
+            return Plan::Reauth {
+                message: "no access token is stored".into(),
+                reauth_by: None,
+            };
         };
         if let Some(exp) = token.expires_at {
             if exp <= now {
                 return Plan::Reauth {
-                    message: format!("the token expired on {}; Instagram cannot refresh an expired token", crate::clock::date(exp)),
+                    message: format!(
+                        "the token expired on {}; Instagram cannot refresh an expired token",
+                        crate::clock::date(exp)
+                    ),
                     reauth_by: Some(exp),
                 };
             }
@@ -121,44 +145,72 @@ impl Provider for Instagram {
             }
         }
         match token.expires_at {
-            None => Plan::Refresh { reason: "expiry unknown".into() },
-            Some(exp) if super::within_days(now, exp, self.refresh_before_days) => Plan::Refresh {
-                reason: format!("{}, inside refresh_before_days ({})", expiry_text(now, exp), self.refresh_before_days),
+            None => Plan::Refresh {
+                reason: "expiry unknown".into(),
             },
-            Some(exp) => Plan::Ok { message: expiry_text(now, exp) },
+            Some(exp) if super::within_days(now, exp, self.refresh_before_days) => Plan::Refresh {
+                reason: format!(
+                    "{}, inside refresh_before_days ({})",
+                    expiry_text(now, exp),
+                    self.refresh_before_days
+                ),
+            },
+            Some(exp) => Plan::Ok {
+                message: expiry_text(now, exp),
+            },
         }
     }
 
-    async fn refresh(&self, cx: &Cx<'_>, state: &super::AccountState) -> Result<Grant, ProviderError> {
-        let token = state.access.as_ref().ok_or_else(|| ProviderError::Reauth { message: "no access token".into() })?;
+    async fn refresh(
+        &self,
+        cx: &Cx<'_>,
+        state: &super::AccountState,
+    ) -> Result<Grant, ProviderError> {
+        let token = state.access.as_ref().ok_or_else(|| ProviderError::Reauth {
+            message: "no access token".into(),
+        })?;
         let url = endpoint(&self.common.base_url, "/refresh_access_token");
         let reply = cx
             .http
             .send("Instagram refresh_access_token", Call::Safe, |c| {
-                c.get(url.clone())
-                    .query(&[("grant_type", "ig_refresh_token"), ("access_token", token.value.expose())])
+                c.get(url.clone()).query(&[
+                    ("grant_type", "ig_refresh_token"),
+                    ("access_token", token.value.expose()),
+                ])
             })
             .await?;
         if reply.status.is_success() {
-            let body: RefreshReply = reply.json().map_err(|e| super::malformed("Instagram refresh_access_token", &reply, false, e))?;
+            let body: RefreshReply = reply.json().map_err(|e| {
+                super::malformed("Instagram refresh_access_token", &reply, false, e)
+            })?;
             let expires_at = body.expires_in.map(|s| cx.clock.in_secs(s));
             return Ok(Grant {
-                access: Some(NewToken { value: body.access_token.into(), expires_at }),
+                access: Some(NewToken {
+                    value: body.access_token.into(),
+                    expires_at,
+                }),
                 refresh: None,
                 note: None,
             });
         }
         let Ok(GraphErrorBody { error: e }) = reply.json::<GraphErrorBody>() else {
             return Err(ProviderError::Failed {
-                message: format!("Instagram answered {}: {}", reply.status, super::redact_body(&reply.snippet())),
+                message: format!(
+                    "Instagram answered {}: {}",
+                    reply.status,
+                    super::redact_body(&reply.snippet())
+                ),
                 hint: None,
             });
         };
         let lower = e.message.to_lowercase();
-        if lower.contains("24 hours") || lower.contains("too recent") || lower.contains("too young") {
+        if lower.contains("24 hours") || lower.contains("too recent") || lower.contains("too young")
+        {
             // A token of unknown age turned out to be fresh: it was just issued.
             return Ok(Grant {
-                note: Some("Instagram says the token is less than 24 h old: it was just issued".into()),
+                note: Some(
+                    "Instagram says the token is less than 24 h old: it was just issued".into(),
+                ),
                 ..Grant::default()
             });
         }
@@ -172,7 +224,10 @@ impl Provider for Instagram {
         if e.code == 190 || e.kind == "OAuthException" && reply.status.as_u16() == 401 {
             Err(ProviderError::Reauth { message: what })
         } else {
-            Err(ProviderError::Failed { message: what, hint: None })
+            Err(ProviderError::Failed {
+                message: what,
+                hint: None,
+            })
         }
     }
 

@@ -9,7 +9,10 @@
 use jiff::Timestamp;
 use serde::Deserialize;
 
-use super::{AccountState, Common, Cx, Grant, NewToken, OAuthError, Plan, Provider, ProviderError, Role, Slot, expiry_text};
+use super::{
+    AccountState, Common, Cx, Grant, NewToken, OAuthError, Plan, Provider, ProviderError, Role,
+    Slot, expiry_text,
+};
 use crate::config;
 use crate::error::Result;
 use crate::http::{Call, endpoint};
@@ -48,8 +51,16 @@ fn default_refresh_before_days() -> i64 {
 
 pub const BASE_URL: &str = "https://www.linkedin.com";
 const SLOTS: &[Slot] = &[
-    Slot { role: Role::Access, base: "LINKEDIN_ACCESS_TOKEN", durable: true },
-    Slot { role: Role::Refresh, base: "LINKEDIN_REFRESH_TOKEN", durable: false },
+    Slot {
+        role: Role::Access,
+        base: "LINKEDIN_ACCESS_TOKEN",
+        durable: true,
+    },
+    Slot {
+        role: Role::Refresh,
+        base: "LINKEDIN_REFRESH_TOKEN",
+        durable: false,
+    },
 ];
 
 pub struct Linkedin {
@@ -61,22 +72,43 @@ pub struct Linkedin {
 
 impl Linkedin {
     pub fn new(cfg: &config::Config, c: &Config) -> Result<Self> {
-        let common = super::common(cfg, "linkedin", c.enabled, &c.accounts, c.concurrency, c.base_url.as_deref(), BASE_URL)?;
+        let common = super::common(
+            cfg,
+            "linkedin",
+            c.enabled,
+            &c.accounts,
+            c.concurrency,
+            c.base_url.as_deref(),
+            BASE_URL,
+        )?;
         let client_id = match &c.client_id {
             Some(k) if !k.trim().is_empty() => k.clone(),
             _ if !c.enabled => String::new(),
             _ => {
                 return Err(cfg
                     .error_at("platforms.linkedin.client_id", "is required")
-                    .with_hint("the Client ID from your app's Auth tab in the LinkedIn developer portal"));
+                    .with_hint(
+                        "the Client ID from your app's Auth tab in the LinkedIn developer portal",
+                    ));
             }
         };
-        for (k, v) in [("warn_before_days", c.warn_before_days), ("refresh_before_days", c.refresh_before_days)] {
+        for (k, v) in [
+            ("warn_before_days", c.warn_before_days),
+            ("refresh_before_days", c.refresh_before_days),
+        ] {
             if !(0..=59).contains(&v) {
-                return Err(cfg.error_at(&format!("platforms.linkedin.{k}"), "must be between 0 and 59"));
+                return Err(cfg.error_at(
+                    &format!("platforms.linkedin.{k}"),
+                    "must be between 0 and 59",
+                ));
             }
         }
-        Ok(Self { common, client_id, warn_before_days: c.warn_before_days, refresh_before_days: c.refresh_before_days })
+        Ok(Self {
+            common,
+            client_id,
+            warn_before_days: c.warn_before_days,
+            refresh_before_days: c.refresh_before_days,
+        })
     }
 }
 
@@ -125,21 +157,33 @@ impl Provider for Linkedin {
             if let Some(exp) = rt.expires_at {
                 if super::within_days(now, exp, self.warn_before_days) {
                     return Plan::Reauth {
-                        message: format!("the refresh token {}; LinkedIn refresh tokens do not extend", expiry_text(now, exp)),
+                        message: format!(
+                            "the refresh token {}; LinkedIn refresh tokens do not extend",
+                            expiry_text(now, exp)
+                        ),
                         reauth_by: Some(exp),
                     };
                 }
             }
             return match state.access.as_ref().and_then(|a| a.expires_at) {
-                None => Plan::Refresh { reason: "access token missing or expiry unknown".into() },
-                Some(exp) if super::within_days(now, exp, self.refresh_before_days) => Plan::Refresh {
-                    reason: format!("access token {}", expiry_text(now, exp)),
+                None => Plan::Refresh {
+                    reason: "access token missing or expiry unknown".into(),
                 },
-                Some(exp) => Plan::Ok { message: format!("access token {}", expiry_text(now, exp)) },
+                Some(exp) if super::within_days(now, exp, self.refresh_before_days) => {
+                    Plan::Refresh {
+                        reason: format!("access token {}", expiry_text(now, exp)),
+                    }
+                }
+                Some(exp) => Plan::Ok {
+                    message: format!("access token {}", expiry_text(now, exp)),
+                },
             };
         }
         let Some(at) = &state.access else {
-            return Plan::Reauth { message: "no access token is stored".into(), reauth_by: None };
+            return Plan::Reauth {
+                message: "no access token is stored".into(),
+                reauth_by: None,
+            };
         };
         match at.expires_at {
             None => Plan::Introspect,
@@ -154,12 +198,16 @@ impl Provider for Linkedin {
                 ),
                 reauth_by: Some(exp),
             },
-            Some(exp) => Plan::Ok { message: format!("access token {}", expiry_text(now, exp)) },
+            Some(exp) => Plan::Ok {
+                message: format!("access token {}", expiry_text(now, exp)),
+            },
         }
     }
 
     async fn introspect(&self, cx: &Cx<'_>, state: &mut AccountState) -> Result<(), ProviderError> {
-        let Some(at) = state.access.as_mut() else { return Ok(()) };
+        let Some(at) = state.access.as_mut() else {
+            return Ok(());
+        };
         let secret = cx.client_secret.map(|s| s.expose()).unwrap_or_default();
         let url = endpoint(&self.common.base_url, "/oauth/v2/introspectToken");
         let value = at.value.clone();
@@ -174,13 +222,20 @@ impl Provider for Linkedin {
             })
             .await?;
         if !reply.status.is_success() {
-            let detail = OAuthError::from_reply(&reply).map(|e| e.describe()).unwrap_or_else(|| reply.snippet());
+            let detail = OAuthError::from_reply(&reply)
+                .map(|e| e.describe())
+                .unwrap_or_else(|| reply.snippet());
             return Err(ProviderError::Failed {
-                message: format!("LinkedIn introspectToken answered {}: {detail}", reply.status),
+                message: format!(
+                    "LinkedIn introspectToken answered {}: {detail}",
+                    reply.status
+                ),
                 hint: Some("check platforms.linkedin.client_id and LINKEDIN_CLIENT_SECRET".into()),
             });
         }
-        let body: Introspection = reply.json().map_err(|e| super::malformed("LinkedIn introspectToken", &reply, false, e))?;
+        let body: Introspection = reply
+            .json()
+            .map_err(|e| super::malformed("LinkedIn introspectToken", &reply, false, e))?;
         if !body.active {
             return Err(ProviderError::Reauth {
                 message: format!(
@@ -192,14 +247,24 @@ impl Provider for Linkedin {
         match body.expires_at.and_then(|s| Timestamp::from_second(s).ok()) {
             Some(t) => at.expires_at = Some(t),
             None => {
-                return Err(super::malformed("LinkedIn introspectToken", &reply, false, "no expires_at in an active token"));
+                return Err(super::malformed(
+                    "LinkedIn introspectToken",
+                    &reply,
+                    false,
+                    "no expires_at in an active token",
+                ));
             }
         }
         Ok(())
     }
 
     async fn refresh(&self, cx: &Cx<'_>, state: &AccountState) -> Result<Grant, ProviderError> {
-        let rt = state.refresh.as_ref().ok_or_else(|| ProviderError::Reauth { message: "no refresh token".into() })?;
+        let rt = state
+            .refresh
+            .as_ref()
+            .ok_or_else(|| ProviderError::Reauth {
+                message: "no refresh token".into(),
+            })?;
         let secret = cx.client_secret.map(|s| s.expose()).unwrap_or_default();
         let url = endpoint(&self.common.base_url, "/oauth/v2/accessToken");
         let reply = cx
@@ -215,32 +280,62 @@ impl Provider for Linkedin {
             .await?;
         if !reply.status.is_success() {
             return Err(match OAuthError::from_reply(&reply) {
-                Some(e) if e.error == "invalid_grant" || e.error == "invalid_request" && e.describe().contains("refresh token") => {
-                    ProviderError::Reauth { message: format!("LinkedIn answered {}", e.describe()) }
+                Some(e)
+                    if e.error == "invalid_grant"
+                        || e.error == "invalid_request"
+                            && e.describe().contains("refresh token") =>
+                {
+                    ProviderError::Reauth {
+                        message: format!("LinkedIn answered {}", e.describe()),
+                    }
                 }
-                Some(e) if e.error == "invalid_client" || e.error == "unauthorized_client" => ProviderError::Failed {
-                    message: format!("LinkedIn rejected the client: {}", e.describe()),
-                    hint: Some("check platforms.linkedin.client_id and LINKEDIN_CLIENT_SECRET".into()),
+                Some(e) if e.error == "invalid_client" || e.error == "unauthorized_client" => {
+                    ProviderError::Failed {
+                        message: format!("LinkedIn rejected the client: {}", e.describe()),
+                        hint: Some(
+                            "check platforms.linkedin.client_id and LINKEDIN_CLIENT_SECRET".into(),
+                        ),
+                    }
+                }
+                Some(e) => ProviderError::Failed {
+                    message: format!("LinkedIn answered {}: {}", reply.status, e.describe()),
+                    hint: None,
                 },
-                Some(e) => ProviderError::Failed { message: format!("LinkedIn answered {}: {}", reply.status, e.describe()), hint: None },
                 None => ProviderError::Failed {
-                    message: format!("LinkedIn answered {}: {}", reply.status, super::redact_body(&reply.snippet())),
+                    message: format!(
+                        "LinkedIn answered {}: {}",
+                        reply.status,
+                        super::redact_body(&reply.snippet())
+                    ),
                     hint: None,
                 },
             });
         }
-        let body: TokenReply = reply.json().map_err(|e| super::malformed("LinkedIn accessToken", &reply, true, e))?;
+        let body: TokenReply = reply
+            .json()
+            .map_err(|e| super::malformed("LinkedIn accessToken", &reply, true, e))?;
         let Some(access) = body.access_token.filter(|s| !s.is_empty()) else {
-            return Err(super::malformed("LinkedIn accessToken", &reply, true, "no access_token"));
+            return Err(super::malformed(
+                "LinkedIn accessToken",
+                &reply,
+                true,
+                "no access_token",
+            ));
         };
         let refresh = match body.refresh_token.filter(|s| !s.is_empty()) {
-            Some(v) => Some(NewToken { value: v.into(), expires_at: body.refresh_token_expires_in.map(|s| cx.clock.in_secs(s)) }),
+            Some(v) => Some(NewToken {
+                value: v.into(),
+                expires_at: body.refresh_token_expires_in.map(|s| cx.clock.in_secs(s)),
+            }),
             // LinkedIn usually returns the same refresh token; if it leaves it out,
             // the stored one stays as it is.
             None => None,
         };
         Ok(Grant {
-            access: Some(NewToken { value: access.into(), expires_at: body.expires_in.map(|s| cx.clock.in_secs(s)) }),
+            access: Some(NewToken {
+                value: access.into(),
+                expires_at: body.expires_in.map(|s| cx.clock.in_secs(s)),
+            }),
             refresh,
             note: None,
         })

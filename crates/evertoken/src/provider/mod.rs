@@ -95,7 +95,10 @@ pub(crate) fn common(
     for a in accounts {
         if a.is_empty() || a.chars().any(|c| c.is_whitespace() || c == ':') {
             return Err(cfg
-                .error_at(&key("accounts"), format!("account name `{a}` is empty or has whitespace or `:`"))
+                .error_at(
+                    &key("accounts"),
+                    format!("account name `{a}` is empty or has whitespace or `:`"),
+                )
                 .with_hint("use names like `brand-a`"));
         }
         if !seen.insert(crate::platform::upper_snake(a)) {
@@ -111,15 +114,30 @@ pub(crate) fn common(
     })?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
         return Err(cfg
-            .error_at(&key("base_url"), format!("`{raw}` must be an http(s) URL with a host"))
+            .error_at(
+                &key("base_url"),
+                format!("`{raw}` must be an http(s) URL with a host"),
+            )
             .with_hint("base_url replaces only scheme, host and port; the provider's paths stay"));
     }
     if url.path() != "/" && !url.path().is_empty() {
         return Err(cfg
-            .error_at(&key("base_url"), format!("`{raw}` has a path; base_url replaces only scheme, host and port"))
-            .with_hint(format!("use `{}://{}`", url.scheme(), url[url::Position::BeforeHost..url::Position::AfterPort].to_owned())));
+            .error_at(
+                &key("base_url"),
+                format!("`{raw}` has a path; base_url replaces only scheme, host and port"),
+            )
+            .with_hint(format!(
+                "use `{}://{}`",
+                url.scheme(),
+                url[url::Position::BeforeHost..url::Position::AfterPort].to_owned()
+            )));
     }
-    Ok(Common { enabled, accounts: accounts.to_vec(), concurrency, base_url: url })
+    Ok(Common {
+        enabled,
+        accounts: accounts.to_vec(),
+        concurrency,
+        base_url: url,
+    })
 }
 
 /// Which of an account's two token slots a variable fills.
@@ -185,7 +203,10 @@ pub enum Plan {
     /// The expiry is unknown; a read-only call (introspection) finds it.
     Introspect,
     /// A human must re-authorise by `reauth_by` (`None`: now).
-    Reauth { message: String, reauth_by: Option<Timestamp> },
+    Reauth {
+        message: String,
+        reauth_by: Option<Timestamp>,
+    },
 }
 
 /// A token the provider just issued.
@@ -210,7 +231,10 @@ pub enum ProviderError {
     /// The grant is dead (`invalid_grant` and its equivalents): a human re-authorises.
     Reauth { message: String },
     /// Anything else that failed: transient after retries, bad client, bad answer.
-    Failed { message: String, hint: Option<String> },
+    Failed {
+        message: String,
+        hint: Option<String>,
+    },
     /// A rotating request was sent and its answer lost: the token may have rotated.
     Unknown { message: String },
 }
@@ -248,7 +272,11 @@ pub trait Provider: Send + Sync {
     /// The pure planning rule.
     fn plan(&self, state: &AccountState, now: Timestamp) -> Plan;
     /// A read-only call that fills in what `plan` asked for with [`Plan::Introspect`].
-    async fn introspect(&self, _cx: &Cx<'_>, _state: &mut AccountState) -> Result<(), ProviderError> {
+    async fn introspect(
+        &self,
+        _cx: &Cx<'_>,
+        _state: &mut AccountState,
+    ) -> Result<(), ProviderError> {
         Ok(())
     }
     /// Calls the token endpoint for a [`Plan::Refresh`] or [`Plan::HealthCheck`].
@@ -263,7 +291,10 @@ pub trait Provider: Send + Sync {
         if c.accounts.is_empty() {
             vec![Account::new(self.platform(), None)]
         } else {
-            c.accounts.iter().map(|a| Account::new(self.platform(), Some(a.clone()))).collect()
+            c.accounts
+                .iter()
+                .map(|a| Account::new(self.platform(), Some(a.clone())))
+                .collect()
         }
     }
 
@@ -277,7 +308,9 @@ pub trait Provider: Send + Sync {
 
 /// True when `t` is within `days` of `now` (or past).
 pub fn within_days(now: Timestamp, t: Timestamp, days: i64) -> bool {
-    now.checked_add((days * 24).hours()).map(|w| t <= w).unwrap_or(true)
+    now.checked_add((days * 24).hours())
+        .map(|w| t <= w)
+        .unwrap_or(true)
 }
 
 /// "expires 2026-12-01 (8 days)" style text.
@@ -313,7 +346,12 @@ impl OAuthError {
 
 /// A 2xx answer that could not be parsed. After a rotating call the provider has
 /// probably rotated already, so the outcome is unknown rather than failed.
-pub fn malformed(what: &str, reply: &Reply, rotating: bool, e: impl std::fmt::Display) -> ProviderError {
+pub fn malformed(
+    what: &str,
+    reply: &Reply,
+    rotating: bool,
+    e: impl std::fmt::Display,
+) -> ProviderError {
     let message = format!(
         "{what} answered {} with a body evertoken cannot read ({e}): {}",
         reply.status,
@@ -324,7 +362,10 @@ pub fn malformed(what: &str, reply: &Reply, rotating: bool, e: impl std::fmt::Di
             message: format!("{message}; the provider may have rotated the token"),
         }
     } else {
-        ProviderError::Failed { message, hint: Some("a provider or proxy fault; the next run retries".into()) }
+        ProviderError::Failed {
+            message,
+            hint: Some("a provider or proxy fault; the next run retries".into()),
+        }
     }
 }
 
@@ -332,7 +373,13 @@ pub fn malformed(what: &str, reply: &Reply, rotating: bool, e: impl std::fmt::Di
 /// values of JSON keys that name tokens or secrets.
 pub fn redact_body(s: &str) -> String {
     let mut out = s.to_owned();
-    for key in ["access_token", "refresh_token", "token", "id_token", "client_secret"] {
+    for key in [
+        "access_token",
+        "refresh_token",
+        "token",
+        "id_token",
+        "client_secret",
+    ] {
         let pat = format!("\"{key}\":");
         let mut from = 0;
         while let Some(i) = out[from..].find(&pat) {
@@ -359,7 +406,8 @@ mod tests {
 
     #[test]
     fn redact_body_masks_token_values() {
-        let s = redact_body(r#"{"access_token": "abc123", "expires_in": 5, "refresh_token":"zzz"}"#);
+        let s =
+            redact_body(r#"{"access_token": "abc123", "expires_in": 5, "refresh_token":"zzz"}"#);
         assert!(!s.contains("abc123") && !s.contains("zzz"), "{s}");
         assert!(s.contains("expires_in"));
     }

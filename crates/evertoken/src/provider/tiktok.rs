@@ -10,7 +10,9 @@
 use jiff::{Timestamp, ToSpan};
 use serde::Deserialize;
 
-use super::{Common, Cx, Grant, NewToken, OAuthError, Plan, Provider, ProviderError, Role, Slot, expiry_text};
+use super::{
+    Common, Cx, Grant, NewToken, OAuthError, Plan, Provider, ProviderError, Role, Slot, expiry_text,
+};
 use crate::config;
 use crate::error::Result;
 use crate::http::{Call, endpoint};
@@ -45,8 +47,16 @@ pub const BASE_URL: &str = "https://open.tiktokapis.com";
 /// A new access token is fetched when the stored one has less than this left.
 const ACCESS_MIN_MINUTES: i64 = 60;
 const SLOTS: &[Slot] = &[
-    Slot { role: Role::Refresh, base: "TIKTOK_REFRESH_TOKEN", durable: true },
-    Slot { role: Role::Access, base: "TIKTOK_ACCESS_TOKEN", durable: false },
+    Slot {
+        role: Role::Refresh,
+        base: "TIKTOK_REFRESH_TOKEN",
+        durable: true,
+    },
+    Slot {
+        role: Role::Access,
+        base: "TIKTOK_ACCESS_TOKEN",
+        durable: false,
+    },
 ];
 
 pub struct Tiktok {
@@ -57,20 +67,37 @@ pub struct Tiktok {
 
 impl Tiktok {
     pub fn new(cfg: &config::Config, c: &Config) -> Result<Self> {
-        let common = super::common(cfg, "tiktok", c.enabled, &c.accounts, c.concurrency, c.base_url.as_deref(), BASE_URL)?;
+        let common = super::common(
+            cfg,
+            "tiktok",
+            c.enabled,
+            &c.accounts,
+            c.concurrency,
+            c.base_url.as_deref(),
+            BASE_URL,
+        )?;
         let client_key = match &c.client_key {
             Some(k) if !k.trim().is_empty() => k.clone(),
             _ if !c.enabled => String::new(),
             _ => {
                 return Err(cfg
                     .error_at("platforms.tiktok.client_key", "is required")
-                    .with_hint("the client key from your app page on the TikTok developer portal"));
+                    .with_hint(
+                        "the client key from your app page on the TikTok developer portal",
+                    ));
             }
         };
         if c.refresh_before_days < 0 {
-            return Err(cfg.error_at("platforms.tiktok.refresh_before_days", "must not be negative"));
+            return Err(cfg.error_at(
+                "platforms.tiktok.refresh_before_days",
+                "must not be negative",
+            ));
         }
-        Ok(Self { common, client_key, refresh_before_days: c.refresh_before_days })
+        Ok(Self {
+            common,
+            client_key,
+            refresh_before_days: c.refresh_before_days,
+        })
     }
 }
 
@@ -106,7 +133,10 @@ impl Provider for Tiktok {
 
     fn plan(&self, state: &super::AccountState, now: Timestamp) -> Plan {
         let Some(rt) = &state.refresh else {
-            return Plan::Reauth { message: "no refresh token is stored".into(), reauth_by: None };
+            return Plan::Reauth {
+                message: "no refresh token is stored".into(),
+                reauth_by: None,
+            };
         };
         if let Some(exp) = rt.expires_at {
             if exp <= now {
@@ -119,7 +149,14 @@ impl Provider for Tiktok {
         let access_due = match state.access.as_ref().and_then(|a| a.expires_at) {
             None => Some("access token expiry unknown".to_owned()),
             Some(exp) if exp <= now.checked_add(ACCESS_MIN_MINUTES.minutes()).unwrap_or(now) => {
-                Some(format!("access token {}", if exp <= now { "expired" } else { "expires within the hour" }))
+                Some(format!(
+                    "access token {}",
+                    if exp <= now {
+                        "expired"
+                    } else {
+                        "expires within the hour"
+                    }
+                ))
             }
             Some(_) => None,
         };
@@ -130,13 +167,26 @@ impl Provider for Tiktok {
             Some(exp) if super::within_days(now, exp, self.refresh_before_days) => Plan::Refresh {
                 reason: format!("refresh token {}", expiry_text(now, exp)),
             },
-            Some(exp) => Plan::Ok { message: format!("refresh token {}", expiry_text(now, exp)) },
-            None => Plan::Ok { message: "access token valid; refresh token expiry unknown".into() },
+            Some(exp) => Plan::Ok {
+                message: format!("refresh token {}", expiry_text(now, exp)),
+            },
+            None => Plan::Ok {
+                message: "access token valid; refresh token expiry unknown".into(),
+            },
         }
     }
 
-    async fn refresh(&self, cx: &Cx<'_>, state: &super::AccountState) -> Result<Grant, ProviderError> {
-        let rt = state.refresh.as_ref().ok_or_else(|| ProviderError::Reauth { message: "no refresh token".into() })?;
+    async fn refresh(
+        &self,
+        cx: &Cx<'_>,
+        state: &super::AccountState,
+    ) -> Result<Grant, ProviderError> {
+        let rt = state
+            .refresh
+            .as_ref()
+            .ok_or_else(|| ProviderError::Reauth {
+                message: "no refresh token".into(),
+            })?;
         let secret = cx.client_secret.map(|s| s.expose()).unwrap_or_default();
         let url = endpoint(&self.common.base_url, "/v2/oauth/token/");
         let reply = cx
@@ -153,21 +203,32 @@ impl Provider for Tiktok {
         // TikTok may signal errors in a body whatever the status: check it first.
         if let Some(e) = OAuthError::from_reply(&reply) {
             return Err(match e.error.as_str() {
-                "invalid_grant" => ProviderError::Reauth { message: format!("TikTok answered {}", e.describe()) },
+                "invalid_grant" => ProviderError::Reauth {
+                    message: format!("TikTok answered {}", e.describe()),
+                },
                 "invalid_client" | "unauthorized_client" => ProviderError::Failed {
                     message: format!("TikTok rejected the client: {}", e.describe()),
                     hint: Some("check platforms.tiktok.client_key and TIKTOK_CLIENT_SECRET".into()),
                 },
-                _ => ProviderError::Failed { message: format!("TikTok answered {}: {}", reply.status, e.describe()), hint: None },
+                _ => ProviderError::Failed {
+                    message: format!("TikTok answered {}: {}", reply.status, e.describe()),
+                    hint: None,
+                },
             });
         }
         if !reply.status.is_success() {
             return Err(ProviderError::Failed {
-                message: format!("TikTok answered {}: {}", reply.status, super::redact_body(&reply.snippet())),
+                message: format!(
+                    "TikTok answered {}: {}",
+                    reply.status,
+                    super::redact_body(&reply.snippet())
+                ),
                 hint: None,
             });
         }
-        let body: TokenReply = reply.json().map_err(|e| super::malformed("TikTok token endpoint", &reply, true, e))?;
+        let body: TokenReply = reply
+            .json()
+            .map_err(|e| super::malformed("TikTok token endpoint", &reply, true, e))?;
         let access = body.access_token.filter(|s| !s.is_empty());
         let refresh = body.refresh_token.filter(|s| !s.is_empty());
         let (Some(access), Some(refresh)) = (access, refresh) else {
@@ -176,8 +237,14 @@ impl Provider for Tiktok {
             });
         };
         Ok(Grant {
-            access: Some(NewToken { value: access.into(), expires_at: body.expires_in.map(|s| cx.clock.in_secs(s)) }),
-            refresh: Some(NewToken { value: refresh.into(), expires_at: body.refresh_expires_in.map(|s| cx.clock.in_secs(s)) }),
+            access: Some(NewToken {
+                value: access.into(),
+                expires_at: body.expires_in.map(|s| cx.clock.in_secs(s)),
+            }),
+            refresh: Some(NewToken {
+                value: refresh.into(),
+                expires_at: body.refresh_expires_in.map(|s| cx.clock.in_secs(s)),
+            }),
             note: None,
         })
     }

@@ -34,7 +34,11 @@ pub struct Config {
 }
 
 pub const BASE_URL: &str = "https://oauth2.googleapis.com";
-const SLOTS: &[Slot] = &[Slot { role: Role::Refresh, base: "YOUTUBE_REFRESH_TOKEN", durable: true }];
+const SLOTS: &[Slot] = &[Slot {
+    role: Role::Refresh,
+    base: "YOUTUBE_REFRESH_TOKEN",
+    durable: true,
+}];
 
 pub struct Youtube {
     common: Common,
@@ -43,7 +47,15 @@ pub struct Youtube {
 
 impl Youtube {
     pub fn new(cfg: &config::Config, c: &Config) -> Result<Self> {
-        let common = super::common(cfg, "youtube", c.enabled, &c.accounts, c.concurrency, c.base_url.as_deref(), BASE_URL)?;
+        let common = super::common(
+            cfg,
+            "youtube",
+            c.enabled,
+            &c.accounts,
+            c.concurrency,
+            c.base_url.as_deref(),
+            BASE_URL,
+        )?;
         let client_id = match &c.client_id {
             Some(id) if !id.trim().is_empty() => id.clone(),
             _ if !c.enabled => String::new(),
@@ -87,19 +99,33 @@ impl Provider for Youtube {
 
     fn plan(&self, state: &super::AccountState, now: Timestamp) -> Plan {
         match &state.refresh {
-            None => Plan::Reauth { message: "no refresh token is stored".into(), reauth_by: None },
+            None => Plan::Reauth {
+                message: "no refresh token is stored".into(),
+                reauth_by: None,
+            },
             Some(t) => match t.expires_at {
                 Some(exp) if exp <= now => Plan::Reauth {
                     message: format!("the refresh token expired on {}", crate::clock::date(exp)),
                     reauth_by: Some(exp),
                 },
-                _ => Plan::HealthCheck { reason: "health-check the refresh token".into() },
+                _ => Plan::HealthCheck {
+                    reason: "health-check the refresh token".into(),
+                },
             },
         }
     }
 
-    async fn refresh(&self, cx: &Cx<'_>, state: &super::AccountState) -> Result<Grant, ProviderError> {
-        let rt = state.refresh.as_ref().ok_or_else(|| ProviderError::Reauth { message: "no refresh token".into() })?;
+    async fn refresh(
+        &self,
+        cx: &Cx<'_>,
+        state: &super::AccountState,
+    ) -> Result<Grant, ProviderError> {
+        let rt = state
+            .refresh
+            .as_ref()
+            .ok_or_else(|| ProviderError::Reauth {
+                message: "no refresh token".into(),
+            })?;
         let secret = cx.client_secret.map(|s| s.expose()).unwrap_or_default();
         let url = endpoint(&self.common.base_url, "/token");
         let reply = cx
@@ -114,34 +140,60 @@ impl Provider for Youtube {
             })
             .await?;
         if reply.status.is_success() {
-            let body: TokenReply = reply.json().map_err(|e| super::malformed("Google token endpoint", &reply, false, e))?;
+            let body: TokenReply = reply
+                .json()
+                .map_err(|e| super::malformed("Google token endpoint", &reply, false, e))?;
             if body.access_token.as_deref().unwrap_or("").is_empty() {
-                return Err(super::malformed("Google token endpoint", &reply, false, "no access_token"));
+                return Err(super::malformed(
+                    "Google token endpoint",
+                    &reply,
+                    false,
+                    "no access_token",
+                ));
             }
             let refresh_expires_at = body.refresh_token_expires_in.map(|s| cx.clock.in_secs(s));
             // Google may hand out a new refresh token; keep it if so, and keep the
             // refresh token's expiry when Google states one (Testing-mode apps).
             let refresh = match body.refresh_token {
-                Some(new) if !new.is_empty() => Some(NewToken { value: new.into(), expires_at: refresh_expires_at }),
-                _ => refresh_expires_at.map(|e| NewToken { value: rt.value.clone(), expires_at: Some(e) }),
+                Some(new) if !new.is_empty() => Some(NewToken {
+                    value: new.into(),
+                    expires_at: refresh_expires_at,
+                }),
+                _ => refresh_expires_at.map(|e| NewToken {
+                    value: rt.value.clone(),
+                    expires_at: Some(e),
+                }),
             };
             return Ok(Grant {
                 access: None,
                 refresh,
-                note: Some("the refresh token works (the access token it returned was discarded)".into()),
+                note: Some(
+                    "the refresh token works (the access token it returned was discarded)".into(),
+                ),
             });
         }
         match OAuthError::from_reply(&reply) {
             Some(e) if e.error == "invalid_grant" => Err(ProviderError::Reauth {
                 message: format!("Google answered {}", e.describe()),
             }),
-            Some(e) if e.error == "invalid_client" || e.error == "unauthorized_client" => Err(ProviderError::Failed {
-                message: format!("Google rejected the OAuth client: {}", e.describe()),
-                hint: Some("check platforms.youtube.client_id and YOUTUBE_CLIENT_SECRET".into()),
+            Some(e) if e.error == "invalid_client" || e.error == "unauthorized_client" => {
+                Err(ProviderError::Failed {
+                    message: format!("Google rejected the OAuth client: {}", e.describe()),
+                    hint: Some(
+                        "check platforms.youtube.client_id and YOUTUBE_CLIENT_SECRET".into(),
+                    ),
+                })
+            }
+            Some(e) => Err(ProviderError::Failed {
+                message: format!("Google answered {}: {}", reply.status, e.describe()),
+                hint: None,
             }),
-            Some(e) => Err(ProviderError::Failed { message: format!("Google answered {}: {}", reply.status, e.describe()), hint: None }),
             None => Err(ProviderError::Failed {
-                message: format!("Google answered {}: {}", reply.status, super::redact_body(&reply.snippet())),
+                message: format!(
+                    "Google answered {}: {}",
+                    reply.status,
+                    super::redact_body(&reply.snippet())
+                ),
                 hint: None,
             }),
         }

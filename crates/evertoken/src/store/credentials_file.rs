@@ -55,7 +55,10 @@ impl CredentialsFile {
     /// Opens (and, if present, parses and checks) the file. Errors here are
     /// configuration errors: exit 2 before anything is contacted.
     pub fn open(path: PathBuf) -> Result<Self> {
-        let f = Self { path, cache: Mutex::new(None) };
+        let f = Self {
+            path,
+            cache: Mutex::new(None),
+        };
         f.check_mode()?;
         f.load().map_err(|e| {
             let mut err = Error::config(e.message);
@@ -70,15 +73,22 @@ impl CredentialsFile {
     }
 
     fn check_mode(&self) -> Result<()> {
-        let mode = files::mode_of(&self.path)
-            .map_err(|e| Error::config(format!("cannot stat credentials file {}: {e}", self.path.display())))?;
+        let mode = files::mode_of(&self.path).map_err(|e| {
+            Error::config(format!(
+                "cannot stat credentials file {}: {e}",
+                self.path.display()
+            ))
+        })?;
         if let Some(m) = mode {
             if files::too_open(m) {
                 return Err(Error::config(format!(
                     "credentials file {} is readable by others (mode {m:04o}); refusing to use it",
                     self.path.display()
                 ))
-                .with_hint(format!("run `chmod 600 {}` (and check who may have read it)", self.path.display())));
+                .with_hint(format!(
+                    "run `chmod 600 {}` (and check who may have read it)",
+                    self.path.display()
+                )));
             }
         }
         Ok(())
@@ -118,23 +128,34 @@ impl CredentialsFile {
             }
         };
         let doc = Arc::new(doc);
-        *cache = Some(Loaded { stamp, doc: doc.clone() });
+        *cache = Some(Loaded {
+            stamp,
+            doc: doc.clone(),
+        });
         Ok(doc)
     }
 
     fn io_err(&self, what: &str, e: std::io::Error) -> StoreError {
-        StoreError::permanent(format!("cannot {what} credentials file {}: {e}", self.path.display()))
+        StoreError::permanent(format!(
+            "cannot {what} credentials file {}: {e}",
+            self.path.display()
+        ))
     }
 
     pub fn get(&self, var: &str) -> Result<Option<FileEntry>, StoreError> {
         let doc = self.load()?;
-        Ok(doc.get(var).map(|v| entry_of(v).expect("validated when parsed")))
+        Ok(doc
+            .get(var)
+            .map(|v| entry_of(v).expect("validated when parsed")))
     }
 
     /// All variable names in the file.
     pub fn vars(&self) -> Result<Vec<String>, StoreError> {
         let doc = self.load()?;
-        Ok(doc.keys().filter_map(|k| k.as_str().map(str::to_owned)).collect())
+        Ok(doc
+            .keys()
+            .filter_map(|k| k.as_str().map(str::to_owned))
+            .collect())
     }
 
     /// Read-modify-write under the sidecar lock: re-reads the file from disk,
@@ -153,17 +174,25 @@ impl CredentialsFile {
             if let Some(t) = e.expires_at {
                 m.insert("expires_at".into(), crate::clock::rfc3339(t).into());
             }
-            m.insert("updated_at".into(), crate::clock::rfc3339(e.updated_at).into());
+            m.insert(
+                "updated_at".into(),
+                crate::clock::rfc3339(e.updated_at).into(),
+            );
             doc.insert(Value::String(e.var.clone()), Value::Mapping(m));
         }
-        let text = serde_norway::to_string(&doc)
-            .map_err(|e| StoreError::permanent(format!("cannot serialise credentials file: {e}")))?;
-        let header = "# evertoken credentials: written by evertoken (comments are not kept). Mode 0600.\n";
+        let text = serde_norway::to_string(&doc).map_err(|e| {
+            StoreError::permanent(format!("cannot serialise credentials file: {e}"))
+        })?;
+        let header =
+            "# evertoken credentials: written by evertoken (comments are not kept). Mode 0600.\n";
         files::write_private_atomic(&self.path, format!("{header}{text}").as_bytes())
             .map_err(|e| self.io_err("write", e))?;
         // Refresh the cache with what was just written.
         let stamp = self.stamp().map_err(|e| self.io_err("stat", e))?;
-        *self.cache.lock().unwrap_or_else(|p| p.into_inner()) = Some(Loaded { stamp, doc: Arc::new(doc) });
+        *self.cache.lock().unwrap_or_else(|p| p.into_inner()) = Some(Loaded {
+            stamp,
+            doc: Arc::new(doc),
+        });
         Ok(())
     }
 }
@@ -181,9 +210,15 @@ pub fn parse(text: &str, path: &Path) -> Result<Mapping, StoreError> {
     }
     let file = path.display();
     let value: Value = serde_norway::from_str(text).map_err(|e| {
-        let loc = e.location().map(|l| format!(" (line {}, column {})", l.line(), l.column())).unwrap_or_default();
-        StoreError::permanent(format!("credentials file {file}{loc} is not valid YAML: {}", strip_loc(&e.to_string())))
-            .with_hint("fix the YAML, or move the file away and re-run `evertoken auth login`")
+        let loc = e
+            .location()
+            .map(|l| format!(" (line {}, column {})", l.line(), l.column()))
+            .unwrap_or_default();
+        StoreError::permanent(format!(
+            "credentials file {file}{loc} is not valid YAML: {}",
+            strip_loc(&e.to_string())
+        ))
+        .with_hint("fix the YAML, or move the file away and re-run `evertoken auth login`")
     })?;
     let doc = match value {
         Value::Mapping(m) => m,
@@ -197,11 +232,14 @@ pub fn parse(text: &str, path: &Path) -> Result<Mapping, StoreError> {
     };
     for (k, v) in &doc {
         let Some(key) = k.as_str() else {
-            return Err(StoreError::permanent(format!("credentials file {file}: key {k:?} is not a variable name")));
+            return Err(StoreError::permanent(format!(
+                "credentials file {file}: key {k:?} is not a variable name"
+            )));
         };
         entry_of(v).map_err(|what| {
-            StoreError::permanent(format!("credentials file {file}: `{key}`{what}"))
-                .with_hint("write `VAR: value` or `VAR: {value: …, expires_at: 2027-01-01T00:00:00Z}`")
+            StoreError::permanent(format!("credentials file {file}: `{key}`{what}")).with_hint(
+                "write `VAR: value` or `VAR: {value: …, expires_at: 2027-01-01T00:00:00Z}`",
+            )
         })?;
     }
     Ok(doc)
@@ -214,9 +252,17 @@ fn strip_loc(msg: &str) -> &str {
 /// One entry's value, or what is wrong with it (suffix for "`KEY`…").
 fn entry_of(v: &Value) -> std::result::Result<FileEntry, String> {
     match v {
-        Value::String(s) => Ok(FileEntry { value: Some(Secret::new(s.clone())), expires_at: None, updated_at: None }),
+        Value::String(s) => Ok(FileEntry {
+            value: Some(Secret::new(s.clone())),
+            expires_at: None,
+            updated_at: None,
+        }),
         Value::Mapping(m) => {
-            let mut out = FileEntry { value: None, expires_at: None, updated_at: None };
+            let mut out = FileEntry {
+                value: None,
+                expires_at: None,
+                updated_at: None,
+            };
             for (k, val) in m {
                 let key = k.as_str().unwrap_or("");
                 match key {
@@ -230,9 +276,17 @@ fn entry_of(v: &Value) -> std::result::Result<FileEntry, String> {
                             Value::String(s) => Some(s.parse::<Timestamp>().map_err(|e| {
                                 format!(".{key}: `{s}` is not an RFC 3339 timestamp ({e})")
                             })?),
-                            _ => return Err(format!(".{key}: must be an RFC 3339 timestamp like 2027-01-01T00:00:00Z")),
+                            _ => {
+                                return Err(format!(
+                                    ".{key}: must be an RFC 3339 timestamp like 2027-01-01T00:00:00Z"
+                                ));
+                            }
                         };
-                        if key == "expires_at" { out.expires_at = t } else { out.updated_at = t }
+                        if key == "expires_at" {
+                            out.expires_at = t
+                        } else {
+                            out.updated_at = t
+                        }
                     }
                     other => {
                         let cands: Vec<String> = FIELDS.iter().map(|s| s.to_string()).collect();
@@ -271,7 +325,12 @@ mod tests {
     #[test]
     fn bad_entries_name_the_key() {
         let e = parse("B:\n  valeu: x\n", Path::new("c.yaml")).unwrap_err();
-        assert!(e.message.contains("`B`.valeu: unknown key (did you mean `value`?)"), "{}", e.message);
+        assert!(
+            e.message
+                .contains("`B`.valeu: unknown key (did you mean `value`?)"),
+            "{}",
+            e.message
+        );
         let e = parse("B: {value: x, expires_at: soon}\n", Path::new("c.yaml")).unwrap_err();
         assert!(e.message.contains("`B`.expires_at"), "{}", e.message);
         let e = parse("- a\n- b\n", Path::new("c.yaml")).unwrap_err();
@@ -289,13 +348,22 @@ mod tests {
         let f = CredentialsFile::open(path.clone()).unwrap();
         let now: Timestamp = "2026-11-23T09:00:00Z".parse().unwrap();
         f.write(
-            &[Entry { var: "X".into(), value: Secret::new("new-value"), expires_at: Some(now), updated_at: now, durable: true }],
+            &[Entry {
+                var: "X".into(),
+                value: Secret::new("new-value"),
+                expires_at: Some(now),
+                updated_at: now,
+                durable: true,
+            }],
             true,
         )
         .unwrap();
         let text = fs::read_to_string(&path).unwrap();
         assert!(text.contains("OTHER: keep-me"), "{text}");
-        assert_eq!(f.get("X").unwrap().unwrap().value.unwrap().expose(), "new-value");
+        assert_eq!(
+            f.get("X").unwrap().unwrap().value.unwrap().expose(),
+            "new-value"
+        );
         assert_eq!(files::mode_of(&path).unwrap(), Some(0o600));
         // A fresh reader sees the same.
         let g = CredentialsFile::open(path).unwrap();

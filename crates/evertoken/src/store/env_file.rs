@@ -27,13 +27,19 @@ pub struct EnvFileStore {
 impl EnvFileStore {
     pub fn open(cfg: &crate::config::Config) -> Result<Self> {
         let c = cfg.file.auth.writeback.env_file.as_ref().ok_or_else(|| {
-            cfg.error_at("auth.writeback.env_file.path", "is required when backend is env-file")
+            cfg.error_at(
+                "auth.writeback.env_file.path",
+                "is required when backend is env-file",
+            )
         })?;
         let path = cfg.resolve_path(&c.path);
         if let Ok(Some(mode)) = files::mode_of(&path) {
             if files::too_open(mode) {
                 return Err(cfg
-                    .error_at("auth.writeback.env_file.path", format!("{} is readable by others (mode {mode:04o})", path.display()))
+                    .error_at(
+                        "auth.writeback.env_file.path",
+                        format!("{} is readable by others (mode {mode:04o})", path.display()),
+                    )
                     .with_hint(format!("run `chmod 600 {}`", path.display())));
             }
         }
@@ -44,7 +50,10 @@ impl EnvFileStore {
         match std::fs::read_to_string(&self.path) {
             Ok(t) => Ok(t),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
-            Err(e) => Err(StoreError::permanent(format!("cannot read env file {}: {e}", self.path.display()))),
+            Err(e) => Err(StoreError::permanent(format!(
+                "cannot read env file {}: {e}",
+                self.path.display()
+            ))),
         }
     }
 }
@@ -62,7 +71,9 @@ pub fn parse_line(line: &str) -> Option<(&str, String)> {
         return None;
     }
     let v = v.trim_end_matches(['\r', '\n']);
-    let v = if v.len() >= 2 && (v.starts_with('\'') && v.ends_with('\'') || v.starts_with('"') && v.ends_with('"')) {
+    let v = if v.len() >= 2
+        && (v.starts_with('\'') && v.ends_with('\'') || v.starts_with('"') && v.ends_with('"'))
+    {
         v[1..v.len() - 1].to_owned()
     } else {
         v.trim().to_owned()
@@ -76,7 +87,10 @@ pub fn parse_line(line: &str) -> Option<(&str, String)> {
 pub fn quote(v: &str) -> Option<String> {
     if v.contains(['\'', '\n', '\r']) {
         None
-    } else if !v.is_empty() && v.chars().all(|c| c.is_ascii_alphanumeric() || "._~+/=-:@,".contains(c)) {
+    } else if !v.is_empty()
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._~+/=-:@,".contains(c))
+    {
         Some(v.to_owned())
     } else {
         Some(format!("'{v}'"))
@@ -84,18 +98,34 @@ pub fn quote(v: &str) -> Option<String> {
 }
 
 fn lookup(text: &str, key: &str) -> Option<String> {
-    text.lines().filter_map(parse_line).filter(|(k, _)| *k == key).map(|(_, v)| v).last()
+    text.lines()
+        .filter_map(parse_line)
+        .filter(|(k, _)| *k == key)
+        .map(|(_, v)| v)
+        .last()
 }
 
 /// Replaces or appends `key=value` lines, keeping everything else.
 pub fn upsert(text: &str, pairs: &[(String, String)]) -> Result<String, String> {
     let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
     for (k, v) in pairs {
-        let q = quote(v).ok_or_else(|| format!("the value of {k} has a quote or line break, which an env file cannot hold"))?;
-        let new = format!("{k}={q}");
-        match lines.iter().position(|l| parse_line(l).is_some_and(|(lk, _)| lk == k)) {
-            Some(i) => lines[i] = new,
-            None => lines.push(new),
+        let q = quote(v).ok_or_else(|| {
+            format!("the value of {k} has a quote or line break, which an env file cannot hold")
+        })?;
+        match lines
+            .iter()
+            .position(|l| parse_line(l).is_some_and(|(lk, _)| lk == k))
+        {
+            // Keep an `export ` the user wrote, so `source` still exports it.
+            Some(i) => {
+                let export = if lines[i].trim_start().starts_with("export ") {
+                    "export "
+                } else {
+                    ""
+                };
+                lines[i] = format!("{export}{k}={q}");
+            }
+            None => lines.push(format!("{k}={q}")),
         }
     }
     let mut out = lines.join("\n");
@@ -117,7 +147,12 @@ impl Store for EnvFileStore {
         "env-file"
     }
     fn id(&self) -> String {
-        format!("env-file:{}", std::path::absolute(&self.path).unwrap_or_else(|_| self.path.clone()).display())
+        format!(
+            "env-file:{}",
+            std::path::absolute(&self.path)
+                .unwrap_or_else(|_| self.path.clone())
+                .display()
+        )
     }
     fn describe(&self) -> String {
         format!("env file {}", self.path.display())
@@ -128,7 +163,9 @@ impl Store for EnvFileStore {
 
     async fn read(&self, var: &str) -> Result<Option<Stored>, StoreError> {
         let text = self.read_text()?;
-        let Some(value) = lookup(&text, var) else { return Ok(None) };
+        let Some(value) = lookup(&text, var) else {
+            return Ok(None);
+        };
         let ts = |k: String| lookup(&text, &k).and_then(|v| v.parse::<Timestamp>().ok());
         Ok(Some(Stored {
             value: Secret::new(value),
@@ -143,8 +180,11 @@ impl Store for EnvFileStore {
         tokio::task::block_in_place(|| {
             let mut lock_path = path.as_os_str().to_owned();
             lock_path.push(".lock");
-            let _lock = FileLock::acquire_blocking(Path::new(&lock_path), std::time::Duration::from_secs(60))
-                .map_err(|e| StoreError::transient(e.to_string()))?;
+            let _lock = FileLock::acquire_blocking(
+                Path::new(&lock_path),
+                std::time::Duration::from_secs(60),
+            )
+            .map_err(|e| StoreError::transient(e.to_string()))?;
             let text = self.read_text()?;
             let mut pairs = Vec::new();
             for e in entries {
@@ -155,8 +195,9 @@ impl Store for EnvFileStore {
                 pairs.push((updated_key(&e.var), crate::clock::rfc3339(e.updated_at)));
             }
             let new = upsert(&text, &pairs).map_err(StoreError::permanent)?;
-            files::write_private_atomic(path, new.as_bytes())
-                .map_err(|e| StoreError::permanent(format!("cannot write env file {}: {e}", path.display())))
+            files::write_private_atomic(path, new.as_bytes()).map_err(|e| {
+                StoreError::permanent(format!("cannot write env file {}: {e}", path.display()))
+            })
         })
     }
 }
@@ -168,8 +209,18 @@ mod tests {
     #[test]
     fn upsert_keeps_other_lines() {
         let text = "# my tokens\nOTHER=1\nexport TIKTOK_REFRESH_TOKEN='old'\n";
-        let out = upsert(text, &[("TIKTOK_REFRESH_TOKEN".into(), "rft.new".into()), ("NEW".into(), "a b".into())]).unwrap();
-        assert_eq!(out, "# my tokens\nOTHER=1\nTIKTOK_REFRESH_TOKEN=rft.new\nNEW='a b'\n");
+        let out = upsert(
+            text,
+            &[
+                ("TIKTOK_REFRESH_TOKEN".into(), "rft.new".into()),
+                ("NEW".into(), "a b".into()),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            "# my tokens\nOTHER=1\nexport TIKTOK_REFRESH_TOKEN=rft.new\nNEW='a b'\n"
+        );
         assert_eq!(lookup(&out, "NEW").unwrap(), "a b");
     }
 

@@ -30,7 +30,8 @@ pub fn probe() -> Result<Keychain, String> {
     if let Err(e) = keyring::Entry::store_status() {
         return Err(format!("no OS keychain is available ({e})"));
     }
-    let entry = keyring::Entry::new(SERVICE, PROBE_ACCOUNT).map_err(|e| format!("the OS keychain cannot be used ({e})"))?;
+    let entry = keyring::Entry::new(SERVICE, PROBE_ACCOUNT)
+        .map_err(|e| format!("the OS keychain cannot be used ({e})"))?;
     match entry.get_password() {
         Ok(_) | Err(keyring::Error::NoEntry) => Ok(Keychain),
         Err(e) => Err(format!("the OS keychain cannot be used ({e})")),
@@ -39,7 +40,8 @@ pub fn probe() -> Result<Keychain, String> {
 
 impl Keychain {
     pub fn get(&self, var: &str) -> Result<Option<Secret>, String> {
-        let entry = keyring::Entry::new(SERVICE, var).map_err(|e| format!("keychain entry {var}: {e}"))?;
+        let entry =
+            keyring::Entry::new(SERVICE, var).map_err(|e| format!("keychain entry {var}: {e}"))?;
         match entry.get_password() {
             Ok(v) => Ok(Some(Secret::new(v))),
             Err(keyring::Error::NoEntry) => Ok(None),
@@ -48,7 +50,10 @@ impl Keychain {
     }
 
     pub fn set(&self, var: &str, value: &Secret) -> Result<(), String> {
-        let entry = keyring::Entry::new(SERVICE, var).map_err(|e| format!("keychain entry {var}: {e}"))?;
-        entry.set_password(value.expose()).map_err(|e| format!("keychain write of {var} failed: {e}"))
+        let entry =
+            keyring::Entry::new(SERVICE, var).map_err(|e| format!("keychain entry {var}: {e}"))?;
+        entry
+            .set_password(value.expose())
+            .map_err(|e| format!("keychain write of {var} failed: {e}"))
     }
 }

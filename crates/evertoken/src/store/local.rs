@@ -38,7 +38,13 @@ impl LocalStore {
             Mode::Off => (None, None),
             Mode::Auto => match keychain::probe() {
                 Ok(k) => (Some(k), None),
-                Err(why) => (None, Some(format!("{why}; using the credentials file {} (mode 0600)", path.display()))),
+                Err(why) => (
+                    None,
+                    Some(format!(
+                        "{why}; using the credentials file {} (mode 0600)",
+                        path.display()
+                    )),
+                ),
             },
             Mode::Required => match keychain::probe() {
                 Ok(k) => (Some(k), None),
@@ -49,7 +55,11 @@ impl LocalStore {
                 }
             },
         };
-        Ok(Self { keychain, file, notice })
+        Ok(Self {
+            keychain,
+            file,
+            notice,
+        })
     }
 
     pub fn file_path(cfg: &crate::config::Config) -> PathBuf {
@@ -71,8 +81,13 @@ impl Store for LocalStore {
     }
 
     fn id(&self) -> String {
-        let p = std::path::absolute(self.file.path()).unwrap_or_else(|_| self.file.path().to_path_buf());
-        if self.keychain.is_some() { format!("local:keychain+{}", p.display()) } else { format!("local:{}", p.display()) }
+        let p = std::path::absolute(self.file.path())
+            .unwrap_or_else(|_| self.file.path().to_path_buf());
+        if self.keychain.is_some() {
+            format!("local:keychain+{}", p.display())
+        } else {
+            format!("local:{}", p.display())
+        }
     }
 
     fn describe(&self) -> String {
@@ -91,10 +106,18 @@ impl Store for LocalStore {
 
     async fn read(&self, var: &str) -> Result<Option<Stored>, StoreError> {
         let entry = self.file.get(var)?;
-        let (expires_at, updated_at) = entry.as_ref().map(|e| (e.expires_at, e.updated_at)).unwrap_or((None, None));
+        let (expires_at, updated_at) = entry
+            .as_ref()
+            .map(|e| (e.expires_at, e.updated_at))
+            .unwrap_or((None, None));
         if let Some(k) = &self.keychain {
             if let Some(value) = k.get(var).map_err(StoreError::transient)? {
-                return Ok(Some(Stored { value, expires_at, updated_at, source: Source::Keychain }));
+                return Ok(Some(Stored {
+                    value,
+                    expires_at,
+                    updated_at,
+                    source: Source::Keychain,
+                }));
             }
         }
         Ok(entry.and_then(|e| {

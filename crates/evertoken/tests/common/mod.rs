@@ -13,14 +13,42 @@ use evertoken_sim::{SimOptions, SimServer};
 
 /// Variables that could leak a developer's real setup into a test.
 const SCRUB: &[&str] = &[
-    "EVERTOKEN_CONFIG", "EVERTOKEN_NOW", "EVERTOKEN_LOG", "EVERTOKEN_FAILPOINT",
-    "INSTAGRAM_ACCESS_TOKEN", "INSTAGRAM_APP_SECRET", "YOUTUBE_REFRESH_TOKEN", "YOUTUBE_CLIENT_SECRET",
-    "TIKTOK_REFRESH_TOKEN", "TIKTOK_ACCESS_TOKEN", "TIKTOK_CLIENT_SECRET", "LINKEDIN_ACCESS_TOKEN",
-    "LINKEDIN_REFRESH_TOKEN", "LINKEDIN_CLIENT_SECRET", "GITLAB_TOKEN", "CI_PROJECT_ID", "CI_API_V4_URL",
-    "CI_JOB_TOKEN", "VAULT_ADDR", "VAULT_TOKEN", "VAULT_ROLE_ID", "VAULT_SECRET_ID", "VAULT_NAMESPACE",
-    "ALERT_WEBHOOK_URL", "ALERT_SMTP_USERNAME", "ALERT_SMTP_PASSWORD", "GITHUB_APP_ID",
-    "GITHUB_APP_INSTALLATION_ID", "GITHUB_APP_PRIVATE_KEY_PATH", "GITHUB_ACTIONS", "GITHUB_TOKEN", "GH_TOKEN",
-    "GH_HOST", "GH_CONFIG_DIR", "NO_COLOR", "DBUS_SESSION_BUS_ADDRESS",
+    "EVERTOKEN_CONFIG",
+    "EVERTOKEN_NOW",
+    "EVERTOKEN_LOG",
+    "EVERTOKEN_FAILPOINT",
+    "INSTAGRAM_ACCESS_TOKEN",
+    "INSTAGRAM_APP_SECRET",
+    "YOUTUBE_REFRESH_TOKEN",
+    "YOUTUBE_CLIENT_SECRET",
+    "TIKTOK_REFRESH_TOKEN",
+    "TIKTOK_ACCESS_TOKEN",
+    "TIKTOK_CLIENT_SECRET",
+    "LINKEDIN_ACCESS_TOKEN",
+    "LINKEDIN_REFRESH_TOKEN",
+    "LINKEDIN_CLIENT_SECRET",
+    "GITLAB_TOKEN",
+    "CI_PROJECT_ID",
+    "CI_API_V4_URL",
+    "CI_JOB_TOKEN",
+    "VAULT_ADDR",
+    "VAULT_TOKEN",
+    "VAULT_ROLE_ID",
+    "VAULT_SECRET_ID",
+    "VAULT_NAMESPACE",
+    "ALERT_WEBHOOK_URL",
+    "ALERT_SMTP_USERNAME",
+    "ALERT_SMTP_PASSWORD",
+    "GITHUB_APP_ID",
+    "GITHUB_APP_INSTALLATION_ID",
+    "GITHUB_APP_PRIVATE_KEY_PATH",
+    "GITHUB_ACTIONS",
+    "GITHUB_TOKEN",
+    "GH_TOKEN",
+    "GH_HOST",
+    "GH_CONFIG_DIR",
+    "NO_COLOR",
+    "DBUS_SESSION_BUS_ADDRESS",
 ];
 
 pub struct Output {
@@ -31,7 +59,12 @@ pub struct Output {
 
 impl Output {
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
     }
 }
 
@@ -47,12 +80,19 @@ impl TestEnv {
     }
 
     pub fn with(opts: SimOptions) -> TestEnv {
-        let dir = tempfile::Builder::new().prefix("evertoken-test-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("evertoken-test-")
+            .tempdir()
+            .unwrap();
         for d in ["home", "config", "state", "work"] {
             std::fs::create_dir_all(dir.path().join(d)).unwrap();
         }
         let sim = SimServer::start_background(opts).expect("simulator starts");
-        TestEnv { dir, sim, secrets: Mutex::new(Vec::new()) }
+        TestEnv {
+            dir,
+            sim,
+            secrets: Mutex::new(Vec::new()),
+        }
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -144,7 +184,11 @@ impl TestEnv {
     pub fn assert_no_leak(&self, text: &str) {
         for s in self.secrets.lock().unwrap().iter() {
             for form in encodings(s) {
-                assert!(!text.contains(&form), "output leaks a test secret ({}…):\n{text}", &s[..s.len().min(6)]);
+                assert!(
+                    !text.contains(&form),
+                    "output leaks a test secret ({}…):\n{text}",
+                    &s[..s.len().min(6)]
+                );
             }
         }
     }
@@ -183,7 +227,9 @@ pub fn days_from(now: jiff::Timestamp, days: i64) -> jiff::Timestamp {
 /// Under `CI=true` a missing tool fails the test: CI must never skip silently.
 pub fn require_tool(name: &str) -> Option<PathBuf> {
     let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths).map(|d| d.join(name)).find(|p| p.is_file())
+        std::env::split_paths(&paths)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
     });
     if found.is_none() {
         let msg = format!("`{name}` is not installed; run ./scripts/test, which installs it");
