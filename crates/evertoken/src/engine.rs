@@ -77,6 +77,9 @@ pub struct Options {
     pub dry_run: bool,
 }
 
+/// The platforms and accounts a target selects.
+pub type Selection = Vec<(Arc<dyn Provider>, Vec<Account>)>;
+
 pub struct Engine {
     pub cfg: Config,
     providers: Vec<Arc<dyn Provider>>,
@@ -145,7 +148,7 @@ impl Engine {
 
     /// The accounts a target names; a target naming nothing configured is a usage
     /// error (exit 2, nothing contacted).
-    pub fn select(&self, target: &Target) -> Result<Vec<(Arc<dyn Provider>, Vec<Account>)>> {
+    pub fn select(&self, target: &Target) -> Result<Selection> {
         let file = self.cfg.display_path();
         if self.providers.is_empty() {
             return Err(Error::config(format!("{file}: no platform is enabled"))
@@ -200,7 +203,7 @@ impl Engine {
     /// contacts providers, a missing one is a configuration error (exit 2).
     pub async fn client_secrets(
         &self,
-        selected: &[(Arc<dyn Provider>, Vec<Account>)],
+        selected: &Selection,
         required: bool,
     ) -> Result<(BTreeMap<&'static str, Secret>, Vec<SecretReport>)> {
         let mut values = BTreeMap::new();
@@ -443,7 +446,7 @@ impl Engine {
         let mut plan = p.plan(&state, now);
         if plan == Plan::Introspect {
             if let Err(e) = p.introspect(&cx, &mut state).await {
-                return self.from_error(p, a, &state, e);
+                return self.provider_error(p, a, &state, e);
             }
             plan = p.plan(&state, now);
         }
@@ -495,10 +498,10 @@ impl Engine {
             }
         };
         let result = self.act_locked(p, a, cx, before).await;
-        if let Some(l) = remote_lock {
-            if let Err(e) = l.release().await {
-                tracing::warn!("releasing the store lock for {a} failed: {}", e.message);
-            }
+        if let Some(l) = remote_lock
+            && let Err(e) = l.release().await
+        {
+            tracing::warn!("releasing the store lock for {a} failed: {}", e.message);
         }
         result
     }
@@ -614,11 +617,11 @@ impl Engine {
                     Ok(fresh) if differs(state, &fresh.state, p) => {
                         Box::pin(self.call_and_store(p, a, cx, &fresh.state, false)).await
                     }
-                    _ => self.from_error(p, a, state, ProviderError::Reauth { message }),
+                    _ => self.provider_error(p, a, state, ProviderError::Reauth { message }),
                 }
             }
             Err(e) => {
-                let mut r = self.from_error(p, a, state, e);
+                let mut r = self.provider_error(p, a, state, e);
                 if rotating && r.state == State::Unknown {
                     r.action = "none (outcome unknown)".into();
                 }
@@ -903,7 +906,7 @@ impl Engine {
         r
     }
 
-    fn from_error(
+    fn provider_error(
         &self,
         p: &dyn Provider,
         a: &Account,
@@ -1048,16 +1051,16 @@ fn held_from(
     env: Option<Secret>,
     stored: Option<&Stored>,
 ) -> Option<Held> {
-    if let Some((path, rec)) = journal {
-        if let Some(e) = rec.entries.iter().find(|e| e.var == var) {
-            return Some(Held {
-                var: var.to_owned(),
-                value: e.value.clone(),
-                source: Source::Journal(path.display().to_string()),
-                expires_at: e.expires_at,
-                updated_at: Some(e.updated_at),
-            });
-        }
+    if let Some((path, rec)) = journal
+        && let Some(e) = rec.entries.iter().find(|e| e.var == var)
+    {
+        return Some(Held {
+            var: var.to_owned(),
+            value: e.value.clone(),
+            source: Source::Journal(path.display().to_string()),
+            expires_at: e.expires_at,
+            updated_at: Some(e.updated_at),
+        });
     }
     if let Some(v) = env {
         // The store's metadata applies only if it describes the same value.

@@ -132,16 +132,16 @@ impl Http {
             let headers = resp.headers().clone();
             if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
                 let after = retry_after(&headers);
-                if let Some(a) = after {
-                    if a > self.max_retry_after {
-                        return Err(Attempt::Stop(Failure::GaveUp {
-                            message: format!(
-                                "{what} ({where_}) answered {status} with Retry-After {}s, longer than http.max_retry_after_seconds ({}s)",
-                                a.as_secs(),
-                                self.max_retry_after.as_secs()
-                            ),
-                        }));
-                    }
+                if let Some(a) = after
+                    && a > self.max_retry_after
+                {
+                    return Err(Attempt::Stop(Failure::GaveUp {
+                        message: format!(
+                            "{what} ({where_}) answered {status} with Retry-After {}s, longer than http.max_retry_after_seconds ({}s)",
+                            a.as_secs(),
+                            self.max_retry_after.as_secs()
+                        ),
+                    }));
                 }
                 return Err(Attempt::Retry {
                     message: format!("{what} ({where_}) answered {status}"),

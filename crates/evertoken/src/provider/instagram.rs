@@ -126,23 +126,25 @@ impl Provider for Instagram {
                 reauth_by: None,
             };
         };
-        if let Some(exp) = token.expires_at {
-            if exp <= now {
-                return Plan::Reauth {
-                    message: format!(
-                        "the token expired on {}; Instagram cannot refresh an expired token",
-                        crate::clock::date(exp)
-                    ),
-                    reauth_by: Some(exp),
-                };
-            }
+        if let Some(exp) = token.expires_at
+            && exp <= now
+        {
+            return Plan::Reauth {
+                message: format!(
+                    "the token expired on {}; Instagram cannot refresh an expired token",
+                    crate::clock::date(exp)
+                ),
+                reauth_by: Some(exp),
+            };
         }
-        if let Some(updated) = token.updated_at {
-            if now < updated.checked_add(24.hours()).unwrap_or(updated) {
-                return Plan::Ok {
-                    message: "refreshed or issued less than 24 h ago; Instagram refreshes only older tokens".into(),
-                };
-            }
+        if let Some(updated) = token.updated_at
+            && now < updated.checked_add(24.hours()).unwrap_or(updated)
+        {
+            return Plan::Ok {
+                message:
+                    "refreshed or issued less than 24 h ago; Instagram refreshes only older tokens"
+                        .into(),
+            };
         }
         match token.expires_at {
             None => Plan::Refresh {

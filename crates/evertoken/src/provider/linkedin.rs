@@ -154,16 +154,16 @@ impl Provider for Linkedin {
     fn plan(&self, state: &AccountState, now: Timestamp) -> Plan {
         let date = crate::clock::date;
         if let Some(rt) = &state.refresh {
-            if let Some(exp) = rt.expires_at {
-                if super::within_days(now, exp, self.warn_before_days) {
-                    return Plan::Reauth {
-                        message: format!(
-                            "the refresh token {}; LinkedIn refresh tokens do not extend",
-                            expiry_text(now, exp)
-                        ),
-                        reauth_by: Some(exp),
-                    };
-                }
+            if let Some(exp) = rt.expires_at
+                && super::within_days(now, exp, self.warn_before_days)
+            {
+                return Plan::Reauth {
+                    message: format!(
+                        "the refresh token {}; LinkedIn refresh tokens do not extend",
+                        expiry_text(now, exp)
+                    ),
+                    reauth_by: Some(exp),
+                };
             }
             return match state.access.as_ref().and_then(|a| a.expires_at) {
                 None => Plan::Refresh {

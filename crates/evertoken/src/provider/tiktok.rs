@@ -138,13 +138,13 @@ impl Provider for Tiktok {
                 reauth_by: None,
             };
         };
-        if let Some(exp) = rt.expires_at {
-            if exp <= now {
-                return Plan::Reauth {
-                    message: format!("the refresh token expired on {}", crate::clock::date(exp)),
-                    reauth_by: Some(exp),
-                };
-            }
+        if let Some(exp) = rt.expires_at
+            && exp <= now
+        {
+            return Plan::Reauth {
+                message: format!("the refresh token expired on {}", crate::clock::date(exp)),
+                reauth_by: Some(exp),
+            };
         }
         let access_due = match state.access.as_ref().and_then(|a| a.expires_at) {
             None => Some("access token expiry unknown".to_owned()),

@@ -79,17 +79,17 @@ impl CredentialsFile {
                 self.path.display()
             ))
         })?;
-        if let Some(m) = mode {
-            if files::too_open(m) {
-                return Err(Error::config(format!(
-                    "credentials file {} is readable by others (mode {m:04o}); refusing to use it",
-                    self.path.display()
-                ))
-                .with_hint(format!(
-                    "run `chmod 600 {}` (and check who may have read it)",
-                    self.path.display()
-                )));
-            }
+        if let Some(m) = mode
+            && files::too_open(m)
+        {
+            return Err(Error::config(format!(
+                "credentials file {} is readable by others (mode {m:04o}); refusing to use it",
+                self.path.display()
+            ))
+            .with_hint(format!(
+                "run `chmod 600 {}` (and check who may have read it)",
+                self.path.display()
+            )));
         }
         Ok(())
     }
@@ -111,10 +111,11 @@ impl CredentialsFile {
     fn load(&self) -> Result<Arc<Mapping>, StoreError> {
         let stamp = self.stamp().map_err(|e| self.io_err("stat", e))?;
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(l) = cache.as_ref() {
-            if l.stamp == stamp && stamp.is_some() {
-                return Ok(l.doc.clone());
-            }
+        if let Some(l) = cache.as_ref()
+            && l.stamp == stamp
+            && stamp.is_some()
+        {
+            return Ok(l.doc.clone());
         }
         let doc = match stamp {
             None => Mapping::new(),

@@ -33,15 +33,15 @@ impl EnvFileStore {
             )
         })?;
         let path = cfg.resolve_path(&c.path);
-        if let Ok(Some(mode)) = files::mode_of(&path) {
-            if files::too_open(mode) {
-                return Err(cfg
-                    .error_at(
-                        "auth.writeback.env_file.path",
-                        format!("{} is readable by others (mode {mode:04o})", path.display()),
-                    )
-                    .with_hint(format!("run `chmod 600 {}`", path.display())));
-            }
+        if let Ok(Some(mode)) = files::mode_of(&path)
+            && files::too_open(mode)
+        {
+            return Err(cfg
+                .error_at(
+                    "auth.writeback.env_file.path",
+                    format!("{} is readable by others (mode {mode:04o})", path.display()),
+                )
+                .with_hint(format!("run `chmod 600 {}`", path.display())));
         }
         Ok(Self { path })
     }
@@ -102,7 +102,7 @@ fn lookup(text: &str, key: &str) -> Option<String> {
         .filter_map(parse_line)
         .filter(|(k, _)| *k == key)
         .map(|(_, v)| v)
-        .last()
+        .next_back()
 }
 
 /// Replaces or appends `key=value` lines, keeping everything else.

@@ -110,15 +110,15 @@ impl Store for LocalStore {
             .as_ref()
             .map(|e| (e.expires_at, e.updated_at))
             .unwrap_or((None, None));
-        if let Some(k) = &self.keychain {
-            if let Some(value) = k.get(var).map_err(StoreError::transient)? {
-                return Ok(Some(Stored {
-                    value,
-                    expires_at,
-                    updated_at,
-                    source: Source::Keychain,
-                }));
-            }
+        if let Some(k) = &self.keychain
+            && let Some(value) = k.get(var).map_err(StoreError::transient)?
+        {
+            return Ok(Some(Stored {
+                value,
+                expires_at,
+                updated_at,
+                source: Source::Keychain,
+            }));
         }
         Ok(entry.and_then(|e| {
             e.value.map(|value| Stored {
