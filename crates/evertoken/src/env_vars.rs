@@ -41,31 +41,13 @@ pub const GH_TOKEN: &str = "GH_TOKEN";
 
 /// Every variable above, with a one-line description for `--help` and the README.
 pub const ALL: &[(&str, &str)] = &[
-    (
-        EVERTOKEN_CONFIG,
-        "configuration file path, used when --config is not given",
-    ),
-    (
-        EVERTOKEN_NOW,
-        "fix the clock (RFC 3339), for tests and reproducible dry-runs",
-    ),
-    (
-        EVERTOKEN_LOG,
-        "log filter in tracing syntax, e.g. evertoken=debug",
-    ),
-    (
-        EVERTOKEN_FAILPOINT,
-        "debug builds only: SIGKILL the process at a named rotation step",
-    ),
+    (EVERTOKEN_CONFIG, "configuration file path, used when --config is not given"),
+    (EVERTOKEN_NOW, "fix the clock (RFC 3339), for tests and reproducible dry-runs"),
+    (EVERTOKEN_LOG, "log filter in tracing syntax, e.g. evertoken=debug"),
+    (EVERTOKEN_FAILPOINT, "debug builds only: SIGKILL the process at a named rotation step"),
     (CI, "set by CI systems: no progress bars"),
-    (
-        XDG_CONFIG_HOME,
-        "where the default config lives (evertoken/config.yaml)",
-    ),
-    (
-        XDG_STATE_HOME,
-        "where the rotation journal, locks and alert state live (evertoken/)",
-    ),
+    (XDG_CONFIG_HOME, "where the default config lives (evertoken/config.yaml)"),
+    (XDG_STATE_HOME, "where the rotation journal, locks and alert state live (evertoken/)"),
     (GITLAB_TOKEN, "GitLab write-back: token with api scope"),
     (CI_PROJECT_ID, "GitLab write-back: default project"),
     (CI_API_V4_URL, "GitLab write-back: default API URL"),
@@ -73,23 +55,11 @@ pub const ALL: &[(&str, &str)] = &[
     (VAULT_TOKEN, "Vault write-back: token"),
     (VAULT_ROLE_ID, "Vault write-back: AppRole role id"),
     (VAULT_SECRET_ID, "Vault write-back: AppRole secret id"),
-    (
-        ALERT_WEBHOOK_URL,
-        "webhook alerts: the incoming-webhook URL",
-    ),
+    (ALERT_WEBHOOK_URL, "webhook alerts: the incoming-webhook URL"),
     (ALERT_SMTP_USERNAME, "email alerts: SMTP user"),
     (ALERT_SMTP_PASSWORD, "email alerts: SMTP password"),
     (GITHUB_APP_ID, "GitHub App: app id when the config has none"),
-    (
-        GITHUB_APP_INSTALLATION_ID,
-        "GitHub App: installation id when the config has none",
-    ),
-    (
-        GITHUB_APP_PRIVATE_KEY_PATH,
-        "GitHub App: private key path when the config has none",
-    ),
-    (
-        GITHUB_ACTIONS,
-        "set on GitHub Actions runners: minted tokens are masked with ::add-mask::",
-    ),
+    (GITHUB_APP_INSTALLATION_ID, "GitHub App: installation id when the config has none"),
+    (GITHUB_APP_PRIVATE_KEY_PATH, "GitHub App: private key path when the config has none"),
+    (GITHUB_ACTIONS, "set on GitHub Actions runners: minted tokens are masked with ::add-mask::"),
 ];

@@ -38,21 +38,13 @@ pub enum Backend {
 /// and something needs attention or recovered), and records the delivery in
 /// `report.alert`. Never fails the run by itself: a failed delivery is reported
 /// in `report.alert` (which makes the exit code 1).
-pub async fn dispatch(
-    _cfg: &Config,
-    _report: &mut crate::report::RunReport,
-    _clock: crate::clock::Clock,
-) {
-}
+pub async fn dispatch(_cfg: &Config, _report: &mut crate::report::RunReport, _clock: crate::clock::Clock) {}
 
 pub(crate) fn validate(cfg: &Config) -> Result<()> {
     let a = &cfg.file.auth.alerts;
     if a.backend != Backend::None {
         return Err(cfg
-            .error_at(
-                "auth.alerts.backend",
-                "webhook and email alerts are not available in this build",
-            )
+            .error_at("auth.alerts.backend", "webhook and email alerts are not available in this build")
             .with_hint("use `backend: none`: a failing run still exits 1"));
     }
     Ok(())

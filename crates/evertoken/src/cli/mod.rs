@@ -113,20 +113,11 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let ctx = Ctx {
-        shell: shell.clone(),
-        clock,
-        config_flag: cli.config.clone(),
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let ctx = Ctx { shell: shell.clone(), clock, config_flag: cli.config.clone() };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
-            shell.error(&Error::failed(format!(
-                "cannot start the async runtime: {e}"
-            )));
+            shell.error(&Error::failed(format!("cannot start the async runtime: {e}")));
             return ExitCode::from(1);
         }
     };
