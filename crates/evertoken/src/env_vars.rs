@@ -25,10 +25,17 @@ pub const VAULT_ADDR: &str = "VAULT_ADDR";
 pub const VAULT_TOKEN: &str = "VAULT_TOKEN";
 pub const VAULT_ROLE_ID: &str = "VAULT_ROLE_ID";
 pub const VAULT_SECRET_ID: &str = "VAULT_SECRET_ID";
+/// Vault Enterprise / OpenBao namespace (sent as `X-Vault-Namespace`).
+pub const VAULT_NAMESPACE: &str = "VAULT_NAMESPACE";
+/// PEM file of the CA that signed the Vault server's certificate.
+pub const VAULT_CACERT: &str = "VAULT_CACERT";
 /// Alerts.
 pub const ALERT_WEBHOOK_URL: &str = "ALERT_WEBHOOK_URL";
 pub const ALERT_SMTP_USERNAME: &str = "ALERT_SMTP_USERNAME";
 pub const ALERT_SMTP_PASSWORD: &str = "ALERT_SMTP_PASSWORD";
+/// `auth login`: a desktop session, so a browser can be opened.
+pub const DISPLAY: &str = "DISPLAY";
+pub const WAYLAND_DISPLAY: &str = "WAYLAND_DISPLAY";
 /// GitHub App defaults.
 pub const GITHUB_APP_ID: &str = "GITHUB_APP_ID";
 pub const GITHUB_APP_INSTALLATION_ID: &str = "GITHUB_APP_INSTALLATION_ID";
@@ -38,6 +45,11 @@ pub const GITHUB_ACTIONS: &str = "GITHUB_ACTIONS";
 /// GitHub Actions secrets write-back token.
 pub const GITHUB_TOKEN: &str = "GITHUB_TOKEN";
 pub const GH_TOKEN: &str = "GH_TOKEN";
+/// gh's config directory (where a plain-text `hosts.yml` would live).
+pub const GH_CONFIG_DIR: &str = "GH_CONFIG_DIR";
+/// Set on Actions runners: defaults of the github-actions write-back.
+pub const GITHUB_REPOSITORY: &str = "GITHUB_REPOSITORY";
+pub const GITHUB_API_URL: &str = "GITHUB_API_URL";
 
 /// Every variable above, with a one-line description for `--help` and the README.
 pub const ALL: &[(&str, &str)] = &[
@@ -55,11 +67,23 @@ pub const ALL: &[(&str, &str)] = &[
     (VAULT_TOKEN, "Vault write-back: token"),
     (VAULT_ROLE_ID, "Vault write-back: AppRole role id"),
     (VAULT_SECRET_ID, "Vault write-back: AppRole secret id"),
+    // Write-back stores (gitlab, vault, github-actions):
+    (CI_JOB_TOKEN, "GitLab write-back: only read to explain that job tokens cannot write variables"),
+    (VAULT_NAMESPACE, "Vault write-back: namespace (X-Vault-Namespace) when the config has none"),
+    (VAULT_CACERT, "Vault write-back: CA certificate file (PEM) when the config has no ca_file"),
+    (GITHUB_TOKEN, "github-actions write-back: token allowed to write Actions secrets (see token_env)"),
+    (GITHUB_REPOSITORY, "github-actions write-back: default repository (owner/repo), set on runners"),
+    (GITHUB_API_URL, "github-actions write-back: default API URL, set on runners"),
     (ALERT_WEBHOOK_URL, "webhook alerts: the incoming-webhook URL"),
     (ALERT_SMTP_USERNAME, "email alerts: SMTP user"),
     (ALERT_SMTP_PASSWORD, "email alerts: SMTP password"),
+    (DISPLAY, "auth login: a graphical session (X11); without it or WAYLAND_DISPLAY the URL is printed, not opened"),
+    (WAYLAND_DISPLAY, "auth login: a graphical session (Wayland)"),
     (GITHUB_APP_ID, "GitHub App: app id when the config has none"),
     (GITHUB_APP_INSTALLATION_ID, "GitHub App: installation id when the config has none"),
     (GITHUB_APP_PRIVATE_KEY_PATH, "GitHub App: private key path when the config has none"),
     (GITHUB_ACTIONS, "set on GitHub Actions runners: minted tokens are masked with ::add-mask::"),
+    // GitHub App tokens (github …):
+    (GH_TOKEN, "github status: when set, it overrides gh's stored auth and is reported as a problem"),
+    (GH_CONFIG_DIR, "github: gh's config directory, checked for a plain-text hosts.yml"),
 ];

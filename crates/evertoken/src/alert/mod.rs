@@ -1,13 +1,33 @@
 //! Alerts: one out-of-band message per run listing every credential that needs a
-//! human, through one [`Notifier`] per channel. The exit code is always on; a
-//! notifier only adds to it.
+//! human, through one [`Notifier`] per channel ([`webhook`], [`email`]). The exit
+//! code is always on; a notifier only adds to it.
+//!
+//! What a run sends is decided here, from the run's results and the alert state
+//! ([`state`]): nothing when nothing needs attention; the whole list when a problem
+//! is new, changed, escalated or due again (`repeat_hours`); a short "recovered"
+//! line for a credential alerted on before that is healthy now.
+//!
+//! An alert never carries a secret, not even a token prefix: it is built from
+//! platform, account, state, plain-words problem, date and fix command only, and
+//! the problem text is scrubbed of anything shaped like a prefix. A webhook URL is
+//! itself a secret and is shown as scheme and host only.
 
-use serde::Deserialize;
+use std::time::Duration;
 
+use jiff::Timestamp;
+use jiff::civil::Date;
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Clock;
 use crate::config::Config;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::report::{AccountResult, AlertReport, RunReport, State};
 
-#[derive(Debug, Default, Deserialize)]
+pub mod email;
+pub mod state;
+pub mod webhook;
+
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlertsConfig {
     #[serde(default)]
@@ -16,13 +36,24 @@ pub struct AlertsConfig {
     #[serde(default = "default_repeat_hours")]
     pub repeat_hours: u64,
     #[serde(default)]
-    pub webhook: Option<serde_norway::Value>,
+    pub webhook: Option<webhook::Config>,
     #[serde(default)]
-    pub email: Option<serde_norway::Value>,
+    pub email: Option<email::Config>,
 }
 
 fn default_repeat_hours() -> u64 {
     24
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        Self {
+            backend: Backend::None,
+            repeat_hours: default_repeat_hours(),
+            webhook: None,
+            email: None,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -34,18 +65,528 @@ pub enum Backend {
     Email,
 }
 
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::None => "none",
+            Backend::Webhook => "webhook",
+            Backend::Email => "email",
+        }
+    }
+}
+
+/// One channel an alert can go through.
+#[async_trait::async_trait]
+pub trait Notifier: Send + Sync {
+    /// The backend's name, as in the config (`webhook`, `email`).
+    fn backend(&self) -> &'static str;
+    /// Where it sends, safe to show: `slack webhook https://hooks.slack.com/…`.
+    fn describe(&self) -> String;
+    /// Delivers the alert; the error says what failed and where (never a secret).
+    async fn send(&self, alert: &Alert) -> std::result::Result<(), String>;
+}
+
+/// Builds the configured notifier. `Ok(None)` for `backend: none`; a missing or
+/// unusable setting (URL, credentials) is a config error.
+pub fn notifier(cfg: &Config) -> Result<Option<Box<dyn Notifier>>> {
+    let a = &cfg.file.auth.alerts;
+    Ok(match a.backend {
+        Backend::None => None,
+        Backend::Webhook => Some(Box::new(webhook::Webhook::from_config(cfg)?)),
+        Backend::Email => Some(Box::new(email::Email::from_config(cfg)?)),
+    })
+}
+
+/// How close the deadline is; decides the wording and re-sends on escalation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    /// A problem with a deadline more than a week away (or none).
+    Notice,
+    /// The deadline is 7 days away or less.
+    Soon,
+    /// The deadline is a day away or less, or past, or a re-auth is needed now.
+    Urgent,
+}
+
+impl Level {
+    pub fn of(state: State, days_left: Option<i64>) -> Level {
+        match days_left {
+            Some(d) if d <= 1 => Level::Urgent,
+            Some(d) if d <= 7 => Level::Soon,
+            Some(_) => Level::Notice,
+            None if state == State::ReauthRequired => Level::Urgent,
+            None => Level::Notice,
+        }
+    }
+
+    /// The word in front of a headline.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Level::Notice => "Action needed",
+            Level::Soon => "Action needed soon",
+            Level::Urgent => "URGENT",
+        }
+    }
+}
+
+/// One credential that needs a human.
+#[derive(Clone, Debug)]
+pub struct Item {
+    /// `linkedin` or `tiktok:brand-a`: the alert state's key.
+    pub key: String,
+    /// `LinkedIn`.
+    pub platform: String,
+    pub account: String,
+    pub state: State,
+    /// The problem in plain words (scrubbed of anything shaped like a token prefix).
+    pub problem: String,
+    /// `YYYY-MM-DD` (UTC).
+    pub reauth_by: Option<String>,
+    /// Whole days from today (UTC) to `reauth_by`; negative when past.
+    pub days_left: Option<i64>,
+    /// The exact command that fixes it.
+    pub fix: Option<String>,
+    pub level: Level,
+}
+
+impl Item {
+    pub fn from_result(r: &AccountResult, now: Timestamp) -> Item {
+        let days_left = r
+            .reauth_by
+            .as_deref()
+            .and_then(|d| d.parse::<Date>().ok())
+            .map(|d| days_between(now, d));
+        let fix = r.fix.clone().or_else(|| {
+            matches!(r.state, State::ReauthRequired).then(|| {
+                let target = if r.account == "default" {
+                    r.platform.to_string()
+                } else {
+                    format!("{} --account {}", r.platform, r.account)
+                };
+                format!("evertoken auth login {target}")
+            })
+        });
+        Item {
+            key: r.account_label(),
+            platform: r.platform.display_name().to_owned(),
+            account: r.account.clone(),
+            state: r.state,
+            problem: scrub(problem_only(&r.message)),
+            reauth_by: r.reauth_by.clone(),
+            days_left,
+            fix,
+            level: Level::of(r.state, days_left),
+        }
+    }
+
+    /// `LinkedIn` or `TikTok (brand-a)`.
+    pub fn who(&self) -> String {
+        if self.account == "default" {
+            self.platform.clone()
+        } else {
+            format!("{} ({})", self.platform, self.account)
+        }
+    }
+
+    /// `2026-11-28 (Saturday 28 November, in 5 days)`, or `now`.
+    pub fn deadline(&self) -> String {
+        match (&self.reauth_by, self.days_left) {
+            (Some(d), Some(n)) => format!("{d} ({})", friendly(d, n)),
+            (Some(d), None) => d.clone(),
+            (None, _) if self.state == State::ReauthRequired => "now".to_owned(),
+            (None, _) => "none".to_owned(),
+        }
+    }
+
+    /// `needs re-auth by 2026-11-28` / `refresh failed` …: the state in words.
+    pub fn state_words(&self) -> &'static str {
+        match self.state {
+            State::ReauthRequired => "re-authorisation required",
+            State::Expiring => "expiring",
+            State::Failed => "refresh failed",
+            State::Unknown => "outcome unknown",
+            State::Ok | State::Refreshed | State::Rotated => "healthy",
+        }
+    }
+}
+
+/// A credential alerted on before that is healthy now.
+#[derive(Clone, Debug)]
+pub struct Recovered {
+    pub key: String,
+    pub who: String,
+    pub state: State,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AlertKind {
+    /// A real run's alert.
+    Run,
+    /// `auth test-alert`: a sample, marked as such.
+    Test,
+}
+
+/// The message of one run, in a channel-neutral form each notifier renders.
+#[derive(Clone, Debug)]
+pub struct Alert {
+    pub kind: AlertKind,
+    pub items: Vec<Item>,
+    pub recovered: Vec<Recovered>,
+}
+
+impl Alert {
+    /// The most pressing level among the items.
+    pub fn level(&self) -> Option<Level> {
+        self.items.iter().map(|i| i.level).max()
+    }
+
+    /// The item with the earliest deadline.
+    pub fn earliest(&self) -> Option<&Item> {
+        self.items
+            .iter()
+            .filter(|i| i.reauth_by.is_some())
+            .min_by(|a, b| a.reauth_by.cmp(&b.reauth_by))
+    }
+
+    /// One line: the title of a chat message, the subject of an email.
+    pub fn headline(&self) -> String {
+        let test = if self.kind == AlertKind::Test {
+            "[TEST] "
+        } else {
+            ""
+        };
+        let Some(level) = self.level() else {
+            let n = self.recovered.len();
+            return format!(
+                "{test}evertoken: {} recovered",
+                plural(n, "credential", "credentials")
+            );
+        };
+        let n = self.items.len();
+        let what = if n == 1 {
+            let i = &self.items[0];
+            match (&i.reauth_by, i.state) {
+                (Some(d), State::ReauthRequired | State::Expiring) => {
+                    format!("{} must be re-authorised by {d}", i.who())
+                }
+                (None, State::ReauthRequired) => format!("{} must be re-authorised now", i.who()),
+                _ => format!("{}: {}", i.who(), i.state_words()),
+            }
+        } else {
+            let mut s = format!("{n} credentials need attention");
+            if let Some(e) = self.earliest().and_then(|e| e.reauth_by.as_deref()) {
+                s.push_str(&format!(", earliest deadline {e}"));
+            }
+            s
+        };
+        format!("{test}{}: {what}", level.tag())
+    }
+
+    /// The plain-text body (email; the fallback text of chat messages).
+    pub fn plain_text(&self) -> String {
+        let mut out = String::new();
+        if self.kind == AlertKind::Test {
+            out.push_str(
+                "This is a test alert from `evertoken auth test-alert`: if you can read it, alert delivery works.\nThe entry below is a sample, not a real problem.\n\n",
+            );
+        }
+        if !self.items.is_empty() {
+            out.push_str(&format!(
+                "evertoken found {} that {} a human:\n\n",
+                plural(self.items.len(), "credential", "credentials"),
+                if self.items.len() == 1 {
+                    "needs"
+                } else {
+                    "need"
+                }
+            ));
+        }
+        for i in &self.items {
+            out.push_str(&format!(
+                "* {} [{}]: {}\n",
+                i.who(),
+                i.state.as_str(),
+                i.problem
+            ));
+            out.push_str(&format!("  Re-auth by: {}\n", i.deadline()));
+            if let Some(f) = &i.fix {
+                out.push_str(&format!("  Fix: {f}\n"));
+            }
+            out.push('\n');
+        }
+        if !self.recovered.is_empty() {
+            out.push_str("Recovered (no action needed any more):\n");
+            for r in &self.recovered {
+                out.push_str(&format!("* {} is {} again\n", r.who, r.state.as_str()));
+            }
+            out.push('\n');
+        }
+        out.push_str("-- evertoken (sent once per run; an unchanged problem is repeated at most every auth.alerts.repeat_hours)\n");
+        out
+    }
+}
+
+/// The sample `auth test-alert` sends.
+pub fn sample(now: Timestamp) -> Alert {
+    let by = now
+        .checked_add(jiff::SignedDuration::from_hours(5 * 24))
+        .unwrap_or(now);
+    let reauth_by = crate::clock::date(by);
+    let days_left = reauth_by.parse::<Date>().ok().map(|d| days_between(now, d));
+    Alert {
+        kind: AlertKind::Test,
+        items: vec![Item {
+            key: "linkedin:example".into(),
+            platform: "LinkedIn".into(),
+            account: "example".into(),
+            state: State::ReauthRequired,
+            problem: "sample: the access token expires in 5 days; LinkedIn cannot refresh it without a partner refresh token".into(),
+            reauth_by: Some(reauth_by),
+            days_left,
+            fix: Some("evertoken auth login linkedin --account example".into()),
+            level: Level::of(State::ReauthRequired, days_left),
+        }],
+        recovered: Vec::new(),
+    }
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// Whole days from today (UTC) to `d`.
+fn days_between(now: Timestamp, d: Date) -> i64 {
+    let today = now.to_zoned(jiff::tz::TimeZone::UTC).date();
+    i64::from((d - today).get_days())
+}
+
+/// `Saturday 28 November, in 5 days` / `today` / `3 days ago`.
+fn friendly(date: &str, days_left: i64) -> String {
+    let long = date
+        .parse::<Date>()
+        .map(|d| d.strftime("%A %-d %B").to_string())
+        .unwrap_or_default();
+    let rel = match days_left {
+        0 => "today".to_owned(),
+        1 => "tomorrow".to_owned(),
+        -1 => "yesterday".to_owned(),
+        n if n > 1 => format!("in {n} days"),
+        n => format!("{} days ago", -n),
+    };
+    if long.is_empty() {
+        rel
+    } else {
+        format!("{long}, {rel}")
+    }
+}
+
+/// The problem without the engine's "; re-auth by DATE with `…`" tail: an alert
+/// shows the deadline and the fix on lines of their own.
+fn problem_only(message: &str) -> &str {
+    match message.find("; re-auth by ") {
+        Some(i) if i > 0 => &message[..i],
+        _ => message,
+    }
+}
+
+/// Removes anything shaped like a token prefix (`abcd1234…`) from a message: an
+/// alert carries no part of a secret, not even the prefix a terminal may show.
+pub fn scrub(message: &str) -> String {
+    message
+        .split(' ')
+        .map(|w| if w.contains('…') { "[token]" } else { w })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Sends the run's alert (if the backend is not `none`, the run is not a dry-run,
 /// and something needs attention or recovered), and records the delivery in
 /// `report.alert`. Never fails the run by itself: a failed delivery is reported
 /// in `report.alert` (which makes the exit code 1).
-pub async fn dispatch(_cfg: &Config, _report: &mut crate::report::RunReport, _clock: crate::clock::Clock) {}
+pub async fn dispatch(cfg: &Config, report: &mut RunReport, clock: Clock) {
+    let backend = cfg.file.auth.alerts.backend;
+    if backend == Backend::None || report.dry_run {
+        return;
+    }
+    let now = clock.now();
+    let items: Vec<Item> = report
+        .results
+        .iter()
+        .filter(|r| r.attention)
+        .map(|r| Item::from_result(r, now))
+        .collect();
+    let healthy: Vec<(String, String, State)> = report
+        .results
+        .iter()
+        .filter(|r| !r.attention)
+        .map(|r| {
+            let who = if r.account == "default" {
+                r.platform.display_name().to_owned()
+            } else {
+                format!("{} ({})", r.platform.display_name(), r.account)
+            };
+            (r.account_label(), who, r.state)
+        })
+        .collect();
+
+    let dir = cfg.journal_dir();
+    let path = dir.join(state::FILE_NAME);
+    let fail = |report: &mut RunReport, error: String| {
+        report.alert = Some(AlertReport {
+            backend: backend.name().to_owned(),
+            delivered: false,
+            error: Some(error),
+        });
+    };
+    // One run at a time decides and records, so two runners do not both re-send.
+    let _lock = match crate::lock::FileLock::acquire(
+        dir.join("locks").join("alerts.lock"),
+        Duration::from_secs(60),
+    )
+    .await
+    {
+        Ok(l) => l,
+        Err(e) => return fail(report, format!("cannot lock the alert state: {e}")),
+    };
+    let (mut st, note) = state::AlertState::load(&path);
+    if let Some(n) = note {
+        report.notices.push(n);
+    }
+    // Capped (a century) so that no configured value can overflow.
+    let hours = cfg.file.auth.alerts.repeat_hours.min(876_000);
+    let repeat = jiff::SignedDuration::from_hours(i64::try_from(hours).unwrap_or(876_000));
+    let decision = st.decide(&items, &healthy, now, repeat);
+    if !decision.send {
+        if !items.is_empty() {
+            report.notices.push(format!(
+                "alert not re-sent: the same {} already alerted on within auth.alerts.repeat_hours ({}h)",
+                if items.len() == 1 { "problem was" } else { "problems were" },
+                cfg.file.auth.alerts.repeat_hours
+            ));
+        }
+        return;
+    }
+    let alert = Alert {
+        kind: AlertKind::Run,
+        items,
+        recovered: decision.recovered,
+    };
+    let notifier = match notifier(cfg) {
+        Ok(Some(n)) => n,
+        Ok(None) => return,
+        Err(e) => {
+            let msg = match e.hint {
+                Some(h) => format!("{} ({h})", e.message),
+                None => e.message,
+            };
+            return fail(report, msg);
+        }
+    };
+    match notifier.send(&alert).await {
+        Ok(()) => {
+            st.record_sent(&alert, now);
+            if let Err(e) = st.save(&path) {
+                // Delivered, but the next run may repeat it: say so, do not fail.
+                report.notices.push(format!(
+                    "the alert was sent but its state could not be saved to {}: {e}",
+                    path.display()
+                ));
+            }
+            report.alert = Some(AlertReport {
+                backend: backend.name().to_owned(),
+                delivered: true,
+                error: None,
+            });
+        }
+        Err(e) => fail(report, e),
+    }
+}
 
 pub(crate) fn validate(cfg: &Config) -> Result<()> {
     let a = &cfg.file.auth.alerts;
-    if a.backend != Backend::None {
+    if a.repeat_hours == 0 {
         return Err(cfg
-            .error_at("auth.alerts.backend", "webhook and email alerts are not available in this build")
-            .with_hint("use `backend: none`: a failing run still exits 1"));
+            .error_at("auth.alerts.repeat_hours", "must be at least 1")
+            .with_hint("the default, 24, re-sends an unchanged problem once a day"));
     }
-    Ok(())
+    match a.backend {
+        Backend::None => Ok(()),
+        Backend::Webhook => webhook::validate(cfg),
+        Backend::Email => email::validate(cfg),
+    }
+}
+
+/// For `auth test-alert`: the notifier, or a config error (exit 2) saying why not.
+pub fn require_notifier(cfg: &Config) -> Result<Box<dyn Notifier>> {
+    notifier(cfg)?.ok_or_else(|| {
+        cfg.error_at("auth.alerts.backend", "is `none`: there is nowhere to send an alert")
+            .with_hint("set `auth.alerts.backend: webhook` (with `webhook: { url: … }` or ALERT_WEBHOOK_URL) or `email` (with an `email:` block); the README shows both")
+    })
+}
+
+/// An [`Error`] for a delivery that failed in `auth test-alert`.
+pub fn delivery_error(n: &dyn Notifier, e: String) -> Error {
+    let hint = match n.backend() {
+        "email" => {
+            "check host, port, tls, ca_file and ALERT_SMTP_USERNAME / ALERT_SMTP_PASSWORD; `-v` shows each attempt"
+        }
+        _ => {
+            "check the webhook URL and `format`, and that this machine can reach the service; `-v` shows each attempt"
+        }
+    };
+    Error::failed(format!("the test alert could not be delivered: {e}")).with_hint(hint)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_engines_fix_tail_is_not_repeated() {
+        assert_eq!(
+            problem_only("the token expires 2026-11-28; re-auth by 2026-11-28 with `x`"),
+            "the token expires 2026-11-28"
+        );
+        assert_eq!(problem_only("revoked"), "revoked");
+    }
+
+    #[test]
+    fn scrub_removes_prefixes() {
+        assert_eq!(
+            scrub("token abcd1234… was rotated"),
+            "token [token] was rotated"
+        );
+        assert_eq!(scrub("expires in 5 days"), "expires in 5 days");
+        assert_eq!(scrub("(abcd…)"), "[token]");
+    }
+
+    #[test]
+    fn levels_escalate_with_the_deadline() {
+        assert_eq!(Level::of(State::ReauthRequired, Some(14)), Level::Notice);
+        assert_eq!(Level::of(State::ReauthRequired, Some(7)), Level::Soon);
+        assert_eq!(Level::of(State::ReauthRequired, Some(1)), Level::Urgent);
+        assert_eq!(Level::of(State::ReauthRequired, Some(-3)), Level::Urgent);
+        assert_eq!(Level::of(State::ReauthRequired, None), Level::Urgent);
+        assert_eq!(Level::of(State::Failed, None), Level::Notice);
+    }
+
+    #[test]
+    fn sample_headline_names_the_date() {
+        let now: Timestamp = "2026-11-23T09:00:00Z".parse().unwrap();
+        let a = sample(now);
+        let h = a.headline();
+        assert!(
+            h.starts_with(
+                "[TEST] Action needed soon: LinkedIn (example) must be re-authorised by 2026-11-28"
+            ),
+            "{h}"
+        );
+        assert!(
+            a.plain_text()
+                .contains("2026-11-28 (Saturday 28 November, in 5 days)"),
+            "{}",
+            a.plain_text()
+        );
+    }
 }

@@ -27,6 +27,19 @@ configuration error (nothing was contacted).")]
     Refresh(RefreshArgs),
     /// Show each credential's state from stored metadata (offline: no network, no writes)
     Status(StatusArgs),
+    /// Re-authorise an account in the browser (OAuth, loopback redirect) and store the new tokens
+    #[command(long_about = "\
+Re-authorise an account in the browser and store the new tokens and their expiries
+through the configured write-back store.
+
+Runs the OAuth authorization-code flow with a loopback redirect: register
+http://127.0.0.1:8765/callback (or the --port you use) as a redirect URI in the
+platform's app settings. The `state` is checked, PKCE is used where the platform
+supports it (Google). With --no-browser, or where no browser can be opened, the URL
+is printed: open it on the same machine.")]
+    Login(super::login::LoginArgs),
+    /// Send a sample alert through the configured alert backend, to check the wiring
+    TestAlert(super::alert::TestAlertArgs),
 }
 
 #[derive(Debug, Args)]
@@ -40,6 +53,9 @@ pub struct RefreshArgs {
     /// Print one JSON document on stdout instead of the table
     #[arg(long)]
     pub json: bool,
+    /// Also write Prometheus metrics to PATH (atomically; for node_exporter's textfile collector)
+    #[arg(long, value_name = "PATH")]
+    pub metrics_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -50,12 +66,17 @@ pub struct StatusArgs {
     /// Print one JSON document on stdout instead of the table
     #[arg(long)]
     pub json: bool,
+    /// Also write Prometheus metrics to PATH (atomically; for node_exporter's textfile collector)
+    #[arg(long, value_name = "PATH")]
+    pub metrics_file: Option<std::path::PathBuf>,
 }
 
 pub async fn exec(ctx: &Ctx, cmd: AuthCommand) -> Result<u8> {
     match cmd {
         AuthCommand::Refresh(a) => refresh(ctx, a).await,
         AuthCommand::Status(a) => status(ctx, a).await,
+        AuthCommand::Login(a) => super::login::exec(ctx, a).await,
+        AuthCommand::TestAlert(a) => super::alert::exec(ctx, a).await,
     }
 }
 
@@ -89,6 +110,7 @@ async fn refresh(ctx: &Ctx, args: RefreshArgs) -> Result<u8> {
     } else {
         render::stdout(&render::table(&report, &ctx.shell));
     }
+    if let Some(p) = &args.metrics_file { crate::metrics::write(p, &report, crate::metrics::Run::Refresh)?; }
     Ok(report.exit_code())
 }
 
@@ -124,5 +146,6 @@ async fn status(ctx: &Ctx, args: StatusArgs) -> Result<u8> {
         }
         render::stdout(&out);
     }
+    if let Some(p) = &args.metrics_file { crate::metrics::write(p, &report, crate::metrics::Run::Status)?; }
     Ok(report.exit_code())
 }

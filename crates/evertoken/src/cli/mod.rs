@@ -14,6 +14,12 @@ use crate::render::{ColorChoice, Shell};
 
 pub mod auth;
 pub mod demo;
+pub mod login;
+pub mod alert;
+pub mod doctor;
+pub mod mcp;
+pub mod schedule;
+pub mod github;
 
 const ABOUT: &str = "Keeps the credentials of unattended automation alive.";
 const LONG_ABOUT: &str = "\
@@ -52,6 +58,15 @@ pub enum Command {
     Auth(auth::AuthCommand),
     /// Run a full refresh cycle against the built-in simulator (no account needed)
     Demo(demo::DemoArgs),
+    /// Check the whole setup, change nothing: config, secrets, stores, alerts, GitHub, clock
+    Doctor(doctor::DoctorArgs),
+    /// Print or --write a ready-made schedule: GitLab CI, GitHub Actions or systemd timer
+    Schedule(schedule::ScheduleArgs),
+    /// Serve read-only MCP tools on stdio: status, dry-run plan, GitHub token status
+    Mcp(mcp::McpArgs),
+    /// Mint and inspect GitHub App installation tokens
+    #[command(subcommand)]
+    Github(github::GithubCommand),
 }
 
 /// What every command gets: the shell, the clock and where the config is.
@@ -125,6 +140,10 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Auth(cmd) => auth::exec(&ctx, cmd).await,
             Command::Demo(args) => demo::exec(&ctx, args).await,
+            Command::Doctor(args) => doctor::exec(&ctx, args).await,
+            Command::Schedule(args) => schedule::exec(&ctx, args).await,
+            Command::Mcp(args) => mcp::exec(&ctx, args).await,
+            Command::Github(cmd) => github::exec(&ctx, cmd).await,
         }
     });
     // Don't wait for lingering connections on the way out.

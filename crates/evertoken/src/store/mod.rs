@@ -18,8 +18,11 @@ use crate::secret::{Secret, Source};
 
 pub mod credentials_file;
 pub mod env_file;
+pub mod github_actions;
+pub mod gitlab;
 pub mod keychain;
 pub mod local;
+pub mod vault;
 
 /// `auth.writeback` in the config file.
 #[derive(Debug, Default, Deserialize)]
@@ -31,6 +34,12 @@ pub struct WritebackConfig {
     pub local: local::Config,
     #[serde(default)]
     pub env_file: Option<env_file::Config>,
+    #[serde(default)]
+    pub gitlab: Option<gitlab::Config>,
+    #[serde(default)]
+    pub vault: Option<vault::Config>,
+    #[serde(default)]
+    pub github_actions: Option<github_actions::Config>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -179,11 +188,9 @@ pub fn open(cfg: &Config) -> Result<Arc<dyn Store>> {
     Ok(match wb.backend {
         Backend::Local => Arc::new(local::LocalStore::open(cfg)?),
         Backend::EnvFile => Arc::new(env_file::EnvFileStore::open(cfg)?),
-        other => {
-            return Err(cfg
-                .error_at("auth.writeback.backend", format!("`{}` is not available in this build", other.name()))
-                .with_hint("use `local` or `env-file`"));
-        }
+        Backend::Gitlab => Arc::new(gitlab::GitLabStore::open(cfg)?),
+        Backend::Vault => Arc::new(vault::VaultStore::open(cfg)?),
+        Backend::GithubActions => Arc::new(github_actions::ActionsStore::open(cfg)?),
     })
 }
 
@@ -194,6 +201,9 @@ pub(crate) fn validate(cfg: &Config) -> Result<()> {
             .error_at("auth.writeback.env_file", "is required when backend is env-file")
             .with_hint("for example `env_file: { path: ~/.config/evertoken/tokens.env }`"));
     }
+    gitlab::validate(cfg)?;
+    vault::validate(cfg)?;
+    github_actions::validate(cfg)?;
     Ok(())
 }
 

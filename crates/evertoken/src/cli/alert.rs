@@ -1,0 +1,29 @@
+//! `evertoken auth test-alert`: sends a sample alert through the configured
+//! backend, so the wiring is proven before the first real problem.
+
+use clap::Args;
+
+use super::Ctx;
+use crate::error::Result;
+
+#[derive(Debug, Args)]
+pub struct TestAlertArgs {}
+
+pub async fn exec(ctx: &Ctx, _args: TestAlertArgs) -> Result<u8> {
+    let cfg = ctx.require_config()?;
+    let notifier = crate::alert::require_notifier(&cfg)?;
+    let alert = crate::alert::sample(ctx.clock.now());
+    ctx.shell.status(
+        "Sending",
+        &format!("a test alert to the {}", notifier.describe()),
+    );
+    notifier
+        .send(&alert)
+        .await
+        .map_err(|e| crate::alert::delivery_error(notifier.as_ref(), e))?;
+    ctx.shell.status(
+        "Delivered",
+        &format!("the test alert to the {}", notifier.describe()),
+    );
+    Ok(0)
+}

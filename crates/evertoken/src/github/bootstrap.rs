@@ -1,0 +1,277 @@
+//! `github bootstrap`: installs the app's key (0600 in a 0700 directory), writes
+//! the app entry into the config, writes and enables the systemd user timer. The
+//! first mint is the caller's next step. Idempotent: each file is written only when
+//! its content would change, so a second run changes nothing.
+//!
+//! The key is the one file evertoken copies, once, from where the user staged it;
+//! its bytes never appear in a message.
+
+use std::path::{Path, PathBuf};
+
+use serde_norway::{Mapping, Value};
+
+use super::app::{self, default_key_path, unit_stem};
+use super::{jwt, systemd};
+use crate::config::{self, Config};
+use crate::error::{Error, Result};
+use crate::files;
+
+pub struct Request {
+    pub app: String,
+    pub app_id: u64,
+    pub installation_id: Option<u64>,
+    pub owner: Option<String>,
+    pub private_key: PathBuf,
+    pub no_systemd: bool,
+    pub remove_source: bool,
+    pub config_flag: Option<PathBuf>,
+    /// The evertoken binary the service runs (absolute).
+    pub binary: PathBuf,
+    /// Whether `gh` is installed (decides `gh_cli` for a new entry).
+    pub gh_available: bool,
+}
+
+/// What bootstrap did, for the CLI to report.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub config_path: PathBuf,
+    /// One line per step: "installed …", "unchanged …".
+    pub steps: Vec<String>,
+    pub warnings: Vec<String>,
+    /// Commands to run by hand when systemd could not be reached.
+    pub manual: Vec<String>,
+    /// The staged key still exists and should be deleted.
+    pub staged_key_left: Option<PathBuf>,
+}
+
+fn io_err(what: &str, path: &Path, e: std::io::Error) -> Error {
+    Error::failed(format!("cannot {what} {}: {e}", path.display()))
+        .with_hint("check the directory's permissions")
+}
+
+/// Writes `content` to `path` (0600, atomic) unless it already holds it.
+fn write_if_changed(path: &Path, content: &[u8]) -> Result<bool> {
+    if std::fs::read(path).ok().as_deref() == Some(content)
+        && files::mode_of(path).ok().flatten() == Some(0o600)
+    {
+        return Ok(false);
+    }
+    files::write_private_atomic(path, content).map_err(|e| io_err("write", path, e))?;
+    Ok(true)
+}
+
+pub fn run(req: &Request) -> Result<Outcome> {
+    let mut out = Outcome::default();
+    if req.installation_id.is_none() && req.owner.is_none() {
+        return Err(Error::usage("bootstrap needs --installation-id N or --owner LOGIN")
+            .with_hint("the installation id is the number at the end of github.com/settings/installations/N"));
+    }
+    // 1. The key: check it, then install it once.
+    let src = files::expand_tilde(&req.private_key.to_string_lossy());
+    let pem = std::fs::read(&src).map_err(|e| {
+        Error::usage(format!(
+            "cannot read the private key {}: {e}",
+            src.display()
+        ))
+        .with_hint("pass the .pem file downloaded from the GitHub App's settings page")
+    })?;
+    jwt::parse_key(&pem, &src)?;
+    let dest = default_key_path(&req.app);
+    let same_file = match (src.canonicalize(), dest.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if same_file {
+        if files::mode_of(&dest)
+            .ok()
+            .flatten()
+            .is_some_and(files::too_open)
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| io_err("chmod 600", &dest, e))?;
+            out.steps
+                .push(format!("set {} to mode 0600", dest.display()));
+        } else {
+            out.steps
+                .push(format!("key already in place at {}", dest.display()));
+        }
+    } else {
+        if files::mode_of(&src)
+            .ok()
+            .flatten()
+            .is_some_and(files::too_open)
+        {
+            out.warnings.push(format!(
+                "the staged key {} is readable by other users; delete it now that it is installed",
+                src.display()
+            ));
+        }
+        if write_if_changed(&dest, &pem)? {
+            out.steps
+                .push(format!("installed the key as {} (0600)", dest.display()));
+        } else {
+            out.steps
+                .push(format!("key unchanged at {}", dest.display()));
+        }
+    }
+    // 2. The config entry.
+    let config_path = match Config::locate(req.config_flag.as_deref())? {
+        Some(p) => p,
+        None => files::default_config_dir().join("config.yaml"),
+    };
+    out.config_path = config_path.clone();
+    let old_text = match std::fs::read_to_string(&config_path) {
+        Ok(t) => Some(t),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            return Err(Error::config(format!(
+                "cannot read config file {}: {e}",
+                config_path.display()
+            )));
+        }
+    };
+    let new_text = updated_config(old_text.as_deref().unwrap_or(""), req, &dest, &config_path)?;
+    if old_text.as_deref() == Some(new_text.as_str()) {
+        out.steps
+            .push(format!("config unchanged: {}", config_path.display()));
+    } else {
+        // Check the result is a valid config before it replaces anything.
+        config::parse(&new_text, &config_path)?;
+        write_if_changed(&config_path, new_text.as_bytes())?;
+        if old_text
+            .as_deref()
+            .is_some_and(|t| t.lines().any(|l| l.trim_start().starts_with('#')))
+        {
+            out.warnings.push(format!(
+                "{} was rewritten: its comments were not kept",
+                config_path.display()
+            ));
+        }
+        out.steps.push(format!(
+            "wrote github.apps.{} into {}",
+            req.app,
+            config_path.display()
+        ));
+    }
+    Config::load_file(&config_path)?;
+    // 3. The systemd user timer.
+    if !req.no_systemd {
+        let dir = systemd::user_unit_dir();
+        let stem = unit_stem(&req.app);
+        let abs_config = std::path::absolute(&config_path).unwrap_or(config_path.clone());
+        let service = systemd::service_text(&req.binary, &abs_config, &req.app);
+        let timer = systemd::timer_text(&stem, &req.app);
+        for (name, text) in [
+            (format!("{stem}.service"), service),
+            (format!("{stem}.timer"), timer),
+        ] {
+            let p = dir.join(&name);
+            if write_if_changed(&p, text.as_bytes())? {
+                out.steps.push(format!("wrote {}", p.display()));
+            } else {
+                out.steps.push(format!("unit unchanged: {}", p.display()));
+            }
+        }
+    }
+    // 4. The staged key.
+    if !same_file {
+        if req.remove_source {
+            std::fs::remove_file(&src).map_err(|e| io_err("delete the staged key", &src, e))?;
+            out.steps
+                .push(format!("deleted the staged key {}", src.display()));
+        } else {
+            out.staged_key_left = Some(src);
+        }
+    }
+    Ok(out)
+}
+
+/// Enables the timer (after `run` wrote it); on failure, the commands to run by hand.
+pub async fn enable_timer(app_name: &str, out: &mut Outcome) {
+    let timer = format!("{}.timer", unit_stem(app_name));
+    match systemd::enable(&timer).await {
+        Ok(()) => out.steps.push(format!("enabled and started {timer}")),
+        Err(e) => {
+            out.warnings
+                .push(format!("could not enable the timer: {e}"));
+            out.manual.push("systemctl --user daemon-reload".into());
+            out.manual
+                .push(format!("systemctl --user enable --now {timer}"));
+        }
+    }
+}
+
+fn key_str(s: &str) -> Value {
+    Value::String(s.to_owned())
+}
+
+/// The config text with `github.apps.<app>` created or updated.
+fn updated_config(old: &str, req: &Request, key_path: &Path, config_path: &Path) -> Result<String> {
+    let mut root: Value = if old.trim().is_empty() {
+        Value::Mapping(Mapping::new())
+    } else {
+        serde_norway::from_str(old).map_err(|e| {
+            Error::config(format!(
+                "{}: cannot parse as YAML: {e}",
+                config_path.display()
+            ))
+            .with_hint("fix the file (or move it aside) and run bootstrap again")
+        })?
+    };
+    let not_map = |what: &str| {
+        Error::config(format!(
+            "{}: `{what}` is not a mapping",
+            config_path.display()
+        ))
+        .with_hint("fix that key in the config, then run bootstrap again")
+    };
+    let root_map = root
+        .as_mapping_mut()
+        .ok_or_else(|| not_map("(top level)"))?;
+    let github = root_map
+        .entry(key_str("github"))
+        .or_insert_with(|| Value::Mapping(Mapping::new()));
+    let github = github.as_mapping_mut().ok_or_else(|| not_map("github"))?;
+    let apps = github
+        .entry(key_str("apps"))
+        .or_insert_with(|| Value::Mapping(Mapping::new()));
+    let apps = apps
+        .as_mapping_mut()
+        .ok_or_else(|| not_map("github.apps"))?;
+    let entry = apps
+        .entry(key_str(&req.app))
+        .or_insert_with(|| Value::Mapping(Mapping::new()));
+    let entry = entry
+        .as_mapping_mut()
+        .ok_or_else(|| not_map(&format!("github.apps.{}", req.app)))?;
+    entry.insert(key_str("app_id"), Value::Number(req.app_id.into()));
+    entry.remove("client_id");
+    match (&req.installation_id, &req.owner) {
+        (Some(id), _) => {
+            entry.insert(key_str("installation_id"), Value::Number((*id).into()));
+            entry.remove("owner");
+            entry.remove("repository");
+        }
+        (None, Some(o)) => {
+            entry.insert(key_str("owner"), key_str(o));
+            entry.remove("installation_id");
+        }
+        (None, None) => {}
+    }
+    entry.insert(
+        key_str("private_key_path"),
+        key_str(&key_path.to_string_lossy()),
+    );
+    if !entry.contains_key("max_token_age_minutes") {
+        entry.insert(
+            key_str("max_token_age_minutes"),
+            Value::Number(app::DEFAULT_MAX_AGE_MINUTES.into()),
+        );
+    }
+    if !entry.contains_key("gh_cli") {
+        entry.insert(key_str("gh_cli"), Value::Bool(req.gh_available));
+    }
+    serde_norway::to_string(&root)
+        .map_err(|e| Error::failed(format!("cannot write the config as YAML: {e}")))
+}

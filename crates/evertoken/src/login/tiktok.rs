@@ -1,0 +1,138 @@
+//! TikTok (Login Kit v2): `GET /v2/auth/authorize/` (on `auth_url`, default
+//! www.tiktok.com) with `client_key`, then `POST /v2/oauth/token/` (on
+//! `base_url`) with `grant_type=authorization_code`. Both tokens and both
+//! lifetimes come from the answer (`expires_in`, `refresh_expires_in`), never from
+//! documentation, which has changed. TikTok's web flow takes no PKCE (its desktop
+//! flow uses a non-standard hex challenge), so the client secret authenticates.
+//! Source: developers.tiktok.com/doc/login-kit-web, developers.tiktok.com/doc/oauth-user-access-token-management
+
+use serde::Deserialize;
+use url::Url;
+
+use super::{Cx, Flow, Pkce, Tokens};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::http::Call;
+use crate::provider::NewToken;
+use crate::secret::Secret;
+
+const DEFAULT_SCOPE: &str = "user.info.basic,video.publish";
+
+pub struct Tiktok {
+    client_key: String,
+    authorize: Url,
+    token: Url,
+}
+
+impl Tiktok {
+    pub fn new(cfg: &Config) -> Result<Self> {
+        let c = cfg.file.platforms.tiktok.as_ref().ok_or_else(|| {
+            cfg.error_at("platforms.tiktok", "is not configured")
+                .with_hint("add `platforms.tiktok: { enabled: true, client_key: … }`")
+        })?;
+        let client_key = c
+            .client_key
+            .clone()
+            .filter(|s| !s.trim().is_empty())
+            .ok_or_else(|| {
+                cfg.error_at("platforms.tiktok.client_key", "is required to log in")
+                    .with_hint("the Client key from the TikTok developer portal")
+            })?;
+        let authorize = super::endpoint(
+            cfg,
+            "platforms.tiktok.auth_url",
+            c.auth_url.as_deref(),
+            "https://www.tiktok.com",
+            "/v2/auth/authorize/",
+        )?;
+        let token = super::endpoint(
+            cfg,
+            "platforms.tiktok.base_url",
+            c.base_url.as_deref(),
+            crate::provider::tiktok::BASE_URL,
+            "/v2/oauth/token/",
+        )?;
+        Ok(Self {
+            client_key,
+            authorize,
+            token,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenReply {
+    #[serde(default)]
+    access_token: Option<String>,
+    #[serde(default)]
+    expires_in: Option<i64>,
+    #[serde(default)]
+    refresh_token: Option<String>,
+    #[serde(default)]
+    refresh_expires_in: Option<i64>,
+}
+
+#[async_trait::async_trait]
+impl Flow for Tiktok {
+    fn pkce(&self) -> bool {
+        false
+    }
+
+    fn client_secret_var(&self) -> &'static str {
+        "TIKTOK_CLIENT_SECRET"
+    }
+
+    fn authorize_url(&self, cx: &Cx<'_>, state: &str, _pkce: Option<&Pkce>) -> Url {
+        let mut u = self.authorize.clone();
+        u.query_pairs_mut()
+            .append_pair("client_key", &self.client_key)
+            .append_pair("response_type", "code")
+            .append_pair("scope", cx.scope.unwrap_or(DEFAULT_SCOPE))
+            .append_pair("redirect_uri", cx.redirect_uri)
+            .append_pair("state", state);
+        u
+    }
+
+    async fn exchange(&self, cx: &Cx<'_>, code: &Secret, _pkce: Option<&Pkce>) -> Result<Tokens> {
+        let reply = cx
+            .http
+            .send("TikTok token endpoint", Call::Rotating, |c| {
+                c.post(self.token.clone()).form(&[
+                    ("client_key", self.client_key.as_str()),
+                    ("client_secret", cx.client_secret.expose()),
+                    ("code", code.expose()),
+                    ("grant_type", "authorization_code"),
+                    ("redirect_uri", cx.redirect_uri),
+                ])
+            })
+            .await
+            .map_err(|f| super::failure("TikTok", f))?;
+        if !reply.status.is_success() {
+            return Err(super::exchange_error("TikTok", &reply));
+        }
+        let body: TokenReply = reply.json().map_err(|e| {
+            Error::failed(format!(
+                "TikTok's token endpoint answered {} with a body evertoken cannot read: {e}",
+                reply.status
+            ))
+        })?;
+        // TikTok answers some errors with 200 and an `error` field.
+        let (Some(at), Some(rt)) = (
+            body.access_token.filter(|s| !s.is_empty()),
+            body.refresh_token.filter(|s| !s.is_empty()),
+        ) else {
+            return Err(super::exchange_error("TikTok", &reply));
+        };
+        Ok(Tokens {
+            access: Some(NewToken {
+                value: at.into(),
+                expires_at: super::expiry(cx.clock, body.expires_in),
+            }),
+            refresh: Some(NewToken {
+                value: rt.into(),
+                expires_at: super::expiry(cx.clock, body.refresh_expires_in),
+            }),
+            warnings: Vec::new(),
+        })
+    }
+}

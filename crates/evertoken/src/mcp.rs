@@ -1,0 +1,285 @@
+//! `evertoken mcp`: a Model Context Protocol server on stdio (the official Rust SDK,
+//! `rmcp`) with read-only tools only (SPEC §7): agents may look, never touch.
+//!
+//! - `credential_status`: stored metadata, offline (what `auth status` shows);
+//! - `refresh_plan`: what `auth refresh --dry-run` would do (read-only provider
+//!   calls such as LinkedIn introspection; never a refresh, rotation or write);
+//! - `github_token_status`: the GitHub App token file: presence, age, prefix, expiry.
+//!
+//! Nothing here refreshes, rotates, mints, logs in or writes, and no result holds
+//! a whole secret: tokens appear only as prefixes. stdout carries JSON-RPC only;
+//! logs go to stderr. A tool that would change anything does not belong here
+//! (the integration test pins the exact tool list).
+
+use std::path::PathBuf;
+
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{CallToolResult, Implementation, ServerCapabilities, ServerConfig};
+use rmcp::{ServerHandler, ServiceExt, tool, tool_handler, tool_router};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::engine::{Engine, Options};
+use crate::error::{Error, Result};
+use crate::platform::Target;
+
+/// The tools this server offers, in order. Adding one here without making sure it
+/// is read-only breaks the contract of SPEC §7.
+pub const TOOLS: &[&str] = &["credential_status", "refresh_plan", "github_token_status"];
+
+/// Arguments of the credential tools.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TargetArgs {
+    /// `all` (default), a platform (`instagram`, `youtube`, `tiktok`, `linkedin`) or `platform:account`.
+    #[serde(default)]
+    pub target: Option<String>,
+    /// An account name of the platform given as `target` (same as `target: "platform:account"`).
+    #[serde(default)]
+    pub account: Option<String>,
+}
+
+/// Arguments of `github_token_status`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GithubArgs {
+    /// The app name under `github.apps` (default: every configured app).
+    #[serde(default)]
+    pub app: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct Server {
+    config_flag: Option<PathBuf>,
+    clock: Clock,
+    tool_router: ToolRouter<Self>,
+}
+
+/// Serves MCP on stdin/stdout until the client disconnects.
+pub async fn serve(config_flag: Option<PathBuf>, clock: Clock) -> Result<()> {
+    let server = Server {
+        config_flag,
+        clock,
+        tool_router: Server::tool_router(),
+    };
+    let running = match server.serve(rmcp::transport::stdio()).await {
+        Ok(r) => r,
+        // The client hung up before initializing: nothing to serve, not an error.
+        Err(rmcp::service::ServerInitializeError::ConnectionClosed(_)) => return Ok(()),
+        Err(e) => {
+            return Err(Error::failed(format!(
+                "the MCP session could not start: {e}"
+            )));
+        }
+    };
+    running
+        .waiting()
+        .await
+        .map_err(|e| Error::failed(format!("the MCP session ended with an error: {e}")))?;
+    Ok(())
+}
+
+#[tool_router(router = tool_router)]
+impl Server {
+    /// Each credential's state from stored metadata, offline: platform, account,
+    /// state, expiries, re-auth date, where each token came from and its prefix.
+    #[tool(
+        name = "credential_status",
+        annotations(
+            title = "Credential status (offline)",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn credential_status(&self, Parameters(args): Parameters<TargetArgs>) -> CallToolResult {
+        respond(self.status(args).await)
+    }
+
+    /// What `evertoken auth refresh --dry-run` would do for each credential, with
+    /// expiries, re-auth deadlines and the exit code the real run would give.
+    /// Changes nothing: no refresh, no rotation, no write, no alert.
+    #[tool(
+        name = "refresh_plan",
+        annotations(
+            title = "Refresh plan (dry-run)",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = true
+        )
+    )]
+    async fn refresh_plan(&self, Parameters(args): Parameters<TargetArgs>) -> CallToolResult {
+        respond(self.plan(args).await)
+    }
+
+    /// GitHub App installation token status: token file present or missing, age,
+    /// stale or not, token prefix, expiry. Never mints.
+    #[tool(
+        name = "github_token_status",
+        annotations(
+            title = "GitHub App token status",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn github_token_status(
+        &self,
+        Parameters(args): Parameters<GithubArgs>,
+    ) -> CallToolResult {
+        respond(self.github(args).await)
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for Server {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("evertoken", env!("CARGO_PKG_VERSION")))
+            .with_instructions(
+                "Read-only view of evertoken's credentials: `credential_status` (offline), `refresh_plan` \
+                 (what a refresh would do), `github_token_status`. Refreshing writes tokens and is not \
+                 exposed here: run `evertoken auth refresh` from a shell or a schedule.",
+            )
+    }
+}
+
+impl Server {
+    fn config(&self) -> Result<Config> {
+        match Config::locate(self.config_flag.as_deref())? {
+            Some(path) => Config::load_file(&path),
+            None => Err(Error::config(format!(
+                "no configuration file found (looked at: {})",
+                Config::search_order()
+            ))
+            .with_hint("start the server with `evertoken --config PATH mcp`")),
+        }
+    }
+
+    async fn status(&self, args: TargetArgs) -> Result<Value> {
+        let target = target(&args)?;
+        let engine = Engine::new(self.config()?, self.clock)?;
+        let report = engine.status(&target).await?;
+        let code = report.exit_code();
+        Ok(with_exit(
+            serde_json::to_value(&report).unwrap_or(Value::Null),
+            code,
+        ))
+    }
+
+    async fn plan(&self, args: TargetArgs) -> Result<Value> {
+        let target = target(&args)?;
+        let engine = Engine::new(self.config()?, self.clock)?;
+        let report = engine
+            .refresh(
+                &Options {
+                    target,
+                    dry_run: true,
+                },
+                None,
+            )
+            .await?;
+        let code = report.exit_code();
+        Ok(with_exit(
+            serde_json::to_value(&report).unwrap_or(Value::Null),
+            code,
+        ))
+    }
+
+    async fn github(&self, args: GithubArgs) -> Result<Value> {
+        let cfg = self.config()?;
+        let names = match args.app {
+            Some(n) => vec![n],
+            None => crate::doctor::github_app_names(&cfg),
+        };
+        let mut apps = Vec::new();
+        for n in names {
+            let app = crate::github::app::resolve(&cfg, &n, &crate::github::Overrides::default())?;
+            let st = crate::github::status::status(&app, &self.clock).await?;
+            apps.push(serde_json::to_value(&st).unwrap_or(Value::Null));
+        }
+        Ok(json!({ "version": 1, "apps": apps }))
+    }
+}
+
+fn target(args: &TargetArgs) -> Result<Target> {
+    let raw = match (&args.target, &args.account) {
+        (Some(t), Some(a)) if !t.contains(':') && t != "all" => format!("{t}:{a}"),
+        (Some(_), Some(_)) | (None, Some(_)) => {
+            return Err(
+                Error::usage("`account` needs `target` to name its platform")
+                    .with_hint("for example {\"target\": \"tiktok\", \"account\": \"brand-a\"}"),
+            );
+        }
+        (Some(t), None) => t.clone(),
+        (None, None) => "all".to_owned(),
+    };
+    Target::parse(&raw)
+        .map_err(|m| Error::usage(m).with_hint("for example `tiktok` or `tiktok:brand-a`"))
+}
+
+fn with_exit(mut v: Value, code: u8) -> Value {
+    if let Some(o) = v.as_object_mut() {
+        o.insert("exit_code".into(), json!(code));
+    }
+    v
+}
+
+/// A tool's answer: structured content, or a structured error with a hint.
+fn respond(r: Result<Value>) -> CallToolResult {
+    match r {
+        Ok(v) => CallToolResult::structured(v),
+        Err(e) => CallToolResult::structured_error(json!({
+            "error": e.message,
+            "hint": e.hint,
+            "exit_code": e.exit_code(),
+        })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_router_serves_exactly_the_declared_read_only_tools() {
+        let router = Server::tool_router();
+        let mut names: Vec<String> = router
+            .list_all()
+            .iter()
+            .map(|t| t.name.to_string())
+            .collect();
+        names.sort();
+        let mut declared: Vec<&str> = TOOLS.to_vec();
+        declared.sort();
+        assert_eq!(names, declared);
+        for t in router.list_all() {
+            let a = t.annotations.as_ref().expect("annotations");
+            assert_eq!(a.read_only_hint, Some(true), "{}", t.name);
+            assert_eq!(a.destructive_hint, Some(false), "{}", t.name);
+        }
+    }
+
+    #[test]
+    fn account_needs_a_platform_target() {
+        let t = |t: Option<&str>, a: Option<&str>| {
+            target(&TargetArgs {
+                target: t.map(str::to_owned),
+                account: a.map(str::to_owned),
+            })
+        };
+        assert_eq!(t(None, None).unwrap(), Target::All);
+        assert!(
+            matches!(t(Some("tiktok"), Some("brand-a")).unwrap(), Target::Account(_, a) if a == "brand-a")
+        );
+        assert_eq!(t(None, Some("brand-a")).unwrap_err().exit_code(), 2);
+        assert_eq!(t(Some("all"), Some("brand-a")).unwrap_err().exit_code(), 2);
+    }
+}

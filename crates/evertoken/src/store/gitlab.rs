@@ -1,0 +1,471 @@
+//! The `gitlab` store: the project's (or group's) existing CI/CD variables, updated
+//! in place through the REST API v4 so that the next scheduled pipeline reads the
+//! rotated token (SPEC §4).
+//!
+//! It never creates a variable, never changes its masked/protected/raw attributes
+//! (only `value` is sent), never puts a value in a URL, and checks a new value
+//! against GitLab's masking rules before sending it. The pre-flight refuses, before
+//! anything rotates, a durable variable that is missing, unmasked or unprotected.
+//!
+//! Docs: <https://docs.gitlab.com/api/project_level_variables/>,
+//! <https://docs.gitlab.com/api/group_level_variables/>,
+//! <https://docs.gitlab.com/ci/variables/#mask-a-cicd-variable>.
+
+use serde::Deserialize;
+use url::Url;
+
+use super::{Entry, Store, StoreError, Stored};
+use crate::env_vars;
+use crate::error::Result;
+use crate::http::{Call, Failure, Http, Reply, safe_url};
+use crate::secret::{Secret, Source};
+
+const DEFAULT_API_URL: &str = "https://gitlab.com/api/v4";
+
+/// `auth.writeback.gitlab`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Project ID or `group/project` path; default `$CI_PROJECT_ID`.
+    #[serde(default)]
+    pub project: Option<String>,
+    /// Group ID or path, for group-level variables (instead of `project`).
+    #[serde(default)]
+    pub group: Option<String>,
+    /// Default `$CI_API_V4_URL`, else `https://gitlab.com/api/v4`.
+    #[serde(default)]
+    pub api_url: Option<String>,
+    /// The variables' environment scope (`filter[environment_scope]`), e.g. `production`.
+    #[serde(default)]
+    pub environment_scope: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Scope {
+    Project(String),
+    Group(String),
+}
+
+impl Scope {
+    fn noun(&self) -> &'static str {
+        match self {
+            Scope::Project(_) => "project",
+            Scope::Group(_) => "group",
+        }
+    }
+    fn id(&self) -> &str {
+        match self {
+            Scope::Project(p) | Scope::Group(p) => p,
+        }
+    }
+    fn collection(&self) -> &'static str {
+        match self {
+            Scope::Project(_) => "projects",
+            Scope::Group(_) => "groups",
+        }
+    }
+}
+
+pub struct GitLabStore {
+    api_url: Url,
+    scope: Scope,
+    environment_scope: Option<String>,
+    token: Secret,
+    http: Http,
+}
+
+/// A CI/CD variable as the API returns it (`value` is null for hidden variables).
+#[derive(Debug, Deserialize)]
+struct Variable {
+    #[serde(default)]
+    value: Option<String>,
+    #[serde(default)]
+    masked: bool,
+    #[serde(default)]
+    protected: bool,
+    #[serde(default)]
+    hidden: bool,
+    #[serde(default)]
+    raw: bool,
+}
+
+fn env_nonempty(var: &str) -> Option<String> {
+    std::env::var(var).ok().filter(|v| !v.trim().is_empty())
+}
+
+pub(crate) fn validate(cfg: &crate::config::Config) -> Result<()> {
+    let wb = &cfg.file.auth.writeback;
+    let Some(c) = &wb.gitlab else { return Ok(()) };
+    if c.project.is_some() && c.group.is_some() {
+        return Err(cfg
+            .error_at("auth.writeback.gitlab", "sets both `project` and `group`")
+            .with_hint(
+                "keep `project` for project variables or `group` for group variables, not both",
+            ));
+    }
+    for (key, v) in [
+        ("project", &c.project),
+        ("group", &c.group),
+        ("environment_scope", &c.environment_scope),
+    ] {
+        if v.as_deref().is_some_and(|v| v.trim().is_empty()) {
+            return Err(cfg
+                .error_at(&format!("auth.writeback.gitlab.{key}"), "is empty")
+                .with_hint("remove the key or give it a value"));
+        }
+    }
+    if let Some(u) = &c.api_url {
+        parse_api_url(u).map_err(|e| {
+            cfg.error_at("auth.writeback.gitlab.api_url", e)
+                .with_hint("for example `https://gitlab.example.com/api/v4`")
+        })?;
+    }
+    Ok(())
+}
+
+fn parse_api_url(u: &str) -> std::result::Result<Url, String> {
+    let url = Url::parse(u.trim()).map_err(|e| format!("`{u}` is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("`{u}` is not an http(s) URL"));
+    }
+    Ok(url)
+}
+
+impl GitLabStore {
+    pub fn open(cfg: &crate::config::Config) -> Result<Self> {
+        let default = Config::default();
+        let c = cfg.file.auth.writeback.gitlab.as_ref().unwrap_or(&default);
+        let (api_url, api_from) = match (&c.api_url, env_nonempty(env_vars::CI_API_V4_URL)) {
+            (Some(u), _) => (u.clone(), "auth.writeback.gitlab.api_url".to_owned()),
+            (None, Some(u)) => (u, format!("${}", env_vars::CI_API_V4_URL)),
+            (None, None) => (DEFAULT_API_URL.to_owned(), "the default".to_owned()),
+        };
+        let api_url = parse_api_url(&api_url).map_err(|e| {
+            cfg.error_at(
+                "auth.writeback.gitlab.api_url",
+                format!("{e} (from {api_from})"),
+            )
+            .with_hint("for example `https://gitlab.example.com/api/v4`")
+        })?;
+        let scope = match (&c.group, &c.project, env_nonempty(env_vars::CI_PROJECT_ID)) {
+            (Some(g), _, _) => Scope::Group(g.trim().to_owned()),
+            (None, Some(p), _) => Scope::Project(p.trim().to_owned()),
+            (None, None, Some(p)) => Scope::Project(p.trim().to_owned()),
+            (None, None, None) => {
+                return Err(cfg
+                    .error_at("auth.writeback.gitlab.project", format!("is not set, and neither is ${}", env_vars::CI_PROJECT_ID))
+                    .with_hint("set `auth.writeback.gitlab.project` to the project's ID or `group/project` path (or `group` for group variables); inside a GitLab pipeline CI_PROJECT_ID is set for you"));
+            }
+        };
+        let token = match env_nonempty(env_vars::GITLAB_TOKEN) {
+            Some(t) => Secret::new(t),
+            None => {
+                let mut e = cfg.error_at(
+                    "auth.writeback.backend",
+                    format!(
+                        "the gitlab write-back needs ${}, which is not set",
+                        env_vars::GITLAB_TOKEN
+                    ),
+                );
+                e = if env_nonempty(env_vars::CI_JOB_TOKEN).is_some() {
+                    e.with_hint(format!(
+                        "only ${} is set, and GitLab's job token cannot read or write CI/CD variables; create a project (or group) access token with the `api` scope and the Maintainer role, and add it as a masked, protected CI/CD variable named {}",
+                        env_vars::CI_JOB_TOKEN,
+                        env_vars::GITLAB_TOKEN
+                    ))
+                } else {
+                    e.with_hint(format!(
+                        "export {}=… with a token that has the `api` scope and the Maintainer role (a project, group or personal access token)",
+                        env_vars::GITLAB_TOKEN
+                    ))
+                };
+                return Err(e);
+            }
+        };
+        Ok(Self {
+            api_url,
+            scope,
+            environment_scope: c.environment_scope.as_ref().map(|s| s.trim().to_owned()),
+            token,
+            http: Http::new(&cfg.file.http),
+        })
+    }
+
+    /// `<api_url>/<projects|groups>/<url-encoded id>/variables/<key>[?filter[environment_scope]=…]`.
+    fn variable_url(&self, var: &str) -> Url {
+        let mut u = self.api_url.clone();
+        let base = u.path().trim_end_matches('/').to_owned();
+        u.set_path(&format!(
+            "{base}/{}/{}/variables/{}",
+            self.scope.collection(),
+            urlencoding::encode(self.scope.id()),
+            urlencoding::encode(var)
+        ));
+        u.set_query(None);
+        u.set_fragment(None);
+        if let Some(env) = &self.environment_scope {
+            u.query_pairs_mut()
+                .append_pair("filter[environment_scope]", env);
+        }
+        u
+    }
+
+    fn where_(&self) -> String {
+        let env = match &self.environment_scope {
+            Some(e) => format!(", environment scope `{e}`"),
+            None => String::new(),
+        };
+        format!("{} {}{env}", self.scope.noun(), self.scope.id())
+    }
+
+    fn settings_hint(&self) -> String {
+        match self.scope {
+            Scope::Project(_) => "in the project's Settings > CI/CD > Variables".to_owned(),
+            Scope::Group(_) => "in the group's Settings > CI/CD > Variables".to_owned(),
+        }
+    }
+
+    /// Maps a non-success answer to an error that says what to do.
+    fn answer_error(&self, var: &str, url: &Url, reply: &Reply) -> StoreError {
+        let at = format!("GitLab ({})", safe_url(url));
+        match reply.status.as_u16() {
+            401 => StoreError::permanent(format!("{at} answered 401 Unauthorized for {var}: ${} was rejected", env_vars::GITLAB_TOKEN))
+                .with_hint(format!(
+                    "the token is expired, revoked or lacks the `api` scope; a CI_JOB_TOKEN cannot be used for CI/CD variables. Put a project access token with the `api` scope and the Maintainer role in {}",
+                    env_vars::GITLAB_TOKEN
+                )),
+            403 => StoreError::permanent(format!("{at} answered 403 Forbidden for {var}"))
+                .with_hint(format!("the token in ${} needs the Maintainer role (or Owner, for group variables) on the {}", env_vars::GITLAB_TOKEN, self.scope.noun())),
+            404 if reply.body.contains("Variable") => StoreError::permanent(format!("CI/CD variable {var} does not exist in {} ({at})", self.where_()))
+                .with_hint(format!("create {var} {} (masked and protected, with the current token as its value); evertoken never creates variables", self.settings_hint())),
+            404 => StoreError::permanent(format!("{at} answered 404: {} {} not found", self.scope.noun(), self.scope.id()))
+                .with_hint(format!("check `auth.writeback.gitlab.{}` (an ID or the full `group/project` path) and that the token can see it", self.scope.noun())),
+            409 => StoreError::permanent(format!("{var} exists in several environment scopes of {} ({at})", self.where_()))
+                .with_hint("set `auth.writeback.gitlab.environment_scope` to the scope evertoken should update"),
+            s => StoreError::permanent(format!("{at} answered {s} for {var}: {}", reply.snippet())),
+        }
+    }
+
+    /// The variable's metadata and value; `Ok(None)` when it does not exist.
+    async fn get(&self, var: &str) -> Result<Option<Variable>, StoreError> {
+        let url = self.variable_url(var);
+        let reply = self
+            .http
+            .send("GitLab variables API", Call::Safe, |c| {
+                c.get(url.clone())
+                    .header("PRIVATE-TOKEN", self.token.expose())
+            })
+            .await
+            .map_err(unanswered)?;
+        if reply.status.is_success() {
+            let v: Variable = reply.json().map_err(|e| {
+                StoreError::permanent(format!(
+                    "GitLab ({}) answered with an unexpected body for {var}: {e}",
+                    safe_url(&url)
+                ))
+            })?;
+            return Ok(Some(v));
+        }
+        if reply.status.as_u16() == 404 && reply.body.contains("Variable Not Found") {
+            return Ok(None);
+        }
+        Err(self.answer_error(var, &url, &reply))
+    }
+
+    /// Whether an existing variable can take a token: masked (or hidden) and protected.
+    fn check_attributes(&self, var: &str, v: &Variable) -> Result<(), StoreError> {
+        let mut missing = Vec::new();
+        if !(v.masked || v.hidden) {
+            missing.push("masked");
+        }
+        if !v.protected {
+            missing.push("protected");
+        }
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let what = missing.join(" and ");
+        Err(StoreError::permanent(format!("CI/CD variable {var} in {} is not {what}, so evertoken will not write a token into it", self.where_())).with_hint(
+            format!(
+                "edit {var} {} and tick \"Mask variable\" (or \"Masked and hidden\") and \"Protect variable\"; evertoken never changes these itself",
+                self.settings_hint()
+            ),
+        ))
+    }
+
+    async fn put(&self, var: &str, value: &Secret) -> Result<(), StoreError> {
+        let url = self.variable_url(var);
+        let reply = self
+            .http
+            .send("GitLab variables API", Call::Safe, |c| {
+                c.put(url.clone())
+                    .header("PRIVATE-TOKEN", self.token.expose())
+                    .form(&[("value", value.expose())])
+            })
+            .await
+            .map_err(unanswered)?;
+        if reply.status.is_success() {
+            return Ok(());
+        }
+        if reply.status.as_u16() == 400 && reply.body.contains("value") {
+            return Err(StoreError::permanent(format!(
+                "GitLab ({}) refused the new value of {var}: {}",
+                safe_url(&url),
+                reply.snippet()
+            ))
+            .with_hint("GitLab's masking rules rejected it; the token is kept in the journal: see the README on GitLab masking"));
+        }
+        Err(self.answer_error(var, &url, &reply))
+    }
+}
+
+/// 5xx, 429, connect errors and timeouts, after the HTTP layer's own retries.
+fn unanswered(f: Failure) -> StoreError {
+    StoreError::transient(f.message().to_owned())
+        .with_hint("GitLab did not answer in time; the next run retries")
+}
+
+/// GitLab's masking rules: a single line of at least 8 characters from the Base64
+/// alphabet plus `@ : . ~ - _`; a raw variable may hold any non-whitespace characters.
+pub fn maskable(value: &str, raw: bool) -> bool {
+    if value.chars().count() < 8 {
+        return false;
+    }
+    if raw {
+        return !value.chars().any(char::is_whitespace);
+    }
+    value
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "+/=@:.~-_".contains(c))
+}
+
+#[async_trait::async_trait]
+impl Store for GitLabStore {
+    fn name(&self) -> &'static str {
+        "gitlab"
+    }
+    fn id(&self) -> String {
+        format!(
+            "gitlab:{}:{}:{}:{}",
+            safe_url(&self.api_url),
+            self.scope.noun(),
+            self.scope.id(),
+            self.environment_scope.as_deref().unwrap_or("")
+        )
+    }
+    fn describe(&self) -> String {
+        format!(
+            "GitLab CI/CD variables of {} ({})",
+            self.where_(),
+            safe_url(&self.api_url)
+        )
+    }
+    fn source(&self) -> Source {
+        Source::Store(self.describe())
+    }
+    /// The pipeline's environment is filled from these very variables.
+    fn env_shadows(&self) -> bool {
+        false
+    }
+
+    async fn read(&self, var: &str) -> Result<Option<Stored>, StoreError> {
+        Ok(self
+            .get(var)
+            .await?
+            .and_then(|v| v.value)
+            .map(|value| Stored {
+                value: Secret::new(value),
+                expires_at: None,
+                updated_at: None,
+                source: self.source(),
+            }))
+    }
+
+    async fn preflight(&self, vars: &[(String, bool)]) -> Result<(), StoreError> {
+        for (var, durable) in vars {
+            match self.get(var).await? {
+                Some(v) => self.check_attributes(var, &v)?,
+                None if *durable => {
+                    return Err(StoreError::permanent(format!("CI/CD variable {var} does not exist in {}", self.where_())).with_hint(format!(
+                        "create {var} {} as masked and protected, with the current token as its value; evertoken never creates variables",
+                        self.settings_hint()
+                    )));
+                }
+                // A short-lived token is written only where its variable exists.
+                None => {}
+            }
+        }
+        Ok(())
+    }
+
+    async fn write(&self, entries: &[Entry]) -> Result<(), StoreError> {
+        // Check everything before the first PUT, so a refusal writes nothing.
+        let mut todo = Vec::new();
+        for e in entries {
+            let Some(v) = self.get(&e.var).await? else {
+                if e.durable {
+                    return Err(StoreError::permanent(format!("CI/CD variable {} no longer exists in {}", e.var, self.where_())).with_hint(format!(
+                        "re-create {} {} (masked and protected); the new token is kept in the journal and the next run writes it",
+                        e.var,
+                        self.settings_hint()
+                    )));
+                }
+                tracing::info!(
+                    "{} does not exist in {}; not writing it",
+                    e.var,
+                    self.where_()
+                );
+                continue;
+            };
+            self.check_attributes(&e.var, &v)?;
+            if !maskable(e.value.expose(), v.raw) {
+                return Err(StoreError::permanent(format!(
+                    "the new value of {} does not meet GitLab's masking rules (at least 8 characters; {}), so it was not sent",
+                    e.var,
+                    if v.raw { "no whitespace" } else { "only letters, digits and + / = @ : . ~ - _" }
+                ))
+                .with_hint(format!(
+                    "the token is kept in the journal and the next run writes it; if the provider's tokens use other characters, make {} a raw variable (untick \"Expand variable reference\") {}, then re-run `evertoken auth refresh`",
+                    e.var,
+                    self.settings_hint()
+                )));
+            }
+            todo.push(e);
+        }
+        for e in todo {
+            self.put(&e.var, &e.value).await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masking_rules() {
+        assert!(maskable("rft.sim-abcDEF123_~:@-", false));
+        assert!(!maskable("short", false));
+        assert!(!maskable("has space in it", false));
+        assert!(!maskable("has space in it", true));
+        assert!(!maskable("comma,in,value", false));
+        assert!(maskable("comma,in,value", true));
+        assert!(!maskable("line\nbreak-value", true));
+    }
+
+    #[test]
+    fn project_path_is_url_encoded_and_scope_is_a_filter() {
+        let s = GitLabStore {
+            api_url: Url::parse("https://gitlab.example.com/gitlab/api/v4/").unwrap(),
+            scope: Scope::Project("team/sub group/app".into()),
+            environment_scope: Some("production".into()),
+            token: Secret::new("test-gitlab-token-not-a-real-secret"),
+            http: Http::new(&crate::config::HttpConfig::default()),
+        };
+        assert_eq!(
+            s.variable_url("TIKTOK_REFRESH_TOKEN").as_str(),
+            "https://gitlab.example.com/gitlab/api/v4/projects/team%2Fsub%20group%2Fapp/variables/TIKTOK_REFRESH_TOKEN?filter%5Benvironment_scope%5D=production"
+        );
+    }
+}

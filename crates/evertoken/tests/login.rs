@@ -1,0 +1,384 @@
+//! SPEC §1 `auth login`: the authorization-code flow with a loopback redirect,
+//! driven without a browser: the test reads the printed authorize URL, follows
+//! the simulator's redirect by hand (as a browser would) to the CLI's loopback
+//! callback, and then checks the stored tokens and that the next refresh is healthy.
+
+mod common;
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::TcpStream;
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::TestEnv;
+
+const LI_SECRET: &str = "li-client-secret-test-not-a-real-secret";
+const OLD_ACCESS: &str = "li-old-access-test-not-a-real-secret";
+
+/// A GET without following redirects: (status, Location).
+fn get(url: &str) -> (u16, Option<String>) {
+    let u = url::Url::parse(url).unwrap();
+    let mut s = TcpStream::connect((u.host_str().unwrap(), u.port().unwrap())).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let target = &u[url::Position::BeforePath..url::Position::AfterQuery];
+    write!(
+        s,
+        "GET {target} HTTP/1.1\r\nHost: {}:{}\r\nConnection: close\r\n\r\n",
+        u.host_str().unwrap(),
+        u.port().unwrap()
+    )
+    .unwrap();
+    let mut resp = String::new();
+    let _ = s.read_to_string(&mut resp);
+    let status = resp
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let location = resp.lines().take_while(|l| !l.is_empty()).find_map(|l| {
+        l.split_once(':')
+            .filter(|(k, _)| k.eq_ignore_ascii_case("location"))
+            .map(|(_, v)| v.trim().to_owned())
+    });
+    (status, location)
+}
+
+/// `evertoken auth login <args>` running in the background, its stderr lines
+/// arriving on a channel.
+struct Login {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Login {
+    fn start(env: &TestEnv, args: &[&str]) -> Login {
+        let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("evertoken"));
+        for v in [
+            "EVERTOKEN_CONFIG",
+            "EVERTOKEN_NOW",
+            "LINKEDIN_ACCESS_TOKEN",
+            "LINKEDIN_REFRESH_TOKEN",
+            "LINKEDIN_CLIENT_SECRET",
+            "DISPLAY",
+            "WAYLAND_DISPLAY",
+            "DBUS_SESSION_BUS_ADDRESS",
+        ] {
+            c.env_remove(v);
+        }
+        c.current_dir(env.work())
+            .env("HOME", env.home())
+            .env("XDG_CONFIG_HOME", env.path("config"))
+            .env("XDG_STATE_HOME", env.path("state"))
+            .env("CI", "true")
+            .env("NO_COLOR", "1")
+            .args(["auth", "login"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for l in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        Login {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The first stderr line starting with `prefix`.
+    fn line_starting(&mut self, prefix: &str) -> String {
+        loop {
+            let l = self
+                .lines
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "no line starting with {prefix}; stderr so far:\n{}",
+                        self.seen.join("\n")
+                    )
+                });
+            self.seen.push(l.clone());
+            if l.starts_with(prefix) {
+                return l;
+            }
+        }
+    }
+
+    /// Waits for the exit; (code, whole stderr).
+    fn finish(mut self) -> (i32, String) {
+        let status = self.child.wait().unwrap();
+        while let Ok(l) = self.lines.recv_timeout(Duration::from_secs(5)) {
+            self.seen.push(l);
+        }
+        (status.code().unwrap_or(-1), self.seen.join("\n"))
+    }
+}
+
+/// Drives the browser's part: authorize URL → provider redirect → loopback callback.
+fn consent(login: &mut Login, env: &TestEnv, authorize_path: &str) -> String {
+    let url = login.line_starting(&format!("{}{authorize_path}", env.base_url()));
+    let (status, location) = get(&url);
+    assert_eq!(status, 302, "the authorize endpoint redirects");
+    let mut callback = location.expect("a Location to the loopback callback");
+    assert!(
+        callback.starts_with("http://127.0.0.1:") && callback.contains("/callback?"),
+        "{callback}"
+    );
+    // A browser does not send the fragment (Instagram appends `#_`).
+    if let Some(i) = callback.find('#') {
+        callback.truncate(i);
+    }
+    let (status, _) = get(&callback);
+    assert_eq!(status, 200, "the CLI's callback page");
+    url
+}
+
+fn linkedin_env() -> TestEnv {
+    let env = TestEnv::new();
+    env.secret(LI_SECRET);
+    env.secret(OLD_ACCESS);
+    env.sim
+        .sim()
+        .linkedin_add_client("test-li-client", LI_SECRET);
+    let base = env.base_url();
+    env.config(&format!("platforms:\n  linkedin: {{ enabled: true, client_id: test-li-client, base_url: \"{base}\", auth_url: \"{base}\" }}\n"));
+    // An access token three days from expiry: `auth refresh` wants a re-auth.
+    let exp = common::days_from(jiff::Timestamp::now(), 3);
+    env.credentials(&format!("LINKEDIN_ACCESS_TOKEN:\n  value: \"{OLD_ACCESS}\"\n  expires_at: {exp}\nLINKEDIN_CLIENT_SECRET: \"{LI_SECRET}\"\n"));
+    env
+}
+
+#[test]
+fn linkedin_login_stores_a_new_token_and_the_next_refresh_is_healthy() {
+    let env = linkedin_env();
+    let before = env.ev(&["auth", "refresh", "linkedin", "--json"]);
+    assert_eq!(before.code, 1);
+    assert_eq!(before.json()["results"][0]["state"], "reauth_required");
+
+    let mut login = Login::start(&env, &["linkedin", "--no-browser", "--port", "0"]);
+    let url = consent(&mut login, &env, "/oauth/v2/authorization?");
+    let (code, stderr) = login.finish();
+    assert_eq!(code, 0, "{stderr}");
+    let u = url::Url::parse(&url).unwrap();
+    let q: std::collections::HashMap<_, _> = u.query_pairs().into_owned().collect();
+    assert_eq!(q["response_type"], "code");
+    assert_eq!(q["client_id"], "test-li-client");
+    assert!(
+        q["redirect_uri"].starts_with("http://127.0.0.1:")
+            && q["redirect_uri"].ends_with("/callback")
+    );
+    assert!(q["state"].len() >= 32, "an unguessable state");
+
+    let new = env.stored("LINKEDIN_ACCESS_TOKEN").unwrap();
+    env.secret(&new);
+    env.assert_no_leak(&stderr);
+    assert_ne!(new, OLD_ACCESS);
+    assert!(env.sim.sim().linkedin_is_valid_access(&new));
+    assert!(
+        stderr.contains("Stored LINKEDIN_ACCESS_TOKEN (expires "),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("no refresh token"),
+        "says a standard app cannot refresh: {stderr}"
+    );
+    let creds = env.read_credentials();
+    assert!(
+        creds["LINKEDIN_ACCESS_TOKEN"]["expires_at"]
+            .as_str()
+            .is_some(),
+        "the expiry is stored"
+    );
+    assert_eq!(common::mode(&env.work().join("credentials.yaml")), 0o600);
+
+    let after = env.ev(&["auth", "refresh", "linkedin", "--json"]);
+    assert_eq!(after.code, 0, "{}", after.stderr);
+    assert_eq!(after.json()["results"][0]["state"], "ok");
+}
+
+#[test]
+fn a_redirect_with_the_wrong_state_is_refused_and_nothing_is_stored() {
+    let env = linkedin_env();
+    let mut login = Login::start(&env, &["linkedin", "--no-browser", "--port", "0"]);
+    let url = login.line_starting(&format!("{}/oauth/v2/authorization?", env.base_url()));
+    let (_, location) = get(&url);
+    let forged = location.unwrap().replace("state=", "state=forged");
+    let (status, _) = get(&forged);
+    assert_eq!(status, 400);
+    let (code, stderr) = login.finish();
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("state"), "{stderr}");
+    assert_eq!(
+        env.stored("LINKEDIN_ACCESS_TOKEN").as_deref(),
+        Some(OLD_ACCESS)
+    );
+}
+
+#[test]
+fn a_refused_consent_is_reported() {
+    let env = linkedin_env();
+    let mut login = Login::start(&env, &["linkedin", "--no-browser", "--port", "0"]);
+    let url = login.line_starting(&format!("{}/oauth/v2/authorization?", env.base_url()));
+    let u = url::Url::parse(&url).unwrap();
+    let q: std::collections::HashMap<_, _> = u.query_pairs().into_owned().collect();
+    let denied = format!(
+        "{}?error=user_cancelled_authorize&error_description=The+member+declined&state={}",
+        q["redirect_uri"], q["state"]
+    );
+    assert_eq!(get(&denied).0, 400);
+    let (code, stderr) = login.finish();
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("user_cancelled_authorize") && stderr.contains("hint:"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn login_usage_errors_exit_2() {
+    let env = linkedin_env();
+    let out = env.ev(&["auth", "login", "myspace", "--no-browser"]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("unknown platform"), "{}", out.stderr);
+    let out = env.ev(&["auth", "login", "tiktok", "--no-browser", "--port", "0"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+}
+
+#[test]
+fn youtube_login_uses_pkce_and_offline_consent_and_stores_a_refresh_token() {
+    let env = TestEnv::new();
+    let secret = env.secret("yt-client-secret-test-not-a-real-secret");
+    env.sim
+        .sim()
+        .google_add_client("test-yt.apps.googleusercontent.com", &secret);
+    let base = env.base_url();
+    env.config(&format!("platforms:\n  youtube: {{ enabled: true, client_id: test-yt.apps.googleusercontent.com, base_url: \"{base}\", auth_url: \"{base}\" }}\n"));
+    env.credentials(&format!("YOUTUBE_CLIENT_SECRET: \"{secret}\"\n"));
+    let mut login = Login::start(&env, &["youtube", "--no-browser", "--port", "0"]);
+    let url = consent(&mut login, &env, "/o/oauth2/v2/auth?");
+    let (code, stderr) = login.finish();
+    assert_eq!(code, 0, "{stderr}");
+    let q: std::collections::HashMap<_, _> = url::Url::parse(&url)
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect();
+    assert_eq!(q["access_type"], "offline");
+    assert_eq!(q["prompt"], "consent");
+    assert_eq!(q["code_challenge_method"], "S256");
+    assert_eq!(q["code_challenge"].len(), 43);
+    assert!(
+        stderr.contains("Testing"),
+        "warns about Testing mode: {stderr}"
+    );
+    let rt = env.stored("YOUTUBE_REFRESH_TOKEN").unwrap();
+    env.secret(&rt);
+    env.assert_no_leak(&stderr);
+    let after = env.ev(&["auth", "refresh", "youtube", "--json"]);
+    assert_eq!(after.code, 0, "{}", after.stderr);
+}
+
+#[test]
+fn tiktok_login_stores_both_tokens_with_their_expiries() {
+    let env = TestEnv::new();
+    let secret = env.secret("tt-client-secret-test-not-a-real-secret");
+    env.sim.sim().tiktok_add_client("test-tt-key", &secret);
+    let base = env.base_url();
+    env.config(&format!("platforms:\n  tiktok: {{ enabled: true, client_key: test-tt-key, base_url: \"{base}\", auth_url: \"{base}\", accounts: [brand-a] }}\n"));
+    env.credentials(&format!("TIKTOK_CLIENT_SECRET: \"{secret}\"\n"));
+    let mut login = Login::start(
+        &env,
+        &[
+            "tiktok",
+            "--account",
+            "brand-a",
+            "--no-browser",
+            "--port",
+            "0",
+        ],
+    );
+    let url = consent(&mut login, &env, "/v2/auth/authorize/?");
+    let (code, stderr) = login.finish();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(url.contains("client_key=test-tt-key"), "{url}");
+    let rt = env.stored("TIKTOK_REFRESH_TOKEN_BRAND_A").unwrap();
+    let at = env.stored("TIKTOK_ACCESS_TOKEN_BRAND_A").unwrap();
+    env.secret(&rt);
+    env.secret(&at);
+    env.assert_no_leak(&stderr);
+    assert!(env.sim.sim().tiktok_is_live(&rt));
+    let creds = env.read_credentials();
+    assert!(
+        creds["TIKTOK_REFRESH_TOKEN_BRAND_A"]["expires_at"]
+            .as_str()
+            .is_some()
+    );
+    let after = env.ev(&["auth", "refresh", "tiktok", "--json"]);
+    assert_eq!(after.code, 0, "{}", after.stderr);
+}
+
+#[test]
+fn instagram_login_exchanges_for_the_long_lived_token() {
+    let env = TestEnv::new();
+    let secret = env.secret("ig-app-secret-test-not-a-real-secret");
+    env.sim.sim().instagram_add_app("1234567890", &secret);
+    let base = env.base_url();
+    env.config(&format!("platforms:\n  instagram: {{ enabled: true, app_id: \"1234567890\", base_url: \"{base}\", auth_url: \"{base}\" }}\n"));
+    env.credentials(&format!("INSTAGRAM_APP_SECRET: \"{secret}\"\n"));
+    let mut login = Login::start(&env, &["instagram", "--no-browser", "--port", "0"]);
+    consent(&mut login, &env, "/oauth/authorize?");
+    let (code, stderr) = login.finish();
+    assert_eq!(code, 0, "{stderr}");
+    let token = env.stored("INSTAGRAM_ACCESS_TOKEN").unwrap();
+    env.secret(&token);
+    env.assert_no_leak(&stderr);
+    let exp = env
+        .sim
+        .sim()
+        .instagram_expires_at(&token)
+        .expect("a token the simulator issued");
+    assert!(
+        exp > common::days_from(jiff::Timestamp::now(), 50),
+        "the ~60-day token, not the 1-hour one"
+    );
+    let after = env.ev(&["auth", "refresh", "instagram", "--json"]);
+    assert_eq!(after.code, 0, "{}", after.stderr);
+}
+
+#[test]
+fn a_partner_app_login_also_stores_the_refresh_token() {
+    let env = linkedin_env();
+    env.sim
+        .sim()
+        .linkedin_set_programmatic_refresh("test-li-client", true);
+    let mut login = Login::start(&env, &["linkedin", "--no-browser", "--port", "0"]);
+    consent(&mut login, &env, "/oauth/v2/authorization?");
+    let (code, stderr) = login.finish();
+    assert_eq!(code, 0, "{stderr}");
+    let rt = env
+        .stored("LINKEDIN_REFRESH_TOKEN")
+        .expect("the refresh token is stored");
+    let at = env.stored("LINKEDIN_ACCESS_TOKEN").unwrap();
+    env.secret(&rt);
+    env.secret(&at);
+    env.assert_no_leak(&stderr);
+    assert!(!stderr.contains("no refresh token"), "{stderr}");
+    let creds = env.read_credentials();
+    assert!(
+        creds["LINKEDIN_REFRESH_TOKEN"]["expires_at"]
+            .as_str()
+            .is_some()
+    );
+    let after = env.ev(&["auth", "refresh", "linkedin", "--json"]);
+    assert_eq!(after.code, 0, "{}", after.stderr);
+}

@@ -1,0 +1,293 @@
+//! SPEC §8: `evertoken schedule gitlab|github-actions|systemd [--write]`. Each
+//! generated schedule is checked by its real validator where one exists:
+//! `actionlint` for the workflow, `systemd-analyze verify` for the units, and a
+//! YAML parse with the expected keys for the GitLab job.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::TestEnv;
+use serde_norway::Value;
+
+fn yaml(text: &str) -> Value {
+    serde_norway::from_str(text).unwrap_or_else(|e| panic!("not YAML ({e}):\n{text}"))
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_sequence()
+        .unwrap_or_else(|| panic!("not a list: {v:?}"))
+        .iter()
+        .map(|s| s.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// A config with TikTok and one named Instagram account.
+fn config(env: &TestEnv, backend: &str) {
+    env.config(&format!(
+        "platforms:
+  tiktok: {{ enabled: true, client_key: test-client-key }}
+  instagram: {{ enabled: true, accounts: [brand-a] }}
+auth:
+  writeback: {{ backend: {backend} }}
+"
+    ));
+}
+
+/// actionlint from the ops venv (scripts/setup-ops-tools) or PATH; under CI=true
+/// its absence fails the test.
+fn actionlint() -> Option<PathBuf> {
+    let venv = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../target/test-tools/ops-venv/bin/actionlint"
+    ));
+    if venv.is_file() {
+        return Some(venv);
+    }
+    common::require_tool("actionlint")
+}
+
+#[test]
+fn gitlab_job_runs_refresh_weekly_with_resource_group_cache_and_artifacts() {
+    let env = TestEnv::new();
+    config(&env, "local");
+    let out = env.ev(&["schedule", "gitlab"]);
+    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    // The configured write-back would lose rotated tokens in CI: say so.
+    assert!(
+        out.stderr.contains("auth.writeback.backend: gitlab"),
+        "{}",
+        out.stderr
+    );
+
+    let doc = yaml(&out.stdout);
+    let job = &doc["evertoken-refresh"];
+    assert!(job.is_mapping(), "{}", out.stdout);
+    assert_eq!(job["resource_group"].as_str(), Some("evertoken"));
+    let script = strings(&job["script"]).join("\n");
+    assert!(script.contains("evertoken auth refresh all"), "{script}");
+    assert!(script.contains("--metrics-file evertoken.prom"), "{script}");
+    let rules = format!("{:?}", job["rules"]);
+    assert!(
+        rules.contains("$CI_PIPELINE_SOURCE == \\\"schedule\\\""),
+        "{rules}"
+    );
+    // The journal survives the job in the CI cache (SPEC §9).
+    assert_eq!(
+        job["variables"]["XDG_STATE_HOME"].as_str(),
+        Some("$CI_PROJECT_DIR/.evertoken-state")
+    );
+    assert_eq!(strings(&job["cache"]["paths"]), [".evertoken-state/"]);
+    assert_eq!(job["cache"]["when"].as_str(), Some("always"));
+    assert_eq!(strings(&job["artifacts"]["paths"]), ["evertoken.prom"]);
+    assert_eq!(job["artifacts"]["when"].as_str(), Some("always"));
+    assert!(
+        out.stdout.contains("masked and") && out.stdout.contains("protected"),
+        "setup notes for the variables"
+    );
+
+    // --write puts it where the include line expects it.
+    let out = env.ev(&["schedule", "gitlab", "--write"]);
+    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    let written = std::fs::read_to_string(env.work().join("evertoken.gitlab-ci.yml")).unwrap();
+    assert_eq!(yaml(&written), doc);
+}
+
+#[test]
+fn github_actions_workflow_passes_actionlint_and_maps_every_variable() {
+    let env = TestEnv::new();
+    env.config(
+        "platforms:
+  tiktok: { enabled: true, client_key: test-client-key }
+  instagram: { enabled: true, accounts: [brand-a] }
+auth:
+  writeback:
+    backend: github-actions
+    github_actions: { token_env: EVERTOKEN_ADMIN_TOKEN }
+",
+    );
+    let out = env.ev(&["schedule", "github-actions", "--write"]);
+    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    assert!(!out.stderr.contains("warning:"), "{}", out.stderr);
+    let path = env.work().join(".github/workflows/evertoken.yml");
+    let text = std::fs::read_to_string(&path).unwrap();
+
+    let doc = yaml(&text);
+    assert!(
+        doc["on"]["schedule"][0]["cron"].as_str().is_some(),
+        "{text}"
+    );
+    assert_eq!(
+        doc["concurrency"]["group"].as_str(),
+        Some("evertoken"),
+        "{text}"
+    );
+    assert_eq!(
+        doc["concurrency"]["cancel-in-progress"].as_bool(),
+        Some(false),
+        "{text}"
+    );
+    let job = &doc["jobs"]["refresh"];
+    let env_map = &job["env"];
+    for var in [
+        "TIKTOK_REFRESH_TOKEN",
+        "TIKTOK_ACCESS_TOKEN",
+        "TIKTOK_CLIENT_SECRET",
+        "INSTAGRAM_ACCESS_TOKEN_BRAND_A",
+    ] {
+        assert_eq!(
+            env_map[var].as_str(),
+            Some(format!("${{{{ secrets.{var} }}}}").as_str()),
+            "{var}: {text}"
+        );
+    }
+    // The write-back's token comes from a secret under the name the config reads.
+    assert_eq!(
+        env_map["EVERTOKEN_ADMIN_TOKEN"].as_str(),
+        Some("${{ secrets.EVERTOKEN_SECRETS_TOKEN }}"),
+        "{text}"
+    );
+    let runs: Vec<&str> = job["steps"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["run"].as_str())
+        .collect();
+    assert!(
+        runs.iter()
+            .any(|r| r.contains("evertoken auth refresh all")),
+        "{runs:?}"
+    );
+    // The journal is restored first and saved last, even when the run fails.
+    let steps = job["steps"].as_sequence().unwrap();
+    let uses = |s: &Value| s["uses"].as_str().unwrap_or("").to_owned();
+    assert!(
+        uses(&steps[1]).starts_with("actions/cache/restore@"),
+        "{text}"
+    );
+    let save = steps
+        .iter()
+        .find(|s| uses(s).starts_with("actions/cache/save@"))
+        .expect("a cache save step");
+    assert_eq!(save["if"].as_str(), Some("always()"), "{text}");
+    assert_eq!(
+        save["with"]["path"].as_str(),
+        Some(".evertoken-state"),
+        "{text}"
+    );
+    assert_eq!(save["with"]["key"], steps[1]["with"]["key"], "{text}");
+
+    let Some(actionlint) = actionlint() else {
+        return;
+    };
+    let lint = std::process::Command::new(actionlint)
+        .arg("-no-color")
+        .arg(&path)
+        .current_dir(env.work())
+        .output()
+        .unwrap();
+    assert!(
+        lint.status.success(),
+        "actionlint rejects the workflow:\n{}{}\n{text}",
+        String::from_utf8_lossy(&lint.stdout),
+        String::from_utf8_lossy(&lint.stderr)
+    );
+}
+
+#[test]
+fn systemd_units_pass_systemd_analyze_verify() {
+    let env = TestEnv::new();
+    config(&env, "local");
+    let out = env.ev(&["schedule", "systemd", "--write"]);
+    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    assert!(
+        out.stderr.contains("systemctl --user daemon-reload"),
+        "next steps: {}",
+        out.stderr
+    );
+    let dir = env.path("config/systemd/user");
+    let service = dir.join("evertoken-refresh.service");
+    let timer = dir.join("evertoken-refresh.timer");
+    let s = std::fs::read_to_string(&service).unwrap();
+    let t = std::fs::read_to_string(&timer).unwrap();
+    let exec = s
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .unwrap();
+    let bin = std::fs::canonicalize(env!("CARGO_BIN_EXE_evertoken")).unwrap();
+    assert!(
+        exec.starts_with(&format!(
+            "{} --config {}",
+            bin.display(),
+            env.work().join("evertoken.yaml").display()
+        )),
+        "{exec}"
+    );
+    assert!(exec.contains("auth refresh all"), "{exec}");
+    assert!(s.contains("Type=oneshot"), "{s}");
+    assert!(
+        t.contains("Persistent=true") && t.contains("OnCalendar="),
+        "{t}"
+    );
+    assert!(t.contains("WantedBy=timers.target"), "{t}");
+
+    let Some(sa) = common::require_tool("systemd-analyze") else {
+        return;
+    };
+    let runtime = env.path("runtime");
+    std::fs::create_dir_all(&runtime).unwrap();
+    common::set_mode(&runtime, 0o700);
+    let v = std::process::Command::new(sa)
+        .args(["--user", "verify"])
+        .arg(&service)
+        .arg(&timer)
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .env("HOME", env.home())
+        .env("XDG_CONFIG_HOME", env.path("config"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&v.stderr);
+    assert!(
+        v.status.success() && stderr.trim().is_empty(),
+        "systemd-analyze verify:\n{stderr}\n{s}\n{t}"
+    );
+}
+
+#[test]
+fn write_refuses_to_replace_a_different_file_unless_forced() {
+    let env = TestEnv::new();
+    let path = env.work().join("evertoken.gitlab-ci.yml");
+    std::fs::write(&path, "# my own job\n").unwrap();
+    let out = env.ev(&["schedule", "gitlab", "--write"]);
+    assert_eq!(out.code, 2, "stderr: {}", out.stderr);
+    assert!(
+        out.stderr.contains("exists with other contents"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("--force"), "{}", out.stderr);
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "# my own job\n");
+
+    let out = env.ev(&["schedule", "gitlab", "--write", "--force"]);
+    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    assert!(
+        std::fs::read_to_string(&path)
+            .unwrap()
+            .contains("evertoken-refresh:")
+    );
+    // Writing the same contents again is fine.
+    assert_eq!(env.ev(&["schedule", "gitlab", "--write"]).code, 0);
+}
+
+#[test]
+fn unknown_scheduler_is_a_usage_error() {
+    let env = TestEnv::new();
+    let out = env.ev(&["schedule", "cron"]);
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains("gitlab") && out.stderr.contains("systemd"),
+        "{}",
+        out.stderr
+    );
+    assert!(!Path::new(&env.work().join("evertoken.gitlab-ci.yml")).exists());
+}

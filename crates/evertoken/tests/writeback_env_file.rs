@@ -1,0 +1,158 @@
+//! SPEC §4 `env-file` write-back: `KEY=value` lines for systemd `EnvironmentFile=`
+//! and `source`; the rotated token replaces its line, every other line stays, the
+//! file stays 0600, and the next run reads the new token from it.
+
+mod common;
+
+use common::{TestEnv, days_from};
+use evertoken_sim::Route;
+
+const CLIENT_KEY: &str = "test-tiktok-client-key";
+const CLIENT_SECRET: &str = "test-tiktok-client-secret-not-a-real-secret";
+const OLD_RT: &str = "rft.test-old-refresh-token-not-a-real-secret";
+
+fn setup(env: &TestEnv, file_text: &str, mode: u32) -> std::path::PathBuf {
+    env.secret(CLIENT_SECRET);
+    env.secret(OLD_RT);
+    let sim = env.sim.sim();
+    sim.tiktok_add_client(CLIENT_KEY, CLIENT_SECRET);
+    sim.tiktok_add_refresh_token(CLIENT_KEY, OLD_RT, days_from(jiff::Timestamp::now(), 300));
+    env.config(&format!(
+        "platforms:\n  tiktok: {{ enabled: true, client_key: {CLIENT_KEY}, base_url: \"{base}\" }}\n\
+         auth:\n  writeback:\n    backend: env-file\n    env_file: {{ path: tokens.env }}\n",
+        base = env.base_url(),
+    ));
+    let path = env.work().join("tokens.env");
+    std::fs::write(&path, file_text).unwrap();
+    common::set_mode(&path, mode);
+    path
+}
+
+fn refresh(env: &TestEnv) -> common::Output {
+    env.run(
+        env.cmd()
+            .args(["auth", "refresh", "all", "--json"])
+            .env("TIKTOK_CLIENT_SECRET", CLIENT_SECRET),
+    )
+}
+
+#[test]
+fn rotation_round_trips_through_the_file_and_keeps_other_lines() {
+    let env = TestEnv::new();
+    let original = format!(
+        "# publisher settings\nPOST_HOUR=9\nexport TIKTOK_REFRESH_TOKEN='{OLD_RT}'\n\nOTHER_URL=https://example.invalid/x\n"
+    );
+    let path = setup(&env, &original, 0o600);
+
+    let out = refresh(&env);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(
+        out.json()["results"][0]["state"],
+        "rotated",
+        "{}",
+        out.stdout
+    );
+    let live = env.sim.sim().tiktok_live_refresh_tokens();
+    assert_eq!(live.len(), 1);
+    let new_rt = &live[0];
+
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        &lines[..2],
+        ["# publisher settings", "POST_HOUR=9"],
+        "lines before are kept in place:\n{text}"
+    );
+    assert_eq!(
+        lines[2],
+        format!("TIKTOK_REFRESH_TOKEN={new_rt}"),
+        "the token's line is replaced in place:\n{text}"
+    );
+    assert_eq!(
+        &lines[3..5],
+        ["", "OTHER_URL=https://example.invalid/x"],
+        "lines after are kept:\n{text}"
+    );
+    assert!(
+        !text.contains(OLD_RT),
+        "the rotated-away token is gone:\n{text}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("TIKTOK_ACCESS_TOKEN=act.sim-")),
+        "{text}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("TIKTOK_REFRESH_TOKEN_EXPIRES_AT=")),
+        "{text}"
+    );
+    assert_eq!(common::mode(&path), 0o600);
+    for form in common::encodings(new_rt) {
+        assert!(
+            !out.stdout.contains(&form) && !out.stderr.contains(&form),
+            "output leaks the new token"
+        );
+    }
+
+    // What `source tokens.env` gives a shell is what evertoken wrote.
+    let sourced = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            ". '{}' && printf %s \"$TIKTOK_REFRESH_TOKEN\"",
+            path.display()
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&sourced.stdout), new_rt.as_str());
+
+    // The next run reads the file: the access token is fresh, nothing to rotate.
+    let out = refresh(&env);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(out.json()["results"][0]["state"], "ok", "{}", out.stdout);
+    assert_eq!(env.sim.sim().stats().rotations, 1);
+    assert_eq!(env.sim.sim().stats().reused_rotated_tokens, 0);
+}
+
+#[test]
+fn a_file_readable_by_others_is_refused() {
+    let env = TestEnv::new();
+    let path = setup(&env, &format!("TIKTOK_REFRESH_TOKEN={OLD_RT}\n"), 0o644);
+    let out = refresh(&env);
+    assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("chmod 600"), "{}", out.stderr);
+    assert_eq!(env.sim.sim().request_count(Route::TikTok), 0);
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        format!("TIKTOK_REFRESH_TOKEN={OLD_RT}\n")
+    );
+}
+
+#[test]
+fn a_shadowing_environment_variable_is_pointed_out() {
+    let env = TestEnv::new();
+    let path = setup(&env, "", 0o600);
+    std::fs::remove_file(&path).unwrap();
+    let out = env.run(
+        env.cmd()
+            .args(["auth", "refresh", "all", "--json"])
+            .env("TIKTOK_CLIENT_SECRET", CLIENT_SECRET)
+            .env("TIKTOK_REFRESH_TOKEN", OLD_RT),
+    );
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let warnings = out.json()["results"][0]["warnings"].to_string();
+    assert!(
+        warnings.contains("TIKTOK_REFRESH_TOKEN") && warnings.contains("stale"),
+        "{}",
+        out.stdout
+    );
+    // The file did not exist: it is created, private.
+    assert_eq!(common::mode(&path), 0o600);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(&format!(
+        "TIKTOK_REFRESH_TOKEN={}",
+        env.sim.sim().tiktok_live_refresh_tokens()[0]
+    )));
+}

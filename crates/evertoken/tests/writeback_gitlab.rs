@@ -1,0 +1,513 @@
+//! SPEC §4 `gitlab` write-back and §9 "GitLab pre-flight", against the simulator's
+//! GitLab variables API: a rotated TikTok refresh token updates the existing masked,
+//! protected CI/CD variable in place; a variable that is missing, unmasked or
+//! unprotected is refused before anything rotates; a PUT that fails after the
+//! rotation loses nothing, and the next run puts the provider's current token back.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use common::{TestEnv, days_from};
+use evertoken_sim::{Fault, GitLabScope, GitLabVariable, Route};
+
+const GITLAB_TOKEN: &str = "test-gitlab-api-token-not-a-real-secret";
+const CLIENT_KEY: &str = "test-tiktok-client-key";
+const CLIENT_SECRET: &str = "test-tiktok-client-secret-not-a-real-secret";
+const OLD_RT: &str = "rft.test-old-refresh-token-not-a-real-secret";
+const PROJECT: GitLabScope = GitLabScope::Project(4242);
+
+fn setup(env: &TestEnv) {
+    env.secret(GITLAB_TOKEN);
+    env.secret(CLIENT_SECRET);
+    env.secret(OLD_RT);
+    let sim = env.sim.sim();
+    sim.gitlab_add_token(GITLAB_TOKEN);
+    sim.gitlab_add_project(4242, "acme/publisher");
+    sim.gitlab_add_group(77, "acme");
+    sim.tiktok_add_client(CLIENT_KEY, CLIENT_SECRET);
+    sim.tiktok_add_refresh_token(CLIENT_KEY, OLD_RT, days_from(jiff::Timestamp::now(), 300));
+}
+
+fn config(env: &TestEnv, gitlab: &str) {
+    env.config(&format!(
+        "platforms:\n  tiktok: {{ enabled: true, client_key: {CLIENT_KEY}, base_url: \"{base}\" }}\n\
+         auth:\n  writeback:\n    backend: gitlab\n    gitlab: {gitlab}\n\
+         http: {{ retries: 1, timeout_seconds: 10 }}\n",
+        base = env.base_url(),
+    ));
+}
+
+fn project_config(env: &TestEnv) {
+    config(
+        env,
+        &format!(
+            "{{ project: \"acme/publisher\", api_url: \"{}/api/v4\" }}",
+            env.base_url()
+        ),
+    );
+}
+
+fn refresh(env: &TestEnv) -> common::Output {
+    env.run(
+        env.cmd()
+            .args(["auth", "refresh", "all", "--json"])
+            .env("GITLAB_TOKEN", GITLAB_TOKEN)
+            .env("TIKTOK_CLIENT_SECRET", CLIENT_SECRET),
+    )
+}
+
+fn live_token(env: &TestEnv) -> String {
+    let live = env.sim.sim().tiktok_live_refresh_tokens();
+    assert_eq!(
+        live.len(),
+        1,
+        "exactly one live TikTok refresh token: {live:?}"
+    );
+    live[0].clone()
+}
+
+fn result(out: &common::Output) -> serde_json::Value {
+    out.json()["results"][0].clone()
+}
+
+/// The new tokens are only known at run time: they must not appear in the output.
+fn assert_not_in_output(out: &common::Output, token: &str) {
+    for form in common::encodings(token) {
+        assert!(
+            !out.stdout.contains(&form) && !out.stderr.contains(&form),
+            "output leaks the new token:\n{}\n{}",
+            out.stdout,
+            out.stderr
+        );
+    }
+}
+
+#[test]
+fn rotation_updates_the_masked_protected_variable_in_place() {
+    let env = TestEnv::new();
+    setup(&env);
+    project_config(&env);
+    let sim = env.sim.sim();
+    sim.gitlab_set_variable(
+        PROJECT,
+        GitLabVariable::masked_protected("TIKTOK_REFRESH_TOKEN", OLD_RT),
+    );
+    sim.gitlab_set_variable(
+        PROJECT,
+        GitLabVariable::masked_protected(
+            "TIKTOK_ACCESS_TOKEN",
+            "act.test-placeholder-not-a-real-secret",
+        ),
+    );
+
+    let out = refresh(&env);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(result(&out)["state"], "rotated", "{}", out.stdout);
+    let new_rt = live_token(&env);
+    assert_ne!(new_rt, OLD_RT);
+    assert_not_in_output(&out, &new_rt);
+
+    let var = sim
+        .gitlab_variable(PROJECT, "TIKTOK_REFRESH_TOKEN", "*")
+        .unwrap();
+    assert_eq!(var.value, new_rt, "the variable holds the rotated token");
+    assert!(
+        var.masked && var.protected && !var.raw && !var.hidden,
+        "attributes unchanged: {var:?}"
+    );
+    let access = sim
+        .gitlab_variable(PROJECT, "TIKTOK_ACCESS_TOKEN", "*")
+        .unwrap();
+    assert!(
+        access.value.starts_with("act.sim-"),
+        "the existing access-token variable is updated too"
+    );
+    assert_not_in_output(&out, &access.value);
+    assert_eq!(sim.gitlab_writes(), 2);
+
+    // Only the value goes out, in the body (never in the URL), to the URL-encoded path.
+    let puts: Vec<_> = sim
+        .stats()
+        .requests_log
+        .into_iter()
+        .filter(|r| r.method == "PUT")
+        .collect();
+    assert_eq!(puts.len(), 2);
+    for p in &puts {
+        assert!(
+            p.path
+                .starts_with("/api/v4/projects/acme%2Fpublisher/variables/"),
+            "{}",
+            p.path
+        );
+        assert!(
+            !p.query.as_deref().unwrap_or("").contains("value"),
+            "value in the URL: {:?}",
+            p.query
+        );
+        let keys: Vec<String> = url::form_urlencoded::parse(p.body.as_bytes())
+            .map(|(k, _)| k.into_owned())
+            .collect();
+        assert_eq!(
+            keys,
+            ["value"],
+            "the PUT sends the value only, never masked/protected/raw"
+        );
+        let token = p.headers.iter().find(|(k, _)| k == "private-token");
+        assert!(token.is_some(), "GITLAB_TOKEN is sent as PRIVATE-TOKEN");
+    }
+
+    // The next scheduled pipeline reads the variable and has nothing to rotate twice.
+    assert_eq!(sim.stats().reused_rotated_tokens, 0);
+}
+
+#[test]
+fn a_missing_short_lived_variable_is_skipped_not_created() {
+    let env = TestEnv::new();
+    setup(&env);
+    project_config(&env);
+    let sim = env.sim.sim();
+    sim.gitlab_set_variable(
+        PROJECT,
+        GitLabVariable::masked_protected("TIKTOK_REFRESH_TOKEN", OLD_RT),
+    );
+
+    let out = refresh(&env);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(
+        sim.gitlab_variable(PROJECT, "TIKTOK_REFRESH_TOKEN", "*")
+            .unwrap()
+            .value,
+        live_token(&env)
+    );
+    assert!(
+        sim.gitlab_variable(PROJECT, "TIKTOK_ACCESS_TOKEN", "*")
+            .is_none(),
+        "no variable is ever created"
+    );
+    assert_eq!(sim.gitlab_writes(), 1);
+}
+
+/// Refused before the token rotates: the stored TikTok token still works afterwards.
+fn assert_refused_before_rotation(env: &TestEnv, out: &common::Output, words: &[&str]) {
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let r = result(out);
+    assert_eq!(r["state"], "failed", "{}", out.stdout);
+    let text = format!("{} {}", r["message"], r["fix"]);
+    for w in words {
+        assert!(text.contains(w), "`{w}` missing from: {text}");
+    }
+    let sim = env.sim.sim();
+    assert_eq!(sim.request_count(Route::TikTok), 0, "nothing was rotated");
+    assert!(
+        sim.tiktok_is_live(OLD_RT),
+        "the stored token is still the live one"
+    );
+    assert_eq!(sim.gitlab_writes(), 0, "nothing was written");
+}
+
+#[test]
+fn an_unmasked_variable_is_refused_before_rotation() {
+    let env = TestEnv::new();
+    setup(&env);
+    project_config(&env);
+    let mut var = GitLabVariable::masked_protected("TIKTOK_REFRESH_TOKEN", OLD_RT);
+    var.masked = false;
+    env.sim.sim().gitlab_set_variable(PROJECT, var);
+    let out = refresh(&env);
+    assert_refused_before_rotation(
+        &env,
+        &out,
+        &["TIKTOK_REFRESH_TOKEN", "not masked", "Mask variable"],
+    );
+}
+
+#[test]
+fn an_unprotected_variable_is_refused_before_rotation() {
+    let env = TestEnv::new();
+    setup(&env);
+    project_config(&env);
+    let mut var = GitLabVariable::masked_protected("TIKTOK_REFRESH_TOKEN", OLD_RT);
+    var.protected = false;
+    env.sim.sim().gitlab_set_variable(PROJECT, var);
+    let out = refresh(&env);
+    assert_refused_before_rotation(
+        &env,
+        &out,
+        &["TIKTOK_REFRESH_TOKEN", "not protected", "Protect variable"],
+    );
+}
+
+#[test]
+fn a_missing_variable_is_refused_before_rotation() {
+    let env = TestEnv::new();
+    setup(&env);
+    project_config(&env);
+    // The pipeline has the token in its environment, but no variable to write back to.
+    let out = env.run(
+        env.cmd()
+            .args(["auth", "refresh", "all", "--json"])
+            .env("GITLAB_TOKEN", GITLAB_TOKEN)
+            .env("TIKTOK_CLIENT_SECRET", CLIENT_SECRET)
+            .env("TIKTOK_REFRESH_TOKEN", OLD_RT),
+    );
+    assert_refused_before_rotation(
+        &env,
+        &out,
+        &["TIKTOK_REFRESH_TOKEN", "does not exist", "never creates"],
+    );
+}
+
+#[test]
+fn a_failed_put_after_rotation_loses_nothing() {
+    let env = TestEnv::new();
+    setup(&env);
+    project_config(&env);
+    let sim = env.sim.sim();
+    sim.gitlab_set_variable(
+        PROJECT,
+        GitLabVariable::masked_protected("TIKTOK_REFRESH_TOKEN", OLD_RT),
+    );
+
+    // GitLab starts failing the moment TikTok receives the rotating request: the
+    // latency keeps TikTok's answer (and so the PUT) well behind the switch.
+    sim.set_latency(Duration::from_millis(300));
+    let done = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let (sim, done) = (sim.clone(), done.clone());
+        std::thread::spawn(move || {
+            while sim.request_count(Route::TikTok) == 0 && !done.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            sim.set_persistent_fault(Route::GitLab, Some(Fault::Status(500)));
+        })
+    };
+    let out = refresh(&env);
+    done.store(true, Ordering::SeqCst);
+    watcher.join().unwrap();
+    sim.set_latency(Duration::ZERO);
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let r = result(&out);
+    assert_eq!(r["state"], "failed", "{}", out.stdout);
+    assert!(
+        r["action"].as_str().unwrap().contains("write-back pending"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        r["message"].as_str().unwrap().contains("journal"),
+        "{}",
+        out.stdout
+    );
+    let rotated = live_token(&env);
+    assert_ne!(rotated, OLD_RT, "the provider rotated");
+    assert_not_in_output(&out, &rotated);
+    assert_eq!(
+        sim.gitlab_variable(PROJECT, "TIKTOK_REFRESH_TOKEN", "*")
+            .unwrap()
+            .value,
+        OLD_RT,
+        "GitLab still has the old value"
+    );
+    let journal: Vec<_> = std::fs::read_dir(env.state_dir().join("journal"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(journal.len(), 1, "the rotated token waits in the journal");
+    let text = std::fs::read_to_string(journal[0].path()).unwrap();
+    assert!(
+        text.contains(&rotated),
+        "the journal holds the only copy of the rotated token"
+    );
+    assert_eq!(common::mode(&journal[0].path()), 0o600);
+
+    // GitLab is back: the next run first finishes the write-back from the journal.
+    sim.clear_faults();
+    let out = refresh(&env);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let current = live_token(&env);
+    assert_eq!(
+        sim.gitlab_variable(PROJECT, "TIKTOK_REFRESH_TOKEN", "*")
+            .unwrap()
+            .value,
+        current,
+        "the variable holds the provider's current token"
+    );
+    assert_eq!(
+        sim.stats().reused_rotated_tokens,
+        0,
+        "no run ever presented a rotated-away token"
+    );
+    assert!(
+        std::fs::read_dir(env.state_dir().join("journal"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "the journal is cleared"
+    );
+}
+
+#[test]
+fn environment_scope_selects_the_variable() {
+    let env = TestEnv::new();
+    setup(&env);
+    config(
+        &env,
+        &format!(
+            "{{ project: \"4242\", environment_scope: production, api_url: \"{}/api/v4\" }}",
+            env.base_url()
+        ),
+    );
+    let sim = env.sim.sim();
+    let mut prod = GitLabVariable::masked_protected("TIKTOK_REFRESH_TOKEN", OLD_RT);
+    prod.environment_scope = "production".into();
+    sim.gitlab_set_variable(PROJECT, prod);
+    sim.gitlab_set_variable(
+        PROJECT,
+        GitLabVariable::masked_protected(
+            "TIKTOK_REFRESH_TOKEN",
+            "rft.test-other-scope-not-a-real-secret",
+        ),
+    );
+
+    let out = refresh(&env);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(
+        sim.gitlab_variable(PROJECT, "TIKTOK_REFRESH_TOKEN", "production")
+            .unwrap()
+            .value,
+        live_token(&env)
+    );
+    assert_eq!(
+        sim.gitlab_variable(PROJECT, "TIKTOK_REFRESH_TOKEN", "*")
+            .unwrap()
+            .value,
+        "rft.test-other-scope-not-a-real-secret"
+    );
+}
+
+#[test]
+fn group_variables_and_hidden_values() {
+    let env = TestEnv::new();
+    setup(&env);
+    config(
+        &env,
+        &format!("{{ group: acme, api_url: \"{}/api/v4\" }}", env.base_url()),
+    );
+    let sim = env.sim.sim();
+    let mut var = GitLabVariable::masked_protected("TIKTOK_REFRESH_TOKEN", OLD_RT);
+    var.hidden = true;
+    sim.gitlab_set_variable(GitLabScope::Group(77), var);
+
+    // A hidden variable's value cannot be read back: the pipeline passes it in.
+    let out = env.run(
+        env.cmd()
+            .args(["auth", "refresh", "all", "--json"])
+            .env("GITLAB_TOKEN", GITLAB_TOKEN)
+            .env("TIKTOK_CLIENT_SECRET", CLIENT_SECRET)
+            .env("TIKTOK_REFRESH_TOKEN", OLD_RT),
+    );
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let stored = sim
+        .gitlab_variable(GitLabScope::Group(77), "TIKTOK_REFRESH_TOKEN", "*")
+        .unwrap();
+    assert_eq!(stored.value, live_token(&env));
+    assert!(stored.hidden && stored.masked && stored.protected);
+    assert!(
+        !out.stdout.contains("shadows"),
+        "GitLab fills the environment from the variable: no shadow warning\n{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn a_job_token_alone_is_explained() {
+    let env = TestEnv::new();
+    setup(&env);
+    project_config(&env);
+    let out = env.run(
+        env.cmd()
+            .args(["auth", "refresh", "all"])
+            .env("CI_JOB_TOKEN", "test-job-token-not-a-real-secret")
+            .env("TIKTOK_CLIENT_SECRET", CLIENT_SECRET)
+            .env("TIKTOK_REFRESH_TOKEN", OLD_RT),
+    );
+    assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("GITLAB_TOKEN"), "{}", out.stderr);
+    assert!(out.stderr.contains("job token cannot"), "{}", out.stderr);
+    assert!(env.sim.sim().tiktok_is_live(OLD_RT));
+}
+
+#[test]
+fn a_rejected_gitlab_token_is_refused_before_rotation() {
+    let env = TestEnv::new();
+    setup(&env);
+    project_config(&env);
+    env.sim.sim().gitlab_set_variable(
+        PROJECT,
+        GitLabVariable::masked_protected("TIKTOK_REFRESH_TOKEN", OLD_RT),
+    );
+    let out = env.run(
+        env.cmd()
+            .args(["auth", "refresh", "all", "--json"])
+            .env(
+                "GITLAB_TOKEN",
+                "test-unknown-gitlab-token-not-a-real-secret",
+            )
+            .env("TIKTOK_CLIENT_SECRET", CLIENT_SECRET)
+            .env("TIKTOK_REFRESH_TOKEN", OLD_RT),
+    );
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("401"), "{}", out.stdout);
+    assert!(env.sim.sim().tiktok_is_live(OLD_RT));
+    assert_eq!(env.sim.sim().request_count(Route::TikTok), 0);
+}
+
+#[test]
+fn inside_a_pipeline_the_project_and_api_url_come_from_gitlab() {
+    let env = TestEnv::new();
+    setup(&env);
+    env.config(&format!(
+        "platforms:\n  tiktok: {{ enabled: true, client_key: {CLIENT_KEY}, base_url: \"{}\" }}\n\
+         auth:\n  writeback:\n    backend: gitlab\n",
+        env.base_url()
+    ));
+    let sim = env.sim.sim();
+    sim.gitlab_set_variable(
+        PROJECT,
+        GitLabVariable::masked_protected("TIKTOK_REFRESH_TOKEN", OLD_RT),
+    );
+    let out = env.run(
+        env.cmd()
+            .args(["auth", "refresh", "all", "--json"])
+            .env("CI_PROJECT_ID", "4242")
+            .env("CI_API_V4_URL", format!("{}/api/v4", env.base_url()))
+            .env("GITLAB_TOKEN", GITLAB_TOKEN)
+            .env("TIKTOK_CLIENT_SECRET", CLIENT_SECRET)
+            .env("TIKTOK_REFRESH_TOKEN", OLD_RT),
+    );
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(
+        sim.gitlab_variable(PROJECT, "TIKTOK_REFRESH_TOKEN", "*")
+            .unwrap()
+            .value,
+        live_token(&env)
+    );
+
+    // Outside a pipeline, with no project configured: a config error naming the key.
+    let out = env.run(
+        env.cmd()
+            .args(["auth", "refresh", "all"])
+            .env("GITLAB_TOKEN", GITLAB_TOKEN)
+            .env("TIKTOK_CLIENT_SECRET", CLIENT_SECRET),
+    );
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("auth.writeback.gitlab.project"),
+        "{}",
+        out.stderr
+    );
+}

