@@ -444,6 +444,7 @@ impl Engine {
         let now = self.clock.now();
         let mut state = snap.state.clone();
         let mut plan = p.plan(&state, now);
+        tracing::debug!(account = %a, ?plan, "planned");
         if plan == Plan::Introspect {
             if let Err(e) = p.introspect(&cx, &mut state).await {
                 return self.provider_error(p, a, &state, e);
@@ -484,6 +485,7 @@ impl Engine {
                 );
             }
         };
+        tracing::debug!(account = %a, "host lock taken");
         let remote_lock = match self.store.lock(&key).await {
             Ok(l) => l,
             Err(e) => {
@@ -718,6 +720,7 @@ impl Engine {
                     PathBuf::new()
                 }
             };
+        tracing::debug!(account = %a, journal = %journal_path.display(), "new tokens journaled");
         failpoint::hit(failpoint::AFTER_JOURNAL);
         if let Err(e) = self.write_back(&entries).await {
             let held = if journal_path.as_os_str().is_empty() {
@@ -746,6 +749,7 @@ impl Engine {
             r.action = format!("{action}, write-back pending");
             return r;
         }
+        tracing::debug!(account = %a, store = %self.store.describe(), entries = entries.len(), "written back");
         failpoint::hit(failpoint::AFTER_WRITEBACK);
         failpoint::hit(failpoint::BEFORE_JOURNAL_CLEANUP);
         if let Err(e) = self.journal.clear(&store_id, &a.key()) {

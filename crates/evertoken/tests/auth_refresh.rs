@@ -650,13 +650,8 @@ fn concurrent_runners_on_one_host_rotate_once() {
     let sim = env.sim.sim();
     let children: Vec<_> = (0..8)
         .map(|_| {
-            let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("evertoken"));
-            c.current_dir(env.work())
-                .env("HOME", env.home())
-                .env("XDG_STATE_HOME", env.path("state"))
-                .env("XDG_CONFIG_HOME", env.path("config"))
-                .env("EVERTOKEN_NOW", NOW)
-                .env_remove("TIKTOK_REFRESH_TOKEN")
+            let mut c = env.std_cmd();
+            c.env("EVERTOKEN_NOW", NOW)
                 .args(["auth", "refresh", "tiktok", "--json"])
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped());

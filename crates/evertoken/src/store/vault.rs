@@ -709,7 +709,9 @@ impl Store for VaultStore {
                     .and_then(Value::as_str)
                     .unwrap_or("?")
                     .to_owned();
-                (until > now).then_some((who, until))
+                // Expired, or held by a process of this host that no longer exists
+                // (killed mid-run): free. Other hosts' locks wait for their expiry.
+                (until > now && !owner_died_here(&who)).then_some((who, until))
             });
             match holder {
                 None => {
@@ -747,9 +749,36 @@ impl Store for VaultStore {
     }
 }
 
+/// Whether a lock owner (`host:pid:nonce`) is a process of this host that has
+/// exited: its lock cannot be released by anyone else, so it need not be waited for.
+fn owner_died_here(owner: &str) -> bool {
+    let mut parts = owner.split(':');
+    let (Some(host), Some(pid)) = (parts.next(), parts.next().and_then(|p| p.parse::<i32>().ok())) else {
+        return false;
+    };
+    if host != hostname() || pid <= 0 || pid as u32 == std::process::id() {
+        return false;
+    }
+    // SAFETY: signal 0 only checks whether the process exists.
+    let alive = unsafe { libc::kill(pid, 0) } == 0
+        || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH);
+    !alive
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lock_of_a_dead_process_on_this_host_is_free() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        assert!(owner_died_here(&format!("{}:{pid}:00", hostname())));
+        assert!(!owner_died_here(&format!("{}:{}:00", hostname(), std::process::id())));
+        assert!(!owner_died_here(&format!("other-host-name:{pid}:00")));
+        assert!(!owner_died_here("garbage"));
+    }
 
     #[test]
     fn paths_are_checked() {

@@ -5,6 +5,8 @@
 //! ever contains a whole secret).
 #![allow(dead_code)]
 
+pub mod bao;
+
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -150,7 +152,13 @@ impl TestEnv {
 
     /// The binary, in `work/`, with a clean environment pointing at the temp dirs.
     pub fn cmd(&self) -> Command {
-        let mut c = Command::cargo_bin("evertoken").unwrap();
+        Command::from_std(self.std_cmd())
+    }
+
+    /// The same as [`TestEnv::cmd`], as a `std::process::Command` (to spawn, kill
+    /// or race several at once).
+    pub fn std_cmd(&self) -> std::process::Command {
+        let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("evertoken"));
         for v in SCRUB {
             c.env_remove(v);
         }
