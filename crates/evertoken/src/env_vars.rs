@@ -87,3 +87,14 @@ pub const ALL: &[(&str, &str)] = &[
     (GH_TOKEN, "github status: when set, it overrides gh's stored auth and is reported as a problem"),
     (GH_CONFIG_DIR, "github: gh's config directory, checked for a plain-text hosts.yml"),
 ];
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_readme_documents_every_variable() {
+        let readme = include_str!("../../../README.md");
+        for (var, _) in super::ALL {
+            assert!(readme.contains(&format!("| `{var}` |")), "README's environment table lacks {var}");
+        }
+    }
+}

@@ -189,14 +189,27 @@ impl TestEnv {
     }
 
     /// Fails if `text` contains a registered secret, whole or in a common encoding.
+    /// With `EVERTOKEN_RELIABILITY_OUT` set, each scan is tallied there for
+    /// docs/RELIABILITY.md (`scripts/reliability`).
     pub fn assert_no_leak(&self, text: &str) {
-        for s in self.secrets.lock().unwrap().iter() {
+        let secrets = self.secrets.lock().unwrap();
+        let mut forms = 0;
+        for s in secrets.iter() {
             for form in encodings(s) {
+                forms += 1;
                 assert!(
                     !text.contains(&form),
                     "output leaks a test secret ({}…):\n{text}",
                     &s[..s.len().min(6)]
                 );
+            }
+        }
+        if let Some(dir) = std::env::var_os("EVERTOKEN_RELIABILITY_OUT") {
+            use std::io::Write;
+            let _ = std::fs::create_dir_all(&dir);
+            let path = std::path::Path::new(&dir).join("leak_scans.tsv");
+            if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+                let _ = writeln!(f, "{}\t{forms}\t0", text.len());
             }
         }
     }
