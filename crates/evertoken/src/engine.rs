@@ -27,7 +27,7 @@ use crate::error::{Error, Result};
 use crate::http::Http;
 use crate::journal::{Journal, Record};
 use crate::lock::FileLock;
-use crate::platform::{Account, Target};
+use crate::platform::{Account, Platform, Target};
 use crate::provider::{
     self, AccountState, Cx, Grant, Held, Plan, Provider, ProviderError, Role, Slot,
 };
@@ -92,6 +92,10 @@ pub struct Engine {
     /// Whether the process environment is a secret source (off for the demo,
     /// which must not pick up a user's real tokens).
     use_env: bool,
+    /// Per platform, at most `concurrency` provider calls at a time (issue 9: the
+    /// limit covers the calls only, so one account's journal and write-back
+    /// overlap the next accounts' calls instead of holding a call slot).
+    gates: BTreeMap<Platform, Arc<tokio::sync::Semaphore>>,
 }
 
 /// What was read for one account.
@@ -108,7 +112,15 @@ impl Engine {
         let store = store::open(&cfg)?;
         let state_dir = cfg.journal_dir();
         let http = Http::new(&cfg.file.http);
+        let gates = providers
+            .iter()
+            .map(|p| {
+                let n = p.common().concurrency.max(1);
+                (p.platform(), Arc::new(tokio::sync::Semaphore::new(n)))
+            })
+            .collect();
         Ok(Arc::new(Engine {
+            gates,
             providers,
             store,
             journal: Journal::new(&state_dir),
@@ -128,6 +140,23 @@ impl Engine {
             inner.use_env = false;
         }
         Ok(e)
+    }
+
+    /// Waits for a provider-call slot of `p`'s platform (see `gates`).
+    async fn call_slot(&self, p: &dyn Provider) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let gate = self.gates.get(&p.platform())?.clone();
+        gate.acquire_owned().await.ok()
+    }
+
+    /// Journal I/O (fsynced files) runs on a blocking thread, off the async workers.
+    async fn journal_io<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Journal) -> std::io::Result<T> + Send + 'static,
+    ) -> std::io::Result<T> {
+        let journal = self.journal.clone();
+        tokio::task::spawn_blocking(move || f(&journal))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(format!("journal task failed: {e}"))))
     }
 
     fn env(&self, var: &str) -> Option<Secret> {
@@ -269,7 +298,10 @@ impl Engine {
             let progress = progress.clone();
             let dry_run = opts.dry_run;
             tasks.push(tokio::spawn(async move {
-                let concurrency = p.common().concurrency;
+                // Twice the call limit in flight: while `concurrency` accounts wait
+                // on the provider (gated in `call_slot`), as many more journal and
+                // write back their new tokens.
+                let concurrency = p.common().concurrency.max(1) * 2;
                 futures::stream::iter(accounts)
                     .map(|a| {
                         let engine = &engine;
@@ -391,6 +423,8 @@ impl Engine {
         prefer_store: bool,
     ) -> Result<Snapshot, StoreError> {
         let store_id = self.store.id();
+        // A plain read (usually one failed open): cheaper inline than on a
+        // blocking thread, which matters for `auth status` over 10,000 accounts.
         let journal = match self.journal.read(&store_id, &a.key()) {
             Ok(Some(rec)) => Some((self.journal.path_for(&store_id, &a.key()), rec)),
             Ok(None) => None,
@@ -446,7 +480,10 @@ impl Engine {
         let mut plan = p.plan(&state, now);
         tracing::debug!(account = %a, ?plan, "planned");
         if plan == Plan::Introspect {
-            if let Err(e) = p.introspect(&cx, &mut state).await {
+            let slot = self.call_slot(p).await;
+            let introspected = p.introspect(&cx, &mut state).await;
+            drop(slot);
+            if let Err(e) = introspected {
                 return self.provider_error(p, a, &state, e);
             }
             plan = p.plan(&state, now);
@@ -546,7 +583,8 @@ impl Engine {
             };
             snap.journal = None;
             failpoint::hit(failpoint::BEFORE_JOURNAL_CLEANUP);
-            if let Err(e) = self.journal.clear(&self.store.id(), &a.key()) {
+            let (id, key) = (self.store.id(), a.key());
+            if let Err(e) = self.journal_io(move |j| j.clear(&id, &key)).await {
                 tracing::warn!("cannot remove journal record {}: {e}", path.display());
             }
             warnings.push(format!(
@@ -611,7 +649,10 @@ impl Engine {
         may_reread: bool,
     ) -> AccountResult {
         let rotating = p.rotates(state);
-        match p.refresh(cx, state).await {
+        let slot = self.call_slot(p).await;
+        let refreshed = p.refresh(cx, state).await;
+        drop(slot);
+        match refreshed {
             Ok(grant) => self.store_grant(p, a, state, grant).await,
             Err(ProviderError::Reauth { message }) if may_reread => {
                 // One re-read, in case another runner rotated the token meanwhile.
@@ -705,10 +746,11 @@ impl Engine {
             return self.result(p, a, &new_state, st, action, message, None);
         }
         let store_id = self.store.id();
+        let (id, label, key, rec) = (store_id.clone(), a.to_string(), a.key(), entries.clone());
         let journal_path =
             match self
-                .journal
-                .record(&store_id, &a.to_string(), &a.key(), &entries, now)
+                .journal_io(move |j| j.record(&id, &label, &key, &rec, now))
+                .await
             {
                 Ok(path) => path,
                 Err(e) => {
@@ -752,7 +794,8 @@ impl Engine {
         tracing::debug!(account = %a, store = %self.store.describe(), entries = entries.len(), "written back");
         failpoint::hit(failpoint::AFTER_WRITEBACK);
         failpoint::hit(failpoint::BEFORE_JOURNAL_CLEANUP);
-        if let Err(e) = self.journal.clear(&store_id, &a.key()) {
+        let (id, key) = (store_id.clone(), a.key());
+        if let Err(e) = self.journal_io(move |j| j.clear(&id, &key)).await {
             tracing::warn!(
                 "cannot remove journal record {}: {e}",
                 journal_path.display()

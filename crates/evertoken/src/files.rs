@@ -47,6 +47,28 @@ pub fn write_private_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
     file.commit()
 }
 
+/// Writes `contents` to `path` for the rotation journal: visible under its final
+/// name as early as possible, then durable. The bytes go to a fresh 0600 temp file
+/// that is renamed into place *before* the fsyncs, so a SIGKILL (which keeps the
+/// page cache) right after the rename loses nothing; the fsyncs that follow make it
+/// survive a power cut before this returns. Used where the cost of a crash window
+/// is a lost token; [`write_private_atomic`] (fsync, then rename) elsewhere.
+pub fn write_private_visible_first(path: &Path, contents: &[u8]) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    ensure_private_dir(dir)?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.{:08x}.tmp", std::process::id(), rand::random::<u32>()));
+    let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+    f.set_permissions(fs::Permissions::from_mode(0o600))?;
+    if let Err(e) = f.write_all(contents).and_then(|()| fs::rename(&tmp, path)) {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    f.sync_all()?;
+    fs::File::open(dir)?.sync_all()
+}
+
 /// The permission bits of a file, or `None` if it does not exist.
 pub fn mode_of(path: &Path) -> io::Result<Option<u32>> {
     match fs::metadata(path) {
@@ -114,6 +136,11 @@ mod tests {
         write_private_atomic(&path, b"x: 2\n").unwrap();
         assert_eq!(fs::read_to_string(&path).unwrap(), "x: 2\n");
         assert_eq!(mode_of(&path).unwrap(), Some(0o600));
+        write_private_visible_first(&path, b"x: 3\n").unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "x: 3\n");
+        assert_eq!(mode_of(&path).unwrap(), Some(0o600));
+        let leftovers = fs::read_dir(path.parent().unwrap()).unwrap().count();
+        assert_eq!(leftovers, 1, "no temp file left behind");
     }
 
     #[test]

@@ -230,7 +230,7 @@ fn classify_send_error(what: &str, where_: &str, call: Call, e: reqwest::Error) 
 }
 
 /// The error and its sources, on one line.
-fn chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {

@@ -95,7 +95,9 @@ impl Journal {
             entries: merged,
         };
         let json = serde_json::to_vec_pretty(&rec).map_err(std::io::Error::other)?;
-        files::write_private_atomic(&path, &json)?;
+        // Visible under its final name before the fsyncs: a kill right after the
+        // rename keeps the token (see `files::write_private_visible_first`).
+        files::write_private_visible_first(&path, &json)?;
         Ok(path)
     }
 

@@ -65,8 +65,8 @@ fn rotation_round_trips_through_the_file_and_keeps_other_lines() {
     );
     assert_eq!(
         lines[2],
-        format!("TIKTOK_REFRESH_TOKEN={new_rt}"),
-        "the token's line is replaced in place:\n{text}"
+        format!("export TIKTOK_REFRESH_TOKEN={new_rt}"),
+        "the token's line is replaced in place, keeping its `export`:\n{text}"
     );
     assert_eq!(
         &lines[3..5],

@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 use super::{Alert, Notifier};
 use crate::config::Config as AppConfig;
-use crate::env_vars;
+use crate::{env_vars, http};
 use crate::error::Result;
 use crate::secret::Secret;
 
@@ -274,7 +274,7 @@ impl Notifier for Email {
                     let untrusted = text.contains("certificate");
                     let transient =
                         e.is_transient() || e.is_timeout() || text.contains("connection");
-                    let msg = format!("{what}: {}", chain(&e));
+                    let msg = format!("{what}: {}", http::chain(&e));
                     if untrusted || !transient || attempt >= self.retries {
                         let hint = if e.is_permanent() {
                             " (the server refused the message: check from/to and, if it needs a login, ALERT_SMTP_USERNAME / ALERT_SMTP_PASSWORD)"
@@ -295,26 +295,6 @@ impl Notifier for Email {
     }
 }
 
-/// The error and its sources on one line, without lettre's repeated prefixes
-/// ("Connection error: Connection error: …").
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut parts: Vec<String> = vec![e.to_string()];
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let t = c.to_string();
-        if !parts.iter().any(|p| p.contains(&t)) {
-            parts.push(t);
-        }
-        cur = c.source();
-    }
-    let mut out: Vec<&str> = Vec::new();
-    for seg in parts.iter().flat_map(|p| p.split(": ")) {
-        if out.last() != Some(&seg) {
-            out.push(seg);
-        }
-    }
-    out.join(": ")
-}
 
 #[cfg(test)]
 mod tests {

@@ -219,7 +219,7 @@ impl Notifier for Webhook {
                     } else {
                         "failed"
                     };
-                    last = format!("{what}: {kind}: {}", chain(&e));
+                    last = format!("{what}: {kind}: {}", http::chain(&e));
                 }
                 Ok(resp) => {
                     let status = resp.status();
@@ -307,19 +307,6 @@ fn hint_for(format: Format, status: u16) -> &'static str {
     }
 }
 
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let t = c.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        cur = c.source();
-    }
-    s
-}
 
 /// Cuts `s` to at most `max` characters, marking the cut with `…`.
 fn cut(s: &str, max: usize) -> String {

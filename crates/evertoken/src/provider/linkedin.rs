@@ -279,37 +279,15 @@ impl Provider for Linkedin {
             })
             .await?;
         if !reply.status.is_success() {
-            return Err(match OAuthError::from_reply(&reply) {
-                Some(e)
-                    if e.error == "invalid_grant"
-                        || e.error == "invalid_request"
-                            && e.describe().contains("refresh token") =>
-                {
-                    ProviderError::Reauth {
-                        message: format!("LinkedIn answered {}", e.describe()),
-                    }
-                }
-                Some(e) if e.error == "invalid_client" || e.error == "unauthorized_client" => {
-                    ProviderError::Failed {
-                        message: format!("LinkedIn rejected the client: {}", e.describe()),
-                        hint: Some(
-                            "check platforms.linkedin.client_id and LINKEDIN_CLIENT_SECRET".into(),
-                        ),
-                    }
-                }
-                Some(e) => ProviderError::Failed {
-                    message: format!("LinkedIn answered {}: {}", reply.status, e.describe()),
-                    hint: None,
+            return Err(super::oauth_error(
+                "LinkedIn",
+                &reply,
+                "check platforms.linkedin.client_id and LINKEDIN_CLIENT_SECRET",
+                |e| {
+                    e.error == "invalid_grant"
+                        || e.error == "invalid_request" && e.describe().contains("refresh token")
                 },
-                None => ProviderError::Failed {
-                    message: format!(
-                        "LinkedIn answered {}: {}",
-                        reply.status,
-                        super::redact_body(&reply.snippet())
-                    ),
-                    hint: None,
-                },
-            });
+            ));
         }
         let body: TokenReply = reply
             .json()

@@ -201,30 +201,13 @@ impl Provider for Tiktok {
             })
             .await?;
         // TikTok may signal errors in a body whatever the status: check it first.
-        if let Some(e) = OAuthError::from_reply(&reply) {
-            return Err(match e.error.as_str() {
-                "invalid_grant" => ProviderError::Reauth {
-                    message: format!("TikTok answered {}", e.describe()),
-                },
-                "invalid_client" | "unauthorized_client" => ProviderError::Failed {
-                    message: format!("TikTok rejected the client: {}", e.describe()),
-                    hint: Some("check platforms.tiktok.client_key and TIKTOK_CLIENT_SECRET".into()),
-                },
-                _ => ProviderError::Failed {
-                    message: format!("TikTok answered {}: {}", reply.status, e.describe()),
-                    hint: None,
-                },
-            });
-        }
-        if !reply.status.is_success() {
-            return Err(ProviderError::Failed {
-                message: format!(
-                    "TikTok answered {}: {}",
-                    reply.status,
-                    super::redact_body(&reply.snippet())
-                ),
-                hint: None,
-            });
+        if OAuthError::from_reply(&reply).is_some() || !reply.status.is_success() {
+            return Err(super::oauth_error(
+                "TikTok",
+                &reply,
+                "check platforms.tiktok.client_key and TIKTOK_CLIENT_SECRET",
+                |e| e.error == "invalid_grant",
+            ));
         }
         let body: TokenReply = reply
             .json()

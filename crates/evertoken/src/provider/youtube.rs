@@ -8,7 +8,7 @@
 use jiff::Timestamp;
 use serde::Deserialize;
 
-use super::{Common, Cx, Grant, NewToken, OAuthError, Plan, Provider, ProviderError, Role, Slot};
+use super::{Common, Cx, Grant, NewToken, Plan, Provider, ProviderError, Role, Slot};
 use crate::config;
 use crate::error::Result;
 use crate::http::{Call, endpoint};
@@ -172,31 +172,12 @@ impl Provider for Youtube {
                 ),
             });
         }
-        match OAuthError::from_reply(&reply) {
-            Some(e) if e.error == "invalid_grant" => Err(ProviderError::Reauth {
-                message: format!("Google answered {}", e.describe()),
-            }),
-            Some(e) if e.error == "invalid_client" || e.error == "unauthorized_client" => {
-                Err(ProviderError::Failed {
-                    message: format!("Google rejected the OAuth client: {}", e.describe()),
-                    hint: Some(
-                        "check platforms.youtube.client_id and YOUTUBE_CLIENT_SECRET".into(),
-                    ),
-                })
-            }
-            Some(e) => Err(ProviderError::Failed {
-                message: format!("Google answered {}: {}", reply.status, e.describe()),
-                hint: None,
-            }),
-            None => Err(ProviderError::Failed {
-                message: format!(
-                    "Google answered {}: {}",
-                    reply.status,
-                    super::redact_body(&reply.snippet())
-                ),
-                hint: None,
-            }),
-        }
+        Err(super::oauth_error(
+            "Google",
+            &reply,
+            "check platforms.youtube.client_id and YOUTUBE_CLIENT_SECRET",
+            |e| e.error == "invalid_grant",
+        ))
     }
 
     fn reauth_causes(&self) -> &'static str {

@@ -3,6 +3,7 @@
 //! the file keeps only their metadata (expiry, update time), never a value.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde::Deserialize;
 
@@ -25,7 +26,8 @@ pub struct Config {
 
 pub struct LocalStore {
     keychain: Option<Keychain>,
-    file: CredentialsFile,
+    /// Shared with the group-commit flusher (issue 9).
+    file: Arc<CredentialsFile>,
     notice: Option<String>,
 }
 
@@ -33,7 +35,7 @@ impl LocalStore {
     pub fn open(cfg: &crate::config::Config) -> Result<Self> {
         let c = &cfg.file.auth.writeback.local;
         let path = Self::file_path(cfg);
-        let file = CredentialsFile::open(path.clone())?;
+        let file = Arc::new(CredentialsFile::open(path.clone())?);
         let (keychain, notice) = match c.keychain {
             Mode::Off => (None, None),
             Mode::Auto => match keychain::probe() {
@@ -137,10 +139,9 @@ impl Store for LocalStore {
             }
         }
         let with_value = self.keychain.is_none();
-        let entries = entries.to_vec();
-        let file = &self.file;
-        // Blocking file I/O (fsync) stays off the async workers.
-        tokio::task::block_in_place(|| file.write(&entries, with_value))
+        // Group commit (issue 9): concurrent accounts share one atomic replace of
+        // the file, written on a blocking thread; this returns once ours is durable.
+        self.file.write_grouped(entries.to_vec(), with_value).await
     }
 
     fn notices(&self) -> Vec<String> {

@@ -178,4 +178,3 @@ impl Drop for Bao {
         let _ = self.child.wait();
     }
 }
-

@@ -189,7 +189,7 @@ impl TestEnv {
     }
 
     /// Fails if `text` contains a registered secret, whole or in a common encoding.
-    /// With `EVERTOKEN_RELIABILITY_OUT` set, each scan is tallied there for
+    /// With `EVERTOKEN_LEAK_TALLY` naming a file, each scan is tallied there for
     /// docs/RELIABILITY.md (`scripts/reliability`).
     pub fn assert_no_leak(&self, text: &str) {
         let secrets = self.secrets.lock().unwrap();
@@ -204,12 +204,12 @@ impl TestEnv {
                 );
             }
         }
-        if let Some(dir) = std::env::var_os("EVERTOKEN_RELIABILITY_OUT") {
+        if let Some(path) = std::env::var_os("EVERTOKEN_LEAK_TALLY") {
             use std::io::Write;
-            let _ = std::fs::create_dir_all(&dir);
-            let path = std::path::Path::new(&dir).join("leak_scans.tsv");
+            // One write(2) per line on an O_APPEND file: lines from parallel tests never interleave.
+            let line = format!("{}\t{forms}\t0\n", text.len());
             if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
-                let _ = writeln!(f, "{}\t{forms}\t0", text.len());
+                let _ = f.write_all(line.as_bytes());
             }
         }
     }
