@@ -84,30 +84,68 @@ enum Attempt {
 
 #[derive(Clone)]
 pub struct Http {
-    client: reqwest::Client,
+    clients: std::sync::Arc<Clients>,
     retries: u32,
     max_retry_after: Duration,
 }
 
-impl Http {
-    pub fn new(cfg: &HttpConfig) -> Self {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs_f64(cfg.timeout_seconds))
-            .connect_timeout(Duration::from_secs_f64(cfg.timeout_seconds.min(10.0)))
+/// The clients, built on first use (issue 9: start-up proportional to the
+/// command). Building a TLS client loads the system's CA store, tens of
+/// milliseconds; commands that never call out (`status`) never pay for it, and
+/// plain-`http://` calls (loopback, the simulator) use a client without roots.
+/// Each client keeps one keep-alive (HTTP/1.1 or HTTP/2) pool per host.
+struct Clients {
+    timeout: Duration,
+    plain: std::sync::OnceLock<reqwest::Client>,
+    tls: std::sync::OnceLock<reqwest::Client>,
+}
+
+impl Clients {
+    fn builder(&self) -> reqwest::ClientBuilder {
+        reqwest::Client::builder()
+            .timeout(self.timeout)
+            .connect_timeout(self.timeout.min(Duration::from_secs(10)))
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("evertoken/", env!("CARGO_PKG_VERSION")))
             .pool_max_idle_per_host(64)
-            .build()
-            .expect("the HTTP client configuration is static and valid");
+    }
+
+    /// For `https://` (and anything that is not plain `http://`): the platform's roots.
+    fn tls(&self) -> &reqwest::Client {
+        self.tls.get_or_init(|| {
+            self.builder()
+                .build()
+                .expect("the HTTP client configuration is static and valid")
+        })
+    }
+
+    /// For plain `http://` only: no root store to load (it would never be used).
+    fn plain(&self) -> &reqwest::Client {
+        self.plain.get_or_init(|| {
+            self.builder()
+                .tls_certs_only(std::iter::empty())
+                .build()
+                .expect("the HTTP client configuration is static and valid")
+        })
+    }
+}
+
+impl Http {
+    pub fn new(cfg: &HttpConfig) -> Self {
         Self {
-            client,
+            clients: std::sync::Arc::new(Clients {
+                timeout: Duration::from_secs_f64(cfg.timeout_seconds),
+                plain: std::sync::OnceLock::new(),
+                tls: std::sync::OnceLock::new(),
+            }),
             retries: cfg.retries,
             max_retry_after: Duration::from_secs(cfg.max_retry_after_seconds),
         }
     }
 
+    /// The TLS-capable client, for callers that build their own requests.
     pub fn client(&self) -> &reqwest::Client {
-        &self.client
+        self.clients.tls()
     }
 
     /// Sends the request built by `build` (called again for each attempt) and
@@ -118,13 +156,20 @@ impl Http {
         F: Fn(&reqwest::Client) -> RequestBuilder,
     {
         let attempt = || async {
-            let req = build(&self.client).build().map_err(|e| {
+            // Requests are built on the cheap client and sent on the one their
+            // scheme needs; both clients are configured alike apart from TLS roots.
+            let req = build(self.clients.plain()).build().map_err(|e| {
                 Attempt::Stop(Failure::GaveUp {
                     message: format!("{what}: bad request: {}", e.without_url()),
                 })
             })?;
             let where_ = format!("{} {}", req.method(), safe_url(req.url()));
-            let resp = match self.client.execute(req).await {
+            let client = if req.url().scheme() == "http" {
+                self.clients.plain()
+            } else {
+                self.clients.tls()
+            };
+            let resp = match client.execute(req).await {
                 Ok(r) => r,
                 Err(e) => return Err(classify_send_error(what, &where_, call, e)),
             };

@@ -111,6 +111,15 @@ fn init_logging(shell: &Shell) {
 
 /// The binary's `main`.
 pub fn main() -> ExitCode {
+    // Issue 9: glibc gives every thread that allocates its own arena; with the
+    // blocking threads (journal, credentials-file flushes) a 10,000-account run
+    // kept ~30% more memory in idle arenas. Two arenas are plenty for an
+    // I/O-bound process.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only tunes the allocator; called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

@@ -48,7 +48,14 @@ struct Stamp {
 
 struct Loaded {
     stamp: Option<Stamp>,
-    doc: Arc<Mapping>,
+    doc: Mapping,
+    /// Each entry's YAML text as last written (issue 9): a flush re-renders only the
+    /// entries it changed and concatenates the rest, instead of serialising and
+    /// copying the whole 20,000-entry map each time.
+    rendered: std::collections::HashMap<String, String>,
+    /// A flush of this process is replacing the file: the cache is already the
+    /// newest content, so readers must not re-parse the file when its stamp moves.
+    flushing: bool,
 }
 
 pub struct CredentialsFile {
@@ -83,7 +90,7 @@ impl CredentialsFile {
             commit: Mutex::new(Commit::default()),
         };
         f.check_mode()?;
-        f.load().map_err(|e| {
+        f.with_doc(|_| ()).map_err(|e| {
             let mut err = Error::config(e.message);
             err.hint = e.hint;
             err
@@ -130,15 +137,16 @@ impl CredentialsFile {
         }
     }
 
-    /// The current document, re-read from disk only if the file changed.
-    fn load(&self) -> Result<Arc<Mapping>, StoreError> {
+    /// Runs `f` on the current document, re-read from disk only if the file
+    /// changed. The cache lock is held while parsing, so concurrent readers wait for
+    /// one parse instead of each doing their own.
+    fn with_doc<T>(&self, f: impl FnOnce(&mut Loaded) -> T) -> Result<T, StoreError> {
         let stamp = self.stamp().map_err(|e| self.io_err("stat", e))?;
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(l) = cache.as_ref()
-            && l.stamp == stamp
-            && stamp.is_some()
+        if let Some(l) = cache.as_mut()
+            && (l.flushing || l.stamp == stamp && stamp.is_some())
         {
-            return Ok(l.doc.clone());
+            return Ok(f(l));
         }
         let doc = match stamp {
             None => Mapping::new(),
@@ -151,12 +159,13 @@ impl CredentialsFile {
                 parse(&text, &self.path)?
             }
         };
-        let doc = Arc::new(doc);
-        *cache = Some(Loaded {
+        let loaded = cache.insert(Loaded {
             stamp,
-            doc: doc.clone(),
+            doc,
+            rendered: Default::default(),
+            flushing: false,
         });
-        Ok(doc)
+        Ok(f(loaded))
     }
 
     fn io_err(&self, what: &str, e: std::io::Error) -> StoreError {
@@ -167,19 +176,21 @@ impl CredentialsFile {
     }
 
     pub fn get(&self, var: &str) -> Result<Option<FileEntry>, StoreError> {
-        let doc = self.load()?;
-        Ok(doc
-            .get(var)
-            .map(|v| entry_of(v).expect("validated when parsed")))
+        self.with_doc(|l| {
+            l.doc
+                .get(var)
+                .map(|v| entry_of(v).expect("validated when parsed"))
+        })
     }
 
     /// All variable names in the file.
     pub fn vars(&self) -> Result<Vec<String>, StoreError> {
-        let doc = self.load()?;
-        Ok(doc
-            .keys()
-            .filter_map(|k| k.as_str().map(str::to_owned))
-            .collect())
+        self.with_doc(|l| {
+            l.doc
+                .keys()
+                .filter_map(|k| k.as_str().map(str::to_owned))
+                .collect()
+        })
     }
 
     /// Read-modify-write under the sidecar lock: re-reads the file from disk,
@@ -236,15 +247,14 @@ impl CredentialsFile {
                 .map(|w| (w.entries.as_slice(), w.with_value))
                 .collect();
             // A panic must not strand the waiters (they would wait forever).
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                self.write_many(&jobs)
-            }))
-            .unwrap_or_else(|_| {
-                Err(StoreError::permanent(format!(
-                    "internal error while writing credentials file {}",
-                    self.path.display()
-                )))
-            });
+            let result =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.write_many(&jobs)))
+                    .unwrap_or_else(|_| {
+                        Err(StoreError::permanent(format!(
+                            "internal error while writing credentials file {}",
+                            self.path.display()
+                        )))
+                    });
             drop(jobs);
             for w in batch {
                 let _ = w.done.send(result.clone());
@@ -257,50 +267,87 @@ impl CredentialsFile {
         let lock_path = sidecar(&self.path);
         let _lock = FileLock::acquire_blocking(&lock_path, std::time::Duration::from_secs(60))
             .map_err(|e| StoreError::transient(e.to_string()))?;
-        let mut doc = self.take_doc()?;
-        for (entries, with_value) in jobs {
-            for e in entries.iter() {
-                let mut m = Mapping::new();
-                if *with_value {
-                    m.insert("value".into(), e.value.expose().into());
+        // Apply to the cached document (re-read first if another process changed
+        // the file) and build the new text; the file is written outside the cache
+        // lock so readers are not held up by the fsync.
+        let bytes = self.with_doc(|l| -> Result<Vec<u8>, StoreError> {
+            l.flushing = true;
+            for (entries, with_value) in jobs {
+                for e in entries.iter() {
+                    let mut m = Mapping::new();
+                    if *with_value {
+                        m.insert("value".into(), e.value.expose().into());
+                    }
+                    if let Some(t) = e.expires_at {
+                        m.insert("expires_at".into(), crate::clock::rfc3339(t).into());
+                    }
+                    m.insert(
+                        "updated_at".into(),
+                        crate::clock::rfc3339(e.updated_at).into(),
+                    );
+                    l.doc
+                        .insert(Value::String(e.var.clone()), Value::Mapping(m));
+                    l.rendered.remove(&e.var);
                 }
-                if let Some(t) = e.expires_at {
-                    m.insert("expires_at".into(), crate::clock::rfc3339(t).into());
+            }
+            render(l)
+        })?;
+        let bytes = match bytes {
+            Ok(b) => b,
+            Err(e) => {
+                // The cache holds entries the file does not: drop it, re-read.
+                *self.cache.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                return Err(e);
+            }
+        };
+        let written = files::write_private_atomic(&self.path, &bytes)
+            .map_err(|e| self.io_err("write", e))
+            .and_then(|()| self.stamp().map_err(|e| self.io_err("stat", e)));
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        match written {
+            // The cache now describes what is on disk.
+            Ok(stamp) => {
+                if let Some(l) = cache.as_mut() {
+                    l.stamp = stamp;
+                    l.flushing = false;
                 }
-                m.insert(
-                    "updated_at".into(),
-                    crate::clock::rfc3339(e.updated_at).into(),
-                );
-                doc.insert(Value::String(e.var.clone()), Value::Mapping(m));
+                Ok(())
+            }
+            Err(e) => {
+                // The cache holds entries the file does not: drop it, re-read.
+                *cache = None;
+                Err(e)
             }
         }
-        let text = serde_norway::to_string(&doc).map_err(|e| {
-            StoreError::permanent(format!("cannot serialise credentials file: {e}"))
-        })?;
-        let header =
-            "# evertoken credentials: written by evertoken (comments are not kept). Mode 0600.\n";
-        let mut bytes = Vec::with_capacity(header.len() + text.len());
-        bytes.extend_from_slice(header.as_bytes());
-        bytes.extend_from_slice(text.as_bytes());
-        drop(text);
-        files::write_private_atomic(&self.path, &bytes).map_err(|e| self.io_err("write", e))?;
-        // Refresh the cache with what was just written.
-        let stamp = self.stamp().map_err(|e| self.io_err("stat", e))?;
-        *self.cache.lock().unwrap_or_else(|p| p.into_inner()) = Some(Loaded {
-            stamp,
-            doc: Arc::new(doc),
-        });
-        Ok(())
     }
+}
 
-    /// The current document, as an owned copy to modify. The cached one stays in
-    /// place meanwhile: readers keep using it while a flush runs (the file on disk
-    /// is unchanged until the replace), instead of each re-parsing the whole file.
-    /// Copying the parsed map is far cheaper than parsing it again.
-    fn take_doc(&self) -> Result<Mapping, StoreError> {
-        let doc = self.load()?;
-        Ok(Arc::unwrap_or_clone(doc))
+const HEADER: &str =
+    "# evertoken credentials: written by evertoken (comments are not kept). Mode 0600.\n";
+
+/// The file's text: the header and each entry's YAML, in order. Entries rendered
+/// by an earlier write are reused; a top-level block mapping is the concatenation
+/// of its entries, so this equals serialising the whole map (tested below).
+fn render(l: &mut Loaded) -> Result<Vec<u8>, StoreError> {
+    let mut out = Vec::with_capacity(
+        HEADER.len() + l.rendered.values().map(String::len).sum::<usize>() + 4096,
+    );
+    out.extend_from_slice(HEADER.as_bytes());
+    for (k, v) in &l.doc {
+        let Some(key) = k.as_str() else { continue };
+        if !l.rendered.contains_key(key) {
+            let mut one = Mapping::with_capacity(1);
+            one.insert(k.clone(), v.clone());
+            let text = serde_norway::to_string(&one).map_err(|e| {
+                StoreError::permanent(format!("cannot serialise credentials file: {e}"))
+            })?;
+            l.rendered.insert(key.to_owned(), text);
+        }
+        if let Some(text) = l.rendered.get(key) {
+            out.extend_from_slice(text.as_bytes());
+        }
     }
+    Ok(out)
 }
 
 fn sidecar(path: &Path) -> PathBuf {
@@ -474,6 +521,57 @@ mod tests {
         // A fresh reader sees the same.
         let g = CredentialsFile::open(path).unwrap();
         assert_eq!(g.get("X").unwrap().unwrap().expires_at, Some(now));
+    }
+
+    #[test]
+    fn rendering_entry_by_entry_equals_serialising_the_whole_map() {
+        let text = "A: plain-value-1\nB:\n  value: \"v: 2 # not a comment\"\n  expires_at: 2027-11-20T09:00:00Z\n'weird key': \"yes\"\nC: \"line\\nbreak\"\nD: '123'\n";
+        let doc = parse(text, Path::new("c.yaml")).unwrap();
+        let whole = serde_norway::to_string(&doc).unwrap();
+        let mut l = Loaded {
+            stamp: None,
+            doc: doc.clone(),
+            rendered: Default::default(),
+            flushing: false,
+        };
+        let out = String::from_utf8(render(&mut l).unwrap()).unwrap();
+        assert_eq!(out, format!("{HEADER}{whole}"));
+        assert_eq!(parse(&out, Path::new("c.yaml")).unwrap(), doc);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_grouped_writes_all_land() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("credentials.yaml");
+        fs::write(&path, "OTHER: keep-me\n").unwrap();
+        fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        let f = Arc::new(CredentialsFile::open(path.clone()).unwrap());
+        let now: Timestamp = "2026-11-23T09:00:00Z".parse().unwrap();
+        let writes = (0..100).map(|i| {
+            let f = f.clone();
+            async move {
+                let e = Entry {
+                    var: format!("V{i}"),
+                    value: Secret::new(format!("value-{i}")),
+                    expires_at: None,
+                    updated_at: now,
+                    durable: true,
+                };
+                f.write_grouped(vec![e], true).await
+            }
+        });
+        for r in futures::future::join_all(writes).await {
+            r.unwrap();
+        }
+        let g = CredentialsFile::open(path).unwrap();
+        for i in 0..100 {
+            let v = g.get(&format!("V{i}")).unwrap().unwrap().value.unwrap();
+            assert_eq!(v.expose(), format!("value-{i}"));
+        }
+        assert_eq!(
+            g.get("OTHER").unwrap().unwrap().value.unwrap().expose(),
+            "keep-me"
+        );
     }
 
     #[test]
