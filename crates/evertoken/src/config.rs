@@ -426,7 +426,8 @@ mod debug_redaction {
 
     #[test]
     fn debug_of_the_whole_config_and_of_stored_values_shows_no_secret() {
-        let hook = "https://hooks.slack.com/services/T0TEST/B0TEST/test-webhook-path-not-a-real-secret";
+        let hook =
+            "https://hooks.slack.com/services/T0TEST/B0TEST/test-webhook-path-not-a-real-secret";
         let text = format!(
             "platforms:\n  tiktok: {{ client_key: k }}\nauth:\n  alerts:\n    backend: webhook\n    webhook: {{ url: \"{hook}\", format: slack }}\n"
         );
@@ -436,15 +437,40 @@ mod debug_redaction {
 
         let secret = crate::secret::Secret::new("rft.debug-test-secret-value-0123456789");
         let now = jiff::Timestamp::UNIX_EPOCH;
-        let entry = crate::store::Entry { var: "V".into(), value: secret.clone(), expires_at: None, updated_at: now, durable: true };
-        let stored = crate::store::Stored { value: secret.clone(), expires_at: None, updated_at: None, source: crate::secret::Source::Keychain };
-        let held = crate::provider::Held { var: "V".into(), value: secret.clone(), source: crate::secret::Source::Keychain, expires_at: None, updated_at: None };
+        let entry = crate::store::Entry {
+            var: "V".into(),
+            value: secret.clone(),
+            expires_at: None,
+            updated_at: now,
+            durable: true,
+        };
+        let stored = crate::store::Stored {
+            value: secret.clone(),
+            expires_at: None,
+            updated_at: None,
+            source: crate::secret::Source::Keychain,
+        };
+        let held = crate::provider::Held {
+            var: "V".into(),
+            value: secret.clone(),
+            source: crate::secret::Source::Keychain,
+            expires_at: None,
+            updated_at: None,
+        };
         let grant = crate::provider::Grant {
-            access: Some(crate::provider::NewToken { value: secret.clone(), expires_at: None }),
+            access: Some(crate::provider::NewToken {
+                value: secret.clone(),
+                expires_at: None,
+            }),
             refresh: None,
             note: None,
         };
-        for dbg in [format!("{entry:?}"), format!("{stored:?}"), format!("{held:?}"), format!("{grant:?}")] {
+        for dbg in [
+            format!("{entry:?}"),
+            format!("{stored:?}"),
+            format!("{held:?}"),
+            format!("{grant:?}"),
+        ] {
             assert!(!dbg.contains("debug-test-secret"), "{dbg}");
         }
     }

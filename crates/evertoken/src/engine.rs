@@ -747,21 +747,20 @@ impl Engine {
         }
         let store_id = self.store.id();
         let (id, label, key, rec) = (store_id.clone(), a.to_string(), a.key(), entries.clone());
-        let journal_path =
-            match self
-                .journal_io(move |j| j.record(&id, &label, &key, &rec, now))
-                .await
-            {
-                Ok(path) => path,
-                Err(e) => {
-                    // Nowhere safe to keep it: still try the store directly, loudly.
-                    tracing::error!(
-                        "cannot write the rotation journal in {}: {e}",
-                        self.journal.dir().display()
-                    );
-                    PathBuf::new()
-                }
-            };
+        let journal_path = match self
+            .journal_io(move |j| j.record(&id, &label, &key, &rec, now))
+            .await
+        {
+            Ok(path) => path,
+            Err(e) => {
+                // Nowhere safe to keep it: still try the store directly, loudly.
+                tracing::error!(
+                    "cannot write the rotation journal in {}: {e}",
+                    self.journal.dir().display()
+                );
+                PathBuf::new()
+            }
+        };
         tracing::debug!(account = %a, journal = %journal_path.display(), "new tokens journaled");
         failpoint::hit(failpoint::AFTER_JOURNAL);
         if let Err(e) = self.write_back(&entries).await {

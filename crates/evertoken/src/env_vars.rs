@@ -53,13 +53,31 @@ pub const GITHUB_API_URL: &str = "GITHUB_API_URL";
 
 /// Every variable above, with a one-line description for `--help` and the README.
 pub const ALL: &[(&str, &str)] = &[
-    (EVERTOKEN_CONFIG, "configuration file path, used when --config is not given"),
-    (EVERTOKEN_NOW, "fix the clock (RFC 3339), for tests and reproducible dry-runs"),
-    (EVERTOKEN_LOG, "log filter in tracing syntax, e.g. evertoken=debug"),
-    (EVERTOKEN_FAILPOINT, "debug builds only: SIGKILL the process at a named rotation step"),
+    (
+        EVERTOKEN_CONFIG,
+        "configuration file path, used when --config is not given",
+    ),
+    (
+        EVERTOKEN_NOW,
+        "fix the clock (RFC 3339), for tests and reproducible dry-runs",
+    ),
+    (
+        EVERTOKEN_LOG,
+        "log filter in tracing syntax, e.g. evertoken=debug",
+    ),
+    (
+        EVERTOKEN_FAILPOINT,
+        "debug builds only: SIGKILL the process at a named rotation step",
+    ),
     (CI, "set by CI systems: no progress bars"),
-    (XDG_CONFIG_HOME, "where the default config lives (evertoken/config.yaml)"),
-    (XDG_STATE_HOME, "where the rotation journal, locks and alert state live (evertoken/)"),
+    (
+        XDG_CONFIG_HOME,
+        "where the default config lives (evertoken/config.yaml)",
+    ),
+    (
+        XDG_STATE_HOME,
+        "where the rotation journal, locks and alert state live (evertoken/)",
+    ),
     (GITLAB_TOKEN, "GitLab write-back: token with api scope"),
     (CI_PROJECT_ID, "GitLab write-back: default project"),
     (CI_API_V4_URL, "GitLab write-back: default API URL"),
@@ -68,24 +86,63 @@ pub const ALL: &[(&str, &str)] = &[
     (VAULT_ROLE_ID, "Vault write-back: AppRole role id"),
     (VAULT_SECRET_ID, "Vault write-back: AppRole secret id"),
     // Write-back stores (gitlab, vault, github-actions):
-    (CI_JOB_TOKEN, "GitLab write-back: only read to explain that job tokens cannot write variables"),
-    (VAULT_NAMESPACE, "Vault write-back: namespace (X-Vault-Namespace) when the config has none"),
-    (VAULT_CACERT, "Vault write-back: CA certificate file (PEM) when the config has no ca_file"),
-    (GITHUB_TOKEN, "github-actions write-back: token allowed to write Actions secrets (see token_env)"),
-    (GITHUB_REPOSITORY, "github-actions write-back: default repository (owner/repo), set on runners"),
-    (GITHUB_API_URL, "github-actions write-back: default API URL, set on runners"),
-    (ALERT_WEBHOOK_URL, "webhook alerts: the incoming-webhook URL"),
+    (
+        CI_JOB_TOKEN,
+        "GitLab write-back: only read to explain that job tokens cannot write variables",
+    ),
+    (
+        VAULT_NAMESPACE,
+        "Vault write-back: namespace (X-Vault-Namespace) when the config has none",
+    ),
+    (
+        VAULT_CACERT,
+        "Vault write-back: CA certificate file (PEM) when the config has no ca_file",
+    ),
+    (
+        GITHUB_TOKEN,
+        "github-actions write-back: token allowed to write Actions secrets (see token_env)",
+    ),
+    (
+        GITHUB_REPOSITORY,
+        "github-actions write-back: default repository (owner/repo), set on runners",
+    ),
+    (
+        GITHUB_API_URL,
+        "github-actions write-back: default API URL, set on runners",
+    ),
+    (
+        ALERT_WEBHOOK_URL,
+        "webhook alerts: the incoming-webhook URL",
+    ),
     (ALERT_SMTP_USERNAME, "email alerts: SMTP user"),
     (ALERT_SMTP_PASSWORD, "email alerts: SMTP password"),
-    (DISPLAY, "auth login: a graphical session (X11); without it or WAYLAND_DISPLAY the URL is printed, not opened"),
+    (
+        DISPLAY,
+        "auth login: a graphical session (X11); without it or WAYLAND_DISPLAY the URL is printed, not opened",
+    ),
     (WAYLAND_DISPLAY, "auth login: a graphical session (Wayland)"),
     (GITHUB_APP_ID, "GitHub App: app id when the config has none"),
-    (GITHUB_APP_INSTALLATION_ID, "GitHub App: installation id when the config has none"),
-    (GITHUB_APP_PRIVATE_KEY_PATH, "GitHub App: private key path when the config has none"),
-    (GITHUB_ACTIONS, "set on GitHub Actions runners: minted tokens are masked with ::add-mask::"),
+    (
+        GITHUB_APP_INSTALLATION_ID,
+        "GitHub App: installation id when the config has none",
+    ),
+    (
+        GITHUB_APP_PRIVATE_KEY_PATH,
+        "GitHub App: private key path when the config has none",
+    ),
+    (
+        GITHUB_ACTIONS,
+        "set on GitHub Actions runners: minted tokens are masked with ::add-mask::",
+    ),
     // GitHub App tokens (github …):
-    (GH_TOKEN, "github status: when set, it overrides gh's stored auth and is reported as a problem"),
-    (GH_CONFIG_DIR, "github: gh's config directory, checked for a plain-text hosts.yml"),
+    (
+        GH_TOKEN,
+        "github status: when set, it overrides gh's stored auth and is reported as a problem",
+    ),
+    (
+        GH_CONFIG_DIR,
+        "github: gh's config directory, checked for a plain-text hosts.yml",
+    ),
 ];
 
 #[cfg(test)]
@@ -94,7 +151,10 @@ mod tests {
     fn the_readme_documents_every_variable() {
         let readme = include_str!("../../../README.md");
         for (var, _) in super::ALL {
-            assert!(readme.contains(&format!("| `{var}` |")), "README's environment table lacks {var}");
+            assert!(
+                readme.contains(&format!("| `{var}` |")),
+                "README's environment table lacks {var}"
+            );
         }
     }
 }

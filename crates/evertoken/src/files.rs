@@ -55,11 +55,25 @@ pub fn write_private_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
 /// is a lost token; [`write_private_atomic`] (fsync, then rename) elsewhere.
 pub fn write_private_visible_first(path: &Path, contents: &[u8]) -> io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     ensure_private_dir(dir)?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.{:08x}.tmp", std::process::id(), rand::random::<u32>()));
-    let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(
+        ".{name}.{}.{:08x}.tmp",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?;
     f.set_permissions(fs::Permissions::from_mode(0o600))?;
     if let Err(e) = f.write_all(contents).and_then(|()| fs::rename(&tmp, path)) {
         let _ = fs::remove_file(&tmp);

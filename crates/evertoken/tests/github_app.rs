@@ -765,3 +765,39 @@ fn the_source_scripts_environment_variables_still_work() {
         missing.stderr
     );
 }
+
+/// SPEC §7 metrics on `github refresh|status`: the textfile-collector file carries
+/// the token's expiry and the run's outcome, passes `promtool check metrics`, and
+/// holds no token.
+#[test]
+fn github_refresh_and_status_write_metrics_files() {
+    let env = setup("");
+    let prom = env.path("metrics/github.prom");
+    let out = env.ev(&[
+        "github",
+        "refresh",
+        "--metrics-file",
+        prom.to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let token = env.secret(&stored_token(&env));
+    let text = std::fs::read_to_string(&prom).unwrap();
+    assert!(
+        text.contains("evertoken_credential_expiry_timestamp_seconds{"),
+        "{text}"
+    );
+    assert!(
+        text.contains("evertoken_last_run_success{command=\"github\"} 1"),
+        "{text}"
+    );
+    assert!(!text.contains(&token[..12]), "metrics carry no token");
+    env.assert_no_leak(&text);
+    common::promtool_check(&prom);
+    let out = env.ev(&["github", "status", "--metrics-file", prom.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let text = std::fs::read_to_string(&prom).unwrap();
+    assert!(
+        text.contains("evertoken_last_run_success{command=\"github\"} 1"),
+        "{text}"
+    );
+}

@@ -6,9 +6,6 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Stdio;
-
 use common::{TestEnv, days_from, mode};
 use jiff::Timestamp;
 
@@ -71,25 +68,6 @@ fn run(env: &TestEnv, args: &[&str]) -> common::Output {
     env.run(&mut c)
 }
 
-/// `promtool check metrics` on the file: exit 0 and no lint complaint.
-fn promtool_check(path: &Path) {
-    let Some(promtool) = common::require_tool("promtool") else {
-        return;
-    };
-    let out = std::process::Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::from(std::fs::File::open(path).unwrap()))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "promtool rejects the metrics file:\n{}{}\n--- file ---\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-        std::fs::read_to_string(path).unwrap()
-    );
-}
-
 /// The value of the sample whose line starts with `series ` (name and labels).
 fn value(text: &str, series: &str) -> Option<f64> {
     text.lines().find_map(|l| {
@@ -123,7 +101,7 @@ fn refresh_writes_a_promtool_clean_file_with_every_expiry_and_state() {
     );
     let text = std::fs::read_to_string(&file).unwrap();
     env.assert_no_leak(&text);
-    promtool_check(&file);
+    common::promtool_check(&file);
 
     // Readable by node_exporter running as another user; no temp file left behind.
     assert_eq!(mode(&file), 0o644);
@@ -238,7 +216,7 @@ fn counters_carry_across_runs_and_status_and_dry_run_do_not_count() {
     assert_eq!(out.code, 1, "stderr: {}", out.stderr);
     let text = std::fs::read_to_string(&file).unwrap();
     env.assert_no_leak(&text);
-    promtool_check(&file);
+    common::promtool_check(&file);
     assert_eq!(value(&text, rotated), Some(1.0), "{text}");
     assert_eq!(value(&text, ig_ok), Some(1.0), "{text}");
     run(&env, &["auth", "refresh", "--dry-run", "--metrics-file", f]);
@@ -249,7 +227,7 @@ fn counters_carry_across_runs_and_status_and_dry_run_do_not_count() {
     run(&env, &["auth", "refresh", "all", "--metrics-file", f]);
     let text = std::fs::read_to_string(&file).unwrap();
     assert_eq!(value(&text, ig_ok), Some(2.0), "{text}");
-    promtool_check(&file);
+    common::promtool_check(&file);
 }
 
 #[test]

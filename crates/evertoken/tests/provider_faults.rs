@@ -174,9 +174,22 @@ fn cell(p: P, inject: &Inject) -> (String, u64, String) {
         use std::io::Write;
         let _ = std::fs::create_dir_all(&dir);
         let path = std::path::Path::new(&dir).join("fault_matrix.tsv");
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
-        let short: String = message.chars().take(90).collect::<String>().replace(['|', '\t', '\n'], " ");
-        writeln!(f, "{p:?}\t{inject:?}\t{state}\t{requests}\t{}\t{short}", took.as_millis()).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap();
+        let short: String = message
+            .chars()
+            .take(90)
+            .collect::<String>()
+            .replace(['|', '\t', '\n'], " ");
+        writeln!(
+            f,
+            "{p:?}\t{inject:?}\t{state}\t{requests}\t{}\t{short}",
+            took.as_millis()
+        )
+        .unwrap();
     }
     (state, requests, message)
 }

@@ -21,7 +21,13 @@ const CLIENT_KEY: &str = "test-rel-client-key";
 const CLIENT_SECRET: &str = "test-rel-tiktok-client-secret";
 const OLD_RT: &str = "rft.test-rel-original-not-a-real-secret";
 const GITLAB_TOKEN: &str = "test-rel-gitlab-token-not-a-real-secret";
-const FAILPOINTS: [&str; 5] = ["after_provider", "after_journal", "mid_writeback", "after_writeback", "before_journal_cleanup"];
+const FAILPOINTS: [&str; 5] = [
+    "after_provider",
+    "after_journal",
+    "mid_writeback",
+    "after_writeback",
+    "before_journal_cleanup",
+];
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Backend {
@@ -33,7 +39,13 @@ enum Backend {
 }
 
 impl Backend {
-    const ALL: [Backend; 5] = [Backend::LocalFile, Backend::KeychainFallback, Backend::EnvFile, Backend::Gitlab, Backend::Vault];
+    const ALL: [Backend; 5] = [
+        Backend::LocalFile,
+        Backend::KeychainFallback,
+        Backend::EnvFile,
+        Backend::Gitlab,
+        Backend::Vault,
+    ];
 
     fn name(self) -> &'static str {
         match self {
@@ -66,8 +78,14 @@ impl Rig {
         let mut bao = None;
         let writeback = match backend {
             Backend::LocalFile | Backend::KeychainFallback => {
-                env.credentials(&format!("TIKTOK_REFRESH_TOKEN: \"{OLD_RT}\"\nTIKTOK_CLIENT_SECRET: {CLIENT_SECRET}\n"));
-                let kc = if backend == Backend::LocalFile { "off" } else { "auto" };
+                env.credentials(&format!(
+                    "TIKTOK_REFRESH_TOKEN: \"{OLD_RT}\"\nTIKTOK_CLIENT_SECRET: {CLIENT_SECRET}\n"
+                ));
+                let kc = if backend == Backend::LocalFile {
+                    "off"
+                } else {
+                    "auto"
+                };
                 format!("{{ backend: local, local: {{ keychain: {kc} }} }}")
             }
             Backend::EnvFile => {
@@ -79,14 +97,22 @@ impl Rig {
             Backend::Gitlab => {
                 sim.gitlab_add_token(GITLAB_TOKEN);
                 sim.gitlab_add_project(4242, "acme/publisher");
-                sim.gitlab_set_variable(GitLabScope::Project(4242), GitLabVariable::masked_protected("TIKTOK_REFRESH_TOKEN", OLD_RT));
-                format!("{{ backend: gitlab, gitlab: {{ project: \"acme/publisher\", api_url: \"{base}/api/v4\" }} }}")
+                sim.gitlab_set_variable(
+                    GitLabScope::Project(4242),
+                    GitLabVariable::masked_protected("TIKTOK_REFRESH_TOKEN", OLD_RT),
+                );
+                format!(
+                    "{{ backend: gitlab, gitlab: {{ project: \"acme/publisher\", api_url: \"{base}/api/v4\" }} }}"
+                )
             }
             Backend::Vault => {
                 let b = Bao::start()?;
                 b.put("TIKTOK_REFRESH_TOKEN", &[&format!("value={OLD_RT}")]);
                 b.put("TIKTOK_CLIENT_SECRET", &[&format!("value={CLIENT_SECRET}")]);
-                let w = format!("{{ backend: vault, vault: {{ address: \"{}\", mount: secret, path: evertoken }} }}", b.addr);
+                let w = format!(
+                    "{{ backend: vault, vault: {{ address: \"{}\", mount: secret, path: evertoken }} }}",
+                    b.addr
+                );
                 bao = Some(b);
                 w
             }
@@ -103,7 +129,9 @@ impl Rig {
         let mut c = self.env.std_cmd();
         match self.backend {
             Backend::Gitlab => {
-                c.env("GITLAB_TOKEN", GITLAB_TOKEN).env("TIKTOK_CLIENT_SECRET", CLIENT_SECRET).env("TIKTOK_REFRESH_TOKEN", OLD_RT);
+                c.env("GITLAB_TOKEN", GITLAB_TOKEN)
+                    .env("TIKTOK_CLIENT_SECRET", CLIENT_SECRET)
+                    .env("TIKTOK_REFRESH_TOKEN", OLD_RT);
             }
             Backend::Vault => {
                 c.env("VAULT_TOKEN", ROOT_TOKEN);
@@ -126,13 +154,29 @@ impl Rig {
     /// The refresh token the store holds now.
     fn stored(&self) -> Option<String> {
         match self.backend {
-            Backend::LocalFile | Backend::KeychainFallback => self.env.stored("TIKTOK_REFRESH_TOKEN"),
+            Backend::LocalFile | Backend::KeychainFallback => {
+                self.env.stored("TIKTOK_REFRESH_TOKEN")
+            }
             Backend::EnvFile => {
                 let text = std::fs::read_to_string(self.env.work().join("tokens.env")).unwrap();
-                text.lines().find_map(|l| l.trim_start_matches("export ").strip_prefix("TIKTOK_REFRESH_TOKEN=").map(|v| v.trim_matches('\'').to_owned()))
+                text.lines().find_map(|l| {
+                    l.trim_start_matches("export ")
+                        .strip_prefix("TIKTOK_REFRESH_TOKEN=")
+                        .map(|v| v.trim_matches('\'').to_owned())
+                })
             }
-            Backend::Gitlab => self.env.sim.sim().gitlab_variable(GitLabScope::Project(4242), "TIKTOK_REFRESH_TOKEN", "*").map(|v| v.value),
-            Backend::Vault => self.bao.as_ref().unwrap().get("TIKTOK_REFRESH_TOKEN").and_then(|(d, _)| d["value"].as_str().map(str::to_owned)),
+            Backend::Gitlab => self
+                .env
+                .sim
+                .sim()
+                .gitlab_variable(GitLabScope::Project(4242), "TIKTOK_REFRESH_TOKEN", "*")
+                .map(|v| v.value),
+            Backend::Vault => self
+                .bao
+                .as_ref()
+                .unwrap()
+                .get("TIKTOK_REFRESH_TOKEN")
+                .and_then(|(d, _)| d["value"].as_str().map(str::to_owned)),
         }
     }
 
@@ -141,9 +185,15 @@ impl Rig {
         match self.backend {
             Backend::LocalFile | Backend::KeychainFallback => {
                 self.env.read_credentials();
-                assert_eq!(mode(&self.env.work().join("credentials.yaml")), 0o600, "{what}");
+                assert_eq!(
+                    mode(&self.env.work().join("credentials.yaml")),
+                    0o600,
+                    "{what}"
+                );
             }
-            Backend::EnvFile => assert_eq!(mode(&self.env.work().join("tokens.env")), 0o600, "{what}"),
+            Backend::EnvFile => {
+                assert_eq!(mode(&self.env.work().join("tokens.env")), 0o600, "{what}")
+            }
             _ => {}
         }
     }
@@ -169,9 +219,11 @@ impl Rig {
 }
 
 fn out_dir() -> Option<std::path::PathBuf> {
-    std::env::var_os("EVERTOKEN_RELIABILITY_OUT").map(std::path::PathBuf::from).inspect(|d| {
-        std::fs::create_dir_all(d).unwrap();
-    })
+    std::env::var_os("EVERTOKEN_RELIABILITY_OUT")
+        .map(std::path::PathBuf::from)
+        .inspect(|d| {
+            std::fs::create_dir_all(d).unwrap();
+        })
 }
 
 /// Failpoint × backend: SIGKILL at every step of a rotation, for every store; the
@@ -183,25 +235,49 @@ fn every_failpoint_on_every_backend_recovers() {
         for fp in FAILPOINTS {
             let Some(rig) = Rig::new(backend) else { return };
             let what = format!("{} × {fp}", backend.name());
-            let out = rig.std_cmd(&["auth", "refresh", "tiktok"]).env("EVERTOKEN_FAILPOINT", fp).output().unwrap();
-            assert_eq!(out.status.signal(), Some(9), "{what}: not killed: {}", String::from_utf8_lossy(&out.stderr));
+            let out = rig
+                .std_cmd(&["auth", "refresh", "tiktok"])
+                .env("EVERTOKEN_FAILPOINT", fp)
+                .output()
+                .unwrap();
+            assert_eq!(
+                out.status.signal(),
+                Some(9),
+                "{what}: not killed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             let live = rig.live();
             rig.assert_store_intact(&what);
-            let out = rig.env.run(rig.cmd().args(["auth", "refresh", "tiktok", "--json"]));
+            let out = rig
+                .env
+                .run(rig.cmd().args(["auth", "refresh", "tiktok", "--json"]));
             let doc = out.json();
             let state = doc["results"][0]["state"].as_str().unwrap().to_owned();
             let outcome = if fp == "after_provider" {
                 // The one window no tool closes: the answer arrived, the process died
                 // before the journal held it. Reported, never silent.
-                assert_eq!((out.code, state.as_str()), (1, "reauth_required"), "{what}: {}", out.stdout);
+                assert_eq!(
+                    (out.code, state.as_str()),
+                    (1, "reauth_required"),
+                    "{what}: {}",
+                    out.stdout
+                );
                 "lost in the rotation→journal window; next run: reauth_required"
             } else {
                 assert_eq!(out.code, 0, "{what}: {}{}", out.stdout, out.stderr);
-                assert_eq!(rig.stored().as_deref(), Some(live.as_str()), "{what}: the store does not hold the provider's current token");
+                assert_eq!(
+                    rig.stored().as_deref(),
+                    Some(live.as_str()),
+                    "{what}: the store does not hold the provider's current token"
+                );
                 assert!(!rig.journal_pending(), "{what}: journal left behind");
                 "recovered: store holds the current token"
             };
-            assert_eq!(rig.env.sim.sim().stats().rotations, 1, "{what}: rotated again");
+            assert_eq!(
+                rig.env.sim.sim().stats().rotations,
+                1,
+                "{what}: rotated again"
+            );
             rows.push(format!("| {} | {fp} | {outcome} |", backend.name()));
         }
     }
@@ -213,11 +289,20 @@ fn every_failpoint_on_every_backend_recovers() {
 /// SIGKILL at random instants of a rotating run, then recover; count outcomes.
 #[test]
 fn random_sigkills_lose_nothing_outside_the_answer_window() {
-    let trials: usize = std::env::var("EVERTOKEN_KILL_TRIALS").ok().and_then(|v| v.parse().ok()).unwrap_or(40);
+    let trials: usize = std::env::var("EVERTOKEN_KILL_TRIALS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(40);
     // Calibrate: how long one uninterrupted rotating run takes here.
     let rig = Rig::new(Backend::LocalFile).unwrap();
     let t = Instant::now();
-    assert!(rig.std_cmd(&["auth", "refresh", "tiktok"]).output().unwrap().status.success());
+    assert!(
+        rig.std_cmd(&["auth", "refresh", "tiktok"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
     let run = t.elapsed();
     drop(rig);
     let threads = 2;
@@ -242,20 +327,34 @@ fn random_sigkills_lose_nothing_outside_the_answer_window() {
                     std::thread::sleep(Duration::from_millis(100));
                     let rotated = rig.env.sim.sim().stats().rotations == 1;
                     let journal = rig.journal_pending();
-                    let intact = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rig.assert_store_intact("random kill"))).is_ok();
+                    let intact = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        rig.assert_store_intact("random kill")
+                    }))
+                    .is_ok();
                     if !intact {
                         tally[4] += 1;
                         continue;
                     }
-                    let out = rig.env.run(rig.cmd().args(["auth", "refresh", "tiktok", "--json"]));
-                    let state = out.json()["results"][0]["state"].as_str().unwrap().to_owned();
+                    let out = rig
+                        .env
+                        .run(rig.cmd().args(["auth", "refresh", "tiktok", "--json"]));
+                    let state = out.json()["results"][0]["state"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned();
                     let live = rig.live();
                     let holds = rig.stored().as_deref() == Some(live.as_str());
                     if !killed {
-                        assert!(holds, "a finished run left the store without the current token");
+                        assert!(
+                            holds,
+                            "a finished run left the store without the current token"
+                        );
                         tally[3] += 1;
                     } else if !rotated {
-                        assert!(holds && state == "rotated", "killed before rotating: the next run rotates ({state})");
+                        assert!(
+                            holds && state == "rotated",
+                            "killed before rotating: the next run rotates ({state})"
+                        );
                         tally[0] += 1;
                     } else if holds {
                         tally[1] += 1;
@@ -263,7 +362,10 @@ fn random_sigkills_lose_nothing_outside_the_answer_window() {
                         // Lost: only allowed when the kill hit between the provider's
                         // answer and the journal (no record) and the next run says so.
                         assert!(!journal, "a token in the journal was not recovered");
-                        assert_eq!(state, "reauth_required", "a lost token must be reported, never silent");
+                        assert_eq!(
+                            state, "reauth_required",
+                            "a lost token must be reported, never silent"
+                        );
                         tally[2] += 1;
                     }
                 }
@@ -304,18 +406,39 @@ fn racing_runners_on_one_host_rotate_once() {
     let mut rows = Vec::new();
     for n in [2usize, 8, 32] {
         let rig = Rig::new(Backend::LocalFile).unwrap();
-        let children: Vec<_> = (0..n).map(|_| rig.std_cmd(&["auth", "refresh", "tiktok", "--json"]).spawn().unwrap()).collect();
-        let outs: Vec<_> = children.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
+        let children: Vec<_> = (0..n)
+            .map(|_| {
+                rig.std_cmd(&["auth", "refresh", "tiktok", "--json"])
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let outs: Vec<_> = children
+            .into_iter()
+            .map(|c| c.wait_with_output().unwrap())
+            .collect();
         let live = rig.live();
         for o in &outs {
             rig.env.assert_no_leak(&String::from_utf8_lossy(&o.stdout));
             rig.env.assert_no_leak(&String::from_utf8_lossy(&o.stderr));
-            assert_eq!(o.status.code(), Some(0), "N={n}: {}", String::from_utf8_lossy(&o.stderr));
+            assert_eq!(
+                o.status.code(),
+                Some(0),
+                "N={n}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
         }
         let stats = rig.env.sim.sim().stats();
-        assert_eq!((stats.rotations, stats.reused_rotated_tokens), (1, 0), "N={n}");
+        assert_eq!(
+            (stats.rotations, stats.reused_rotated_tokens),
+            (1, 0),
+            "N={n}"
+        );
         assert_eq!(rig.stored().unwrap(), live);
-        rows.push(format!("| one host (file lock) | {n} | {} | {} | all exited 0 |", stats.rotations, stats.reused_rotated_tokens));
+        rows.push(format!(
+            "| one host (file lock) | {n} | {} | {} | all exited 0 |",
+            stats.rotations, stats.reused_rotated_tokens
+        ));
     }
     if let Some(d) = out_dir() {
         std::fs::write(d.join("concurrency_one_host.md"), rows.join("\n") + "\n").unwrap();
@@ -328,7 +451,9 @@ fn racing_runners_on_one_host_rotate_once() {
 fn racing_hosts_through_openbao_rotate_once() {
     let mut rows = Vec::new();
     for n in [2usize, 8, 32] {
-        let Some(rig) = Rig::new(Backend::Vault) else { return };
+        let Some(rig) = Rig::new(Backend::Vault) else {
+            return;
+        };
         let children: Vec<_> = (0..n)
             .map(|i| {
                 let state = rig.env.path(&format!("host-{i}/state"));
@@ -338,16 +463,31 @@ fn racing_hosts_through_openbao_rotate_once() {
                 c.spawn().unwrap()
             })
             .collect();
-        let outs: Vec<_> = children.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
+        let outs: Vec<_> = children
+            .into_iter()
+            .map(|c| c.wait_with_output().unwrap())
+            .collect();
         let live = rig.live();
         for o in &outs {
             rig.env.assert_no_leak(&String::from_utf8_lossy(&o.stdout));
-            assert_eq!(o.status.code(), Some(0), "N={n}: {}", String::from_utf8_lossy(&o.stderr));
+            assert_eq!(
+                o.status.code(),
+                Some(0),
+                "N={n}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
         }
         let stats = rig.env.sim.sim().stats();
-        assert_eq!((stats.rotations, stats.reused_rotated_tokens), (1, 0), "N={n} hosts");
+        assert_eq!(
+            (stats.rotations, stats.reused_rotated_tokens),
+            (1, 0),
+            "N={n} hosts"
+        );
         assert_eq!(rig.stored().unwrap(), live);
-        rows.push(format!("| {n} hosts (OpenBao lock) | {n} | {} | {} | all exited 0 |", stats.rotations, stats.reused_rotated_tokens));
+        rows.push(format!(
+            "| {n} hosts (OpenBao lock) | {n} | {} | {} | all exited 0 |",
+            stats.rotations, stats.reused_rotated_tokens
+        ));
     }
     if let Some(d) = out_dir() {
         std::fs::write(d.join("concurrency_hosts.md"), rows.join("\n") + "\n").unwrap();
@@ -358,11 +498,19 @@ fn racing_hosts_through_openbao_rotate_once() {
 #[test]
 fn trace_logs_carry_no_secret() {
     let rig = Rig::new(Backend::LocalFile).unwrap();
-    let out = rig.env.run(rig.cmd().args(["-vvv", "auth", "refresh", "tiktok"]));
+    let out = rig
+        .env
+        .run(rig.cmd().args(["-vvv", "auth", "refresh", "tiktok"]));
     assert_eq!(out.code, 0, "{}", out.stderr);
     rig.live();
-    assert!(out.stderr.contains("DEBUG") || out.stderr.contains("TRACE") || out.stderr.contains("INFO"), "no logs at -vvv: {}", out.stderr);
+    assert!(
+        out.stderr.contains("DEBUG") || out.stderr.contains("TRACE") || out.stderr.contains("INFO"),
+        "no logs at -vvv: {}",
+        out.stderr
+    );
     // `run` scanned stdout and stderr; scan the new token and the journal-free state too.
-    let out = rig.env.run(rig.cmd().args(["-vvv", "auth", "status", "--json"]));
+    let out = rig
+        .env
+        .run(rig.cmd().args(["-vvv", "auth", "status", "--json"]));
     assert_eq!(out.code, 0);
 }

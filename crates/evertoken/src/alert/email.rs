@@ -18,9 +18,9 @@ use serde::Deserialize;
 
 use super::{Alert, Notifier};
 use crate::config::Config as AppConfig;
-use crate::{env_vars, http};
 use crate::error::Result;
 use crate::secret::Secret;
+use crate::{env_vars, http};
 
 /// `auth.alerts.email`.
 #[derive(Debug, Deserialize)]
@@ -294,7 +294,6 @@ impl Notifier for Email {
         }
     }
 }
-
 
 #[cfg(test)]
 mod tests {

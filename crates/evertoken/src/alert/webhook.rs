@@ -307,7 +307,6 @@ fn hint_for(format: Format, status: u16) -> &'static str {
     }
 }
 
-
 /// Cuts `s` to at most `max` characters, marking the cut with `…`.
 fn cut(s: &str, max: usize) -> String {
     if s.chars().count() <= max {

@@ -81,7 +81,9 @@ pub async fn exec(ctx: &Ctx, cmd: AuthCommand) -> Result<u8> {
 }
 
 fn target(s: &str) -> Result<Target> {
-    Target::parse(s).map_err(|m| Error::usage(m).with_hint("for example `evertoken auth refresh tiktok:brand-a`"))
+    Target::parse(s).map_err(|m| {
+        Error::usage(m).with_hint("for example `evertoken auth refresh tiktok:brand-a`")
+    })
 }
 
 async fn refresh(ctx: &Ctx, args: RefreshArgs) -> Result<u8> {
@@ -91,9 +93,21 @@ async fn refresh(ctx: &Ctx, args: RefreshArgs) -> Result<u8> {
     for n in engine.store().notices() {
         ctx.shell.note(&n);
     }
-    let bar = if args.json { None } else { render::Bar::new_if_interactive(&ctx.shell) };
+    let bar = if args.json {
+        None
+    } else {
+        render::Bar::new_if_interactive(&ctx.shell)
+    };
     let progress: Option<Arc<dyn Progress>> = bar.map(|b| Arc::new(b) as Arc<dyn Progress>);
-    let mut report = engine.refresh(&Options { target, dry_run: args.dry_run }, progress).await?;
+    let mut report = engine
+        .refresh(
+            &Options {
+                target,
+                dry_run: args.dry_run,
+            },
+            progress,
+        )
+        .await?;
     if !args.dry_run {
         crate::alert::dispatch(&engine.cfg, &mut report, ctx.clock).await;
         if let Some(a) = report.alert.as_ref().filter(|a| !a.delivered) {
@@ -110,7 +124,9 @@ async fn refresh(ctx: &Ctx, args: RefreshArgs) -> Result<u8> {
     } else {
         render::stdout(&render::table(&report, &ctx.shell));
     }
-    if let Some(p) = &args.metrics_file { crate::metrics::write(p, &report, crate::metrics::Run::Refresh)?; }
+    if let Some(p) = &args.metrics_file {
+        crate::metrics::write(p, &report, crate::metrics::Run::Refresh)?;
+    }
     Ok(report.exit_code())
 }
 
@@ -130,7 +146,11 @@ async fn status(ctx: &Ctx, args: StatusArgs) -> Result<u8> {
         if !report.secrets.is_empty() {
             out.push_str("\nclient secrets:\n");
             for s in &report.secrets {
-                let from = s.source.as_ref().map(|s| s.to_string()).unwrap_or_else(|| "not set".into());
+                let from = s
+                    .source
+                    .as_ref()
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "not set".into());
                 out.push_str(&format!("  {}: {from}\n", s.var));
             }
         }
@@ -146,6 +166,8 @@ async fn status(ctx: &Ctx, args: StatusArgs) -> Result<u8> {
         }
         render::stdout(&out);
     }
-    if let Some(p) = &args.metrics_file { crate::metrics::write(p, &report, crate::metrics::Run::Status)?; }
+    if let Some(p) = &args.metrics_file {
+        crate::metrics::write(p, &report, crate::metrics::Run::Status)?;
+    }
     Ok(report.exit_code())
 }

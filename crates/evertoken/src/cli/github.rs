@@ -76,6 +76,9 @@ pub struct StatusArgs {
     /// One JSON document on stdout
     #[arg(long)]
     pub json: bool,
+    /// Also write Prometheus metrics (textfile-collector format) to PATH
+    #[arg(long, value_name = "PATH")]
+    pub metrics_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -87,6 +90,9 @@ pub struct RefreshArgs {
     /// Give up (exit 1) after this many seconds, waiting for the lock included
     #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub timeout: u64,
+    /// Also write Prometheus metrics (textfile-collector format) to PATH
+    #[arg(long, value_name = "PATH")]
+    pub metrics_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -168,7 +174,11 @@ fn report_refreshed(ctx: &Ctx, app: &App, r: &Refreshed) {
         ctx.shell.warn(w);
     }
     if let Some(e) = &r.gh_error {
-        let hint = e.hint.as_deref().map(|h| format!(" ({h})")).unwrap_or_default();
+        let hint = e
+            .hint
+            .as_deref()
+            .map(|h| format!(" ({h})"))
+            .unwrap_or_default();
         ctx.shell.warn(&format!("{}{hint}", e.message));
     }
     ctx.shell.status(
@@ -213,6 +223,14 @@ async fn status_cmd(ctx: &Ctx, a: StatusArgs) -> Result<u8> {
     } else {
         render::stdout(&status::render(&r));
     }
+    if let Some(path) = &a.metrics_file {
+        crate::metrics::write_github_status(
+            path,
+            std::slice::from_ref(&r),
+            ctx.clock.now(),
+            r.healthy,
+        )?;
+    }
     Ok(if r.healthy { 0 } else { 1 })
 }
 
@@ -221,7 +239,15 @@ async fn refresh_cmd(ctx: &Ctx, a: RefreshArgs) -> Result<u8> {
     let http = Http::new(&cfg.file.http);
     let limit = Duration::from_secs(a.timeout);
     let run = github::refresh(&app, &http, &ctx.clock, limit);
-    let mut r = match tokio::time::timeout(limit, run).await {
+    let outcome = tokio::time::timeout(limit, run).await;
+    if let Some(path) = &a.metrics_file {
+        let minted = match &outcome {
+            Ok(Ok(r)) if r.gh_error.is_none() => Ok(r.expires_at),
+            _ => Err(()),
+        };
+        crate::metrics::write_github_refresh(path, &app.name, minted, ctx.clock.now())?;
+    }
+    let mut r = match outcome {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
             return Err(Error {

@@ -12,14 +12,14 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::render::{ColorChoice, Shell};
 
+pub mod alert;
 pub mod auth;
 pub mod demo;
-pub mod login;
-pub mod alert;
 pub mod doctor;
+pub mod github;
+pub mod login;
 pub mod mcp;
 pub mod schedule;
-pub mod github;
 
 const ABOUT: &str = "Keeps the credentials of unattended automation alive.";
 const LONG_ABOUT: &str = "\
@@ -137,11 +137,20 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let ctx = Ctx { shell: shell.clone(), clock, config_flag: cli.config.clone() };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let ctx = Ctx {
+        shell: shell.clone(),
+        clock,
+        config_flag: cli.config.clone(),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
-            shell.error(&Error::failed(format!("cannot start the async runtime: {e}")));
+            shell.error(&Error::failed(format!(
+                "cannot start the async runtime: {e}"
+            )));
             return ExitCode::from(1);
         }
     };

@@ -348,16 +348,32 @@ impl OAuthError {
 /// errors mean the grant is gone (a human re-authorises); a rejected client is a
 /// configuration problem (`client_hint` names the keys to check); anything else,
 /// or a body without an OAuth error, is a plain failure quoting the redacted body.
-pub fn oauth_error(who: &str, reply: &Reply, client_hint: &str, dead: impl Fn(&OAuthError) -> bool) -> ProviderError {
+pub fn oauth_error(
+    who: &str,
+    reply: &Reply,
+    client_hint: &str,
+    dead: impl Fn(&OAuthError) -> bool,
+) -> ProviderError {
     match OAuthError::from_reply(reply) {
-        Some(e) if dead(&e) => ProviderError::Reauth { message: format!("{who} answered {}", e.describe()) },
-        Some(e) if e.error == "invalid_client" || e.error == "unauthorized_client" => ProviderError::Failed {
-            message: format!("{who} rejected the OAuth client: {}", e.describe()),
-            hint: Some(client_hint.to_owned()),
+        Some(e) if dead(&e) => ProviderError::Reauth {
+            message: format!("{who} answered {}", e.describe()),
         },
-        Some(e) => ProviderError::Failed { message: format!("{who} answered {}: {}", reply.status, e.describe()), hint: None },
+        Some(e) if e.error == "invalid_client" || e.error == "unauthorized_client" => {
+            ProviderError::Failed {
+                message: format!("{who} rejected the OAuth client: {}", e.describe()),
+                hint: Some(client_hint.to_owned()),
+            }
+        }
+        Some(e) => ProviderError::Failed {
+            message: format!("{who} answered {}: {}", reply.status, e.describe()),
+            hint: None,
+        },
         None => ProviderError::Failed {
-            message: format!("{who} answered {}: {}", reply.status, redact_body(&reply.snippet())),
+            message: format!(
+                "{who} answered {}: {}",
+                reply.status,
+                redact_body(&reply.snippet())
+            ),
             hint: None,
         },
     }

@@ -111,10 +111,18 @@ pub struct StoreError {
 
 impl StoreError {
     pub fn permanent(message: impl Into<String>) -> Self {
-        Self { message: message.into(), hint: None, transient: false }
+        Self {
+            message: message.into(),
+            hint: None,
+            transient: false,
+        }
     }
     pub fn transient(message: impl Into<String>) -> Self {
-        Self { message: message.into(), hint: None, transient: true }
+        Self {
+            message: message.into(),
+            hint: None,
+            transient: true,
+        }
     }
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
@@ -198,7 +206,10 @@ pub(crate) fn validate(cfg: &Config) -> Result<()> {
     let wb = &cfg.file.auth.writeback;
     if wb.backend == Backend::EnvFile && wb.env_file.is_none() {
         return Err(cfg
-            .error_at("auth.writeback.env_file", "is required when backend is env-file")
+            .error_at(
+                "auth.writeback.env_file",
+                "is required when backend is env-file",
+            )
             .with_hint("for example `env_file: { path: ~/.config/evertoken/tokens.env }`"));
     }
     gitlab::validate(cfg)?;
@@ -208,7 +219,10 @@ pub(crate) fn validate(cfg: &Config) -> Result<()> {
 }
 
 /// Reads several variables (a convenience over [`Store::read`]).
-pub async fn read_all(store: &dyn Store, vars: &[String]) -> Result<BTreeMap<String, Stored>, StoreError> {
+pub async fn read_all(
+    store: &dyn Store,
+    vars: &[String],
+) -> Result<BTreeMap<String, Stored>, StoreError> {
     let mut out = BTreeMap::new();
     for v in vars {
         if let Some(s) = store.read(v).await? {

@@ -753,7 +753,10 @@ impl Store for VaultStore {
 /// exited: its lock cannot be released by anyone else, so it need not be waited for.
 fn owner_died_here(owner: &str) -> bool {
     let mut parts = owner.split(':');
-    let (Some(host), Some(pid)) = (parts.next(), parts.next().and_then(|p| p.parse::<i32>().ok())) else {
+    let (Some(host), Some(pid)) = (
+        parts.next(),
+        parts.next().and_then(|p| p.parse::<i32>().ok()),
+    ) else {
         return false;
     };
     if host != hostname() || pid <= 0 || pid as u32 == std::process::id() {
@@ -775,7 +778,11 @@ mod tests {
         let pid = child.id();
         child.wait().unwrap();
         assert!(owner_died_here(&format!("{}:{pid}:00", hostname())));
-        assert!(!owner_died_here(&format!("{}:{}:00", hostname(), std::process::id())));
+        assert!(!owner_died_here(&format!(
+            "{}:{}:00",
+            hostname(),
+            std::process::id()
+        )));
         assert!(!owner_died_here(&format!("other-host-name:{pid}:00")));
         assert!(!owner_died_here("garbage"));
     }

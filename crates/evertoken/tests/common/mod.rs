@@ -208,7 +208,11 @@ impl TestEnv {
             use std::io::Write;
             // One write(2) per line on an O_APPEND file: lines from parallel tests never interleave.
             let line = format!("{}\t{forms}\t0\n", text.len());
-            if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+            {
                 let _ = f.write_all(line.as_bytes());
             }
         }
@@ -260,4 +264,25 @@ pub fn require_tool(name: &str) -> Option<PathBuf> {
         eprintln!("skipping: {msg}");
     }
     found
+}
+
+/// `promtool check metrics` on the file: exit 0 and no lint complaint.
+pub fn promtool_check(path: &Path) {
+    let Some(promtool) = require_tool("promtool") else {
+        return;
+    };
+    let out = std::process::Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::from(
+            std::fs::File::open(path).unwrap(),
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "promtool rejects the metrics file:\n{}{}\n--- file ---\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        std::fs::read_to_string(path).unwrap()
+    );
 }
