@@ -400,98 +400,82 @@ fn random_sigkills_lose_nothing_outside_the_answer_window() {
     }
 }
 
+/// Starts `n` runners at once on one credential in `backend`, each with its own
+/// state directory when `hosts` (so no shared file lock), and checks: exactly one
+/// rotation, no reuse of a rotated token, every runner exits 0, the store holds the
+/// live token. Returns the figures' table row, or `None` when the backend's tool
+/// is missing outside CI.
+fn race(backend: Backend, n: usize, hosts: bool) -> Option<String> {
+    let rig = Rig::new(backend)?;
+    let children: Vec<_> = (0..n)
+        .map(|i| {
+            let mut c = rig.std_cmd(&["auth", "refresh", "tiktok", "--json"]);
+            if hosts {
+                let state = rig.env.path(&format!("host-{i}/state"));
+                std::fs::create_dir_all(&state).unwrap();
+                c.env("XDG_STATE_HOME", state);
+            }
+            c.spawn().unwrap()
+        })
+        .collect();
+    let outs: Vec<_> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    let live = rig.live();
+    for o in &outs {
+        rig.env.assert_no_leak(&String::from_utf8_lossy(&o.stdout));
+        rig.env.assert_no_leak(&String::from_utf8_lossy(&o.stderr));
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "N={n}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let stats = rig.env.sim.sim().stats();
+    assert_eq!(
+        (stats.rotations, stats.reused_rotated_tokens),
+        (1, 0),
+        "N={n} ({})",
+        backend.name()
+    );
+    assert_eq!(rig.stored().unwrap(), live);
+    let place = if hosts {
+        format!("{n} hosts (OpenBao lock)")
+    } else {
+        "one host (file lock)".to_owned()
+    };
+    Some(format!(
+        "| {place} | {n} | {} | {} | all exited 0 |",
+        stats.rotations, stats.reused_rotated_tokens
+    ))
+}
+
+fn race_all(backend: Backend, hosts: bool, file: &str) {
+    let mut rows = Vec::new();
+    for n in [2usize, 8, 32] {
+        match race(backend, n, hosts) {
+            Some(row) => rows.push(row),
+            None => return,
+        }
+    }
+    if let Some(d) = out_dir() {
+        std::fs::write(d.join(file), rows.join("\n") + "\n").unwrap();
+    }
+}
+
 /// N runners, one credential, one host: exactly one rotation, no reuse, all exit 0.
 #[test]
 fn racing_runners_on_one_host_rotate_once() {
-    let mut rows = Vec::new();
-    for n in [2usize, 8, 32] {
-        let rig = Rig::new(Backend::LocalFile).unwrap();
-        let children: Vec<_> = (0..n)
-            .map(|_| {
-                rig.std_cmd(&["auth", "refresh", "tiktok", "--json"])
-                    .spawn()
-                    .unwrap()
-            })
-            .collect();
-        let outs: Vec<_> = children
-            .into_iter()
-            .map(|c| c.wait_with_output().unwrap())
-            .collect();
-        let live = rig.live();
-        for o in &outs {
-            rig.env.assert_no_leak(&String::from_utf8_lossy(&o.stdout));
-            rig.env.assert_no_leak(&String::from_utf8_lossy(&o.stderr));
-            assert_eq!(
-                o.status.code(),
-                Some(0),
-                "N={n}: {}",
-                String::from_utf8_lossy(&o.stderr)
-            );
-        }
-        let stats = rig.env.sim.sim().stats();
-        assert_eq!(
-            (stats.rotations, stats.reused_rotated_tokens),
-            (1, 0),
-            "N={n}"
-        );
-        assert_eq!(rig.stored().unwrap(), live);
-        rows.push(format!(
-            "| one host (file lock) | {n} | {} | {} | all exited 0 |",
-            stats.rotations, stats.reused_rotated_tokens
-        ));
-    }
-    if let Some(d) = out_dir() {
-        std::fs::write(d.join("concurrency_one_host.md"), rows.join("\n") + "\n").unwrap();
-    }
+    race_all(Backend::LocalFile, false, "concurrency_one_host.md");
 }
 
 /// N runners on N "hosts" (separate state dirs, so no shared file lock), one
 /// credential in OpenBao: its check-and-set lock allows exactly one rotation.
 #[test]
 fn racing_hosts_through_openbao_rotate_once() {
-    let mut rows = Vec::new();
-    for n in [2usize, 8, 32] {
-        let Some(rig) = Rig::new(Backend::Vault) else {
-            return;
-        };
-        let children: Vec<_> = (0..n)
-            .map(|i| {
-                let state = rig.env.path(&format!("host-{i}/state"));
-                std::fs::create_dir_all(&state).unwrap();
-                let mut c = rig.std_cmd(&["auth", "refresh", "tiktok", "--json"]);
-                c.env("XDG_STATE_HOME", state);
-                c.spawn().unwrap()
-            })
-            .collect();
-        let outs: Vec<_> = children
-            .into_iter()
-            .map(|c| c.wait_with_output().unwrap())
-            .collect();
-        let live = rig.live();
-        for o in &outs {
-            rig.env.assert_no_leak(&String::from_utf8_lossy(&o.stdout));
-            assert_eq!(
-                o.status.code(),
-                Some(0),
-                "N={n}: {}",
-                String::from_utf8_lossy(&o.stderr)
-            );
-        }
-        let stats = rig.env.sim.sim().stats();
-        assert_eq!(
-            (stats.rotations, stats.reused_rotated_tokens),
-            (1, 0),
-            "N={n} hosts"
-        );
-        assert_eq!(rig.stored().unwrap(), live);
-        rows.push(format!(
-            "| {n} hosts (OpenBao lock) | {n} | {} | {} | all exited 0 |",
-            stats.rotations, stats.reused_rotated_tokens
-        ));
-    }
-    if let Some(d) = out_dir() {
-        std::fs::write(d.join("concurrency_hosts.md"), rows.join("\n") + "\n").unwrap();
-    }
+    race_all(Backend::Vault, true, "concurrency_hosts.md");
 }
 
 /// Everything a `-vvv` run prints (debug logs included) is free of secrets.

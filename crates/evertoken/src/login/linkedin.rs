@@ -6,7 +6,6 @@
 //! client secret authenticates the exchange.
 //! Source: learn.microsoft.com/linkedin/shared/authentication/authorization-code-flow
 
-use serde::Deserialize;
 use url::Url;
 
 use super::{Cx, Flow, Pkce, Tokens};
@@ -14,6 +13,7 @@ use crate::config::Config;
 use crate::error::Result;
 use crate::http::Call;
 use crate::provider::NewToken;
+use crate::provider::linkedin::TokenReply;
 use crate::secret::Secret;
 
 const DEFAULT_SCOPE: &str = "openid profile w_member_social";
@@ -60,18 +60,6 @@ impl Linkedin {
             token,
         })
     }
-}
-
-#[derive(Deserialize)]
-struct TokenReply {
-    #[serde(default)]
-    access_token: Option<String>,
-    #[serde(default)]
-    expires_in: Option<i64>,
-    #[serde(default)]
-    refresh_token: Option<String>,
-    #[serde(default)]
-    refresh_token_expires_in: Option<i64>,
 }
 
 #[async_trait::async_trait]

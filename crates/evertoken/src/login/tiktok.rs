@@ -6,7 +6,6 @@
 //! flow uses a non-standard hex challenge), so the client secret authenticates.
 //! Source: developers.tiktok.com/doc/login-kit-web, developers.tiktok.com/doc/oauth-user-access-token-management
 
-use serde::Deserialize;
 use url::Url;
 
 use super::{Cx, Flow, Pkce, Tokens};
@@ -14,6 +13,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::http::Call;
 use crate::provider::NewToken;
+use crate::provider::tiktok::TokenReply;
 use crate::secret::Secret;
 
 const DEFAULT_SCOPE: &str = "user.info.basic,video.publish";
@@ -58,18 +58,6 @@ impl Tiktok {
             token,
         })
     }
-}
-
-#[derive(Deserialize)]
-struct TokenReply {
-    #[serde(default)]
-    access_token: Option<String>,
-    #[serde(default)]
-    expires_in: Option<i64>,
-    #[serde(default)]
-    refresh_token: Option<String>,
-    #[serde(default)]
-    refresh_expires_in: Option<i64>,
 }
 
 #[async_trait::async_trait]

@@ -112,16 +112,17 @@ impl Linkedin {
     }
 }
 
+/// The token endpoint's answer (refresh and authorization-code grants alike).
 #[derive(Deserialize)]
-struct TokenReply {
+pub(crate) struct TokenReply {
     #[serde(default)]
-    access_token: Option<String>,
+    pub access_token: Option<String>,
     #[serde(default)]
-    expires_in: Option<i64>,
+    pub expires_in: Option<i64>,
     #[serde(default)]
-    refresh_token: Option<String>,
+    pub refresh_token: Option<String>,
     #[serde(default)]
-    refresh_token_expires_in: Option<i64>,
+    pub refresh_token_expires_in: Option<i64>,
 }
 
 #[derive(Deserialize)]

@@ -101,16 +101,17 @@ impl Tiktok {
     }
 }
 
+/// The token endpoint's answer (refresh and authorization-code grants alike).
 #[derive(Deserialize)]
-struct TokenReply {
+pub(crate) struct TokenReply {
     #[serde(default)]
-    access_token: Option<String>,
+    pub access_token: Option<String>,
     #[serde(default)]
-    expires_in: Option<i64>,
+    pub expires_in: Option<i64>,
     #[serde(default)]
-    refresh_token: Option<String>,
+    pub refresh_token: Option<String>,
     #[serde(default)]
-    refresh_expires_in: Option<i64>,
+    pub refresh_expires_in: Option<i64>,
 }
 
 #[async_trait::async_trait]
