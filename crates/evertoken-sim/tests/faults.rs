@@ -244,7 +244,7 @@ async fn request_log_redacts_credentials() {
     let base = server.base_url();
     let _ = c
         .get(format!("{base}/api/v4/projects/1/variables/X"))
-        .header("PRIVATE-TOKEN", "glpat-sim-secret")
+        .header("PRIVATE-TOKEN", "test-gitlab-pat-sim-secret")
         .send()
         .await
         .expect("send");

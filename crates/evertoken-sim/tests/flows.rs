@@ -246,7 +246,11 @@ async fn control_api_seeds_and_steers() {
         200
     );
     assert_eq!(
-        post("/_sim/gitlab/token", json!({"token": "glpat-sim"})).await,
+        post(
+            "/_sim/gitlab/token",
+            json!({"token": "test-gitlab-pat-sim"})
+        )
+        .await,
         200
     );
     assert_eq!(
@@ -304,7 +308,7 @@ async fn control_api_seeds_and_steers() {
     assert_eq!(stats["requests"]["tiktok"], 2);
     let r = c
         .get(format!("{base}/api/v4/projects/g%2Fp/variables/K"))
-        .header("PRIVATE-TOKEN", "glpat-sim")
+        .header("PRIVATE-TOKEN", "test-gitlab-pat-sim")
         .send()
         .await
         .expect("send");

@@ -192,26 +192,29 @@ async fn google_refresh_revoke_and_testing_mode() {
     let base = server.base_url();
     let c = client();
     sim.google_add_client("sim-g.apps.googleusercontent.com", "sim-g-secret");
-    sim.google_add_refresh_token("sim-g.apps.googleusercontent.com", "1//sim-rt");
-    let (s, b) = google_refresh(&c, &base, "1//sim-rt").await;
+    sim.google_add_refresh_token("sim-g.apps.googleusercontent.com", "test-google-rt-sim-rt");
+    let (s, b) = google_refresh(&c, &base, "test-google-rt-sim-rt").await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["expires_in"], 3599);
     assert_eq!(b["token_type"], "Bearer");
     assert!(b["scope"].is_string());
     assert!(b.get("refresh_token").is_none());
 
-    sim.google_revoke("1//sim-rt");
-    let (s, b) = google_refresh(&c, &base, "1//sim-rt").await;
+    sim.google_revoke("test-google-rt-sim-rt");
+    let (s, b) = google_refresh(&c, &base, "test-google-rt-sim-rt").await;
     assert_eq!(s, 400);
     assert_eq!(b["error"], "invalid_grant");
     assert_eq!(b["error_description"], "Token has been expired or revoked.");
 
     // Testing mode: 7 days.
     sim.google_set_testing_mode("sim-g.apps.googleusercontent.com", true);
-    sim.google_add_refresh_token("sim-g.apps.googleusercontent.com", "1//sim-rt2");
-    assert_eq!(google_refresh(&c, &base, "1//sim-rt2").await.0, 200);
+    sim.google_add_refresh_token("sim-g.apps.googleusercontent.com", "test-google-rt-sim-rt2");
+    assert_eq!(
+        google_refresh(&c, &base, "test-google-rt-sim-rt2").await.0,
+        200
+    );
     sim.set_now(Some(sim.now() + days(8)));
-    let (s, b) = google_refresh(&c, &base, "1//sim-rt2").await;
+    let (s, b) = google_refresh(&c, &base, "test-google-rt-sim-rt2").await;
     assert_eq!((s, b["error"].as_str()), (400, Some("invalid_grant")));
 
     // Unknown client.
@@ -220,7 +223,7 @@ async fn google_refresh_revoke_and_testing_mode() {
         .form(&[
             ("client_id", "other"),
             ("client_secret", "x"),
-            ("refresh_token", "1//sim-rt2"),
+            ("refresh_token", "test-google-rt-sim-rt2"),
             ("grant_type", "refresh_token"),
         ])
         .send()
@@ -331,7 +334,7 @@ async fn lenient_mode_accepts_unknown_clients_and_tokens() {
         .await
         .expect("send");
     assert_eq!(r.status().as_u16(), 200);
-    let (s, _) = google_refresh(&c, &base, "1//sim-bench").await;
+    let (s, _) = google_refresh(&c, &base, "test-google-rt-sim-bench").await;
     assert_eq!(s, 200);
     // Reuse after rotation still fails, even in lenient mode.
     let r = c

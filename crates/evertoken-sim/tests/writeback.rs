@@ -21,9 +21,9 @@ async fn gitlab_variables_get_put_masking_and_errors() {
     let (server, c) = start().await;
     let sim = server.sim();
     let base = server.base_url();
-    sim.gitlab_add_token("glpat-sim-maintainer");
+    sim.gitlab_add_token("test-gitlab-pat-sim-maintainer");
     sim.gitlab_add_job_token("glcbt-sim-job");
-    sim.gitlab_add_developer_token("glpat-sim-dev");
+    sim.gitlab_add_developer_token("test-gitlab-pat-sim-dev");
     sim.gitlab_add_project(42, "group/proj");
     let p = GitLabScope::Project(42);
     sim.gitlab_set_variable(
@@ -53,13 +53,13 @@ async fn gitlab_variables_get_put_masking_and_errors() {
     // Ambiguous without a filter.
     let (s, _) = get(
         "projects/42/variables/TIKTOK_REFRESH_TOKEN".into(),
-        "glpat-sim-maintainer",
+        "test-gitlab-pat-sim-maintainer",
     )
     .await;
     assert_eq!(s, 409);
     let (s, b) = get(
         "projects/group%2Fproj/variables/TIKTOK_REFRESH_TOKEN?filter[environment_scope]=*".into(),
-        "glpat-sim-maintainer",
+        "test-gitlab-pat-sim-maintainer",
     )
     .await;
     assert_eq!(s, 200, "{b}");
@@ -71,21 +71,41 @@ async fn gitlab_variables_get_put_masking_and_errors() {
     );
     let (s, b) = get(
         "projects/42/variables/HIDDEN_ONE".into(),
-        "glpat-sim-maintainer",
+        "test-gitlab-pat-sim-maintainer",
     )
     .await;
     assert_eq!(s, 200);
     assert_eq!(b["value"], Value::Null);
     assert_eq!(b["hidden"], true);
-    let (s, b) = get("projects/42/variables/NOPE".into(), "glpat-sim-maintainer").await;
+    let (s, b) = get(
+        "projects/42/variables/NOPE".into(),
+        "test-gitlab-pat-sim-maintainer",
+    )
+    .await;
     assert_eq!((s, b), (404, json!({"message": "404 Variable Not Found"})));
-    let (s, b) = get("projects/7/variables/NOPE".into(), "glpat-sim-maintainer").await;
+    let (s, b) = get(
+        "projects/7/variables/NOPE".into(),
+        "test-gitlab-pat-sim-maintainer",
+    )
+    .await;
     assert_eq!((s, b), (404, json!({"message": "404 Project Not Found"})));
-    let (s, b) = get("projects/42/variables/HIDDEN_ONE".into(), "glpat-wrong").await;
+    let (s, b) = get(
+        "projects/42/variables/HIDDEN_ONE".into(),
+        "test-gitlab-pat-wrong",
+    )
+    .await;
     assert_eq!((s, b), (401, json!({"message": "401 Unauthorized"})));
-    let (s, b) = get("projects/42/variables/HIDDEN_ONE".into(), "glpat-sim-dev").await;
+    let (s, b) = get(
+        "projects/42/variables/HIDDEN_ONE".into(),
+        "test-gitlab-pat-sim-dev",
+    )
+    .await;
     assert_eq!((s, b), (403, json!({"message": "403 Forbidden"})));
-    let (s, b) = get("projects/42/variables".into(), "glpat-sim-maintainer").await;
+    let (s, b) = get(
+        "projects/42/variables".into(),
+        "test-gitlab-pat-sim-maintainer",
+    )
+    .await;
     assert_eq!(s, 200);
     assert_eq!(b.as_array().expect("list").len(), 3);
 
@@ -94,7 +114,7 @@ async fn gitlab_variables_get_put_masking_and_errors() {
         .put(format!(
             "{base}/api/v4/projects/42/variables/TIKTOK_REFRESH_TOKEN"
         ))
-        .header("PRIVATE-TOKEN", "glpat-sim-maintainer")
+        .header("PRIVATE-TOKEN", "test-gitlab-pat-sim-maintainer")
         .form(&[
             ("value", "rft.sim-rotated-1"),
             ("filter[environment_scope]", "production"),
@@ -118,7 +138,7 @@ async fn gitlab_variables_get_put_masking_and_errors() {
     // PUT as JSON on the hidden variable.
     let r = c
         .put(format!("{base}/api/v4/projects/42/variables/HIDDEN_ONE"))
-        .header("PRIVATE-TOKEN", "glpat-sim-maintainer")
+        .header("PRIVATE-TOKEN", "test-gitlab-pat-sim-maintainer")
         .json(&json!({"value": "sim-hidden-rotated"}))
         .send()
         .await
@@ -138,7 +158,7 @@ async fn gitlab_variables_get_put_masking_and_errors() {
     ] {
         let r = c
             .put(format!("{base}/api/v4/projects/42/variables/HIDDEN_ONE"))
-            .header("PRIVATE-TOKEN", "glpat-sim-maintainer")
+            .header("PRIVATE-TOKEN", "test-gitlab-pat-sim-maintainer")
             .form(&[("value", bad)])
             .send()
             .await
@@ -164,7 +184,7 @@ async fn gitlab_variables_get_put_masking_and_errors() {
     assert_eq!(r.status().as_u16(), 401);
     let r = c
         .put(format!("{base}/api/v4/projects/42/variables/HIDDEN_ONE"))
-        .header("PRIVATE-TOKEN", "glpat-sim-maintainer")
+        .header("PRIVATE-TOKEN", "test-gitlab-pat-sim-maintainer")
         .form(&[("masked", "true")])
         .send()
         .await
@@ -184,7 +204,7 @@ async fn gitlab_variables_get_put_masking_and_errors() {
     );
     let (s, b) = get(
         "groups/group/variables/YOUTUBE_REFRESH_TOKEN".into(),
-        "glpat-sim-maintainer",
+        "test-gitlab-pat-sim-maintainer",
     )
     .await;
     assert_eq!(s, 200);
