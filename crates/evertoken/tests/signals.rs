@@ -13,8 +13,8 @@
 //!
 //! The steps after the answer are made deterministic with the debug builds'
 //! pause hook (`EVERTOKEN_FAILPOINT=pause:NAME:MS`), which announces itself on
-//! stderr. `EVERTOKEN_SIGNAL_TRIALS` adds that many signals at random instants
-//! per backend (`scripts/reliability` uses it; `EVERTOKEN_RELIABILITY_OUT` names
+//! stderr. `EVERTOKEN_SIGNAL_TRIALS` (default 4) signals then land at random
+//! instants per backend (`scripts/reliability` raises it; `EVERTOKEN_RELIABILITY_OUT` names
 //! the directory for the figures of docs/RELIABILITY.md).
 
 mod common;
@@ -596,14 +596,15 @@ fn out_dir() -> Option<std::path::PathBuf> {
 }
 
 /// `EVERTOKEN_SIGNAL_TRIALS` signals at random instants of a rotating run (the
-/// answer delayed by a random 0–1 s), per kind in turn; every one must exit
+/// first answer delayed by a random 0.2–1.2 s, the signal at a random instant up
+/// to 0.3 s past that delay), per kind in turn; every one must exit
 /// 130/143 (or 0 when the run had finished first), lose nothing and leave the
 /// store intact. Figures go to `signals_random_<backend>.json`.
 fn random_signals(backend: Backend) {
     let trials: usize = std::env::var("EVERTOKEN_SIGNAL_TRIALS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
+        .unwrap_or(4);
     if trials == 0 {
         return;
     }
@@ -623,15 +624,16 @@ fn random_signals(backend: Backend) {
             return;
         };
         let what = format!("{} random #{n} {}", backend.name(), signals.name());
+        let delay = 200 + next() % 1000;
         rig.env.sim.sim().push_faults(
             Route::TikTok,
-            Fault::HangAfterProcessing(Duration::from_millis(next() % 1000)),
+            Fault::HangAfterProcessing(Duration::from_millis(delay)),
             1,
         );
         let mut cmd = rig.cmd();
         cmd.args(["auth", "refresh", "--json"]);
         let run = Run::spawn(cmd);
-        std::thread::sleep(Duration::from_millis(next() % 1500));
+        std::thread::sleep(Duration::from_millis(next() % (delay + 300)));
         let t = Instant::now();
         signals.send(&run.child);
         let (code, _stdout, stderr) = run.finish(&what);
