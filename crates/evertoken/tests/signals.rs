@@ -11,6 +11,10 @@
 //! `interrupted` in `--json`, and a next run that exits 0 with the store holding
 //! the provider's token and no rotated-away token ever presented to the provider.
 //!
+//! `auth login` is signalled while it waits for the browser (stops at once,
+//! nothing stored) and during the code exchange (the exchange finishes and its
+//! token is stored before the exit).
+//!
 //! The steps after the answer are made deterministic with the debug builds'
 //! pause hook (`EVERTOKEN_FAILPOINT=pause:NAME:MS`), which announces itself on
 //! stderr. `EVERTOKEN_SIGNAL_TRIALS` (default 4) signals then land at random
@@ -721,4 +725,149 @@ fn a_second_signal_with_nothing_in_flight_exits_at_once() {
     );
     rig.assert_nothing_lost("second signal");
     rig.assert_next_run_healthy("second signal");
+}
+
+/// A GET without following redirects: (status, Location).
+fn get(url: &str) -> (u16, Option<String>) {
+    use std::io::Write as _;
+    let u = url::Url::parse(url).unwrap();
+    let mut s = std::net::TcpStream::connect((u.host_str().unwrap(), u.port().unwrap())).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let target = &u[url::Position::BeforePath..url::Position::AfterQuery];
+    write!(
+        s,
+        "GET {target} HTTP/1.1\r\nHost: {}:{}\r\nConnection: close\r\n\r\n",
+        u.host_str().unwrap(),
+        u.port().unwrap()
+    )
+    .unwrap();
+    let mut resp = String::new();
+    let _ = s.read_to_string(&mut resp);
+    let status = resp
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let location = resp.lines().take_while(|l| !l.is_empty()).find_map(|l| {
+        l.split_once(':')
+            .filter(|(k, _)| k.eq_ignore_ascii_case("location"))
+            .map(|(_, v)| v.trim().to_owned())
+    });
+    (status, location)
+}
+
+const LI_SECRET: &str = "test-sig-li-client-secret-not-a-real-secret";
+const LI_OLD_ACCESS: &str = "test-sig-li-old-access-not-a-real-secret";
+
+/// A LinkedIn account due for re-authorisation, for `auth login linkedin`.
+fn linkedin_login_env() -> TestEnv {
+    let env = TestEnv::new();
+    env.secret(LI_SECRET);
+    env.secret(LI_OLD_ACCESS);
+    env.sim
+        .sim()
+        .linkedin_add_client("test-sig-li-client", LI_SECRET);
+    let base = env.base_url();
+    env.config(&format!("platforms:\n  linkedin: {{ enabled: true, client_id: test-sig-li-client, base_url: \"{base}\", auth_url: \"{base}\" }}\nauth: {{ writeback: {{ local: {{ keychain: off }} }} }}\nhttp: {{ timeout_seconds: 10 }}\n"));
+    let exp = days_from(jiff::Timestamp::now(), 3);
+    env.credentials(&format!("LINKEDIN_ACCESS_TOKEN:\n  value: \"{LI_OLD_ACCESS}\"\n  expires_at: {exp}\nLINKEDIN_CLIENT_SECRET: \"{LI_SECRET}\"\n"));
+    env
+}
+
+fn login_run(env: &TestEnv) -> (Run, String) {
+    let mut cmd = env.std_cmd();
+    cmd.args(["auth", "login", "linkedin", "--no-browser", "--port", "0"])
+        .stdin(Stdio::null());
+    let run = Run::spawn(cmd);
+    let prefix = format!("{}/oauth/v2/authorization?", env.base_url());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let url = loop {
+        assert!(Instant::now() < deadline, "no authorize URL printed");
+        if let Ok(l) = run.lines.recv_timeout(Duration::from_millis(100))
+            && l.starts_with(&prefix)
+        {
+            break l;
+        }
+    };
+    (run, url)
+}
+
+/// `auth login`: a signal while waiting for the browser stops the login at once
+/// (exit 143), nothing exchanged, nothing stored.
+#[test]
+fn a_signal_while_login_waits_for_the_browser_stops_it() {
+    let env = linkedin_login_env();
+    let (run, _url) = login_run(&env);
+    Signals::Term.send(&run.child);
+    let (code, stdout, stderr) = run.finish("login waiting");
+    env.assert_no_leak(&stdout);
+    env.assert_no_leak(&stderr);
+    assert_eq!(code, Some(143), "{stderr}");
+    assert!(stderr.contains("SIGTERM"), "{stderr}");
+    assert_eq!(
+        env.stored("LINKEDIN_ACCESS_TOKEN").as_deref(),
+        Some(LI_OLD_ACCESS)
+    );
+    assert_eq!(
+        env.sim
+            .sim()
+            .stats()
+            .requests
+            .get("linkedin_token")
+            .copied()
+            .unwrap_or(0),
+        0,
+        "no code exchange after the signal"
+    );
+}
+
+/// `auth login`: SIGINT then SIGTERM during the code exchange let the exchange
+/// finish and its token be stored before the exit (130).
+#[test]
+fn signals_during_the_login_code_exchange_keep_the_new_token() {
+    let env = linkedin_login_env();
+    let sim = env.sim.sim();
+    // The route's first request is the consent page (answered normally); the
+    // second, the code exchange: the provider issues the token, then holds its answer.
+    sim.push_faults(
+        Route::LinkedInToken,
+        Fault::Hang(Duration::from_millis(1)),
+        1,
+    );
+    sim.push_faults(
+        Route::LinkedInToken,
+        Fault::HangAfterProcessing(Duration::from_millis(ANSWER_DELAY_MS)),
+        1,
+    );
+    let (run, url) = login_run(&env);
+    // The browser's part, on a thread: the callback answers after the exchange.
+    let browser = std::thread::spawn(move || {
+        let (status, location) = get(&url);
+        assert_eq!(status, 302);
+        let callback = location.expect("a redirect to the loopback callback");
+        get(&callback).0
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while sim
+        .stats()
+        .requests
+        .get("linkedin_token")
+        .copied()
+        .unwrap_or(0)
+        < 2
+    {
+        assert!(Instant::now() < deadline, "the code exchange never started");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Signals::IntThenTerm.send(&run.child);
+    let (code, stdout, stderr) = run.finish("login exchange");
+    let _ = browser.join();
+    let new = env.stored("LINKEDIN_ACCESS_TOKEN").unwrap();
+    env.secret(&new);
+    env.assert_no_leak(&stdout);
+    env.assert_no_leak(&stderr);
+    assert_eq!(code, Some(130), "{stderr}");
+    assert_ne!(new, LI_OLD_ACCESS, "the exchanged token must be stored");
+    assert!(sim.linkedin_is_valid_access(&new));
+    assert_eq!(common::mode(&env.work().join("credentials.yaml")), 0o600);
 }
