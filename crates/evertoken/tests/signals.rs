@@ -13,7 +13,8 @@
 //!
 //! `auth login` is signalled while it waits for the browser (stops at once,
 //! nothing stored) and during the code exchange (the exchange finishes and its
-//! token is stored before the exit).
+//! token is stored before the exit); `github refresh` during its mint (the mint
+//! finishes and the token file is written).
 //!
 //! The steps after the answer are made deterministic with the debug builds'
 //! pause hook (`EVERTOKEN_FAILPOINT=pause:NAME:MS`), which announces itself on
@@ -870,4 +871,51 @@ fn signals_during_the_login_code_exchange_keep_the_new_token() {
     assert_ne!(new, LI_OLD_ACCESS, "the exchanged token must be stored");
     assert!(sim.linkedin_is_valid_access(&new));
     assert_eq!(common::mode(&env.work().join("credentials.yaml")), 0o600);
+}
+
+/// `github refresh`: a SIGTERM while the mint is in flight lets it finish and
+/// the token file be written, then exits 143.
+#[test]
+fn a_signal_during_a_github_mint_keeps_the_minted_token() {
+    const APP_ID: u64 = 4242;
+    let env = TestEnv::new();
+    let (private, public) = evertoken_sim::test_rsa_keypair();
+    let sim = env.sim.sim();
+    sim.github_add_app(APP_ID, "Iv1.test-sig-client-not-a-real-id", &public);
+    sim.github_add_installation(APP_ID, 777, "sim-org", "Organization", vec![]);
+    let key = env.work().join("app.pem");
+    std::fs::write(&key, private).unwrap();
+    common::set_mode(&key, 0o600);
+    env.config(&format!(
+        "github:\n  apps:\n    default:\n      app_id: {APP_ID}\n      installation_id: 777\n      private_key_path: app.pem\n      api_url: {}\n",
+        env.base_url()
+    ));
+    sim.push_faults(
+        Route::GitHubApp,
+        Fault::HangAfterProcessing(Duration::from_millis(ANSWER_DELAY_MS)),
+        1,
+    );
+    let mut cmd = env.std_cmd();
+    cmd.args(["github", "refresh"]);
+    let run = Run::spawn(cmd);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while sim.stats().requests.get("github_app").copied().unwrap_or(0) == 0 {
+        assert!(Instant::now() < deadline, "no call to GitHub");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Signals::Term.send(&run.child);
+    let (code, stdout, stderr) = run.finish("github mint");
+    let file = env.path("config/evertoken/github-token.env");
+    let text = std::fs::read_to_string(&file).expect("the token file is written");
+    let token = text
+        .lines()
+        .find_map(|l| l.strip_prefix("GH_TOKEN="))
+        .expect("GH_TOKEN line")
+        .to_owned();
+    env.secret(&token);
+    env.assert_no_leak(&stdout);
+    env.assert_no_leak(&stderr);
+    assert_eq!(code, Some(143), "{stderr}");
+    assert!(sim.github_is_valid_token(&token));
+    assert_eq!(common::mode(&file), 0o600);
 }
