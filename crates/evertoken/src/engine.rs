@@ -1127,7 +1127,7 @@ impl Engine {
                 "internal error while processing this account ({}); the other accounts were not affected",
                 what.escape_debug()
             ),
-            Some("this is a bug in evertoken: please report it with `-vv` output; a rotated token, if any, is in the journal and the next run finishes it".into()),
+            Some("this is a bug in evertoken: please report it (with `-vv` output); a new token that reached the journal is written back by the next run, which otherwise reports what needs re-authorising".into()),
         )
     }
 
