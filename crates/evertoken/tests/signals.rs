@@ -20,7 +20,8 @@
 //! pause hook (`EVERTOKEN_FAILPOINT=pause:NAME:MS`), which announces itself on
 //! stderr. `EVERTOKEN_SIGNAL_TRIALS` (default 4) signals then land at random
 //! instants per backend (`scripts/reliability` raises it; `EVERTOKEN_RELIABILITY_OUT` names
-//! the directory for the figures of docs/RELIABILITY.md).
+//! the directory for the figures of docs/RELIABILITY.md). `EVERTOKEN_SIGNAL_BIN`
+//! names another build to signal (the release binary), for the provider step.
 
 mod common;
 
@@ -254,7 +255,7 @@ impl Rig {
     }
 
     fn cmd(&self) -> std::process::Command {
-        let mut c = self.env.std_cmd();
+        let mut c = with_binary(self.env.std_cmd());
         match self.backend {
             // GitLab CI puts the variables in the job's environment.
             Backend::Gitlab => {
@@ -401,6 +402,32 @@ impl Rig {
             "{what}: a rotated-away token reached the provider (invalid_grant)"
         );
     }
+}
+
+/// `EVERTOKEN_SIGNAL_BIN`: another build of evertoken to signal (scripts/reliability
+/// points it at the release binary). Release builds have no pause hook, so only
+/// the provider step runs against it.
+fn release_binary() -> Option<std::path::PathBuf> {
+    std::env::var_os("EVERTOKEN_SIGNAL_BIN").map(std::path::PathBuf::from)
+}
+
+/// `c` (the test binary's command, environment prepared) with the program
+/// replaced by `EVERTOKEN_SIGNAL_BIN` when that is set.
+fn with_binary(c: std::process::Command) -> std::process::Command {
+    let Some(bin) = release_binary() else {
+        return c;
+    };
+    let mut n = std::process::Command::new(bin);
+    for (k, v) in c.get_envs() {
+        match v {
+            Some(v) => n.env(k, v),
+            None => n.env_remove(k),
+        };
+    }
+    if let Some(d) = c.get_current_dir() {
+        n.current_dir(d);
+    }
+    n
 }
 
 /// A spawned run whose stdout and stderr are collected on threads.
@@ -560,7 +587,11 @@ fn signal_at(rig: &Rig, step: Step, signals: Signals) -> (i32, Duration) {
 /// rotating, one waiting for the call slot), one at the later steps.
 fn every_step(backend: Backend) {
     let mut rows = Vec::new();
+    let release = release_binary().is_some();
     for (i, step) in Step::ALL.into_iter().enumerate() {
+        if release && step != Step::ProviderInFlight {
+            continue;
+        }
         let kinds: Vec<Signals> = if step == Step::ProviderInFlight {
             Signals::ALL.to_vec()
         } else {
@@ -586,7 +617,12 @@ fn every_step(backend: Backend) {
         }
     }
     if let Some(d) = out_dir() {
-        let file = format!("signals_{}.md", backend.name().replace(' ', "_"));
+        let kind = if release {
+            "signals_release"
+        } else {
+            "signals"
+        };
+        let file = format!("{kind}_{}.md", backend.name().replace(' ', "_"));
         std::fs::write(d.join(file), rows.join("\n") + "\n").unwrap();
     }
     random_signals(backend);
@@ -610,7 +646,7 @@ fn random_signals(backend: Backend) {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(4);
-    if trials == 0 {
+    if trials == 0 || release_binary().is_some() {
         return;
     }
     let mut rng: u64 = 0x9e37_79b9_7f4a_7c15 ^ backend as u64;
