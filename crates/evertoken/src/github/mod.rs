@@ -25,6 +25,7 @@ pub mod bootstrap;
 pub mod gh_cli;
 pub mod jwt;
 pub mod mint;
+pub mod signer;
 pub mod status;
 pub mod systemd;
 pub mod token_file;
