@@ -160,6 +160,8 @@ pub(crate) struct GhToken {
     pub expires_at: Timestamp,
     pub revoked: bool,
     pub repositories: Option<Vec<String>>,
+    /// What the token may do: the installation's permissions, or the narrowed ones.
+    pub permissions: BTreeMap<String, String>,
 }
 
 #[derive(Default)]
@@ -265,6 +267,20 @@ impl Sim {
             .tokens
             .get(token)
             .is_some_and(|t| !t.revoked && t.expires_at > now)
+    }
+
+    /// What a minted token was narrowed to: its repositories (`None` = every
+    /// repository of the installation) and its permissions. `None` for an unknown token.
+    #[allow(clippy::type_complexity)]
+    pub fn github_token_scope(
+        &self,
+        token: &str,
+    ) -> Option<(Option<Vec<String>>, BTreeMap<String, String>)> {
+        let st = self.lock();
+        st.github
+            .tokens
+            .get(token)
+            .map(|t| (t.repositories.clone(), t.permissions.clone()))
     }
 
     pub fn github_tokens_issued(&self) -> u64 {
@@ -595,6 +611,15 @@ async fn create_token(
         let mut out = BTreeMap::new();
         for (k, v) in obj {
             let want = v.as_str().unwrap_or("");
+            if !matches!(want, "read" | "write" | "admin") {
+                return github_error(
+                    422,
+                    &format!(
+                        "Invalid request.\n\nFor 'properties/{k}', \"{want}\" is not a valid permission level."
+                    ),
+                    CREATE_TOKEN_DOCS,
+                );
+            }
             let granted = inst.permissions.get(k).map(String::as_str);
             let ok = matches!(
                 (granted, want),
@@ -620,6 +645,7 @@ async fn create_token(
             expires_at,
             revoked: false,
             repositories: narrowed.clone(),
+            permissions: permissions.clone(),
         },
     );
     st.github.issued += 1;

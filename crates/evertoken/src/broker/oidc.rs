@@ -38,7 +38,9 @@ enum Key {
 #[derive(Default)]
 struct Cache {
     keys: HashMap<String, Key>,
-    fetched: Option<Instant>,
+    fetched: bool,
+    /// The last fetch an unknown `kid` caused (at most one per [`REFRESH_EVERY`]).
+    refetched: Option<Instant>,
 }
 
 /// The issuers the broker trusts, with their cached keys.
@@ -172,9 +174,12 @@ impl Verifier {
         if let Some(k) = pick(&c) {
             return Ok(k);
         }
-        let due = c.fetched.is_none_or(|t| t.elapsed() >= REFRESH_EVERY);
+        let due = !c.fetched || c.refetched.is_none_or(|t| t.elapsed() >= REFRESH_EVERY);
         if due {
-            c.fetched = Some(Instant::now());
+            if c.fetched {
+                c.refetched = Some(Instant::now());
+            }
+            c.fetched = true;
             match self.fetch(iss).await {
                 Ok(keys) => c.keys = keys,
                 Err(e) => {

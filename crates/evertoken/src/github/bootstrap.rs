@@ -408,17 +408,31 @@ pub async fn retire_takopi_timer(dry: bool, out: &mut Outcome) {
             return;
         }
     };
-    let running = enabled == "enabled" || active == "active" || active == "activating";
-    if !running && (enabled.is_empty() || enabled == "disabled" || enabled == "not-found") {
-        out.steps
-            .push(format!("{TAKOPI_TIMER} already stopped and disabled"));
-        return;
-    }
-    if !running {
+    // `is-active` always names a state when the user manager answers; nothing
+    // on stdout means systemd could not be asked (no bus, no lingering session).
+    let known = [
+        "active",
+        "inactive",
+        "failed",
+        "activating",
+        "deactivating",
+        "reloading",
+        "maintenance",
+        "refreshing",
+    ];
+    if !known.contains(&active.as_str()) {
         out.warnings.push(format!(
-            "systemd says {TAKOPI_TIMER} is `{enabled}`; make sure it never runs: {disable}"
+            "cannot ask systemd about {TAKOPI_TIMER}; stop it by hand so that only one timer mints"
         ));
         out.manual.push(disable);
+        return;
+    }
+    let running = enabled.starts_with("enabled")
+        || enabled == "linked"
+        || matches!(active.as_str(), "active" | "activating" | "reloading");
+    if !running {
+        out.steps
+            .push(format!("{TAKOPI_TIMER} already stopped and disabled"));
         return;
     }
     if dry {

@@ -230,6 +230,32 @@ impl Transit {
     }
 }
 
+/// `doctor`'s row for an app that holds no key file: `("signer", …)` for
+/// Transit (key exists, is RSA, the token may sign), `("broker", …)` for a broker
+/// client; `None` for a key-file app.
+pub async fn doctor_check(app: &App) -> Option<(&'static str, Result<String>)> {
+    if let Some(b) = &app.broker {
+        return Some((
+            "broker",
+            Ok(format!(
+                "tokens come from {} under policy `{}`; no key on this host",
+                safe_url(&b.url),
+                b.policy
+            )),
+        ));
+    }
+    match &app.signer {
+        KeySource::File => None,
+        KeySource::Transit(_) => Some((
+            "signer",
+            match app.signer.transit() {
+                Ok(t) => t.check().await,
+                Err(e) => Err(e),
+            },
+        )),
+    }
+}
+
 /// `vault:v1:<base64>` → the raw signature bytes.
 pub fn decode_vault_signature(s: &str) -> Option<Vec<u8>> {
     let rest = s.strip_prefix("vault:v")?;
