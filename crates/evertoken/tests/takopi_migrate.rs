@@ -121,7 +121,11 @@ esac
         ("loginctl", "#!/bin/sh\necho Linger=no\n"),
         // takopi checks its default engine's CLI exists; /ghauth never runs it.
         ("codex", "#!/bin/sh\nexit 0\n"),
-        ("gh", "#!/bin/sh\nexit 0\n"),
+        // gh: takes the token on stdin like the real one.
+        (
+            "gh",
+            "#!/bin/sh\nif [ \"$1 $2\" = 'auth login' ]; then cat > /dev/null; fi\nexit 0\n",
+        ),
     ] {
         std::fs::write(fakebin.join(name), text).unwrap();
         set_mode(&fakebin.join(name), 0o755);

@@ -452,7 +452,22 @@ async fn bootstrap_cmd(ctx: &Ctx, a: BootstrapArgs) -> Result<u8> {
     let cfg = Config::load_file(&out.config_path)?;
     let app = github::app::resolve(&cfg, &req.app, &Overrides::default())?;
     let http = Http::new(&cfg.file.http);
-    let u = github::usable_token(&app, &http, &ctx.clock, Duration::from_secs(60)).await?;
+    // A token the source script wrote (no expiry line) is replaced once, so the
+    // move proves that evertoken mints; evertoken's own fresh token is kept.
+    let from_script = takopi.is_some()
+        && github::token_file::read(&app.token_file)
+            .ok()
+            .flatten()
+            .is_some_and(|f| f.expires_at.is_none());
+    let u = if from_script {
+        let r = github::refresh(&app, &http, &ctx.clock, Duration::from_secs(60)).await?;
+        github::Usable {
+            token: r.token.clone(),
+            refreshed: Some(r),
+        }
+    } else {
+        github::usable_token(&app, &http, &ctx.clock, Duration::from_secs(60)).await?
+    };
     let mut code = 0;
     match &u.refreshed {
         Some(r) => {
