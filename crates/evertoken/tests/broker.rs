@@ -44,6 +44,11 @@ fn issuer(env: &TestEnv) -> String {
 }
 
 fn start(rate: u32) -> Broker {
+    start_with(rate, |_| String::new())
+}
+
+/// `extra(env)` is appended to the `broker:` block (e.g. `tls:`).
+fn start_with(rate: u32, extra: impl Fn(&TestEnv) -> String) -> Broker {
     let env = TestEnv::new();
     env.secret(CLIENT_SECRET);
     let (private, public) = evertoken_sim::test_rsa_keypair();
@@ -96,9 +101,10 @@ broker:
       permissions: {{ issues: write }}
   audit_log: audit.jsonl
   rate_limit_per_minute: {rate}
-"#,
+{extra}"#,
         base = env.base_url(),
         hash = sha256_hex(CLIENT_SECRET),
+        extra = extra(&env),
     ));
     let mut child = env
         .std_cmd()
@@ -113,25 +119,32 @@ broker:
     let sink = stderr.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("on http://").nth(1) {
-                let addr = rest.split_whitespace().next().unwrap_or("").to_owned();
-                let _ = tx.send(addr);
+            if let Some(rest) = line.split("Listening on ").nth(1) {
+                let url = rest.split_whitespace().next().unwrap_or("").to_owned();
+                let _ = tx.send(url);
             }
             let mut s = sink.lock().unwrap();
             s.push_str(&line);
             s.push('\n');
         }
     });
-    let addr = rx
+    let url = rx
         .recv_timeout(Duration::from_secs(30))
         .unwrap_or_else(|_| panic!("the broker did not start: {}", stderr.lock().unwrap()));
+    let mut http = reqwest::Client::builder();
+    let ca = env.path("tls-ca.pem");
+    if ca.exists() {
+        http = http.add_root_certificate(
+            reqwest::Certificate::from_pem(&std::fs::read(&ca).unwrap()).unwrap(),
+        );
+    }
     Broker {
         env,
         child,
-        url: format!("http://{addr}"),
+        url,
         stderr,
         rt: tokio::runtime::Runtime::new().unwrap(),
-        http: reqwest::Client::new(),
+        http: http.build().unwrap(),
     }
 }
 
@@ -742,4 +755,101 @@ fn clients_get_tokens_without_any_key_or_config() {
         missing.stderr
     );
     b.stop();
+}
+
+#[test]
+fn tls_with_rustls_serves_the_same_answers() {
+    let Some(openssl) = common::require_tool("openssl") else {
+        return;
+    };
+    let b = start_with(1000, |env| {
+        // A throw-away CA and a leaf certificate for 127.0.0.1 signed by it.
+        std::fs::write(
+            env.path("tls-ext.cnf"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n",
+        )
+        .unwrap();
+        let p = |name: &str| env.path(name).to_string_lossy().into_owned();
+        let steps: [Vec<String>; 3] = [
+            [
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .chain([
+                "-subj".into(),
+                "/CN=evertoken test CA".into(),
+                "-keyout".into(),
+                p("tls-ca.key"),
+                "-out".into(),
+                p("tls-ca.pem"),
+            ])
+            .collect(),
+            vec![
+                "req".into(),
+                "-newkey".into(),
+                "rsa:2048".into(),
+                "-nodes".into(),
+                "-subj".into(),
+                "/CN=localhost".into(),
+                "-keyout".into(),
+                p("tls-key.pem"),
+                "-out".into(),
+                p("tls.csr"),
+            ],
+            vec![
+                "x509".into(),
+                "-req".into(),
+                "-in".into(),
+                p("tls.csr"),
+                "-CA".into(),
+                p("tls-ca.pem"),
+                "-CAkey".into(),
+                p("tls-ca.key"),
+                "-CAcreateserial".into(),
+                "-days".into(),
+                "1".into(),
+                "-extfile".into(),
+                p("tls-ext.cnf"),
+                "-out".into(),
+                p("tls-cert.pem"),
+            ],
+        ];
+        for args in steps {
+            let out = std::process::Command::new(&openssl)
+                .args(&args)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        set_mode(&env.path("tls-key.pem"), 0o600);
+        format!(
+            "  tls: {{ cert_file: {}, key_file: {} }}\n",
+            p("tls-cert.pem"),
+            p("tls-key.pem")
+        )
+    });
+    assert!(b.url.starts_with("https://127.0.0.1:"), "{}", b.url);
+    assert_eq!(b.get("/healthz").0, 200);
+    let (st, v) = b.ask(CLIENT_SECRET, "host");
+    assert_eq!(st, 200, "{v}");
+    b.env.secret(v["token"].as_str().unwrap());
+    let (st, _) = b.ask("wrong-secret-for-tls-test-0123456789", "host");
+    assert_eq!(st, 401);
+    // Plain HTTP to the TLS port gets no answer from the broker.
+    let plain = b.url.replace("https://", "http://");
+    let r = b.rt.block_on(async {
+        reqwest::Client::new()
+            .get(format!("{plain}/healthz"))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+    });
+    assert!(r.is_err() || !r.unwrap().status().is_success());
+    let (code, err) = b.stop();
+    assert_eq!(code, 0, "{err}");
 }
