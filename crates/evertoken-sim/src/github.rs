@@ -22,6 +22,13 @@
 //!   representing the time that the assertion was issued", and "A JSON web token could
 //!   not be decoded".
 //!
+//! - Narrowing: every repository must belong to the installation and every
+//!   permission level must be `read`, `write` or `admin` and no more than the
+//!   installation was granted, else 422 (the docs list the levels; the exact 422
+//!   message for an unknown level is not documented, so clients must not depend on
+//!   it). What each token was narrowed to is kept ([`Sim::github_token_scope`]), so
+//!   tests can check that a broker never hands out more than its policy.
+//!
 //! Every response carries a `Date` header (hyper adds it), which clients use to
 //! correct clock skew. Everything is also served under `/api/v3` (GitHub Enterprise
 //! Server), see the middleware.

@@ -853,3 +853,52 @@ fn tls_with_rustls_serves_the_same_answers() {
     let (code, err) = b.stop();
     assert_eq!(code, 0, "{err}");
 }
+
+#[test]
+fn a_bad_broker_config_is_refused_before_listening() {
+    let env = TestEnv::new();
+    let (private, _) = evertoken_sim::test_rsa_keypair();
+    let key = env.work().join("app.pem");
+    std::fs::write(&key, private).unwrap();
+    set_mode(&key, 0o600);
+    let app = format!(
+        "github:\n  apps:\n    default:\n      app_id: 1\n      installation_id: 2\n      private_key_path: app.pem\n      api_url: {}\n",
+        env.base_url()
+    );
+    let cases = [
+        (
+            "broker:\n  issuers: [http://issuer.example.com]\n",
+            "broker.issuers[0]",
+            "plain http",
+        ),
+        (
+            "broker:\n  clients: [{ name: c, token_sha256: not-hex }]\n",
+            "broker.clients[0].token_sha256",
+            "sha256sum",
+        ),
+        (
+            "broker:\n  issuers: [https://i.example.com]\n  policies:\n    - { name: p, issuer: https://i.example.com, subject: s, repositories: [], permissions: { contents: read } }\n",
+            "broker.policies[0].repositories",
+            "narrows",
+        ),
+        (
+            "broker:\n  policies:\n    - { name: p, issuer: https://other.example.com, subject: s, repositories: [r], permissions: { contents: read } }\n",
+            "broker.policies[0].issuer",
+            "broker.issuers",
+        ),
+        (
+            "broker:\n  issuers: [https://i.example.com]\n  policies:\n    - { name: p, issuer: https://i.example.com, subject_pattern: \"(\", repositories: [r], permissions: { contents: read } }\n",
+            "broker.policies[0].subject_pattern",
+            "regex",
+        ),
+        ("", "no `broker:` section", "keys-off-host"),
+    ];
+    for (yaml, key, hint) in cases {
+        env.config(&format!("{app}{yaml}"));
+        let out = env.ev(&["broker", "serve", "--listen", "127.0.0.1:0"]);
+        assert_eq!(out.code, 2, "{yaml}: {}", out.stderr);
+        assert!(out.stderr.contains(key), "{yaml}: {}", out.stderr);
+        assert!(out.stderr.contains(hint), "{yaml}: {}", out.stderr);
+        assert!(!out.stderr.contains("Listening"), "{}", out.stderr);
+    }
+}
