@@ -757,12 +757,10 @@ fn clients_get_tokens_without_any_key_or_config() {
     b.stop();
 }
 
-#[test]
-fn tls_with_rustls_serves_the_same_answers() {
-    let Some(openssl) = common::require_tool("openssl") else {
-        return;
-    };
-    let b = start_with(1000, |env| {
+/// A broker serving TLS with a leaf certificate from a throw-away CA.
+fn tls_broker() -> Option<Broker> {
+    let openssl = common::require_tool("openssl")?;
+    Some(start_with(1000, |env| {
         // A throw-away CA and a leaf certificate for 127.0.0.1 signed by it.
         std::fs::write(
             env.path("tls-ext.cnf"),
@@ -832,7 +830,12 @@ fn tls_with_rustls_serves_the_same_answers() {
             p("tls-cert.pem"),
             p("tls-key.pem")
         )
-    });
+    }))
+}
+
+#[test]
+fn tls_with_rustls_serves_the_same_answers() {
+    let Some(b) = tls_broker() else { return };
     assert!(b.url.starts_with("https://127.0.0.1:"), "{}", b.url);
     assert_eq!(b.get("/healthz").0, 200);
     let (st, v) = b.ask(CLIENT_SECRET, "host");
@@ -901,4 +904,62 @@ fn a_bad_broker_config_is_refused_before_listening() {
         assert!(out.stderr.contains(hint), "{yaml}: {}", out.stderr);
         assert!(!out.stderr.contains("Listening"), "{}", out.stderr);
     }
+}
+
+/// SIGTERM while a mint is in flight: the request still gets its token, new
+/// connections are refused, and the broker exits 0.
+fn in_flight_request_survives_sigterm(b: Broker) {
+    b.env.sim.sim().set_latency(Duration::from_millis(1500));
+    let url = format!("{}/v1/token", b.url);
+    let ca = b.env.path("tls-ca.pem");
+    let ca = ca.exists().then(|| std::fs::read(&ca).unwrap());
+    let inflight = std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let mut c = reqwest::Client::builder();
+            if let Some(pem) = ca {
+                c = c.add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap());
+            }
+            let r = c
+                .build()
+                .unwrap()
+                .post(url)
+                .bearer_auth(CLIENT_SECRET)
+                .body(r#"{"policy":"host"}"#)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        })
+    });
+    // Wait until the mint is waiting on GitHub, then stop the broker.
+    let start = Instant::now();
+    while b.env.sim.sim().stats().requests.values().sum::<u64>() == 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the mint never reached GitHub"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    unsafe {
+        libc::kill(b.child.id() as i32, libc::SIGTERM);
+    }
+    let (st, body) = inflight.join().unwrap();
+    assert_eq!(st, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    b.env.secret(v["token"].as_str().unwrap());
+    let (code, err) = b.stop();
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("shut down cleanly"), "{err}");
+}
+
+#[test]
+fn sigterm_lets_a_request_in_flight_finish() {
+    in_flight_request_survives_sigterm(start(1000));
+}
+
+#[test]
+fn sigterm_lets_a_request_in_flight_finish_over_tls() {
+    let Some(b) = tls_broker() else { return };
+    in_flight_request_survives_sigterm(b);
 }
