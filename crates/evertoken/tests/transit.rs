@@ -224,3 +224,74 @@ fn approle_login_signs_too() {
     let t = env.secret(out.stdout.trim());
     assert!(env.sim.sim().github_is_valid_token(&t));
 }
+
+#[test]
+fn the_broker_mints_with_a_transit_signer() {
+    use std::io::{BufRead, BufReader};
+    let Some(bao) = Bao::start() else { return };
+    let token = transit(&bao);
+    let env = TestEnv::new();
+    env.secret(&token);
+    let (_, public) = evertoken_sim::test_rsa_keypair();
+    env.sim
+        .sim()
+        .github_add_app(APP_ID, "Iv1.test-client-not-a-real-id", &public);
+    env.sim.sim().github_add_installation(
+        APP_ID,
+        INSTALLATION,
+        "sim-org",
+        "Organization",
+        vec!["site".into()],
+    );
+    let secret = env.secret("transit-broker-client-secret-not-a-real-secret");
+    let hash: String = {
+        use sha2::Digest;
+        sha2::Sha256::digest(secret.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    env.config(&format!(
+        "github:\n  apps:\n    default:\n      app_id: {APP_ID}\n      installation_id: {INSTALLATION}\n      \
+         api_url: {}\n      signer: {{ backend: vault-transit, address: \"{}\", key: github-app }}\n\
+         broker:\n  listen: 127.0.0.1:0\n  clients: [{{ name: host, token_sha256: \"{hash}\" }}]\n  policies:\n    \
+         - {{ name: host, client: host, repositories: [site], permissions: {{ contents: read }} }}\n  audit_log: audit.jsonl\n",
+        env.base_url(),
+        bao.addr
+    ));
+    let mut child = env
+        .std_cmd()
+        .env("VAULT_TOKEN", &token)
+        .args(["broker", "serve"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let url = loop {
+        let line = lines
+            .next()
+            .expect("the broker prints where it listens")
+            .unwrap();
+        env.assert_no_leak(&line);
+        if let Some(rest) = line.split("Listening on ").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    let out = env.run(
+        env.cmd()
+            .env("BROKER_SECRET", &secret)
+            .args(["github", "token", "--broker", &url, "--policy", "host"])
+            .args(["--id-token-env", "BROKER_SECRET"]),
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let minted = env.secret(out.stdout.trim());
+    assert!(env.sim.sim().github_is_valid_token(&minted));
+    assert_eq!(
+        env.sim.sim().github_token_scope(&minted).unwrap().0,
+        Some(vec!["site".to_owned()])
+    );
+    assert_eq!(private_keys_under(env.dir.path()), Vec::<String>::new());
+}
