@@ -741,6 +741,16 @@ fn clients_get_tokens_without_any_key_or_config() {
         "{}",
         doc.stdout
     );
+    let flow = b.env.run(
+        b.env
+            .cmd()
+            .args(["--config", host.to_str().unwrap(), "github", "flow"]),
+    );
+    assert!(
+        flow.stdout.contains("tokens come from the broker"),
+        "{}",
+        flow.stdout
+    );
     // Without the secret, it says which variable to set.
     let missing =
         b.env.run(
