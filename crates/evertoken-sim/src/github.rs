@@ -22,6 +22,13 @@
 //!   representing the time that the assertion was issued", and "A JSON web token could
 //!   not be decoded".
 //!
+//! - Narrowing: every repository must belong to the installation and every
+//!   permission level must be `read`, `write` or `admin` and no more than the
+//!   installation was granted, else 422 (the docs list the levels; the exact 422
+//!   message for an unknown level is not documented, so clients must not depend on
+//!   it). What each token was narrowed to is kept ([`Sim::github_token_scope`]), so
+//!   tests can check that a broker never hands out more than its policy.
+//!
 //! Every response carries a `Date` header (hyper adds it), which clients use to
 //! correct clock skew. Everything is also served under `/api/v3` (GitHub Enterprise
 //! Server), see the middleware.
@@ -160,6 +167,8 @@ pub(crate) struct GhToken {
     pub expires_at: Timestamp,
     pub revoked: bool,
     pub repositories: Option<Vec<String>>,
+    /// What the token may do: the installation's permissions, or the narrowed ones.
+    pub permissions: BTreeMap<String, String>,
 }
 
 #[derive(Default)]
@@ -265,6 +274,20 @@ impl Sim {
             .tokens
             .get(token)
             .is_some_and(|t| !t.revoked && t.expires_at > now)
+    }
+
+    /// What a minted token was narrowed to: its repositories (`None` = every
+    /// repository of the installation) and its permissions. `None` for an unknown token.
+    #[allow(clippy::type_complexity)]
+    pub fn github_token_scope(
+        &self,
+        token: &str,
+    ) -> Option<(Option<Vec<String>>, BTreeMap<String, String>)> {
+        let st = self.lock();
+        st.github
+            .tokens
+            .get(token)
+            .map(|t| (t.repositories.clone(), t.permissions.clone()))
     }
 
     pub fn github_tokens_issued(&self) -> u64 {
@@ -595,6 +618,15 @@ async fn create_token(
         let mut out = BTreeMap::new();
         for (k, v) in obj {
             let want = v.as_str().unwrap_or("");
+            if !matches!(want, "read" | "write" | "admin") {
+                return github_error(
+                    422,
+                    &format!(
+                        "Invalid request.\n\nFor 'properties/{k}', \"{want}\" is not a valid permission level."
+                    ),
+                    CREATE_TOKEN_DOCS,
+                );
+            }
             let granted = inst.permissions.get(k).map(String::as_str);
             let ok = matches!(
                 (granted, want),
@@ -620,6 +652,7 @@ async fn create_token(
             expires_at,
             revoked: false,
             repositories: narrowed.clone(),
+            permissions: permissions.clone(),
         },
     );
     st.github.issued += 1;

@@ -36,6 +36,7 @@ pub(crate) fn router(sim: Sim) -> Router {
         .merge(crate::tiktok::routes())
         .merge(crate::linkedin::routes())
         .merge(crate::github::routes())
+        .merge(crate::oidc::routes())
         .merge(crate::gitlab::routes())
         .merge(crate::actions::routes())
         .merge(crate::webhook::routes())

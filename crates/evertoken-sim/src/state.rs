@@ -58,6 +58,7 @@ pub(crate) struct State {
     pub actions: crate::actions::ActionsState,
     pub webhooks: Vec<(String, serde_json::Value)>,
     pub oauth: crate::oauth::OAuthState,
+    pub oidc: crate::oidc::OidcState,
 }
 
 impl State {
@@ -81,6 +82,7 @@ impl State {
             actions: Default::default(),
             webhooks: Vec::new(),
             oauth: Default::default(),
+            oidc: Default::default(),
         }
     }
 

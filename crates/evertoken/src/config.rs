@@ -22,6 +22,9 @@ pub struct FileConfig {
     pub github: github::GithubConfig,
     #[serde(default)]
     pub http: HttpConfig,
+    /// `evertoken broker serve` (issue 16).
+    #[serde(default)]
+    pub broker: Option<crate::broker::BrokerConfig>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -368,9 +368,20 @@ async fn github_checks(cfg: &Config, clock: Clock) -> Vec<Check> {
                 continue;
             }
         };
+        let keyless = match crate::github::signer::doctor_check(&app).await {
+            Some((what, Ok(d))) => {
+                out.push(Check::ok(format!("github {n}: {what}"), d));
+                true
+            }
+            Some((what, Err(e))) => {
+                out.push(Check::from_error(format!("github {n}: {what}"), &e));
+                true
+            }
+            None => false,
+        };
         let key = &app.key_path;
         let key_row = format!("github {n}: private key");
-        out.push(match files::mode_of(key) {
+        let key_check = match files::mode_of(key) {
             Ok(None) => Check::new(
                 key_row,
                 Status::Fail,
@@ -389,7 +400,10 @@ async fn github_checks(cfg: &Config, clock: Clock) -> Vec<Check> {
                 Status::Fail,
                 format!("cannot stat {}: {e}", key.display()),
             ),
-        });
+        };
+        if !keyless {
+            out.push(key_check);
+        }
         let st = match crate::github::status::status(&app, &clock).await {
             Ok(s) => s,
             Err(e) => {

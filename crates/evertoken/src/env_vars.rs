@@ -51,6 +51,10 @@ pub const GH_CONFIG_DIR: &str = "GH_CONFIG_DIR";
 /// Set on Actions runners: defaults of the github-actions write-back.
 pub const GITHUB_REPOSITORY: &str = "GITHUB_REPOSITORY";
 pub const GITHUB_API_URL: &str = "GITHUB_API_URL";
+/// GitHub Actions with `id-token: write`: where and with what the job asks for its
+/// OIDC ID token (`github token --broker`). Set by the runner, not by users.
+pub const ACTIONS_ID_TOKEN_REQUEST_URL: &str = "ACTIONS_ID_TOKEN_REQUEST_URL";
+pub const ACTIONS_ID_TOKEN_REQUEST_TOKEN: &str = "ACTIONS_ID_TOKEN_REQUEST_TOKEN";
 
 /// Every variable above, with a one-line description for `--help` and the README.
 pub const ALL: &[(&str, &str)] = &[

@@ -7,6 +7,7 @@
 //! module per platform, backend and channel.
 
 pub mod alert;
+pub mod broker;
 pub mod cli;
 pub mod clock;
 pub mod config;

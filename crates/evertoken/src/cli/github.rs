@@ -24,7 +24,7 @@ pub enum GithubCommand {
     ///
     /// For scripts: `GH_TOKEN=$(evertoken github token)`. Mints when the token file is
     /// missing, older than max_token_age_minutes, or within 5 minutes of expiry.
-    Token(AppArgs),
+    Token(TokenArgs),
     /// Token file presence, age, prefix and expiry; gh and timer state (offline)
     ///
     /// Exits 1 when the token is missing, stale or expired, or when gh_cli is on and gh
@@ -46,6 +46,32 @@ pub struct AppArgs {
     /// The app entry under `github.apps`
     #[arg(long, value_name = "NAME", default_value = "default")]
     pub app: String,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    #[command(flatten)]
+    pub app: AppArgs,
+    /// Ask this token broker instead of minting here (no config needed)
+    #[arg(long, value_name = "URL", requires = "policy")]
+    pub broker: Option<String>,
+    /// The broker policy to ask under
+    #[arg(long, value_name = "NAME", requires = "broker")]
+    pub policy: Option<String>,
+    /// Read the OIDC ID token (or client secret) from this file
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "broker",
+        conflicts_with = "id_token_env"
+    )]
+    pub id_token_file: Option<PathBuf>,
+    /// Read the OIDC ID token (or client secret) from this environment variable
+    #[arg(long, value_name = "VAR", requires = "broker")]
+    pub id_token_env: Option<String>,
+    /// Audience of the GitHub Actions ID token requested from the runner
+    #[arg(long, value_name = "AUD", requires = "broker", default_value = crate::broker::client::DEFAULT_AUDIENCE)]
+    pub audience: String,
 }
 
 #[derive(Debug, Args)]
@@ -100,17 +126,31 @@ pub struct BootstrapArgs {
     #[command(flatten)]
     pub app: AppArgs,
     /// The GitHub App's ID (its settings page shows it)
-    #[arg(long, value_name = "N")]
-    pub app_id: u64,
+    #[arg(long, value_name = "N", required_unless_present = "from_takopi_ghauth")]
+    pub app_id: Option<u64>,
     /// The installation's id (github.com/settings/installations/N)
-    #[arg(long, value_name = "N", required_unless_present = "owner")]
+    #[arg(long, value_name = "N", required_unless_present_any = ["owner", "from_takopi_ghauth"])]
     pub installation_id: Option<u64>,
     /// Look the installation up on this organisation or user instead of --installation-id
     #[arg(long, value_name = "LOGIN", conflicts_with = "installation_id")]
     pub owner: Option<String>,
     /// The downloaded private key (.pem); it is installed as ~/.config/evertoken/github-app.pem
-    #[arg(long, value_name = "PATH")]
-    pub private_key: PathBuf,
+    #[arg(
+        long,
+        value_name = "PATH",
+        required_unless_present = "from_takopi_ghauth"
+    )]
+    pub private_key: Option<PathBuf>,
+    /// Move a takopi-ghauth host: read ~/.config/takopi/github-app.env, keep the key and
+    /// the token file where they are, replace takopi-github-token-refresh.timer
+    #[arg(long, conflicts_with_all = ["app_id", "installation_id", "owner", "private_key", "remove_source"])]
+    pub from_takopi_ghauth: bool,
+    /// Say what would change; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// GitHub's API root for the app entry (GitHub Enterprise Server: https://HOST/api/v3)
+    #[arg(long, value_name = "URL")]
+    pub api_url: Option<String>,
     /// Do not write or enable the systemd user timer
     #[arg(long)]
     pub no_systemd: bool,
@@ -204,7 +244,11 @@ fn report_refreshed(ctx: &Ctx, app: &App, r: &Refreshed) {
     );
 }
 
-async fn token(ctx: &Ctx, a: AppArgs) -> Result<u8> {
+async fn token(ctx: &Ctx, t: TokenArgs) -> Result<u8> {
+    if let (Some(url), Some(policy)) = (&t.broker, &t.policy) {
+        return broker_token(ctx, url, policy, &t).await;
+    }
+    let a = t.app;
     let (cfg, app) = load(ctx, &a.app, &Overrides::default())?;
     let http = Http::new(&cfg.file.http);
     crate::interrupt::global().check("reading or minting the token")?;
@@ -218,6 +262,33 @@ async fn token(ctx: &Ctx, a: AppArgs) -> Result<u8> {
     }
     // The printed token is good whatever gh did: exit 0, so `$(…)` under `set -e` works.
     render::stdout(&format!("{}\n", u.token.expose()));
+    Ok(0)
+}
+
+/// `github token --broker URL --policy NAME`: no config, token alone on stdout.
+async fn broker_token(ctx: &Ctx, url: &str, policy: &str, t: &TokenArgs) -> Result<u8> {
+    use crate::broker::client;
+    let base = client::parse_url(url).map_err(|e| {
+        Error::usage(format!("--broker: {e}"))
+            .with_hint("use https://BROKER (plain http only on 127.0.0.1 / localhost)")
+    })?;
+    let bearer = match (&t.id_token_file, &t.id_token_env) {
+        (Some(f), _) => client::Bearer::File(f.clone()),
+        (None, Some(v)) => client::Bearer::Env(v.clone()),
+        (None, None) => client::Bearer::Actions {
+            audience: t.audience.clone(),
+        },
+    };
+    let http = Http::new(&crate::config::HttpConfig::default());
+    let secret = client::bearer(&bearer, &http).await?;
+    let m = client::request(&http, &base, policy, &secret).await?;
+    if in_actions() {
+        eprint!("{}", mask_line(&m.token));
+    }
+    for n in &m.notes {
+        ctx.shell.note(n);
+    }
+    render::stdout(&format!("{}\n", m.token.expose()));
     Ok(0)
 }
 
@@ -301,12 +372,41 @@ async fn bootstrap_cmd(ctx: &Ctx, a: BootstrapArgs) -> Result<u8> {
         .status()
         .await
         .is_ok_and(|s| s.success());
+    let takopi = if a.from_takopi_ghauth {
+        Some(bootstrap::read_takopi()?)
+    } else {
+        None
+    };
+    if let Some(u) = &a.api_url {
+        match url::Url::parse(u) {
+            Ok(p) if matches!(p.scheme(), "https" | "http") && p.host_str().is_some() => {}
+            _ => {
+                return Err(
+                    Error::usage(format!("--api-url: `{u}` is not an http(s) URL"))
+                        .with_hint("for example https://api.github.com, or https://HOST/api/v3"),
+                );
+            }
+        }
+    }
     let req = bootstrap::Request {
         app: a.app.app.clone(),
-        app_id: a.app_id,
-        installation_id: a.installation_id,
+        app_id: match &takopi {
+            Some(t) => t.app_id,
+            None => a.app_id.unwrap_or_default(),
+        },
+        installation_id: takopi
+            .as_ref()
+            .map(|t| t.installation_id)
+            .or(a.installation_id),
         owner: a.owner.clone(),
-        private_key: a.private_key.clone(),
+        private_key: match &takopi {
+            Some(t) => t.key.clone(),
+            None => a.private_key.clone().unwrap_or_default(),
+        },
+        key_in_place: takopi.is_some(),
+        token_env_file: takopi.as_ref().map(|t| t.token_file.clone()),
+        api_url: a.api_url.clone(),
+        dry_run: a.dry_run,
         no_systemd: a.no_systemd,
         remove_source: a.remove_source,
         config_flag: ctx.config_flag.clone(),
@@ -314,11 +414,29 @@ async fn bootstrap_cmd(ctx: &Ctx, a: BootstrapArgs) -> Result<u8> {
         gh_available,
     };
     let mut out = bootstrap::run(&req)?;
-    if !a.no_systemd {
+    if !a.no_systemd && !a.dry_run {
         bootstrap::enable_timer(&req.app, &mut out).await;
     }
+    if let Some(t) = &takopi {
+        ctx.shell.note(&format!(
+            "read {} (app {}, installation {}, key {})",
+            t.env_file.display(),
+            t.app_id,
+            t.installation_id,
+            t.key.display()
+        ));
+        if !a.no_systemd {
+            bootstrap::retire_takopi_timer(a.dry_run, &mut out).await;
+        }
+    }
+    if !a.no_systemd
+        && let Some(h) = bootstrap::linger_hint().await
+    {
+        out.warnings.push(h);
+    }
     for s in &out.steps {
-        ctx.shell.status("Bootstrap", s);
+        ctx.shell
+            .status(if a.dry_run { "Would" } else { "Bootstrap" }, s);
     }
     for w in &out.warnings {
         ctx.shell.warn(w);
@@ -329,12 +447,38 @@ async fn bootstrap_cmd(ctx: &Ctx, a: BootstrapArgs) -> Result<u8> {
             out.manual.join("\n  ")
         ));
     }
+    if a.dry_run {
+        ctx.shell
+            .note("dry run: nothing was changed and nothing minted");
+        return Ok(0);
+    }
+    if takopi.is_some() {
+        ctx.shell.note(
+            "/ghauth status reads the same token file; for /ghauth refresh to run evertoken, \
+             remove `refresh_script` from [plugins.ghauth] in ~/.takopi/takopi.toml",
+        );
+    }
     // The first mint (skipped when a fresh token is already there: idempotent).
     let cfg = Config::load_file(&out.config_path)?;
     let app = github::app::resolve(&cfg, &req.app, &Overrides::default())?;
     let http = Http::new(&cfg.file.http);
     crate::interrupt::global().check("the first mint")?;
-    let u = github::usable_token(&app, &http, &ctx.clock, Duration::from_secs(60)).await?;
+    // A token the source script wrote (no expiry line) is replaced once, so the
+    // move proves that evertoken mints; evertoken's own fresh token is kept.
+    let from_script = takopi.is_some()
+        && github::token_file::read(&app.token_file)
+            .ok()
+            .flatten()
+            .is_some_and(|f| f.expires_at.is_none());
+    let u = if from_script {
+        let r = github::refresh(&app, &http, &ctx.clock, Duration::from_secs(60)).await?;
+        github::Usable {
+            token: r.token.clone(),
+            refreshed: Some(r),
+        }
+    } else {
+        github::usable_token(&app, &http, &ctx.clock, Duration::from_secs(60)).await?
+    };
     let mut code = 0;
     match &u.refreshed {
         Some(r) => {

@@ -14,6 +14,7 @@ use crate::render::{ColorChoice, Shell};
 
 pub mod alert;
 pub mod auth;
+pub mod broker;
 pub mod demo;
 pub mod doctor;
 pub mod github;
@@ -68,6 +69,9 @@ pub enum Command {
     /// Mint and inspect GitHub App installation tokens
     #[command(subcommand)]
     Github(github::GithubCommand),
+    /// Run the GitHub App token broker (keys off the hosts that use the tokens)
+    #[command(subcommand)]
+    Broker(broker::BrokerCommand),
 }
 
 /// What every command gets: the shell, the clock and where the config is.
@@ -174,6 +178,7 @@ pub fn main() -> ExitCode {
             Command::Schedule(args) => schedule::exec(&ctx, args).await,
             Command::Mcp(args) => mcp::exec(&ctx, args).await,
             Command::Github(cmd) => github::exec(&ctx, cmd).await,
+            Command::Broker(cmd) => broker::exec(&ctx, cmd).await,
         }
     });
     // Don't wait for lingering connections on the way out.

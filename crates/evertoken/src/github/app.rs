@@ -71,6 +71,12 @@ pub struct AppConfig {
     /// Revoke the previous token once the new one is in place.
     #[serde(default, skip_serializing_if = "is_false")]
     pub revoke_previous: bool,
+    /// Sign with a Vault/OpenBao Transit key instead of `private_key_path`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signer: Option<super::signer::SignerConfig>,
+    /// Get tokens from an `evertoken broker serve`; this host holds no key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broker: Option<crate::broker::client::BrokerAppConfig>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -142,6 +148,10 @@ pub struct App {
     pub timer_unit: String,
     /// The config file, for messages ("(no config file)" when none).
     pub config_display: String,
+    /// Key file (`key_path`) or Transit.
+    pub signer: super::signer::KeySource,
+    /// Set: tokens come from this broker, nothing is signed here.
+    pub broker: Option<crate::broker::client::BrokerApp>,
 }
 
 /// `evertoken-github-token-refresh` for `default`, `…-refresh-<name>` for others.
@@ -257,6 +267,30 @@ fn check_entry(cfg: &Config, name: &str, a: &AppConfig) -> Result<()> {
             .error_at(&key("client_id"), "is empty")
             .with_hint("remove it, or use the app's client ID"));
     }
+    if let Some(sc) = &a.signer {
+        if a.private_key_path.is_some() {
+            return Err(cfg
+                .error_at(
+                    &key("signer"),
+                    "set either `signer` or `private_key_path`, not both",
+                )
+                .with_hint(
+                    "with a Transit signer the key stays in Vault; remove `private_key_path`",
+                ));
+        }
+        super::signer::validate(cfg, &key("signer"), sc)?;
+    }
+    if let Some(b) = &a.broker {
+        if a.signer.is_some() || a.private_key_path.is_some() {
+            return Err(cfg
+                .error_at(
+                    &key("broker"),
+                    "a broker app holds no key: remove `signer` / `private_key_path`",
+                )
+                .with_hint("the broker signs; this host only asks it for tokens"));
+        }
+        crate::broker::client::validate_app(cfg, &key("broker"), b)?;
+    }
     for (perm, level) in &a.permissions {
         if !matches!(level.as_str(), "read" | "write" | "admin") {
             return Err(cfg
@@ -363,7 +397,23 @@ pub fn resolve(cfg: &Config, name: &str, ov: &Overrides) -> Result<App> {
                 .with_hint("installation tokens live 60 minutes; the default is 55"),
         );
     }
+    let signer = match &entry.signer {
+        Some(sc) => super::signer::KeySource::Transit(std::sync::Arc::new(
+            super::signer::Transit::connect(cfg, &key("signer"), sc),
+        )),
+        None => super::signer::KeySource::File,
+    };
+    let broker = match &entry.broker {
+        Some(b) => Some(crate::broker::client::BrokerApp::resolve(
+            cfg,
+            &key("broker"),
+            b,
+        )?),
+        None => None,
+    };
     Ok(App {
+        signer,
+        broker,
         name: name.to_owned(),
         issuer,
         target,

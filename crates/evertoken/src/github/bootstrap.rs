@@ -22,6 +22,14 @@ pub struct Request {
     pub installation_id: Option<u64>,
     pub owner: Option<String>,
     pub private_key: PathBuf,
+    /// Use the key where it is (chmod 600) instead of copying it (`--from-takopi-ghauth`).
+    pub key_in_place: bool,
+    /// `token_env_file` for the entry (the takopi plugin's file).
+    pub token_env_file: Option<PathBuf>,
+    /// `api_url` for the entry (GitHub Enterprise Server, a simulator).
+    pub api_url: Option<String>,
+    /// Say what would change; change nothing.
+    pub dry_run: bool,
     pub no_systemd: bool,
     pub remove_source: bool,
     pub config_flag: Option<PathBuf>,
@@ -49,15 +57,26 @@ fn io_err(what: &str, path: &Path, e: std::io::Error) -> Error {
         .with_hint("check the directory's permissions")
 }
 
-/// Writes `content` to `path` (0600, atomic) unless it already holds it.
-fn write_if_changed(path: &Path, content: &[u8]) -> Result<bool> {
+/// Writes `content` to `path` (0600, atomic) unless it already holds it; with
+/// `dry`, only says whether it would.
+fn write_if_changed(path: &Path, content: &[u8], dry: bool) -> Result<bool> {
     if std::fs::read(path).ok().as_deref() == Some(content)
         && files::mode_of(path).ok().flatten() == Some(0o600)
     {
         return Ok(false);
     }
-    files::write_private_atomic(path, content).map_err(|e| io_err("write", path, e))?;
+    if !dry {
+        files::write_private_atomic(path, content).map_err(|e| io_err("write", path, e))?;
+    }
     Ok(true)
+}
+
+fn did(dry: bool, done: &str, would: &str) -> String {
+    if dry {
+        would.to_owned()
+    } else {
+        done.to_owned()
+    }
 }
 
 pub fn run(req: &Request) -> Result<Outcome> {
@@ -76,7 +95,12 @@ pub fn run(req: &Request) -> Result<Outcome> {
         .with_hint("pass the .pem file downloaded from the GitHub App's settings page")
     })?;
     jwt::parse_key(&pem, &src)?;
-    let dest = default_key_path(&req.app);
+    let dry = req.dry_run;
+    let dest = if req.key_in_place {
+        src.clone()
+    } else {
+        default_key_path(&req.app)
+    };
     let same_file = match (src.canonicalize(), dest.canonicalize()) {
         (Ok(a), Ok(b)) => a == b,
         _ => false,
@@ -88,10 +112,15 @@ pub fn run(req: &Request) -> Result<Outcome> {
             .is_some_and(files::too_open)
         {
             use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o600))
-                .map_err(|e| io_err("chmod 600", &dest, e))?;
-            out.steps
-                .push(format!("set {} to mode 0600", dest.display()));
+            if !dry {
+                std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o600))
+                    .map_err(|e| io_err("chmod 600", &dest, e))?;
+            }
+            out.steps.push(format!(
+                "{} {} to mode 0600",
+                did(dry, "set", "would set"),
+                dest.display()
+            ));
         } else {
             out.steps
                 .push(format!("key already in place at {}", dest.display()));
@@ -107,9 +136,12 @@ pub fn run(req: &Request) -> Result<Outcome> {
                 src.display()
             ));
         }
-        if write_if_changed(&dest, &pem)? {
-            out.steps
-                .push(format!("installed the key as {} (0600)", dest.display()));
+        if write_if_changed(&dest, &pem, dry)? {
+            out.steps.push(format!(
+                "{} the key as {} (0600)",
+                did(dry, "installed", "would install"),
+                dest.display()
+            ));
         } else {
             out.steps
                 .push(format!("key unchanged at {}", dest.display()));
@@ -138,7 +170,7 @@ pub fn run(req: &Request) -> Result<Outcome> {
     } else {
         // Check the result is a valid config before it replaces anything.
         config::parse(&new_text, &config_path)?;
-        write_if_changed(&config_path, new_text.as_bytes())?;
+        write_if_changed(&config_path, new_text.as_bytes(), dry)?;
         if old_text
             .as_deref()
             .is_some_and(|t| t.lines().any(|l| l.trim_start().starts_with('#')))
@@ -149,12 +181,15 @@ pub fn run(req: &Request) -> Result<Outcome> {
             ));
         }
         out.steps.push(format!(
-            "wrote github.apps.{} into {}",
+            "{} github.apps.{} into {}",
+            did(dry, "wrote", "would write"),
             req.app,
             config_path.display()
         ));
     }
-    Config::load_file(&config_path)?;
+    if !dry {
+        Config::load_file(&config_path)?;
+    }
     // 3. The systemd user timer.
     if !req.no_systemd {
         let dir = systemd::user_unit_dir();
@@ -167,15 +202,19 @@ pub fn run(req: &Request) -> Result<Outcome> {
             (format!("{stem}.timer"), timer),
         ] {
             let p = dir.join(&name);
-            if write_if_changed(&p, text.as_bytes())? {
-                out.steps.push(format!("wrote {}", p.display()));
+            if write_if_changed(&p, text.as_bytes(), dry)? {
+                out.steps.push(format!(
+                    "{} {}",
+                    did(dry, "wrote", "would write"),
+                    p.display()
+                ));
             } else {
                 out.steps.push(format!("unit unchanged: {}", p.display()));
             }
         }
     }
     // 4. The staged key.
-    if !same_file {
+    if !same_file && !dry {
         if req.remove_source {
             std::fs::remove_file(&src).map_err(|e| io_err("delete the staged key", &src, e))?;
             out.steps
@@ -263,6 +302,14 @@ fn updated_config(old: &str, req: &Request, key_path: &Path, config_path: &Path)
         key_str("private_key_path"),
         key_str(&key_path.to_string_lossy()),
     );
+    entry.remove("signer");
+    entry.remove("broker");
+    if let Some(f) = &req.token_env_file {
+        entry.insert(key_str("token_env_file"), key_str(&f.to_string_lossy()));
+    }
+    if let Some(u) = &req.api_url {
+        entry.insert(key_str("api_url"), key_str(u));
+    }
     if !entry.contains_key("max_token_age_minutes") {
         entry.insert(
             key_str("max_token_age_minutes"),
@@ -274,4 +321,173 @@ fn updated_config(old: &str, req: &Request, key_path: &Path, config_path: &Path)
     }
     serde_norway::to_string(&root)
         .map_err(|e| Error::failed(format!("cannot write the config as YAML: {e}")))
+}
+
+/// The source setup's timer, which must stop minting once evertoken's runs.
+pub const TAKOPI_TIMER: &str = "takopi-github-token-refresh.timer";
+
+/// What `~/.config/takopi/github-app.env` says.
+#[derive(Debug)]
+pub struct TakopiSetup {
+    pub env_file: PathBuf,
+    pub app_id: u64,
+    pub installation_id: u64,
+    pub key: PathBuf,
+    /// The file the `/ghauth` plugin reads: `~/.config/takopi/github-token.env`.
+    pub token_file: PathBuf,
+}
+
+/// Reads the source setup's `github-app.env` (`KEY=VALUE` lines, optional
+/// `export` and quotes, as the source script writes and sources it).
+pub fn read_takopi() -> Result<TakopiSetup> {
+    let dir = files::home_dir().join(".config/takopi");
+    let env_file = dir.join("github-app.env");
+    let text = std::fs::read_to_string(&env_file).map_err(|e| {
+        Error::usage(format!("cannot read {}: {e}", env_file.display())).with_hint(
+            "--from-takopi-ghauth moves a host set up by takopi-ghauth's bootstrap_user_refresh.sh; \
+             without that file use `evertoken github bootstrap --app-id N --installation-id N --private-key PATH`",
+        )
+    })?;
+    let mut vars = std::collections::BTreeMap::new();
+    for line in text.lines() {
+        let l = line.trim();
+        if l.is_empty() || l.starts_with('#') {
+            continue;
+        }
+        let l = l.strip_prefix("export ").unwrap_or(l);
+        if let Some((k, v)) = l.split_once('=') {
+            let v = v.trim();
+            let v = v
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .or_else(|| v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
+                .unwrap_or(v);
+            vars.insert(k.trim().to_owned(), v.to_owned());
+        }
+    }
+    let num = |k: &str| -> Result<u64> {
+        let v = vars.get(k).ok_or_else(|| {
+            Error::usage(format!("{} has no {k}", env_file.display())).with_hint(format!(
+                "add `{k}=<number>` to it (the app's settings page shows it)"
+            ))
+        })?;
+        v.parse::<u64>().map_err(|_| {
+            Error::usage(format!(
+                "{}: {k} is `{}`, not a number",
+                env_file.display(),
+                crate::broker::escape(v)
+            ))
+            .with_hint("fix the value in that file and run again")
+        })
+    };
+    let key = vars
+        .get(crate::env_vars::GITHUB_APP_PRIVATE_KEY_PATH)
+        .map(|p| files::expand_tilde(p))
+        .unwrap_or_else(|| dir.join("github-app.pem"));
+    Ok(TakopiSetup {
+        app_id: num(crate::env_vars::GITHUB_APP_ID)?,
+        installation_id: num(crate::env_vars::GITHUB_APP_INSTALLATION_ID)?,
+        key,
+        token_file: dir.join("github-token.env"),
+        env_file,
+    })
+}
+
+/// Stops and disables the source setup's timer, so exactly one timer mints. When
+/// the user manager cannot be reached, the exact command goes to `manual`.
+pub async fn retire_takopi_timer(dry: bool, out: &mut Outcome) {
+    let disable = format!("systemctl --user disable --now {TAKOPI_TIMER}");
+    let enabled = systemd::systemctl(&["is-enabled", TAKOPI_TIMER]).await;
+    let active = systemd::systemctl(&["is-active", TAKOPI_TIMER]).await;
+    let (enabled, active) = match (enabled, active) {
+        (Ok((_, e, _)), Ok((_, a, _))) => (e, a),
+        (Err(e), _) | (_, Err(e)) => {
+            out.warnings
+                .push(format!("cannot ask systemd about {TAKOPI_TIMER}: {e}"));
+            out.manual.push(disable);
+            return;
+        }
+    };
+    // `is-active` always names a state when the user manager answers; nothing
+    // on stdout means systemd could not be asked (no bus, no lingering session).
+    let known = [
+        "active",
+        "inactive",
+        "failed",
+        "activating",
+        "deactivating",
+        "reloading",
+        "maintenance",
+        "refreshing",
+    ];
+    if !known.contains(&active.as_str()) {
+        out.warnings.push(format!(
+            "cannot ask systemd about {TAKOPI_TIMER}; stop it by hand so that only one timer mints"
+        ));
+        out.manual.push(disable);
+        return;
+    }
+    let running = enabled.starts_with("enabled")
+        || enabled == "linked"
+        || matches!(active.as_str(), "active" | "activating" | "reloading");
+    if !running {
+        out.steps
+            .push(format!("{TAKOPI_TIMER} already stopped and disabled"));
+        return;
+    }
+    if dry {
+        out.steps
+            .push(format!("would stop and disable {TAKOPI_TIMER}"));
+        return;
+    }
+    match systemd::systemctl(&["disable", "--now", TAKOPI_TIMER]).await {
+        Ok((true, _, _)) => out
+            .steps
+            .push(format!("stopped and disabled {TAKOPI_TIMER}")),
+        Ok((false, _, err)) => {
+            out.warnings.push(format!(
+                "`{disable}` failed: {}",
+                err.lines().next().unwrap_or("")
+            ));
+            out.manual.push(disable);
+        }
+        Err(e) => {
+            out.warnings.push(format!("cannot run systemctl: {e}"));
+            out.manual.push(disable);
+        }
+    }
+}
+
+/// A hint when the user's systemd manager does not linger: without lingering the
+/// timer runs only while the user is logged in.
+pub async fn linger_hint() -> Option<String> {
+    let user = std::env::var("USER")
+        .ok()
+        .or_else(|| std::env::var("LOGNAME").ok())
+        .filter(|u| !u.is_empty() && !u.contains('/'))?;
+    if Path::new("/var/lib/systemd/linger").join(&user).exists() {
+        return None;
+    }
+    let out = tokio::process::Command::new("loginctl")
+        .args(["show-user", &user, "-p", "Linger"])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let linger = match tokio::time::timeout(std::time::Duration::from_secs(5), out).await {
+        Ok(Ok(o)) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().to_owned(),
+        _ => String::new(),
+    };
+    if linger == "Linger=yes" {
+        return None;
+    }
+    Some(format!(
+        "lingering looks off for {user} ({}): the timer runs only while {user} is logged in; \
+         keep it running after logout with `sudo loginctl enable-linger {user}`",
+        if linger.is_empty() {
+            "loginctl gave no answer"
+        } else {
+            linger.as_str()
+        }
+    ))
 }

@@ -10,7 +10,6 @@ use serde_json::{Value, json};
 use url::Url;
 
 use super::app::{App, Issuer, Target};
-use super::jwt;
 use crate::clock::{self, Clock};
 use crate::error::{Error, Result};
 use crate::http::{Call, Http, Reply, safe_url};
@@ -54,7 +53,7 @@ fn is_time_claim_error(msg: &str) -> bool {
 
 /// Signs JWTs, remembering the clock offset learnt from GitHub.
 struct Signer<'a> {
-    key: jsonwebtoken::EncodingKey,
+    key: super::signer::Signer,
     issuer: &'a Issuer,
     clock: &'a Clock,
     skew: i64,
@@ -63,12 +62,10 @@ struct Signer<'a> {
 }
 
 impl Signer<'_> {
-    fn jwt(&self) -> Result<String> {
-        jwt::sign(
-            &self.key,
-            self.issuer,
-            self.clock.now().as_second() + self.skew,
-        )
+    async fn jwt(&self) -> Result<String> {
+        self.key
+            .jwt(self.issuer, self.clock.now().as_second() + self.skew)
+            .await
     }
 
     /// Sends a JWT-authenticated call; on a 401 about `iat`/`exp`, re-mints once
@@ -82,7 +79,7 @@ impl Signer<'_> {
         body: Option<&Value>,
     ) -> Result<Reply> {
         loop {
-            let jwt = self.jwt()?;
+            let jwt = self.jwt().await?;
             let reply = http
                 .send(what, Call::Safe, |c| {
                     let mut rb = c
@@ -151,9 +148,12 @@ impl Signer<'_> {
 
 /// Mints a new installation token for `app`.
 pub async fn mint(app: &App, http: &Http, clock: &Clock) -> Result<Minted> {
+    if let Some(b) = &app.broker {
+        return b.mint(http).await;
+    }
     let issuer = app.require_issuer()?;
     let target = app.require_target()?;
-    let key = jwt::load_key(&app.key_path)?;
+    let key = super::signer::Signer::for_app(app)?;
     let mut s = Signer {
         key,
         issuer,

@@ -25,6 +25,7 @@ pub mod bootstrap;
 pub mod gh_cli;
 pub mod jwt;
 pub mod mint;
+pub mod signer;
 pub mod status;
 pub mod systemd;
 pub mod token_file;
@@ -163,7 +164,7 @@ async fn refresh_locked(app: &App, http: &Http, clock: &Clock) -> Result<Refresh
 pub fn flow_text(app: &App) -> String {
     format!(
         "GitHub App token flow (app `{name}`)\n\
-         1. The app's private key stays on this host: {key} (0600, read only to sign).\n\
+         1. The app's private key: {key} (a key file is 0600, read only to sign).\n\
          2. `evertoken github refresh` signs a 9-minute JWT and asks GitHub ({api}) for an\n   \
             installation token (valid 1 hour).\n\
          3. The token is written atomically to {file} (0600) as GH_TOKEN / GITHUB_TOKEN /\n   \
@@ -175,7 +176,17 @@ pub fn flow_text(app: &App) -> String {
          6. `evertoken github status` (or /ghauth status) shows presence, age, prefix and expiry;\n   \
             `evertoken github refresh` (or /ghauth refresh) mints now and reports the result.\n",
         name = app.name,
-        key = app.key_path.display(),
+        key = match (&app.broker, &app.signer) {
+            (Some(b), _) => format!(
+                "nowhere here: tokens come from the broker {} (policy `{}`)",
+                crate::http::safe_url(&b.url),
+                b.policy
+            ),
+            (None, signer::KeySource::Transit(_)) => {
+                "in Vault/OpenBao Transit (signer), never on this host".to_owned()
+            }
+            (None, signer::KeySource::File) => app.key_path.display().to_string(),
+        },
         api = app.api_url,
         file = app.token_file.display(),
         gh = if app.gh_cli {

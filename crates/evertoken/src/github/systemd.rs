@@ -75,7 +75,9 @@ pub fn timer_text(stem: &str, app: &str) -> String {
     )
 }
 
-async fn systemctl(args: &[&str]) -> std::result::Result<(bool, String, String), String> {
+pub(crate) async fn systemctl(
+    args: &[&str],
+) -> std::result::Result<(bool, String, String), String> {
     let out = Command::new("systemctl")
         .arg("--user")
         .args(args)

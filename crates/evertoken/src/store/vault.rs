@@ -159,7 +159,7 @@ enum Auth {
     AppRole { role_id: Secret, secret_id: Secret },
 }
 
-struct Inner {
+pub(crate) struct Inner {
     client: reqwest::Client,
     address: Url,
     namespace: Option<String>,
@@ -190,7 +190,19 @@ impl VaultStore {
     pub fn open(cfg: &crate::config::Config) -> Result<Self> {
         let default = Config::default();
         let c = cfg.file.auth.writeback.vault.as_ref().unwrap_or(&default);
-        let key = |k: &str| format!("auth.writeback.vault.{k}");
+        Ok(Self {
+            inner: Arc::new(connect(cfg, c, "auth.writeback.vault")?),
+            lock_timeout: Duration::from_secs(c.lock_timeout_seconds),
+            lock_ttl: Duration::from_secs(c.lock_ttl_seconds),
+        })
+    }
+}
+
+/// Address, auth (token or AppRole), namespace and CA file of `c`, as the
+/// config key `at` (the store's, or a GitHub App's Transit signer) names them.
+pub(crate) fn connect(cfg: &crate::config::Config, c: &Config, at: &str) -> Result<Inner> {
+    {
+        let key = |k: &str| format!("{at}.{k}");
         let address = match (&c.address, env_nonempty(env_vars::VAULT_ADDR)) {
             (Some(a), _) => a.clone(),
             (None, Some(a)) => a,
@@ -234,7 +246,7 @@ impl VaultStore {
                     ),
                 };
                 return Err(cfg
-                    .error_at("auth.writeback.backend", format!("the vault write-back cannot log in: {missing}"))
+                    .error_at(if at == "auth.writeback.vault" { "auth.writeback.backend" } else { at }, format!("cannot log in to Vault: {missing}"))
                     .with_hint("export VAULT_TOKEN, or VAULT_ROLE_ID and VAULT_SECRET_ID for AppRole (see the README for the policy the runner needs)"));
             }
         };
@@ -282,27 +294,23 @@ impl VaultStore {
             .clone()
             .or_else(|| env_nonempty(env_vars::VAULT_NAMESPACE))
             .map(|n| n.trim_matches('/').to_owned());
-        Ok(Self {
-            inner: Arc::new(Inner {
-                client,
-                address,
-                namespace,
-                mount: c.mount.trim_matches('/').to_owned(),
-                path: c.path.trim_matches('/').to_owned(),
-                approle_mount: c.approle_mount.trim_matches('/').to_owned(),
-                auth,
-                token: tokio::sync::Mutex::new(None),
-                versions: Mutex::new(HashMap::new()),
-                retries: cfg.file.http.retries,
-            }),
-            lock_timeout: Duration::from_secs(c.lock_timeout_seconds),
-            lock_ttl: Duration::from_secs(c.lock_ttl_seconds),
+        Ok(Inner {
+            client,
+            address,
+            namespace,
+            mount: c.mount.trim_matches('/').to_owned(),
+            path: c.path.trim_matches('/').to_owned(),
+            approle_mount: c.approle_mount.trim_matches('/').to_owned(),
+            auth,
+            token: tokio::sync::Mutex::new(None),
+            versions: Mutex::new(HashMap::new()),
+            retries: cfg.file.http.retries,
         })
     }
 }
 
 /// The first of Vault's `errors`, or the start of the body.
-fn vault_message(body: &Value, raw: &str) -> String {
+pub(crate) fn vault_message(body: &Value, raw: &str) -> String {
     body.get("errors")
         .and_then(|e| e.as_array())
         .map(|a| {
@@ -321,7 +329,7 @@ fn is_cas_mismatch(status: StatusCode, body: &Value) -> bool {
 }
 
 impl Inner {
-    fn url(&self, api_path: &str) -> Url {
+    pub(crate) fn url(&self, api_path: &str) -> Url {
         let mut u = self.address.clone();
         let base = u.path().trim_end_matches('/').to_owned();
         u.set_path(&format!("{base}/v1/{api_path}"));
@@ -452,7 +460,7 @@ impl Inner {
     }
 
     /// An authenticated call; an AppRole token that stopped working is renewed once.
-    async fn call(
+    pub(crate) async fn call(
         &self,
         method: Method,
         api_path: &str,

@@ -1,0 +1,297 @@
+//! GitHub App keys off the host, first half: the app JWT signed by a real OpenBao
+//! Transit key (`github.apps.<a>.signer: {backend: vault-transit}`), with no
+//! private key file anywhere under the test's HOME; `doctor` checks the key and
+//! the token's right to sign.
+
+mod common;
+
+use std::path::Path;
+
+use common::TestEnv;
+use common::bao::Bao;
+
+const APP_ID: u64 = 6161;
+const INSTALLATION: u64 = 9191;
+
+/// Base64 of the PKCS#8 DER (the PEM's body): what `bao transit import` takes.
+fn pkcs8_b64() -> String {
+    evertoken_sim::test_rsa_private_pkcs8()
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect()
+}
+
+/// OpenBao with Transit, the app's key imported (BYOK) as `github-app`, and a
+/// token whose policy may only read that key and sign with it.
+fn transit(bao: &Bao) -> String {
+    bao.ok(&["secrets", "enable", "transit"]);
+    let staged = bao.home.path().join("key.b64");
+    std::fs::write(&staged, pkcs8_b64()).unwrap();
+    bao.ok(&[
+        "transit",
+        "import",
+        "transit/keys/github-app",
+        &format!("@{}", staged.display()),
+        "type=rsa-2048",
+    ]);
+    std::fs::remove_file(&staged).unwrap();
+    let policy = bao.home.path().join("signer.hcl");
+    std::fs::write(
+        &policy,
+        "path \"transit/sign/github-app/sha2-256\" { capabilities = [\"update\"] }\n\
+         path \"transit/keys/github-app\" { capabilities = [\"read\"] }\n",
+    )
+    .unwrap();
+    bao.ok(&[
+        "policy",
+        "write",
+        "github-app-signer",
+        policy.to_str().unwrap(),
+    ]);
+    bao.ok(&[
+        "token",
+        "create",
+        "-policy=github-app-signer",
+        "-field=token",
+    ])
+}
+
+fn setup(bao: &Bao, key: &str) -> TestEnv {
+    let env = TestEnv::new();
+    let (_, public) = evertoken_sim::test_rsa_keypair();
+    env.sim
+        .sim()
+        .github_add_app(APP_ID, "Iv1.test-client-not-a-real-id", &public);
+    env.sim
+        .sim()
+        .github_add_installation(APP_ID, INSTALLATION, "sim-org", "Organization", vec![]);
+    env.config(&format!(
+        "github:\n  apps:\n    default:\n      app_id: {APP_ID}\n      installation_id: {INSTALLATION}\n      \
+         api_url: {}\n      signer:\n        backend: vault-transit\n        address: {}\n        \
+         mount: transit\n        key: {key}\n",
+        env.base_url(),
+        bao.addr
+    ));
+    env
+}
+
+/// Every file under `dir` that holds a private key.
+fn private_keys_under(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if std::fs::read(&p)
+                .map(|b| String::from_utf8_lossy(&b).contains("PRIVATE KEY"))
+                .unwrap_or(false)
+            {
+                found.push(p.display().to_string());
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn refresh_mints_with_a_transit_key_and_no_key_file_on_the_host() {
+    let Some(bao) = Bao::start() else { return };
+    let token = transit(&bao);
+    let env = setup(&bao, "github-app");
+    env.secret(&token);
+    env.secret(common::bao::ROOT_TOKEN);
+    let out = env.run(
+        env.cmd()
+            .env("VAULT_TOKEN", &token)
+            .args(["github", "refresh"]),
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let text = std::fs::read_to_string(env.path("config/evertoken/github-token.env")).unwrap();
+    let minted = text
+        .lines()
+        .find_map(|l| l.strip_prefix("GH_TOKEN="))
+        .unwrap()
+        .to_owned();
+    env.secret(&minted);
+    assert!(env.sim.sim().github_is_valid_token(&minted));
+    assert_eq!(env.sim.sim().github_tokens_issued(), 1);
+    assert_eq!(
+        private_keys_under(env.dir.path()),
+        Vec::<String>::new(),
+        "a private key file exists on the host"
+    );
+    assert!(!env.path("config/evertoken/github-app.pem").exists());
+
+    // doctor: the key exists, is RSA, and this token may sign with it.
+    let doc = env.run(env.cmd().env("VAULT_TOKEN", &token).arg("doctor"));
+    assert!(
+        doc.stdout.contains("github default: signer") && doc.stdout.contains("rsa-2048"),
+        "{}",
+        doc.stdout
+    );
+    assert!(doc.stdout.contains("signing allowed"), "{}", doc.stdout);
+    assert!(!doc.stdout.contains("private key"), "{}", doc.stdout);
+}
+
+#[test]
+fn a_token_without_sign_rights_and_a_non_rsa_key_are_explained() {
+    let Some(bao) = Bao::start() else { return };
+    let signer = transit(&bao);
+    bao.ok(&["write", "-f", "transit/keys/ed", "type=ed25519"]);
+    // A token that may read the key but not sign.
+    let policy = bao.home.path().join("reader.hcl");
+    std::fs::write(
+        &policy,
+        "path \"transit/keys/github-app\" { capabilities = [\"read\"] }\n",
+    )
+    .unwrap();
+    bao.ok(&["policy", "write", "reader", policy.to_str().unwrap()]);
+    let reader = bao.ok(&["token", "create", "-policy=reader", "-field=token"]);
+
+    let env = setup(&bao, "github-app");
+    env.secret(&signer);
+    env.secret(&reader);
+    let doc = env.run(env.cmd().env("VAULT_TOKEN", &reader).arg("doctor"));
+    assert_ne!(doc.code, 0);
+    assert!(
+        doc.stdout.contains("may not sign") && doc.stdout.contains("capabilities"),
+        "{}",
+        doc.stdout
+    );
+    let refresh = env.run(
+        env.cmd()
+            .env("VAULT_TOKEN", &reader)
+            .args(["github", "refresh"]),
+    );
+    assert_eq!(refresh.code, 1, "{}", refresh.stderr);
+    assert!(
+        refresh.stderr.contains("403")
+            && refresh.stderr.contains("transit/sign/github-app/sha2-256"),
+        "{}",
+        refresh.stderr
+    );
+    assert!(!env.path("config/evertoken/github-token.env").exists());
+
+    let env = setup(&bao, "ed");
+    let doc = env.run(
+        env.cmd()
+            .env("VAULT_TOKEN", common::bao::ROOT_TOKEN)
+            .arg("doctor"),
+    );
+    assert!(
+        doc.stdout.contains("not RSA") && doc.stdout.contains("ed25519"),
+        "{}",
+        doc.stdout
+    );
+
+    // No Vault credentials at all: refresh says how to log in.
+    let none = env.run(env.cmd().args(["github", "refresh"]));
+    assert_eq!(none.code, 2, "{}", none.stderr);
+    assert!(none.stderr.contains("VAULT_TOKEN"), "{}", none.stderr);
+}
+
+#[test]
+fn approle_login_signs_too() {
+    let Some(bao) = Bao::start() else { return };
+    transit(&bao);
+    bao.ok(&["auth", "enable", "approle"]);
+    bao.ok(&[
+        "write",
+        "auth/approle/role/minter",
+        "token_policies=github-app-signer",
+    ]);
+    let role_id = bao.ok(&["read", "-field=role_id", "auth/approle/role/minter/role-id"]);
+    let secret_id = bao.ok(&[
+        "write",
+        "-f",
+        "-field=secret_id",
+        "auth/approle/role/minter/secret-id",
+    ]);
+    let env = setup(&bao, "github-app");
+    env.secret(&secret_id);
+    let out = env.run(
+        env.cmd()
+            .env("VAULT_ROLE_ID", &role_id)
+            .env("VAULT_SECRET_ID", &secret_id)
+            .args(["github", "token"]),
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let t = env.secret(out.stdout.trim());
+    assert!(env.sim.sim().github_is_valid_token(&t));
+}
+
+#[test]
+fn the_broker_mints_with_a_transit_signer() {
+    use std::io::{BufRead, BufReader};
+    let Some(bao) = Bao::start() else { return };
+    let token = transit(&bao);
+    let env = TestEnv::new();
+    env.secret(&token);
+    let (_, public) = evertoken_sim::test_rsa_keypair();
+    env.sim
+        .sim()
+        .github_add_app(APP_ID, "Iv1.test-client-not-a-real-id", &public);
+    env.sim.sim().github_add_installation(
+        APP_ID,
+        INSTALLATION,
+        "sim-org",
+        "Organization",
+        vec!["site".into()],
+    );
+    let secret = env.secret("transit-broker-client-secret-not-a-real-secret");
+    let hash: String = {
+        use sha2::Digest;
+        sha2::Sha256::digest(secret.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    env.config(&format!(
+        "github:\n  apps:\n    default:\n      app_id: {APP_ID}\n      installation_id: {INSTALLATION}\n      \
+         api_url: {}\n      signer: {{ backend: vault-transit, address: \"{}\", key: github-app }}\n\
+         broker:\n  listen: 127.0.0.1:0\n  clients: [{{ name: host, token_sha256: \"{hash}\" }}]\n  policies:\n    \
+         - {{ name: host, client: host, repositories: [site], permissions: {{ contents: read }} }}\n  audit_log: audit.jsonl\n",
+        env.base_url(),
+        bao.addr
+    ));
+    let mut child = env
+        .std_cmd()
+        .env("VAULT_TOKEN", &token)
+        .args(["broker", "serve"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let url = loop {
+        let line = lines
+            .next()
+            .expect("the broker prints where it listens")
+            .unwrap();
+        env.assert_no_leak(&line);
+        if let Some(rest) = line.split("Listening on ").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    let out = env.run(
+        env.cmd()
+            .env("BROKER_SECRET", &secret)
+            .args(["github", "token", "--broker", &url, "--policy", "host"])
+            .args(["--id-token-env", "BROKER_SECRET"]),
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let minted = env.secret(out.stdout.trim());
+    assert!(env.sim.sim().github_is_valid_token(&minted));
+    assert_eq!(
+        env.sim.sim().github_token_scope(&minted).unwrap().0,
+        Some(vec!["site".to_owned()])
+    );
+    assert_eq!(private_keys_under(env.dir.path()), Vec::<String>::new());
+}
