@@ -20,6 +20,10 @@
 //! | `POST /_sim/tiktok/refresh_token` | `{"client_key","refresh_token","expires_in"?}` | [`Sim::tiktok_add_refresh_token`] |
 //! | `POST /_sim/tiktok/lifetimes` | `{"access_secs","refresh_secs"}` | [`Sim::tiktok_set_lifetimes`] |
 //! | `GET /_sim/tiktok/live` | | live refresh tokens |
+//! | `POST /_sim/tiktok/desktop_client` | `{"client_key","client_secret"}` | [`Sim::tiktok_add_desktop_client`] |
+//! | `POST /_sim/tiktok/refresh_extends`, `/_sim/linkedin/refresh_extends` | `{"extends":false}` | [`Sim::tiktok_set_refresh_extends`] / [`Sim::linkedin_set_refresh_extends`] |
+//! | `POST /_sim/oauth/redirect` | `{"provider","client_id","uri"}` | [`Sim::oauth_register_redirect`] |
+//! | `POST /_sim/instagram/young_message` | `{"message"}` | [`Sim::instagram_set_young_message`] |
 //! | `POST /_sim/google/client`, `/_sim/google/refresh_token` | `{"client_id","client_secret"}`, `{"client_id","refresh_token"}` | Google seeding |
 //! | `POST /_sim/linkedin/client`, `/_sim/linkedin/access_token`, `/_sim/linkedin/refresh_token` | `{"client_id","client_secret"}`, `{"token","expires_at"}`, `{"client_id","refresh_token","expires_at"}` | LinkedIn seeding |
 //! | `POST /_sim/instagram/token` | `{"token","issued_at","expires_at"}` | [`Sim::instagram_add_token`] |
@@ -64,6 +68,17 @@ pub(crate) fn routes() -> Router<Sim> {
         .route("/_sim/tiktok/refresh_token", post(tiktok_rt))
         .route("/_sim/tiktok/lifetimes", post(tiktok_lifetimes))
         .route("/_sim/tiktok/live", get(tiktok_live))
+        .route("/_sim/tiktok/desktop_client", post(tiktok_desktop_client))
+        .route("/_sim/tiktok/refresh_extends", post(tiktok_refresh_extends))
+        .route(
+            "/_sim/linkedin/refresh_extends",
+            post(linkedin_refresh_extends),
+        )
+        .route("/_sim/oauth/redirect", post(oauth_redirect))
+        .route(
+            "/_sim/instagram/young_message",
+            post(instagram_young_message),
+        )
         .route("/_sim/google/client", post(google_client))
         .route("/_sim/google/refresh_token", post(google_rt))
         .route("/_sim/linkedin/client", post(linkedin_client))
@@ -365,6 +380,51 @@ async fn tiktok_lifetimes(State(sim): State<Sim>, body: Bytes) -> Response {
             .and_then(Value::as_i64)
             .ok_or_else(|| bad("missing `refresh_secs`"))?;
         sim.tiktok_set_lifetimes(a, r);
+        Ok(ok())
+    })())
+}
+
+async fn tiktok_desktop_client(State(sim): State<Sim>, body: Bytes) -> Response {
+    done((|| -> Res {
+        let v = body_json(&body)?;
+        sim.tiktok_add_desktop_client(s(&v, "client_key")?, s(&v, "client_secret")?);
+        Ok(ok())
+    })())
+}
+
+fn extends(body: &[u8]) -> Result<bool, Response> {
+    let v = body_json(body)?;
+    v.get("extends")
+        .and_then(Value::as_bool)
+        .ok_or_else(|| bad("missing boolean `extends`"))
+}
+
+async fn tiktok_refresh_extends(State(sim): State<Sim>, body: Bytes) -> Response {
+    done(extends(&body).map(|e| {
+        sim.tiktok_set_refresh_extends(e);
+        ok()
+    }))
+}
+
+async fn linkedin_refresh_extends(State(sim): State<Sim>, body: Bytes) -> Response {
+    done(extends(&body).map(|e| {
+        sim.linkedin_set_refresh_extends(e);
+        ok()
+    }))
+}
+
+async fn oauth_redirect(State(sim): State<Sim>, body: Bytes) -> Response {
+    done((|| -> Res {
+        let v = body_json(&body)?;
+        sim.oauth_register_redirect(s(&v, "provider")?, s(&v, "client_id")?, s(&v, "uri")?);
+        Ok(ok())
+    })())
+}
+
+async fn instagram_young_message(State(sim): State<Sim>, body: Bytes) -> Response {
+    done((|| -> Res {
+        let v = body_json(&body)?;
+        sim.instagram_set_young_message(s(&v, "message")?);
         Ok(ok())
     })())
 }
