@@ -809,6 +809,21 @@ impl Engine {
             std::mem::take(&mut message),
             None,
         );
+        // Refreshing did not move the refresh token's own expiry: a human must
+        // log in again by then (TikTok may not extend it; LinkedIn never does).
+        if let Some(by) = p.hard_deadline(state, &grant, now) {
+            let fix = p.login_command(a);
+            r.message = format!(
+                "{}; the refresh token did not extend and {}: re-auth by {} with `{fix}`",
+                r.message,
+                crate::provider::expiry_text(now, by),
+                clock::date(by)
+            );
+            r.state = State::ReauthRequired;
+            r.attention = State::ReauthRequired.needs_attention();
+            r.reauth_by = Some(clock::date(by));
+            r.fix = Some(fix);
+        }
         if self.store.env_shadows() {
             for e in &entries {
                 if self.env(&e.var).is_some_and(|v| !v.same_as(&e.value)) {
