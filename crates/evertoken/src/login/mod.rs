@@ -961,7 +961,7 @@ mod tests {
     fn tiktok_challenge_is_lowercase_hex_of_sha256() {
         // RFC 7636 appendix B's verifier, hex-encoded instead of base64url.
         let p = Pkce::from_verifier(
-            Secret::new("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk".into()),
+            Secret::new("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
             Challenge::Hex,
         );
         assert_eq!(
