@@ -145,3 +145,29 @@ fn a_linkedin_refresh_token_that_extends_is_not_a_deadline() {
     assert!(r["state"] == "refreshed" || r["state"] == "rotated", "{r}");
     env.secret(&env.stored("LINKEDIN_ACCESS_TOKEN").unwrap());
 }
+
+#[test]
+fn a_time_limited_google_grant_is_a_dated_reauth() {
+    // The login stored the refresh token's expiry (`refresh_token_expires_in`,
+    // as Google gives for time-limited grants); a health check does not move it.
+    let env = TestEnv::new();
+    let secret = env.secret("test-google-client-secret-xyz");
+    let rt = env.secret("test-yt-refresh-not-a-real-secret-0107");
+    let sim = env.sim.sim();
+    sim.set_now(Some(now()));
+    sim.google_add_client("test-client.apps.googleusercontent.com", &secret);
+    sim.google_add_refresh_token("test-client.apps.googleusercontent.com", &rt);
+    env.config(&format!(
+        "platforms:\n  youtube: {{ base_url: \"{}\", client_id: test-client.apps.googleusercontent.com }}\nauth: {{ writeback: {{ local: {{ keychain: off }} }} }}\n",
+        env.base_url()
+    ));
+    env.credentials(&format!(
+        "YOUTUBE_REFRESH_TOKEN: {{ value: \"{rt}\", expires_at: {} }}\nYOUTUBE_CLIENT_SECRET: {secret}\n",
+        days_from(now(), 5)
+    ));
+    let out = refresh(&env);
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    let r = out.json()["results"][0].clone();
+    assert_eq!(r["state"], "reauth_required", "{r}");
+    assert_eq!(r["reauth_by"], "2026-11-28", "{r}");
+}
