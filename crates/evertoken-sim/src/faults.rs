@@ -85,8 +85,7 @@ impl Route {
             | "/access_token"
             | "/oauth/authorize"
             | "/oauth/authorize/"
-            | "/oauth/access_token"
-            | "/me" => return Some(Route::Instagram),
+            | "/oauth/access_token" => return Some(Route::Instagram),
             "/token" | "/o/oauth2/v2/auth" | "/o/oauth2/auth" | "/revoke" => {
                 return Some(Route::Google);
             }

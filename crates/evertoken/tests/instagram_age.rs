@@ -62,6 +62,13 @@ fn a_refused_token_that_no_longer_works_is_a_reauth() {
     let token = env.secret("test-ig-revoked-token-not-a-real-secret");
     sim.instagram_add_token(&token, days_from(now(), -10), days_from(now(), 50));
     sim.instagram_revoke(&token);
+    // The refresh is refused with something other than Graph's invalid-token
+    // code 190 (here a generic 400, code 100): only GET /me can tell.
+    sim.push_faults(
+        evertoken_sim::Route::Instagram,
+        evertoken_sim::Fault::Status(400),
+        1,
+    );
     setup(&env, &token);
     let out = refresh(&env);
     assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
@@ -115,4 +122,19 @@ fn the_env_file_keeps_the_age_so_a_young_token_is_not_sent() {
             env.secret(v);
         }
     }
+}
+
+#[test]
+fn graphs_invalid_token_answer_is_a_reauth_at_once() {
+    let env = TestEnv::new();
+    let sim = env.sim.sim();
+    sim.set_now(Some(now()));
+    let token = env.secret("test-ig-dead-token-not-a-real-secret");
+    sim.instagram_add_token(&token, days_from(now(), -90), days_from(now(), -30));
+    setup(&env, &token);
+    let out = refresh(&env);
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    let r = out.json()["results"][0].clone();
+    assert_eq!(r["state"], "reauth_required", "{r}");
+    assert!(r["message"].as_str().unwrap().contains("190"), "{r}");
 }

@@ -8,7 +8,9 @@
 //! unknown age is refreshed, and when Instagram refuses, a read-only
 //! `GET /me?fields=id` with the token decides, since Meta does not document the
 //! refusal's text: the token works ⇒ `ok` (refresh deferred), it does not ⇒
-//! `reauth_required`.
+//! `reauth_required`. Only Graph's documented dead-token answer (code 190,
+//! "Invalid OAuth 2.0 Access Token": expired, revoked, password changed) skips
+//! the check and is `reauth_required` at once.
 //! Sources: developers.facebook.com/documentation/instagram-platform/reference/refresh_access_token,
 //! developers.facebook.com/docs/instagram-platform/reference/me
 
@@ -203,9 +205,14 @@ impl Provider for Instagram {
                 note: None,
             });
         }
-        // Age unknown and the refresh refused (not a transient failure): ask
+        // Age unknown and the refresh refused (not a transient failure, not
+        // Graph's documented "invalid access token" answer, code 190): ask
         // Instagram whether the token itself still works.
+        let dead = reply
+            .json::<GraphErrorBody>()
+            .is_ok_and(|b| b.error.code == 190);
         if token.updated_at.is_none()
+            && !dead
             && reply.status.is_client_error()
             && reply.status.as_u16() != 429
         {

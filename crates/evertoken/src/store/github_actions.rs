@@ -42,7 +42,8 @@ pub struct Config {
     /// An organization, for organization secrets (instead of `repository`).
     #[serde(default)]
     pub organization: Option<String>,
-    /// Organization secrets: `all`, `private` (default) or `selected`.
+    /// Organization secrets evertoken creates: `all`, `private` (default) or
+    /// `selected` (with no repositories yet). An existing secret keeps its own.
     #[serde(default)]
     pub visibility: Option<String>,
     /// Default `$GITHUB_API_URL`, else `https://api.github.com`.
