@@ -24,6 +24,8 @@
 //! | `POST /_sim/tiktok/refresh_extends`, `/_sim/linkedin/refresh_extends` | `{"extends":false}` | [`Sim::tiktok_set_refresh_extends`] / [`Sim::linkedin_set_refresh_extends`] |
 //! | `POST /_sim/oauth/redirect` | `{"provider","client_id","uri"}` | [`Sim::oauth_register_redirect`] |
 //! | `POST /_sim/instagram/young_message` | `{"message"}` | [`Sim::instagram_set_young_message`] |
+//! | `POST /_sim/actions/org_secret` | `{"org","name","value","visibility","selected_repository_ids"?}` | [`Sim::actions_set_org_secret`] |
+//! | `GET /_sim/actions/org_secret` | `?org=&name=` | `{"visibility","selected_repository_ids"}` |
 //! | `POST /_sim/google/client`, `/_sim/google/refresh_token` | `{"client_id","client_secret"}`, `{"client_id","refresh_token"}` | Google seeding |
 //! | `POST /_sim/linkedin/client`, `/_sim/linkedin/access_token`, `/_sim/linkedin/refresh_token` | `{"client_id","client_secret"}`, `{"token","expires_at"}`, `{"client_id","refresh_token","expires_at"}` | LinkedIn seeding |
 //! | `POST /_sim/instagram/token` | `{"token","issued_at","expires_at"}` | [`Sim::instagram_add_token`] |
@@ -78,6 +80,10 @@ pub(crate) fn routes() -> Router<Sim> {
         .route(
             "/_sim/instagram/young_message",
             post(instagram_young_message),
+        )
+        .route(
+            "/_sim/actions/org_secret",
+            post(actions_org_secret).get(actions_org_secret_get),
         )
         .route("/_sim/google/client", post(google_client))
         .route("/_sim/google/refresh_token", post(google_rt))
@@ -519,6 +525,40 @@ async fn actions_org(State(sim): State<Sim>, body: Bytes) -> Response {
         sim.actions_add_org(s(&v, "org")?);
         Ok(ok())
     })())
+}
+
+async fn actions_org_secret(State(sim): State<Sim>, body: Bytes) -> Response {
+    done((|| -> Res {
+        let v = body_json(&body)?;
+        let ids: Vec<u64> = match v.get("selected_repository_ids") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(a)) => a
+                .iter()
+                .map(|x| x.as_u64().ok_or_else(|| bad("repository ids are integers")))
+                .collect::<Result<_, _>>()?,
+            Some(_) => return Err(bad("`selected_repository_ids` is an array")),
+        };
+        let vis = s(&v, "visibility")?;
+        if !matches!(vis, "all" | "private" | "selected") {
+            return Err(bad("`visibility` is all, private or selected"));
+        }
+        sim.actions_set_org_secret(s(&v, "org")?, s(&v, "name")?, s(&v, "value")?, vis, &ids);
+        Ok(ok())
+    })())
+}
+
+async fn actions_org_secret_get(State(sim): State<Sim>, RawQuery(q): RawQuery) -> Response {
+    let q = parse_query(q.as_deref());
+    let (Some(org), Some(name)) = (param(&q, "org"), param(&q, "name")) else {
+        return bad("`org` and `name` are required");
+    };
+    match sim.actions_secret_visibility(org, name) {
+        Some(vis) => json_response(
+            200,
+            json!({"visibility": vis, "selected_repository_ids": sim.actions_secret_repositories(org, name)}),
+        ),
+        None => json_response(404, json!({"error": "no such organization secret"})),
+    }
 }
 
 async fn actions_secret(State(sim): State<Sim>, RawQuery(q): RawQuery) -> Response {

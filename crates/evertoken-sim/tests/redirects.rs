@@ -375,6 +375,98 @@ async fn google_linkedin_instagram_redirect_rules() {
 }
 
 #[tokio::test]
+async fn the_new_knobs_are_on_the_control_api() {
+    use serde_json::json;
+    let server = SimServer::start(SimOptions::default())
+        .await
+        .expect("start");
+    let sim = server.sim();
+    let base = server.base_url();
+    let c = client();
+    let post = |path: &'static str, body: Value| {
+        let c = c.clone();
+        let base = base.clone();
+        async move {
+            c.post(format!("{base}{path}"))
+                .json(&body)
+                .send()
+                .await
+                .expect("send")
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(
+        post(
+            "/_sim/tiktok/desktop_client",
+            json!({"client_key": "d", "client_secret": "s"})
+        )
+        .await,
+        200
+    );
+    assert_eq!(
+        post(
+            "/_sim/oauth/redirect",
+            json!({"provider": "tiktok", "client_id": "d", "uri": "http://127.0.0.1:*/cb/"})
+        )
+        .await,
+        200
+    );
+    let ch = hexed(VERIFIER);
+    assert_eq!(
+        tiktok_authorize(&c, &base, "d", "http://127.0.0.1:7/cb/", Some(&ch))
+            .await
+            .0,
+        302
+    );
+    assert_eq!(
+        tiktok_authorize(&c, &base, "d", "http://127.0.0.1:7/other/", Some(&ch))
+            .await
+            .0,
+        400
+    );
+    assert_eq!(
+        post("/_sim/tiktok/refresh_extends", json!({"extends": false})).await,
+        200
+    );
+    assert_eq!(post("/_sim/tiktok/refresh_extends", json!({})).await, 400);
+    assert_eq!(
+        post("/_sim/linkedin/refresh_extends", json!({"extends": true})).await,
+        200
+    );
+    assert_eq!(
+        post("/_sim/instagram/young_message", json!({"message": "nope"})).await,
+        200
+    );
+    assert_eq!(
+        post(
+            "/_sim/actions/org_secret",
+            json!({"org": "acme", "name": "T", "value": "v", "visibility": "selected", "selected_repository_ids": [3, 5]})
+        )
+        .await,
+        200
+    );
+    assert_eq!(sim.actions_secret_repositories("acme", "T"), vec![3, 5]);
+    let got: Value = c
+        .get(format!("{base}/_sim/actions/org_secret?org=acme&name=T"))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(got["visibility"], "selected");
+    assert_eq!(
+        post(
+            "/_sim/actions/org_secret",
+            json!({"org": "acme", "name": "T", "value": "v", "visibility": "public"})
+        )
+        .await,
+        400
+    );
+}
+
+#[tokio::test]
 async fn non_extending_refresh_tokens_and_instagram_me() {
     let server = SimServer::start(SimOptions::default())
         .await
