@@ -111,7 +111,11 @@ fn show_authorize_url(ctx: &Ctx, no_browser: bool, platform: Platform, pending: 
                 platform.display_name()
             ),
         );
-        eprintln!("If it does not open, visit this URL on this machine:");
+        if pending.is_loopback() {
+            eprintln!("If it does not open, visit this URL on this machine:");
+        } else {
+            eprintln!("If it does not open, visit this URL in any browser:");
+        }
     } else if pending.is_loopback() {
         eprintln!("Open this URL in a browser on this machine and allow access:");
     } else {
