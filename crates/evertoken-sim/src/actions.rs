@@ -11,6 +11,17 @@
 //! - <https://docs.github.com/actions/security-for-github-actions/security-guides/using-secrets-in-github-actions#naming-your-secrets>
 //!   (names: alphanumerics and `_`, not starting with a digit or `GITHUB_`).
 //!
+//! - Organization secrets, same page: `visibility` is **required** on every PUT
+//!   (`all`, `private`, `selected`), so an update that sends another visibility
+//!   changes who can read the secret; "You can only provide a list of repository ids
+//!   when the visibility is set to selected"; `GET /orgs/{org}/actions/secrets/{name}`
+//!   answers `visibility` (and `selected_repositories_url` when `selected`);
+//!   `GET …/secrets/{name}/repositories` lists `{"total_count","repositories":[{"id",…}]}`
+//!   (`per_page` up to 100, `page`). The docs do not say what a PUT with `selected`
+//!   and no `selected_repository_ids` does to the existing list; the simulator takes
+//!   the strict reading (the list is replaced by the empty one), so a client must
+//!   send the ids it wants kept.
+//!
 //! The simulator keeps one X25519 key pair per scope and decrypts stored values on
 //! demand (`actions_secret_plaintext`), which proves the client sealed them correctly.
 //! A stale or wrong `key_id` is answered 422.
@@ -79,6 +90,8 @@ pub(crate) struct StoredSecret {
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub visibility: Option<String>,
+    /// Organization secrets with `selected` visibility.
+    pub selected_repository_ids: Vec<u64>,
 }
 
 #[derive(Default)]
@@ -165,6 +178,52 @@ impl Sim {
         String::from_utf8(pt).ok()
     }
 
+    /// Creates or replaces an organization secret as a user would in the UI: the
+    /// value sealed for the org key, the visibility and repositories they chose.
+    pub fn actions_set_org_secret(
+        &self,
+        org: &str,
+        name: &str,
+        value: &str,
+        visibility: &str,
+        selected_repository_ids: &[u64],
+    ) {
+        let scope = ActionsScope::Org { org: org.into() }.normalized();
+        let mut st = self.lock();
+        let now = st.now();
+        let keys = st
+            .actions
+            .keys
+            .entry(scope.clone())
+            .or_insert_with(new_keys);
+        let sealed = keys
+            .secret
+            .public_key()
+            .seal(&mut crypto_box::aead::OsRng, value.as_bytes())
+            .expect("sealing with a valid key");
+        st.actions.secrets.insert(
+            (scope, name.to_ascii_uppercase()),
+            StoredSecret {
+                encrypted_value: base64::engine::general_purpose::STANDARD.encode(sealed),
+                created_at: now,
+                updated_at: now,
+                visibility: Some(visibility.to_string()),
+                selected_repository_ids: selected_repository_ids.to_vec(),
+            },
+        );
+    }
+
+    /// The repositories a `selected` organization secret is shared with.
+    pub fn actions_secret_repositories(&self, org: &str, name: &str) -> Vec<u64> {
+        let scope = ActionsScope::Org { org: org.into() }.normalized();
+        self.lock()
+            .actions
+            .secrets
+            .get(&(scope, name.to_ascii_uppercase()))
+            .map(|s| s.selected_repository_ids.clone())
+            .unwrap_or_default()
+    }
+
     /// The `visibility` an organization secret was written with.
     pub fn actions_secret_visibility(&self, org: &str, name: &str) -> Option<String> {
         let scope = ActionsScope::Org { org: org.into() }.normalized();
@@ -198,6 +257,10 @@ pub(crate) fn routes() -> Router<Sim> {
         .route(
             "/orgs/{org}/actions/secrets/{name}",
             get(org_get).put(org_put),
+        )
+        .route(
+            "/orgs/{org}/actions/secrets/{name}/repositories",
+            get(org_repositories),
         )
 }
 
@@ -252,7 +315,7 @@ fn get_secret(sim: &Sim, scope: ActionsScope, name: &str, headers: &HeaderMap) -
         return r;
     }
     let name = name.to_ascii_uppercase();
-    match st.actions.secrets.get(&(scope, name.clone())) {
+    match st.actions.secrets.get(&(scope.clone(), name.clone())) {
         Some(s) => {
             let mut v = json!({
                 "name": name,
@@ -261,6 +324,13 @@ fn get_secret(sim: &Sim, scope: ActionsScope, name: &str, headers: &HeaderMap) -
             });
             if let Some(vis) = &s.visibility {
                 v["visibility"] = json!(vis);
+                if vis == "selected"
+                    && let ActionsScope::Org { org } = &scope
+                {
+                    v["selected_repositories_url"] = json!(format!(
+                        "https://api.github.com/orgs/{org}/actions/secrets/{name}/repositories"
+                    ));
+                }
             }
             json_response(200, v)
         }
@@ -348,6 +418,39 @@ fn put_secret(
     } else {
         None
     };
+    let ids = match req.get("selected_repository_ids") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(_) if visibility.as_deref() != Some("selected") => {
+            return github_error(
+                422,
+                "Invalid request.\n\nYou can only provide a list of repository ids when the visibility is set to selected.",
+                SECRETS_DOCS,
+            );
+        }
+        Some(Value::Array(a)) => {
+            let mut ids = Vec::new();
+            for v in a {
+                match v.as_u64() {
+                    Some(id) => ids.push(id),
+                    None => {
+                        return github_error(
+                            422,
+                            "Invalid request.\n\nFor 'items', the value is not an integer.",
+                            SECRETS_DOCS,
+                        );
+                    }
+                }
+            }
+            ids
+        }
+        Some(_) => {
+            return github_error(
+                422,
+                "Invalid request.\n\nFor 'properties/selected_repository_ids', the value is not an array.",
+                SECRETS_DOCS,
+            );
+        }
+    };
     let current = st.actions.keys.get(&scope).map(|k| k.key_id.clone());
     if current.as_deref() != Some(key_id) {
         return github_error(
@@ -372,6 +475,7 @@ fn put_secret(
             created_at,
             updated_at: now,
             visibility,
+            selected_repository_ids: ids,
         },
     );
     if existed {
@@ -454,4 +558,46 @@ async fn org_put(
     body: Bytes,
 ) -> Response {
     put_secret(&sim, ActionsScope::Org { org }, &n, &h, &body)
+}
+
+async fn org_repositories(
+    State(sim): State<Sim>,
+    Path((org, n)): Path<(String, String)>,
+    axum::extract::RawQuery(q): axum::extract::RawQuery,
+    h: HeaderMap,
+) -> Response {
+    let scope = ActionsScope::Org { org }.normalized();
+    let st = sim.lock();
+    if let Err(r) = authorize(&st, &h) {
+        return r;
+    }
+    let Some(s) = st.actions.secrets.get(&(scope, n.to_ascii_uppercase())) else {
+        return github_error(404, "Not Found", SECRETS_DOCS);
+    };
+    if s.visibility.as_deref() != Some("selected") {
+        return github_error(
+            409,
+            "The secret's visibility is not set to selected.",
+            SECRETS_DOCS,
+        );
+    }
+    let q = crate::util::parse_query(q.as_deref());
+    let num = |k: &str, d: usize| {
+        crate::util::param(&q, k)
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(d)
+    };
+    let per_page = num("per_page", 30).clamp(1, 100);
+    let page = num("page", 1).max(1);
+    let repos: Vec<Value> = s
+        .selected_repository_ids
+        .iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .map(|id| json!({"id": id, "name": format!("repo-{id}"), "full_name": format!("org/repo-{id}")}))
+        .collect();
+    json_response(
+        200,
+        json!({"total_count": s.selected_repository_ids.len(), "repositories": repos}),
+    )
 }

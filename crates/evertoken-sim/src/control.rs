@@ -20,6 +20,12 @@
 //! | `POST /_sim/tiktok/refresh_token` | `{"client_key","refresh_token","expires_in"?}` | [`Sim::tiktok_add_refresh_token`] |
 //! | `POST /_sim/tiktok/lifetimes` | `{"access_secs","refresh_secs"}` | [`Sim::tiktok_set_lifetimes`] |
 //! | `GET /_sim/tiktok/live` | | live refresh tokens |
+//! | `POST /_sim/tiktok/desktop_client` | `{"client_key","client_secret"}` | [`Sim::tiktok_add_desktop_client`] |
+//! | `POST /_sim/tiktok/refresh_extends`, `/_sim/linkedin/refresh_extends` | `{"extends":false}` | [`Sim::tiktok_set_refresh_extends`] / [`Sim::linkedin_set_refresh_extends`] |
+//! | `POST /_sim/oauth/redirect` | `{"provider","client_id","uri"}` | [`Sim::oauth_register_redirect`] |
+//! | `POST /_sim/instagram/young_message` | `{"message"}` | [`Sim::instagram_set_young_message`] |
+//! | `POST /_sim/actions/org_secret` | `{"org","name","value","visibility","selected_repository_ids"?}` | [`Sim::actions_set_org_secret`] |
+//! | `GET /_sim/actions/org_secret` | `?org=&name=` | `{"visibility","selected_repository_ids"}` |
 //! | `POST /_sim/google/client`, `/_sim/google/refresh_token` | `{"client_id","client_secret"}`, `{"client_id","refresh_token"}` | Google seeding |
 //! | `POST /_sim/linkedin/client`, `/_sim/linkedin/access_token`, `/_sim/linkedin/refresh_token` | `{"client_id","client_secret"}`, `{"token","expires_at"}`, `{"client_id","refresh_token","expires_at"}` | LinkedIn seeding |
 //! | `POST /_sim/instagram/token` | `{"token","issued_at","expires_at"}` | [`Sim::instagram_add_token`] |
@@ -64,6 +70,21 @@ pub(crate) fn routes() -> Router<Sim> {
         .route("/_sim/tiktok/refresh_token", post(tiktok_rt))
         .route("/_sim/tiktok/lifetimes", post(tiktok_lifetimes))
         .route("/_sim/tiktok/live", get(tiktok_live))
+        .route("/_sim/tiktok/desktop_client", post(tiktok_desktop_client))
+        .route("/_sim/tiktok/refresh_extends", post(tiktok_refresh_extends))
+        .route(
+            "/_sim/linkedin/refresh_extends",
+            post(linkedin_refresh_extends),
+        )
+        .route("/_sim/oauth/redirect", post(oauth_redirect))
+        .route(
+            "/_sim/instagram/young_message",
+            post(instagram_young_message),
+        )
+        .route(
+            "/_sim/actions/org_secret",
+            post(actions_org_secret).get(actions_org_secret_get),
+        )
         .route("/_sim/google/client", post(google_client))
         .route("/_sim/google/refresh_token", post(google_rt))
         .route("/_sim/linkedin/client", post(linkedin_client))
@@ -369,6 +390,51 @@ async fn tiktok_lifetimes(State(sim): State<Sim>, body: Bytes) -> Response {
     })())
 }
 
+async fn tiktok_desktop_client(State(sim): State<Sim>, body: Bytes) -> Response {
+    done((|| -> Res {
+        let v = body_json(&body)?;
+        sim.tiktok_add_desktop_client(s(&v, "client_key")?, s(&v, "client_secret")?);
+        Ok(ok())
+    })())
+}
+
+fn extends(body: &[u8]) -> Result<bool, Response> {
+    let v = body_json(body)?;
+    v.get("extends")
+        .and_then(Value::as_bool)
+        .ok_or_else(|| bad("missing boolean `extends`"))
+}
+
+async fn tiktok_refresh_extends(State(sim): State<Sim>, body: Bytes) -> Response {
+    done(extends(&body).map(|e| {
+        sim.tiktok_set_refresh_extends(e);
+        ok()
+    }))
+}
+
+async fn linkedin_refresh_extends(State(sim): State<Sim>, body: Bytes) -> Response {
+    done(extends(&body).map(|e| {
+        sim.linkedin_set_refresh_extends(e);
+        ok()
+    }))
+}
+
+async fn oauth_redirect(State(sim): State<Sim>, body: Bytes) -> Response {
+    done((|| -> Res {
+        let v = body_json(&body)?;
+        sim.oauth_register_redirect(s(&v, "provider")?, s(&v, "client_id")?, s(&v, "uri")?);
+        Ok(ok())
+    })())
+}
+
+async fn instagram_young_message(State(sim): State<Sim>, body: Bytes) -> Response {
+    done((|| -> Res {
+        let v = body_json(&body)?;
+        sim.instagram_set_young_message(s(&v, "message")?);
+        Ok(ok())
+    })())
+}
+
 async fn tiktok_live(State(sim): State<Sim>) -> Response {
     json_response(200, json!(sim.tiktok_live_refresh_tokens()))
 }
@@ -459,6 +525,40 @@ async fn actions_org(State(sim): State<Sim>, body: Bytes) -> Response {
         sim.actions_add_org(s(&v, "org")?);
         Ok(ok())
     })())
+}
+
+async fn actions_org_secret(State(sim): State<Sim>, body: Bytes) -> Response {
+    done((|| -> Res {
+        let v = body_json(&body)?;
+        let ids: Vec<u64> = match v.get("selected_repository_ids") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(a)) => a
+                .iter()
+                .map(|x| x.as_u64().ok_or_else(|| bad("repository ids are integers")))
+                .collect::<Result<_, _>>()?,
+            Some(_) => return Err(bad("`selected_repository_ids` is an array")),
+        };
+        let vis = s(&v, "visibility")?;
+        if !matches!(vis, "all" | "private" | "selected") {
+            return Err(bad("`visibility` is all, private or selected"));
+        }
+        sim.actions_set_org_secret(s(&v, "org")?, s(&v, "name")?, s(&v, "value")?, vis, &ids);
+        Ok(ok())
+    })())
+}
+
+async fn actions_org_secret_get(State(sim): State<Sim>, RawQuery(q): RawQuery) -> Response {
+    let q = parse_query(q.as_deref());
+    let (Some(org), Some(name)) = (param(&q, "org"), param(&q, "name")) else {
+        return bad("`org` and `name` are required");
+    };
+    match sim.actions_secret_visibility(org, name) {
+        Some(vis) => json_response(
+            200,
+            json!({"visibility": vis, "selected_repository_ids": sim.actions_secret_repositories(org, name)}),
+        ),
+        None => json_response(404, json!({"error": "no such organization secret"})),
+    }
 }
 
 async fn actions_secret(State(sim): State<Sim>, RawQuery(q): RawQuery) -> Response {

@@ -13,6 +13,14 @@
 //!   expired/revoked answer is `400 {"error":"invalid_grant","error_description":"Token has
 //!   been expired or revoked."}`).
 //! - RFC 6749 §5.2 for the error envelope; `invalid_client` is 401.
+//! - <https://developers.google.com/identity/protocols/oauth2/native-app> (installed
+//!   apps: loopback redirect `http://127.0.0.1:port` with any port; PKCE with
+//!   `code_challenge` = BASE64URL(SHA256(code_verifier)) for `S256`, so a hex challenge
+//!   does not match) and
+//!   <https://developers.google.com/identity/protocols/oauth2/resources/loopback-migration>
+//!   (the loopback flow stays supported for desktop clients). A `redirect_uri` that is
+//!   not registered is `400 redirect_uri_mismatch` on the consent page; the token
+//!   request must repeat the authorize request's `redirect_uri`.
 
 use std::collections::HashMap;
 
@@ -373,6 +381,16 @@ async fn authorize(State(sim): State<Sim>, RawQuery(q): RawQuery) -> Response {
             "Missing required parameter: redirect_uri",
         );
     };
+    if let Err(why) = oauth::check_redirect(
+        &sim,
+        "google",
+        client_id,
+        redirect,
+        oauth::RedirectRule::Standard,
+        true,
+    ) {
+        return error_page(400, "redirect_uri_mismatch", &why);
+    }
     if param(&q, "response_type") != Some("code") {
         return oauth::redirect_error(
             redirect,
@@ -399,6 +417,7 @@ async fn authorize(State(sim): State<Sim>, RawQuery(q): RawQuery) -> Response {
         challenge_method: param(&q, "code_challenge_method")
             .unwrap_or("plain")
             .to_string(),
+        hex_challenge: false,
         scope: param(&q, "scope").unwrap_or("").to_string(),
         offline: param(&q, "access_type") == Some("offline"),
         consent: param(&q, "prompt").is_some_and(|p| p.split(' ').any(|x| x == "consent")),

@@ -15,10 +15,23 @@
 //!   an expired token is `OAuthException` code 190 subcode 463 "Error validating access
 //!   token: Session has expired on …" (as reported by users of the API).
 //!
+//! - Me: <https://developers.facebook.com/docs/instagram-platform/reference/me>
+//!   (`GET https://graph.instagram.com/{version}/me?fields={fields}&access_token=…`,
+//!   read-only, resolves the token's user; the simulator serves the unversioned `/me`
+//!   and answers `id`, `user_id` and `username` when asked for them).
+//! - Redirect URIs: <https://developers.facebook.com/docs/instagram-platform/instagram-api-with-instagram-login/business-login>
+//!   (the `redirect_uri` of the authorize request must be one of the app's "OAuth
+//!   redirect URIs" in the Business login settings, an `https` URL; the code exchange
+//!   must repeat it identically: "Please make sure your redirect_uri is identical to
+//!   the one you used in the OAuth dialog request"). Meta accepts no `http` redirect,
+//!   not even on a loopback host.
+//!
 //! Simulator choices: an unknown (strict) token is code 190 "Invalid OAuth access
 //! token - Cannot parse access token"; a token younger than 24 h gets a 400
 //! `OAuthException` code 10 whose message says it must be at least 24 hours old
-//! (Meta does not document this body; the message is the stable part).
+//! (Meta does not document this body; the message is the stable part, and
+//! [`Sim::instagram_set_young_message`] changes it so that clients are tested
+//! without it).
 
 use std::collections::HashMap;
 
@@ -51,6 +64,8 @@ pub(crate) struct IgToken {
 pub(crate) struct IgState {
     pub tokens: HashMap<String, IgToken>,
     pub apps: HashMap<String, String>,
+    /// Replaces the message of the too-young refusal.
+    pub young_message: Option<String>,
 }
 
 pub(crate) fn routes() -> Router<Sim> {
@@ -60,6 +75,7 @@ pub(crate) fn routes() -> Router<Sim> {
         .route("/oauth/authorize", get(authorize))
         .route("/oauth/authorize/", get(authorize))
         .route("/oauth/access_token", post(code_exchange))
+        .route("/me", get(me))
 }
 
 fn new_token() -> String {
@@ -102,6 +118,17 @@ impl Sim {
             .tokens
             .get(token)
             .map(|t| t.expires_at)
+    }
+
+    /// Revokes a token (the user removed the app): every call with it fails.
+    pub fn instagram_revoke(&self, token: &str) {
+        self.lock().instagram.tokens.remove(token);
+    }
+
+    /// Makes the too-young refusal say `message` instead of the usual text
+    /// (Meta does not document it).
+    pub fn instagram_set_young_message(&self, message: &str) {
+        self.lock().instagram.young_message = Some(message.to_string());
     }
 
     /// Registers an Instagram app (for the login flow and `ig_exchange_token`).
@@ -212,14 +239,10 @@ async fn refresh(State(sim): State<Sim>, RawQuery(q): RawQuery) -> Response {
         );
     }
     if now.duration_since(tok.issued_at) < MIN_AGE {
-        return graph_error(
-            400,
-            "The access token can not be refreshed yet: a long-lived token must be at least 24 hours old to be refreshed.",
-            "OAuthException",
-            10,
-            None,
-            false,
-        );
+        let msg = st.instagram.young_message.clone().unwrap_or_else(|| {
+            "The access token can not be refreshed yet: a long-lived token must be at least 24 hours old to be refreshed.".to_string()
+        });
+        return graph_error(400, &msg, "OAuthException", 10, None, false);
     }
     let new = new_token();
     st.instagram.tokens.insert(
@@ -235,6 +258,48 @@ async fn refresh(State(sim): State<Sim>, RawQuery(q): RawQuery) -> Response {
         200,
         json!({"access_token": new, "token_type": "bearer", "expires_in": LONG_LIVED_SECS}),
     )
+}
+
+async fn me(State(sim): State<Sim>, RawQuery(q): RawQuery) -> Response {
+    let q = parse_query(q.as_deref());
+    let Some(token) = param(&q, "access_token") else {
+        return missing_token();
+    };
+    let mut st = sim.lock();
+    let now = st.now();
+    let Some(tok) = lookup(&mut st, token) else {
+        return cannot_parse();
+    };
+    if tok.expires_at <= now {
+        return expired_error(tok.expires_at, now);
+    }
+    let mut body = serde_json::Map::new();
+    for f in param(&q, "fields").unwrap_or("id").split(',') {
+        match f.trim() {
+            "id" | "user_id" => {
+                body.insert(f.trim().to_string(), json!(tok.user_id));
+            }
+            "username" => {
+                body.insert(
+                    "username".into(),
+                    json!(format!("sim_{}", &tok.user_id[..6])),
+                );
+            }
+            "" => {}
+            other => {
+                return graph_error(
+                    400,
+                    &format!("Tried accessing nonexisting field ({other}) on node type (User)"),
+                    "IGApiException",
+                    100,
+                    None,
+                    false,
+                );
+            }
+        }
+    }
+    body.entry("id").or_insert_with(|| json!(tok.user_id));
+    json_response(200, serde_json::Value::Object(body))
 }
 
 async fn exchange(State(sim): State<Sim>, RawQuery(q): RawQuery) -> Response {
@@ -305,6 +370,19 @@ async fn authorize(State(sim): State<Sim>, RawQuery(q): RawQuery) -> Response {
     if !known {
         return legacy_error("Invalid platform app");
     }
+    let Some(redirect) = param(&q, "redirect_uri") else {
+        return legacy_error("Invalid redirect_uri");
+    };
+    if let Err(why) = oauth::check_redirect(
+        &sim,
+        "instagram",
+        client_id,
+        redirect,
+        oauth::RedirectRule::HttpsOnly,
+        false,
+    ) {
+        return legacy_error(&format!("Invalid redirect_uri: {why}"));
+    }
     if param(&q, "response_type") != Some("code") {
         return legacy_error("Invalid response_type");
     }
@@ -314,6 +392,7 @@ async fn authorize(State(sim): State<Sim>, RawQuery(q): RawQuery) -> Response {
         redirect_uri: param(&q, "redirect_uri").map(str::to_string),
         code_challenge: None,
         challenge_method: String::new(),
+        hex_challenge: false,
         scope: param(&q, "scope").unwrap_or("").to_string(),
         offline: false,
         consent: false,

@@ -9,7 +9,14 @@
 //!   (refresh tokens only for approved partners; `grant_type=refresh_token`; answer
 //!   `{access_token, expires_in, refresh_token, refresh_token_expires_in, scope}`; the
 //!   refresh token keeps its original one-year TTL, so `refresh_token_expires_in`
-//!   decreases, and the same refresh token is returned).
+//!   decreases, and the same refresh token is returned). [`Sim::linkedin_set_refresh_extends`]
+//!   turns on a refresh that restarts the refresh token's lifetime, for contrast.
+//! - Redirect URLs (same authorization-code page): the `redirect_uri` must be one of
+//!   the "Authorized redirect URLs for your app" on the app's Auth tab, absolute,
+//!   without `#`; the token request must send the same value ("appid/redirect uri/code
+//!   verifier does not match authorization code"). LinkedIn's page does not say
+//!   whether an `http` loopback URL can be registered; the simulator accepts `http`
+//!   only on a loopback host and otherwise exact registered strings.
 //! - <https://learn.microsoft.com/linkedin/shared/authentication/token-introspection>
 //!   (`POST /oauth/v2/introspectToken` form `client_id, client_secret, token`; answer
 //!   `{active, client_id, authorized_at, created_at, status, expires_at, scope,
@@ -61,6 +68,8 @@ pub(crate) struct LiRefresh {
 
 #[derive(Default)]
 pub(crate) struct LinkedInState {
+    /// Off (the documented behaviour): a refresh keeps the refresh token's expiry.
+    pub refresh_extends: bool,
     pub clients: HashMap<String, LiClient>,
     pub access: HashMap<String, LiAccess>,
     pub refresh: HashMap<String, LiRefresh>,
@@ -74,6 +83,12 @@ pub(crate) fn routes() -> Router<Sim> {
 }
 
 impl Sim {
+    /// On: a refresh restarts the refresh token's one-year lifetime (LinkedIn
+    /// documents that it does not; default off).
+    pub fn linkedin_set_refresh_extends(&self, extends: bool) {
+        self.lock().linkedin.refresh_extends = extends;
+    }
+
     pub fn linkedin_add_client(&self, client_id: &str, client_secret: &str) {
         let mut st = self.lock();
         let refresh_enabled = st
@@ -261,7 +276,18 @@ async fn access_token(State(sim): State<Sim>, body: Bytes) -> Response {
             return oauth_error(400, "invalid_grant", INVALID_REFRESH);
         }
         let at = new_access(&mut st, &client_id, &entry.scope);
-        let remaining = entry.expires_at.duration_since(now).as_secs();
+        if st.linkedin.refresh_extends
+            && let Some(e) = st.linkedin.refresh.get_mut(rt)
+        {
+            e.expires_at = now + SignedDuration::from_secs(REFRESH_SECS);
+        }
+        let remaining = st
+            .linkedin
+            .refresh
+            .get(rt)
+            .map_or(entry.expires_at, |e| e.expires_at)
+            .duration_since(now)
+            .as_secs();
         return json_response(
             200,
             json!({
@@ -427,6 +453,20 @@ async fn authorize(State(sim): State<Sim>, RawQuery(q): RawQuery) -> Response {
     if !known {
         return oauth_error(400, "invalid_request", "Invalid client_id");
     }
+    if let Err(why) = oauth::check_redirect(
+        &sim,
+        "linkedin",
+        client_id,
+        redirect,
+        oauth::RedirectRule::Standard,
+        false,
+    ) {
+        return oauth_error(
+            400,
+            "invalid_request",
+            &format!("The redirect_uri does not match the registered value: {why}"),
+        );
+    }
     if param(&q, "response_type") != Some("code") {
         return oauth::redirect_error(
             redirect,
@@ -443,6 +483,7 @@ async fn authorize(State(sim): State<Sim>, RawQuery(q): RawQuery) -> Response {
         challenge_method: param(&q, "code_challenge_method")
             .unwrap_or("S256")
             .to_string(),
+        hex_challenge: false,
         scope: param(&q, "scope").unwrap_or("").to_string(),
         offline: true,
         consent: true,

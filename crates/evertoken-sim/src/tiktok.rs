@@ -15,14 +15,31 @@
 //! - Authorization: `GET https://www.tiktok.com/v2/auth/authorize/` with `client_key`,
 //!   `scope`, `response_type=code`, `redirect_uri`, `state`, `code_challenge`,
 //!   `code_challenge_method`; the redirect carries `code`, `scopes`, `state`.
+//! - <https://developers.tiktok.com/doc/login-kit-web> (web apps: redirect URIs
+//!   "must be absolute and begin with https", static, no fragment, registered in
+//!   the Login Kit configuration).
+//! - <https://developers.tiktok.com/doc/login-kit-desktop> (desktop apps: "Only
+//!   localhost or loopback IP 127.0.0.1 are allowed host names", "URIs must have a
+//!   port number, and wildcard port number (*) is supported", e.g.
+//!   `http://127.0.0.1:*/callback/`; PKCE is required, the `code_challenge` being
+//!   the hex-encoded SHA-256 of the `code_verifier` with `code_challenge_method=S256`,
+//!   and the token request carries `code_verifier`).
+//!
+//! An app is a web app unless registered as a desktop app
+//! ([`Sim::tiktok_add_desktop_client`]): a web app gets `https` redirects only, a
+//! desktop app loopback redirects only and must send a (hex) PKCE challenge. A
+//! base64url challenge, the RFC 7636 encoding, does not match TikTok's hex and the
+//! code exchange fails with "Code verifier or code challenge is invalid."
 //!
 //! TikTok does not document the HTTP status of OAuth errors; the simulator uses 400
 //! (`invalid_request`, `invalid_grant`, `unsupported_grant_type`) and 401
 //! (`invalid_client`) like RFC 6749, so clients must read the `error` field.
 //! Lifetimes are configurable (`tiktok_set_lifetimes`); every issued refresh token
-//! gets a fresh `refresh_expires_in`.
+//! gets a fresh `refresh_expires_in`, unless [`Sim::tiktok_set_refresh_extends`]
+//! is off: then a refresh's new refresh token keeps the old one's expiry (TikTok
+//! does not promise that a refresh extends it) and `refresh_expires_in` counts down.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -57,6 +74,10 @@ pub(crate) struct TikTokRt {
 
 pub(crate) struct TikTokState {
     pub clients: HashMap<String, String>,
+    /// Client keys registered as desktop apps (loopback redirects, hex PKCE).
+    pub desktop: HashSet<String>,
+    /// Whether a refresh gives the new refresh token a fresh lifetime.
+    pub refresh_extends: bool,
     pub refresh_tokens: HashMap<String, TikTokRt>,
     pub access_secs: i64,
     pub refresh_secs: i64,
@@ -66,6 +87,8 @@ impl Default for TikTokState {
     fn default() -> Self {
         TikTokState {
             clients: HashMap::new(),
+            desktop: HashSet::new(),
+            refresh_extends: true,
             refresh_tokens: HashMap::new(),
             access_secs: 86_400,
             refresh_secs: 31_536_000,
@@ -91,6 +114,21 @@ impl Sim {
             .tiktok
             .clients
             .insert(client_key.to_string(), client_secret.to_string());
+    }
+
+    /// Registers a desktop app: loopback redirects only, PKCE (hex) required.
+    pub fn tiktok_add_desktop_client(&self, client_key: &str, client_secret: &str) {
+        let mut st = self.lock();
+        st.tiktok
+            .clients
+            .insert(client_key.to_string(), client_secret.to_string());
+        st.tiktok.desktop.insert(client_key.to_string());
+    }
+
+    /// Off: a refresh's new refresh token keeps the old one's expiry
+    /// (default on: a fresh `refresh_expires_in` each time).
+    pub fn tiktok_set_refresh_extends(&self, extends: bool) {
+        self.lock().tiktok.refresh_extends = extends;
     }
 
     /// Seeds a live refresh token.
@@ -153,15 +191,20 @@ impl Sim {
 }
 
 /// Issues a new access + refresh token pair and renders the response.
+/// `keep_expiry`: the refresh token's expiry when it does not extend.
 fn issue(
     st: &mut crate::state::State,
     client_key: &str,
     open_id: String,
     scope: String,
+    keep_expiry: Option<Timestamp>,
 ) -> Response {
     let now = st.now();
     let access_secs = st.tiktok.access_secs;
-    let refresh_secs = st.tiktok.refresh_secs;
+    let refresh_secs = match keep_expiry {
+        Some(exp) => exp.duration_since(now).as_secs().max(0),
+        None => st.tiktok.refresh_secs,
+    };
     let rt = format!("rft.sim-{}", alnum(60));
     let at = format!("act.sim-{}", alnum(60));
     st.tiktok.refresh_tokens.insert(
@@ -259,7 +302,8 @@ async fn token(State(sim): State<Sim>, body: Bytes) -> Response {
                 e.status = RtStatus::RotatedAway;
             }
             st.rotations += 1;
-            issue(&mut st, client_key, entry.open_id, entry.scope)
+            let keep = (!st.tiktok.refresh_extends).then_some(entry.expires_at);
+            issue(&mut st, client_key, entry.open_id, entry.scope, keep)
         }
         Some("authorization_code") => {
             let Some(code) = param(&f, "code").map(str::to_string) else {
@@ -282,7 +326,7 @@ async fn token(State(sim): State<Sim>, body: Bytes) -> Response {
                     } else {
                         g.scope
                     };
-                    issue(&mut st, client_key, open_id(), scope)
+                    issue(&mut st, client_key, open_id(), scope, None)
                 }
                 Err(CodeError::VerifierMissing | CodeError::VerifierMismatch) => tiktok_error(
                     400,
@@ -330,11 +374,35 @@ async fn authorize(State(sim): State<Sim>, RawQuery(q): RawQuery) -> Response {
             param(&q, "state"),
         );
     }
+    let desktop = sim.lock().tiktok.desktop.contains(client_key);
+    let rule = if desktop {
+        oauth::RedirectRule::LoopbackOnly
+    } else {
+        oauth::RedirectRule::HttpsOnly
+    };
+    // A redirect TikTok will not use gets an error page, not a redirect.
+    if let Err(why) = oauth::check_redirect(&sim, "tiktok", client_key, redirect, rule, false) {
+        return json_response(
+            400,
+            json!({"error": "invalid_request", "error_description": format!("redirect_uri: {why}")}),
+        );
+    }
     if param(&q, "response_type") != Some("code") {
         return oauth::redirect_error(
             redirect,
             "unsupported_response_type",
             "response_type must be code",
+            param(&q, "state"),
+        );
+    }
+    if desktop
+        && (param(&q, "code_challenge").is_none_or(str::is_empty)
+            || param(&q, "code_challenge_method") != Some("S256"))
+    {
+        return oauth::redirect_error(
+            redirect,
+            "invalid_request",
+            "code_challenge and code_challenge_method=S256 are required for desktop apps",
             param(&q, "state"),
         );
     }
@@ -347,6 +415,7 @@ async fn authorize(State(sim): State<Sim>, RawQuery(q): RawQuery) -> Response {
         challenge_method: param(&q, "code_challenge_method")
             .unwrap_or("S256")
             .to_string(),
+        hex_challenge: true,
         scope: scope.clone(),
         offline: true,
         consent: true,

@@ -153,7 +153,9 @@ async fn google_and_tiktok_code_flows_with_pkce() {
     let (s, _) = exchange(code, "sim-verifier-0123456789-0123456789-0123456789").await;
     assert_eq!(s, 400, "codes are single-use");
 
-    sim.tiktok_add_client("sim-tt", "sim-tt-secret");
+    // TikTok's desktop flow: loopback redirect, hex S256 challenge.
+    sim.tiktok_add_desktop_client("sim-tt", "sim-tt-secret");
+    let hex_challenge = hex::encode(sha2::Sha256::digest(verifier));
     let r = c
         .get(format!("{base}/v2/auth/authorize/"))
         .query(&[
@@ -162,7 +164,7 @@ async fn google_and_tiktok_code_flows_with_pkce() {
             ("response_type", "code"),
             ("scope", "user.info.basic,video.publish"),
             ("state", "st-2"),
-            ("code_challenge", challenge.as_str()),
+            ("code_challenge", hex_challenge.as_str()),
             ("code_challenge_method", "S256"),
         ])
         .send()
@@ -369,7 +371,7 @@ async fn instagram_and_linkedin_login_flows() {
         .get(format!("{base}/oauth/authorize"))
         .query(&[
             ("client_id", "sim-ig-app"),
-            ("redirect_uri", "http://127.0.0.1:9/cb"),
+            ("redirect_uri", "https://app.example/ig/cb"),
             ("response_type", "code"),
             ("scope", "instagram_business_basic"),
             ("state", "s1"),
@@ -387,7 +389,7 @@ async fn instagram_and_linkedin_login_flows() {
             ("client_id", "sim-ig-app"),
             ("client_secret", "sim-ig-app-secret"),
             ("grant_type", "authorization_code"),
-            ("redirect_uri", "http://127.0.0.1:9/cb"),
+            ("redirect_uri", "https://app.example/ig/cb"),
             ("code", code.as_str()),
         ])
         .send()

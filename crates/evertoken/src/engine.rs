@@ -822,7 +822,8 @@ impl Engine {
             _ => format!("new token stored in {}", self.store.describe()),
         });
         if entries.is_empty() {
-            return self.result(p, a, &new_state, st, action, message, None);
+            let r = self.result(p, a, &new_state, st, action, message, None);
+            return self.hard_deadline(p, a, state, &grant, now, r);
         }
         let store_id = self.store.id();
         let (id, label, key, rec) = (store_id.clone(), a.to_string(), a.key(), entries.clone());
@@ -895,6 +896,7 @@ impl Engine {
             std::mem::take(&mut message),
             None,
         );
+        r = self.hard_deadline(p, a, state, &grant, now, r);
         if self.store.env_shadows() {
             for e in &entries {
                 if self.env(&e.var).is_some_and(|v| !v.same_as(&e.value)) {
@@ -905,6 +907,34 @@ impl Engine {
                     ));
                 }
             }
+        }
+        r
+    }
+
+    /// Refreshing did not move the refresh token's own expiry: a human must log
+    /// in again by then (TikTok may not extend it; LinkedIn and Google's
+    /// time-limited grants never do). The tokens just stored stay stored.
+    fn hard_deadline(
+        &self,
+        p: &dyn Provider,
+        a: &Account,
+        old: &AccountState,
+        grant: &Grant,
+        now: Timestamp,
+        mut r: AccountResult,
+    ) -> AccountResult {
+        if let Some(by) = p.hard_deadline(old, grant, now) {
+            let fix = p.login_command(a);
+            r.message = format!(
+                "{}; the refresh token did not extend and {}: re-auth by {} with `{fix}`",
+                r.message,
+                crate::provider::expiry_text(now, by),
+                clock::date(by)
+            );
+            r.state = State::ReauthRequired;
+            r.attention = State::ReauthRequired.needs_attention();
+            r.reauth_by = Some(clock::date(by));
+            r.fix = Some(fix);
         }
         r
     }

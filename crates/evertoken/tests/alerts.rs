@@ -371,6 +371,12 @@ fn test_alert_sends_a_sample_and_refuses_backend_none() {
     setup(&env, 40, &webhook(&env, "teams", "teams"));
     let out = env.ev(&["auth", "test-alert"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
+    // Teams Workflows answers 202: accepted, not (yet) delivered.
+    assert!(
+        out.stderr.contains("Accepted") && !out.stderr.contains("Delivered"),
+        "{}",
+        out.stderr
+    );
     assert!(out.stderr.contains("http://127.0.0.1"), "{}", out.stderr);
     assert!(!out.stderr.contains("test-hook"), "{}", out.stderr);
     let got = hooks(&env);

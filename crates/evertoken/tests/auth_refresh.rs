@@ -299,12 +299,13 @@ fn young_instagram_tokens_are_left_alone() {
     let doc = out.json();
     let rs = doc["results"].as_array().unwrap();
     assert!(rs.iter().all(|r| r["state"] == "ok"), "{doc}");
-    // Known-young: not even called. Unknown age: called once; Instagram said too young.
+    // Known-young: not even called. Unknown age: called once; Instagram refused,
+    // and a read-only GET /me showed the token works.
     assert_eq!(
         sim.stats().requests.get("instagram").copied().unwrap_or(0),
         1
     );
-    assert!(out.stdout.contains("just issued"), "{}", out.stdout);
+    assert!(out.stdout.contains("refresh deferred"), "{}", out.stdout);
     assert_eq!(
         env.stored("INSTAGRAM_ACCESS_TOKEN_FRESH").unwrap(),
         unknown_age

@@ -1,7 +1,9 @@
-//! SPEC §1 `auth login`: the authorization-code flow with a loopback redirect,
-//! driven without a browser: the test reads the printed authorize URL, follows
-//! the simulator's redirect by hand (as a browser would) to the CLI's loopback
-//! callback, and then checks the stored tokens and that the next refresh is healthy.
+//! `auth login`: the authorization-code flow, driven without a browser. Loopback:
+//! the test reads the printed authorize URL, follows the simulator's redirect by
+//! hand (as a browser would) to the CLI's loopback callback. Pasted callback
+//! (`--redirect-uri https://…`): the test pastes the address the simulator
+//! redirected to on the CLI's stdin, or passes it with `--callback-url`. Then it
+//! checks the stored tokens and that the next refresh is healthy.
 
 mod common;
 
@@ -54,6 +56,22 @@ struct Login {
 
 impl Login {
     fn start(env: &TestEnv, args: &[&str]) -> Login {
+        Self::spawn(env, args, false)
+    }
+
+    /// With stdin piped, for [`Login::paste`].
+    fn start_piped(env: &TestEnv, args: &[&str]) -> Login {
+        Self::spawn(env, args, true)
+    }
+
+    /// Types `line` on the CLI's stdin, as a user pasting the browser's address.
+    fn paste(&mut self, line: &str) {
+        let stdin = self.child.stdin.as_mut().expect("stdin is piped");
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    fn spawn(env: &TestEnv, args: &[&str], piped: bool) -> Login {
         let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("evertoken"));
         for v in [
             "EVERTOKEN_CONFIG",
@@ -75,7 +93,7 @@ impl Login {
             .env("NO_COLOR", "1")
             .args(["auth", "login"])
             .args(args)
-            .stdin(Stdio::null())
+            .stdin(if piped { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = c.spawn().unwrap();
@@ -141,6 +159,28 @@ fn consent(login: &mut Login, env: &TestEnv, authorize_path: &str) -> String {
     let (status, _) = get(&callback);
     assert_eq!(status, 200, "the CLI's callback page");
     url
+}
+
+/// The pasted-callback flow: reads the authorize URL, lets the simulator redirect
+/// (to an https page nobody serves), and pastes that address. Returns the
+/// authorize URL.
+fn paste_consent(login: &mut Login, env: &TestEnv, authorize_path: &str, redirect: &str) -> String {
+    let url = login.line_starting(&format!("{}{authorize_path}", env.base_url()));
+    let (status, location) = get(&url);
+    assert_eq!(status, 302, "the authorize endpoint redirects");
+    let landed = location.expect("a Location");
+    assert!(landed.starts_with(&format!("{redirect}?")), "{landed}");
+    login.line_starting("Paste that whole address");
+    login.paste(&landed);
+    url
+}
+
+fn query(url: &str) -> std::collections::HashMap<String, String> {
+    url::Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect()
 }
 
 fn linkedin_env() -> TestEnv {
@@ -292,7 +332,13 @@ fn youtube_login_uses_pkce_and_offline_consent_and_stores_a_refresh_token() {
 fn tiktok_login_stores_both_tokens_with_their_expiries() {
     let env = TestEnv::new();
     let secret = env.secret("tt-client-secret-test-not-a-real-secret");
-    env.sim.sim().tiktok_add_client("test-tt-key", &secret);
+    // A desktop app, with its redirect registered as TikTok's console stores it.
+    env.sim
+        .sim()
+        .tiktok_add_desktop_client("test-tt-key", &secret);
+    env.sim
+        .sim()
+        .oauth_register_redirect("tiktok", "test-tt-key", "http://127.0.0.1:*/callback");
     let base = env.base_url();
     env.config(&format!("platforms:\n  tiktok: {{ enabled: true, client_key: test-tt-key, base_url: \"{base}\", auth_url: \"{base}\", accounts: [brand-a] }}\n"));
     env.credentials(&format!("TIKTOK_CLIENT_SECRET: \"{secret}\"\n"));
@@ -311,6 +357,16 @@ fn tiktok_login_stores_both_tokens_with_their_expiries() {
     let (code, stderr) = login.finish();
     assert_eq!(code, 0, "{stderr}");
     assert!(url.contains("client_key=test-tt-key"), "{url}");
+    // TikTok's desktop PKCE: S256 as 64 lowercase hex digits, not base64url.
+    let q = query(&url);
+    assert_eq!(q["code_challenge_method"], "S256");
+    assert_eq!(q["code_challenge"].len(), 64, "{url}");
+    assert!(
+        q["code_challenge"]
+            .chars()
+            .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)),
+        "{url}"
+    );
     let rt = env.stored("TIKTOK_REFRESH_TOKEN_BRAND_A").unwrap();
     let at = env.stored("TIKTOK_ACCESS_TOKEN_BRAND_A").unwrap();
     env.secret(&rt);
@@ -332,11 +388,28 @@ fn instagram_login_exchanges_for_the_long_lived_token() {
     let env = TestEnv::new();
     let secret = env.secret("ig-app-secret-test-not-a-real-secret");
     env.sim.sim().instagram_add_app("1234567890", &secret);
+    let redirect = "https://app.example/evertoken/instagram/";
+    env.sim
+        .sim()
+        .oauth_register_redirect("instagram", "1234567890", redirect);
     let base = env.base_url();
     env.config(&format!("platforms:\n  instagram: {{ enabled: true, app_id: \"1234567890\", base_url: \"{base}\", auth_url: \"{base}\" }}\n"));
     env.credentials(&format!("INSTAGRAM_APP_SECRET: \"{secret}\"\n"));
-    let mut login = Login::start(&env, &["instagram", "--no-browser", "--port", "0"]);
-    consent(&mut login, &env, "/oauth/authorize?");
+    // Meta takes no loopback redirect: refused before anything starts.
+    let out = env.ev(&["auth", "login", "instagram", "--no-browser"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("--redirect-uri https://"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(env.sim.sim().oauth_codes_issued(), 0);
+
+    let mut login = Login::start_piped(
+        &env,
+        &["instagram", "--no-browser", "--redirect-uri", redirect],
+    );
+    paste_consent(&mut login, &env, "/oauth/authorize?", redirect);
     let (code, stderr) = login.finish();
     assert_eq!(code, 0, "{stderr}");
     let token = env.stored("INSTAGRAM_ACCESS_TOKEN").unwrap();
@@ -381,4 +454,274 @@ fn a_partner_app_login_also_stores_the_refresh_token() {
     );
     let after = env.ev(&["auth", "refresh", "linkedin", "--json"]);
     assert_eq!(after.code, 0, "{}", after.stderr);
+}
+
+#[test]
+fn every_platform_logs_in_through_an_https_redirect_and_a_pasted_address() {
+    let redirect = "https://app.example/evertoken/callback/";
+    // LinkedIn (a partner app: both tokens).
+    let env = linkedin_env();
+    env.sim
+        .sim()
+        .linkedin_set_programmatic_refresh("test-li-client", true);
+    env.sim
+        .sim()
+        .oauth_register_redirect("linkedin", "test-li-client", redirect);
+    let mut login = Login::start_piped(
+        &env,
+        &["linkedin", "--no-browser", "--redirect-uri", redirect],
+    );
+    let url = paste_consent(&mut login, &env, "/oauth/v2/authorization?", redirect);
+    let (code, stderr) = login.finish();
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        query(&url)["redirect_uri"],
+        redirect,
+        "the URI verbatim, slash and all"
+    );
+    let at = env.stored("LINKEDIN_ACCESS_TOKEN").unwrap();
+    let rt = env.stored("LINKEDIN_REFRESH_TOKEN").unwrap();
+    env.secret(&at);
+    env.secret(&rt);
+    env.assert_no_leak(&stderr);
+    assert!(env.sim.sim().linkedin_is_valid_access(&at));
+
+    // YouTube (Google, PKCE base64url).
+    let env = TestEnv::new();
+    let secret = env.secret("yt-client-secret-test-not-a-real-secret");
+    env.sim
+        .sim()
+        .google_add_client("test-yt.apps.googleusercontent.com", &secret);
+    env.sim
+        .sim()
+        .oauth_register_redirect("google", "test-yt.apps.googleusercontent.com", redirect);
+    let base = env.base_url();
+    env.config(&format!("platforms:\n  youtube: {{ enabled: true, client_id: test-yt.apps.googleusercontent.com, base_url: \"{base}\", auth_url: \"{base}\" }}\n"));
+    env.credentials(&format!("YOUTUBE_CLIENT_SECRET: \"{secret}\"\n"));
+    let mut login = Login::start_piped(
+        &env,
+        &["youtube", "--no-browser", "--redirect-uri", redirect],
+    );
+    let url = paste_consent(&mut login, &env, "/o/oauth2/v2/auth?", redirect);
+    let (code, stderr) = login.finish();
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(query(&url)["code_challenge"].len(), 43);
+    let rt = env.stored("YOUTUBE_REFRESH_TOKEN").unwrap();
+    env.secret(&rt);
+    env.assert_no_leak(&stderr);
+    assert!(env.sim.sim().google_is_valid(&rt));
+
+    // TikTok as a web app: https redirect, no PKCE.
+    let env = TestEnv::new();
+    let secret = env.secret("tt-client-secret-test-not-a-real-secret");
+    env.sim.sim().tiktok_add_client("test-tt-web", &secret);
+    env.sim
+        .sim()
+        .oauth_register_redirect("tiktok", "test-tt-web", redirect);
+    let base = env.base_url();
+    env.config(&format!("platforms:\n  tiktok: {{ enabled: true, client_key: test-tt-web, base_url: \"{base}\", auth_url: \"{base}\" }}\n"));
+    env.credentials(&format!("TIKTOK_CLIENT_SECRET: \"{secret}\"\n"));
+    let mut login = Login::start_piped(
+        &env,
+        &["tiktok", "--no-browser", "--redirect-uri", redirect],
+    );
+    let url = paste_consent(&mut login, &env, "/v2/auth/authorize/?", redirect);
+    let (code, stderr) = login.finish();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!query(&url).contains_key("code_challenge"), "{url}");
+    let rt = env.stored("TIKTOK_REFRESH_TOKEN").unwrap();
+    let at = env.stored("TIKTOK_ACCESS_TOKEN").unwrap();
+    env.secret(&rt);
+    env.secret(&at);
+    env.assert_no_leak(&stderr);
+    assert!(env.sim.sim().tiktok_is_live(&rt));
+    let after = env.ev(&["auth", "refresh", "tiktok", "--json"]);
+    assert_eq!(after.code, 0, "{}", after.stderr);
+}
+
+#[test]
+fn a_tiktok_web_app_cannot_use_the_loopback_desktop_flow() {
+    let env = TestEnv::new();
+    let secret = env.secret("tt-client-secret-test-not-a-real-secret");
+    env.sim.sim().tiktok_add_client("test-tt-web", &secret);
+    let base = env.base_url();
+    env.config(&format!("platforms:\n  tiktok: {{ enabled: true, client_key: test-tt-web, base_url: \"{base}\", auth_url: \"{base}\" }}\n"));
+    env.credentials(&format!("TIKTOK_CLIENT_SECRET: \"{secret}\"\n"));
+    let mut login = Login::start(
+        &env,
+        &["tiktok", "--no-browser", "--port", "0", "--timeout", "3"],
+    );
+    let url = login.line_starting(&format!("{}/v2/auth/authorize/?", env.base_url()));
+    let (status, _) = get(&url);
+    assert_eq!(
+        status, 400,
+        "TikTok refuses a loopback redirect for a web app"
+    );
+    let (code, _) = login.finish();
+    assert_eq!(code, 1);
+    assert!(env.stored("TIKTOK_REFRESH_TOKEN").is_none());
+}
+
+#[test]
+fn a_login_can_be_finished_later_with_callback_url() {
+    let env = linkedin_env();
+    let redirect = "https://app.example/li/";
+    env.sim
+        .sim()
+        .oauth_register_redirect("linkedin", "test-li-client", redirect);
+    // First run: nothing pasted (stdin closed). It says how to finish.
+    let mut login = Login::start(
+        &env,
+        &["linkedin", "--no-browser", "--redirect-uri", redirect],
+    );
+    let url = login.line_starting(&format!("{}/oauth/v2/authorization?", env.base_url()));
+    let (code, stderr) = login.finish();
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("--callback-url"), "{stderr}");
+    let (_, landed) = get(&url);
+    let landed = landed.unwrap();
+
+    // Another redirect URI than the one the login started with: refused.
+    let out = env.ev(&[
+        "auth",
+        "login",
+        "linkedin",
+        "--redirect-uri",
+        "https://app.example/other/",
+        "--callback-url",
+        &landed,
+    ]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("same --redirect-uri"), "{}", out.stderr);
+
+    let out = env.ev(&[
+        "auth",
+        "login",
+        "linkedin",
+        "--redirect-uri",
+        redirect,
+        "--callback-url",
+        &landed,
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let new = env.stored("LINKEDIN_ACCESS_TOKEN").unwrap();
+    env.secret(&new);
+    env.assert_no_leak(&out.stderr);
+    assert!(env.sim.sim().linkedin_is_valid_access(&new));
+
+    // The waiting login is spent: the same address cannot be used twice.
+    let again = env.ev(&[
+        "auth",
+        "login",
+        "linkedin",
+        "--redirect-uri",
+        redirect,
+        "--callback-url",
+        &landed,
+    ]);
+    assert_eq!(again.code, 1, "{}", again.stderr);
+    assert!(
+        again.stderr.contains("no LinkedIn login is waiting"),
+        "{}",
+        again.stderr
+    );
+}
+
+#[test]
+fn pasted_addresses_that_do_not_belong_to_the_login_are_refused() {
+    let redirect = "https://app.example/li/";
+    for (tamper, expect) in [
+        ("state", "state"),
+        ("error", "access_denied"),
+        ("nocode", "neither a `code`"),
+        ("elsewhere", "not the redirect URI"),
+    ] {
+        let env = linkedin_env();
+        let mut login = Login::start_piped(
+            &env,
+            &["linkedin", "--no-browser", "--redirect-uri", redirect],
+        );
+        let url = login.line_starting(&format!("{}/oauth/v2/authorization?", env.base_url()));
+        let state = query(&url)["state"].clone();
+        let (_, landed) = get(&url);
+        let landed = landed.unwrap();
+        let pasted = match tamper {
+            "state" => landed.replace("state=", "state=forged"),
+            "error" => {
+                format!("{redirect}?error=access_denied&error_description=declined&state={state}")
+            }
+            "nocode" => format!("{redirect}?state={state}"),
+            _ => landed.replace("app.example", "evil.example"),
+        };
+        login.line_starting("Paste that whole address");
+        login.paste(&pasted);
+        let (code, stderr) = login.finish();
+        assert_eq!(code, 1, "{tamper}: {stderr}");
+        assert!(
+            stderr.contains(expect) && stderr.contains("hint:"),
+            "{tamper}: {stderr}"
+        );
+        assert_eq!(
+            env.stored("LINKEDIN_ACCESS_TOKEN").as_deref(),
+            Some(OLD_ACCESS)
+        );
+    }
+}
+
+#[test]
+fn an_http_redirect_to_another_host_is_refused_before_starting() {
+    let env = linkedin_env();
+    for bad in [
+        "http://app.example/cb",
+        "https://app.example/cb#frag",
+        "app.example/cb",
+    ] {
+        let out = env.ev(&[
+            "auth",
+            "login",
+            "linkedin",
+            "--no-browser",
+            "--redirect-uri",
+            bad,
+        ]);
+        assert_eq!(out.code, 2, "{bad}: {}", out.stderr);
+        assert!(out.stderr.contains("--redirect-uri"), "{}", out.stderr);
+    }
+    assert_eq!(env.sim.sim().oauth_codes_issued(), 0);
+    // --callback-url alone makes no sense.
+    let out = env.ev(&[
+        "auth",
+        "login",
+        "linkedin",
+        "--callback-url",
+        "https://app.example/cb?code=x",
+    ]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+}
+
+#[test]
+fn a_loopback_redirect_uri_is_served_verbatim() {
+    // The console stores `http://127.0.0.1:PORT/callback/` with its slash: the
+    // listener answers that path, and the exchange repeats the URI exactly.
+    let env = linkedin_env();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let redirect = format!("http://127.0.0.1:{port}/callback/");
+    env.sim
+        .sim()
+        .oauth_register_redirect("linkedin", "test-li-client", &redirect);
+    let mut login = Login::start(
+        &env,
+        &["linkedin", "--no-browser", "--redirect-uri", &redirect],
+    );
+    let url = login.line_starting(&format!("{}/oauth/v2/authorization?", env.base_url()));
+    assert_eq!(query(&url)["redirect_uri"], redirect);
+    let (status, location) = get(&url);
+    assert_eq!(status, 302);
+    assert_eq!(get(&location.unwrap()).0, 200);
+    let (code, stderr) = login.finish();
+    assert_eq!(code, 0, "{stderr}");
 }

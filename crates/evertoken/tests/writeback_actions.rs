@@ -220,3 +220,89 @@ fn missing_token_or_repository_is_a_config_error() {
     );
     assert_eq!(env.sim.sim().request_count(Route::TikTok), 0);
 }
+
+#[test]
+fn an_organization_secret_keeps_its_visibility_and_repositories_after_a_rotation() {
+    // 130 repositories: more than one page of GitHub's list (100 at most).
+    let ids: Vec<u64> = (1..=130).map(|i| 1_000_000 + i * 7).collect();
+    let env = TestEnv::new();
+    // The config asks for `private` (for new secrets); the user shared this one.
+    setup(
+        &env,
+        &format!(
+            "{{ organization: acme, visibility: private, api_url: \"{}\" }}",
+            env.base_url()
+        ),
+    );
+    let sim = env.sim.sim();
+    sim.actions_set_org_secret("acme", "TIKTOK_REFRESH_TOKEN", OLD_RT, "selected", &ids);
+    sim.actions_set_org_secret(
+        "acme",
+        "TIKTOK_ACCESS_TOKEN",
+        "act.test-old-access-not-a-real-secret",
+        "all",
+        &[],
+    );
+    let out = refresh(&env, GH_TOKEN);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(
+        out.json()["results"][0]["state"],
+        "rotated",
+        "{}",
+        out.stdout
+    );
+    let org = ActionsScope::Org { org: "acme".into() };
+    assert_eq!(
+        sim.actions_secret_plaintext(org.clone(), "TIKTOK_REFRESH_TOKEN"),
+        Some(live_token(&env))
+    );
+    assert_eq!(
+        sim.actions_secret_visibility("acme", "TIKTOK_REFRESH_TOKEN")
+            .as_deref(),
+        Some("selected")
+    );
+    assert_eq!(
+        sim.actions_secret_repositories("acme", "TIKTOK_REFRESH_TOKEN"),
+        ids
+    );
+    assert_eq!(
+        sim.actions_secret_visibility("acme", "TIKTOK_ACCESS_TOKEN")
+            .as_deref(),
+        Some("all"),
+        "an `all` secret stays `all`"
+    );
+    let at = sim
+        .actions_secret_plaintext(org, "TIKTOK_ACCESS_TOKEN")
+        .unwrap();
+    env.secret(&at);
+    assert!(at.starts_with("act."), "the access token was updated too");
+}
+
+#[test]
+fn the_permission_hint_names_githubs_permissions() {
+    let env = TestEnv::new();
+    setup(
+        &env,
+        &format!(
+            "{{ repository: acme/publisher, environment: production, api_url: \"{}\" }}",
+            env.base_url()
+        ),
+    );
+    let bad = env.secret("test-unknown-github-token-not-a-real-secret");
+    let out = refresh(&env, &bad);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    let fix = out.json()["results"][0]["fix"].as_str().unwrap().to_owned();
+    assert!(fix.contains("\"Environments\" (write)"), "{fix}");
+
+    let env = TestEnv::new();
+    setup(
+        &env,
+        &format!("{{ organization: acme, api_url: \"{}\" }}", env.base_url()),
+    );
+    let out = refresh(&env, &bad);
+    let fix = out.json()["results"][0]["fix"].as_str().unwrap().to_owned();
+    assert!(
+        fix.contains("organization permission \"Secrets\" (write)"),
+        "{fix}"
+    );
+}

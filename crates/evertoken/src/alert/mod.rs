@@ -84,6 +84,12 @@ pub trait Notifier: Send + Sync {
     fn describe(&self) -> String;
     /// Delivers the alert; the error says what failed and where (never a secret).
     async fn send(&self, alert: &Alert) -> std::result::Result<(), String>;
+    /// What the last successful `send` achieved: `delivered`, or `accepted` when
+    /// the service only queued it (a Teams Workflows trigger answers 202 before
+    /// the flow posts to the channel).
+    fn last_outcome(&self) -> &'static str {
+        "delivered"
+    }
 }
 
 /// Builds the configured notifier. `Ok(None)` for `backend: none`; a missing or
@@ -485,6 +491,12 @@ pub async fn dispatch(cfg: &Config, report: &mut RunReport, clock: Clock) {
     };
     match notifier.send(&alert).await {
         Ok(()) => {
+            if notifier.last_outcome() == "accepted" {
+                report.notices.push(format!(
+                    "the {} accepted the alert (202); the workflow posts it to the channel afterwards",
+                    notifier.describe()
+                ));
+            }
             st.record_sent(&alert, now);
             if let Err(e) = st.save(&path) {
                 // Delivered, but the next run may repeat it: say so, do not fail.

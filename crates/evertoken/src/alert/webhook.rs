@@ -146,6 +146,8 @@ pub struct Webhook {
     client: reqwest::Client,
     retries: u32,
     max_retry_after: Duration,
+    /// The status of the last successful post (202: accepted, not yet delivered).
+    last_status: std::sync::atomic::AtomicU16,
 }
 
 impl Webhook {
@@ -177,6 +179,7 @@ impl Webhook {
             client: http::Http::new(h).client().clone(),
             retries: h.retries,
             max_retry_after: Duration::from_secs(h.max_retry_after_seconds),
+            last_status: std::sync::atomic::AtomicU16::new(0),
         })
     }
 
@@ -203,6 +206,15 @@ impl Notifier for Webhook {
         format!("{} webhook {}", self.format.name(), redact(&self.url))
     }
 
+    /// Power Automate (Teams Workflows) answers `202 Accepted` when the flow is
+    /// triggered, before it posts to the channel: that is not a delivery.
+    fn last_outcome(&self) -> &'static str {
+        accepted_or_delivered(
+            self.format,
+            self.last_status.load(std::sync::atomic::Ordering::Relaxed),
+        )
+    }
+
     async fn send(&self, alert: &Alert) -> std::result::Result<(), String> {
         let body = self.payload(alert);
         let what = self.describe();
@@ -226,6 +238,8 @@ impl Notifier for Webhook {
                     let headers = resp.headers().clone();
                     let text = resp.text().await.unwrap_or_default();
                     if status.is_success() {
+                        self.last_status
+                            .store(status.as_u16(), std::sync::atomic::Ordering::Relaxed);
                         return Ok(());
                     }
                     let detail = describe_error(&text);
@@ -256,6 +270,14 @@ impl Notifier for Webhook {
             "{last} (gave up after {} attempts)",
             self.retries + 1
         ))
+    }
+}
+
+fn accepted_or_delivered(format: Format, status: u16) -> &'static str {
+    if format == Format::Teams && status == 202 {
+        "accepted"
+    } else {
+        "delivered"
     }
 }
 
@@ -612,6 +634,13 @@ mod tests {
                 .unwrap()
                 .contains("more")
         );
+    }
+
+    #[test]
+    fn a_teams_202_is_accepted_not_delivered() {
+        assert_eq!(accepted_or_delivered(Format::Teams, 202), "accepted");
+        assert_eq!(accepted_or_delivered(Format::Teams, 200), "delivered");
+        assert_eq!(accepted_or_delivered(Format::Slack, 202), "delivered");
     }
 
     #[test]

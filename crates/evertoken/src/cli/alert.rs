@@ -21,9 +21,19 @@ pub async fn exec(ctx: &Ctx, _args: TestAlertArgs) -> Result<u8> {
         .send(&alert)
         .await
         .map_err(|e| crate::alert::delivery_error(notifier.as_ref(), e))?;
-    ctx.shell.status(
-        "Delivered",
-        &format!("the test alert to the {}", notifier.describe()),
-    );
+    if notifier.last_outcome() == "accepted" {
+        ctx.shell.status(
+            "Accepted",
+            &format!(
+                "the test alert by the {} (202: the workflow posts it later; check the channel, and the flow's run history if it does not appear)",
+                notifier.describe()
+            ),
+        );
+    } else {
+        ctx.shell.status(
+            "Delivered",
+            &format!("the test alert to the {}", notifier.describe()),
+        );
+    }
     Ok(0)
 }

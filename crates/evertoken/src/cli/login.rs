@@ -1,5 +1,7 @@
 //! `evertoken auth login <platform>`: re-authorise an account in the browser
-//! (authorization-code flow, loopback redirect) and store the new tokens.
+//! (authorization-code flow) and store the new tokens. The browser comes back to
+//! a loopback listener, or, with `--redirect-uri https://…`, the user pastes the
+//! address it landed on (stdin, or `--callback-url` in a later run).
 
 use clap::Args;
 
@@ -28,6 +30,15 @@ pub struct LoginArgs {
     /// Seconds to wait for the browser to come back
     #[arg(long, value_name = "SECS", default_value_t = login::WAIT.as_secs())]
     pub timeout: u64,
+    /// The redirect URI registered with the app, exactly as its console shows it:
+    /// https://… (then paste the address the browser lands on) or a loopback
+    /// http://127.0.0.1:PORT/… (a local listener)
+    #[arg(long, value_name = "URL")]
+    pub redirect_uri: Option<String>,
+    /// The address the browser landed on, to finish a login started with the same
+    /// --redirect-uri (within 10 minutes) instead of pasting it
+    #[arg(long, value_name = "URL", requires = "redirect_uri")]
+    pub callback_url: Option<String>,
 }
 
 pub async fn exec(ctx: &Ctx, args: LoginArgs) -> Result<u8> {
@@ -43,38 +54,21 @@ pub async fn exec(ctx: &Ctx, args: LoginArgs) -> Result<u8> {
         port: args.port,
         scope: args.scope,
         wait: std::time::Duration::from_secs(args.timeout.max(1)),
+        redirect_uri: args.redirect_uri,
+        callback_url: args.callback_url,
     };
     let pending = login::start(cfg, ctx.clock, &opts).await?;
-    let open = !args.no_browser && login::can_open_browser();
-    let opened = if open {
-        match login::open_browser(&pending.url) {
-            Ok(()) => true,
-            Err(e) => {
-                ctx.shell.warn(&format!("{e}; open the URL below yourself"));
-                false
-            }
-        }
-    } else {
-        false
-    };
-    if opened {
+    if pending.resumed() {
         ctx.shell.status(
-            "Opening",
+            "Finishing",
             &format!(
-                "the {} consent page in your browser",
+                "the {} login with the given callback address",
                 platform.display_name()
             ),
         );
-        eprintln!("If it does not open, visit this URL on this machine:");
     } else {
-        eprintln!("Open this URL in a browser on this machine and allow access:");
+        show_authorize_url(ctx, args.no_browser, platform, &pending);
     }
-    // The URL alone on its line, so it can be copied (and read by scripts).
-    eprintln!("{}", pending.url);
-    ctx.shell.status(
-        "Waiting",
-        &format!("for the redirect to {}", pending.redirect_uri()),
-    );
     // A signal while waiting for the browser stops the login at once; one during
     // the code exchange lets the exchange and the store write finish (the guard in
     // `login::Pending::finish`), then the command exits 130/143.
@@ -101,4 +95,52 @@ pub async fn exec(ctx: &Ctx, args: LoginArgs) -> Result<u8> {
         ),
     );
     Ok(0)
+}
+
+/// Opens or prints the authorize URL and says where the browser comes back.
+fn show_authorize_url(ctx: &Ctx, no_browser: bool, platform: Platform, pending: &login::Pending) {
+    let open = !no_browser && login::can_open_browser();
+    let opened = if open {
+        match login::open_browser(&pending.url) {
+            Ok(()) => true,
+            Err(e) => {
+                ctx.shell.warn(&format!("{e}; open the URL below yourself"));
+                false
+            }
+        }
+    } else {
+        false
+    };
+    if opened {
+        ctx.shell.status(
+            "Opening",
+            &format!(
+                "the {} consent page in your browser",
+                platform.display_name()
+            ),
+        );
+        if pending.is_loopback() {
+            eprintln!("If it does not open, visit this URL on this machine:");
+        } else {
+            eprintln!("If it does not open, visit this URL in any browser:");
+        }
+    } else if pending.is_loopback() {
+        eprintln!("Open this URL in a browser on this machine and allow access:");
+    } else {
+        eprintln!("Open this URL in any browser and allow access:");
+    }
+    // The URL alone on its line, so it can be copied (and read by scripts).
+    eprintln!("{}", pending.url);
+    if pending.is_loopback() {
+        ctx.shell.status(
+            "Waiting",
+            &format!("for the redirect to {}", pending.redirect_uri()),
+        );
+    } else if pending.reads_stdin() {
+        eprintln!(
+            "The browser then lands on {} (the page may show an error; that is fine).",
+            pending.redirect_uri()
+        );
+        eprintln!("Paste that whole address from the address bar here and press Enter:");
+    }
 }

@@ -189,16 +189,26 @@ fn env_nonempty(var: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-/// `gh`'s host for an API URL: `api.github.com` → `github.com`; GHES → its host.
+/// The web host (`gh --hostname`, git's `host=`) for an API URL:
+/// `api.github.com` → `github.com`; GitHub Enterprise Cloud with data residency
+/// `api.SUBDOMAIN.ghe.com` → `SUBDOMAIN.ghe.com`; GitHub Enterprise Server
+/// (`https://HOST/api/v3`) → its host.
 pub fn host_for_api(api: &Url) -> String {
-    match api.host_str() {
-        Some("api.github.com") | None => "github.com".to_owned(),
-        Some(h) => h
-            .strip_prefix("api.")
-            .filter(|_| h.ends_with("github.com"))
-            .unwrap_or(h)
-            .to_owned(),
+    let Some(h) = api.host_str() else {
+        return "github.com".to_owned();
+    };
+    let h = h.to_ascii_lowercase();
+    if h == "api.github.com" {
+        return "github.com".to_owned();
     }
+    if let Some(rest) = h.strip_prefix("api.")
+        && rest
+            .strip_suffix(".ghe.com")
+            .is_some_and(|sub| !sub.is_empty() && !sub.contains('.'))
+    {
+        return rest.to_owned();
+    }
+    h
 }
 
 fn parse_api_url(cfg: &Config, key: &str, s: &str) -> Result<Url> {
@@ -481,6 +491,24 @@ mod tests {
         assert_eq!(
             host_for_api(&Url::parse("https://ghe.example.com/api/v3").unwrap()),
             "ghe.example.com"
+        );
+        // GitHub Enterprise Cloud with data residency.
+        assert_eq!(
+            host_for_api(&Url::parse("https://api.octocorp.ghe.com").unwrap()),
+            "octocorp.ghe.com"
+        );
+        assert_eq!(
+            host_for_api(&Url::parse("https://API.Octocorp.GHE.com/").unwrap()),
+            "octocorp.ghe.com"
+        );
+        // Only the api. host of one subdomain; anything else is a GHES host.
+        assert_eq!(
+            host_for_api(&Url::parse("https://api.a.b.ghe.com").unwrap()),
+            "api.a.b.ghe.com"
+        );
+        assert_eq!(
+            host_for_api(&Url::parse("https://api.example.com/api/v3").unwrap()),
+            "api.example.com"
         );
     }
 }

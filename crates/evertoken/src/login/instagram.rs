@@ -4,6 +4,8 @@
 //! exchanged at once with `GET /access_token?grant_type=ig_exchange_token` (on
 //! `base_url`, default graph.instagram.com) for the ~60-day token that `auth
 //! refresh` keeps alive. Instagram takes no PKCE; the app secret authenticates.
+//! Meta accepts only the `https` redirect URIs listed in the app's Business login
+//! settings, so this login always runs as a pasted callback (`--redirect-uri`).
 //! Source: developers.facebook.com/docs/instagram-platform/instagram-api-with-instagram-login/business-login
 
 use serde::Deserialize;
@@ -90,7 +92,12 @@ struct LongLived {
 
 #[async_trait::async_trait]
 impl Flow for Instagram {
-    fn pkce(&self) -> bool {
+    fn pkce(&self, _loopback: bool) -> Option<super::Challenge> {
+        None
+    }
+
+    /// Meta accepts only registered `https` redirect URIs.
+    fn loopback(&self) -> bool {
         false
     }
 

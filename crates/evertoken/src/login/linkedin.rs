@@ -64,8 +64,8 @@ impl Linkedin {
 
 #[async_trait::async_trait]
 impl Flow for Linkedin {
-    fn pkce(&self) -> bool {
-        false
+    fn pkce(&self, _loopback: bool) -> Option<super::Challenge> {
+        None
     }
 
     fn client_secret_var(&self) -> &'static str {

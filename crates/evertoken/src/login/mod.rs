@@ -1,25 +1,38 @@
-//! `auth login`: the OAuth authorization-code flow with a loopback redirect
-//! (`http://127.0.0.1:<port>/callback`), one module per platform for the
-//! authorize URL and the code exchange. The flow is the same everywhere:
+//! `auth login`: the OAuth authorization-code flow, one module per platform for
+//! the authorize URL and the code exchange. Two ways back from the browser:
 //!
-//! 1. [`start`]: bind the loopback listener, make a random `state` (and a PKCE
-//!    S256 verifier where the platform supports it), build the authorize URL;
+//! - **loopback** (the default where the provider allows it): a listener on
+//!   `http://127.0.0.1:<port>/callback` (or the loopback `--redirect-uri` given)
+//!   receives the redirect;
+//! - **pasted callback** (`--redirect-uri https://…`, for providers that accept
+//!   only registered `https` redirects, and for headless machines): the user opens
+//!   the printed URL anywhere, and gives back the address the browser landed on,
+//!   pasted on stdin or with `--callback-url` in a later run.
+//!
+//! The flow:
+//! 1. [`start`]: check the redirect URI (an `http` one only on a loopback host),
+//!    make a random `state` (and a PKCE S256 verifier where the platform uses one),
+//!    build the authorize URL, and remember the waiting login in the state directory
+//!    (0600, ten minutes) so that `--callback-url` can finish it;
 //! 2. the CLI opens the browser or prints the URL;
-//! 3. [`Pending::finish`]: wait for the redirect, check `state`, exchange the code,
-//!    and write the tokens with their expiries through the configured store,
-//!    under the account's lock, clearing any stale journal record for it.
+//! 3. [`Pending::finish`]: take the callback, check `state` and `error`,
+//!    [`Pending::exchange_code`] with exactly the redirect URI of step 1, and write
+//!    the tokens with their expiries through the configured store, under the
+//!    account's lock, clearing any stale journal record for it.
 //!
 //! Tokens, codes and verifiers stay in [`Secret`]s or local variables; nothing
 //! here prints, and messages carry names, URLs without secrets and dates only.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
 use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use url::Url;
 
@@ -43,6 +56,9 @@ pub mod youtube;
 pub const DEFAULT_PORT: u16 = 8765;
 /// How long to wait for the browser to come back.
 pub const WAIT: Duration = Duration::from_secs(300);
+/// How long a login started with a pasted-callback redirect can be finished with
+/// `--callback-url` (providers' codes live about as long).
+pub const WAITING_TTL: Duration = Duration::from_secs(600);
 
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -53,22 +69,51 @@ pub struct Options {
     /// Overrides the platform's default scopes.
     pub scope: Option<String>,
     pub wait: Duration,
+    /// The redirect URI registered with the app, verbatim (trailing slash and
+    /// all). `https`: the pasted-callback flow; `http` on a loopback host: the
+    /// listener binds its port and answers its path. None: the default loopback.
+    pub redirect_uri: Option<String>,
+    /// The address the browser landed on, finishing a login started earlier with
+    /// the same `redirect_uri`.
+    pub callback_url: Option<String>,
+}
+
+/// How the PKCE `S256` challenge is encoded: RFC 7636's base64url, or the
+/// lowercase hex TikTok's desktop flow uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Challenge {
+    Base64Url,
+    Hex,
 }
 
 /// PKCE (RFC 7636) with `S256`.
 pub struct Pkce {
     pub verifier: Secret,
     pub challenge: String,
+    pub kind: Challenge,
 }
 
 impl Pkce {
+    /// A new verifier with an RFC 7636 (base64url) challenge.
     pub fn new() -> Pkce {
-        let verifier = random_string(64);
-        let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode(sha2::Sha256::digest(verifier.as_bytes()));
+        Self::with(Challenge::Base64Url)
+    }
+
+    pub fn with(kind: Challenge) -> Pkce {
+        Self::from_verifier(Secret::new(random_string(64)), kind)
+    }
+
+    pub fn from_verifier(verifier: Secret, kind: Challenge) -> Pkce {
+        let digest = sha2::Sha256::digest(verifier.expose().as_bytes());
+        let challenge = match kind {
+            Challenge::Base64Url => base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest),
+            Challenge::Hex => hex::encode(digest),
+        };
         Pkce {
-            verifier: Secret::new(verifier),
+            verifier,
             challenge,
+            kind,
         }
     }
 }
@@ -110,8 +155,13 @@ pub struct Cx<'a> {
 /// One platform's side of the flow.
 #[async_trait::async_trait]
 pub trait Flow: Send + Sync {
-    /// Whether the authorize request carries a PKCE challenge.
-    fn pkce(&self) -> bool;
+    /// The PKCE challenge the authorize request carries, if any, for a loopback
+    /// redirect (`loopback`) or a pasted-callback one.
+    fn pkce(&self, loopback: bool) -> Option<Challenge>;
+    /// Whether the provider accepts a loopback `http` redirect at all (Meta does not).
+    fn loopback(&self) -> bool {
+        true
+    }
     /// The variable holding the client (app) secret for the code exchange.
     fn client_secret_var(&self) -> &'static str;
     fn authorize_url(&self, cx: &Cx<'_>, state: &str, pkce: Option<&Pkce>) -> Url;
@@ -127,6 +177,15 @@ fn flow(cfg: &Config, platform: Platform) -> Result<Box<dyn Flow>> {
     })
 }
 
+/// Where the browser comes back to.
+enum Back {
+    /// A listener on the loopback redirect's port, answering its path.
+    Loopback { listener: TcpListener, path: String },
+    /// The user gives the address the browser landed on: this one, or one read
+    /// from stdin.
+    Paste { callback: Option<String> },
+}
+
 /// A login waiting for the browser.
 pub struct Pending {
     engine: Arc<Engine>,
@@ -135,12 +194,14 @@ pub struct Pending {
     flow: Box<dyn Flow>,
     http: Http,
     client_secret: Secret,
-    listener: TcpListener,
+    back: Back,
     redirect_uri: String,
     state: String,
     pkce: Option<Pkce>,
     scope: Option<String>,
     wait: Duration,
+    waiting_file: PathBuf,
+    resumed: bool,
     /// The URL to open: safe to show (it carries `state` and the PKCE challenge,
     /// which are useless without this process).
     pub url: Url,
@@ -156,9 +217,94 @@ pub struct Outcome {
     pub warnings: Vec<String>,
 }
 
-/// Binds the loopback listener and builds the authorize URL.
+/// A pasted-callback login that can still be finished with `--callback-url`,
+/// kept (0600) in the state directory.
+#[derive(Serialize, Deserialize)]
+struct Waiting {
+    redirect_uri: String,
+    state: String,
+    #[serde(default)]
+    verifier: Option<String>,
+    #[serde(default)]
+    challenge: Option<Challenge>,
+    #[serde(default)]
+    scope: Option<String>,
+    created_at: Timestamp,
+}
+
+fn is_loopback(u: &Url) -> bool {
+    match u.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(a)) => a.is_loopback(),
+        Some(url::Host::Ipv6(a)) => a.is_loopback(),
+        None => false,
+    }
+}
+
+/// Checks a `--redirect-uri` before anything starts: `https` anywhere, `http`
+/// only on a loopback host with a port, never a fragment.
+pub fn check_redirect_uri(raw: &str) -> Result<Url> {
+    let hint = "register an https URL with the app and pass it (`--redirect-uri https://example.com/evertoken/callback`), or a loopback one (`http://127.0.0.1:8765/callback`)";
+    let u = Url::parse(raw).map_err(|e| {
+        Error::usage(format!(
+            "--redirect-uri `{raw}` is not an absolute URL: {e}"
+        ))
+        .with_hint(hint)
+    })?;
+    if u.fragment().is_some() {
+        return Err(Error::usage(format!(
+            "--redirect-uri `{raw}` has a fragment (#…), which OAuth forbids"
+        ))
+        .with_hint(hint));
+    }
+    match u.scheme() {
+        "https" if u.host().is_some() => Ok(u),
+        "http" if is_loopback(&u) => {
+            if u.port().is_none() {
+                return Err(Error::usage(format!(
+                    "--redirect-uri `{raw}` needs a port (`http://127.0.0.1:8765/callback`)"
+                )));
+            }
+            Ok(u)
+        }
+        "http" => Err(Error::usage(format!(
+            "--redirect-uri `{raw}` is plain http to another host: the authorization code would cross the network unencrypted, and providers refuse it"
+        ))
+        .with_hint(hint)),
+        _ => Err(Error::usage(format!("--redirect-uri `{raw}` must be an https URL")).with_hint(hint)),
+    }
+}
+
+/// Binds the redirect listener (loopback) or prepares the pasted-callback flow,
+/// and builds the authorize URL.
 pub async fn start(cfg: Config, clock: Clock, opts: &Options) -> Result<Pending> {
     let flow = flow(&cfg, opts.platform)?;
+    let name = opts.platform.display_name();
+    // The redirect first: a bad one is refused before anything else happens.
+    let given = opts
+        .redirect_uri
+        .as_deref()
+        .map(check_redirect_uri)
+        .transpose()?;
+    let loopback_given = given.as_ref().is_some_and(|u| u.scheme() == "http");
+    if opts.callback_url.is_some() && (given.is_none() || loopback_given) {
+        return Err(Error::usage(
+            "--callback-url finishes a login started with an https --redirect-uri",
+        )
+        .with_hint(format!(
+            "pass the same `--redirect-uri https://…` as when the login was started: `evertoken auth login {} --redirect-uri https://… --callback-url URL`",
+            opts.platform
+        )));
+    }
+    if !flow.loopback() && (given.is_none() || loopback_given) {
+        return Err(Error::usage(format!(
+            "{name} accepts only https redirect URIs registered with the app, so this login cannot use a loopback listener"
+        ))
+        .with_hint(format!(
+            "register an https redirect URI in the app's settings and run `evertoken auth login {} --redirect-uri https://…`; then paste the address the browser lands on",
+            opts.platform
+        )));
+    }
     let engine = Engine::new(cfg, clock)?;
     let target = match &opts.account {
         Some(a) => Target::Account(opts.platform, a.clone()),
@@ -207,18 +353,55 @@ pub async fn start(cfg: Config, clock: Clock, opts: &Options) -> Result<Pending>
                 ))
             })?,
     };
+    let waiting_file = engine
+        .cfg
+        .journal_dir()
+        .join("login")
+        .join(format!("{}.json", account.key()));
 
-    let listener = TcpListener::bind(("127.0.0.1", opts.port)).await.map_err(|e| {
-        Error::failed(format!("cannot listen on 127.0.0.1:{} for the OAuth redirect: {e}", opts.port))
-            .with_hint("another program uses that port: pick another with `--port N` (and register http://127.0.0.1:N/callback with the app)")
-    })?;
-    let port = listener
-        .local_addr()
-        .map_err(|e| Error::failed(format!("cannot read the listener's address: {e}")))?
-        .port();
-    let redirect_uri = format!("http://127.0.0.1:{port}/callback");
-    let state = random_string(32);
-    let pkce = flow.pkce().then(Pkce::new);
+    let (back, redirect_uri) = match &given {
+        Some(u) if u.scheme() == "https" => (
+            Back::Paste {
+                callback: opts.callback_url.clone(),
+            },
+            opts.redirect_uri.clone().unwrap_or_default(),
+        ),
+        _ => {
+            let (port, path) = match &given {
+                Some(u) => (u.port().unwrap_or(80), u.path().to_owned()),
+                None => (opts.port, "/callback".to_owned()),
+            };
+            let listener = TcpListener::bind(("127.0.0.1", port)).await.map_err(|e| {
+                Error::failed(format!("cannot listen on 127.0.0.1:{port} for the OAuth redirect: {e}"))
+                    .with_hint("another program uses that port: pick another with `--port N` (and register http://127.0.0.1:N/callback with the app)")
+            })?;
+            let port = listener
+                .local_addr()
+                .map_err(|e| Error::failed(format!("cannot read the listener's address: {e}")))?
+                .port();
+            let uri = match &opts.redirect_uri {
+                Some(raw) => raw.clone(),
+                None => format!("http://127.0.0.1:{port}/callback"),
+            };
+            (Back::Loopback { listener, path }, uri)
+        }
+    };
+    let loopback = matches!(back, Back::Loopback { .. });
+
+    // A `--callback-url` finishes the login that printed the URL: its state and
+    // verifier, not new ones.
+    let (state, pkce, scope, resumed) = if opts.callback_url.is_some() {
+        let w = read_waiting(&waiting_file, &redirect_uri, clock, opts.platform)?;
+        let pkce = match (w.verifier, w.challenge) {
+            (Some(v), Some(kind)) => Some(Pkce::from_verifier(Secret::new(v), kind)),
+            _ => None,
+        };
+        (w.state, pkce, w.scope, true)
+    } else {
+        let state = random_string(32);
+        let pkce = flow.pkce(loopback).map(Pkce::with);
+        (state, pkce, opts.scope.clone(), false)
+    };
     let http = Http::new(&engine.cfg.file.http);
     let url = {
         let cx = Cx {
@@ -227,10 +410,21 @@ pub async fn start(cfg: Config, clock: Clock, opts: &Options) -> Result<Pending>
             clock,
             client_secret: &client_secret,
             redirect_uri: &redirect_uri,
-            scope: opts.scope.as_deref(),
+            scope: scope.as_deref(),
         };
         flow.authorize_url(&cx, &state, pkce.as_ref())
     };
+    if !loopback && !resumed {
+        let w = Waiting {
+            redirect_uri: redirect_uri.clone(),
+            state: state.clone(),
+            verifier: pkce.as_ref().map(|p| p.verifier.expose().to_owned()),
+            challenge: pkce.as_ref().map(|p| p.kind),
+            scope: scope.clone(),
+            created_at: clock.now(),
+        };
+        write_waiting(&waiting_file, &w)?;
+    }
     Ok(Pending {
         engine,
         provider,
@@ -238,14 +432,83 @@ pub async fn start(cfg: Config, clock: Clock, opts: &Options) -> Result<Pending>
         flow,
         http,
         client_secret,
-        listener,
+        back,
         redirect_uri,
         state,
         pkce,
-        scope: opts.scope.clone(),
+        scope,
         wait: opts.wait,
+        waiting_file,
+        resumed,
         url,
     })
+}
+
+fn write_waiting(path: &std::path::Path, w: &Waiting) -> Result<()> {
+    let fail = |e: std::io::Error| {
+        Error::failed(format!(
+            "cannot remember the waiting login in {}: {e}",
+            path.display()
+        ))
+        .with_hint("check that the state directory (auth.journal_dir) is writable")
+    };
+    if let Some(dir) = path.parent() {
+        crate::files::ensure_private_dir(dir).map_err(fail)?;
+    }
+    let body = serde_json::to_vec(w)
+        .map_err(|e| Error::failed(format!("cannot encode the waiting login: {e}")))?;
+    crate::files::write_private_atomic(path, &body).map_err(fail)
+}
+
+fn read_waiting(
+    path: &std::path::Path,
+    redirect_uri: &str,
+    clock: Clock,
+    platform: Platform,
+) -> Result<Waiting> {
+    let start_again = format!(
+        "start it again: `evertoken auth login {platform} --redirect-uri {redirect_uri}`, open the URL it prints, then paste the address the browser lands on (or pass it with --callback-url within {} minutes)",
+        WAITING_TTL.as_secs() / 60
+    );
+    let raw = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::failed(format!(
+                "no {} login is waiting for a callback (nothing in {})",
+                platform.display_name(),
+                path.display()
+            ))
+            .with_hint(start_again));
+        }
+        Err(e) => {
+            return Err(Error::failed(format!(
+                "cannot read {}: {e}",
+                path.display()
+            )));
+        }
+    };
+    let w: Waiting = serde_json::from_slice(&raw).map_err(|e| {
+        Error::failed(format!("{} is not a waiting login: {e}", path.display()))
+            .with_hint(start_again.clone())
+    })?;
+    let age = clock.now().duration_since(w.created_at);
+    if age.as_secs() < 0 || age.as_secs() > WAITING_TTL.as_secs() as i64 {
+        let _ = std::fs::remove_file(path);
+        return Err(Error::failed(format!(
+            "the waiting {} login is older than {} minutes: its authorization code has expired",
+            platform.display_name(),
+            WAITING_TTL.as_secs() / 60
+        ))
+        .with_hint(start_again));
+    }
+    if w.redirect_uri != redirect_uri {
+        return Err(Error::usage(format!(
+            "the waiting login was started with --redirect-uri {}, not {redirect_uri}",
+            w.redirect_uri
+        ))
+        .with_hint("pass the same --redirect-uri: the code exchange must repeat it exactly"));
+    }
+    Ok(w)
 }
 
 impl Pending {
@@ -253,30 +516,105 @@ impl Pending {
         &self.redirect_uri
     }
 
-    /// Waits for the redirect, exchanges the code and stores the tokens.
+    /// Whether the browser comes back to a local listener (else the user pastes).
+    pub fn is_loopback(&self) -> bool {
+        matches!(self.back, Back::Loopback { .. })
+    }
+
+    /// Whether this finishes a login started earlier (`--callback-url`).
+    pub fn resumed(&self) -> bool {
+        self.resumed
+    }
+
+    /// Whether the callback address will be read from stdin.
+    pub fn reads_stdin(&self) -> bool {
+        matches!(self.back, Back::Paste { callback: None })
+    }
+
+    /// Takes the callback, exchanges the code and stores the tokens.
     pub async fn finish(self) -> Result<Outcome> {
-        let code = tokio::time::timeout(self.wait, wait_for_code(&self.listener, &self.state))
-            .await
-            .map_err(|_| {
-                Error::failed(format!("no authorization arrived at {} within {}s", self.redirect_uri, self.wait.as_secs()))
-                    .with_hint("run the command again and finish the consent in the browser; with --no-browser, open the printed URL on this machine")
-            })??;
-        let clock = self.engine.clock();
-        let cx = Cx {
-            cfg: &self.engine.cfg,
-            http: &self.http,
-            clock,
-            client_secret: &self.client_secret,
-            redirect_uri: &self.redirect_uri,
-            scope: self.scope.as_deref(),
+        let code = match &self.back {
+            Back::Loopback { listener, path } => {
+                tokio::time::timeout(self.wait, wait_for_code(listener, path, &self.state))
+                    .await
+                    .map_err(|_| {
+                        Error::failed(format!("no authorization arrived at {} within {}s", self.redirect_uri, self.wait.as_secs()))
+                            .with_hint("run the command again and finish the consent in the browser; with --no-browser, open the printed URL on this machine (or forward the port: `ssh -L PORT:127.0.0.1:PORT host`)")
+                    })??
+            }
+            Back::Paste { callback } => {
+                let pasted = match callback {
+                    Some(c) => c.clone(),
+                    None => self.read_pasted().await?,
+                };
+                code_from_pasted(&pasted, &self.redirect_uri, &self.state)?
+            }
         };
         // Signals (crate::interrupt): no exchange after one; an exchange already sent
         // finishes and its tokens are stored before the command exits 130/143.
         let _call = crate::interrupt::global()
             .begin_rotating_call()
             .ok_or_else(|| crate::interrupt::global().stopped("the code exchange"))?;
-        let tokens = self.flow.exchange(&cx, &code, self.pkce.as_ref()).await?;
+        let tokens = self.exchange_code(&code).await?;
+        // The code is spent whatever comes next: the waiting login is done.
+        if !self.is_loopback() {
+            let _ = std::fs::remove_file(&self.waiting_file);
+        }
         self.store(tokens).await
+    }
+
+    /// One line from stdin: the address the browser landed on.
+    async fn read_pasted(&self) -> Result<String> {
+        let mut line = String::new();
+        let mut stdin = tokio::io::BufReader::new(tokio::io::stdin());
+        let read = tokio::time::timeout(self.wait, stdin.read_line(&mut line))
+            .await
+            .map_err(|_| {
+                Error::failed(format!(
+                    "no callback address was pasted within {}s",
+                    self.wait.as_secs()
+                ))
+                .with_hint(self.later_hint())
+            })?
+            .map_err(|e| {
+                Error::failed(format!("cannot read the pasted address from stdin: {e}"))
+            })?;
+        if read == 0 || line.trim().is_empty() {
+            return Err(
+                Error::failed("no callback address was pasted (stdin ended)")
+                    .with_hint(self.later_hint()),
+            );
+        }
+        Ok(line)
+    }
+
+    fn later_hint(&self) -> String {
+        format!(
+            "finish within {} minutes with `evertoken auth login {}{} --redirect-uri {} --callback-url 'ADDRESS'`, ADDRESS being what the browser's address bar shows after you allowed access",
+            WAITING_TTL.as_secs() / 60,
+            self.account.platform,
+            self.account
+                .name
+                .as_deref()
+                .map(|n| format!(" --account {n}"))
+                .unwrap_or_default(),
+            self.redirect_uri
+        )
+    }
+
+    /// The code exchange: one call to the platform's token endpoint with the code,
+    /// exactly the redirect URI of the authorize request, and the PKCE verifier.
+    /// Its answer carries the only copy of the new tokens.
+    pub async fn exchange_code(&self, code: &Secret) -> Result<Tokens> {
+        let cx = Cx {
+            cfg: &self.engine.cfg,
+            http: &self.http,
+            clock: self.engine.clock(),
+            client_secret: &self.client_secret,
+            redirect_uri: &self.redirect_uri,
+            scope: self.scope.as_deref(),
+        };
+        self.flow.exchange(&cx, code, self.pkce.as_ref()).await
     }
 
     async fn store(&self, tokens: Tokens) -> Result<Outcome> {
@@ -354,10 +692,112 @@ impl Pending {
     }
 }
 
+/// Why a callback carries no usable code, and the page the browser gets.
+struct Refused {
+    page: &'static str,
+    err: Error,
+}
+
+/// Checks a callback's query: `state` first (an answer to another login is not
+/// ours to read), then `error`, then `code`.
+fn code_from_query(
+    q: &BTreeMap<String, String>,
+    state: &str,
+) -> std::result::Result<Secret, Refused> {
+    if q.get("state").map(String::as_str) != Some(state) {
+        return Err(Refused {
+            page: "The state parameter does not match this login. Start again with `evertoken auth login`.",
+            err: Error::failed("the callback's `state` does not match the one evertoken sent: the answer does not belong to this login")
+                .with_hint("start the login again and use the address of that login's redirect; if it repeats, something else answers on the redirect"),
+        });
+    }
+    if let Some(err) = q.get("error") {
+        let desc = q
+            .get("error_description")
+            .or_else(|| q.get("error_reason"))
+            .map(|d| format!(": {}", escape_control(d)))
+            .unwrap_or_default();
+        let hint = if err == "access_denied" || err.contains("cancel") {
+            "the consent was declined in the browser: run the login again and allow access"
+        } else {
+            "check the app's redirect URI, scopes and status in the platform's developer portal, then try again"
+        };
+        return Err(Refused {
+            page: "The authorization was not granted. You can close this tab.",
+            err: Error::failed(format!(
+                "the authorization was refused: {}{desc}",
+                escape_control(err)
+            ))
+            .with_hint(hint),
+        });
+    }
+    match q
+        .get("code")
+        .map(|c| c.trim_end_matches("#_"))
+        .filter(|c| !c.is_empty())
+    {
+        Some(code) => Ok(Secret::new(code.to_owned())),
+        None => Err(Refused {
+            page: "The redirect carries no authorization code.",
+            err: Error::failed("the callback address carries neither a `code` nor an `error`")
+                .with_hint("copy the whole address from the browser's address bar after allowing access (it contains `code=` and `state=`), or start the login again"),
+        }),
+    }
+}
+
+/// External text for a message: control characters escaped, at most 200 characters.
+fn escape_control(s: &str) -> String {
+    s.chars()
+        .take(200)
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+fn query_of(url: &Url) -> BTreeMap<String, String> {
+    url.query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+/// The code from an address the user pasted (or passed with `--callback-url`).
+fn code_from_pasted(pasted: &str, redirect_uri: &str, state: &str) -> Result<Secret> {
+    let text = pasted
+        .trim()
+        .trim_matches(|c| c == '"' || c == '\'' || c == '<' || c == '>');
+    let url = Url::parse(text).map_err(|_| {
+        Error::failed("the pasted text is not an address (URL)").with_hint(
+            "copy the whole address from the browser's address bar after allowing access (it starts with your redirect URI)",
+        )
+    })?;
+    let expected = Url::parse(redirect_uri).ok();
+    let same_place = expected.as_ref().is_some_and(|e| {
+        e.scheme() == url.scheme()
+            && e.host_str() == url.host_str()
+            && e.port_or_known_default() == url.port_or_known_default()
+            && e.path() == url.path()
+    });
+    if !same_place {
+        return Err(Error::failed(format!(
+            "the pasted address is not the redirect URI {redirect_uri} (it points to {}://{}{})",
+            url.scheme(),
+            url.host_str().unwrap_or(""),
+            url.path()
+        ))
+        .with_hint("paste the address the browser landed on after you allowed access"));
+    }
+    code_from_query(&query_of(&url), state).map_err(|r| r.err)
+}
+
 /// Accepts connections on the loopback listener until one carries the redirect.
 /// A request with the wrong `state` ends the login (it did not come from our
 /// authorize request); other paths (a favicon) get a 404 and are ignored.
-async fn wait_for_code(listener: &TcpListener, state: &str) -> Result<Secret> {
+async fn wait_for_code(listener: &TcpListener, path: &str, state: &str) -> Result<Secret> {
     loop {
         let (mut sock, _) = listener
             .accept()
@@ -370,59 +810,23 @@ async fn wait_for_code(listener: &TcpListener, state: &str) -> Result<Secret> {
             respond(&mut sock, 400, "That is not a valid request.").await;
             continue;
         };
-        if url.path() != "/callback" {
+        if url.path() != path {
             respond(&mut sock, 404, "Not found.").await;
             continue;
         }
-        let q: BTreeMap<String, String> = url
-            .query_pairs()
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect();
-        if q.get("state").map(String::as_str) != Some(state) {
-            respond(&mut sock, 400, "The state parameter does not match this login. Start again with `evertoken auth login`.").await;
-            return Err(Error::failed("the redirect's `state` does not match the one evertoken sent: the answer does not belong to this login")
-                .with_hint("start the login again; if it repeats, something else is answering on the loopback port"));
-        }
-        if let Some(err) = q.get("error") {
-            let desc = q
-                .get("error_description")
-                .or_else(|| q.get("error_reason"))
-                .map(|d| format!(": {d}"))
-                .unwrap_or_default();
-            respond(
-                &mut sock,
-                400,
-                "The authorization was not granted. You can close this tab.",
-            )
-            .await;
-            return Err(Error::failed(format!("the authorization was refused: {err}{desc}"))
-                .with_hint("check the app's redirect URI, scopes and status in the platform's developer portal, then try again"));
-        }
-        match q
-            .get("code")
-            .map(|c| c.trim_end_matches("#_"))
-            .filter(|c| !c.is_empty())
-        {
-            Some(code) => {
+        match code_from_query(&query_of(&url), state) {
+            Ok(code) => {
                 respond(
                     &mut sock,
                     200,
                     "Authorised. You can close this tab and return to the terminal.",
                 )
                 .await;
-                return Ok(Secret::new(code.to_owned()));
+                return Ok(code);
             }
-            None => {
-                respond(
-                    &mut sock,
-                    400,
-                    "The redirect carries no authorization code.",
-                )
-                .await;
-                return Err(
-                    Error::failed("the redirect carried neither a code nor an error")
-                        .with_hint("start the login again"),
-                );
+            Err(r) => {
+                respond(&mut sock, 400, r.page).await;
+                return Err(r.err);
             }
         }
     }
@@ -556,5 +960,60 @@ mod tests {
             .encode(sha2::Sha256::digest(p.verifier.expose().as_bytes()));
         assert_eq!(p.challenge, expect);
         assert_ne!(Pkce::new().verifier.expose(), p.verifier.expose());
+    }
+
+    #[test]
+    fn tiktok_challenge_is_lowercase_hex_of_sha256() {
+        // RFC 7636 appendix B's verifier, hex-encoded instead of base64url.
+        let p = Pkce::from_verifier(
+            Secret::new("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            Challenge::Hex,
+        );
+        assert_eq!(
+            p.challenge,
+            "13d31e961a1ad8ec2f16b10c4c982e0876a878ad6df144566ee1894acb70f9c3"
+        );
+        let b = Pkce::from_verifier(p.verifier.clone(), Challenge::Base64Url);
+        assert_eq!(b.challenge, "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+    }
+
+    #[test]
+    fn redirect_uris_are_checked_before_anything_starts() {
+        assert!(check_redirect_uri("https://example.com/cb/").is_ok());
+        assert!(check_redirect_uri("http://127.0.0.1:8765/callback/").is_ok());
+        assert!(check_redirect_uri("http://localhost:3455/callback").is_ok());
+        for bad in [
+            "http://example.com/cb",
+            "http://127.0.0.1/cb",
+            "https://example.com/cb#x",
+            "ftp://example.com/cb",
+            "/cb",
+        ] {
+            let e = check_redirect_uri(bad).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{bad}");
+        }
+    }
+
+    #[test]
+    fn pasted_callbacks_are_checked() {
+        let r = "https://example.com/cb/";
+        let ok =
+            code_from_pasted(" 'https://example.com/cb/?code=abc&state=S#_' \n", r, "S").unwrap();
+        assert_eq!(ok.expose(), "abc");
+        let e = code_from_pasted("https://example.com/cb/?code=abc&state=T", r, "S").unwrap_err();
+        assert!(e.message.contains("state"), "{}", e.message);
+        let e = code_from_pasted("https://example.com/cb/?state=S", r, "S").unwrap_err();
+        assert!(e.message.contains("neither a `code`"), "{}", e.message);
+        let e = code_from_pasted(
+            "https://example.com/cb/?error=access_denied&error_description=no%1b&state=S",
+            r,
+            "S",
+        )
+        .unwrap_err();
+        assert!(e.message.contains("access_denied") && !e.message.contains('\u{1b}'));
+        assert!(e.hint.unwrap().contains("declined"));
+        let e = code_from_pasted("https://evil.example/cb/?code=abc&state=S", r, "S").unwrap_err();
+        assert!(e.message.contains("not the redirect URI"), "{}", e.message);
+        assert!(code_from_pasted("not a url", r, "S").is_err());
     }
 }

@@ -2,9 +2,16 @@
 //! www.tiktok.com) with `client_key`, then `POST /v2/oauth/token/` (on
 //! `base_url`) with `grant_type=authorization_code`. Both tokens and both
 //! lifetimes come from the answer (`expires_in`, `refresh_expires_in`), never from
-//! documentation, which has changed. TikTok's web flow takes no PKCE (its desktop
-//! flow uses a non-standard hex challenge), so the client secret authenticates.
-//! Source: developers.tiktok.com/doc/login-kit-web, developers.tiktok.com/doc/oauth-user-access-token-management
+//! documentation, which has changed.
+//!
+//! Two app types, two flows: a **desktop** app redirects to a loopback URI and
+//! must use PKCE, TikTok's way: `code_challenge` = lowercase hex of
+//! SHA-256(code_verifier), `code_challenge_method=S256`, `code_verifier` in the
+//! token request; a **web** app redirects only to a registered `https` URI (the
+//! pasted-callback flow here) and takes no PKCE. The client secret authenticates
+//! both exchanges.
+//! Sources: developers.tiktok.com/doc/login-kit-desktop, developers.tiktok.com/doc/login-kit-web,
+//! developers.tiktok.com/doc/oauth-user-access-token-management
 
 use url::Url;
 
@@ -62,36 +69,48 @@ impl Tiktok {
 
 #[async_trait::async_trait]
 impl Flow for Tiktok {
-    fn pkce(&self) -> bool {
-        false
+    /// The desktop flow (loopback) requires PKCE with a hex challenge; the web
+    /// flow (an https redirect) takes none.
+    fn pkce(&self, loopback: bool) -> Option<super::Challenge> {
+        loopback.then_some(super::Challenge::Hex)
     }
 
     fn client_secret_var(&self) -> &'static str {
         "TIKTOK_CLIENT_SECRET"
     }
 
-    fn authorize_url(&self, cx: &Cx<'_>, state: &str, _pkce: Option<&Pkce>) -> Url {
+    fn authorize_url(&self, cx: &Cx<'_>, state: &str, pkce: Option<&Pkce>) -> Url {
         let mut u = self.authorize.clone();
-        u.query_pairs_mut()
-            .append_pair("client_key", &self.client_key)
-            .append_pair("response_type", "code")
-            .append_pair("scope", cx.scope.unwrap_or(DEFAULT_SCOPE))
-            .append_pair("redirect_uri", cx.redirect_uri)
-            .append_pair("state", state);
+        {
+            let mut q = u.query_pairs_mut();
+            q.append_pair("client_key", &self.client_key)
+                .append_pair("response_type", "code")
+                .append_pair("scope", cx.scope.unwrap_or(DEFAULT_SCOPE))
+                .append_pair("redirect_uri", cx.redirect_uri)
+                .append_pair("state", state);
+            if let Some(p) = pkce {
+                q.append_pair("code_challenge", &p.challenge)
+                    .append_pair("code_challenge_method", "S256");
+            }
+        }
         u
     }
 
-    async fn exchange(&self, cx: &Cx<'_>, code: &Secret, _pkce: Option<&Pkce>) -> Result<Tokens> {
+    async fn exchange(&self, cx: &Cx<'_>, code: &Secret, pkce: Option<&Pkce>) -> Result<Tokens> {
         let reply = cx
             .http
             .send("TikTok token endpoint", Call::Rotating, |c| {
-                c.post(self.token.clone()).form(&[
+                let mut form = vec![
                     ("client_key", self.client_key.as_str()),
                     ("client_secret", cx.client_secret.expose()),
                     ("code", code.expose()),
                     ("grant_type", "authorization_code"),
                     ("redirect_uri", cx.redirect_uri),
-                ])
+                ];
+                if let Some(p) = pkce {
+                    form.push(("code_verifier", p.verifier.expose()));
+                }
+                c.post(self.token.clone()).form(&form)
             })
             .await
             .map_err(|f| super::failure("TikTok", f))?;

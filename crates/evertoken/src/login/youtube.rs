@@ -66,8 +66,8 @@ struct TokenReply {
 
 #[async_trait::async_trait]
 impl Flow for Youtube {
-    fn pkce(&self) -> bool {
-        true
+    fn pkce(&self, _loopback: bool) -> Option<super::Challenge> {
+        Some(super::Challenge::Base64Url)
     }
 
     fn client_secret_var(&self) -> &'static str {

@@ -2,7 +2,17 @@
 //! days) refreshed in place with `GET /refresh_access_token?grant_type=ig_refresh_token`
 //! once it is at least 24 hours old and not expired; the answer is a new token valid
 //! for 60 days from the refresh. Errors are Graph API `OAuthException`s.
-//! Source: developers.facebook.com/documentation/instagram-platform/reference/refresh_access_token
+//!
+//! The 24-hour rule without guessing: the age comes from the store's `updated_at`
+//! where the store keeps one (credentials file, Vault, env-file); a token of
+//! unknown age is refreshed, and when Instagram refuses, a read-only
+//! `GET /me?fields=id` with the token decides, since Meta does not document the
+//! refusal's text: the token works ⇒ `ok` (refresh deferred), it does not ⇒
+//! `reauth_required`. Only Graph's documented dead-token answer (code 190,
+//! "Invalid OAuth 2.0 Access Token": expired, revoked, password changed) skips
+//! the check and is `reauth_required` at once.
+//! Sources: developers.facebook.com/documentation/instagram-platform/reference/refresh_access_token,
+//! developers.facebook.com/docs/instagram-platform/reference/me
 
 use jiff::{Timestamp, ToSpan};
 use serde::Deserialize;
@@ -195,6 +205,19 @@ impl Provider for Instagram {
                 note: None,
             });
         }
+        // Age unknown and the refresh refused (not a transient failure, not
+        // Graph's documented "invalid access token" answer, code 190): ask
+        // Instagram whether the token itself still works.
+        let dead = reply
+            .json::<GraphErrorBody>()
+            .is_ok_and(|b| b.error.code == 190);
+        if token.updated_at.is_none()
+            && !dead
+            && reply.status.is_client_error()
+            && reply.status.as_u16() != 429
+        {
+            return self.check_me(cx, &token.value, &reply).await;
+        }
         let Ok(GraphErrorBody { error: e }) = reply.json::<GraphErrorBody>() else {
             return Err(ProviderError::Failed {
                 message: format!(
@@ -235,5 +258,81 @@ impl Provider for Instagram {
 
     fn reauth_causes(&self) -> &'static str {
         "the token expired, the user changed their password, or the app's access was removed"
+    }
+}
+
+impl Instagram {
+    /// After a refused refresh of a token of unknown age: `GET /me?fields=id`,
+    /// read-only. Works ⇒ the token is valid and merely not refreshable yet.
+    async fn check_me(
+        &self,
+        cx: &Cx<'_>,
+        token: &crate::secret::Secret,
+        refused: &crate::http::Reply,
+    ) -> Result<Grant, ProviderError> {
+        let refusal = describe(refused);
+        let url = endpoint(&self.common.base_url, "/me");
+        let reply = cx
+            .http
+            .send("Instagram /me", Call::Safe, |c| {
+                c.get(url.clone())
+                    .query(&[("fields", "id"), ("access_token", token.expose())])
+            })
+            .await?;
+        if reply.status.is_success() {
+            let works = reply
+                .json::<serde_json::Value>()
+                .ok()
+                .is_some_and(|v| v.get("id").is_some_and(|id| id.is_string() || id.is_u64()));
+            if works {
+                return Ok(Grant {
+                    note: Some(format!(
+                        "refresh deferred: token too young or not yet refreshable (Instagram refused the refresh: {refusal}; the token works for GET /me)"
+                    )),
+                    ..Grant::default()
+                });
+            }
+            return Err(ProviderError::Failed {
+                message: format!(
+                    "Instagram refused the refresh ({refusal}) and GET /me answered {} without an id",
+                    reply.status
+                ),
+                hint: Some("the next scheduled run checks again".into()),
+            });
+        }
+        if reply.status.is_client_error() && reply.status.as_u16() != 429 {
+            return Err(ProviderError::Reauth {
+                message: format!(
+                    "Instagram refused the refresh ({refusal}) and the token no longer works (GET /me: {})",
+                    describe(&reply)
+                ),
+            });
+        }
+        Err(ProviderError::Failed {
+            message: format!(
+                "Instagram refused the refresh ({refusal}) and GET /me answered {}",
+                reply.status
+            ),
+            hint: Some("a transient failure; the next scheduled run retries".into()),
+        })
+    }
+}
+
+/// A Graph API error as `OAuthException 190/463: message`, or the status and a
+/// redacted snippet.
+fn describe(reply: &crate::http::Reply) -> String {
+    match reply.json::<GraphErrorBody>() {
+        Ok(GraphErrorBody { error: e }) => format!(
+            "{} {}{}: {}",
+            e.kind,
+            e.code,
+            e.error_subcode.map(|s| format!("/{s}")).unwrap_or_default(),
+            e.message
+                .chars()
+                .take(200)
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect::<String>()
+        ),
+        Err(_) => format!("{} {}", reply.status, super::redact_body(&reply.snippet())),
     }
 }

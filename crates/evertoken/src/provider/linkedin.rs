@@ -155,6 +155,25 @@ impl Provider for Linkedin {
     fn plan(&self, state: &AccountState, now: Timestamp) -> Plan {
         let date = crate::clock::date;
         if let Some(rt) = &state.refresh {
+            let access_due = state
+                .access
+                .as_ref()
+                .and_then(|a| a.expires_at)
+                .is_none_or(|exp| super::within_days(now, exp, self.refresh_before_days));
+            if let Some(exp) = rt.expires_at
+                && exp > now
+                && access_due
+                && super::within_days(now, exp, self.warn_before_days)
+            {
+                // Keep the access token alive up to the deadline; the refresh's
+                // result reports the deadline (`hard_deadline`).
+                return Plan::Refresh {
+                    reason: format!(
+                        "access token due; the refresh token {}",
+                        expiry_text(now, exp)
+                    ),
+                };
+            }
             if let Some(exp) = rt.expires_at
                 && super::within_days(now, exp, self.warn_before_days)
             {
@@ -322,5 +341,23 @@ impl Provider for Linkedin {
 
     fn reauth_causes(&self) -> &'static str {
         "LinkedIn access tokens last 60 days and standard apps cannot refresh them"
+    }
+
+    /// A partner refresh token keeps its original expiry (LinkedIn documents a
+    /// decreasing `refresh_token_expires_in`): inside `warn_before_days` of it, a
+    /// human must log in again.
+    fn hard_deadline(
+        &self,
+        old: &AccountState,
+        grant: &Grant,
+        now: Timestamp,
+    ) -> Option<Timestamp> {
+        old.refresh.as_ref()?;
+        super::unmoved_deadline(
+            old.refresh.as_ref(),
+            grant.refresh.as_ref(),
+            now,
+            self.warn_before_days,
+        )
     }
 }

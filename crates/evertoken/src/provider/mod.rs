@@ -286,6 +286,18 @@ pub trait Provider: Send + Sync {
         ""
     }
 
+    /// After a successful refresh: a date a human must meet that refreshing did
+    /// not move (the refresh token's own expiry inside `warn_before_days`). The
+    /// engine reports it as `reauth_required` with that date.
+    fn hard_deadline(
+        &self,
+        _old: &AccountState,
+        _grant: &Grant,
+        _now: Timestamp,
+    ) -> Option<Timestamp> {
+        None
+    }
+
     fn accounts(&self) -> Vec<Account> {
         let c = self.common();
         if c.accounts.is_empty() {
@@ -311,6 +323,26 @@ pub fn within_days(now: Timestamp, t: Timestamp, days: i64) -> bool {
     now.checked_add((days * 24).hours())
         .map(|w| t <= w)
         .unwrap_or(true)
+}
+
+/// The refresh token's expiry after a refresh, when it is within `warn_days` of
+/// `now` and the refresh did not move it (later by more than an hour than the
+/// stored one; an unknown stored expiry counts as not moved).
+pub fn unmoved_deadline(
+    old: Option<&Held>,
+    new: Option<&NewToken>,
+    now: Timestamp,
+    warn_days: i64,
+) -> Option<Timestamp> {
+    let old_exp = old.and_then(|o| o.expires_at);
+    let exp = new.and_then(|n| n.expires_at).or(old_exp)?;
+    if !within_days(now, exp, warn_days) {
+        return None;
+    }
+    match old_exp.and_then(|o| o.checked_add(1.hour()).ok()) {
+        Some(limit) if exp > limit => None,
+        _ => Some(exp),
+    }
 }
 
 /// "expires 2026-12-01 (8 days)" style text.

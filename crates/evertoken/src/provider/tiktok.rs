@@ -37,10 +37,17 @@ pub struct Config {
     /// Authorization endpoint base for `auth login` (www.tiktok.com).
     #[serde(default)]
     pub auth_url: Option<String>,
+    /// Report `reauth_required` this many days before a refresh token expiry that
+    /// refreshing does not move.
+    #[serde(default = "default_warn_before_days")]
+    pub warn_before_days: i64,
 }
 
 fn default_refresh_before_days() -> i64 {
     15
+}
+fn default_warn_before_days() -> i64 {
+    14
 }
 
 pub const BASE_URL: &str = "https://open.tiktokapis.com";
@@ -63,6 +70,7 @@ pub struct Tiktok {
     common: Common,
     client_key: String,
     refresh_before_days: i64,
+    warn_before_days: i64,
 }
 
 impl Tiktok {
@@ -93,10 +101,17 @@ impl Tiktok {
                 "must not be negative",
             ));
         }
+        if !(0..=3650).contains(&c.warn_before_days) {
+            return Err(cfg.error_at(
+                "platforms.tiktok.warn_before_days",
+                "must be between 0 and 3650",
+            ));
+        }
         Ok(Self {
             common,
             client_key,
             refresh_before_days: c.refresh_before_days,
+            warn_before_days: c.warn_before_days,
         })
     }
 }
@@ -164,8 +179,11 @@ impl Provider for Tiktok {
         if let Some(reason) = access_due {
             return Plan::Refresh { reason };
         }
+        // Inside the warning window too: only a refresh tells whether the expiry
+        // moves (it may not), and `hard_deadline` reports it if not.
+        let window = self.refresh_before_days.max(self.warn_before_days);
         match rt.expires_at {
-            Some(exp) if super::within_days(now, exp, self.refresh_before_days) => Plan::Refresh {
+            Some(exp) if super::within_days(now, exp, window) => Plan::Refresh {
                 reason: format!("refresh token {}", expiry_text(now, exp)),
             },
             Some(exp) => Plan::Ok {
@@ -231,6 +249,23 @@ impl Provider for Tiktok {
             }),
             note: None,
         })
+    }
+
+    /// TikTok does not promise that a refresh extends the refresh token
+    /// (`refresh_expires_in` may count down): inside `warn_before_days` of an
+    /// expiry the refresh left where it was, a human must log in again.
+    fn hard_deadline(
+        &self,
+        old: &super::AccountState,
+        grant: &Grant,
+        now: Timestamp,
+    ) -> Option<Timestamp> {
+        super::unmoved_deadline(
+            old.refresh.as_ref(),
+            grant.refresh.as_ref(),
+            now,
+            self.warn_before_days,
+        )
     }
 
     fn reauth_causes(&self) -> &'static str {

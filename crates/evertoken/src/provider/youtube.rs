@@ -31,6 +31,14 @@ pub struct Config {
     /// Authorization endpoint base for `auth login` (accounts.google.com).
     #[serde(default)]
     pub auth_url: Option<String>,
+    /// Report `reauth_required` this many days before a time-limited refresh
+    /// token's expiry (Google's `refresh_token_expires_in`; it never moves).
+    #[serde(default = "default_warn_before_days")]
+    pub warn_before_days: i64,
+}
+
+fn default_warn_before_days() -> i64 {
+    14
 }
 
 pub const BASE_URL: &str = "https://oauth2.googleapis.com";
@@ -43,6 +51,7 @@ const SLOTS: &[Slot] = &[Slot {
 pub struct Youtube {
     common: Common,
     client_id: String,
+    warn_before_days: i64,
 }
 
 impl Youtube {
@@ -65,7 +74,17 @@ impl Youtube {
                     .with_hint("the OAuth client id from Google Cloud Console, `….apps.googleusercontent.com`"));
             }
         };
-        Ok(Self { common, client_id })
+        if !(0..=3650).contains(&c.warn_before_days) {
+            return Err(cfg.error_at(
+                "platforms.youtube.warn_before_days",
+                "must be between 0 and 3650",
+            ));
+        }
+        Ok(Self {
+            common,
+            client_id,
+            warn_before_days: c.warn_before_days,
+        })
     }
 }
 
@@ -95,6 +114,22 @@ impl Provider for Youtube {
     }
     fn rotates(&self, _: &super::AccountState) -> bool {
         false
+    }
+
+    /// A time-limited grant's refresh token keeps its expiry: inside
+    /// `warn_before_days` of it, a human must log in again.
+    fn hard_deadline(
+        &self,
+        old: &super::AccountState,
+        grant: &Grant,
+        now: Timestamp,
+    ) -> Option<Timestamp> {
+        super::unmoved_deadline(
+            old.refresh.as_ref(),
+            grant.refresh.as_ref(),
+            now,
+            self.warn_before_days,
+        )
     }
 
     fn plan(&self, state: &super::AccountState, now: Timestamp) -> Plan {

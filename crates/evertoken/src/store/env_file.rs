@@ -105,7 +105,10 @@ fn lookup(text: &str, key: &str) -> Option<String> {
         .next_back()
 }
 
-/// Replaces or appends `key=value` lines, keeping everything else.
+/// Replaces or appends `key=value` lines, keeping everything else (comments,
+/// other variables, their order, an `export ` prefix). A key written twice is
+/// replaced where it is read: the last line, as `source` and systemd take the
+/// last assignment.
 pub fn upsert(text: &str, pairs: &[(String, String)]) -> Result<String, String> {
     let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
     for (k, v) in pairs {
@@ -114,7 +117,7 @@ pub fn upsert(text: &str, pairs: &[(String, String)]) -> Result<String, String> 
         })?;
         match lines
             .iter()
-            .position(|l| parse_line(l).is_some_and(|(lk, _)| lk == k))
+            .rposition(|l| parse_line(l).is_some_and(|(lk, _)| lk == k))
         {
             // Keep an `export ` the user wrote, so `source` still exports it.
             Some(i) => {
@@ -222,6 +225,14 @@ mod tests {
             "# my tokens\nOTHER=1\nexport TIKTOK_REFRESH_TOKEN=rft.new\nNEW='a b'\n"
         );
         assert_eq!(lookup(&out, "NEW").unwrap(), "a b");
+    }
+
+    #[test]
+    fn a_key_written_twice_is_replaced_where_it_is_read() {
+        let text = "K=first\n# override\nK=second\n";
+        let out = upsert(text, &[("K".into(), "new".into())]).unwrap();
+        assert_eq!(out, "K=first\n# override\nK=new\n");
+        assert_eq!(lookup(&out, "K").unwrap(), "new");
     }
 
     #[test]

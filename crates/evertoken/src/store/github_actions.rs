@@ -7,6 +7,13 @@
 //! passes its secrets in as environment variables, which is where the engine reads
 //! them from.
 //!
+//! An organization secret keeps what its owner chose: GitHub requires `visibility`
+//! on every PUT (and replaces the selected repositories with what the PUT carries),
+//! so before updating one this store reads its visibility (`GET …/secrets/{name}`)
+//! and, for `selected`, its repositories (`GET …/secrets/{name}/repositories`), and
+//! sends them back unchanged. The configured `visibility` applies only when the
+//! secret is created. It must never widen or narrow who can read a secret it updates.
+//!
 //! Docs: <https://docs.github.com/rest/actions/secrets>,
 //! <https://docs.github.com/rest/guides/encrypting-secrets-for-the-rest-api>.
 
@@ -35,7 +42,8 @@ pub struct Config {
     /// An organization, for organization secrets (instead of `repository`).
     #[serde(default)]
     pub organization: Option<String>,
-    /// Organization secrets: `all`, `private` (default) or `selected`.
+    /// Organization secrets evertoken creates: `all`, `private` (default) or
+    /// `selected` (with no repositories yet). An existing secret keeps its own.
     #[serde(default)]
     pub visibility: Option<String>,
     /// Default `$GITHUB_API_URL`, else `https://api.github.com`.
@@ -59,8 +67,29 @@ enum Scope {
     },
     Org {
         org: String,
+        /// For a secret this store creates; an existing one keeps its own.
         visibility: String,
     },
+}
+
+/// `GET /orgs/{org}/actions/secrets/{name}`: what the owner chose.
+#[derive(Deserialize)]
+struct OrgSecret {
+    #[serde(default)]
+    visibility: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RepoId {
+    id: u64,
+}
+
+#[derive(Deserialize)]
+struct SelectedRepos {
+    #[serde(default)]
+    total_count: Option<u64>,
+    #[serde(default)]
+    repositories: Vec<RepoId>,
 }
 
 impl Scope {
@@ -78,6 +107,23 @@ impl Scope {
                 e(env)
             ),
             Scope::Org { org, .. } => format!("/orgs/{}/actions/secrets", e(org)),
+        }
+    }
+
+    /// The permission a fine-grained token or GitHub App needs to write here, in
+    /// GitHub's words (docs.github.com/rest/actions/secrets, "Fine-grained access
+    /// tokens"), and the classic scope.
+    fn permission(&self) -> &'static str {
+        match self {
+            Scope::Repo { .. } => {
+                "the repository permission \"Secrets\" (write) (classic token: repo)"
+            }
+            Scope::Env { .. } => {
+                "the repository permission \"Environments\" (write) (classic token: repo)"
+            }
+            Scope::Org { .. } => {
+                "the organization permission \"Secrets\" (write) (classic token: admin:org)"
+            }
         }
     }
 
@@ -239,7 +285,7 @@ impl ActionsStore {
             return Err(cfg
                 .error_at(&key("token_env"), format!("the github-actions write-back needs a token in ${token_env}, which is not set"))
                 .with_hint(format!(
-                    "export {token_env}=… with a token allowed to write Actions secrets (fine-grained token or GitHub App: \"Secrets: write\"; for organization secrets, \"Organization secrets: write\"); a workflow's own GITHUB_TOKEN cannot write secrets, so pass such a token from a secret and name its variable in `token_env`"
+                    "export {token_env}=… with a token allowed to write Actions secrets (fine-grained token or GitHub App: repository permission \"Secrets\" (write); for environment secrets, repository permission \"Environments\" (write); for organization secrets, organization permission \"Secrets\" (write)); a workflow's own GITHUB_TOKEN cannot write secrets, so pass such a token from a secret and name its variable in `token_env`"
                 )));
         };
         Ok(Self {
@@ -272,10 +318,7 @@ impl ActionsStore {
             .ok()
             .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
             .unwrap_or_else(|| reply.snippet());
-        let needs = match self.scope {
-            Scope::Org { .. } => "\"Organization secrets: write\" (classic: admin:org)",
-            _ => "\"Secrets: write\" on the repository (classic: repo)",
-        };
+        let needs = self.scope.permission();
         match reply.status.as_u16() {
             401 => StoreError::permanent(format!("{at} answered 401 ({message}) {what}: the token in ${} was rejected", self.token_env))
                 .with_hint(format!("the token is expired or revoked; put a valid one with {needs} in ${}", self.token_env)),
@@ -326,7 +369,14 @@ impl ActionsStore {
         let sealed = seal(key, value.expose().as_bytes())?;
         let mut body = serde_json::json!({ "encrypted_value": sealed, "key_id": key_id });
         if let Scope::Org { visibility, .. } = &self.scope {
-            body["visibility"] = serde_json::Value::String(visibility.clone());
+            let (visibility, ids) = match self.org_access(var).await? {
+                Some(kept) => kept,
+                None => (visibility.clone(), None),
+            };
+            body["visibility"] = serde_json::Value::String(visibility);
+            if let Some(ids) = ids {
+                body["selected_repository_ids"] = serde_json::json!(ids);
+            }
         }
         let url = self.url(&urlencoding::encode(var));
         let reply = self
@@ -347,6 +397,79 @@ impl ActionsStore {
             )));
         }
         Err(self.answer_error(&format!("writing {var}"), &url, &reply))
+    }
+}
+
+impl ActionsStore {
+    /// An existing organization secret's visibility and, for `selected`, its
+    /// repository ids; `None` when the secret does not exist yet.
+    async fn org_access(
+        &self,
+        var: &str,
+    ) -> Result<Option<(String, Option<Vec<u64>>)>, StoreError> {
+        let url = self.url(&urlencoding::encode(var));
+        let reply = self
+            .http
+            .send("GitHub Actions secrets API", Call::Safe, |c| {
+                self.request(c.get(url.clone()))
+            })
+            .await
+            .map_err(|f| StoreError::transient(f.message().to_owned()))?;
+        if reply.status.as_u16() == 404 {
+            return Ok(None);
+        }
+        if !reply.status.is_success() {
+            return Err(self.answer_error(&format!("reading {var}'s visibility"), &url, &reply));
+        }
+        let unexpected = |e: String| {
+            StoreError::permanent(format!(
+                "GitHub ({}) answered with an unexpected body for {var}: {e}",
+                safe_url(&url)
+            ))
+            .with_hint("nothing was written; the organization secret keeps its value and access")
+        };
+        let secret: OrgSecret = reply.json().map_err(|e| unexpected(e.to_string()))?;
+        let visibility = match secret.visibility.as_deref() {
+            Some(v @ ("all" | "private" | "selected")) => v.to_owned(),
+            other => {
+                return Err(unexpected(format!(
+                    "visibility {:?} is not all, private or selected",
+                    other.map(|v| v.chars().take(40).collect::<String>())
+                )));
+            }
+        };
+        if visibility != "selected" {
+            return Ok(Some((visibility, None)));
+        }
+        // Every page: a PUT replaces the list with what it carries.
+        let mut ids = Vec::new();
+        for page in 1..=1000u32 {
+            let mut list = self.url(&format!("{}/repositories", urlencoding::encode(var)));
+            list.query_pairs_mut()
+                .append_pair("per_page", "100")
+                .append_pair("page", &page.to_string());
+            let reply = self
+                .http
+                .send("GitHub Actions secrets API", Call::Safe, |c| {
+                    self.request(c.get(list.clone()))
+                })
+                .await
+                .map_err(|f| StoreError::transient(f.message().to_owned()))?;
+            if !reply.status.is_success() {
+                return Err(self.answer_error(
+                    &format!("listing the repositories {var} is shared with"),
+                    &list,
+                    &reply,
+                ));
+            }
+            let body: SelectedRepos = reply.json().map_err(|e| unexpected(e.to_string()))?;
+            let n = body.repositories.len();
+            ids.extend(body.repositories.into_iter().map(|r| r.id));
+            if n < 100 || body.total_count.is_some_and(|t| ids.len() as u64 >= t) {
+                break;
+            }
+        }
+        Ok(Some((visibility, Some(ids))))
     }
 }
 

@@ -488,11 +488,8 @@ impl Inner {
         let at = format!("Vault ({})", safe_url(&self.url(api_path)));
         let msg = vault_message(body, raw);
         match status.as_u16() {
-            403 => StoreError::permanent(format!("{at} answered 403 {what}: {msg}")).with_hint(format!(
-                "the token lacks a policy for this path, or expired; it needs create, read and update on `{m}/data/{p}/*` and delete on `{m}/metadata/{p}/.locks/*` (see the README's Vault policy)",
-                m = self.mount,
-                p = self.path
-            )),
+            403 => StoreError::permanent(format!("{at} answered 403 {what}: {msg}"))
+                .with_hint(forbidden_hint(&self.mount, &self.path)),
             404 => StoreError::permanent(format!("{at} answered 404 {what}: {msg}"))
                 .with_hint(format!("check that a KV version 2 engine is mounted at `{}` (`bao secrets enable -path={} kv-v2`)", self.mount, self.mount)),
             s => StoreError::permanent(format!("{at} answered {s} {what}: {msg}")),
@@ -656,15 +653,22 @@ impl Store for VaultStore {
                 .lock()
                 .ok()
                 .and_then(|v| v.get(&e.var).copied());
-            let cas = match known {
-                Some(v) => v,
-                None => self.inner.read_kv(&e.var).await?.version,
-            };
-            let data = json!({
-                "value": e.value.expose(),
-                "expires_at": e.expires_at.map(crate::clock::rfc3339),
-                "updated_at": crate::clock::rfc3339(e.updated_at),
-            });
+            // A KV v2 write replaces every field of the secret: keep the ones
+            // the user put beside `value` (a check-and-set on a newer version
+            // fails anyway, so these are the fields of the version replaced).
+            let current = self.inner.read_kv(&e.var).await?;
+            let cas = known.unwrap_or(current.version);
+            let mut data = current.data.unwrap_or_default();
+            data.insert("value".into(), json!(e.value.expose()));
+            data.insert(
+                "expires_at".into(),
+                json!(e.expires_at.map(crate::clock::rfc3339)),
+            );
+            data.insert(
+                "updated_at".into(),
+                json!(crate::clock::rfc3339(e.updated_at)),
+            );
+            let data = Value::Object(data);
             match self.inner.write_kv(&e.var, cas, data).await? {
                 Some(version) => {
                     if let Ok(mut v) = self.inner.versions.lock() {
@@ -776,6 +780,14 @@ fn owner_died_here(owner: &str) -> bool {
     !alive
 }
 
+/// What a 403 asks for: the capabilities this store uses, on the paths it uses
+/// (reads and check-and-set writes of `<mount>/data/<path>/*`, its locks included).
+fn forbidden_hint(mount: &str, path: &str) -> String {
+    format!(
+        "the token lacks a policy for this path, or expired; it needs the capabilities create, read and update on `{mount}/data/{path}/*` (the tokens and the `.locks/` entries beside them)"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -793,6 +805,18 @@ mod tests {
         )));
         assert!(!owner_died_here(&format!("other-host-name:{pid}:00")));
         assert!(!owner_died_here("garbage"));
+    }
+
+    #[test]
+    fn the_forbidden_hint_names_only_the_capabilities_used() {
+        let h = forbidden_hint("secret", "evertoken");
+        assert!(
+            h.contains("create, read and update on `secret/data/evertoken/*`"),
+            "{h}"
+        );
+        for unused in ["delete", "list", "sudo", "patch", "metadata"] {
+            assert!(!h.contains(unused), "{unused}: {h}");
+        }
     }
 
     #[test]
