@@ -20,6 +20,7 @@ pub mod github;
 pub mod login;
 pub mod mcp;
 pub mod schedule;
+pub mod token;
 
 const ABOUT: &str = "Keeps the credentials of unattended automation alive.";
 const LONG_ABOUT: &str = "\

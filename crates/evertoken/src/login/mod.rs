@@ -53,6 +53,8 @@ pub struct Options {
     /// Overrides the platform's default scopes.
     pub scope: Option<String>,
     pub wait: Duration,
+    /// `--create-variable`: create missing GitLab CI/CD variables (login only).
+    pub create_variables: bool,
 }
 
 /// PKCE (RFC 7636) with `S256`.
@@ -141,6 +143,7 @@ pub struct Pending {
     pkce: Option<Pkce>,
     scope: Option<String>,
     wait: Duration,
+    create_variables: bool,
     /// The URL to open: safe to show (it carries `state` and the PKCE challenge,
     /// which are useless without this process).
     pub url: Url,
@@ -154,6 +157,8 @@ pub struct Outcome {
     pub stored: Vec<(String, Option<Timestamp>)>,
     pub store: String,
     pub warnings: Vec<String>,
+    /// GitLab CI/CD variables `--create-variable` created.
+    pub created: Vec<String>,
 }
 
 /// Binds the loopback listener and builds the authorize URL.
@@ -244,6 +249,7 @@ pub async fn start(cfg: Config, clock: Clock, opts: &Options) -> Result<Pending>
         pkce,
         scope: opts.scope.clone(),
         wait: opts.wait,
+        create_variables: opts.create_variables,
         url,
     })
 }
@@ -312,6 +318,11 @@ impl Pending {
                 Error::failed(format!("cannot take the lock: {e}"))
                     .with_hint("another evertoken run may be stuck; check for it")
             })?;
+        let mut created = Vec::new();
+        if self.create_variables {
+            let gitlab = crate::store::gitlab::GitLabStore::open(&self.engine.cfg)?;
+            created = gitlab.create_missing(&entries).await.map_err(Error::from)?;
+        }
         store.write(&entries).await.map_err(|e| {
             let mut err = Error::failed(format!(
                 "the new tokens could not be written to {}: {}",
@@ -324,6 +335,8 @@ impl Pending {
             ));
             err
         })?;
+        crate::fingerprint::Fingerprints::new(&self.engine.cfg.journal_dir(), &store.id())
+            .record(&entries);
         // A record left by an interrupted rotation would shadow the new tokens.
         let journal = crate::journal::Journal::new(&self.engine.cfg.journal_dir());
         let mut warnings = tokens.warnings;
@@ -345,6 +358,7 @@ impl Pending {
             stored: by_var.into_iter().collect(),
             store: store.describe(),
             warnings,
+            created,
         })
     }
 }
