@@ -54,7 +54,7 @@ Exit 1, with nothing on stdout and the reason on stderr, when no valid token can
 had. Under GitHub Actions (GITHUB_ACTIONS=true) the token is masked with
 `::add-mask::` on stderr first.")]
     Token(super::token::TokenArgs),
-    /// Print every targeted access token as variables (`eval \"$(evertoken auth env tiktok)\"`)
+    /// Print every targeted access token as variables, for `eval "$(evertoken auth env tiktok)"`
     #[command(long_about = "\
 Print one line per access-token variable of the targeted accounts, each token valid
 for at least 5 minutes (refreshed first when due, as `auth token` does):
