@@ -1159,6 +1159,27 @@ impl Engine {
             client_secret: secret,
         };
         let r = self.act(p, a, &cx, snap).await;
+        // What this run just wrote wins: some stores cannot be read back (hidden
+        // GitLab variables, Actions secrets), and the environment is an old copy.
+        let written = p
+            .slots()
+            .iter()
+            .find(|s| s.role == Role::Access)
+            .and_then(|s| self.fingerprints.written(&a.var(s.base)))
+            .map(|e| {
+                let mut st = AccountState::default();
+                st.access = Some(Held {
+                    var: e.var.clone(),
+                    value: e.value.clone(),
+                    source: self.store.source(),
+                    expires_at: e.expires_at,
+                    updated_at: Some(e.updated_at),
+                });
+                st
+            });
+        if let Some(h) = written.as_ref().and_then(|st| valid(st)) {
+            return AccessToken::Valid(h);
+        }
         match self.snapshot(p, a).await {
             Ok(after) => match valid(&after.state) {
                 Some(h) => AccessToken::Valid(h),

@@ -42,6 +42,10 @@ pub struct Fingerprints {
     known: Mutex<Option<HashMap<String, String>>>,
     /// Variables whose store value differs from what evertoken last wrote.
     drift: Mutex<BTreeMap<String, ()>>,
+    /// What this process wrote (values in memory only, never persisted): a store
+    /// that cannot be read back (hidden GitLab variables, Actions secrets) still
+    /// lets `auth token` hand out the token it just stored.
+    written: Mutex<HashMap<String, Entry>>,
 }
 
 impl Fingerprints {
@@ -53,6 +57,7 @@ impl Fingerprints {
             path: state_dir.join("fingerprints").join(format!("{short}.log")),
             known: Mutex::new(None),
             drift: Mutex::new(BTreeMap::new()),
+            written: Mutex::new(HashMap::new()),
         }
     }
 
@@ -98,6 +103,12 @@ impl Fingerprints {
                 m.insert(e.var.clone(), fp);
             }
         });
+        {
+            let mut w = self.written.lock().unwrap_or_else(|e| e.into_inner());
+            for e in entries {
+                w.insert(e.var.clone(), e.clone());
+            }
+        }
         // Written by us, so no longer drifted.
         {
             let mut d = self.drift.lock().unwrap_or_else(|e| e.into_inner());
@@ -108,6 +119,15 @@ impl Fingerprints {
         if let Err(e) = append(&self.path, lines.as_bytes()) {
             tracing::debug!("cannot record fingerprints in {}: {e}", self.path.display());
         }
+    }
+
+    /// The entry this process last wrote for `var`, if any.
+    pub fn written(&self, var: &str) -> Option<Entry> {
+        self.written
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(var)
+            .cloned()
     }
 
     /// Variables found changed behind evertoken's back during this process.

@@ -145,17 +145,21 @@ fn auth_env_is_safe_to_eval_and_masks_under_github_actions() {
 }
 
 #[test]
-fn no_token_to_be_had_means_empty_stdout_exit_1_and_the_reason() {
+fn no_token_to_be_had_means_exit_1_the_reason_and_no_token_on_stdout() {
     let env = TestEnv::new();
     let rt = tiktok(&env);
     env.sim.sim().tiktok_revoke(&rt);
-    for args in [
-        &["auth", "token", "tiktok"][..],
-        &["auth", "env", "tiktok"][..],
+    for (args, stdout) in [
+        (&["auth", "token", "tiktok"][..], ""),
+        // An old copy in a job's environment must not survive the eval.
+        (
+            &["auth", "env", "tiktok"][..],
+            "unset TIKTOK_ACCESS_TOKEN\n",
+        ),
     ] {
         let out = ev(&env, args, &[]);
         assert_eq!(out.code, 1, "{args:?}: {}", out.stderr);
-        assert_eq!(out.stdout, "", "{args:?}");
+        assert_eq!(out.stdout, stdout, "{args:?}");
         assert!(
             out.stderr.contains("no valid access token for tiktok"),
             "{}",

@@ -81,7 +81,11 @@ fn markdown() -> String {
          the man pages (`docs/man/`, `man ./docs/man/evertoken.1`).\n\n",
     );
     for (path, _) in commands() {
-        md.push_str(&format!("## `{}`\n\n```text\n{}\n```\n\n", title(&path), long_help(&path)));
+        md.push_str(&format!(
+            "## `{}`\n\n```text\n{}\n```\n\n",
+            title(&path),
+            long_help(&path)
+        ));
     }
     md.trim_end().to_owned() + "\n"
 }
@@ -122,7 +126,10 @@ fn committed_cli_reference_and_man_pages_match_the_code() {
     let names: Vec<&String> = pages.iter().map(|(n, _)| n).collect();
     for f in std::fs::read_dir(&man_dir).unwrap() {
         let n = f.unwrap().file_name().to_string_lossy().into_owned();
-        assert!(names.iter().any(|x| **x == n), "docs/man/{n} documents no command");
+        assert!(
+            names.iter().any(|x| **x == n),
+            "docs/man/{n} documents no command"
+        );
     }
 }
 

@@ -64,8 +64,9 @@ for at least 5 minutes (refreshed first when due, as `auth token` does):
 
 `shell` (the default) single-quotes every value, so `eval` is safe whatever it holds;
 `dotenv` prints NAME=value. Platforms that keep no access token (YouTube) are
-skipped for `all`. Exit 1 when a targeted token cannot be had (the others are still
-printed; the reasons go to stderr). Under GitHub Actions every value is masked with
+skipped for `all`. Exit 1 when a targeted token cannot be had: the others are still
+printed, its variable is unset (`unset NAME`) so that an old copy in the job's
+environment is never used, and the reasons go to stderr. Under GitHub Actions every value is masked with
 `::add-mask::` on stderr first.")]
     Env(super::token::EnvArgs),
 }

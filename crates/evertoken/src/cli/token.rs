@@ -174,6 +174,11 @@ pub async fn env(ctx: &Ctx, args: EnvArgs) -> Result<u8> {
                     e.hint = fix;
                     ctx.shell.error(&e);
                     failed += 1;
+                    // A job's environment may hold an old copy (GitLab CI variables):
+                    // unset it, so a posting step fails loudly instead of using it.
+                    if let Some(s) = p.slots().iter().find(|s| s.role == Role::Access) {
+                        out.push_str(&unset_line(args.format, &a.var(s.base)));
+                    }
                 }
             }
         }
@@ -194,6 +199,15 @@ pub fn line(format: Format, var: &str, value: &str) -> std::result::Result<Strin
         Format::Shell => format!("export {var}={}\n", shell_quote(value)),
         Format::Dotenv => format!("{var}={}\n", dotenv_value(value)?),
     })
+}
+
+/// The line that removes a variable no valid token can be had for: `unset NAME`
+/// for the shell, `NAME=` (empty) for dotenv readers.
+fn unset_line(format: Format, var: &str) -> String {
+    match format {
+        Format::Shell => format!("unset {var}\n"),
+        Format::Dotenv => format!("{var}=\n"),
+    }
 }
 
 /// Single-quoted for a POSIX shell: nothing inside is special except `'`, which
