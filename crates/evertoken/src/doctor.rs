@@ -243,6 +243,7 @@ async fn credential_checks(engine: &std::sync::Arc<Engine>, checks: &mut Vec<Che
             return;
         }
     };
+    checks.push(rotator_check(&report));
     let durable: std::collections::BTreeSet<String> = selected
         .iter()
         .flat_map(|(p, accounts)| {
@@ -544,4 +545,40 @@ async fn clock_check(base_urls: &[url::Url], timeout_secs: f64) -> Check {
         Status::Warn,
         "no provider answered with a Date header; clock not compared",
     )
+}
+
+/// One rotator: evertoken must be the only process that refreshes a rotating token.
+/// A store value that changed since evertoken last wrote it (not through its
+/// journal) is the sign of a second one (the engine compares fingerprints).
+fn rotator_check(report: &crate::report::RunReport) -> Check {
+    let drifted: Vec<String> = report
+        .results
+        .iter()
+        .flat_map(|r| {
+            r.credentials
+                .iter()
+                .filter(|c| {
+                    r.warnings
+                        .iter()
+                        .any(|w| w.starts_with(&format!("{} changed in the store", c.var)))
+                })
+                .map(|c| c.var.clone())
+        })
+        .collect();
+    if drifted.is_empty() {
+        return Check::ok(
+            "one rotator",
+            "no stored token changed behind evertoken's back since it last wrote it; jobs must read tokens with `evertoken auth token` / `auth env`, never refresh them themselves",
+        );
+    }
+    Check::new(
+        "one rotator",
+        Status::Warn,
+        format!(
+            "{} changed in the store since evertoken last wrote it, not through its journal: {}",
+            drifted.join(", "),
+            crate::fingerprint::LIKELY_CAUSE
+        ),
+    )
+    .hint("find the job or script that refreshes these tokens itself and make it read them with `eval \"$(evertoken auth env)\"` instead; a token pasted in by hand after a re-auth is fine (`evertoken auth login` avoids the warning)")
 }

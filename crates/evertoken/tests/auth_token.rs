@@ -210,3 +210,40 @@ fn a_store_value_changed_behind_evertokens_back_is_reported_as_a_second_rotator(
         assert!(!text.contains(&env.stored("TIKTOK_ACCESS_TOKEN").unwrap()));
     }
 }
+
+#[test]
+fn doctor_warns_about_a_second_rotator() {
+    let env = TestEnv::new();
+    tiktok(&env);
+    assert_eq!(ev(&env, &["auth", "token", "tiktok"], &[]).code, 0);
+    let row = |out: &common::Output| -> serde_json::Value {
+        out.json()["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["check"] == "one rotator")
+            .cloned()
+            .unwrap_or_else(|| panic!("no `one rotator` row: {}", out.stdout))
+    };
+    let ok = ev(&env, &["doctor", "--json"], &[]);
+    assert_eq!(row(&ok)["status"], "ok", "{}", ok.stdout);
+    let foreign = env.secret("rft.test-written-by-a-second-rotator-0010");
+    let mut doc = env.read_credentials();
+    doc["TIKTOK_REFRESH_TOKEN"]["value"] = serde_norway::Value::String(foreign);
+    std::fs::write(
+        env.work().join("credentials.yaml"),
+        serde_norway::to_string(&doc).unwrap(),
+    )
+    .unwrap();
+    let warn = ev(&env, &["doctor", "--json"], &[]);
+    let r = row(&warn);
+    assert_eq!(r["status"], "warn", "{}", warn.stdout);
+    assert!(
+        r["detail"]
+            .as_str()
+            .unwrap()
+            .contains("TIKTOK_REFRESH_TOKEN")
+            && r["detail"].as_str().unwrap().contains("second rotator"),
+        "{r}"
+    );
+}

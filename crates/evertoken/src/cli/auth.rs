@@ -36,7 +36,19 @@ Runs the OAuth authorization-code flow with a loopback redirect: register
 http://127.0.0.1:8765/callback (or the --port you use) as a redirect URI in the
 platform's app settings. The `state` is checked, PKCE is used where the platform
 supports it (Google). With --no-browser, or where no browser can be opened, the URL
-is printed: open it on the same machine.")]
+is printed.
+
+On a headless host (a VPS, a CI box), forward the port from your laptop, run the login
+on the host, and open the printed URL in the laptop's browser; the redirect to
+127.0.0.1 reaches the host through the tunnel:
+
+  ssh -L 8765:127.0.0.1:8765 HOST
+  evertoken auth login linkedin --no-browser     # on HOST, in that ssh session
+
+First tokens go where the pipeline reads them: `--store gitlab` writes this login's
+tokens to the project's CI/CD variables whatever `auth.writeback.backend` says, and
+`--create-variable` creates missing ones (masked, protected and, on GitLab 17.4+,
+hidden). Refresh runs never create variables.")]
     Login(super::login::LoginArgs),
     /// Send a sample alert through the configured alert backend, to check the wiring
     TestAlert(super::alert::TestAlertArgs),
