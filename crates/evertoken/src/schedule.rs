@@ -423,10 +423,13 @@ fn gitlab(s: &Settings) -> Schedule {
         ),
         None => String::new(),
     };
-    let journal_key = if s.shards.is_some() {
-        "evertoken-journal-$CI_NODE_INDEX"
+    // Each shard keeps its own journal.
+    let parallel = if s.shards.is_some() {
+        format!(
+            "{parallel}  cache:\n    - key: evertoken-journal-$CI_NODE_INDEX\n      paths:\n        - {CI_STATE_DIR}/\n      when: always\n    - key: evertoken-bin-{VERSION}\n      paths:\n        - {CI_CARGO_HOME}/bin/\n"
+        )
     } else {
-        "evertoken-journal"
+        parallel
     };
     let install: String = install_script(s, &format!("$CI_PROJECT_DIR/{CI_CARGO_HOME}/bin"))
         .iter()
@@ -454,23 +457,19 @@ fn gitlab(s: &Settings) -> Schedule {
 # Jobs that post get their tokens from evertoken, never refresh on their own (a
 # second rotator kills evertoken's refresh token):
 #   post:
+#     extends: .evertoken
 #     resource_group: evertoken
 #     script:
 #       - eval "$(evertoken --config {config} auth env tiktok)"
 #       - ./post-video.sh
 
-evertoken-refresh:
+# The install and the journal cache, shared with posting jobs (`extends: .evertoken`).
+.evertoken:
   image: rust:1
-  rules:
-    - if: $CI_PIPELINE_SOURCE == "schedule"
-    - if: $CI_PIPELINE_SOURCE == "web"
-      when: manual
-  # One run at a time: a rotation is never raced by a second pipeline.
-  resource_group: evertoken
-{parallel}  variables:
+  variables:
     XDG_STATE_HOME: $CI_PROJECT_DIR/{CI_STATE_DIR}
   cache:
-    - key: {journal_key}
+    - key: evertoken-journal
       paths:
         - {CI_STATE_DIR}/
       when: always
@@ -482,7 +481,16 @@ evertoken-refresh:
   before_script:
     - export PATH="$CI_PROJECT_DIR/{CI_CARGO_HOME}/bin:$PATH"
     - |
-{install}  script:
+{install}
+evertoken-refresh:
+  extends: .evertoken
+  rules:
+    - if: $CI_PIPELINE_SOURCE == "schedule"
+    - if: $CI_PIPELINE_SOURCE == "web"
+      when: manual
+  # One run at a time: a rotation is never raced by a second pipeline.
+  resource_group: evertoken
+{parallel}  script:
     - {cmd}
   artifacts:
     when: always

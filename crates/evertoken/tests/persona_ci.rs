@@ -229,7 +229,7 @@ fn a_gitlab_posting_pipeline_from_first_login_to_a_rotating_schedule() {
     std::fs::write(
         env.work().join(".gitlab-ci.yml"),
         "include:\n  - local: evertoken.gitlab-ci.yml\n\n\
-         post:\n  resource_group: evertoken\n  rules:\n    - if: $CI_PIPELINE_SOURCE == \"schedule\"\n  script:\n\
+         post:\n  extends: .evertoken\n  resource_group: evertoken\n  rules:\n    - if: $CI_PIPELINE_SOURCE == \"schedule\"\n  script:\n\
          \x20   - eval \"$(evertoken --config evertoken.yaml auth env tiktok)\"\n\
          \x20   - test -n \"$TIKTOK_ACCESS_TOKEN\"\n\
          \x20   - printf %s \"$TIKTOK_ACCESS_TOKEN\" | sha256sum | cut -c1-64 > posted-with.sha256\n",

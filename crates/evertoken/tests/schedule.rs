@@ -75,6 +75,9 @@ fn gitlab_job_runs_refresh_weekly_with_resource_group_cache_and_artifacts() {
         rules.contains("$CI_PIPELINE_SOURCE == \\\"schedule\\\""),
         "{rules}"
     );
+    // Install and journal cache live in a template posting jobs extend too.
+    assert_eq!(job["extends"].as_str(), Some(".evertoken"));
+    let job = &doc[".evertoken"];
     // The journal survives the job in the CI cache (SPEC §9).
     assert_eq!(
         job["variables"]["XDG_STATE_HOME"].as_str(),
@@ -88,6 +91,7 @@ fn gitlab_job_runs_refresh_weekly_with_resource_group_cache_and_artifacts() {
         strings(&job["cache"][1]["paths"]),
         [".evertoken-cargo/bin/"]
     );
+    let job = &doc["evertoken-refresh"];
     assert_eq!(strings(&job["artifacts"]["paths"]), ["evertoken.prom"]);
     assert_eq!(job["artifacts"]["when"].as_str(), Some("always"));
     assert!(
@@ -387,7 +391,7 @@ fn the_gitlab_job_names_its_config_and_lists_every_variable_it_reads() {
     let script = strings(&doc["evertoken-refresh"]["script"]).join("\n");
     assert!(script.contains("--config evertoken.yaml"), "{script}");
     // Installs a prebuilt binary, falls back to one cached build; skipped when on PATH.
-    let before = strings(&doc["evertoken-refresh"]["before_script"]).join("\n");
+    let before = strings(&doc[".evertoken"]["before_script"]).join("\n");
     assert!(before.contains("command -v evertoken"), "{before}");
     assert!(before.contains("sha256sum -c"), "{before}");
     assert!(
