@@ -120,7 +120,7 @@ pub async fn run(config_flag: Option<&std::path::Path>, clock: Clock) -> Report 
         Ok(None) => {
             checks.push(
                 Check::new("config", Status::Fail, format!("no configuration file found (looked at: {})", Config::search_order()))
-                    .hint("create ./evertoken.yaml (the README has a complete example), or run `evertoken demo` to see one"),
+                    .hint("create ./evertoken.yaml (docs/src/reference/config.md has a complete example), or run `evertoken demo` to see one"),
             );
             return Report::new(checks);
         }
