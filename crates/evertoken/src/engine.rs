@@ -1166,18 +1166,17 @@ impl Engine {
             .iter()
             .find(|s| s.role == Role::Access)
             .and_then(|s| self.fingerprints.written(&a.var(s.base)))
-            .map(|e| {
-                let mut st = AccountState::default();
-                st.access = Some(Held {
+            .map(|e| AccountState {
+                access: Some(Held {
                     var: e.var.clone(),
                     value: e.value.clone(),
                     source: self.store.source(),
                     expires_at: e.expires_at,
                     updated_at: Some(e.updated_at),
-                });
-                st
+                }),
+                refresh: None,
             });
-        if let Some(h) = written.as_ref().and_then(|st| valid(st)) {
+        if let Some(h) = written.as_ref().and_then(&valid) {
             return AccessToken::Valid(h);
         }
         match self.snapshot(p, a).await {
