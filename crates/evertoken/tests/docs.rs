@@ -403,3 +403,43 @@ fn the_book_builds_and_has_no_broken_internal_link() {
         broken.join("\n")
     );
 }
+
+// ---- `--help` and the docs say the same thing.
+
+fn help(args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_evertoken"))
+        .args(args)
+        .arg("--help")
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn login_help_and_the_docs_agree_on_headless_login() {
+    let h = help(&["auth", "login"]);
+    let tunnel = "ssh -L 8765:127.0.0.1:8765";
+    assert!(h.contains(tunnel), "{h}");
+    assert!(!h.contains("open it on the same machine"), "{h}");
+    let page = read("docs/src/guides/login.md");
+    assert!(page.contains(tunnel), "docs/src/guides/login.md must show {tunnel}");
+    assert!(h.contains("--store") && h.contains("--create-variable"), "{h}");
+}
+
+#[test]
+fn one_git_credential_helper_line_in_help_and_docs() {
+    let line = "git config --global credential.https://github.com.helper '!evertoken github git-credential'";
+    let h = help(&["github"]).replace('\n', " ");
+    let squeezed = h.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(squeezed.contains(line), "{h}");
+    for f in ["README.md", "docs/src/guides/github-app-host.md"] {
+        let text = read(f);
+        assert!(text.contains(line), "{f} must show exactly: {line}");
+        // No other way of configuring it.
+        assert_eq!(
+            text.matches("credential.helper").count() + text.matches(".helper '").count(),
+            text.matches(line).count(),
+            "{f} configures the credential helper another way too"
+        );
+    }
+}
