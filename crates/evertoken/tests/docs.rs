@@ -422,8 +422,14 @@ fn login_help_and_the_docs_agree_on_headless_login() {
     assert!(h.contains(tunnel), "{h}");
     assert!(!h.contains("open it on the same machine"), "{h}");
     let page = read("docs/src/guides/login.md");
-    assert!(page.contains(tunnel), "docs/src/guides/login.md must show {tunnel}");
-    assert!(h.contains("--store") && h.contains("--create-variable"), "{h}");
+    assert!(
+        page.contains(tunnel),
+        "docs/src/guides/login.md must show {tunnel}"
+    );
+    assert!(
+        h.contains("--store") && h.contains("--create-variable"),
+        "{h}"
+    );
 }
 
 #[test]
