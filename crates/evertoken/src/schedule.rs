@@ -37,9 +37,12 @@ pub const RELEASE_ASSET: &str = "evertoken-x86_64-unknown-linux-gnu.tar.gz";
 pub fn default_release_url() -> String {
     format!(
         "{}/releases/download/v{VERSION}/{RELEASE_ASSET}",
-        env!("CARGO_PKG_REPOSITORY").trim_end_matches('/')
+        REPOSITORY.trim_end_matches('/')
     )
 }
+
+/// The project's repository (the manifest's `repository`), where releases live.
+pub const REPOSITORY: &str = env!("CARGO_PKG_REPOSITORY");
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Kind {
@@ -854,6 +857,14 @@ mod tests {
         ] {
             assert!(Install::parse(bad).is_err(), "{bad}");
         }
-        assert!(default_release_url().ends_with(&format!("/v{VERSION}/{RELEASE_ASSET}")));
+        let url = default_release_url();
+        assert!(
+            url.ends_with(&format!("/v{VERSION}/{RELEASE_ASSET}")),
+            "{url}"
+        );
+        assert!(
+            url.starts_with("https://") && url::Url::parse(&url).is_ok(),
+            "the manifest's `repository` must be set: {url}"
+        );
     }
 }

@@ -395,7 +395,7 @@ fn the_gitlab_job_names_its_config_and_lists_every_variable_it_reads() {
     assert!(before.contains("command -v evertoken"), "{before}");
     assert!(before.contains("sha256sum -c"), "{before}");
     assert!(
-        before.contains("/releases/download/v") && before.contains("linux-gnu.tar.gz"),
+        before.contains("url=\"https://") && before.contains("/releases/download/v"),
         "{before}"
     );
     let download = before.find("curl").unwrap();
@@ -548,5 +548,34 @@ fn install_from_a_mirror_or_cargo() {
         out.stdout.contains("cargo install --locked"),
         "{}",
         out.stdout
+    );
+}
+
+#[test]
+fn an_existing_environment_file_is_kept_and_a_readable_one_is_flagged() {
+    let env = TestEnv::new();
+    config(&env, "local");
+    let env_file = env.work().join("secrets.env");
+    std::fs::write(&env_file, "TIKTOK_CLIENT_SECRET=kept\n").unwrap();
+    common::set_mode(&env_file, 0o644);
+    let out = env.ev(&[
+        "schedule",
+        "systemd",
+        "--write",
+        "--env-file",
+        env_file.to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    assert_eq!(
+        std::fs::read_to_string(&env_file).unwrap(),
+        "TIKTOK_CLIENT_SECRET=kept\n",
+        "never emptied"
+    );
+    assert!(out.stderr.contains("chmod 600"), "{}", out.stderr);
+    let unit =
+        std::fs::read_to_string(env.path("config/systemd/user/evertoken-refresh.service")).unwrap();
+    assert!(
+        unit.contains(&format!("EnvironmentFile={}", env_file.display())),
+        "{unit}"
     );
 }
