@@ -133,7 +133,7 @@ pub const ALL: &[(&str, &str)] = &[
     ),
     (
         GITHUB_ACTIONS,
-        "set on GitHub Actions runners: minted tokens are masked with ::add-mask::",
+        "set on GitHub Actions runners: tokens printed by github token, auth token and auth env are masked with ::add-mask:: first",
     ),
     // GitHub App tokens (github …):
     (
