@@ -454,7 +454,12 @@ impl Engine {
             } else {
                 self.env(&var)
             };
-            let held = held_from(&var, journal.as_ref(), env, from_store.as_ref());
+            let mut held = held_from(&var, journal.as_ref(), env, from_store.as_ref());
+            // Stores that keep no metadata (GitLab, Actions): the expiry evertoken
+            // recorded when it wrote this very value.
+            if let Some(h) = held.as_mut().filter(|h| h.expires_at.is_none()) {
+                h.expires_at = self.fingerprints.expiry_of(&var, &h.value);
+            }
             if let Some(s) = from_store {
                 stored.insert(var.clone(), s);
             }

@@ -35,11 +35,19 @@ pub fn of(value: &Secret) -> String {
 /// The likely causes, for the warning.
 pub const LIKELY_CAUSE: &str = "likely a second rotator (a publishing job or script that refreshes the token itself, or another evertoken installation with its own state directory) or a token pasted in by hand; make evertoken the only process that refreshes it and have jobs read tokens with `evertoken auth token` or `evertoken auth env`";
 
+/// What evertoken last wrote to one variable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Known {
+    fp: String,
+    expires_at: Option<jiff::Timestamp>,
+}
+
 /// The fingerprints of one store, loaded once per process.
 pub struct Fingerprints {
     path: PathBuf,
-    /// `None` until first used.
-    known: Mutex<Option<HashMap<String, String>>>,
+    /// `None` until first used. Per variable: the fingerprint and, when known, the
+    /// expiry of the value evertoken last wrote.
+    known: Mutex<Option<HashMap<String, Known>>>,
     /// Variables whose store value differs from what evertoken last wrote.
     drift: Mutex<BTreeMap<String, ()>>,
     /// What this process wrote (values in memory only, never persisted): a store
@@ -65,7 +73,7 @@ impl Fingerprints {
         &self.path
     }
 
-    fn with_known<T>(&self, f: impl FnOnce(&mut HashMap<String, String>) -> T) -> T {
+    fn with_known<T>(&self, f: impl FnOnce(&mut HashMap<String, Known>) -> T) -> T {
         let mut guard = self.known.lock().unwrap_or_else(|e| e.into_inner());
         let map = guard.get_or_insert_with(|| load(&self.path));
         f(map)
@@ -76,12 +84,12 @@ impl Fingerprints {
     /// they differ; a variable evertoken never wrote is not compared.
     pub fn check(&self, var: &str, value: &Secret) -> bool {
         let fp = of(value);
-        let mut differs = self.with_known(|m| m.get(var).is_some_and(|last| *last != fp));
+        let mut differs = self.with_known(|m| m.get(var).is_some_and(|last| last.fp != fp));
         if differs {
             // Another evertoken process on this host may have written it since this
             // one loaded the file: look again before calling it drift.
             let fresh = load(&self.path);
-            differs = fresh.get(var).is_some_and(|last| *last != fp);
+            differs = fresh.get(var).is_some_and(|last| last.fp != fp);
             self.with_known(|m| *m = fresh);
         }
         if differs {
@@ -99,8 +107,17 @@ impl Fingerprints {
         self.with_known(|m| {
             for e in entries {
                 let fp = of(&e.value);
-                lines.push_str(&format!("{} {fp}\n", e.var));
-                m.insert(e.var.clone(), fp);
+                match e.expires_at {
+                    Some(t) => lines.push_str(&format!("{} {fp} {t}\n", e.var)),
+                    None => lines.push_str(&format!("{} {fp}\n", e.var)),
+                }
+                m.insert(
+                    e.var.clone(),
+                    Known {
+                        fp,
+                        expires_at: e.expires_at,
+                    },
+                );
             }
         });
         {
@@ -119,6 +136,14 @@ impl Fingerprints {
         if let Err(e) = append(&self.path, lines.as_bytes()) {
             tracing::debug!("cannot record fingerprints in {}: {e}", self.path.display());
         }
+    }
+
+    /// The expiry evertoken recorded when it last wrote `value` to `var`; `None`
+    /// when it did not write this value or knew no expiry. For stores that keep no
+    /// metadata beside a value (GitLab variables, Actions secrets).
+    pub fn expiry_of(&self, var: &str, value: &Secret) -> Option<jiff::Timestamp> {
+        let fp = of(value);
+        self.with_known(|m| m.get(var).filter(|k| k.fp == fp).and_then(|k| k.expires_at))
     }
 
     /// The entry this process last wrote for `var`, if any.
@@ -163,7 +188,7 @@ impl Fingerprints {
     }
 }
 
-fn load(path: &Path) -> HashMap<String, String> {
+fn load(path: &Path) -> HashMap<String, Known> {
     let Ok(text) = std::fs::read_to_string(path) else {
         return HashMap::new();
     };
@@ -171,22 +196,42 @@ fn load(path: &Path) -> HashMap<String, String> {
     let mut lines = 0usize;
     for line in text.lines() {
         let mut it = line.split(' ');
-        if let (Some(var), Some(fp), None) = (it.next(), it.next(), it.next())
-            && !var.is_empty()
-            && fp.len() == 16
-            && fp.bytes().all(|b| b.is_ascii_hexdigit())
+        let (Some(var), Some(fp)) = (it.next(), it.next()) else {
+            continue;
+        };
+        let expires_at = match it.next() {
+            None => None,
+            Some(t) => match t.parse::<jiff::Timestamp>() {
+                Ok(t) => Some(t),
+                Err(_) => continue,
+            },
+        };
+        if it.next().is_some()
+            || var.is_empty()
+            || fp.len() != 16
+            || !fp.bytes().all(|b| b.is_ascii_hexdigit())
         {
-            map.insert(var.to_owned(), fp.to_owned());
-            lines += 1;
+            continue;
         }
+        map.insert(
+            var.to_owned(),
+            Known {
+                fp: fp.to_owned(),
+                expires_at,
+            },
+        );
+        lines += 1;
     }
     // Mostly superseded lines: rewrite it with the current ones only.
     if lines > 2 * map.len() + 1000 {
         let mut out = String::new();
         let mut sorted: Vec<_> = map.iter().collect();
-        sorted.sort();
-        for (v, f) in sorted {
-            out.push_str(&format!("{v} {f}\n"));
+        sorted.sort_by(|a, b| a.0.cmp(b.0));
+        for (v, k) in sorted {
+            match k.expires_at {
+                Some(t) => out.push_str(&format!("{v} {} {t}\n", k.fp)),
+                None => out.push_str(&format!("{v} {}\n", k.fp)),
+            }
         }
         let _ = crate::files::write_private_atomic(path, out.as_bytes());
     }
@@ -239,6 +284,26 @@ mod tests {
         // The file never holds the value.
         let text = std::fs::read_to_string(g.path()).unwrap();
         assert!(!text.contains("rt-1"));
+    }
+
+    #[test]
+    fn the_recorded_expiry_applies_only_to_the_value_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = Fingerprints::new(dir.path(), "gitlab:1");
+        let exp: jiff::Timestamp = "2026-11-24T09:00:00Z".parse().unwrap();
+        let mut e = entry("TIKTOK_ACCESS_TOKEN", "act-1");
+        e.expires_at = Some(exp);
+        f.record(&[e]);
+        let g = Fingerprints::new(dir.path(), "gitlab:1");
+        assert_eq!(
+            g.expiry_of("TIKTOK_ACCESS_TOKEN", &Secret::new("act-1")),
+            Some(exp)
+        );
+        assert_eq!(
+            g.expiry_of("TIKTOK_ACCESS_TOKEN", &Secret::new("act-2")),
+            None
+        );
+        assert_eq!(g.expiry_of("OTHER", &Secret::new("act-1")), None);
     }
 
     #[test]

@@ -277,7 +277,10 @@ fn a_gitlab_posting_pipeline_from_first_login_to_a_rotating_schedule() {
         "metrics artifact"
     );
 
-    // 3. A posting job gets its access token from evertoken.
+    // 3. A posting job gets its access token from evertoken. The token written an
+    // instant ago is valid for a day (evertoken recorded its expiry beside the
+    // journal, since GitLab keeps none): no new rotation is needed.
+    let rotations = sim.stats().rotations;
     let (ok, log) = run_job(&env, &gcl, "post", &job_vars(&env));
     let current_at = variable(&env, "TIKTOK_ACCESS_TOKEN").value;
     env.secret(&current_at);
@@ -304,6 +307,11 @@ fn a_gitlab_posting_pipeline_from_first_login_to_a_rotating_schedule() {
         vec![variable(&env, "TIKTOK_REFRESH_TOKEN").value]
     );
     assert_eq!(sim.stats().reused_rotated_tokens, 0);
+    assert_eq!(
+        sim.stats().rotations,
+        rotations,
+        "the posting step rotated nothing"
+    );
 }
 
 #[test]
