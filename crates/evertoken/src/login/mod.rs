@@ -335,8 +335,13 @@ impl Pending {
             ));
             err
         })?;
-        crate::fingerprint::Fingerprints::new(&self.engine.cfg.journal_dir(), &store.id())
-            .record(&entries);
+        // This host's refresh runs will read what it just wrote. A store that CI jobs
+        // fill and rotate (GitLab variables, Actions secrets) is compared only by the
+        // jobs that rotate it, so a laptop's login records nothing for it.
+        if store.env_shadows() {
+            crate::fingerprint::Fingerprints::new(&self.engine.cfg.journal_dir(), &store.id())
+                .record(&entries);
+        }
         // A record left by an interrupted rotation would shadow the new tokens.
         let journal = crate::journal::Journal::new(&self.engine.cfg.journal_dir());
         let mut warnings = tokens.warnings;
