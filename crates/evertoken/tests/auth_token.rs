@@ -247,3 +247,43 @@ fn doctor_warns_about_a_second_rotator() {
         "{r}"
     );
 }
+
+#[test]
+fn several_accounts_need_a_name_for_auth_token_and_all_come_out_of_auth_env() {
+    let env = TestEnv::new();
+    let sim = env.sim.sim();
+    sim.set_now(Some(now()));
+    env.secret(CLIENT_SECRET);
+    sim.tiktok_add_client(CLIENT_KEY, CLIENT_SECRET);
+    let a = env.secret("rft.test-tiktok-brand-a-not-a-real-secret");
+    let b = env.secret("rft.test-tiktok-brand-b-not-a-real-secret");
+    for rt in [&a, &b] {
+        sim.tiktok_add_refresh_token(CLIENT_KEY, rt, days_from(now(), 120));
+    }
+    env.config(&format!(
+        "platforms:\n  tiktok: {{ enabled: true, base_url: \"{}\", client_key: {CLIENT_KEY}, accounts: [brand-a, brand-b] }}\n\
+         auth:\n  writeback:\n    backend: local\n    local: {{ keychain: off }}\n",
+        env.base_url()
+    ));
+    env.credentials(&format!(
+        "TIKTOK_REFRESH_TOKEN_BRAND_A: \"{a}\"\nTIKTOK_REFRESH_TOKEN_BRAND_B: \"{b}\"\nTIKTOK_CLIENT_SECRET: {CLIENT_SECRET}\n"
+    ));
+    let out = ev(&env, &["auth", "token", "tiktok"], &[]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("tiktok:brand-a"), "{}", out.stderr);
+    assert_eq!(out.stdout, "");
+
+    let out = ev(&env, &["auth", "env", "tiktok"], &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let ta = env.stored("TIKTOK_ACCESS_TOKEN_BRAND_A").unwrap();
+    let tb = env.stored("TIKTOK_ACCESS_TOKEN_BRAND_B").unwrap();
+    assert_eq!(
+        out.stdout,
+        format!(
+            "export TIKTOK_ACCESS_TOKEN_BRAND_A='{ta}'\nexport TIKTOK_ACCESS_TOKEN_BRAND_B='{tb}'\n"
+        )
+    );
+    let one = ev(&env, &["auth", "token", "tiktok:brand-b"], &[]);
+    assert_eq!(one.code, 0, "{}", one.stderr);
+    assert_eq!(one.stdout, format!("{tb}\n"));
+}
