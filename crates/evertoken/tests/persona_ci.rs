@@ -268,6 +268,8 @@ fn a_gitlab_posting_pipeline_from_first_login_to_a_rotating_schedule() {
     env.secret(&variable(&env, "TIKTOK_ACCESS_TOKEN").value);
     env.assert_no_leak(&log);
     assert!(ok, "the scheduled job failed:\n{log}");
+    // The locally built binary was on PATH: the install step fetched and built nothing.
+    assert!(!log.contains("no prebuilt evertoken"), "{log}");
     assert!(log.contains("rotated"), "{log}");
     assert_ne!(new_rt.value, rt.value, "rotated and written back");
     assert!(new_rt.masked && new_rt.protected && new_rt.hidden);
