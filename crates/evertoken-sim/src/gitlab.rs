@@ -15,6 +15,18 @@
 //! - <https://docs.gitlab.com/api/rest/troubleshooting/> (errors `{"message":"401
 //!   Unauthorized"}`, `{"message":"403 Forbidden"}`, `{"message":"404 Project Not Found"}`,
 //!   `{"message":"404 Variable Not Found"}`; missing params `{"error":"value is missing"}`).
+//! - <https://docs.gitlab.com/api/project_level_variables/#create-a-variable> (`POST
+//!   /projects/:id/variables` with `key` (required; at most 255 characters, only `A-Z`,
+//!   `a-z`, `0-9` and `_`), `value` (required), `protected`, `masked`,
+//!   `masked_and_hidden` (GitLab 17.4+; older servers ignore it), `raw`,
+//!   `environment_scope` (default `*`), `variable_type`, `description`; `201 Created`
+//!   with the variable; a key already taken in that environment scope answers `400
+//!   {"message":{"key":["(KEY) has already been taken"]}}`; a masked value that breaks
+//!   the masking rules answers `400 {"message":{"value":["is invalid"]}}`). "Masked
+//!   and hidden" can only be chosen when a variable is created
+//!   (<https://docs.gitlab.com/ci/variables/#hide-a-cicd-variable>). The docs are silent
+//!   on the exact message for an invalid key; the simulator answers `400` with a
+//!   `message.key` entry, and the client treats any 400 as a refusal.
 //! - <https://docs.gitlab.com/ci/jobs/ci_job_token/> (`CI_JOB_TOKEN` reaches only an
 //!   allowlist of endpoints; the variables API is not among them: 401).
 
@@ -83,6 +95,8 @@ pub(crate) struct GitLabState {
     pub variables: HashMap<(GitLabScope, String), Vec<GitLabVariable>>,
     pub descriptions: HashMap<(GitLabScope, String, String), String>,
     pub writes: u64,
+    /// Behave like GitLab before 17.4 (no hidden variables; `masked_and_hidden` ignored).
+    pub no_hidden: bool,
 }
 
 /// Whether GitLab would accept `value` for a masked variable.
@@ -173,12 +187,18 @@ impl Sim {
 
 pub(crate) fn routes() -> Router<Sim> {
     Router::new()
-        .route("/api/v4/projects/{id}/variables", get(list_project))
+        .route(
+            "/api/v4/projects/{id}/variables",
+            get(list_project).post(create_project),
+        )
         .route(
             "/api/v4/projects/{id}/variables/{key}",
             get(get_project).put(put_project),
         )
-        .route("/api/v4/groups/{id}/variables", get(list_group))
+        .route(
+            "/api/v4/groups/{id}/variables",
+            get(list_group).post(create_group),
+        )
         .route(
             "/api/v4/groups/{id}/variables/{key}",
             get(get_group).put(put_group),
@@ -542,4 +562,129 @@ async fn put_group(
     body: Bytes,
 ) -> Response {
     put_one(&sim, Kind::Group, &id, &key, q.as_deref(), &headers, &body)
+}
+
+// ---- Creating variables (`POST .../variables`), used by `auth login --create-variable`.
+
+impl Sim {
+    /// Makes the simulated GitLab behave like a server before 17.4: no hidden
+    /// variables, `masked_and_hidden` ignored.
+    pub fn gitlab_set_hidden_supported(&self, supported: bool) {
+        self.lock().gitlab.no_hidden = !supported;
+    }
+}
+
+fn create_one(sim: &Sim, kind: Kind, id: &str, headers: &HeaderMap, body: &[u8]) -> Response {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.contains("json"));
+    let mut params: serde_json::Map<String, Value> = serde_json::Map::new();
+    if is_json {
+        match serde_json::from_slice::<Value>(body) {
+            Ok(Value::Object(m)) => params = m,
+            _ => return json_response(400, json!({"error": "400 Bad request - Invalid JSON"})),
+        }
+    } else {
+        for (k, v) in parse_form(body) {
+            params.insert(k, Value::String(v));
+        }
+    }
+    let mut st = sim.lock();
+    if let Err(r) = authorize(&st, headers) {
+        return r;
+    }
+    let scope = match resolve(&mut st, kind, id) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let Some(key) = params
+        .get("key")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+    else {
+        return json_response(400, json!({"error": "key is missing"}));
+    };
+    if key.is_empty()
+        || key.len() > 255
+        || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        return json_response(
+            400,
+            json!({"message": {"key": ["can contain only letters, digits and '_'."]}}),
+        );
+    }
+    let Some(value) = params.get("value").and_then(|v| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }) else {
+        return json_response(400, json!({"error": "value is missing"}));
+    };
+    let flag = |k: &str| params.get(k).and_then(as_bool).unwrap_or(false);
+    let hidden = flag("masked_and_hidden") && !st.gitlab.no_hidden;
+    let variable_type = params
+        .get("variable_type")
+        .and_then(Value::as_str)
+        .unwrap_or("env_var")
+        .to_string();
+    if variable_type != "env_var" && variable_type != "file" {
+        return json_response(
+            400,
+            json!({"error": "variable_type does not have a valid value"}),
+        );
+    }
+    let v = GitLabVariable {
+        key: key.clone(),
+        value,
+        masked: flag("masked") || hidden,
+        protected: flag("protected"),
+        hidden,
+        raw: flag("raw"),
+        environment_scope: params
+            .get("environment_scope")
+            .and_then(Value::as_str)
+            .unwrap_or("*")
+            .to_string(),
+        variable_type,
+    };
+    let taken = st
+        .gitlab
+        .variables
+        .get(&(scope, key.clone()))
+        .is_some_and(|l| l.iter().any(|x| x.environment_scope == v.environment_scope));
+    if taken {
+        return json_response(
+            400,
+            json!({"message": {"key": [format!("({key}) has already been taken")]}}),
+        );
+    }
+    if v.masked && !gitlab_maskable(&v.value, v.raw) {
+        return json_response(400, json!({"message": {"value": ["is invalid"]}}));
+    }
+    st.gitlab
+        .variables
+        .entry((scope, key))
+        .or_default()
+        .push(v.clone());
+    st.gitlab.writes += 1;
+    json_response(201, var_json(&st, scope, &v))
+}
+
+async fn create_project(
+    State(sim): State<Sim>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    create_one(&sim, Kind::Project, &id, &headers, &body)
+}
+
+async fn create_group(
+    State(sim): State<Sim>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    create_one(&sim, Kind::Group, &id, &headers, &body)
 }

@@ -273,7 +273,7 @@ fn describe(msg: &str, key: &str, file: &str) -> Error {
         format!("`{key}`: ")
     };
     Error::config(format!("{file}: {at}{msg}")).with_hint(
-        "fix the value at that key; the README's configuration reference lists every key",
+        "fix the value at that key; the configuration reference (docs/src/reference/config.md) lists every key",
     )
 }
 

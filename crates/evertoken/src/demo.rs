@@ -160,7 +160,7 @@ LINKEDIN_CLIENT_SECRET: demo-linkedin-client-secret
     );
     let _ = writeln!(
         text,
-        "\nNext: write ./evertoken.yaml (see the README) and run `evertoken auth status`."
+        "\nNext: write ./evertoken.yaml (see docs/src/reference/config.md) and run `evertoken auth status`."
     );
     drop(server);
     dir.close()

@@ -120,7 +120,7 @@ pub async fn run(config_flag: Option<&std::path::Path>, clock: Clock) -> Report 
         Ok(None) => {
             checks.push(
                 Check::new("config", Status::Fail, format!("no configuration file found (looked at: {})", Config::search_order()))
-                    .hint("create ./evertoken.yaml (the README has a complete example), or run `evertoken demo` to see one"),
+                    .hint("create ./evertoken.yaml (docs/src/reference/config.md has a complete example), or run `evertoken demo` to see one"),
             );
             return Report::new(checks);
         }
@@ -243,6 +243,7 @@ async fn credential_checks(engine: &std::sync::Arc<Engine>, checks: &mut Vec<Che
             return;
         }
     };
+    checks.push(rotator_check(&report));
     let durable: std::collections::BTreeSet<String> = selected
         .iter()
         .flat_map(|(p, accounts)| {
@@ -558,4 +559,40 @@ async fn clock_check(base_urls: &[url::Url], timeout_secs: f64) -> Check {
         Status::Warn,
         "no provider answered with a Date header; clock not compared",
     )
+}
+
+/// One rotator: evertoken must be the only process that refreshes a rotating token.
+/// A store value that changed since evertoken last wrote it (not through its
+/// journal) is the sign of a second one (the engine compares fingerprints).
+fn rotator_check(report: &crate::report::RunReport) -> Check {
+    let drifted: Vec<String> = report
+        .results
+        .iter()
+        .flat_map(|r| {
+            r.credentials
+                .iter()
+                .filter(|c| {
+                    r.warnings
+                        .iter()
+                        .any(|w| w.starts_with(&format!("{} changed in the store", c.var)))
+                })
+                .map(|c| c.var.clone())
+        })
+        .collect();
+    if drifted.is_empty() {
+        return Check::ok(
+            "one rotator",
+            "no stored token changed behind evertoken's back since it last wrote it; jobs must read tokens with `evertoken auth token` / `auth env`, never refresh them themselves",
+        );
+    }
+    Check::new(
+        "one rotator",
+        Status::Warn,
+        format!(
+            "{} changed in the store since evertoken last wrote it, not through its journal: {}",
+            drifted.join(", "),
+            crate::fingerprint::LIKELY_CAUSE
+        ),
+    )
+    .hint("find the job or script that refreshes these tokens itself and make it read them with `eval \"$(evertoken auth env)\"` instead; a token pasted in by hand after a re-auth is fine (`evertoken auth login` avoids the warning)")
 }

@@ -126,6 +126,8 @@ pub struct Engine {
     /// limit covers the calls only, so one account's journal and write-back
     /// overlap the next accounts' calls instead of holding a call slot).
     gates: BTreeMap<Platform, Arc<tokio::sync::Semaphore>>,
+    /// What this host last wrote to the store, to spot a second rotator.
+    fingerprints: crate::fingerprint::Fingerprints,
 }
 
 /// What was read for one account.
@@ -150,6 +152,7 @@ impl Engine {
             })
             .collect();
         Ok(Arc::new(Engine {
+            fingerprints: crate::fingerprint::Fingerprints::new(&state_dir, &store.id()),
             gates,
             providers,
             store,
@@ -372,6 +375,7 @@ impl Engine {
         if let Some(p) = &progress {
             p.finish();
         }
+        self.fingerprints.annotate(&mut results);
         let mut report = RunReport::new(opts.dry_run, results, self.clock.now());
         report.secrets = secret_reports;
         report.notices = self.store.notices();
@@ -446,6 +450,7 @@ impl Engine {
                 results.push(r);
             }
         }
+        self.fingerprints.annotate(&mut results);
         let mut report = RunReport::new(false, results, now);
         report.secrets = secret_reports;
         report.notices = self.store.notices();
@@ -483,6 +488,9 @@ impl Engine {
         let mut stored = BTreeMap::new();
         for (slot, var) in self.vars(p, a) {
             let from_store = self.store.read(&var).await?;
+            if let Some(s) = &from_store {
+                self.fingerprints.check(&var, &s.value);
+            }
             // The store wins over the environment after a dead grant (`prefer_store`),
             // and always for stores that fill the environment themselves (GitLab CI
             // variables, Actions secrets): there the environment is a copy taken when
@@ -493,7 +501,12 @@ impl Engine {
             } else {
                 self.env(&var)
             };
-            let held = held_from(&var, journal.as_ref(), env, from_store.as_ref());
+            let mut held = held_from(&var, journal.as_ref(), env, from_store.as_ref());
+            // Stores that keep no metadata (GitLab, Actions): the expiry evertoken
+            // recorded when it wrote this very value.
+            if let Some(h) = held.as_mut().filter(|h| h.expires_at.is_none()) {
+                h.expires_at = self.fingerprints.expiry_of(&var, &h.value);
+            }
             if let Some(s) = from_store {
                 stored.insert(var.clone(), s);
             }
@@ -946,11 +959,13 @@ impl Engine {
         failpoint::pause(failpoint::WRITEBACK).await;
         if !durable.is_empty() {
             self.write_with_retry(&durable).await?;
+            self.fingerprints.record(&durable);
         }
         failpoint::hit(failpoint::MID_WRITEBACK);
         failpoint::pause(failpoint::MID_WRITEBACK).await;
         if !rest.is_empty() {
             self.write_with_retry(&rest).await?;
+            self.fingerprints.record(&rest);
         }
         Ok(())
     }
@@ -1267,6 +1282,130 @@ impl Iterator for RoundRobin {
             }
         }
         None
+    }
+}
+
+/// What `auth token` / `auth env` get for one account.
+#[derive(Debug)]
+pub enum AccessToken {
+    /// A token valid for at least the asked margin (or of unknown expiry where the
+    /// platform has nothing to refresh it with).
+    Valid(Held),
+    /// None can be had; why, and what a human does.
+    Unavailable {
+        message: String,
+        fix: Option<String>,
+    },
+}
+
+impl Engine {
+    /// `auth token` and `auth env`: the account's access token, refreshed or
+    /// rotated first (through the same locked path, journal and write-back as
+    /// `auth refresh`) when it is missing, expired, of unknown expiry on a platform
+    /// with a refresh token, or expires within `margin`.
+    pub async fn access_token(
+        &self,
+        p: &dyn Provider,
+        a: &Account,
+        margin: std::time::Duration,
+        secret: Option<&Secret>,
+    ) -> AccessToken {
+        let has_refresh_slot = p.slots().iter().any(|s| s.role == Role::Refresh);
+        if !p.slots().iter().any(|s| s.role == Role::Access) {
+            return AccessToken::Unavailable {
+                message: format!(
+                    "{} keeps no access token: evertoken stores and health-checks only its refresh token",
+                    p.platform().display_name()
+                ),
+                fix: Some(format!(
+                    "a job that needs one exchanges {} itself (a refresh token that does not rotate, so that makes no second rotator)",
+                    p.slots().first().map(|s| a.var(s.base)).unwrap_or_default()
+                )),
+            };
+        }
+        let valid = |st: &AccountState| -> Option<Held> {
+            let h = st.access.as_ref()?;
+            let until = self
+                .clock
+                .now()
+                .checked_add(jiff::SignedDuration::try_from(margin).unwrap_or_default())
+                .unwrap_or(Timestamp::MAX);
+            match h.expires_at {
+                Some(exp) if exp > until => Some(h.clone()),
+                Some(_) => None,
+                None if has_refresh_slot => None,
+                None => Some(h.clone()),
+            }
+        };
+        let snap = match self.snapshot(p, a).await {
+            Ok(s) => s,
+            Err(e) => {
+                let r = self.failed_read(p, a, e);
+                return AccessToken::Unavailable {
+                    message: r.message,
+                    fix: r.fix,
+                };
+            }
+        };
+        if snap.journal.is_none()
+            && let Some(h) = valid(&snap.state)
+        {
+            return AccessToken::Valid(h);
+        }
+        let cx = Cx {
+            http: &self.http,
+            clock: self.clock,
+            client_secret: secret,
+        };
+        let r = self.act(p, a, &cx, snap).await;
+        // What this run just wrote wins: some stores cannot be read back (hidden
+        // GitLab variables, Actions secrets), and the environment is an old copy.
+        let written = p
+            .slots()
+            .iter()
+            .find(|s| s.role == Role::Access)
+            .and_then(|s| self.fingerprints.written(&a.var(s.base)))
+            .map(|e| AccountState {
+                access: Some(Held {
+                    var: e.var.clone(),
+                    value: e.value.clone(),
+                    source: self.store.source(),
+                    expires_at: e.expires_at,
+                    updated_at: Some(e.updated_at),
+                }),
+                refresh: None,
+            });
+        if let Some(h) = written.as_ref().and_then(&valid) {
+            return AccessToken::Valid(h);
+        }
+        match self.snapshot(p, a).await {
+            Ok(after) => match valid(&after.state) {
+                Some(h) => AccessToken::Valid(h),
+                None => AccessToken::Unavailable {
+                    message: if r.state.needs_attention() {
+                        r.message
+                    } else {
+                        format!(
+                            "no access token valid for {}s more after a refresh ({})",
+                            margin.as_secs(),
+                            r.message
+                        )
+                    },
+                    fix: r.fix.or_else(|| {
+                        Some(format!(
+                            "run `evertoken auth refresh {a}` and read its report"
+                        ))
+                    }),
+                },
+            },
+            Err(e) => {
+                let r = self.failed_read(p, a, e);
+                AccessToken::Unavailable {
+                    message: r.message,
+                    fix: r.fix,
+                }
+            }
+        }
     }
 }
 

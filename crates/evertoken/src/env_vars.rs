@@ -1,4 +1,5 @@
-//! Every environment variable evertoken reads, declared once. The README's table
+//! Every environment variable evertoken reads, declared once. The book's table
+//! (docs/src/reference/env-vars.md)
 //! is checked against [`ALL`] by a test, so the two never drift.
 
 /// Path of the configuration file (after `--config`).
@@ -137,7 +138,7 @@ pub const ALL: &[(&str, &str)] = &[
     ),
     (
         GITHUB_ACTIONS,
-        "set on GitHub Actions runners: minted tokens are masked with ::add-mask::",
+        "set on GitHub Actions runners: tokens printed by github token, auth token and auth env are masked with ::add-mask:: first",
     ),
     // GitHub App tokens (github …):
     (
@@ -153,12 +154,12 @@ pub const ALL: &[(&str, &str)] = &[
 #[cfg(test)]
 mod tests {
     #[test]
-    fn the_readme_documents_every_variable() {
-        let readme = include_str!("../../../README.md");
+    fn the_reference_documents_every_variable() {
+        let page = include_str!("../../../docs/src/reference/env-vars.md");
         for (var, _) in super::ALL {
             assert!(
-                readme.contains(&format!("| `{var}` |")),
-                "README's environment table lacks {var}"
+                page.contains(&format!("| `{var}` |")),
+                "docs/src/reference/env-vars.md lacks {var}"
             );
         }
     }

@@ -17,6 +17,7 @@ pub mod engine;
 pub mod env_vars;
 pub mod error;
 pub mod files;
+pub mod fingerprint;
 pub mod github;
 pub mod http;
 pub mod interrupt;

@@ -65,20 +65,33 @@ fn gitlab_job_runs_refresh_weekly_with_resource_group_cache_and_artifacts() {
     assert!(job.is_mapping(), "{}", out.stdout);
     assert_eq!(job["resource_group"].as_str(), Some("evertoken"));
     let script = strings(&job["script"]).join("\n");
-    assert!(script.contains("evertoken auth refresh all"), "{script}");
+    assert!(
+        script.contains("evertoken --config evertoken.yaml auth refresh all"),
+        "the job names its config: {script}"
+    );
     assert!(script.contains("--metrics-file evertoken.prom"), "{script}");
     let rules = format!("{:?}", job["rules"]);
     assert!(
         rules.contains("$CI_PIPELINE_SOURCE == \\\"schedule\\\""),
         "{rules}"
     );
+    // Install and journal cache live in a template posting jobs extend too.
+    assert_eq!(job["extends"].as_str(), Some(".evertoken"));
+    let job = &doc[".evertoken"];
     // The journal survives the job in the CI cache (SPEC §9).
     assert_eq!(
         job["variables"]["XDG_STATE_HOME"].as_str(),
         Some("$CI_PROJECT_DIR/.evertoken-state")
     );
-    assert_eq!(strings(&job["cache"]["paths"]), [".evertoken-state/"]);
-    assert_eq!(job["cache"]["when"].as_str(), Some("always"));
+    let journal = &job["cache"][0];
+    assert_eq!(strings(&journal["paths"]), [".evertoken-state/"]);
+    assert_eq!(journal["when"].as_str(), Some("always"));
+    // The binary is cached too, so a fallback build happens at most once.
+    assert_eq!(
+        strings(&job["cache"][1]["paths"]),
+        [".evertoken-cargo/bin/"]
+    );
+    let job = &doc["evertoken-refresh"];
     assert_eq!(strings(&job["artifacts"]["paths"]), ["evertoken.prom"]);
     assert_eq!(job["artifacts"]["when"].as_str(), Some("always"));
     assert!(
@@ -155,7 +168,7 @@ auth:
         .collect();
     assert!(
         runs.iter()
-            .any(|r| r.contains("evertoken auth refresh all")),
+            .any(|r| r.contains("evertoken --config evertoken.yaml auth refresh all")),
         "{runs:?}"
     );
     // The journal is restored first and saved last, even when the run fails.
@@ -225,6 +238,24 @@ fn systemd_units_pass_systemd_analyze_verify() {
     );
     assert!(exec.contains("auth refresh all"), "{exec}");
     assert!(s.contains("Type=oneshot"), "{s}");
+    // Secrets come from an environment file, created empty and private by --write.
+    let env_file = env.path("config/evertoken/evertoken.env");
+    assert!(
+        s.contains(&format!("EnvironmentFile={}", env_file.display())),
+        "{s}"
+    );
+    assert_eq!(std::fs::read_to_string(&env_file).unwrap(), "");
+    assert_eq!(common::mode(&env_file), 0o600);
+    // Lingering off (no /var/lib/systemd/linger/$USER here): say the command.
+    let user = std::env::var("USER").unwrap_or_default();
+    if !user.is_empty() && !Path::new("/var/lib/systemd/linger").join(&user).exists() {
+        assert!(
+            out.stderr.contains("lingering is off")
+                && out.stderr.contains("loginctl enable-linger"),
+            "{}",
+            out.stderr
+        );
+    }
     assert!(
         t.contains("Persistent=true") && t.contains("OnCalendar="),
         "{t}"
@@ -290,4 +321,261 @@ fn unknown_scheduler_is_a_usage_error() {
         out.stderr
     );
     assert!(!Path::new(&env.work().join("evertoken.gitlab-ci.yml")).exists());
+}
+
+/// A posting pipeline's config: four platforms (two TikTok accounts), the given
+/// write-back and Slack alerts whose URL comes from the environment.
+fn pipeline_config(env: &TestEnv, writeback: &str) {
+    env.config(&format!(
+        "platforms:
+  instagram: {{ enabled: true, app_id: '1234567890' }}
+  youtube: {{ enabled: true, client_id: test.apps.googleusercontent.com }}
+  tiktok: {{ enabled: true, client_key: test-client-key, accounts: [brand-a, brand-b] }}
+  linkedin: {{ enabled: true, client_id: test-li-client }}
+auth:
+  writeback:
+{writeback}
+  alerts:
+    backend: webhook
+    webhook: {{ format: slack }}
+"
+    ));
+}
+
+/// What that config makes evertoken read, written out by hand from the rules (one
+/// variable per token slot and account, each platform's client secret, the store's
+/// credential, the alert URL): if generation forgets one, these tests fail.
+const PIPELINE_VARS: &[&str] = &[
+    "INSTAGRAM_ACCESS_TOKEN",
+    "YOUTUBE_REFRESH_TOKEN",
+    "YOUTUBE_CLIENT_SECRET",
+    "TIKTOK_REFRESH_TOKEN_BRAND_A",
+    "TIKTOK_ACCESS_TOKEN_BRAND_A",
+    "TIKTOK_REFRESH_TOKEN_BRAND_B",
+    "TIKTOK_ACCESS_TOKEN_BRAND_B",
+    "TIKTOK_CLIENT_SECRET",
+    "LINKEDIN_ACCESS_TOKEN",
+    "LINKEDIN_REFRESH_TOKEN",
+    "LINKEDIN_CLIENT_SECRET",
+    "ALERT_WEBHOOK_URL",
+];
+
+/// The `#   NAME  what` lines of a generated file's variable listing.
+fn listed(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("#   "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|w| {
+            w.chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn the_gitlab_job_names_its_config_and_lists_every_variable_it_reads() {
+    let env = TestEnv::new();
+    pipeline_config(&env, "    backend: gitlab");
+    let out = env.ev(&["--config", "evertoken.yaml", "schedule", "gitlab"]);
+    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    let vars = listed(&out.stdout);
+    for v in PIPELINE_VARS.iter().chain(&["GITLAB_TOKEN"]) {
+        assert!(
+            vars.contains(&v.to_string()),
+            "{v} missing from:\n{}",
+            out.stdout
+        );
+    }
+    let doc = yaml(&out.stdout);
+    let script = strings(&doc["evertoken-refresh"]["script"]).join("\n");
+    assert!(script.contains("--config evertoken.yaml"), "{script}");
+    // Installs a prebuilt binary, falls back to one cached build; skipped when on PATH.
+    let before = strings(&doc[".evertoken"]["before_script"]).join("\n");
+    assert!(before.contains("command -v evertoken"), "{before}");
+    assert!(before.contains("sha256sum -c"), "{before}");
+    assert!(
+        before.contains("url=\"https://") && before.contains("/releases/download/v"),
+        "{before}"
+    );
+    let download = before.find("curl").unwrap();
+    let build = before.find("cargo install").unwrap();
+    assert!(
+        download < build,
+        "download first, build only as the fallback"
+    );
+
+    // A config elsewhere is named as the job will see it (the repository root).
+    let other = env.work().join("ci");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::copy(env.work().join("evertoken.yaml"), other.join("tokens.yaml")).unwrap();
+    let out = env.ev(&["--config", "ci/tokens.yaml", "schedule", "gitlab"]);
+    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    assert!(
+        out.stdout
+            .contains("evertoken --config ci/tokens.yaml auth refresh all")
+    );
+}
+
+#[test]
+fn the_actions_workflow_maps_every_variable_the_config_reads() {
+    let env = TestEnv::new();
+    pipeline_config(
+        &env,
+        "    backend: github-actions\n    github_actions: { token_env: EVERTOKEN_ADMIN_TOKEN }",
+    );
+    let out = env.ev(&["schedule", "github-actions"]);
+    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    let doc = yaml(&out.stdout);
+    let env_map = &doc["jobs"]["refresh"]["env"];
+    for v in PIPELINE_VARS {
+        assert_eq!(
+            env_map[*v].as_str(),
+            Some(format!("${{{{ secrets.{v} }}}}").as_str()),
+            "{v} missing:\n{}",
+            out.stdout
+        );
+    }
+    assert!(env_map["EVERTOKEN_ADMIN_TOKEN"].as_str().is_some());
+}
+
+#[test]
+fn the_systemd_service_lists_every_variable_and_reads_the_environment_file() {
+    let env = TestEnv::new();
+    pipeline_config(
+        &env,
+        "    backend: vault\n    vault: { address: \"https://vault.example:8200\" }",
+    );
+    let out = env.ev(&["schedule", "systemd"]);
+    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    let vars = listed(&out.stdout);
+    for v in PIPELINE_VARS
+        .iter()
+        .chain(&["VAULT_TOKEN", "VAULT_ROLE_ID", "VAULT_SECRET_ID"])
+    {
+        assert!(
+            vars.contains(&v.to_string()),
+            "{v} missing from:\n{}",
+            out.stdout
+        );
+    }
+    // The address is in the config, so VAULT_ADDR is not needed.
+    assert!(!vars.contains(&"VAULT_ADDR".to_string()), "{}", out.stdout);
+    assert!(out.stdout.contains("EnvironmentFile="), "{}", out.stdout);
+}
+
+#[test]
+fn shards_become_a_gitlab_parallel_job_and_an_actions_matrix() {
+    let env = TestEnv::new();
+    pipeline_config(&env, "    backend: gitlab");
+    let out = env.ev(&["schedule", "gitlab", "--shards", "4"]);
+    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    let doc = yaml(&out.stdout);
+    let job = &doc["evertoken-refresh"];
+    assert_eq!(job["parallel"].as_u64(), Some(4), "{}", out.stdout);
+    let script = strings(&job["script"]).join("\n");
+    assert!(script.contains("auth refresh all --shard ci"), "{script}");
+    // Each shard keeps its own journal.
+    assert_eq!(
+        job["cache"][0]["key"].as_str(),
+        Some("evertoken-journal-$CI_NODE_INDEX")
+    );
+
+    pipeline_config(&env, "    backend: github-actions");
+    let out = env.ev(&["schedule", "github-actions", "--shards", "3", "--write"]);
+    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    let path = env.work().join(".github/workflows/evertoken.yml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let doc = yaml(&text);
+    let job = &doc["jobs"]["refresh"];
+    let shards: Vec<u64> = job["strategy"]["matrix"]["shard"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    assert_eq!(shards, [1, 2, 3]);
+    assert_eq!(job["strategy"]["fail-fast"].as_bool(), Some(false));
+    assert!(
+        text.contains("auth refresh all --shard ${{ matrix.shard }}/3"),
+        "{text}"
+    );
+    if let Some(actionlint) = actionlint() {
+        let lint = std::process::Command::new(actionlint)
+            .arg("-no-color")
+            .arg(&path)
+            .current_dir(env.work())
+            .output()
+            .unwrap();
+        assert!(
+            lint.status.success(),
+            "actionlint:\n{}{}\n{text}",
+            String::from_utf8_lossy(&lint.stdout),
+            String::from_utf8_lossy(&lint.stderr)
+        );
+    }
+    // Usage errors: shards for systemd, a bad count, a bad install source.
+    assert_eq!(env.ev(&["schedule", "systemd", "--shards", "2"]).code, 2);
+    assert_eq!(env.ev(&["schedule", "gitlab", "--shards", "0"]).code, 2);
+    assert_eq!(
+        env.ev(&[
+            "schedule",
+            "gitlab",
+            "--install-from",
+            "https://u:p@x.example/e.tar.gz"
+        ])
+        .code,
+        2
+    );
+}
+
+#[test]
+fn install_from_a_mirror_or_cargo() {
+    let env = TestEnv::new();
+    pipeline_config(&env, "    backend: gitlab");
+    let url = "https://mirror.example/evertoken/evertoken-x86_64-unknown-linux-gnu.tar.gz";
+    let out = env.ev(&["schedule", "gitlab", "--install-from", url]);
+    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    assert!(
+        out.stdout.contains(&format!("url=\"{url}\"")),
+        "{}",
+        out.stdout
+    );
+    let out = env.ev(&["schedule", "gitlab", "--install-from", "cargo"]);
+    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    assert!(!out.stdout.contains("curl"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("cargo install --locked"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn an_existing_environment_file_is_kept_and_a_readable_one_is_flagged() {
+    let env = TestEnv::new();
+    config(&env, "local");
+    let env_file = env.work().join("secrets.env");
+    std::fs::write(&env_file, "TIKTOK_CLIENT_SECRET=kept\n").unwrap();
+    common::set_mode(&env_file, 0o644);
+    let out = env.ev(&[
+        "schedule",
+        "systemd",
+        "--write",
+        "--env-file",
+        env_file.to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    assert_eq!(
+        std::fs::read_to_string(&env_file).unwrap(),
+        "TIKTOK_CLIENT_SECRET=kept\n",
+        "never emptied"
+    );
+    assert!(out.stderr.contains("chmod 600"), "{}", out.stderr);
+    let unit =
+        std::fs::read_to_string(env.path("config/systemd/user/evertoken-refresh.service")).unwrap();
+    assert!(
+        unit.contains(&format!("EnvironmentFile={}", env_file.display())),
+        "{unit}"
+    );
 }

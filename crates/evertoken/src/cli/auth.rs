@@ -38,10 +38,51 @@ Runs the OAuth authorization-code flow with a loopback redirect: register
 http://127.0.0.1:8765/callback (or the --port you use) as a redirect URI in the
 platform's app settings. The `state` is checked, PKCE is used where the platform
 supports it (Google). With --no-browser, or where no browser can be opened, the URL
-is printed: open it on the same machine.")]
+is printed.
+
+On a headless host (a VPS, a CI box), forward the port from your laptop, run the login
+on the host, and open the printed URL in the laptop's browser; the redirect to
+127.0.0.1 reaches the host through the tunnel:
+
+  ssh -L 8765:127.0.0.1:8765 HOST
+  evertoken auth login linkedin --no-browser     # on HOST, in that ssh session
+
+First tokens go where the pipeline reads them: `--store gitlab` writes this login's
+tokens to the project's CI/CD variables whatever `auth.writeback.backend` says, and
+`--create-variable` creates missing ones (masked, protected and, on GitLab 17.4+,
+hidden). Refresh runs never create variables.")]
     Login(super::login::LoginArgs),
     /// Send a sample alert through the configured alert backend, to check the wiring
     TestAlert(super::alert::TestAlertArgs),
+    /// Print a valid access token (refreshed first when due), alone on stdout, for a job that uses it
+    #[command(long_about = "\
+Print a currently valid access token of one account, alone on stdout, for the job
+that uses it (a posting step): `TOKEN=$(evertoken auth token tiktok)`.
+
+When the stored access token is missing, expired or expires within 5 minutes,
+evertoken refreshes or rotates it first, under the same lock, journal and
+write-back as `auth refresh`. Jobs must get their tokens this way: a job that
+refreshes on its own becomes a second rotator and kills evertoken's refresh token.
+
+Exit 1, with nothing on stdout and the reason on stderr, when no valid token can be
+had. Under GitHub Actions (GITHUB_ACTIONS=true) the token is masked with
+`::add-mask::` on stderr first.")]
+    Token(super::token::TokenArgs),
+    /// Print every targeted access token as variables, for `eval "$(evertoken auth env tiktok)"`
+    #[command(long_about = "\
+Print one line per access-token variable of the targeted accounts, each token valid
+for at least 5 minutes (refreshed first when due, as `auth token` does):
+
+  eval \"$(evertoken auth env tiktok)\"     # export TIKTOK_ACCESS_TOKEN='…'
+  evertoken auth env all --format dotenv > .env
+
+`shell` (the default) single-quotes every value, so `eval` is safe whatever it holds;
+`dotenv` prints NAME=value. Platforms that keep no access token (YouTube) are
+skipped for `all`. Exit 1 when a targeted token cannot be had: the others are still
+printed, its variable is unset (`unset NAME`) so that an old copy in the job's
+environment is never used, and the reasons go to stderr. Under GitHub Actions every value is masked with
+`::add-mask::` on stderr first.")]
+    Env(super::token::EnvArgs),
 }
 
 #[derive(Debug, Args)]
@@ -79,6 +120,8 @@ pub async fn exec(ctx: &Ctx, cmd: AuthCommand) -> Result<u8> {
         AuthCommand::Status(a) => status(ctx, a).await,
         AuthCommand::Login(a) => super::login::exec(ctx, a).await,
         AuthCommand::TestAlert(a) => super::alert::exec(ctx, a).await,
+        AuthCommand::Token(a) => super::token::token(ctx, a).await,
+        AuthCommand::Env(a) => super::token::env(ctx, a).await,
     }
 }
 

@@ -36,7 +36,7 @@ pub enum GithubCommand {
     Flow(AppArgs),
     /// Install the app's key, write its config entry and a systemd timer, mint once
     Bootstrap(BootstrapArgs),
-    /// git credential helper: `git config credential.helper '!evertoken github git-credential'`
+    /// git credential helper: `git config --global credential.https://github.com.helper '!evertoken github git-credential'`
     #[command(name = "git-credential")]
     GitCredential(GitCredentialArgs),
 }

@@ -39,6 +39,29 @@ pub struct LoginArgs {
     /// --redirect-uri (within 10 minutes) instead of pasting it
     #[arg(long, value_name = "URL", requires = "redirect_uri")]
     pub callback_url: Option<String>,
+    /// Write the new tokens to this store for this login, whatever `auth.writeback.backend` says
+    /// (local, env-file, gitlab, vault, github-actions)
+    #[arg(long, value_name = "BACKEND")]
+    pub store: Option<String>,
+    /// GitLab only: create a missing CI/CD variable (masked, protected and, on GitLab 17.4+, hidden)
+    #[arg(long)]
+    pub create_variable: bool,
+}
+
+/// `--store NAME` as the config spells backends.
+fn backend(name: &str) -> Result<crate::store::Backend> {
+    use crate::store::Backend;
+    let all = [
+        Backend::Local,
+        Backend::EnvFile,
+        Backend::Gitlab,
+        Backend::Vault,
+        Backend::GithubActions,
+    ];
+    all.into_iter().find(|b| b.name() == name).ok_or_else(|| {
+        Error::usage(format!("unknown store `{name}`"))
+            .with_hint("one of: local, env-file, gitlab, vault, github-actions")
+    })
 }
 
 pub async fn exec(ctx: &Ctx, args: LoginArgs) -> Result<u8> {
@@ -47,8 +70,19 @@ pub async fn exec(ctx: &Ctx, args: LoginArgs) -> Result<u8> {
             .with_hint("one of: instagram, youtube, tiktok, linkedin")
     })?;
     super::arm_signals(ctx);
-    let cfg = ctx.require_config()?;
+    let mut cfg = ctx.require_config()?;
+    if let Some(name) = &args.store {
+        cfg.file.auth.writeback.backend = backend(name)?;
+        crate::store::validate(&cfg)?;
+    }
+    if args.create_variable && cfg.file.auth.writeback.backend != crate::store::Backend::Gitlab {
+        return Err(
+            Error::usage("--create-variable works only with the gitlab store")
+                .with_hint("add `--store gitlab`, or set `auth.writeback.backend: gitlab`"),
+        );
+    }
     let opts = login::Options {
+        create_variables: args.create_variable,
         platform,
         account: args.account,
         port: args.port,
@@ -77,6 +111,9 @@ pub async fn exec(ctx: &Ctx, args: LoginArgs) -> Result<u8> {
         r = pending.finish() => r?,
         () = interrupt.idle() => return Err(interrupt.stopped("the code exchange")),
     };
+    for c in &outcome.created {
+        ctx.shell.status("Created", c);
+    }
     for (var, exp) in &outcome.stored {
         let until = exp
             .map(|t| format!(" (expires {})", crate::clock::date(t)))

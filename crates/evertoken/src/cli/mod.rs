@@ -21,6 +21,7 @@ pub mod github;
 pub mod login;
 pub mod mcp;
 pub mod schedule;
+pub mod token;
 
 const ABOUT: &str = "Keeps the credentials of unattended automation alive.";
 const LONG_ABOUT: &str = "\
@@ -87,7 +88,7 @@ impl Ctx {
         match Config::locate(self.config_flag.as_deref())? {
             Some(path) => Config::load_file(&path),
             None => Err(Error::config(format!("no configuration file found (looked at: {})", Config::search_order()))
-                .with_hint("create ./evertoken.yaml (the README has a complete example), or run `evertoken demo` first")),
+                .with_hint("create ./evertoken.yaml (docs/src/reference/config.md has a complete example), or run `evertoken demo` first")),
         }
     }
 }

@@ -21,6 +21,19 @@ pub struct ScheduleArgs {
     /// With --write: replace files that exist with other contents
     #[arg(long, requires = "write")]
     pub force: bool,
+    /// CI jobs: where they get evertoken: `release` (the prebuilt release binary,
+    /// checksum-verified), an https:// URL of a .tar.gz (a mirror; its .sha256 beside
+    /// it) or `cargo` (build). Without a prebuilt binary they build once and cache it
+    #[arg(long, value_name = "SOURCE", default_value = "release")]
+    pub install_from: String,
+    /// CI jobs: split the accounts over N parallel jobs (GitLab `parallel: N` with
+    /// `--shard ci`; an Actions matrix with `--shard K/N`)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(2..=200))]
+    pub shards: Option<u32>,
+    /// systemd: the environment file the service reads secrets from (created empty,
+    /// mode 0600, by --write) [default: $XDG_CONFIG_HOME/evertoken/evertoken.env]
+    #[arg(long, value_name = "PATH")]
+    pub env_file: Option<std::path::PathBuf>,
 }
 
 pub async fn exec(ctx: &Ctx, args: ScheduleArgs) -> Result<u8> {
@@ -32,7 +45,25 @@ pub async fn exec(ctx: &Ctx, args: ScheduleArgs) -> Result<u8> {
     let exe = std::env::current_exe()
         .map_err(|e| Error::failed(format!("cannot find the evertoken binary's path: {e}")))?;
     let exe = std::fs::canonicalize(&exe).unwrap_or(exe);
-    let s = schedule::generate(args.kind, &Settings::from_config(exe, cfg.as_ref()));
+    let mut settings = Settings::from_config(exe, cfg.as_ref());
+    settings.install = schedule::Install::parse(&args.install_from).map_err(|m| {
+        Error::usage(format!("--install-from: {m}"))
+            .with_hint("for example `--install-from release` or `--install-from https://mirror.example/evertoken-x86_64-unknown-linux-gnu.tar.gz`")
+    })?;
+    if args.shards.is_some() && args.kind == Kind::Systemd {
+        return Err(
+            Error::usage("--shards is for the CI schedules (gitlab, github-actions)")
+                .with_hint("a systemd timer runs on one host; drop --shards"),
+        );
+    }
+    settings.shards = args.shards;
+    if let Some(p) = args.env_file {
+        settings.env_file = std::path::absolute(&p).unwrap_or(p);
+    }
+    if args.kind == Kind::Systemd {
+        settings.linger = schedule::linger_enabled();
+    }
+    let s = schedule::generate(args.kind, &settings);
     for w in &s.warnings {
         ctx.shell.warn(w);
     }
@@ -63,6 +94,30 @@ pub async fn exec(ctx: &Ctx, args: ScheduleArgs) -> Result<u8> {
     for f in &s.files {
         write_file(&f.path, &f.contents)?;
         ctx.shell.status("Wrote", &f.path.display().to_string());
+    }
+    if let Some(p) = &s.private_empty {
+        if !p.exists() {
+            if let Some(dir) = p.parent() {
+                crate::files::ensure_private_dir(dir)
+                    .map_err(|e| Error::failed(format!("cannot create {}: {e}", dir.display())))?;
+            }
+            crate::files::write_private_atomic(p, b"").map_err(|e| {
+                Error::failed(format!("cannot create {}: {e}", p.display()))
+                    .with_hint("check that the directory is writable")
+            })?;
+            ctx.shell.status(
+                "Created",
+                &format!("{} (empty, mode 0600: put NAME=value lines for the secrets listed in the unit)", p.display()),
+            );
+        } else if let Ok(Some(mode)) = crate::files::mode_of(p)
+            && crate::files::too_open(mode)
+        {
+            ctx.shell.warn(&format!(
+                "{} is readable by others (mode {mode:o}); run `chmod 600 {}`",
+                p.display(),
+                p.display()
+            ));
+        }
     }
     for step in &s.next_steps {
         ctx.shell.note(&format!("next: {step}"));

@@ -76,6 +76,8 @@ pub struct Options {
     /// The address the browser landed on, finishing a login started earlier with
     /// the same `redirect_uri`.
     pub callback_url: Option<String>,
+    /// `--create-variable`: create missing GitLab CI/CD variables (login only).
+    pub create_variables: bool,
 }
 
 /// How the PKCE `S256` challenge is encoded: RFC 7636's base64url, or the
@@ -202,6 +204,7 @@ pub struct Pending {
     wait: Duration,
     waiting_file: PathBuf,
     resumed: bool,
+    create_variables: bool,
     /// The URL to open: safe to show (it carries `state` and the PKCE challenge,
     /// which are useless without this process).
     pub url: Url,
@@ -215,6 +218,8 @@ pub struct Outcome {
     pub stored: Vec<(String, Option<Timestamp>)>,
     pub store: String,
     pub warnings: Vec<String>,
+    /// GitLab CI/CD variables `--create-variable` created.
+    pub created: Vec<String>,
 }
 
 /// A pasted-callback login that can still be finished with `--callback-url`,
@@ -440,6 +445,7 @@ pub async fn start(cfg: Config, clock: Clock, opts: &Options) -> Result<Pending>
         wait: opts.wait,
         waiting_file,
         resumed,
+        create_variables: opts.create_variables,
         url,
     })
 }
@@ -655,6 +661,11 @@ impl Pending {
                 Error::failed(format!("cannot take the lock: {e}"))
                     .with_hint("another evertoken run may be stuck; check for it")
             })?;
+        let mut created = Vec::new();
+        if self.create_variables {
+            let gitlab = crate::store::gitlab::GitLabStore::open(&self.engine.cfg)?;
+            created = gitlab.create_missing(&entries).await.map_err(Error::from)?;
+        }
         store.write(&entries).await.map_err(|e| {
             let mut err = Error::failed(format!(
                 "the new tokens could not be written to {}: {}",
@@ -667,6 +678,13 @@ impl Pending {
             ));
             err
         })?;
+        // This host's refresh runs will read what it just wrote. A store that CI jobs
+        // fill and rotate (GitLab variables, Actions secrets) is compared only by the
+        // jobs that rotate it, so a laptop's login records nothing for it.
+        if store.env_shadows() {
+            crate::fingerprint::Fingerprints::new(&self.engine.cfg.journal_dir(), &store.id())
+                .record(&entries);
+        }
         // A record left by an interrupted rotation would shadow the new tokens.
         let journal = crate::journal::Journal::new(&self.engine.cfg.journal_dir());
         let mut warnings = tokens.warnings;
@@ -688,6 +706,7 @@ impl Pending {
             stored: by_var.into_iter().collect(),
             store: store.describe(),
             warnings,
+            created,
         })
     }
 }

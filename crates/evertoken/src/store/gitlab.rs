@@ -2,7 +2,8 @@
 //! in place through the REST API v4 so that the next scheduled pipeline reads the
 //! rotated token (SPEC §4).
 //!
-//! It never creates a variable, never changes its masked/protected/raw attributes
+//! It never creates a variable (except `auth login --create-variable`, in
+//! `gitlab/create.rs`), never changes its masked/protected/raw attributes
 //! (only `value` is sent), never puts a value in a URL, and checks a new value
 //! against GitLab's masking rules before sending it. The pre-flight refuses, before
 //! anything rotates, a durable variable that is missing, unmasked or unprotected.
@@ -19,6 +20,8 @@ use crate::env_vars;
 use crate::error::Result;
 use crate::http::{Call, Failure, Http, Reply, safe_url};
 use crate::secret::{Secret, Source};
+
+mod create;
 
 const DEFAULT_API_URL: &str = "https://gitlab.com/api/v4";
 

@@ -1,0 +1,289 @@
+//! `auth token` and `auth env` through the binary, against the simulator: a job
+//! gets a valid access token from evertoken, which refreshes or rotates first when
+//! due (under the same journal and write-back as `auth refresh`) and otherwise
+//! calls nobody; a token that cannot be had leaves stdout empty and exits 1; the
+//! shell form survives `eval`; GitHub Actions gets `::add-mask::`. A store value
+//! changed behind evertoken's back is reported as a likely second rotator.
+
+mod common;
+
+use common::{TestEnv, days_from};
+
+const NOW: &str = "2026-11-23T09:00:00Z";
+const CLIENT_KEY: &str = "test-client-key";
+const CLIENT_SECRET: &str = "test-tiktok-client-secret-xyz";
+
+fn now() -> jiff::Timestamp {
+    NOW.parse().unwrap()
+}
+
+/// TikTok with a stored refresh token and no access token (a first run after login).
+fn tiktok(env: &TestEnv) -> String {
+    let sim = env.sim.sim();
+    sim.set_now(Some(now()));
+    let rt = env.secret("rft.test-tiktok-not-a-real-secret-0003");
+    env.secret(CLIENT_SECRET);
+    sim.tiktok_add_client(CLIENT_KEY, CLIENT_SECRET);
+    sim.tiktok_add_refresh_token(CLIENT_KEY, &rt, days_from(now(), 120));
+    env.config(&format!(
+        "platforms:\n  tiktok: {{ enabled: true, base_url: \"{}\", client_key: {CLIENT_KEY} }}\n\
+         auth:\n  writeback:\n    backend: local\n    local: {{ keychain: off }}\n\
+         http: {{ timeout_seconds: 5, retries: 1 }}\n",
+        env.base_url()
+    ));
+    env.credentials(&format!(
+        "TIKTOK_REFRESH_TOKEN:\n  value: \"{rt}\"\n  expires_at: {}\nTIKTOK_CLIENT_SECRET: {CLIENT_SECRET}\n",
+        days_from(now(), 120)
+    ));
+    rt
+}
+
+fn ev(env: &TestEnv, args: &[&str], extra: &[(&str, &str)]) -> common::Output {
+    let mut c = env.cmd();
+    c.env("EVERTOKEN_NOW", NOW).args(args);
+    for (k, v) in extra {
+        c.env(k, v);
+    }
+    env.run(&mut c)
+}
+
+fn tiktok_calls(env: &TestEnv) -> u64 {
+    env.sim
+        .sim()
+        .stats()
+        .requests
+        .get("tiktok")
+        .copied()
+        .unwrap_or(0)
+}
+
+#[test]
+fn auth_token_rotates_when_due_then_serves_the_stored_token_without_a_call() {
+    let env = TestEnv::new();
+    let old_rt = tiktok(&env);
+    let out = ev(&env, &["auth", "token", "tiktok"], &[]);
+    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    let token = out.stdout.trim_end_matches('\n');
+    assert_eq!(out.stdout.lines().count(), 1, "the token alone on stdout");
+    // The rotation went through the store: the printed token is the stored one,
+    // the stored refresh token is the provider's only live one, the old one is dead.
+    assert_eq!(env.stored("TIKTOK_ACCESS_TOKEN").as_deref(), Some(token));
+    let live = env.sim.sim().tiktok_live_refresh_tokens();
+    assert_eq!(live.len(), 1);
+    assert_eq!(env.stored("TIKTOK_REFRESH_TOKEN"), Some(live[0].clone()));
+    assert_ne!(live[0], old_rt);
+    // Nothing pending in the journal.
+    let pending = std::fs::read_dir(env.state_dir().join("journal"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(pending, 0);
+    let calls = tiktok_calls(&env);
+    assert_eq!(calls, 1);
+
+    // Valid for 24 hours: the next job gets the same token and TikTok hears nothing.
+    let again = ev(&env, &["auth", "token", "tiktok", "--json"], &[]);
+    assert_eq!(again.code, 0, "stderr: {}", again.stderr);
+    let doc = again.json();
+    assert_eq!(doc["access_token"], token);
+    assert_eq!(doc["variable"], "TIKTOK_ACCESS_TOKEN");
+    assert_eq!(tiktok_calls(&env), calls);
+
+    // 4 minutes before expiry (inside the 5-minute margin): rotated again first.
+    let exp: jiff::Timestamp = doc["expires_at"].as_str().unwrap().parse().unwrap();
+    let late = exp
+        .checked_sub(jiff::SignedDuration::from_mins(4))
+        .unwrap()
+        .to_string();
+    env.sim.sim().set_now(Some(late.parse().unwrap()));
+    let mut c = env.cmd();
+    c.env("EVERTOKEN_NOW", &late)
+        .args(["auth", "token", "tiktok"]);
+    let third = env.run(&mut c);
+    assert_eq!(third.code, 0, "stderr: {}", third.stderr);
+    assert_ne!(third.stdout.trim_end(), token);
+    assert_eq!(
+        env.stored("TIKTOK_ACCESS_TOKEN").as_deref(),
+        Some(third.stdout.trim_end())
+    );
+    assert_eq!(tiktok_calls(&env), calls + 1);
+}
+
+#[test]
+fn auth_env_is_safe_to_eval_and_masks_under_github_actions() {
+    let env = TestEnv::new();
+    tiktok(&env);
+    let out = ev(
+        &env,
+        &["auth", "env", "tiktok"],
+        &[("GITHUB_ACTIONS", "true")],
+    );
+    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    let token = env.stored("TIKTOK_ACCESS_TOKEN").expect("stored");
+    assert_eq!(
+        out.stdout,
+        format!("export TIKTOK_ACCESS_TOKEN='{token}'\n")
+    );
+    assert!(
+        out.stderr.contains(&format!("::add-mask::{token}\n")),
+        "stderr: {}",
+        out.stderr
+    );
+    // What a posting step does.
+    let sh = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("eval \"$LINES\"; printf %s \"$TIKTOK_ACCESS_TOKEN\"")
+        .env("LINES", &out.stdout)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8(sh.stdout).unwrap(), token);
+
+    let dotenv = ev(&env, &["auth", "env", "all", "--format", "dotenv"], &[]);
+    assert_eq!(dotenv.code, 0, "stderr: {}", dotenv.stderr);
+    assert_eq!(dotenv.stdout, format!("TIKTOK_ACCESS_TOKEN={token}\n"));
+    // Outside Actions: no mask line.
+    assert!(!dotenv.stderr.contains("::add-mask::"));
+}
+
+#[test]
+fn no_token_to_be_had_means_exit_1_the_reason_and_no_token_on_stdout() {
+    let env = TestEnv::new();
+    let rt = tiktok(&env);
+    env.sim.sim().tiktok_revoke(&rt);
+    for (args, stdout) in [
+        (&["auth", "token", "tiktok"][..], ""),
+        // An old copy in a job's environment must not survive the eval.
+        (
+            &["auth", "env", "tiktok"][..],
+            "unset TIKTOK_ACCESS_TOKEN\n",
+        ),
+    ] {
+        let out = ev(&env, args, &[]);
+        assert_eq!(out.code, 1, "{args:?}: {}", out.stderr);
+        assert_eq!(out.stdout, stdout, "{args:?}");
+        assert!(
+            out.stderr.contains("no valid access token for tiktok"),
+            "{}",
+            out.stderr
+        );
+        assert!(out.stderr.contains("auth login tiktok"), "{}", out.stderr);
+    }
+    // Usage errors: exit 2, nothing contacted.
+    let all = ev(&env, &["auth", "token", "all"], &[]);
+    assert_eq!(all.code, 2);
+    assert_eq!(all.stdout, "");
+    let unknown = ev(&env, &["auth", "token", "tiktok:nobody"], &[]);
+    assert_eq!(unknown.code, 2);
+}
+
+#[test]
+fn a_store_value_changed_behind_evertokens_back_is_reported_as_a_second_rotator() {
+    let env = TestEnv::new();
+    tiktok(&env);
+    let out = ev(&env, &["auth", "token", "tiktok"], &[]);
+    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    // Evertoken's own writes are not reported.
+    let quiet = ev(&env, &["auth", "status", "tiktok"], &[]);
+    assert!(
+        !quiet.stdout.contains("changed in the store"),
+        "{}",
+        quiet.stdout
+    );
+    // A publisher refreshes on its own and writes its new refresh token.
+    let foreign = env.secret("rft.test-written-by-a-second-rotator-0009");
+    let mut doc = env.read_credentials();
+    doc["TIKTOK_REFRESH_TOKEN"]["value"] = serde_norway::Value::String(foreign.clone());
+    let path = env.work().join("credentials.yaml");
+    std::fs::write(&path, serde_norway::to_string(&doc).unwrap()).unwrap();
+    let st = ev(&env, &["auth", "status", "tiktok"], &[]);
+    assert!(
+        st.stdout
+            .contains("TIKTOK_REFRESH_TOKEN changed in the store since evertoken last wrote it"),
+        "{}",
+        st.stdout
+    );
+    assert!(st.stdout.contains("second rotator"), "{}", st.stdout);
+    // The fingerprint file holds no value.
+    let dir = env.state_dir().join("fingerprints");
+    for f in std::fs::read_dir(&dir).unwrap() {
+        let text = std::fs::read_to_string(f.unwrap().path()).unwrap();
+        env.assert_no_leak(&text);
+        assert!(!text.contains(&env.stored("TIKTOK_ACCESS_TOKEN").unwrap()));
+    }
+}
+
+#[test]
+fn doctor_warns_about_a_second_rotator() {
+    let env = TestEnv::new();
+    tiktok(&env);
+    assert_eq!(ev(&env, &["auth", "token", "tiktok"], &[]).code, 0);
+    let row = |out: &common::Output| -> serde_json::Value {
+        out.json()["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["check"] == "one rotator")
+            .cloned()
+            .unwrap_or_else(|| panic!("no `one rotator` row: {}", out.stdout))
+    };
+    let ok = ev(&env, &["doctor", "--json"], &[]);
+    assert_eq!(row(&ok)["status"], "ok", "{}", ok.stdout);
+    let foreign = env.secret("rft.test-written-by-a-second-rotator-0010");
+    let mut doc = env.read_credentials();
+    doc["TIKTOK_REFRESH_TOKEN"]["value"] = serde_norway::Value::String(foreign);
+    std::fs::write(
+        env.work().join("credentials.yaml"),
+        serde_norway::to_string(&doc).unwrap(),
+    )
+    .unwrap();
+    let warn = ev(&env, &["doctor", "--json"], &[]);
+    let r = row(&warn);
+    assert_eq!(r["status"], "warn", "{}", warn.stdout);
+    assert!(
+        r["detail"]
+            .as_str()
+            .unwrap()
+            .contains("TIKTOK_REFRESH_TOKEN")
+            && r["detail"].as_str().unwrap().contains("second rotator"),
+        "{r}"
+    );
+}
+
+#[test]
+fn several_accounts_need_a_name_for_auth_token_and_all_come_out_of_auth_env() {
+    let env = TestEnv::new();
+    let sim = env.sim.sim();
+    sim.set_now(Some(now()));
+    env.secret(CLIENT_SECRET);
+    sim.tiktok_add_client(CLIENT_KEY, CLIENT_SECRET);
+    let a = env.secret("rft.test-tiktok-brand-a-not-a-real-secret");
+    let b = env.secret("rft.test-tiktok-brand-b-not-a-real-secret");
+    for rt in [&a, &b] {
+        sim.tiktok_add_refresh_token(CLIENT_KEY, rt, days_from(now(), 120));
+    }
+    env.config(&format!(
+        "platforms:\n  tiktok: {{ enabled: true, base_url: \"{}\", client_key: {CLIENT_KEY}, accounts: [brand-a, brand-b] }}\n\
+         auth:\n  writeback:\n    backend: local\n    local: {{ keychain: off }}\n",
+        env.base_url()
+    ));
+    env.credentials(&format!(
+        "TIKTOK_REFRESH_TOKEN_BRAND_A: \"{a}\"\nTIKTOK_REFRESH_TOKEN_BRAND_B: \"{b}\"\nTIKTOK_CLIENT_SECRET: {CLIENT_SECRET}\n"
+    ));
+    let out = ev(&env, &["auth", "token", "tiktok"], &[]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("tiktok:brand-a"), "{}", out.stderr);
+    assert_eq!(out.stdout, "");
+
+    let out = ev(&env, &["auth", "env", "tiktok"], &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let ta = env.stored("TIKTOK_ACCESS_TOKEN_BRAND_A").unwrap();
+    let tb = env.stored("TIKTOK_ACCESS_TOKEN_BRAND_B").unwrap();
+    assert_eq!(
+        out.stdout,
+        format!(
+            "export TIKTOK_ACCESS_TOKEN_BRAND_A='{ta}'\nexport TIKTOK_ACCESS_TOKEN_BRAND_B='{tb}'\n"
+        )
+    );
+    let one = ev(&env, &["auth", "token", "tiktok:brand-b"], &[]);
+    assert_eq!(one.code, 0, "{}", one.stderr);
+    assert_eq!(one.stdout, format!("{tb}\n"));
+}

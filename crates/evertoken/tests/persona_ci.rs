@@ -1,0 +1,403 @@
+//! Persona A end to end: a posting pipeline on GitLab CI, from an empty project to
+//! a scheduled job that keeps TikTok alive, against the simulator.
+//!
+//! 1. On a laptop: `auth login tiktok --store gitlab --create-variable` (the laptop's
+//!    config writes to its local store; `--store` sends this login's tokens to the
+//!    project's CI/CD variables instead) creates masked, protected, hidden variables.
+//! 2. The job `evertoken schedule gitlab --write` generates runs for real under
+//!    `gitlab-ci-local --shell-executor-no-image --force-shell-executor` (the job
+//!    names `image: rust:1`, so the shell executor must be forced; installed by
+//!    scripts/setup-gitlab-ci-local), with the locally built binary on PATH so its
+//!    install step is skipped; it rotates and writes back to the simulator's GitLab.
+//! 3. A posting job does `eval "$(evertoken auth env tiktok)"` and gets a valid access
+//!    token, and the provider never sees a rotated-away refresh token: evertoken is
+//!    the only rotator.
+
+mod common;
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::TestEnv;
+use evertoken_sim::GitLabScope;
+
+const GITLAB_TOKEN: &str = "test-gitlab-api-token-not-a-real-secret";
+const CLIENT_KEY: &str = "test-tt-key";
+const CLIENT_SECRET: &str = "tt-client-secret-test-not-a-real-secret";
+const PROJECT: GitLabScope = GitLabScope::Project(4242);
+
+fn gitlab_ci_local() -> Option<PathBuf> {
+    let p = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../target/test-tools/gitlab-ci-local/node_modules/.bin/gitlab-ci-local"
+    ));
+    if p.is_file() {
+        return Some(p);
+    }
+    common::require_tool("gitlab-ci-local")
+}
+
+/// A GET without following redirects: (status, Location).
+fn get(url: &str) -> (u16, Option<String>) {
+    let u = url::Url::parse(url).unwrap();
+    let mut s = TcpStream::connect((u.host_str().unwrap(), u.port().unwrap())).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let target = &u[url::Position::BeforePath..url::Position::AfterQuery];
+    write!(
+        s,
+        "GET {target} HTTP/1.1\r\nHost: {}:{}\r\nConnection: close\r\n\r\n",
+        u.host_str().unwrap(),
+        u.port().unwrap()
+    )
+    .unwrap();
+    let mut resp = String::new();
+    let _ = s.read_to_string(&mut resp);
+    let status = resp
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let location = resp.lines().take_while(|l| !l.is_empty()).find_map(|l| {
+        l.split_once(':')
+            .filter(|(k, _)| k.eq_ignore_ascii_case("location"))
+            .map(|(_, v)| v.trim().to_owned())
+    });
+    (status, location)
+}
+
+/// Runs `auth login …` on the "laptop" and plays the browser's part.
+fn login(env: &TestEnv, args: &[&str]) -> (i32, String) {
+    let mut c = env.std_cmd();
+    c.args(["--config", "laptop.yaml", "auth", "login"])
+        .args(args)
+        .env("GITLAB_TOKEN", GITLAB_TOKEN)
+        .env("TIKTOK_CLIENT_SECRET", CLIENT_SECRET)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    let prefix = format!("{}/v2/auth/authorize/?", env.base_url());
+    let mut seen = Vec::new();
+    let url = loop {
+        let l = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("no authorize URL; stderr:\n{}", seen.join("\n")));
+        seen.push(l.clone());
+        if l.starts_with(&prefix) {
+            break l;
+        }
+    };
+    let (status, location) = get(&url);
+    assert_eq!(status, 302);
+    let (status, _) = get(&location.expect("redirect to the loopback callback"));
+    assert_eq!(status, 200);
+    let code = child.wait().unwrap().code().unwrap_or(-1);
+    while let Ok(l) = rx.recv_timeout(Duration::from_secs(5)) {
+        seen.push(l);
+    }
+    (code, seen.join("\n"))
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = std::process::Command::new("git")
+        .args(["-c", "user.email=ci@example.invalid", "-c", "user.name=ci"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs one job of the project's pipeline with gitlab-ci-local, the way a runner
+/// would: the CI/CD variables in its environment, the built binary on PATH.
+fn run_job(env: &TestEnv, gcl: &Path, job: &str, vars: &[(&str, String)]) -> (bool, String) {
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_evertoken")).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut c = std::process::Command::new(gcl);
+    c.current_dir(env.work())
+        .env("PATH", path)
+        .env("HOME", env.home())
+        .env_remove("CI")
+        .args([
+            "--shell-executor-no-image",
+            "--force-shell-executor",
+            "--no-color",
+        ])
+        .args(["--variable", "CI_PIPELINE_SOURCE=schedule"]);
+    for (k, v) in vars {
+        c.args(["--variable", &format!("{k}={v}")]);
+    }
+    c.arg(job);
+    let out = c.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+fn variable(env: &TestEnv, key: &str) -> evertoken_sim::GitLabVariable {
+    env.sim
+        .sim()
+        .gitlab_variable(PROJECT, key, "*")
+        .unwrap_or_else(|| panic!("{key} does not exist in the simulated project"))
+}
+
+#[test]
+fn a_gitlab_posting_pipeline_from_first_login_to_a_rotating_schedule() {
+    let Some(gcl) = gitlab_ci_local() else { return };
+    let env = TestEnv::new();
+    env.secret(GITLAB_TOKEN);
+    env.secret(CLIENT_SECRET);
+    let sim = env.sim.sim();
+    sim.gitlab_add_token(GITLAB_TOKEN);
+    sim.gitlab_add_project(4242, "acme/publisher");
+    sim.tiktok_add_client(CLIENT_KEY, CLIENT_SECRET);
+    let base = env.base_url();
+    let platforms = format!(
+        "platforms:\n  tiktok: {{ enabled: true, client_key: {CLIENT_KEY}, base_url: \"{base}\", auth_url: \"{base}\" }}\n"
+    );
+    let gitlab = format!("    gitlab: {{ project: acme/publisher, api_url: \"{base}/api/v4\" }}\n");
+    // The laptop's config writes to its local store; the repository's to GitLab.
+    std::fs::write(
+        env.work().join("laptop.yaml"),
+        format!("{platforms}auth:\n  writeback:\n    backend: local\n    local: {{ keychain: off }}\n{gitlab}"),
+    )
+    .unwrap();
+    env.config(&format!(
+        "{platforms}auth:\n  writeback:\n    backend: gitlab\n{gitlab}http: {{ retries: 1, timeout_seconds: 10 }}\n"
+    ));
+
+    // 1. First tokens, straight into new masked + protected + hidden variables.
+    let (code, stderr) = login(
+        &env,
+        &[
+            "tiktok",
+            "--no-browser",
+            "--port",
+            "0",
+            "--store",
+            "gitlab",
+            "--create-variable",
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let rt = variable(&env, "TIKTOK_REFRESH_TOKEN");
+    let at = variable(&env, "TIKTOK_ACCESS_TOKEN");
+    env.secret(&rt.value);
+    env.secret(&at.value);
+    env.assert_no_leak(&stderr);
+    for v in [&rt, &at] {
+        assert!(v.masked && v.protected && v.hidden, "{} is {v:?}", v.key);
+    }
+    assert!(stderr.contains("Created TIKTOK_REFRESH_TOKEN"), "{stderr}");
+    assert!(sim.tiktok_is_live(&rt.value));
+    // Nothing went to the laptop's local store.
+    assert!(!env.work().join("credentials.yaml").exists());
+
+    // 2. The generated job, run for real.
+    let out = env.ev(&[
+        "--config",
+        "evertoken.yaml",
+        "schedule",
+        "gitlab",
+        "--write",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    std::fs::write(
+        env.work().join(".gitlab-ci.yml"),
+        "include:\n  - local: evertoken.gitlab-ci.yml\n\n\
+         post:\n  extends: .evertoken\n  resource_group: evertoken\n  rules:\n    - if: $CI_PIPELINE_SOURCE == \"schedule\"\n  script:\n\
+         \x20   - eval \"$(evertoken --config evertoken.yaml auth env tiktok)\"\n\
+         \x20   - test -n \"$TIKTOK_ACCESS_TOKEN\"\n\
+         \x20   - printf %s \"$TIKTOK_ACCESS_TOKEN\" | sha256sum | cut -c1-64 > posted-with.sha256\n",
+    )
+    .unwrap();
+    git(&env.work(), &["init", "-q", "-b", "main"]);
+    git(
+        &env.work(),
+        &[
+            "remote",
+            "add",
+            "origin",
+            "https://gitlab.example.invalid/acme/publisher.git",
+        ],
+    );
+    git(&env.work(), &["add", "-A"]);
+    git(&env.work(), &["commit", "-q", "-m", "evertoken schedule"]);
+    // What GitLab puts in a job's environment: the variables as they are now.
+    let job_vars = |env: &TestEnv| {
+        vec![
+            ("GITLAB_TOKEN", GITLAB_TOKEN.to_owned()),
+            ("TIKTOK_CLIENT_SECRET", CLIENT_SECRET.to_owned()),
+            (
+                "TIKTOK_REFRESH_TOKEN",
+                variable(env, "TIKTOK_REFRESH_TOKEN").value,
+            ),
+            (
+                "TIKTOK_ACCESS_TOKEN",
+                variable(env, "TIKTOK_ACCESS_TOKEN").value,
+            ),
+        ]
+    };
+    let (ok, log) = run_job(&env, &gcl, "evertoken-refresh", &job_vars(&env));
+    let new_rt = variable(&env, "TIKTOK_REFRESH_TOKEN");
+    env.secret(&new_rt.value);
+    env.secret(&variable(&env, "TIKTOK_ACCESS_TOKEN").value);
+    env.assert_no_leak(&log);
+    assert!(ok, "the scheduled job failed:\n{log}");
+    // The locally built binary was on PATH: the install step fetched and built nothing.
+    assert!(!log.contains("no prebuilt evertoken"), "{log}");
+    assert!(log.contains("rotated"), "{log}");
+    assert_ne!(new_rt.value, rt.value, "rotated and written back");
+    assert!(new_rt.masked && new_rt.protected && new_rt.hidden);
+    assert_eq!(sim.tiktok_live_refresh_tokens(), vec![new_rt.value.clone()]);
+    assert!(
+        env.work().join("evertoken.prom").is_file(),
+        "metrics artifact"
+    );
+
+    // 3. A posting job gets its access token from evertoken. The token written an
+    // instant ago is valid for a day (evertoken recorded its expiry beside the
+    // journal, since GitLab keeps none): no new rotation is needed.
+    let rotations = sim.stats().rotations;
+    let (ok, log) = run_job(&env, &gcl, "post", &job_vars(&env));
+    let current_at = variable(&env, "TIKTOK_ACCESS_TOKEN").value;
+    env.secret(&current_at);
+    env.secret(&variable(&env, "TIKTOK_REFRESH_TOKEN").value);
+    env.assert_no_leak(&log);
+    assert!(ok, "the posting job failed:\n{log}");
+    let posted = std::fs::read_to_string(env.work().join("posted-with.sha256")).unwrap();
+    let expected = {
+        use sha2::Digest;
+        sha2::Sha256::digest(current_at.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    assert_eq!(
+        posted.trim(),
+        expected,
+        "the posting step used the token GitLab now holds"
+    );
+    // The provider's only live refresh token is the one in GitLab, and nobody ever
+    // presented a rotated-away one: evertoken was the only rotator.
+    assert_eq!(
+        sim.tiktok_live_refresh_tokens(),
+        vec![variable(&env, "TIKTOK_REFRESH_TOKEN").value]
+    );
+    assert_eq!(sim.stats().reused_rotated_tokens, 0);
+    assert_eq!(
+        sim.stats().rotations,
+        rotations,
+        "the posting step rotated nothing"
+    );
+}
+
+#[test]
+fn create_variable_on_a_gitlab_without_hidden_variables_and_usage_errors() {
+    let env = TestEnv::new();
+    env.secret(GITLAB_TOKEN);
+    env.secret(CLIENT_SECRET);
+    let sim = env.sim.sim();
+    sim.gitlab_add_token(GITLAB_TOKEN);
+    sim.gitlab_add_project(4242, "acme/publisher");
+    sim.gitlab_set_hidden_supported(false);
+    sim.tiktok_add_client(CLIENT_KEY, CLIENT_SECRET);
+    let base = env.base_url();
+    std::fs::write(
+        env.work().join("laptop.yaml"),
+        format!("platforms:\n  tiktok: {{ enabled: true, client_key: {CLIENT_KEY}, base_url: \"{base}\", auth_url: \"{base}\" }}\nauth:\n  writeback:\n    gitlab: {{ project: \"4242\", api_url: \"{base}/api/v4\" }}\n"),
+    )
+    .unwrap();
+    // --create-variable needs the gitlab store; an unknown store is a usage error.
+    let mut c = env.cmd();
+    c.args([
+        "--config",
+        "laptop.yaml",
+        "auth",
+        "login",
+        "tiktok",
+        "--no-browser",
+        "--create-variable",
+    ]);
+    assert_eq!(env.run(&mut c).code, 2);
+    let mut c = env.cmd();
+    c.args([
+        "--config",
+        "laptop.yaml",
+        "auth",
+        "login",
+        "tiktok",
+        "--no-browser",
+        "--store",
+        "s3",
+    ]);
+    let out = env.run(&mut c);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("unknown store"), "{}", out.stderr);
+
+    let (code, stderr) = login(
+        &env,
+        &[
+            "tiktok",
+            "--no-browser",
+            "--port",
+            "0",
+            "--store",
+            "gitlab",
+            "--create-variable",
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let rt = variable(&env, "TIKTOK_REFRESH_TOKEN");
+    env.secret(&rt.value);
+    env.secret(&variable(&env, "TIKTOK_ACCESS_TOKEN").value);
+    env.assert_no_leak(&stderr);
+    assert!(rt.masked && rt.protected && !rt.hidden, "{rt:?}");
+    assert!(stderr.contains("no hidden variables"), "{stderr}");
+
+    // A second login updates the existing variables and creates nothing.
+    let writes = sim.gitlab_writes();
+    let (code, stderr) = login(
+        &env,
+        &[
+            "tiktok",
+            "--no-browser",
+            "--port",
+            "0",
+            "--store",
+            "gitlab",
+            "--create-variable",
+        ],
+    );
+    let rt2 = variable(&env, "TIKTOK_REFRESH_TOKEN");
+    env.secret(&rt2.value);
+    env.secret(&variable(&env, "TIKTOK_ACCESS_TOKEN").value);
+    env.assert_no_leak(&stderr);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains("Created"), "{stderr}");
+    assert_eq!(sim.gitlab_writes(), writes + 2, "two PUTs, no POST");
+}
