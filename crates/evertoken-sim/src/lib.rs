@@ -30,11 +30,14 @@ mod instagram;
 mod linkedin;
 mod middleware;
 mod oauth;
+mod pinterest;
 mod server;
 mod state;
+mod threads;
 mod tiktok;
 mod util;
 mod webhook;
+mod x;
 
 pub use actions::ActionsScope;
 pub use faults::{Fault, Route};

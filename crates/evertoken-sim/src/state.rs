@@ -58,6 +58,9 @@ pub(crate) struct State {
     pub actions: crate::actions::ActionsState,
     pub webhooks: Vec<(String, serde_json::Value)>,
     pub oauth: crate::oauth::OAuthState,
+    pub x: crate::x::XState,
+    pub threads: crate::threads::ThreadsState,
+    pub pinterest: crate::pinterest::PinterestState,
 }
 
 impl State {
@@ -81,6 +84,9 @@ impl State {
             actions: Default::default(),
             webhooks: Vec::new(),
             oauth: Default::default(),
+            x: Default::default(),
+            threads: Default::default(),
+            pinterest: Default::default(),
         }
     }
 
