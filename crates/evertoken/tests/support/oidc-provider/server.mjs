@@ -2,9 +2,9 @@
 // `oidc-provider`) on a loopback port, for the tests of `kind: oauth2` (any
 // RFC 6749 service). Test-only: fixed client secrets, any login accepted.
 //
-// Install and run:
-//   NODE_PATH="$(scripts/setup-oidc-provider | tail -1)" \
-//     node crates/evertoken/tests/support/oidc-provider/server.mjs --port 0 [--watch-stdin]
+// Install and run (the wrapper sets NODE_PATH to the installed package):
+//   "$(scripts/setup-oidc-provider | tail -1)/oidc-test-server" --port 0 [--watch-stdin]
+// or: NODE_PATH=target/test-tools/oidc-provider/node_modules node server.mjs --port 0
 // Options (or environment): --port N (OIDC_PORT, default 0 = any free port),
 // --redirect-uri URI (OIDC_REDIRECT_URI, default http://127.0.0.1:53682/callback),
 // --access-ttl SECONDS (OIDC_ACCESS_TTL, default 3600), --watch-stdin (exit when
