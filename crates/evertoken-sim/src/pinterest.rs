@@ -475,3 +475,27 @@ async fn ctl_legacy(State(sim): State<Sim>, axum::Json(b): axum::Json<CtlLegacy>
     sim.pinterest_set_legacy(b.legacy);
     json_response(200, json!({"ok": true}))
 }
+
+// ------------------------------------------------------------ injected faults
+
+/// The body of an injected HTTP error on Pinterest's OAuth routes: always
+/// Pinterest's `{"code","message"}`. Which `code` Pinterest puts in a 429 or 5xx
+/// answer is not documented; the simulator uses 8 ("rate limit") and 0.
+pub(crate) fn fault_status(code: u16) -> Response {
+    match code {
+        401 => auth_failed(),
+        429 => pin_error(429, 8, "Rate limit exceeded. Please try again later."),
+        c if c >= 500 => pin_error(c, 0, crate::util::reason(c)),
+        c => pin_error(c, 1, crate::util::reason(c)),
+    }
+}
+
+/// An injected dead-grant answer (code 283).
+pub(crate) fn fault_invalid_grant() -> Response {
+    invalid_grant()
+}
+
+/// An injected client-authentication failure (code 2).
+pub(crate) fn fault_unauthorized() -> Response {
+    auth_failed()
+}

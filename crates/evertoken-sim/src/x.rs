@@ -540,3 +540,33 @@ async fn ctl_access_secs(State(sim): State<Sim>, axum::Json(b): axum::Json<CtlSe
 async fn ctl_live(State(sim): State<Sim>) -> Response {
     json_response(200, json!({"refresh_tokens": sim.x_live_refresh_tokens()}))
 }
+
+// ------------------------------------------------------------ injected faults
+
+/// The body of an injected HTTP error on X's OAuth routes. X's API v2 answers
+/// rate limits and server errors with its problem JSON (`title`, `detail`, `type`,
+/// `status`); for the token endpoint the docs are silent, so the simulator uses the
+/// same shape there, and the OAuth error JSON for 401 and other 4xx.
+pub(crate) fn fault_status(code: u16) -> Response {
+    match code {
+        401 => unauthorized(),
+        c if c == 429 || c >= 500 => {
+            let title = crate::util::reason(c);
+            json_response(
+                c,
+                json!({"title": title, "detail": title, "type": "about:blank", "status": c}),
+            )
+        }
+        c => oauth_error(c, "invalid_request", crate::util::reason(c)),
+    }
+}
+
+/// An injected dead-grant answer: X's `invalid_request` for a refresh token.
+pub(crate) fn fault_invalid_grant() -> Response {
+    invalid_request(INVALID_TOKEN)
+}
+
+/// An injected client-authentication failure.
+pub(crate) fn fault_unauthorized() -> Response {
+    unauthorized()
+}

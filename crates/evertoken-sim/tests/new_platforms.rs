@@ -1177,3 +1177,70 @@ async fn oidc_provider_rotates_refresh_tokens_and_reuse_revokes_the_grant() {
         .expect("send");
     assert_eq!(r.status().as_u16(), 200);
 }
+
+// ------------------------------------------------------------------ faults
+
+#[tokio::test]
+async fn injected_faults_on_x_and_pinterest_speak_each_providers_shape() {
+    use evertoken_sim::{Fault, Route};
+    let (_server, sim, base) = start().await;
+    sim.x_add_client(X_ID, Some(X_SECRET), &[X_CB]);
+    sim.x_add_refresh_token(X_ID, "sim-x-rt-faulted");
+    sim.pinterest_add_app(PIN_APP, PIN_SECRET, &[PIN_CB]);
+    sim.pinterest_add_refresh_token(
+        PIN_APP,
+        "pinr.sim-faulted",
+        sim.now() + hours(24 * 30),
+        true,
+    );
+    let c = client();
+    let x_form = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", "sim-x-rt-faulted"),
+    ];
+
+    sim.push_fault(Route::parse("x").expect("route"), Fault::Status(503));
+    sim.push_fault(Route::X, Fault::InvalidGrant);
+    let (s, body) = x_token(&c, &base, Some((X_ID, X_SECRET)), &x_form).await;
+    assert_eq!((s, body["status"].as_u64()), (503, Some(503)));
+    let (s, body) = x_token(&c, &base, Some((X_ID, X_SECRET)), &x_form).await;
+    assert_eq!((s, body["error"].as_str()), (400, Some("invalid_request")));
+    assert!(sim.x_is_live("sim-x-rt-faulted"), "a fault rotates nothing");
+    let (s, _) = x_token(&c, &base, Some((X_ID, X_SECRET)), &x_form).await;
+    assert_eq!(s, 200);
+    assert_eq!(sim.request_count(Route::X), 3);
+
+    sim.push_fault(
+        Route::Pinterest,
+        Fault::TooManyRequests {
+            retry_after_secs: Some(7),
+        },
+    );
+    let r = c
+        .post(format!("{base}/v5/oauth/token"))
+        .basic_auth(PIN_APP, Some(PIN_SECRET))
+        .form(&pin_refresh_form("pinr.sim-faulted"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.headers()["retry-after"], "7");
+    let (s, body) = json_of(r).await;
+    assert_eq!(s, 429);
+    assert!(body["code"].is_i64() && body["message"].is_string());
+    assert!(sim.pinterest_is_live("pinr.sim-faulted"));
+    assert_eq!(sim.request_count(Route::Pinterest), 1);
+
+    // Threads' versioned paths are Graph routes (Instagram's fault shapes).
+    sim.push_fault(Route::Instagram, Fault::Status(500));
+    let r = c
+        .get(format!("{base}/v1.0/refresh_access_token"))
+        .query(&[("grant_type", "th_refresh_token"), ("access_token", "t")])
+        .send()
+        .await
+        .expect("send");
+    let (s, body) = json_of(r).await;
+    assert_eq!(
+        (s, body["error"]["is_transient"].as_bool()),
+        (500, Some(true))
+    );
+}
