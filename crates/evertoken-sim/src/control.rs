@@ -32,6 +32,9 @@
 //! | `POST /_sim/actions/token`, `/_sim/actions/repo`, `/_sim/actions/environment`, `/_sim/actions/org` | `{"token"}`, `{"owner","repo","env"?}`, `{"org"}` | Actions seeding |
 //! | `GET /_sim/actions/secret` | `?owner=&repo=&env=` or `?org=`, `&name=` | `{"plaintext": …}` |
 //! | `GET /_sim/webhooks` | | received webhook bodies |
+//! | `POST /_sim/x/client`, `/_sim/x/refresh_token`, `/_sim/x/revoke`, `/_sim/x/access_secs`; `GET /_sim/x/live` | see `x.rs` (served there) | X seeding and inspection |
+//! | `POST /_sim/threads/app`, `/_sim/threads/token`; `GET /_sim/threads/token?token=` | see `threads.rs` (served there) | Threads seeding and inspection |
+//! | `POST /_sim/pinterest/app`, `/_sim/pinterest/refresh_token`, `/_sim/pinterest/legacy`; `GET /_sim/pinterest/refresh_token?refresh_token=` | see `pinterest.rs` (served there) | Pinterest seeding, legacy knob, inspection |
 
 use std::time::Duration;
 

@@ -35,6 +35,8 @@ pub enum Route {
     GitLab,
     GitHubActions,
     Webhook,
+    X,
+    Pinterest,
     /// Faults pushed here apply to a request on any provider route (after that
     /// route's own queue is empty).
     Any,
@@ -53,6 +55,8 @@ impl Route {
             Route::GitLab => "gitlab",
             Route::GitHubActions => "github_actions",
             Route::Webhook => "webhook",
+            Route::X => "x",
+            Route::Pinterest => "pinterest",
             Route::Any => "any",
         }
     }
@@ -69,6 +73,8 @@ impl Route {
             "gitlab" => Route::GitLab,
             "github_actions" | "actions" => Route::GitHubActions,
             "webhook" | "webhooks" => Route::Webhook,
+            "x" | "twitter" => Route::X,
+            "pinterest" => Route::Pinterest,
             "any" | "all" => Route::Any,
             _ => return None,
         })
@@ -98,6 +104,14 @@ impl Route {
                 return Some(Route::LinkedInToken);
             }
             "/oauth/v2/introspectToken" => return Some(Route::LinkedInIntrospect),
+            "/2/oauth2/token" | "/2/oauth2/revoke" | "/i/oauth2/authorize" => {
+                return Some(Route::X);
+            }
+            "/v5/oauth/token" | "/oauth/" => return Some(Route::Pinterest),
+            // Threads (graph.threads.net) shares Instagram's Graph error shapes.
+            "/v1.0/refresh_access_token" | "/v1.0/access_token" | "/v1.0/oauth/access_token" => {
+                return Some(Route::Instagram);
+            }
             _ => {}
         }
         if path.starts_with("/api/v4/") {
@@ -361,6 +375,8 @@ pub(crate) fn status_response(
                 json!({"error": {"code": if server_side {"InternalServerError"} else {"BadRequest"}, "message": reason(code)}}),
             ),
         },
+        Route::X => crate::x::fault_status(code),
+        Route::Pinterest => crate::pinterest::fault_status(code),
         Route::Any => json_response(code, json!({"message": reason(code)})),
     }
 }
@@ -424,6 +440,8 @@ fn invalid_grant(route: Route, path: &str, now: jiff::Timestamp) -> Response {
         ),
         Route::LinkedInToken => oauth_error(400, "invalid_grant", crate::linkedin::INVALID_REFRESH),
         Route::LinkedInIntrospect => json_response(200, json!({"active": false})),
+        Route::X => crate::x::fault_invalid_grant(),
+        Route::Pinterest => crate::pinterest::fault_invalid_grant(),
         Route::GitHubApp | Route::GitHubActions | Route::GitLab | Route::Webhook | Route::Any => {
             unauthorized(route, path, now)
         }
@@ -473,6 +491,8 @@ fn unauthorized(route: Route, path: &str, now: jiff::Timestamp) -> Response {
             github_error(401, "Bad credentials", GH_DOCS)
         }
         Route::GitLab => gitlab_error(401, "401 Unauthorized"),
+        Route::X => crate::x::fault_unauthorized(),
+        Route::Pinterest => crate::pinterest::fault_unauthorized(),
         Route::Webhook => match hook_kind(path) {
             Hook::Slack => text(403, "invalid_token"),
             Hook::Discord => json_response(

@@ -31,11 +31,14 @@ mod linkedin;
 mod middleware;
 mod oauth;
 mod oidc;
+mod pinterest;
 mod server;
 mod state;
+mod threads;
 mod tiktok;
 mod util;
 mod webhook;
+mod x;
 
 pub use actions::ActionsScope;
 pub use faults::{Fault, Route};

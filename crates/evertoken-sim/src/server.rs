@@ -41,6 +41,13 @@ pub(crate) fn router(sim: Sim) -> Router {
         .merge(crate::actions::routes())
         .merge(crate::webhook::routes())
         .merge(crate::control::routes())
+        .merge(crate::x::routes())
+        .merge(crate::threads::routes())
+        .merge(crate::pinterest::routes())
+        .layer(axum::middleware::from_fn_with_state(
+            sim.clone(),
+            crate::threads::dispatch,
+        ))
         .fallback(fallback)
         .with_state(sim)
 }

@@ -59,6 +59,9 @@ pub(crate) struct State {
     pub webhooks: Vec<(String, serde_json::Value)>,
     pub oauth: crate::oauth::OAuthState,
     pub oidc: crate::oidc::OidcState,
+    pub x: crate::x::XState,
+    pub threads: crate::threads::ThreadsState,
+    pub pinterest: crate::pinterest::PinterestState,
 }
 
 impl State {
@@ -83,6 +86,9 @@ impl State {
             webhooks: Vec::new(),
             oauth: Default::default(),
             oidc: Default::default(),
+            x: Default::default(),
+            threads: Default::default(),
+            pinterest: Default::default(),
         }
     }
 
