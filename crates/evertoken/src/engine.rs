@@ -743,7 +743,8 @@ impl Engine {
             _ => format!("new token stored in {}", self.store.describe()),
         });
         if entries.is_empty() {
-            return self.result(p, a, &new_state, st, action, message, None);
+            let r = self.result(p, a, &new_state, st, action, message, None);
+            return with_problem(r, grant.problem);
         }
         let store_id = self.store.id();
         let (id, label, key, rec) = (store_id.clone(), a.to_string(), a.key(), entries.clone());
@@ -788,7 +789,7 @@ impl Engine {
                 )),
             );
             r.action = format!("{action}, write-back pending");
-            return r;
+            return with_problem(r, grant.problem);
         }
         tracing::debug!(account = %a, store = %self.store.describe(), entries = entries.len(), "written back");
         failpoint::hit(failpoint::AFTER_WRITEBACK);
@@ -820,7 +821,7 @@ impl Engine {
                 }
             }
         }
-        r
+        with_problem(r, grant.problem)
     }
 
     /// Writes entries to the store, durable ones first, retrying transient errors.
@@ -1076,6 +1077,20 @@ impl Engine {
     }
 }
 
+/// A grant whose answer was faulty (an impossible lifetime): its tokens were kept,
+/// and the credential is reported as failed, saying both.
+fn with_problem(mut r: AccountResult, problem: Option<String>) -> AccountResult {
+    if let Some(problem) = problem {
+        r.message = format!("{problem}; the tokens it issued were kept ({})", r.message);
+        r.state = State::Failed;
+        r.attention = true;
+        r.fix.get_or_insert_with(|| {
+            "a provider fault: the stored expiry is unknown, so the next run refreshes again".into()
+        });
+    }
+    r
+}
+
 fn action_done(st: State) -> &'static str {
     match st {
         State::Rotated => "the provider rotated the token",
@@ -1086,8 +1101,8 @@ fn action_done(st: State) -> &'static str {
 fn env_value(var: &str) -> Option<Secret> {
     std::env::var(var)
         .ok()
-        .filter(|v| !v.is_empty())
-        .map(Secret::new)
+        .filter(|v| !v.trim().is_empty())
+        .map(|v| Secret::from_outside(v, &format!("${var}")))
 }
 
 /// One variable's effective value: journal → environment → store.

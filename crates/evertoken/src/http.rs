@@ -45,9 +45,11 @@ impl Reply {
         jiff::fmt::rfc2822::parse(v).ok().map(|z| z.timestamp())
     }
 
-    /// The first characters of the body, for error messages about unexpected answers.
+    /// The first characters of the body, for error messages about unexpected answers:
+    /// known secrets replaced by their prefix form, control characters escaped.
     pub fn snippet(&self) -> String {
-        let one_line: String = self.body.split_whitespace().collect::<Vec<_>>().join(" ");
+        let body = crate::scrub::external(&self.body);
+        let one_line: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
         let mut s: String = one_line.chars().take(120).collect();
         if one_line.chars().count() > 120 {
             s.push('…');

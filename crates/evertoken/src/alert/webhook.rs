@@ -168,6 +168,7 @@ impl Webhook {
                 }
             },
         };
+        crate::scrub::register_url(&raw);
         let url = parse_url(cfg, &raw, key)?;
         let format = resolve_format(cfg, &url, format)?;
         let h = &cfg.file.http;
