@@ -189,13 +189,22 @@ impl LifetimeCheck {
 
     /// An absolute expiry (seconds since the epoch or RFC 3339) checked to lie
     /// after `now` and within 100 years of it.
-    pub fn absolute(&mut self, now: Timestamp, field: &str, t: Option<Timestamp>) -> Option<Timestamp> {
+    pub fn absolute(
+        &mut self,
+        now: Timestamp,
+        field: &str,
+        t: Option<Timestamp>,
+    ) -> Option<Timestamp> {
         let t = t?;
         if t <= now {
-            self.problems.push(format!("`{field}` is {}, already in the past", rfc3339(t)));
+            self.problems
+                .push(format!("`{field}` is {}, already in the past", rfc3339(t)));
             None
         } else if t > add_secs(now, MAX_LIFETIME_SECS) {
-            self.problems.push(format!("`{field}` is {}, more than 100 years away", rfc3339(t)));
+            self.problems.push(format!(
+                "`{field}` is {}, more than 100 years away",
+                rfc3339(t)
+            ));
             None
         } else {
             Some(t)

@@ -193,15 +193,60 @@ impl Config {
 /// The documented range of every number in the config file. A value outside it is
 /// a config error (exit 2) naming the key, never an overflow or a panic later.
 pub const RANGES: &[(&str, f64, f64, &str)] = &[
-    ("http.timeout_seconds", 0.001, 3600.0, "seconds per request; the default is 30"),
-    ("http.retries", 0.0, 20.0, "attempts after the first; the default is 3"),
-    ("http.max_retry_after_seconds", 0.0, 86_400.0, "the longest Retry-After honoured; the default is 120"),
-    ("platforms.*.concurrency", 1.0, 1024.0, "accounts refreshed at once; the default is 8"),
-    ("platforms.*.refresh_before_days", 0.0, 3650.0, "days before expiry; the default is 15"),
-    ("platforms.*.warn_before_days", 0.0, 3650.0, "days before expiry; the default is 14"),
-    ("auth.alerts.repeat_hours", 1.0, 8760.0, "hours between repeats of an unchanged alert; the default is 24"),
-    ("auth.writeback.vault.lock_timeout_seconds", 1.0, 86_400.0, "seconds to wait for another runner's lock"),
-    ("auth.writeback.vault.lock_ttl_seconds", 1.0, 86_400.0, "seconds a lock lives if its runner dies"),
+    (
+        "http.timeout_seconds",
+        0.001,
+        3600.0,
+        "seconds per request; the default is 30",
+    ),
+    (
+        "http.retries",
+        0.0,
+        20.0,
+        "attempts after the first; the default is 3",
+    ),
+    (
+        "http.max_retry_after_seconds",
+        0.0,
+        86_400.0,
+        "the longest Retry-After honoured; the default is 120",
+    ),
+    (
+        "platforms.*.concurrency",
+        1.0,
+        1024.0,
+        "accounts refreshed at once; the default is 8",
+    ),
+    (
+        "platforms.*.refresh_before_days",
+        0.0,
+        3650.0,
+        "days before expiry; the default is 15",
+    ),
+    (
+        "platforms.*.warn_before_days",
+        0.0,
+        3650.0,
+        "days before expiry; the default is 14",
+    ),
+    (
+        "auth.alerts.repeat_hours",
+        1.0,
+        8760.0,
+        "hours between repeats of an unchanged alert; the default is 24",
+    ),
+    (
+        "auth.writeback.vault.lock_timeout_seconds",
+        1.0,
+        86_400.0,
+        "seconds to wait for another runner's lock",
+    ),
+    (
+        "auth.writeback.vault.lock_ttl_seconds",
+        1.0,
+        86_400.0,
+        "seconds a lock lives if its runner dies",
+    ),
 ];
 
 impl Config {
@@ -209,8 +254,16 @@ impl Config {
     fn check_ranges(&self) -> Result<()> {
         let f = &self.file;
         let mut values: Vec<(String, &str, f64)> = vec![
-            ("http.timeout_seconds".into(), "http.timeout_seconds", f.http.timeout_seconds),
-            ("http.retries".into(), "http.retries", f64::from(f.http.retries)),
+            (
+                "http.timeout_seconds".into(),
+                "http.timeout_seconds",
+                f.http.timeout_seconds,
+            ),
+            (
+                "http.retries".into(),
+                "http.retries",
+                f64::from(f.http.retries),
+            ),
             (
                 "http.max_retry_after_seconds".into(),
                 "http.max_retry_after_seconds",
@@ -241,13 +294,21 @@ impl Config {
             }
         }
         if let Some(c) = &p.instagram {
-            platform("instagram", c.concurrency, &[("refresh_before_days", c.refresh_before_days)]);
+            platform(
+                "instagram",
+                c.concurrency,
+                &[("refresh_before_days", c.refresh_before_days)],
+            );
         }
         if let Some(c) = &p.youtube {
             platform("youtube", c.concurrency, &[]);
         }
         if let Some(c) = &p.tiktok {
-            platform("tiktok", c.concurrency, &[("refresh_before_days", c.refresh_before_days)]);
+            platform(
+                "tiktok",
+                c.concurrency,
+                &[("refresh_before_days", c.refresh_before_days)],
+            );
         }
         if let Some(c) = &p.linkedin {
             platform(
@@ -302,11 +363,11 @@ fn exists_or_error(p: &Path, from: &str) -> Result<Option<PathBuf>> {
         }
         Err(_) => "cannot be read",
     };
-    Err(Error::config(format!(
-        "config file {} (from {from}) {what}",
-        p.display()
-    ))
-    .with_hint("give the path of the YAML config file, or run `evertoken demo` to see a working setup"))
+    Err(
+        Error::config(format!("config file {} (from {from}) {what}", p.display())).with_hint(
+            "give the path of the YAML config file, or run `evertoken demo` to see a working setup",
+        ),
+    )
 }
 
 /// The deepest `[`/`{` flow nesting any YAML file evertoken reads may have. Real

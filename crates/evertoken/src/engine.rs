@@ -85,7 +85,6 @@ pub struct Engine {
     providers: Vec<Arc<dyn Provider>>,
     store: Arc<dyn Store>,
     journal: Journal,
-    locks_dir: PathBuf,
     http: Http,
     clock: Clock,
     lock_timeout: Duration,
@@ -111,6 +110,8 @@ impl Engine {
         let providers = provider::build(&cfg)?;
         let store = store::open(&cfg)?;
         let state_dir = cfg.journal_dir();
+        let journal = Journal::new(&state_dir);
+        journal.check()?;
         let http = Http::new(&cfg.file.http);
         let gates = providers
             .iter()
@@ -123,8 +124,7 @@ impl Engine {
             gates,
             providers,
             store,
-            journal: Journal::new(&state_dir),
-            locks_dir: state_dir.join("locks"),
+            journal,
             http,
             clock,
             cfg,
@@ -425,7 +425,8 @@ impl Engine {
         let store_id = self.store.id();
         // A plain read (usually one failed open): cheaper inline than on a
         // blocking thread, which matters for `auth status` over 10,000 accounts.
-        let journal = match self.journal.read(&store_id, &a.key()) {
+        let own_vars: Vec<String> = self.vars(p, a).into_iter().map(|(_, v)| v).collect();
+        let journal = match self.journal.read_for(&store_id, &a.key(), &own_vars) {
             Ok(Some(rec)) => Some((self.journal.path_for(&store_id, &a.key()), rec)),
             Ok(None) => None,
             Err(e) => return Err(StoreError::permanent(e.to_string()).with_hint(
@@ -508,7 +509,7 @@ impl Engine {
         before: Snapshot,
     ) -> AccountResult {
         let key = a.key();
-        let lock_path = self.locks_dir.join(format!("{key}.lock"));
+        let lock_path = crate::lock::account_lock_path(self.store.as_ref(), &key);
         let _host_lock = match FileLock::acquire(lock_path, self.lock_timeout).await {
             Ok(l) => l,
             Err(e) => {

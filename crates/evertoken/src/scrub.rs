@@ -252,8 +252,11 @@ mod tests {
 
     #[test]
     fn url_secrets_are_registered() {
-        register_url("https://user:p%40ssw0rd-webhook-pass@hooks.example/services/T000/B000/XXXXscrubtestpathsecret");
-        let s = secrets("POST failed: 500 invalid XXXXscrubtestpathsecret for p@ssw0rd-webhook-pass");
+        register_url(
+            "https://user:p%40ssw0rd-webhook-pass@hooks.example/services/T000/B000/XXXXscrubtestpathsecret",
+        );
+        let s =
+            secrets("POST failed: 500 invalid XXXXscrubtestpathsecret for p@ssw0rd-webhook-pass");
         assert!(!s.contains("XXXXscrubtestpathsecret"), "{s}");
         assert!(!s.contains("p@ssw0rd-webhook-pass"), "{s}");
     }

@@ -249,7 +249,10 @@ impl Provider for Linkedin {
         let exp = body.expires_at.and_then(|s| Timestamp::from_second(s).ok());
         let exp = check.absolute(cx.clock.now(), "expires_at", exp);
         if let Some(p) = check.problem("LinkedIn introspectToken") {
-            return Err(ProviderError::Failed { message: p, hint: None });
+            return Err(ProviderError::Failed {
+                message: p,
+                hint: None,
+            });
         }
         match exp {
             Some(t) => at.expires_at = Some(t),
@@ -311,7 +314,11 @@ impl Provider for Linkedin {
         let refresh = match body.refresh_token.filter(|s| !s.is_empty()) {
             Some(v) => Some(NewToken {
                 value: v.into(),
-                expires_at: check.at(cx.clock, "refresh_token_expires_in", &body.refresh_token_expires_in),
+                expires_at: check.at(
+                    cx.clock,
+                    "refresh_token_expires_in",
+                    &body.refresh_token_expires_in,
+                ),
             }),
             // LinkedIn usually returns the same refresh token; if it leaves it out,
             // the stored one stays as it is.

@@ -13,8 +13,8 @@ use jiff::Timestamp;
 use serde::Deserialize;
 use url::Url;
 
-pub use crate::clock::{Lifetime, LifetimeCheck};
 use crate::clock::{self, Clock};
+pub use crate::clock::{Lifetime, LifetimeCheck};
 use crate::config::Config;
 use crate::error::Result;
 use crate::http::{self, Http, Reply};

@@ -146,6 +146,9 @@ impl Store for EnvFileStore {
     fn name(&self) -> &'static str {
         "env-file"
     }
+    fn local_file(&self) -> Option<std::path::PathBuf> {
+        Some(self.path.clone())
+    }
     fn id(&self) -> String {
         format!(
             "env-file:{}",
