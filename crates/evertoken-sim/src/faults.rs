@@ -9,6 +9,15 @@
 //! (secondary rate limit message + `Retry-After`), GitLab rack-attack throttling
 //! (plain `Retry later`), TikTok v2 `rate_limit_exceeded`
 //! <https://developers.tiktok.com/doc/tiktok-api-v2-error-handling>.
+//!
+//! The `evil` faults (issue 13) are what a hostile or broken provider, proxy or
+//! webhook service may send, so the client's defences can be tested for every
+//! route: [`Fault::Patch`] (out-of-range and wrong-typed numbers after a real
+//! rotation), [`Fault::EchoSecrets`] (an error envelope quoting every credential
+//! the request carried, plus terminal escape sequences), [`Fault::HugeBody`],
+//! [`Fault::EndlessBody`] and [`Fault::SlowLoris`]. No provider documents such
+//! answers (the docs are silent on limits of `expires_in` and on echoing); the
+//! client must survive them whatever the provider does.
 
 use std::time::Duration;
 
@@ -154,6 +163,58 @@ pub enum Fault {
     Unauthorized,
     /// Perform the request, then answer 200 without `refresh_token` in the body.
     DropRotatedToken,
+    /// Evil: perform the request (a rotation happens), then overwrite these
+    /// top-level fields of the JSON answer, e.g. `{"expires_in": 9223372036854775807}`
+    /// or `{"expires_in": "soon"}`.
+    Patch(serde_json::Map<String, serde_json::Value>),
+    /// Evil: without touching state, answer with the route's own error envelope
+    /// whose message quotes the request's body, query, path and decoded
+    /// `Authorization` credentials, followed by terminal escape sequences
+    /// (window title, clear screen, a fake "all good" line).
+    EchoSecrets,
+    /// Evil: without touching state, answer 200 with a JSON body of this many bytes.
+    HugeBody(usize),
+    /// Evil: without touching state, answer 200 with a body that never ends.
+    EndlessBody,
+    /// Evil: wait this long before the headers, then trickle the body one byte
+    /// every 200 ms, never finishing (a slow-loris server).
+    SlowLoris(Duration),
+}
+
+/// The escape sequences [`Fault::EchoSecrets`] appends: OSC 0 (window title),
+/// CSI 2 J (clear screen), a carriage return and a fake status line.
+pub const ESCAPES: &str =
+    "\u{1b}]0;evertoken: all good\u{7}\u{1b}[2J\r\u{1b}[32m✓ all credentials ok\u{1b}[0m\n";
+
+/// The route's error envelope carrying `message` (for [`Fault::EchoSecrets`]).
+pub(crate) fn echo_response(
+    route: Route,
+    path: &str,
+    message: &str,
+    now: jiff::Timestamp,
+) -> Response {
+    match route {
+        Route::Instagram => graph_error(400, message, "OAuthException", 190, None, false),
+        Route::Google | Route::LinkedInToken | Route::LinkedInIntrospect => {
+            oauth_error(400, "invalid_request", message)
+        }
+        Route::TikTok => tiktok_error(400, "invalid_request", message, now),
+        Route::GitHubApp | Route::GitHubActions | Route::Any => github_error(500, message, GH_DOCS),
+        Route::GitLab => gitlab_error(500, message),
+        Route::Webhook => match hook_kind(path) {
+            Hook::Slack => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                message.to_owned(),
+            )
+                .into_response(),
+            Hook::Discord => json_response(500, json!({"message": message, "code": 0})),
+            Hook::Teams => json_response(
+                500,
+                json!({"error": {"code": "InternalServerError", "message": message}}),
+            ),
+        },
+    }
 }
 
 impl Fault {
@@ -165,6 +226,7 @@ impl Fault {
                 | Fault::MalformedJson
                 | Fault::TruncatedBody
                 | Fault::DropRotatedToken
+                | Fault::Patch(_)
         )
     }
 
@@ -211,6 +273,15 @@ impl Fault {
             "invalid_client" => Fault::InvalidClient,
             "unauthorized" => Fault::Unauthorized,
             "drop_rotated_token" => Fault::DropRotatedToken,
+            "patch" => Fault::Patch(obj?.get("set")?.as_object()?.clone()),
+            "echo_secrets" | "echo" => Fault::EchoSecrets,
+            "huge_body" => Fault::HugeBody(
+                get_u64("bytes")
+                    .and_then(|b| usize::try_from(b).ok())
+                    .unwrap_or(8 << 20),
+            ),
+            "endless_body" => Fault::EndlessBody,
+            "slow_loris" => Fault::SlowLoris(ms()),
             _ => return None,
         })
     }
@@ -404,11 +475,37 @@ pub(crate) fn pre_response(
         Fault::InvalidGrant => invalid_grant(route, path, now),
         Fault::InvalidClient => invalid_client(route, path, now),
         Fault::Unauthorized => unauthorized(route, path, now),
+        Fault::HugeBody(n) => {
+            let mut body = String::with_capacity(*n + 16);
+            body.push_str("{\"pad\":\"");
+            body.extend(std::iter::repeat_n('x', n.saturating_sub(12)));
+            body.push_str("\"}");
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                body,
+            )
+                .into_response()
+        }
+        Fault::EndlessBody => {
+            use futures::StreamExt as _;
+            let chunk = axum::body::Bytes::from(vec![b' '; 64 * 1024]);
+            let stream = futures::stream::repeat(chunk).map(Ok::<_, std::io::Error>);
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                axum::body::Body::from_stream(stream),
+            )
+                .into_response()
+        }
         Fault::Hang(_)
         | Fault::HangAfterProcessing(_)
         | Fault::MalformedJson
         | Fault::TruncatedBody
-        | Fault::DropRotatedToken => return None,
+        | Fault::DropRotatedToken
+        | Fault::Patch(_)
+        | Fault::EchoSecrets
+        | Fault::SlowLoris(_) => return None,
     })
 }
 

@@ -63,7 +63,7 @@ impl Reply {
 pub const MAX_BODY: usize = 1 << 20;
 
 /// Reads the body, at most `limit` bytes, as (lossy) UTF-8.
-async fn read_body(mut resp: reqwest::Response, limit: usize) -> Result<String, String> {
+pub(crate) async fn read_body(mut resp: reqwest::Response, limit: usize) -> Result<String, String> {
     let mut buf: Vec<u8> = Vec::new();
     loop {
         match resp.chunk().await {

@@ -225,7 +225,9 @@ impl Notifier for Webhook {
                 Ok(resp) => {
                     let status = resp.status();
                     let headers = resp.headers().clone();
-                    let text = resp.text().await.unwrap_or_default();
+                    let text = crate::http::read_body(resp, crate::http::MAX_BODY)
+                        .await
+                        .unwrap_or_default();
                     if status.is_success() {
                         return Ok(());
                     }
