@@ -342,8 +342,13 @@ impl Config {
                 } else {
                     format!("{v}")
                 };
+                let bound = if v < *lo {
+                    format!("must be at least {lo}")
+                } else {
+                    format!("must be at most {hi}")
+                };
                 return Err(self
-                    .error_at(&key, format!("{shown} is outside {lo}..={hi}"))
+                    .error_at(&key, format!("{shown} is outside {lo}..={hi}: {bound}"))
                     .with_hint(format!("{what}; use a value between {lo} and {hi}")));
             }
         }
