@@ -399,7 +399,12 @@ fn echoed_secrets_and_escapes_are_scrubbed_for_every_provider_and_webhook() {
             let env = TestEnv::new();
             setup(&env, &webhook_alerts(&env, service));
             env.sim.sim().push_fault(p.route(), Fault::EchoSecrets);
-            let out = refresh(&env);
+            // With debug logging: every log line goes through the scrubber too.
+            let out = env.run(
+                env.cmd()
+                    .args(["-vv", "auth", "refresh", "all", "--json"])
+                    .env("EVERTOKEN_NOW", NOW),
+            );
             let what = format!("{} echo, {service} alert", p.name());
             assert_invariants(&env, &out, &what);
             assert_eq!(out.code, 1, "{what}: {}", out.stderr);
@@ -601,6 +606,7 @@ proptest! {
         let out = refresh(&env);
         assert_invariants(&env, &out, &format!("tiktok {field}={v}"));
         assert_not_lost(&env, P::Tiktok, &format!("tiktok {field}={v}"));
+        tally("any lifetime shape (proptest: i64/u64 extremes, floats, strings, null, arrays, objects)", "tiktok", "no panic, rotated token kept");
     }
 }
 
@@ -787,9 +793,18 @@ fn umask_000_creates_nothing_writable_by_others() {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     env.assert_no_leak(&format!("{stdout}\n{stderr}"));
     assert_ne!(out.status.code(), Some(101), "{stderr}");
-    assert!(
-        env.home().join(".local/state/evertoken").is_dir() || stdout.contains("rotated"),
-        "{stdout}\n{stderr}"
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    // The default state directory and its new parents, and the credentials
+    // file's new parents, were all created by this run.
+    for d in [".local", ".local/state", ".local/state/evertoken"] {
+        assert_eq!(common::mode(&env.home().join(d)), 0o700, "{d}");
+    }
+    for d in ["new", "new/sub"] {
+        assert_eq!(common::mode(&env.work().join(d)), 0o700, "{d}");
+    }
+    assert_eq!(
+        common::mode(&env.work().join("new/sub/credentials.yaml")),
+        0o600
     );
 
     // schedule --write --force over a symlink to a 0777 file, still umask 000.
@@ -813,6 +828,13 @@ fn umask_000_creates_nothing_writable_by_others() {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert_eq!(std::fs::read_to_string(&target).unwrap(), "theirs");
+    assert!(
+        !std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(common::mode(&link), 0o644);
     set_mode(&target, 0o600);
     assert_no_open_paths(env.dir.path(), "umask 000");
     tally(
