@@ -172,6 +172,8 @@ pub enum Fault {
     /// `Authorization` credentials, followed by terminal escape sequences
     /// (window title, clear screen, a fake "all good" line).
     EchoSecrets,
+    /// Evil: the same echo, as a 200 answer that is not JSON (a proxy's debug page).
+    EchoSecretsOk,
     /// Evil: without touching state, answer 200 with a JSON body of this many bytes.
     HugeBody(usize),
     /// Evil: without touching state, answer 200 with a body that never ends.
@@ -275,6 +277,7 @@ impl Fault {
             "drop_rotated_token" => Fault::DropRotatedToken,
             "patch" => Fault::Patch(obj?.get("set")?.as_object()?.clone()),
             "echo_secrets" | "echo" => Fault::EchoSecrets,
+            "echo_secrets_200" | "echo_ok" => Fault::EchoSecretsOk,
             "huge_body" => Fault::HugeBody(
                 get_u64("bytes")
                     .and_then(|b| usize::try_from(b).ok())
@@ -505,6 +508,7 @@ pub(crate) fn pre_response(
         | Fault::DropRotatedToken
         | Fault::Patch(_)
         | Fault::EchoSecrets
+        | Fault::EchoSecretsOk
         | Fault::SlowLoris(_) => return None,
     })
 }

@@ -83,12 +83,21 @@ pub(crate) async fn sim_layer(State(sim): State<Sim>, req: Request, next: Next) 
     if let Some(resp) = pre_response(route, &path, &fault, now) {
         return resp;
     }
-    if fault == Fault::EchoSecrets {
+    if fault == Fault::EchoSecrets || fault == Fault::EchoSecretsOk {
         let (parts, body) = req.into_parts();
         let bytes = axum::body::to_bytes(body, BODY_LIMIT)
             .await
             .unwrap_or_default();
-        return echo_secrets(route, &path, &parts, &bytes, now);
+        let echo = echo_text(&path, &parts, &bytes);
+        if fault == Fault::EchoSecretsOk {
+            return (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                echo,
+            )
+                .into_response();
+        }
+        return crate::faults::echo_response(route, &path, &echo, now);
     }
     match fault {
         Fault::SlowLoris(d) => {
@@ -121,15 +130,8 @@ pub(crate) async fn sim_layer(State(sim): State<Sim>, req: Request, next: Next) 
     }
 }
 
-/// [`Fault::EchoSecrets`]: everything the request carried, quoted back in the
-/// route's error envelope, then terminal escapes.
-fn echo_secrets(
-    route: Route,
-    path: &str,
-    parts: &axum::http::request::Parts,
-    body: &[u8],
-    now: jiff::Timestamp,
-) -> Response {
+/// [`Fault::EchoSecrets`]: everything the request carried, then terminal escapes.
+fn echo_text(path: &str, parts: &axum::http::request::Parts, body: &[u8]) -> String {
     use base64::Engine as _;
     let mut echo = format!("you sent {} {path}", parts.method);
     if let Some(q) = parts.uri.query() {
@@ -159,7 +161,7 @@ fn echo_secrets(
         }
     }
     echo.push_str(crate::faults::ESCAPES);
-    crate::faults::echo_response(route, path, &echo, now)
+    echo
 }
 
 async fn post_process(resp: Response, fault: &Fault) -> Response {

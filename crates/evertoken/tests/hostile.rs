@@ -429,6 +429,31 @@ fn echoed_secrets_and_escapes_are_scrubbed_for_every_provider_and_webhook() {
     }
 }
 
+/// Defect 4: a non-JSON 200 answer quoting what was sent, for every provider.
+#[test]
+fn a_non_json_200_echo_is_scrubbed() {
+    for p in ALL {
+        let env = TestEnv::new();
+        setup(&env, &webhook_alerts(&env, "slack"));
+        env.sim.sim().push_fault(p.route(), Fault::EchoSecretsOk);
+        let out = refresh(&env);
+        let what = format!("{} non-JSON 200 echo", p.name());
+        assert_invariants(&env, &out, &what);
+        assert_eq!(out.code, 1, "{what}: {}", out.stderr);
+        let state = outcome_of(&out, p.name());
+        assert!(
+            ["failed", "unknown"].contains(&state.as_str()),
+            "{what}: {state}"
+        );
+        assert_not_lost(&env, p, &what);
+        tally(
+            "non-JSON 200 echoing secrets",
+            p.name(),
+            &format!("{state}, scrubbed"),
+        );
+    }
+}
+
 /// Defect 4: a webhook service answering 500 with the URL's path secret and the
 /// basic-auth password it was sent, plus escapes: `auth test-alert` says it
 /// failed without either.
@@ -770,7 +795,8 @@ fn umask_000_creates_nothing_writable_by_others() {
     let creds = std::fs::read(env.work().join("credentials.yaml")).unwrap();
     std::fs::remove_file(env.work().join("credentials.yaml")).unwrap();
     let mut cmd = env.std_cmd();
-    cmd.args(["auth", "refresh", "all", "--json"])
+    cmd.args(["auth", "refresh", "all", "--json", "--metrics-file"])
+        .arg(env.path("metrics/new/evertoken.prom"))
         .env("EVERTOKEN_NOW", NOW)
         .env_remove("XDG_STATE_HOME");
     for (var, value) in serde_norway::from_slice::<serde_norway::Mapping>(&creds).unwrap() {
@@ -806,6 +832,7 @@ fn umask_000_creates_nothing_writable_by_others() {
         common::mode(&env.work().join("new/sub/credentials.yaml")),
         0o600
     );
+    assert_eq!(common::mode(&env.path("metrics/new/evertoken.prom")), 0o644);
 
     // schedule --write --force over a symlink to a 0777 file, still umask 000.
     let target = env.path("dotfiles-unit");
