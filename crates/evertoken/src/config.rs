@@ -679,4 +679,13 @@ mod debug_redaction {
             assert!(!dbg.contains("debug-test-secret"), "{dbg}");
         }
     }
+
+    #[test]
+    fn nesting_is_capped_before_parsing() {
+        assert!(check_nesting("a: [[1, 2], {b: [c]}]\n").is_ok());
+        let deep = format!("{}{}", "[".repeat(65), "]".repeat(65));
+        assert!(check_nesting(&deep).unwrap_err().contains("deeper than 64"));
+        let deep = "[".repeat(100_000);
+        assert!(check_nesting(&deep).is_err());
+    }
 }

@@ -313,4 +313,53 @@ mod tests {
         j.clear("s", "tiktok").unwrap();
         assert!(j.read("s", "tiktok").unwrap().is_none());
     }
+
+    #[test]
+    fn records_are_accepted_only_for_the_accounts_own_variables() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::new(dir.path());
+        let own = vec![
+            "TIKTOK_REFRESH_TOKEN".to_owned(),
+            "TIKTOK_ACCESS_TOKEN".to_owned(),
+        ];
+        j.record(
+            "s",
+            "tiktok",
+            "tiktok",
+            &[entry("TIKTOK_CLIENT_SECRET", "planted", true)],
+            Timestamp::UNIX_EPOCH,
+        )
+        .unwrap();
+        let e = j.read_for("s", "tiktok", &own).unwrap_err();
+        assert!(
+            e.to_string().contains("not a variable of this account"),
+            "{e}"
+        );
+        j.record(
+            "s",
+            "tiktok",
+            "tiktok",
+            &[entry("TIKTOK_REFRESH_TOKEN", "ok", true)],
+            Timestamp::UNIX_EPOCH,
+        )
+        .unwrap();
+        // The planted entry is still merged in: refused as a whole.
+        assert!(j.read_for("s", "tiktok", &own).is_err());
+        j.clear("s", "tiktok").unwrap();
+        j.record(
+            "s",
+            "tiktok",
+            "tiktok",
+            &[entry("TIKTOK_REFRESH_TOKEN", "ok", true)],
+            Timestamp::UNIX_EPOCH,
+        )
+        .unwrap();
+        assert!(j.read_for("s", "tiktok", &own).unwrap().is_some());
+        assert!(j.check().is_ok());
+        let p = j.path_for("s", "tiktok");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o666)).unwrap();
+        assert!(j.read("s", "tiktok").is_err());
+        assert_eq!(j.check().unwrap_err().exit_code(), 2);
+    }
 }
