@@ -201,8 +201,9 @@ pub(crate) fn echo_response(
             oauth_error(400, "invalid_request", message)
         }
         Route::TikTok => tiktok_error(400, "invalid_request", message, now),
-        Route::GitHubApp | Route::GitHubActions | Route::Any => github_error(500, message, GH_DOCS),
-        Route::GitLab => gitlab_error(500, message),
+        // 4xx, so a client shows the body instead of retrying.
+        Route::GitHubApp | Route::GitHubActions | Route::Any => github_error(422, message, GH_DOCS),
+        Route::GitLab => gitlab_error(400, message),
         Route::Webhook => match hook_kind(path) {
             Hook::Slack => (
                 StatusCode::INTERNAL_SERVER_ERROR,

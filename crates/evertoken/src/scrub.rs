@@ -98,9 +98,57 @@ pub fn register_url(url: &str) {
     }
 }
 
-/// Replaces every known secret in `text` by its prefix form. Control characters
-/// are left alone (see [`external`]).
+/// Replaces every known secret in `text` by its prefix form, and every JWT
+/// (`eyJ….….…`, such as the GitHub App's bearer JWT or an `id_token`, which no
+/// registry sees) too. Control characters are left alone (see [`external`]).
 pub fn secrets(text: &str) -> String {
+    jwts(&registered(text))
+}
+
+/// Replaces JWT-shaped runs (three base64url segments, the first starting `eyJ`).
+fn jwts(text: &str) -> String {
+    if !text.contains("eyJ") {
+        return text.to_owned();
+    }
+    let b64 = |c: u8| c.is_ascii_alphanumeric() || c == b'-' || c == b'_';
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    let mut from = 0;
+    while let Some(rel) = text[from..].find("eyJ") {
+        let start = from + rel;
+        // Three segments of at least 4 characters, separated by single dots.
+        let mut i = start;
+        let mut segments = 0;
+        loop {
+            let seg_start = i;
+            while i < bytes.len() && b64(bytes[i]) {
+                i += 1;
+            }
+            if i - seg_start < 4 {
+                break;
+            }
+            segments += 1;
+            if segments == 3 || i >= bytes.len() || bytes[i] != b'.' {
+                break;
+            }
+            i += 1;
+        }
+        let starts_word = start == 0 || !b64(bytes[start - 1]);
+        if segments == 3 && starts_word {
+            out.push_str(&text[copied..start]);
+            out.push_str(Prefix::of(&text[start..i]).as_str());
+            copied = i;
+            from = i;
+        } else {
+            from = start + 3;
+        }
+    }
+    out.push_str(&text[copied..]);
+    out
+}
+
+fn registered(text: &str) -> String {
     let Ok(r) = registry().lock() else {
         return text.to_owned();
     };
@@ -248,6 +296,15 @@ mod tests {
         assert!(s.contains("rft.scru…"), "{s}");
         assert!(!s.chars().any(|c| c.is_control()), "{s}");
         assert!(s.contains("\\u{1b}"), "{s}");
+    }
+
+    #[test]
+    fn jwts_are_scrubbed_without_registration() {
+        let jwt = "eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOjQyNDIsImV4cCI6MX0.c2lnbmF0dXJlLWJ5dGVzLWhlcmU";
+        let s = secrets(&format!("Bearer {jwt} rejected"));
+        assert!(!s.contains("c2lnbmF0dXJl"), "{s}");
+        assert!(s.starts_with("Bearer eyJhbGci…"), "{s}");
+        assert_eq!(secrets("eyJ only.short"), "eyJ only.short");
     }
 
     #[test]

@@ -407,6 +407,11 @@ fn echoed_secrets_and_escapes_are_scrubbed_for_every_provider_and_webhook() {
             );
             let what = format!("{} echo, {service} alert", p.name());
             assert_invariants(&env, &out, &what);
+            assert!(
+                out.stdout.contains("you sent"),
+                "{what}: the echo reached the output: {}",
+                out.stdout
+            );
             assert_eq!(out.code, 1, "{what}: {}", out.stderr);
             assert!(
                 !env.sim.sim().webhook_received().is_empty(),
@@ -454,6 +459,33 @@ fn a_non_json_200_echo_is_scrubbed() {
     }
 }
 
+/// Defects 4 and 5 for GitHub: the token endpoint echoes the bearer JWT it was
+/// sent (a credential for ten minutes) with escapes; neither is shown.
+#[test]
+fn github_echoing_its_jwt_is_scrubbed() {
+    let env = github_env();
+    env.sim
+        .sim()
+        .set_persistent_fault(Route::GitHubApp, Some(Fault::EchoSecrets));
+    let out = env.ev(&["-vv", "github", "refresh"]);
+    assert_invariants(&env, &out, "github echo");
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("Bearer eyJ"),
+        "the echo reached the message: {}",
+        out.stderr
+    );
+    let text = format!("{}{}", out.stdout, out.stderr);
+    for (i, _) in text.match_indices("eyJ") {
+        let run = text[i..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            .count();
+        assert!(run < 16, "a JWT leaks: {}", &text[i..]);
+    }
+    tally("echoed JWT + escapes", "github", "failed, scrubbed");
+}
+
 /// Defect 4: a webhook service answering 500 with the URL's path secret and the
 /// basic-auth password it was sent, plus escapes: `auth test-alert` says it
 /// failed without either.
@@ -469,6 +501,11 @@ fn a_webhook_echoing_its_url_secret_is_scrubbed() {
         assert_invariants(&env, &out, service);
         assert_eq!(out.code, 1, "{service}: {}", out.stderr);
         assert!(out.stderr.contains("500"), "{}", out.stderr);
+        assert!(
+            out.stderr.contains("you sent"),
+            "the echo reached the output: {}",
+            out.stderr
+        );
         tally(
             "echoed URL secret + escapes",
             &format!("webhook {service}"),
@@ -532,6 +569,7 @@ fn an_smtp_server_echoing_the_password_is_scrubbed() {
         out.stderr
     );
     assert!(out.stderr.contains("535"), "{}", out.stderr);
+    assert!(out.stderr.contains("bad credentials"), "{}", out.stderr);
     tally(
         "echoed password + escapes",
         "email (SMTP)",
@@ -567,7 +605,12 @@ fn a_gitlab_store_echoing_its_token_is_scrubbed() {
     );
     assert_invariants(&env, &out, "gitlab echo");
     assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
-    assert!(out.stdout.contains("500"), "{}", out.stdout);
+    assert!(out.stdout.contains("400"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("you sent"),
+        "the echo reached the output: {}",
+        out.stdout
+    );
     tally(
         "echoed token + escapes",
         "store gitlab",
