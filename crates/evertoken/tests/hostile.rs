@@ -683,8 +683,32 @@ proptest! {
 /// `reauth_required`.
 #[test]
 fn runs_with_different_state_dirs_rotate_once() {
+    two_state_dirs(false);
+}
+
+/// The same for the env-file store.
+#[test]
+fn runs_with_different_state_dirs_rotate_once_on_an_env_file() {
+    two_state_dirs(true);
+}
+
+fn two_state_dirs(env_file: bool) {
     let env = TestEnv::new();
     setup(&env, "");
+    if env_file {
+        let text = std::fs::read_to_string(env.work().join("evertoken.yaml")).unwrap();
+        env.config(&text.replace(
+            "writeback: { local: { keychain: off } }",
+            "writeback: { backend: env-file, env_file: { path: tokens.env } }",
+        ));
+        let p = env.work().join("tokens.env");
+        std::fs::write(
+            &p,
+            format!("TIKTOK_REFRESH_TOKEN={TT_RT}\nTIKTOK_CLIENT_SECRET={TT_SECRET}\n"),
+        )
+        .unwrap();
+        set_mode(&p, 0o600);
+    }
     env.sim
         .sim()
         .set_latency(std::time::Duration::from_millis(300));
@@ -711,7 +735,16 @@ fn runs_with_different_state_dirs_rotate_once() {
         assert!(!stdout.contains("reauth_required"), "{stdout}");
     }
     assert_eq!(env.sim.sim().tiktok_live_refresh_tokens().len(), 1);
-    assert_not_lost(&env, P::Tiktok, "two state dirs");
+    if env_file {
+        let text = std::fs::read_to_string(env.work().join("tokens.env")).unwrap();
+        let live = &env.sim.sim().tiktok_live_refresh_tokens()[0];
+        assert!(
+            text.contains(&format!("TIKTOK_REFRESH_TOKEN={live}")),
+            "lost rotation"
+        );
+    } else {
+        assert_not_lost(&env, P::Tiktok, "two state dirs");
+    }
     let rotations = env
         .sim
         .sim()
@@ -723,7 +756,7 @@ fn runs_with_different_state_dirs_rotate_once() {
     assert_eq!(rotations, 1, "the token was rotated {rotations} times");
     tally(
         "two state dirs, one store",
-        "local file",
+        if env_file { "env file" } else { "local file" },
         "serialised: one rotation",
     );
 }
