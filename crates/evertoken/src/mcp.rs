@@ -339,15 +339,28 @@ fn with_exit(mut v: Value, code: u8) -> Value {
     v
 }
 
-/// A tool's answer: structured content, or a structured error with a hint.
+/// A tool's answer: structured content, or a structured error with a hint. Every
+/// string in it is scrubbed of known secrets and control characters: messages may
+/// quote a provider's answer.
 fn respond(r: Result<Value>) -> CallToolResult {
     match r {
-        Ok(v) => CallToolResult::structured(v),
-        Err(e) => CallToolResult::structured_error(json!({
+        Ok(v) => CallToolResult::structured(scrub_value(v)),
+        Err(e) => CallToolResult::structured_error(scrub_value(json!({
             "error": e.message,
             "hint": e.hint,
             "exit_code": e.exit_code(),
-        })),
+        }))),
+    }
+}
+
+fn scrub_value(v: Value) -> Value {
+    match v {
+        Value::String(s) => Value::String(crate::scrub::external(&s)),
+        Value::Array(a) => Value::Array(a.into_iter().map(scrub_value).collect()),
+        Value::Object(o) => {
+            Value::Object(o.into_iter().map(|(k, v)| (k, scrub_value(v))).collect())
+        }
+        other => other,
     }
 }
 
