@@ -8,7 +8,7 @@
 //! It owns the registry of known secret values and the escaping rules. It never
 //! logs, and never returns a registered value whole.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, OnceLock};
 
 use secrecy::{ExposeSecret, SecretString};
@@ -23,7 +23,10 @@ const KEY: usize = 8;
 
 #[derive(Default)]
 struct Registry {
+    /// Values by their first bytes, longest first within a bucket.
     by_head: HashMap<[u8; KEY], Vec<SecretString>>,
+    /// SHA-256 of every value, so registering a clone again costs one lookup.
+    seen: HashSet<[u8; 32]>,
     count: usize,
 }
 
@@ -46,15 +49,16 @@ pub fn register(value: &str) {
     }
     let Ok(mut r) = registry().lock() else { return };
     for f in forms {
+        use sha2::Digest;
+        if !r.seen.insert(sha2::Sha256::digest(f.as_bytes()).into()) {
+            continue;
+        }
         let mut head = [0u8; KEY];
         head.copy_from_slice(&f.as_bytes()[..KEY]);
         let list = r.by_head.entry(head).or_default();
-        if list.iter().any(|s| s.expose_secret() == f) {
-            continue;
-        }
         // Longest first, so a value that extends another is replaced whole.
-        list.push(SecretString::from(f.to_owned()));
-        list.sort_by_key(|s| std::cmp::Reverse(s.expose_secret().len()));
+        let at = list.partition_point(|s| s.expose_secret().len() >= f.len());
+        list.insert(at, SecretString::from(f.to_owned()));
         r.count += 1;
     }
 }
