@@ -328,7 +328,10 @@ pub(crate) fn chain(e: &dyn std::error::Error) -> String {
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let v = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(secs) = v.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+        // Saturating: a huge value (`18446744073709551615`, `1e300`) is "too long",
+        // never an overflow panic.
+        return (secs.is_finite() && secs >= 0.0)
+            .then(|| Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX));
     }
     let at = jiff::fmt::rfc2822::parse(v).ok()?.timestamp();
     let secs = at.as_second() - jiff::Timestamp::now().as_second();

@@ -651,6 +651,51 @@ fn huge_endless_and_slow_bodies_are_cut_off() {
     }
 }
 
+/// A `Retry-After` (header, or Discord's `retry_after`) too large for any clock,
+/// on every provider and the webhook: given up on with a message, never a panic.
+#[test]
+fn an_endless_retry_after_is_refused_not_a_panic() {
+    for p in ALL {
+        let env = TestEnv::new();
+        setup(&env, "");
+        env.sim.sim().set_persistent_fault(
+            p.route(),
+            Some(Fault::TooManyRequests {
+                retry_after_secs: Some(u64::MAX),
+            }),
+        );
+        let out = refresh(&env);
+        let what = format!("{} Retry-After u64::MAX", p.name());
+        assert_invariants(&env, &out, &what);
+        assert_eq!(out.code, 1, "{what}: {}", out.stderr);
+        assert!(out.stdout.contains("Retry-After"), "{what}: {}", out.stdout);
+        assert_not_lost(&env, p, &what);
+        tally(
+            "Retry-After 2^64-1 s",
+            p.name(),
+            &outcome_of(&out, p.name()),
+        );
+    }
+    for service in ["slack", "discord"] {
+        let env = TestEnv::new();
+        setup(&env, &webhook_alerts(&env, service));
+        env.sim.sim().set_persistent_fault(
+            Route::Webhook,
+            Some(Fault::TooManyRequests {
+                retry_after_secs: Some(u64::MAX),
+            }),
+        );
+        let out = env.ev(&["auth", "test-alert"]);
+        assert_invariants(&env, &out, service);
+        assert_eq!(out.code, 1, "{service}: {}", out.stderr);
+        tally(
+            "Retry-After 2^64-1 s",
+            &format!("webhook {service}"),
+            "failed, not retried",
+        );
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
     /// Any shape of a TikTok lifetime (integers of every size, floats, strings,

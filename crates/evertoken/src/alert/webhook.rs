@@ -273,7 +273,8 @@ fn backoff(attempt: u32) -> Duration {
 fn discord_retry_after(body: &str) -> Option<Duration> {
     let v: Value = serde_json::from_str(body).ok()?;
     let secs = v.get("retry_after")?.as_f64()?;
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+    (secs.is_finite() && secs >= 0.0)
+        .then(|| Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX))
 }
 
 /// `: invalid_payload` / `: Cannot send an empty message`: the service's own words.
