@@ -418,13 +418,19 @@ fn echoed_secrets_and_escapes_are_scrubbed_for_every_provider_and_webhook() {
                 "{what}: the alert was sent"
             );
             assert_not_lost(&env, p, &what);
-            // Human output too.
+            // The human table too.
+            env.sim.sim().push_fault(p.route(), Fault::EchoSecrets);
             let table = env.run(
                 env.cmd()
-                    .args(["auth", "status", "all"])
+                    .args(["--color", "never", "auth", "refresh", "all"])
                     .env("EVERTOKEN_NOW", NOW),
             );
             assert_invariants(&env, &table, &what);
+            assert!(
+                table.stdout.contains("you sent"),
+                "{what}: {}",
+                table.stdout
+            );
             tally(
                 "echoed secrets + escapes",
                 &format!("{} → {service}", p.name()),
