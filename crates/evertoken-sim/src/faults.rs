@@ -15,9 +15,14 @@
 //! route: [`Fault::Patch`] (out-of-range and wrong-typed numbers after a real
 //! rotation), [`Fault::EchoSecrets`] (an error envelope quoting every credential
 //! the request carried, plus terminal escape sequences), [`Fault::HugeBody`],
-//! [`Fault::EndlessBody`] and [`Fault::SlowLoris`]. No provider documents such
-//! answers (the docs are silent on limits of `expires_in` and on echoing); the
-//! client must survive them whatever the provider does.
+//! [`Fault::EndlessBody`] and [`Fault::SlowLoris`]. Real providers must not send
+//! these: RFC 6749 section 5.1 defines `expires_in` as "the lifetime in seconds of
+//! the access token" and section 5.2 forbids any character outside
+//! `%x20-21 / %x23-5B / %x5D-7E` in `error` and `error_description`
+//! (<https://www.rfc-editor.org/rfc/rfc6749#section-5.2>), so escapes there are
+//! always a fault. The providers' own docs (TikTok, Google, LinkedIn, Meta, GitHub)
+//! are silent on upper bounds for lifetimes and on echoing request values; the
+//! client must survive all of it whatever the provider does.
 
 use std::time::Duration;
 

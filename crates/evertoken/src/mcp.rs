@@ -12,8 +12,9 @@
 //! (the integration test pins the exact tool list).
 //!
 //! rmcp silently drops a line that is not JSON; JSON-RPC 2.0 asks for a `-32700`
-//! parse error instead, so stdin goes through [`parse_error_filter`], which
-//! answers such lines itself and hands only JSON to rmcp.
+//! parse error with a null id instead (<https://www.jsonrpc.org/specification#error_object>),
+//! so stdin goes through [`parse_error_filter`], which answers such lines itself and
+//! hands only JSON to rmcp.
 
 use std::path::PathBuf;
 
