@@ -300,12 +300,8 @@ impl Pending {
         }
         let store = self.engine.store().clone();
         let key = self.account.key();
-        let lock_path = self
-            .engine
-            .cfg
-            .journal_dir()
-            .join("locks")
-            .join(format!("{key}.lock"));
+        // The same store-keyed lock `auth refresh` takes (issue 13).
+        let lock_path = crate::lock::account_lock_path(store.as_ref(), &key);
         let _lock = crate::lock::FileLock::acquire(lock_path, Duration::from_secs(120))
             .await
             .map_err(|e| {
