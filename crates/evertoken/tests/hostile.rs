@@ -1053,6 +1053,30 @@ fn tokens_with_surrounding_whitespace_are_trimmed() {
         out.stderr
     );
     tally("token with trailing newline", "env", "trimmed, said once");
+
+    // The same from the credentials file (a value pasted with its newline).
+    let env = TestEnv::new();
+    setup(&env, "");
+    let creds = std::fs::read_to_string(env.work().join("credentials.yaml")).unwrap();
+    let live = &env.sim.sim().tiktok_live_refresh_tokens()[0];
+    env.credentials(&creds.replace(
+        &format!("TIKTOK_REFRESH_TOKEN: \"{TT_RT}\""),
+        &format!("TIKTOK_REFRESH_TOKEN: \"{live}\\n\""),
+    ));
+    let out = env.run(
+        env.cmd()
+            .args(["auth", "refresh", "tiktok", "--json"])
+            .env("EVERTOKEN_NOW", NOW),
+    );
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(result(&out.json(), "tiktok")["state"], "rotated");
+    assert!(out.stderr.contains("whitespace"), "{}", out.stderr);
+    assert_not_lost(&env, P::Tiktok, "credentials file newline");
+    tally(
+        "token with trailing newline",
+        "credentials file",
+        "trimmed, said once",
+    );
 }
 
 /// Point 9: MCP answers a line that is not JSON with a JSON-RPC parse error.
