@@ -624,6 +624,56 @@ fn a_gitlab_store_echoing_its_token_is_scrubbed() {
     );
 }
 
+/// Stores: the GitHub Actions secrets API answering 422 quoting the bearer token
+/// it was sent, after TikTok rotated: the new token stays in the journal, the
+/// store's token is not shown.
+#[test]
+fn an_actions_store_echoing_its_token_is_scrubbed() {
+    const GH: &str = "test-hostile-actions-token-not-real";
+    let env = TestEnv::new();
+    setup(&env, "");
+    env.secret(GH);
+    let sim = env.sim.sim();
+    sim.actions_add_token(GH);
+    sim.actions_add_repo("acme", "publisher");
+    env.config(&format!(
+        "platforms:\n  tiktok: {{ base_url: \"{base}\", client_key: {TT_KEY} }}\n\
+         auth:\n  writeback:\n    backend: github-actions\n    github_actions: {{ repository: acme/publisher, api_url: \"{base}\" }}\n\
+         http: {{ retries: 1, timeout_seconds: 3 }}\n",
+        base = env.base_url()
+    ));
+    sim.set_persistent_fault(Route::GitHubActions, Some(Fault::EchoSecrets));
+    let out = env.run(
+        env.cmd()
+            .args(["auth", "refresh", "all", "--json"])
+            .env_remove("GITHUB_REPOSITORY")
+            .env_remove("GITHUB_API_URL")
+            .env("GITHUB_TOKEN", GH)
+            .env("TIKTOK_CLIENT_SECRET", TT_SECRET)
+            .env("TIKTOK_REFRESH_TOKEN", TT_RT)
+            .env("EVERTOKEN_NOW", NOW),
+    );
+    assert_invariants(&env, &out, "actions echo");
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("you sent"),
+        "the echo reached the output: {}",
+        out.stdout
+    );
+    // Whether it failed before or after the rotation, no live token is lost:
+    // either nothing rotated, or the journal holds the rotated one.
+    let live = &env.sim.sim().tiktok_live_refresh_tokens()[0];
+    let journaled = walk(&env.state_dir().join("journal"))
+        .iter()
+        .any(|p| std::fs::read_to_string(p).is_ok_and(|t| t.contains(live.as_str())));
+    assert!(live == TT_RT || journaled, "lost rotation");
+    tally(
+        "echoed token + escapes",
+        "store github-actions",
+        &format!("{}, scrubbed", outcome_of(&out, "tiktok")),
+    );
+}
+
 /// Huge, endless and slow bodies on every provider: bounded, classified, no panic,
 /// and the stored token still works.
 #[test]
