@@ -7,6 +7,7 @@
 //! | `POST /_sim/latency` | `{"ms":50}` | [`Sim::set_latency`] |
 //! | `POST /_sim/faults` | `{"route":"tiktok","fault":{"kind":"status","status":503},"count":1}` or `"persistent":true` (fault `null` clears) | [`Sim::push_faults`] / [`Sim::set_persistent_fault`] |
 //! | `DELETE /_sim/faults` | | [`Sim::clear_faults`] |
+//! | (evil faults) | `{"kind":"patch","set":{"expires_in":9223372036854775807}}`, `"echo_secrets"`, `{"kind":"huge_body","bytes":8388608}`, `"endless_body"`, `{"kind":"slow_loris","ms":100}` | see [`Fault`] |
 //! | `POST /_sim/now` | `{"now":"2026-11-23T09:00:00Z"}` or `{"now":null}` | [`Sim::set_now`] |
 //! | `POST /_sim/lenient` | `{"lenient":true}` | [`Sim::set_lenient`] |
 //! | `POST /_sim/github/app` | `{"app_id":1,"client_id":"Iv23…","public_key_pem":"…"?}` (default: the embedded test key) | [`Sim::github_add_app`] |

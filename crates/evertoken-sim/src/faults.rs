@@ -9,6 +9,20 @@
 //! (secondary rate limit message + `Retry-After`), GitLab rack-attack throttling
 //! (plain `Retry later`), TikTok v2 `rate_limit_exceeded`
 //! <https://developers.tiktok.com/doc/tiktok-api-v2-error-handling>.
+//!
+//! The `evil` faults (issue 13) are what a hostile or broken provider, proxy or
+//! webhook service may send, so the client's defences can be tested for every
+//! route: [`Fault::Patch`] (out-of-range and wrong-typed numbers after a real
+//! rotation), [`Fault::EchoSecrets`] (an error envelope quoting every credential
+//! the request carried, plus terminal escape sequences), [`Fault::HugeBody`],
+//! [`Fault::EndlessBody`] and [`Fault::SlowLoris`]. Real providers must not send
+//! these: RFC 6749 section 5.1 defines `expires_in` as "the lifetime in seconds of
+//! the access token" and section 5.2 forbids any character outside
+//! `%x20-21 / %x23-5B / %x5D-7E` in `error` and `error_description`
+//! (<https://www.rfc-editor.org/rfc/rfc6749#section-5.2>), so escapes there are
+//! always a fault. The providers' own docs (TikTok, Google, LinkedIn, Meta, GitHub)
+//! are silent on upper bounds for lifetimes and on echoing request values; the
+//! client must survive all of it whatever the provider does.
 
 use std::time::Duration;
 
@@ -168,6 +182,61 @@ pub enum Fault {
     Unauthorized,
     /// Perform the request, then answer 200 without `refresh_token` in the body.
     DropRotatedToken,
+    /// Evil: perform the request (a rotation happens), then overwrite these
+    /// top-level fields of the JSON answer, e.g. `{"expires_in": 9223372036854775807}`
+    /// or `{"expires_in": "soon"}`.
+    Patch(serde_json::Map<String, serde_json::Value>),
+    /// Evil: without touching state, answer with the route's own error envelope
+    /// whose message quotes the request's body, query, path and decoded
+    /// `Authorization` credentials, followed by terminal escape sequences
+    /// (window title, clear screen, a fake "all good" line).
+    EchoSecrets,
+    /// Evil: the same echo, as a 200 answer that is not JSON (a proxy's debug page).
+    EchoSecretsOk,
+    /// Evil: without touching state, answer 200 with a JSON body of this many bytes.
+    HugeBody(usize),
+    /// Evil: without touching state, answer 200 with a body that never ends.
+    EndlessBody,
+    /// Evil: wait this long before the headers, then trickle the body one byte
+    /// every 200 ms, never finishing (a slow-loris server).
+    SlowLoris(Duration),
+}
+
+/// The escape sequences [`Fault::EchoSecrets`] appends: OSC 0 (window title),
+/// CSI 2 J (clear screen), a carriage return and a fake status line.
+pub const ESCAPES: &str =
+    "\u{1b}]0;evertoken: all good\u{7}\u{1b}[2J\r\u{1b}[32m✓ all credentials ok\u{1b}[0m\n";
+
+/// The route's error envelope carrying `message` (for [`Fault::EchoSecrets`]).
+pub(crate) fn echo_response(
+    route: Route,
+    path: &str,
+    message: &str,
+    now: jiff::Timestamp,
+) -> Response {
+    match route {
+        Route::Instagram => graph_error(400, message, "OAuthException", 190, None, false),
+        Route::Google | Route::LinkedInToken | Route::LinkedInIntrospect => {
+            oauth_error(400, "invalid_request", message)
+        }
+        Route::TikTok => tiktok_error(400, "invalid_request", message, now),
+        // 4xx, so a client shows the body instead of retrying.
+        Route::GitHubApp | Route::GitHubActions | Route::Any => github_error(422, message, GH_DOCS),
+        Route::GitLab => gitlab_error(400, message),
+        Route::Webhook => match hook_kind(path) {
+            Hook::Slack => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                message.to_owned(),
+            )
+                .into_response(),
+            Hook::Discord => json_response(500, json!({"message": message, "code": 0})),
+            Hook::Teams => json_response(
+                500,
+                json!({"error": {"code": "InternalServerError", "message": message}}),
+            ),
+        },
+    }
 }
 
 impl Fault {
@@ -179,6 +248,7 @@ impl Fault {
                 | Fault::MalformedJson
                 | Fault::TruncatedBody
                 | Fault::DropRotatedToken
+                | Fault::Patch(_)
         )
     }
 
@@ -225,6 +295,16 @@ impl Fault {
             "invalid_client" => Fault::InvalidClient,
             "unauthorized" => Fault::Unauthorized,
             "drop_rotated_token" => Fault::DropRotatedToken,
+            "patch" => Fault::Patch(obj?.get("set")?.as_object()?.clone()),
+            "echo_secrets" | "echo" => Fault::EchoSecrets,
+            "echo_secrets_200" | "echo_ok" => Fault::EchoSecretsOk,
+            "huge_body" => Fault::HugeBody(
+                get_u64("bytes")
+                    .and_then(|b| usize::try_from(b).ok())
+                    .unwrap_or(8 << 20),
+            ),
+            "endless_body" => Fault::EndlessBody,
+            "slow_loris" => Fault::SlowLoris(ms()),
             _ => return None,
         })
     }
@@ -420,11 +500,38 @@ pub(crate) fn pre_response(
         Fault::InvalidGrant => invalid_grant(route, path, now),
         Fault::InvalidClient => invalid_client(route, path, now),
         Fault::Unauthorized => unauthorized(route, path, now),
+        Fault::HugeBody(n) => {
+            let mut body = String::with_capacity(*n + 16);
+            body.push_str("{\"pad\":\"");
+            body.extend(std::iter::repeat_n('x', n.saturating_sub(12)));
+            body.push_str("\"}");
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                body,
+            )
+                .into_response()
+        }
+        Fault::EndlessBody => {
+            use futures::StreamExt as _;
+            let chunk = axum::body::Bytes::from(vec![b' '; 64 * 1024]);
+            let stream = futures::stream::repeat(chunk).map(Ok::<_, std::io::Error>);
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                axum::body::Body::from_stream(stream),
+            )
+                .into_response()
+        }
         Fault::Hang(_)
         | Fault::HangAfterProcessing(_)
         | Fault::MalformedJson
         | Fault::TruncatedBody
-        | Fault::DropRotatedToken => return None,
+        | Fault::DropRotatedToken
+        | Fault::Patch(_)
+        | Fault::EchoSecrets
+        | Fault::EchoSecretsOk
+        | Fault::SlowLoris(_) => return None,
     })
 }
 

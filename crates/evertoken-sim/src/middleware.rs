@@ -83,7 +83,36 @@ pub(crate) async fn sim_layer(State(sim): State<Sim>, req: Request, next: Next) 
     if let Some(resp) = pre_response(route, &path, &fault, now) {
         return resp;
     }
+    if fault == Fault::EchoSecrets || fault == Fault::EchoSecretsOk {
+        let (parts, body) = req.into_parts();
+        let bytes = axum::body::to_bytes(body, BODY_LIMIT)
+            .await
+            .unwrap_or_default();
+        let echo = echo_text(&path, &parts, &bytes);
+        if fault == Fault::EchoSecretsOk {
+            return (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                echo,
+            )
+                .into_response();
+        }
+        return crate::faults::echo_response(route, &path, &echo, now);
+    }
     match fault {
+        Fault::SlowLoris(d) => {
+            tokio::time::sleep(d).await;
+            let stream = futures::stream::unfold((), |()| async {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                Some((Ok::<Bytes, std::io::Error>(Bytes::from_static(b" ")), ()))
+            });
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                Body::from_stream(stream),
+            )
+                .into_response()
+        }
         Fault::Hang(d) => {
             tokio::time::sleep(d).await;
             next.run(req).await
@@ -99,6 +128,40 @@ pub(crate) async fn sim_layer(State(sim): State<Sim>, req: Request, next: Next) 
         }
         _ => next.run(req).await,
     }
+}
+
+/// [`Fault::EchoSecrets`]: everything the request carried, then terminal escapes.
+fn echo_text(path: &str, parts: &axum::http::request::Parts, body: &[u8]) -> String {
+    use base64::Engine as _;
+    let mut echo = format!("you sent {} {path}", parts.method);
+    if let Some(q) = parts.uri.query() {
+        echo.push_str(&format!("?{q}"));
+        // Decoded too, as a careless server would log it.
+        for (k, v) in url::form_urlencoded::parse(q.as_bytes()) {
+            echo.push_str(&format!(" {k}={v}"));
+        }
+    }
+    if !body.is_empty() {
+        echo.push_str(&format!(" body={}", String::from_utf8_lossy(body)));
+        for (k, v) in url::form_urlencoded::parse(body) {
+            echo.push_str(&format!(" {k}={v}"));
+        }
+    }
+    for (name, v) in parts.headers.iter() {
+        let v = String::from_utf8_lossy(v.as_bytes());
+        if name == header::AUTHORIZATION {
+            echo.push_str(&format!(" authorization={v}"));
+            if let Some(b) = v.strip_prefix("Basic ")
+                && let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(b.trim())
+            {
+                echo.push_str(&format!(" credentials={}", String::from_utf8_lossy(&raw)));
+            }
+        } else if REDACTED_HEADERS.contains(&name.as_str()) {
+            echo.push_str(&format!(" {name}={v}"));
+        }
+    }
+    echo.push_str(crate::faults::ESCAPES);
+    echo
 }
 
 async fn post_process(resp: Response, fault: &Fault) -> Response {
@@ -142,6 +205,17 @@ async fn post_process(resp: Response, fault: &Fault) -> Response {
             );
             Response::from_parts(parts, Body::from_stream(stream))
         }
+        Fault::Patch(set) => match serde_json::from_slice::<serde_json::Value>(&bytes) {
+            Ok(serde_json::Value::Object(mut m)) => {
+                for (k, v) in set {
+                    m.insert(k.clone(), v.clone());
+                }
+                let out = serde_json::to_vec(&m).unwrap_or_default();
+                parts.headers.remove(header::CONTENT_LENGTH);
+                Response::from_parts(parts, Body::from(out))
+            }
+            _ => Response::from_parts(parts, Body::from(bytes)),
+        },
         Fault::DropRotatedToken => match serde_json::from_slice::<serde_json::Value>(&bytes) {
             Ok(serde_json::Value::Object(mut m)) => {
                 m.remove("refresh_token");

@@ -175,6 +175,7 @@ impl Config {
     }
 
     fn validate(&self) -> Result<()> {
+        self.check_ranges()?;
         provider::validate(self)?;
         store::validate(self)?;
         alert::validate(self)?;
@@ -192,17 +193,216 @@ impl Config {
     }
 }
 
+/// The documented range of every number in the config file. A value outside it is
+/// a config error (exit 2) naming the key, never an overflow or a panic later.
+pub const RANGES: &[(&str, f64, f64, &str)] = &[
+    (
+        "http.timeout_seconds",
+        0.001,
+        3600.0,
+        "seconds per request; the default is 30",
+    ),
+    (
+        "http.retries",
+        0.0,
+        20.0,
+        "attempts after the first; the default is 3",
+    ),
+    (
+        "http.max_retry_after_seconds",
+        0.0,
+        86_400.0,
+        "the longest Retry-After honoured; the default is 120",
+    ),
+    (
+        "platforms.*.concurrency",
+        1.0,
+        1024.0,
+        "accounts refreshed at once; the default is 8",
+    ),
+    (
+        "platforms.*.refresh_before_days",
+        0.0,
+        3650.0,
+        "days before expiry; the default is 15",
+    ),
+    (
+        "platforms.*.warn_before_days",
+        0.0,
+        3650.0,
+        "days before expiry; the default is 14",
+    ),
+    (
+        "auth.alerts.repeat_hours",
+        1.0,
+        8760.0,
+        "hours between repeats of an unchanged alert; the default is 24",
+    ),
+    (
+        "auth.writeback.vault.lock_timeout_seconds",
+        1.0,
+        86_400.0,
+        "seconds to wait for another runner's lock",
+    ),
+    (
+        "auth.writeback.vault.lock_ttl_seconds",
+        1.0,
+        86_400.0,
+        "seconds a lock lives if its runner dies",
+    ),
+];
+
+impl Config {
+    /// Checks every number against [`RANGES`].
+    fn check_ranges(&self) -> Result<()> {
+        let f = &self.file;
+        let mut values: Vec<(String, &str, f64)> = vec![
+            (
+                "http.timeout_seconds".into(),
+                "http.timeout_seconds",
+                f.http.timeout_seconds,
+            ),
+            (
+                "http.retries".into(),
+                "http.retries",
+                f64::from(f.http.retries),
+            ),
+            (
+                "http.max_retry_after_seconds".into(),
+                "http.max_retry_after_seconds",
+                f.http.max_retry_after_seconds as f64,
+            ),
+            (
+                "auth.alerts.repeat_hours".into(),
+                "auth.alerts.repeat_hours",
+                f.auth.alerts.repeat_hours as f64,
+            ),
+        ];
+        let p = &f.platforms;
+        let mut platform = |name: &str, conc: usize, days: &[(&'static str, i64)]| {
+            values.push((
+                format!("platforms.{name}.concurrency"),
+                "platforms.*.concurrency",
+                conc as f64,
+            ));
+            for (k, v) in days {
+                values.push((format!("platforms.{name}.{k}"), k_range(k), *v as f64));
+            }
+        };
+        fn k_range(k: &str) -> &'static str {
+            if k == "warn_before_days" {
+                "platforms.*.warn_before_days"
+            } else {
+                "platforms.*.refresh_before_days"
+            }
+        }
+        if let Some(c) = &p.instagram {
+            platform(
+                "instagram",
+                c.concurrency,
+                &[("refresh_before_days", c.refresh_before_days)],
+            );
+        }
+        if let Some(c) = &p.youtube {
+            platform("youtube", c.concurrency, &[]);
+        }
+        if let Some(c) = &p.tiktok {
+            platform(
+                "tiktok",
+                c.concurrency,
+                &[("refresh_before_days", c.refresh_before_days)],
+            );
+        }
+        if let Some(c) = &p.linkedin {
+            platform(
+                "linkedin",
+                c.concurrency,
+                &[
+                    ("refresh_before_days", c.refresh_before_days),
+                    ("warn_before_days", c.warn_before_days),
+                ],
+            );
+        }
+        if let Some(v) = &f.auth.writeback.vault {
+            values.push((
+                "auth.writeback.vault.lock_timeout_seconds".into(),
+                "auth.writeback.vault.lock_timeout_seconds",
+                v.lock_timeout_seconds as f64,
+            ));
+            values.push((
+                "auth.writeback.vault.lock_ttl_seconds".into(),
+                "auth.writeback.vault.lock_ttl_seconds",
+                v.lock_ttl_seconds as f64,
+            ));
+        }
+        for (key, range, v) in values {
+            let Some((_, lo, hi, what)) = RANGES.iter().find(|r| r.0 == range) else {
+                continue;
+            };
+            if !(v.is_finite() && v >= *lo && v <= *hi) {
+                let shown = if v.fract() == 0.0 && v.abs() < 1e18 {
+                    format!("{}", v as i64)
+                } else {
+                    format!("{v}")
+                };
+                let bound = if v < *lo {
+                    format!("must be at least {lo}")
+                } else {
+                    format!("must be at most {hi}")
+                };
+                return Err(self
+                    .error_at(&key, format!("{shown} is outside {lo}..={hi}: {bound}"))
+                    .with_hint(format!("{what}; use a value between {lo} and {hi}")));
+            }
+        }
+        Ok(())
+    }
+}
+
 fn exists_or_error(p: &Path, from: &str) -> Result<Option<PathBuf>> {
     let p = files::expand_tilde(&p.to_string_lossy());
-    if p.is_file() {
-        Ok(Some(p))
-    } else {
-        Err(Error::config(format!(
-            "config file {} (from {from}) does not exist",
-            p.display()
-        ))
-        .with_hint("check the path, or run `evertoken demo` to see a working setup"))
+    let what = match std::fs::metadata(&p) {
+        Ok(m) if m.is_file() => return Ok(Some(p)),
+        Ok(m) if m.is_dir() => "is a directory, not a file",
+        Ok(_) => "is not a regular file (a fifo, socket or device)",
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "does not exist",
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            "cannot be read (permission denied)"
+        }
+        Err(_) => "cannot be read",
+    };
+    Err(
+        Error::config(format!("config file {} (from {from}) {what}", p.display())).with_hint(
+            "give the path of the YAML config file, or run `evertoken demo` to see a working setup",
+        ),
+    )
+}
+
+/// The deepest `[`/`{` flow nesting any YAML file evertoken reads may have. Real
+/// files nest a few levels; checking this before the parser keeps a hostile file
+/// (`[[[[…` 100,000 deep) from costing seconds of parsing.
+pub const MAX_YAML_NESTING: usize = 64;
+
+/// Rejects YAML whose flow nesting exceeds [`MAX_YAML_NESTING`] (an upper bound:
+/// brackets inside quoted strings count too, which no real file comes near).
+pub fn check_nesting(text: &str) -> std::result::Result<(), String> {
+    let mut depth = 0usize;
+    for (i, b) in text.bytes().enumerate() {
+        match b {
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_YAML_NESTING {
+                    let line = text.as_bytes()[..i].iter().filter(|c| **c == b'\n').count() + 1;
+                    return Err(format!(
+                        "nesting deeper than {MAX_YAML_NESTING} levels (line {line})"
+                    ));
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
     }
+    Ok(())
 }
 
 /// Parses YAML text into the config model, turning serde's errors into ones that
@@ -211,6 +411,10 @@ pub fn parse(text: &str, path: &Path) -> Result<FileConfig> {
     if text.trim().is_empty() {
         return Ok(FileConfig::default());
     }
+    check_nesting(text).map_err(|e| {
+        Error::config(format!("config file {}: {e}", path.display()))
+            .with_hint("this is not an evertoken config file; check the path")
+    })?;
     let de = serde_norway::Deserializer::from_str(text);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let key = e.path().to_string();
@@ -467,6 +671,7 @@ mod debug_redaction {
             }),
             refresh: None,
             note: None,
+            problem: None,
         };
         for dbg in [
             format!("{entry:?}"),
@@ -476,5 +681,14 @@ mod debug_redaction {
         ] {
             assert!(!dbg.contains("debug-test-secret"), "{dbg}");
         }
+    }
+
+    #[test]
+    fn nesting_is_capped_before_parsing() {
+        assert!(check_nesting("a: [[1, 2], {b: [c]}]\n").is_ok());
+        let deep = format!("{}{}", "[".repeat(65), "]".repeat(65));
+        assert!(check_nesting(&deep).unwrap_err().contains("deeper than 64"));
+        let deep = "[".repeat(100_000);
+        assert!(check_nesting(&deep).is_err());
     }
 }

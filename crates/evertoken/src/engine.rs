@@ -115,7 +115,6 @@ pub struct Engine {
     providers: Vec<Arc<dyn Provider>>,
     store: Arc<dyn Store>,
     journal: Journal,
-    locks_dir: PathBuf,
     http: Http,
     clock: Clock,
     lock_timeout: Duration,
@@ -143,6 +142,8 @@ impl Engine {
         let providers = provider::build(&cfg)?;
         let store = store::open(&cfg)?;
         let state_dir = cfg.journal_dir();
+        let journal = Journal::new(&state_dir);
+        journal.check()?;
         let http = Http::new(&cfg.file.http);
         let gates = providers
             .iter()
@@ -156,8 +157,7 @@ impl Engine {
             gates,
             providers,
             store,
-            journal: Journal::new(&state_dir),
-            locks_dir: state_dir.join("locks"),
+            journal,
             http,
             clock,
             cfg,
@@ -477,7 +477,8 @@ impl Engine {
         let store_id = self.store.id();
         // A plain read (usually one failed open): cheaper inline than on a
         // blocking thread, which matters for `auth status` over 10,000 accounts.
-        let journal = match self.journal.read(&store_id, &a.key()) {
+        let own_vars: Vec<String> = self.vars(p, a).into_iter().map(|(_, v)| v).collect();
+        let journal = match self.journal.read_for(&store_id, &a.key(), &own_vars) {
             Ok(Some(rec)) => Some((self.journal.path_for(&store_id, &a.key()), rec)),
             Ok(None) => None,
             Err(e) => return Err(StoreError::permanent(e.to_string()).with_hint(
@@ -575,7 +576,7 @@ impl Engine {
         before: Snapshot,
     ) -> AccountResult {
         let key = a.key();
-        let lock_path = self.locks_dir.join(format!("{key}.lock"));
+        let lock_path = crate::lock::account_lock_path(self.store.as_ref(), &key);
         // A run stopped by a signal does not wait for another run's lock.
         let acquired = tokio::select! {
             l = FileLock::acquire(lock_path, self.lock_timeout) => l,
@@ -836,7 +837,9 @@ impl Engine {
         });
         if entries.is_empty() {
             let r = self.result(p, a, &new_state, st, action, message, None);
-            return self.hard_deadline(p, a, state, &grant, now, r);
+            let problem = grant.problem.clone();
+            let r = self.hard_deadline(p, a, state, &grant, now, r);
+            return with_problem(r, problem);
         }
         let store_id = self.store.id();
         let (id, label, key, rec) = (store_id.clone(), a.to_string(), a.key(), entries.clone());
@@ -888,7 +891,7 @@ impl Engine {
                 )),
             );
             r.action = format!("{action}, write-back pending");
-            return r;
+            return with_problem(r, grant.problem);
         }
         tracing::debug!(account = %a, store = %self.store.describe(), entries = entries.len(), "written back");
         failpoint::hit(failpoint::AFTER_WRITEBACK);
@@ -921,7 +924,7 @@ impl Engine {
                 }
             }
         }
-        r
+        with_problem(r, grant.problem)
     }
 
     /// Refreshing did not move the refresh token's own expiry: a human must log
@@ -1409,6 +1412,20 @@ impl Engine {
     }
 }
 
+/// A grant whose answer was faulty (an impossible lifetime): its tokens were kept,
+/// and the credential is reported as failed, saying both.
+fn with_problem(mut r: AccountResult, problem: Option<String>) -> AccountResult {
+    if let Some(problem) = problem {
+        r.message = format!("{problem}; the tokens it issued were kept ({})", r.message);
+        r.state = State::Failed;
+        r.attention = true;
+        r.fix.get_or_insert_with(|| {
+            "a provider fault: the stored expiry is unknown, so the next run refreshes again".into()
+        });
+    }
+    r
+}
+
 fn action_done(st: State) -> &'static str {
     match st {
         State::Rotated => "the provider rotated the token",
@@ -1419,8 +1436,8 @@ fn action_done(st: State) -> &'static str {
 fn env_value(var: &str) -> Option<Secret> {
     std::env::var(var)
         .ok()
-        .filter(|v| !v.is_empty())
-        .map(Secret::new)
+        .filter(|v| !v.trim().is_empty())
+        .map(|v| Secret::from_outside(v, &format!("${var}")))
 }
 
 /// One variable's effective value: journal → environment → store.

@@ -45,15 +45,45 @@ impl Reply {
         jiff::fmt::rfc2822::parse(v).ok().map(|z| z.timestamp())
     }
 
-    /// The first characters of the body, for error messages about unexpected answers.
+    /// The first characters of the body, for error messages about unexpected answers:
+    /// known secrets replaced by their prefix form, control characters escaped.
     pub fn snippet(&self) -> String {
-        let one_line: String = self.body.split_whitespace().collect::<Vec<_>>().join(" ");
+        let body = crate::scrub::external(&self.body);
+        let one_line: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
         let mut s: String = one_line.chars().take(120).collect();
         if one_line.chars().count() > 120 {
             s.push('…');
         }
         s
     }
+}
+
+/// The largest answer body read (1 MiB). Token answers are under a kilobyte; a
+/// bigger or endless body is a fault or an attack, never buffered whole.
+pub const MAX_BODY: usize = 1 << 20;
+
+/// Reads the body, at most `limit` bytes, as (lossy) UTF-8.
+pub(crate) async fn read_body(mut resp: reqwest::Response, limit: usize) -> Result<String, String> {
+    let mut buf: Vec<u8> = Vec::new();
+    loop {
+        match resp.chunk().await {
+            Ok(Some(c)) => {
+                if buf.len() + c.len() > limit {
+                    return Err(format!(
+                        "the body is larger than {} KiB; evertoken stops reading there",
+                        limit / 1024
+                    ));
+                }
+                buf.extend_from_slice(&c);
+            }
+            Ok(None) => break,
+            Err(e) => return Err(e.without_url().to_string()),
+        }
+    }
+    Ok(match String::from_utf8(buf) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,6 +135,9 @@ impl Clients {
         reqwest::Client::builder()
             .timeout(self.timeout)
             .connect_timeout(self.timeout.min(Duration::from_secs(10)))
+            // A server that stalls mid-headers or mid-body (slow loris) is cut off
+            // after this idle time; `timeout` bounds the whole exchange anyway.
+            .read_timeout(self.timeout.min(Duration::from_secs(30)))
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("evertoken/", env!("CARGO_PKG_VERSION")))
             .pool_max_idle_per_host(64)
@@ -134,7 +167,10 @@ impl Http {
     pub fn new(cfg: &HttpConfig) -> Self {
         Self {
             clients: std::sync::Arc::new(Clients {
-                timeout: Duration::from_secs_f64(cfg.timeout_seconds),
+                // The config is range-checked; this guards any other caller.
+                timeout: Duration::try_from_secs_f64(cfg.timeout_seconds)
+                    .unwrap_or(Duration::from_secs(30))
+                    .clamp(Duration::from_millis(1), Duration::from_secs(3600)),
                 plain: std::sync::OnceLock::new(),
                 tls: std::sync::OnceLock::new(),
             }),
@@ -193,7 +229,7 @@ impl Http {
                     after,
                 });
             }
-            match resp.text().await {
+            match read_body(resp, MAX_BODY).await {
                 Ok(body) => Ok(Reply {
                     status,
                     headers,
@@ -201,8 +237,7 @@ impl Http {
                 }),
                 Err(e) => {
                     let message = format!(
-                        "{what} ({where_}) answered {status} but the body could not be read: {}",
-                        e.without_url()
+                        "{what} ({where_}) answered {status} but the body could not be read: {e}"
                     );
                     if call == Call::Rotating && status.is_success() {
                         Err(Attempt::Stop(Failure::Unknown { message }))
@@ -293,7 +328,10 @@ pub(crate) fn chain(e: &dyn std::error::Error) -> String {
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let v = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(secs) = v.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+        // Saturating: a huge value (`18446744073709551615`, `1e300`) is "too long",
+        // never an overflow panic.
+        return (secs.is_finite() && secs >= 0.0)
+            .then(|| Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX));
     }
     let at = jiff::fmt::rfc2822::parse(v).ok()?.timestamp();
     let secs = at.as_second() - jiff::Timestamp::now().as_second();

@@ -5,6 +5,12 @@
 //! stale environment value. It lives under `auth.journal_dir` (default
 //! `$XDG_STATE_HOME/evertoken/journal`); its records hold secrets, so its
 //! directory is 0700 and nothing here ever prints a value.
+//!
+//! A record is a token that will be written into a store, so the journal trusts
+//! nothing another local user could have put there: [`Journal::check`] refuses a
+//! state or journal directory, or a record, that is a symlink, someone else's, or
+//! group/other-writable; [`Journal::read_for`] accepts a record only for the store
+//! and the variables of the account it is read for.
 
 use std::path::{Path, PathBuf};
 
@@ -28,13 +34,80 @@ pub struct Record {
 #[derive(Clone, Debug)]
 pub struct Journal {
     dir: PathBuf,
+    state_dir: PathBuf,
 }
 
 impl Journal {
     pub fn new(state_dir: &Path) -> Self {
         Self {
             dir: state_dir.join("journal"),
+            state_dir: state_dir.to_path_buf(),
         }
+    }
+
+    /// Refuses (a config error: exit 2, with the `chmod` hint) a state directory,
+    /// journal or locks directory, or journal record that another user could have
+    /// prepared: a symlink, not owned by this user, or group/other-writable.
+    pub fn check(&self) -> crate::error::Result<()> {
+        let refuse = |what: String, dir: &Path| {
+            crate::error::Error::config(format!("refusing to use the state directory: {what}"))
+                .with_hint(files::trust_hint(dir))
+        };
+        for d in [
+            self.state_dir.clone(),
+            self.dir.clone(),
+            self.state_dir.join("locks"),
+        ] {
+            files::check_trusted_dir(&d).map_err(|e| refuse(e, &d))?;
+        }
+        for p in self.pending() {
+            check_record_file(&p).map_err(|e| {
+                crate::error::Error::config(format!("refusing journal record: {e}")).with_hint(
+                    format!(
+                        "if you wrote it (or a backup tool did): `chmod 600 {0}`; otherwise move it away (`mv {0} {0}.suspect`) and run again",
+                        p.display()
+                    ),
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    /// [`Journal::read`], accepting the record only if it names `store_id` and
+    /// holds nothing but the account's own variables (`vars`): a planted record
+    /// cannot write a client secret or another account's variable into the store.
+    pub fn read_for(
+        &self,
+        store_id: &str,
+        account_key: &str,
+        vars: &[String],
+    ) -> std::io::Result<Option<Record>> {
+        let Some(rec) = self.read(store_id, account_key)? else {
+            return Ok(None);
+        };
+        let path = self.path_for(store_id, account_key);
+        let bad = |what: String| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "journal record {} {what}; it is refused and left in place",
+                    path.display()
+                ),
+            )
+        };
+        if rec.store != store_id {
+            return Err(bad(format!(
+                "is for another store (`{}`)",
+                crate::scrub::external(&rec.store)
+            )));
+        }
+        if let Some(e) = rec.entries.iter().find(|e| !vars.contains(&e.var)) {
+            return Err(bad(format!(
+                "holds `{}`, which is not a variable of this account",
+                crate::scrub::external(&e.var)
+            )));
+        }
+        Ok(Some(rec))
     }
 
     pub fn dir(&self) -> &Path {
@@ -51,7 +124,7 @@ impl Journal {
 
     pub fn read(&self, store_id: &str, account_key: &str) -> std::io::Result<Option<Record>> {
         let path = self.path_for(store_id, account_key);
-        match std::fs::read(&path) {
+        match read_record_file(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
                 std::io::Error::new(
                     std::io::ErrorKind::InvalidData,
@@ -129,6 +202,69 @@ impl Journal {
     }
 }
 
+/// Reads a record without following a symlink, refusing one others could write.
+fn read_record_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!(
+                        "journal record {} is a symbolic link; refused",
+                        path.display()
+                    ),
+                )
+            } else {
+                e
+            }
+        })?;
+    let m = f.metadata()?;
+    check_record_meta(path, &m)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    let mut buf = Vec::new();
+    // A record is a few hundred bytes; a huge file is not one.
+    f.by_ref().take(1 << 20).read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+fn check_record_file(path: &Path) -> Result<(), String> {
+    let m = std::fs::symlink_metadata(path)
+        .map_err(|e| format!("{} cannot be inspected: {e}", path.display()))?;
+    if m.file_type().is_symlink() {
+        return Err(format!("{} is a symbolic link", path.display()));
+    }
+    check_record_meta(path, &m)
+}
+
+fn check_record_meta(path: &Path, m: &std::fs::Metadata) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    if !m.is_file() {
+        return Err(format!("{} is not a regular file", path.display()));
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if m.uid() != me {
+        return Err(format!(
+            "{} belongs to user id {}, not to you",
+            path.display(),
+            m.uid()
+        ));
+    }
+    if m.mode() & 0o022 != 0 {
+        return Err(format!(
+            "{} is writable by other users (mode {:o})",
+            path.display(),
+            m.mode() & 0o7777
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,5 +312,54 @@ mod tests {
         assert!(j.read("other-store", "tiktok").unwrap().is_none());
         j.clear("s", "tiktok").unwrap();
         assert!(j.read("s", "tiktok").unwrap().is_none());
+    }
+
+    #[test]
+    fn records_are_accepted_only_for_the_accounts_own_variables() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::new(dir.path());
+        let own = vec![
+            "TIKTOK_REFRESH_TOKEN".to_owned(),
+            "TIKTOK_ACCESS_TOKEN".to_owned(),
+        ];
+        j.record(
+            "s",
+            "tiktok",
+            "tiktok",
+            &[entry("TIKTOK_CLIENT_SECRET", "planted", true)],
+            Timestamp::UNIX_EPOCH,
+        )
+        .unwrap();
+        let e = j.read_for("s", "tiktok", &own).unwrap_err();
+        assert!(
+            e.to_string().contains("not a variable of this account"),
+            "{e}"
+        );
+        j.record(
+            "s",
+            "tiktok",
+            "tiktok",
+            &[entry("TIKTOK_REFRESH_TOKEN", "ok", true)],
+            Timestamp::UNIX_EPOCH,
+        )
+        .unwrap();
+        // The planted entry is still merged in: refused as a whole.
+        assert!(j.read_for("s", "tiktok", &own).is_err());
+        j.clear("s", "tiktok").unwrap();
+        j.record(
+            "s",
+            "tiktok",
+            "tiktok",
+            &[entry("TIKTOK_REFRESH_TOKEN", "ok", true)],
+            Timestamp::UNIX_EPOCH,
+        )
+        .unwrap();
+        assert!(j.read_for("s", "tiktok", &own).unwrap().is_some());
+        assert!(j.check().is_ok());
+        let p = j.path_for("s", "tiktok");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o666)).unwrap();
+        assert!(j.read("s", "tiktok").is_err());
+        assert_eq!(j.check().unwrap_err().exit_code(), 2);
     }
 }

@@ -31,5 +31,6 @@ pub mod provider;
 pub mod render;
 pub mod report;
 pub mod schedule;
+pub mod scrub;
 pub mod secret;
 pub mod store;

@@ -1,5 +1,10 @@
 //! Host-local locks: an exclusive `flock` on a sidecar file, held from the read of
 //! a credential to its write-back, so two runs on one host never rotate twice.
+//!
+//! The lock is keyed to the store it protects, never to the run's state directory
+//! (two runs with different `XDG_STATE_HOME` against one credentials file must
+//! still serialise): see [`account_lock_path`]. A lock directory is created 0700
+//! and refused when another user could have prepared it.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -25,6 +30,45 @@ impl std::fmt::Display for LockError {
     }
 }
 
+/// Where the host lock of `account_key` in `store` lives. For a file store (the
+/// credentials file, an env file): a hidden directory beside the file,
+/// `.<file name>.locks/<account>.lock`, so every run that writes that file takes
+/// the same lock. For a remote store (GitLab, Vault, Actions): a per-user
+/// directory under `~/.local/state/evertoken/locks/`, one subdirectory per store
+/// identity (project or group, organisation or repository, mount and path),
+/// deliberately independent of `XDG_STATE_HOME` and `auth.journal_dir`.
+pub fn account_lock_path(store: &dyn crate::store::Store, account_key: &str) -> PathBuf {
+    let name = format!("{account_key}.lock");
+    if let Some(file) = store.local_file() {
+        let file = std::path::absolute(&file).unwrap_or(file);
+        let dir = file.parent().unwrap_or(Path::new("/"));
+        let base = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "store".into());
+        return dir.join(format!(".{base}.locks")).join(name);
+    }
+    use sha2::Digest;
+    let h = sha2::Sha256::digest(store.id().as_bytes());
+    let short: String = h.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    crate::files::home_dir()
+        .join(".local/state/evertoken/locks")
+        .join(short)
+        .join(name)
+}
+
+/// Whether `dir` is one of evertoken's own lock directories (see
+/// [`account_lock_path`] and the state directory's `locks/`).
+fn is_lock_dir(dir: &Path) -> bool {
+    let name = |p: Option<&Path>| {
+        p.and_then(Path::file_name)
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let own = name(Some(dir));
+    own == "locks" || own.ends_with(".locks") || name(dir.parent()) == "locks"
+}
+
 impl FileLock {
     /// Blocks (polling) until the lock is free or `timeout` passes.
     pub fn acquire_blocking(path: &Path, timeout: Duration) -> Result<FileLock, LockError> {
@@ -35,12 +79,23 @@ impl FileLock {
         if let Some(dir) = path.parent() {
             crate::files::ensure_private_dir(dir)
                 .map_err(|e| err(format!("cannot create directory: {e}")))?;
+            // evertoken's own lock directories must be private; a sidecar lock
+            // beside a user's file lives in the user's directory, whatever its mode.
+            if is_lock_dir(dir) {
+                crate::files::check_trusted_dir(dir).map_err(|e| {
+                    err(format!(
+                        "refusing the lock directory: {e}; {}",
+                        crate::files::trust_hint(dir)
+                    ))
+                })?;
+            }
         }
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)
             .read(true)
             .write(true)
+            .custom_flags(libc::O_NOFOLLOW)
             .mode(0o600)
             .open(path)
             .map_err(|e| err(format!("cannot open: {e}")))?;

@@ -10,6 +10,11 @@
 //! a whole secret: tokens appear only as prefixes. stdout carries JSON-RPC only;
 //! logs go to stderr. A tool that would change anything does not belong here
 //! (the integration test pins the exact tool list).
+//!
+//! rmcp silently drops a line that is not JSON; JSON-RPC 2.0 asks for a `-32700`
+//! parse error with a null id instead (<https://www.jsonrpc.org/specification#error_object>),
+//! so stdin goes through [`parse_error_filter`], which answers such lines itself and
+//! hands only JSON to rmcp.
 
 use std::path::PathBuf;
 
@@ -66,7 +71,8 @@ pub async fn serve(config_flag: Option<PathBuf>, clock: Clock) -> Result<()> {
         clock,
         tool_router: Server::tool_router(),
     };
-    let running = match server.serve(rmcp::transport::stdio()).await {
+    let (rmcp_in, rmcp_out, writer) = parse_error_filter();
+    let running = match server.serve((rmcp_in, rmcp_out)).await {
         Ok(r) => r,
         // The client hung up before initializing: nothing to serve, not an error.
         Err(rmcp::service::ServerInitializeError::ConnectionClosed(_)) => return Ok(()),
@@ -76,11 +82,113 @@ pub async fn serve(config_flag: Option<PathBuf>, clock: Clock) -> Result<()> {
             )));
         }
     };
-    running
+    let ended = running
         .waiting()
         .await
-        .map_err(|e| Error::failed(format!("the MCP session ended with an error: {e}")))?;
+        .map_err(|e| Error::failed(format!("the MCP session ended with an error: {e}")));
+    // Let the last answers reach stdout before the process exits.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), writer).await;
+    ended?;
     Ok(())
+}
+
+/// The longest request line accepted (a JSON-RPC request is a few hundred bytes).
+const MAX_LINE: usize = 1 << 20;
+
+/// The JSON-RPC 2.0 answer to a line that is not JSON.
+const PARSE_ERROR: &str = "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32700,\"message\":\"Parse error: the line is not JSON\"}}\n";
+
+/// stdin/stdout for rmcp, with a filter in between: each stdin line that is not
+/// JSON (or longer than [`MAX_LINE`]) is answered with a `-32700` parse error on
+/// stdout and not passed on. stdout is written a whole line at a time by one task,
+/// so an error answer never interleaves with one of rmcp's.
+fn parse_error_filter() -> (
+    tokio::io::DuplexStream,
+    tokio::io::DuplexStream,
+    tokio::task::JoinHandle<()>,
+) {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    let (to_rmcp, rmcp_in) = tokio::io::duplex(64 * 1024);
+    let (rmcp_out, from_rmcp) = tokio::io::duplex(64 * 1024);
+    let (errors_tx, mut errors_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    tokio::spawn(async move {
+        let mut to_rmcp = to_rmcp;
+        let mut stdin = BufReader::new(tokio::io::stdin());
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            match (&mut stdin)
+                .take(MAX_LINE as u64 + 1)
+                .read_until(b'\n', &mut line)
+                .await
+            {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            if line.len() > MAX_LINE && !line.ends_with(b"\n") {
+                // Skip the rest of the oversized line.
+                let mut rest = Vec::new();
+                let _ = stdin.read_until(b'\n', &mut rest).await;
+                let _ = errors_tx.send(());
+                continue;
+            }
+            let body = line.trim_ascii();
+            if body.is_empty() {
+                continue;
+            }
+            if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok() {
+                if to_rmcp.write_all(&line).await.is_err() {
+                    break;
+                }
+                if !line.ends_with(b"\n") && to_rmcp.write_all(b"\n").await.is_err() {
+                    break;
+                }
+            } else {
+                let _ = errors_tx.send(());
+            }
+        }
+        let _ = to_rmcp.shutdown().await;
+    });
+    let writer = tokio::spawn(async move {
+        let mut out = tokio::io::stdout();
+        let mut from_rmcp = BufReader::new(from_rmcp);
+        let mut line = Vec::new();
+        let mut rmcp_open = true;
+        loop {
+            tokio::select! {
+                r = from_rmcp.read_until(b'\n', &mut line), if rmcp_open => {
+                    match r {
+                        Ok(0) | Err(_) => rmcp_open = false,
+                        Ok(_) => {
+                            if out.write_all(&line).await.is_err() { break; }
+                            let _ = out.flush().await;
+                            line.clear();
+                        }
+                    }
+                }
+                e = errors_rx.recv() => {
+                    match e {
+                        Some(()) => {
+                            if out.write_all(PARSE_ERROR.as_bytes()).await.is_err() { break; }
+                            let _ = out.flush().await;
+                        }
+                        None if !rmcp_open => break,
+                        None => {
+                            // stdin is done; drain what rmcp still says.
+                            while let Ok(n) = from_rmcp.read_until(b'\n', &mut line).await {
+                                if n == 0 { break; }
+                                if out.write_all(&line).await.is_err() { break; }
+                                let _ = out.flush().await;
+                                line.clear();
+                            }
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    });
+    (rmcp_in, rmcp_out, writer)
 }
 
 #[tool_router(router = tool_router)]
@@ -232,15 +340,28 @@ fn with_exit(mut v: Value, code: u8) -> Value {
     v
 }
 
-/// A tool's answer: structured content, or a structured error with a hint.
+/// A tool's answer: structured content, or a structured error with a hint. Every
+/// string in it is scrubbed of known secrets and control characters: messages may
+/// quote a provider's answer.
 fn respond(r: Result<Value>) -> CallToolResult {
     match r {
-        Ok(v) => CallToolResult::structured(v),
-        Err(e) => CallToolResult::structured_error(json!({
+        Ok(v) => CallToolResult::structured(scrub_value(v)),
+        Err(e) => CallToolResult::structured_error(scrub_value(json!({
             "error": e.message,
             "hint": e.hint,
             "exit_code": e.exit_code(),
-        })),
+        }))),
+    }
+}
+
+fn scrub_value(v: Value) -> Value {
+    match v {
+        Value::String(s) => Value::String(crate::scrub::external(&s)),
+        Value::Array(a) => Value::Array(a.into_iter().map(scrub_value).collect()),
+        Value::Object(o) => {
+            Value::Object(o.into_iter().map(|(k, v)| (k, scrub_value(v))).collect())
+        }
+        other => other,
     }
 }
 

@@ -1,6 +1,10 @@
 //! All human output goes through here: the [`Shell`] for status lines, warnings
 //! and errors on stderr, and the renderers that turn a [`RunReport`] into a table
 //! or a JSON document on stdout. stdout carries data only.
+//!
+//! Every piece of text that may carry something from outside (messages, hints,
+//! warnings, actions) goes through [`crate::scrub`] here, so no known secret and no
+//! raw control character reaches the terminal or the JSON document.
 
 use std::io::{IsTerminal, Write};
 
@@ -9,6 +13,7 @@ use comfy_table::{ContentArrangement, Table, presets};
 use crate::clock;
 use crate::error::Error;
 use crate::report::{RunReport, State};
+use crate::scrub;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum ColorChoice {
@@ -52,24 +57,32 @@ impl Shell {
     /// `   Refreshing 4 credentials` (cargo-style status verb), unless quiet.
     pub fn status(&self, verb: &str, msg: &str) {
         if !self.quiet {
-            eprintln!("{} {msg}", self.paint("1;32", &format!("{verb:>12}")));
+            eprintln!(
+                "{} {}",
+                self.paint("1;32", &format!("{verb:>12}")),
+                scrub::shown(msg)
+            );
         }
     }
 
     pub fn note(&self, msg: &str) {
         if !self.quiet {
-            eprintln!("{} {msg}", self.paint("1;36", "note:"));
+            eprintln!("{} {}", self.paint("1;36", "note:"), scrub::shown(msg));
         }
     }
 
     pub fn warn(&self, msg: &str) {
-        eprintln!("{} {msg}", self.paint("1;33", "warning:"));
+        eprintln!("{} {}", self.paint("1;33", "warning:"), scrub::shown(msg));
     }
 
     pub fn error(&self, e: &Error) {
-        eprintln!("{} {}", self.paint("1;31", "error:"), e.message);
+        eprintln!(
+            "{} {}",
+            self.paint("1;31", "error:"),
+            scrub::shown(&e.message)
+        );
         if let Some(h) = &e.hint {
-            eprintln!("  {} {h}", self.paint("1;36", "hint:"));
+            eprintln!("  {} {}", self.paint("1;36", "hint:"), scrub::shown(h));
         }
     }
 
@@ -103,12 +116,12 @@ pub fn table(report: &RunReport, shell: &Shell) -> String {
             .or(r.refresh_expires_at);
         t.add_row(vec![
             r.platform.to_string(),
-            r.account.clone(),
+            scrub::external(&r.account),
             shell.state(r.state),
             exp.map(clock::date).unwrap_or_else(|| "-".into()),
             exp.map(|e| clock::days_left(now, e).to_string())
                 .unwrap_or_else(|| "-".into()),
-            r.action.clone(),
+            scrub::external(&r.action),
         ]);
     }
     let mut out = String::new();
@@ -118,12 +131,16 @@ pub fn table(report: &RunReport, shell: &Shell) -> String {
     }
     out.push('\n');
     for r in &report.results {
-        out.push_str(&format!("{}: {}\n", r.account_label(), r.message));
+        out.push_str(&format!(
+            "{}: {}\n",
+            scrub::external(&r.account_label()),
+            scrub::external(&r.message)
+        ));
         if let Some(fix) = &r.fix {
-            out.push_str(&format!("  fix: {fix}\n"));
+            out.push_str(&format!("  fix: {}\n", scrub::external(fix)));
         }
         for w in &r.warnings {
-            out.push_str(&format!("  warning: {w}\n"));
+            out.push_str(&format!("  warning: {}\n", scrub::external(w)));
         }
     }
     out.push('\n');
@@ -160,8 +177,12 @@ pub fn summary(report: &RunReport) -> String {
 }
 
 /// The `--json` document (SPEC §1).
+/// JSON escapes control characters itself; known secrets are replaced here.
 pub fn json(report: &RunReport) -> String {
-    serde_json::to_string_pretty(report).expect("reports serialise")
+    match serde_json::to_string_pretty(report) {
+        Ok(s) => scrub::secrets(&s),
+        Err(e) => format!("{{\"error\": \"the report could not be serialised: {e}\"}}"),
+    }
 }
 
 /// Writes to stdout, ignoring a closed pipe (`evertoken … | head`).

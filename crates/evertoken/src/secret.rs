@@ -11,8 +11,32 @@ use secrecy::{ExposeSecret, SecretString};
 pub struct Secret(SecretString);
 
 impl Secret {
+    /// Wraps `value` and makes it known to the scrubber ([`crate::scrub`]), so it
+    /// can never appear whole in a provider body, error or alert that is shown.
     pub fn new(value: impl Into<String>) -> Self {
-        Self(SecretString::from(value.into()))
+        let value = value.into();
+        crate::scrub::register(&value);
+        Self(SecretString::from(value))
+    }
+
+    /// A token or secret read from outside (an environment variable, the keychain,
+    /// a file): surrounding whitespace is trimmed, because no token contains any
+    /// and a trailing newline (`echo "$TOKEN" > file`, `secret-tool store … <<<`)
+    /// would otherwise be sent and fail as `invalid_grant`. Says so once per
+    /// `origin` (a variable name and where it came from), never with the value.
+    pub fn from_outside(value: String, origin: &str) -> Self {
+        let trimmed = value.trim();
+        if trimmed.len() != value.len() {
+            static SAID: std::sync::Mutex<std::collections::BTreeSet<String>> =
+                std::sync::Mutex::new(std::collections::BTreeSet::new());
+            if SAID.lock().is_ok_and(|mut s| s.insert(origin.to_owned())) {
+                tracing::warn!(
+                    "{origin} has whitespace around its value (a trailing newline?); evertoken trimmed it"
+                );
+            }
+            return Self::new(trimmed.to_owned());
+        }
+        Self::new(value)
     }
 
     /// The whole value. Call only where the value must leave the process: an HTTP
@@ -139,6 +163,14 @@ mod tests {
         assert_eq!(Prefix::of("abcdef").as_str(), "ab…");
         assert_eq!(Prefix::of("ab").as_str(), "…");
         assert_eq!(Prefix::of("").as_str(), "…");
+    }
+
+    #[test]
+    fn values_from_outside_are_trimmed() {
+        let s = Secret::from_outside("rft.trim-me-0123456789\n".into(), "TEST_VAR (env)");
+        assert_eq!(s.expose(), "rft.trim-me-0123456789");
+        let s = Secret::from_outside(" \tabc \r\n".into(), "TEST_VAR (env)");
+        assert_eq!(s.expose(), "abc");
     }
 
     #[test]

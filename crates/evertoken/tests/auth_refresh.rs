@@ -728,5 +728,6 @@ fn write_back_creates_a_private_store_in_a_private_directory() {
     assert_eq!(mode(&dir.join("credentials.yaml")), 0o600);
     let journal = env.state_dir().join("journal");
     assert_eq!(mode(&journal), 0o700);
-    assert_eq!(mode(&env.state_dir().join("locks")), 0o700);
+    // The host locks live beside the store they protect (issue 13).
+    assert_eq!(mode(&dir.join(".credentials.yaml.locks")), 0o700);
 }

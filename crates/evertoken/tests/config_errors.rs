@@ -295,3 +295,102 @@ fn help_teaches_and_version_works() {
     let out = env.ev(&["--version"]);
     assert!(out.stdout.starts_with("evertoken "), "{}", out.stdout);
 }
+
+/// Issue 13, defect 2: absurd numbers are config errors naming the key (exit 2),
+/// for `auth status` and `auth refresh` alike, never a panic or a silent wrap.
+#[test]
+fn out_of_range_numbers_name_their_key() {
+    let env = TestEnv::new();
+    let base = base_config(&env);
+    for (yaml, key) in [
+        (
+            format!("{base}http: {{ timeout_seconds: 18446744073709551615 }}\n"),
+            "http.timeout_seconds",
+        ),
+        (
+            format!("{base}http: {{ timeout_seconds: -1 }}\n"),
+            "http.timeout_seconds",
+        ),
+        (format!("{base}http: {{ retries: 1000 }}\n"), "http.retries"),
+        (
+            base.replace(
+                "client_key: test-key",
+                "client_key: test-key\n    refresh_before_days: 100000000",
+            ),
+            "platforms.tiktok.refresh_before_days",
+        ),
+        (
+            base.replace(
+                "client_key: test-key",
+                "client_key: test-key\n    refresh_before_days: 9223372036854775807",
+            ),
+            "platforms.tiktok.refresh_before_days",
+        ),
+        (
+            base.replace(
+                "client_key: test-key",
+                "client_key: test-key\n    refresh_before_days: -5",
+            ),
+            "platforms.tiktok.refresh_before_days",
+        ),
+        (
+            base.replace(
+                "client_key: test-key",
+                "client_key: test-key\n    concurrency: 100000",
+            ),
+            "platforms.tiktok.concurrency",
+        ),
+        (
+            format!("{base}  alerts: {{ repeat_hours: 18446744073709551615 }}\n"),
+            "auth.alerts.repeat_hours",
+        ),
+    ] {
+        env.config(&yaml);
+        for args in [&["auth", "status"][..], &["auth", "refresh"][..]] {
+            assert_config_error(&env, args, &[&format!("`{key}`"), "is outside", "hint:"]);
+        }
+    }
+}
+
+/// Issue 13, point 9: YAML nested 100,000 levels deep (config and credentials
+/// file) is rejected as too deep, not parsed for seconds or overflowing a stack.
+#[test]
+fn deeply_nested_yaml_is_rejected() {
+    let env = TestEnv::new();
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    env.config(&format!("platforms: {deep}\n"));
+    assert_config_error(&env, &["auth", "status"], &["nesting deeper than 64"]);
+    env.config(&base_config(&env));
+    env.credentials(&format!("TIKTOK_REFRESH_TOKEN: {deep}\n"));
+    let out = env.ev(&["auth", "status"]);
+    assert_ne!(out.code, 101, "{}", out.stderr);
+    assert_ne!(out.code, 0, "{}", out.stdout);
+    assert!(
+        format!("{}{}", out.stdout, out.stderr).contains("nesting deeper than 64"),
+        "{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+}
+
+/// Issue 13, point 9: a directory or a fifo given as `--config` says what it is.
+#[test]
+fn a_directory_or_fifo_as_config_says_what_it_is() {
+    let env = TestEnv::new();
+    let dir = env.path("work/a-dir");
+    std::fs::create_dir(&dir).unwrap();
+    assert_config_error(
+        &env,
+        &["--config", dir.to_str().unwrap(), "auth", "status"],
+        &["is a directory, not a file"],
+    );
+    let fifo = env.path("work/a-fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    assert_config_error(
+        &env,
+        &["--config", fifo.to_str().unwrap(), "auth", "status"],
+        &["is not a regular file"],
+    );
+}

@@ -152,8 +152,8 @@ impl Email {
             .filter(|v| !v.is_empty());
         let pass = std::env::var(env_vars::ALERT_SMTP_PASSWORD)
             .ok()
-            .filter(|v| !v.is_empty())
-            .map(Secret::new);
+            .filter(|v| !v.trim().is_empty())
+            .map(|v| Secret::from_outside(v, &format!("${}", env_vars::ALERT_SMTP_PASSWORD)));
         let login = match (user, pass) {
             (Some(u), Some(p)) => Some((u, p)),
             (None, None) => None,

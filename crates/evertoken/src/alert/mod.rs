@@ -399,7 +399,7 @@ fn problem_only(message: &str) -> &str {
 /// Removes anything shaped like a token prefix (`abcd1234…`) from a message: an
 /// alert carries no part of a secret, not even the prefix a terminal may show.
 pub fn scrub(message: &str) -> String {
-    message
+    crate::scrub::external(message)
         .split(' ')
         .map(|w| if w.contains('…') { "[token]" } else { w })
         .collect::<Vec<_>>()
@@ -511,7 +511,7 @@ pub async fn dispatch(cfg: &Config, report: &mut RunReport, clock: Clock) {
                 error: None,
             });
         }
-        Err(e) => fail(report, e),
+        Err(e) => fail(report, crate::scrub::external(&e)),
     }
 }
 
@@ -547,7 +547,11 @@ pub fn delivery_error(n: &dyn Notifier, e: String) -> Error {
             "check the webhook URL and `format`, and that this machine can reach the service; `-v` shows each attempt"
         }
     };
-    Error::failed(format!("the test alert could not be delivered: {e}")).with_hint(hint)
+    Error::failed(format!(
+        "the test alert could not be delivered: {}",
+        crate::scrub::external(&e)
+    ))
+    .with_hint(hint)
 }
 
 #[cfg(test)]

@@ -170,6 +170,7 @@ impl Webhook {
                 }
             },
         };
+        crate::scrub::register_url(&raw);
         let url = parse_url(cfg, &raw, key)?;
         let format = resolve_format(cfg, &url, format)?;
         let h = &cfg.file.http;
@@ -236,7 +237,9 @@ impl Notifier for Webhook {
                 Ok(resp) => {
                     let status = resp.status();
                     let headers = resp.headers().clone();
-                    let text = resp.text().await.unwrap_or_default();
+                    let text = crate::http::read_body(resp, crate::http::MAX_BODY)
+                        .await
+                        .unwrap_or_default();
                     if status.is_success() {
                         self.last_status
                             .store(status.as_u16(), std::sync::atomic::Ordering::Relaxed);
@@ -292,7 +295,8 @@ fn backoff(attempt: u32) -> Duration {
 fn discord_retry_after(body: &str) -> Option<Duration> {
     let v: Value = serde_json::from_str(body).ok()?;
     let secs = v.get("retry_after")?.as_f64()?;
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+    (secs.is_finite() && secs >= 0.0)
+        .then(|| Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX))
 }
 
 /// `: invalid_payload` / `: Cannot send an empty message`: the service's own words.

@@ -119,7 +119,9 @@ fn init_logging(shell: &Shell) {
         .unwrap_or_else(|| EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(crate::scrub::LogWriter {
+            escape: !shell.color,
+        })
         .with_ansi(shell.color)
         .with_target(false)
         .without_time()

@@ -125,18 +125,14 @@ pub async fn exec(ctx: &Ctx, args: ScheduleArgs) -> Result<u8> {
     Ok(0)
 }
 
-/// Not a secret: a normal file (0644 under the usual umask), replaced atomically.
+/// Not a secret: a normal file, 0644 whatever the umask or a symlink's target
+/// (a symlink at the path is replaced, never written through), replaced atomically.
 fn write_file(path: &std::path::Path, contents: &str) -> Result<()> {
     let fail = |e: std::io::Error| {
         Error::failed(format!("cannot write {}: {e}", path.display()))
             .with_hint("check that the directory is writable")
     };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(fail)?;
-    }
-    let mut file = atomic_write_file::AtomicWriteFile::options()
-        .open(path)
-        .map_err(fail)?;
-    std::io::Write::write_all(&mut file, contents.as_bytes()).map_err(fail)?;
-    file.commit().map_err(fail)
+    crate::files::write_file_mode(path, contents.as_bytes(), 0o644)
+        .map_err(fail)
+        .map(|_| ())
 }

@@ -66,7 +66,7 @@ fn write_if_changed(path: &Path, content: &[u8], dry: bool) -> Result<bool> {
         return Ok(false);
     }
     if !dry {
-        files::write_private_atomic(path, content).map_err(|e| io_err("write", path, e))?;
+        files::write_file_mode(path, content, 0o600).map_err(|e| io_err("write", path, e))?;
     }
     Ok(true)
 }
@@ -87,6 +87,21 @@ pub fn run(req: &Request) -> Result<Outcome> {
     }
     // 1. The key: check it, then install it once.
     let src = files::expand_tilde(&req.private_key.to_string_lossy());
+    // Deleting a symlink would leave the key it points to behind: refuse up front.
+    if req.remove_source
+        && std::fs::symlink_metadata(&src).is_ok_and(|m| m.file_type().is_symlink())
+    {
+        let target = std::fs::canonicalize(&src).unwrap_or_else(|_| src.clone());
+        return Err(Error::usage(format!(
+            "--remove-source: {} is a symbolic link to {}; evertoken deletes only a plain staged key file, so nothing was done",
+            src.display(),
+            target.display()
+        ))
+        .with_hint(format!(
+            "pass the key file itself (`--private-key {}`), or run without --remove-source and delete both yourself",
+            target.display()
+        )));
+    }
     let pem = std::fs::read(&src).map_err(|e| {
         Error::usage(format!(
             "cannot read the private key {}: {e}",

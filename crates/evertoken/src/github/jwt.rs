@@ -48,6 +48,7 @@ pub fn load_key(path: &Path) -> Result<EncodingKey> {
 
 /// Parses PKCS#1 (`BEGIN RSA PRIVATE KEY`, as GitHub downloads it) or PKCS#8.
 pub fn parse_key(pem: &[u8], path: &Path) -> Result<EncodingKey> {
+    crate::scrub::register_lines(&String::from_utf8_lossy(pem));
     let shown = path.display();
     let text = String::from_utf8_lossy(pem);
     if text.contains("BEGIN OPENSSH PRIVATE KEY") {

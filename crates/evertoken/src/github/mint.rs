@@ -202,6 +202,9 @@ pub async fn mint(app: &App, http: &Http, clock: &Clock) -> Result<Minted> {
                     .with_hint("check `api_url`: it must point at the REST API")
             })?;
             let expires_at = v.get("expires_at").and_then(Value::as_str).and_then(|e| e.parse::<Timestamp>().ok());
+            // Past by both clocks (ours may be skewed, or fixed in tests).
+            let now = reply.date().map_or(clock.now(), |d| d.min(clock.now()));
+            crate::github::check_minted(token, expires_at, now, &shown)?;
             Ok(Minted { token: Secret::new(token), expires_at, installation_id, notes: s.notes })
         }
         401 => Err(s.unauthorized(&reply, &url)),

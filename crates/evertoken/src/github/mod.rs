@@ -43,6 +43,32 @@ pub(crate) fn validate(cfg: &Config) -> Result<()> {
     app::validate(cfg)
 }
 
+/// Refuses a minted answer no real GitHub gives: a token with whitespace, a NUL
+/// or other control characters (it would be written raw into token files and
+/// headers), or an `expires_at` already past or more than 100 years away.
+pub(crate) fn check_minted(
+    token: &str,
+    expires_at: Option<jiff::Timestamp>,
+    now: jiff::Timestamp,
+    shown: &str,
+) -> Result<()> {
+    if !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(crate::error::Error::failed(format!(
+            "GitHub's answer from {shown} has a `token` with whitespace or control characters; it was not written anywhere"
+        ))
+        .with_hint("check `api_url`: something other than GitHub answered"));
+    }
+    let mut check = crate::clock::LifetimeCheck::default();
+    check.absolute(now, "expires_at", expires_at);
+    if let Some(p) = check.problem("GitHub") {
+        return Err(crate::error::Error::failed(format!(
+            "{p} (answer from {shown}); the token was not written anywhere"
+        ))
+        .with_hint("check the host clock (`timedatectl`) and `api_url`"));
+    }
+    Ok(())
+}
+
 /// The outcome of a mint that reached the token file.
 #[derive(Debug)]
 pub struct Refreshed {

@@ -649,12 +649,8 @@ impl Pending {
         }
         let store = self.engine.store().clone();
         let key = self.account.key();
-        let lock_path = self
-            .engine
-            .cfg
-            .journal_dir()
-            .join("locks")
-            .join(format!("{key}.lock"));
+        // The same store-keyed lock `auth refresh` takes (issue 13).
+        let lock_path = crate::lock::account_lock_path(store.as_ref(), &key);
         let _lock = crate::lock::FileLock::acquire(lock_path, Duration::from_secs(120))
             .await
             .map_err(|e| {
@@ -963,8 +959,16 @@ pub(crate) fn failure(platform: &str, f: crate::http::Failure) -> Error {
 }
 
 /// Seconds from now, when the platform gave a lifetime.
-pub(crate) fn expiry(clock: Clock, secs: Option<i64>) -> Option<Timestamp> {
-    secs.filter(|s| *s > 0).map(|s| clock.in_secs(s))
+/// The expiry of a token a login just received; an impossible lifetime leaves it
+/// unknown (the token is kept: the next `auth refresh` finds its expiry) and says so.
+pub(crate) fn expiry(clock: Clock, secs: impl Into<crate::clock::Lifetime>) -> Option<Timestamp> {
+    match clock.expiry("expires_in", &secs.into()) {
+        Ok(t) => t.filter(|t| *t > clock.now()),
+        Err(e) => {
+            tracing::warn!("the token answer {e}; its expiry is recorded as unknown");
+            None
+        }
+    }
 }
 
 #[cfg(test)]

@@ -91,7 +91,7 @@ impl Instagram {
 struct RefreshReply {
     access_token: String,
     #[serde(default)]
-    expires_in: Option<i64>,
+    expires_in: super::Lifetime,
 }
 
 #[derive(Deserialize)]
@@ -195,7 +195,8 @@ impl Provider for Instagram {
             let body: RefreshReply = reply.json().map_err(|e| {
                 super::malformed("Instagram refresh_access_token", &reply, false, e)
             })?;
-            let expires_at = body.expires_in.map(|s| cx.clock.in_secs(s));
+            let mut check = super::LifetimeCheck::default();
+            let expires_at = check.at(cx.clock, "expires_in", &body.expires_in);
             return Ok(Grant {
                 access: Some(NewToken {
                     value: body.access_token.into(),
@@ -203,6 +204,7 @@ impl Provider for Instagram {
                 }),
                 refresh: None,
                 note: None,
+                problem: check.problem("Instagram"),
             });
         }
         // Age unknown and the refresh refused (not a transient failure, not

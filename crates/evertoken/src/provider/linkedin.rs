@@ -118,11 +118,11 @@ pub(crate) struct TokenReply {
     #[serde(default)]
     pub access_token: Option<String>,
     #[serde(default)]
-    pub expires_in: Option<i64>,
+    pub expires_in: super::Lifetime,
     #[serde(default)]
     pub refresh_token: Option<String>,
     #[serde(default)]
-    pub refresh_token_expires_in: Option<i64>,
+    pub refresh_token_expires_in: super::Lifetime,
 }
 
 #[derive(Deserialize)]
@@ -264,7 +264,16 @@ impl Provider for Linkedin {
                 ),
             });
         }
-        match body.expires_at.and_then(|s| Timestamp::from_second(s).ok()) {
+        let mut check = super::LifetimeCheck::default();
+        let exp = body.expires_at.and_then(|s| Timestamp::from_second(s).ok());
+        let exp = check.absolute(cx.clock.now(), "expires_at", exp);
+        if let Some(p) = check.problem("LinkedIn introspectToken") {
+            return Err(ProviderError::Failed {
+                message: p,
+                hint: None,
+            });
+        }
+        match exp {
             Some(t) => at.expires_at = Some(t),
             None => {
                 return Err(super::malformed(
@@ -320,10 +329,15 @@ impl Provider for Linkedin {
                 "no access_token",
             ));
         };
+        let mut check = super::LifetimeCheck::default();
         let refresh = match body.refresh_token.filter(|s| !s.is_empty()) {
             Some(v) => Some(NewToken {
                 value: v.into(),
-                expires_at: body.refresh_token_expires_in.map(|s| cx.clock.in_secs(s)),
+                expires_at: check.at(
+                    cx.clock,
+                    "refresh_token_expires_in",
+                    &body.refresh_token_expires_in,
+                ),
             }),
             // LinkedIn usually returns the same refresh token; if it leaves it out,
             // the stored one stays as it is.
@@ -332,10 +346,11 @@ impl Provider for Linkedin {
         Ok(Grant {
             access: Some(NewToken {
                 value: access.into(),
-                expires_at: body.expires_in.map(|s| cx.clock.in_secs(s)),
+                expires_at: check.at(cx.clock, "expires_in", &body.expires_in),
             }),
             refresh,
             note: None,
+            problem: check.problem("LinkedIn"),
         })
     }
 

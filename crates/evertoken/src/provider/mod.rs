@@ -9,11 +9,12 @@
 
 use std::sync::Arc;
 
-use jiff::{Timestamp, ToSpan};
+use jiff::Timestamp;
 use serde::Deserialize;
 use url::Url;
 
 use crate::clock::{self, Clock};
+pub use crate::clock::{Lifetime, LifetimeCheck};
 use crate::config::Config;
 use crate::error::Result;
 use crate::http::{self, Http, Reply};
@@ -223,6 +224,10 @@ pub struct Grant {
     pub refresh: Option<NewToken>,
     /// Something worth telling the user ("too young to refresh: just issued").
     pub note: Option<String>,
+    /// What was wrong with an answer whose tokens were still usable (an impossible
+    /// lifetime): the tokens are journaled and written back, then the credential
+    /// is reported as failed with this message.
+    pub problem: Option<String>,
 }
 
 /// Why a call did not produce a grant.
@@ -318,11 +323,9 @@ pub trait Provider: Send + Sync {
     }
 }
 
-/// True when `t` is within `days` of `now` (or past).
+/// True when `t` is within `days` of `now` (or past). Saturates: no `days` panics.
 pub fn within_days(now: Timestamp, t: Timestamp, days: i64) -> bool {
-    now.checked_add((days * 24).hours())
-        .map(|w| t <= w)
-        .unwrap_or(true)
+    t <= clock::add_days(now, days)
 }
 
 /// The refresh token's expiry after a refresh, when it is within `warn_days` of
@@ -368,11 +371,14 @@ impl OAuthError {
     pub fn from_reply(r: &Reply) -> Option<OAuthError> {
         r.json::<OAuthError>().ok().filter(|e| !e.error.is_empty())
     }
+    /// `error: description`, from outside: secrets the provider echoed are replaced
+    /// by their prefix form and control characters escaped.
     pub fn describe(&self) -> String {
-        match &self.error_description {
+        let text = match &self.error_description {
             Some(d) if !d.is_empty() => format!("{}: {d}", self.error),
             _ => self.error.clone(),
-        }
+        };
+        crate::scrub::external(&text)
     }
 }
 

@@ -122,11 +122,11 @@ pub(crate) struct TokenReply {
     #[serde(default)]
     pub access_token: Option<String>,
     #[serde(default)]
-    pub expires_in: Option<i64>,
+    pub expires_in: super::Lifetime,
     #[serde(default)]
     pub refresh_token: Option<String>,
     #[serde(default)]
-    pub refresh_expires_in: Option<i64>,
+    pub refresh_expires_in: super::Lifetime,
 }
 
 #[async_trait::async_trait]
@@ -238,16 +238,18 @@ impl Provider for Tiktok {
                 message: "TikTok answered 200 without a new access_token and refresh_token; the stored refresh token may have been rotated away".into(),
             });
         };
+        let mut check = super::LifetimeCheck::default();
         Ok(Grant {
             access: Some(NewToken {
                 value: access.into(),
-                expires_at: body.expires_in.map(|s| cx.clock.in_secs(s)),
+                expires_at: check.at(cx.clock, "expires_in", &body.expires_in),
             }),
             refresh: Some(NewToken {
                 value: refresh.into(),
-                expires_at: body.refresh_expires_in.map(|s| cx.clock.in_secs(s)),
+                expires_at: check.at(cx.clock, "refresh_expires_in", &body.refresh_expires_in),
             }),
             note: None,
+            problem: check.problem("TikTok"),
         })
     }
 

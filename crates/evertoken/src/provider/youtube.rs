@@ -95,7 +95,7 @@ struct TokenReply {
     #[serde(default)]
     refresh_token: Option<String>,
     #[serde(default)]
-    refresh_token_expires_in: Option<i64>,
+    refresh_token_expires_in: super::Lifetime,
 }
 
 #[async_trait::async_trait]
@@ -186,7 +186,12 @@ impl Provider for Youtube {
                     "no access_token",
                 ));
             }
-            let refresh_expires_at = body.refresh_token_expires_in.map(|s| cx.clock.in_secs(s));
+            let mut check = super::LifetimeCheck::default();
+            let refresh_expires_at = check.at(
+                cx.clock,
+                "refresh_token_expires_in",
+                &body.refresh_token_expires_in,
+            );
             // Google may hand out a new refresh token; keep it if so, and keep the
             // refresh token's expiry when Google states one (Testing-mode apps).
             let refresh = match body.refresh_token {
@@ -205,6 +210,7 @@ impl Provider for Youtube {
                 note: Some(
                     "the refresh token works (the access token it returned was discarded)".into(),
                 ),
+                problem: check.problem("Google"),
             });
         }
         Err(super::oauth_error(

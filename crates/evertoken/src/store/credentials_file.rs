@@ -362,6 +362,8 @@ pub fn parse(text: &str, path: &Path) -> Result<Mapping, StoreError> {
         return Ok(Mapping::new());
     }
     let file = path.display();
+    crate::config::check_nesting(text)
+        .map_err(|e| StoreError::permanent(format!("credentials file {file}: {e}")))?;
     let value: Value = serde_norway::from_str(text).map_err(|e| {
         let loc = e
             .location()
@@ -406,7 +408,10 @@ fn strip_loc(msg: &str) -> &str {
 fn entry_of(v: &Value) -> std::result::Result<FileEntry, String> {
     match v {
         Value::String(s) => Ok(FileEntry {
-            value: Some(Secret::new(s.clone())),
+            value: Some(Secret::from_outside(
+                s.clone(),
+                "a value in the credentials file",
+            )),
             expires_at: None,
             updated_at: None,
         }),
@@ -420,7 +425,12 @@ fn entry_of(v: &Value) -> std::result::Result<FileEntry, String> {
                 let key = k.as_str().unwrap_or("");
                 match key {
                     "value" => match val {
-                        Value::String(s) => out.value = Some(Secret::new(s.clone())),
+                        Value::String(s) => {
+                            out.value = Some(Secret::from_outside(
+                                s.clone(),
+                                "a value in the credentials file",
+                            ))
+                        }
                         _ => return Err(".value: must be a string (quote it)".into()),
                     },
                     "expires_at" | "updated_at" => {

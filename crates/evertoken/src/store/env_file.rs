@@ -149,6 +149,9 @@ impl Store for EnvFileStore {
     fn name(&self) -> &'static str {
         "env-file"
     }
+    fn local_file(&self) -> Option<std::path::PathBuf> {
+        Some(self.path.clone())
+    }
     fn id(&self) -> String {
         format!(
             "env-file:{}",
@@ -171,7 +174,7 @@ impl Store for EnvFileStore {
         };
         let ts = |k: String| lookup(&text, &k).and_then(|v| v.parse::<Timestamp>().ok());
         Ok(Some(Stored {
-            value: Secret::new(value),
+            value: Secret::from_outside(value, &format!("{var} in {}", self.path.display())),
             expires_at: ts(expires_key(var)),
             updated_at: ts(updated_key(var)),
             source: self.source(),

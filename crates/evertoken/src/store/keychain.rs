@@ -43,7 +43,10 @@ impl Keychain {
         let entry =
             keyring::Entry::new(SERVICE, var).map_err(|e| format!("keychain entry {var}: {e}"))?;
         match entry.get_password() {
-            Ok(v) => Ok(Some(Secret::new(v))),
+            Ok(v) => Ok(Some(Secret::from_outside(
+                v,
+                &format!("{var} in the keychain"),
+            ))),
             Err(keyring::Error::NoEntry) => Ok(None),
             Err(e) => Err(format!("keychain read of {var} failed: {e}")),
         }

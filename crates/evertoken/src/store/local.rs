@@ -81,6 +81,9 @@ impl Store for LocalStore {
     fn name(&self) -> &'static str {
         "local"
     }
+    fn local_file(&self) -> Option<PathBuf> {
+        Some(self.file.path().to_path_buf())
+    }
 
     fn id(&self) -> String {
         let p = std::path::absolute(self.file.path())

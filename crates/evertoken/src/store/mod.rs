@@ -174,6 +174,12 @@ pub trait Store: Send + Sync {
     async fn lock(&self, _key: &str) -> Result<Option<Box<dyn RemoteLock>>, StoreError> {
         Ok(None)
     }
+    /// The file this store keeps its values in, if it is a file: the engine's
+    /// per-account host locks then live beside it (see
+    /// [`crate::lock::account_lock_path`]). Default: not a file.
+    fn local_file(&self) -> Option<std::path::PathBuf> {
+        None
+    }
     /// Things worth saying once per run ("no keychain here: using the file").
     fn notices(&self) -> Vec<String> {
         Vec::new()

@@ -404,11 +404,15 @@ impl Inner {
                 Ok(resp) => {
                     let status = resp.status();
                     if !(status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS) {
-                        let raw = resp.text().await.unwrap_or_default();
+                        let raw = crate::http::read_body(resp, crate::http::MAX_BODY)
+                            .await
+                            .unwrap_or_default();
                         let v = serde_json::from_str(&raw).unwrap_or(Value::Null);
                         return Ok((status, v, raw));
                     }
-                    let raw = resp.text().await.unwrap_or_default();
+                    let raw = crate::http::read_body(resp, crate::http::MAX_BODY)
+                        .await
+                        .unwrap_or_default();
                     let v: Value = serde_json::from_str(&raw).unwrap_or(Value::Null);
                     format!("answered {status}: {}", vault_message(&v, &raw))
                 }

@@ -1,0 +1,336 @@
+//! The one scrubber for text from outside the process. Every secret value the run
+//! knows (each [`crate::secret::Secret`] registers itself when created; webhook
+//! URL paths and passwords, SMTP passwords and keys are registered by their
+//! readers) is replaced by its prefix form, and control characters are escaped,
+//! before provider or webhook bodies, errors, alerts and log lines are shown,
+//! logged or sent.
+//!
+//! It owns the registry of known secret values and the escaping rules. It never
+//! logs, and never returns a registered value whole.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, OnceLock};
+
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::secret::Prefix;
+
+/// Values shorter than this are not scrubbed: they are not secrets evertoken
+/// holds (tokens, client secrets and keys are longer) and would mangle ordinary words.
+pub const MIN_LEN: usize = 8;
+/// The registry key: the first bytes of each value.
+const KEY: usize = 8;
+
+#[derive(Default)]
+struct Registry {
+    /// Values by their first bytes, longest first within a bucket.
+    by_head: HashMap<[u8; KEY], Vec<SecretString>>,
+    /// SHA-256 of every value, so registering a clone again costs one lookup.
+    seen: HashSet<[u8; 32]>,
+    count: usize,
+}
+
+fn registry() -> &'static Mutex<Registry> {
+    static R: OnceLock<Mutex<Registry>> = OnceLock::new();
+    R.get_or_init(Default::default)
+}
+
+/// Makes `value` (and its URL-encoded form) known to the scrubber for the rest of
+/// the process. Short values are ignored (see [`MIN_LEN`]).
+pub fn register(value: &str) {
+    let v = value.trim();
+    if v.len() < MIN_LEN {
+        return;
+    }
+    let encoded = urlencoding::encode(v);
+    let mut forms = vec![v];
+    if encoded != v {
+        forms.push(&encoded);
+    }
+    let Ok(mut r) = registry().lock() else { return };
+    for f in forms {
+        use sha2::Digest;
+        if !r.seen.insert(sha2::Sha256::digest(f.as_bytes()).into()) {
+            continue;
+        }
+        let mut head = [0u8; KEY];
+        head.copy_from_slice(&f.as_bytes()[..KEY]);
+        let list = r.by_head.entry(head).or_default();
+        // Longest first, so a value that extends another is replaced whole.
+        let at = list.partition_point(|s| s.expose_secret().len() >= f.len());
+        list.insert(at, SecretString::from(f.to_owned()));
+        r.count += 1;
+    }
+}
+
+/// Registers each piece of a multi-line secret (a PEM key) long enough to matter.
+pub fn register_lines(value: &str) {
+    register(value);
+    for line in value.lines() {
+        if line.len() >= 16 && !line.starts_with("-----") {
+            register(line);
+        }
+    }
+}
+
+/// Registers the secret parts of a URL: the password, the username when a
+/// password is present, each path segment of 16 characters or more (webhook URLs
+/// carry their secret in the path) and each query value.
+pub fn register_url(url: &str) {
+    let Ok(u) = url::Url::parse(url.trim()) else {
+        register(url);
+        return;
+    };
+    if let Some(p) = u.password() {
+        register(p);
+        if let Ok(p) = urlencoding::decode(p) {
+            register(&p);
+        }
+        register(u.username());
+    }
+    if let Some(segs) = u.path_segments() {
+        for s in segs.filter(|s| s.len() >= 16) {
+            register(s);
+        }
+    }
+    let path = u.path();
+    if path.len() >= 16 {
+        register(path.trim_start_matches('/'));
+    }
+    for (_, v) in u.query_pairs() {
+        register(&v);
+    }
+}
+
+/// Replaces every known secret in `text` by its prefix form, and every JWT
+/// (`eyJ….….…`, such as the GitHub App's bearer JWT or an `id_token`, which no
+/// registry sees) too. Control characters are left alone (see [`external`]).
+pub fn secrets(text: &str) -> String {
+    jwts(&registered(text))
+}
+
+/// Replaces JWT-shaped runs (three base64url segments, the first starting `eyJ`).
+fn jwts(text: &str) -> String {
+    if !text.contains("eyJ") {
+        return text.to_owned();
+    }
+    let b64 = |c: u8| c.is_ascii_alphanumeric() || c == b'-' || c == b'_';
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    let mut from = 0;
+    while let Some(rel) = text[from..].find("eyJ") {
+        let start = from + rel;
+        // Three segments of at least 4 characters, separated by single dots.
+        let mut i = start;
+        let mut segments = 0;
+        loop {
+            let seg_start = i;
+            while i < bytes.len() && b64(bytes[i]) {
+                i += 1;
+            }
+            if i - seg_start < 4 {
+                break;
+            }
+            segments += 1;
+            if segments == 3 || i >= bytes.len() || bytes[i] != b'.' {
+                break;
+            }
+            i += 1;
+        }
+        let starts_word = start == 0 || !b64(bytes[start - 1]);
+        if segments == 3 && starts_word {
+            out.push_str(&text[copied..start]);
+            out.push_str(Prefix::of(&text[start..i]).as_str());
+            copied = i;
+            from = i;
+        } else {
+            from = start + 3;
+        }
+    }
+    out.push_str(&text[copied..]);
+    out
+}
+
+fn registered(text: &str) -> String {
+    let Ok(r) = registry().lock() else {
+        return text.to_owned();
+    };
+    if r.count == 0 || text.len() < MIN_LEN {
+        return text.to_owned();
+    }
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    let mut copied = 0;
+    while i + KEY <= bytes.len() {
+        if text.is_char_boundary(i) {
+            let mut head = [0u8; KEY];
+            head.copy_from_slice(&bytes[i..i + KEY]);
+            if let Some(list) = r.by_head.get(&head)
+                && let Some(hit) = list
+                    .iter()
+                    .map(|s| s.expose_secret())
+                    .find(|s| text[i..].starts_with(s))
+            {
+                out.push_str(&text[copied..i]);
+                out.push_str(Prefix::of(hit).as_str());
+                i += hit.len();
+                copied = i;
+                continue;
+            }
+        }
+        i += 1;
+    }
+    out.push_str(&text[copied..]);
+    out
+}
+
+/// True for characters that must never reach a terminal raw from outside text:
+/// C0 and C1 controls (ESC, BEL, CR, NUL, …) and the invisible bidi/format
+/// characters that reorder or hide text.
+fn dangerous(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+}
+
+/// Escapes every dangerous character, newlines and tabs included (`\u{1b}`, `\n`),
+/// so text from outside is one inert line.
+pub fn escape_controls(s: &str) -> String {
+    if !s.chars().any(dangerous) {
+        return s.to_owned();
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if dangerous(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Escapes dangerous characters but keeps `\n` (for multi-line messages evertoken
+/// builds itself, whose parts from outside were already made inert).
+pub fn escape_controls_keep_newlines(s: &str) -> String {
+    if !s.chars().any(|c| c != '\n' && dangerous(c)) {
+        return s.to_owned();
+    }
+    s.split('\n')
+        .map(escape_controls)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Text from outside (a provider or webhook body, an error a library built from
+/// one): known secrets replaced by their prefix form, controls escaped.
+pub fn external(text: &str) -> String {
+    escape_controls(&secrets(text))
+}
+
+/// A line about to be shown, logged or alerted: known secrets replaced, controls
+/// escaped except line breaks.
+pub fn shown(text: &str) -> String {
+    escape_controls_keep_newlines(&secrets(text))
+}
+
+/// The log sink: each formatted log line is scrubbed of known secrets (and, when
+/// colour is off, of control characters) before it reaches stderr.
+#[derive(Clone, Copy, Debug)]
+pub struct LogWriter {
+    /// Escape control characters (off when the log itself is coloured).
+    pub escape: bool,
+}
+
+/// One log event's bytes, scrubbed and written on drop.
+pub struct LogLine {
+    buf: Vec<u8>,
+    escape: bool,
+}
+
+impl std::io::Write for LogLine {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for LogLine {
+    fn drop(&mut self) {
+        if self.buf.is_empty() {
+            return;
+        }
+        let text = String::from_utf8_lossy(&self.buf);
+        let text = if self.escape {
+            shown(&text)
+        } else {
+            secrets(&text)
+        };
+        let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), text.as_bytes());
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
+    type Writer = LogLine;
+    fn make_writer(&'a self) -> LogLine {
+        LogLine {
+            buf: Vec::new(),
+            escape: self.escape,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn known_secrets_become_prefixes_and_escapes_are_inert() {
+        register("rft.scrub-test-refresh-token-0123456789");
+        let s = external(
+            "invalid_grant: token rft.scrub-test-refresh-token-0123456789 \u{1b}]0;owned\u{7}\u{1b}[2J\nall good",
+        );
+        assert!(!s.contains("refresh-token-0123456789"), "{s}");
+        assert!(s.contains("rft.scru…"), "{s}");
+        assert!(!s.chars().any(|c| c.is_control()), "{s}");
+        assert!(s.contains("\\u{1b}"), "{s}");
+    }
+
+    #[test]
+    fn jwts_are_scrubbed_without_registration() {
+        let jwt = "eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOjQyNDIsImV4cCI6MX0.c2lnbmF0dXJlLWJ5dGVzLWhlcmU";
+        let s = secrets(&format!("Bearer {jwt} rejected"));
+        assert!(!s.contains("c2lnbmF0dXJl"), "{s}");
+        assert!(s.starts_with("Bearer eyJhbGci…"), "{s}");
+        assert_eq!(secrets("eyJ only.short"), "eyJ only.short");
+    }
+
+    #[test]
+    fn url_secrets_are_registered() {
+        register_url(
+            "https://user:p%40ssw0rd-webhook-pass@hooks.example/services/T000/B000/XXXXscrubtestpathsecret",
+        );
+        let s =
+            secrets("POST failed: 500 invalid XXXXscrubtestpathsecret for p@ssw0rd-webhook-pass");
+        assert!(!s.contains("XXXXscrubtestpathsecret"), "{s}");
+        assert!(!s.contains("p@ssw0rd-webhook-pass"), "{s}");
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics_and_never_leaves_a_registered_value(pre in "\\PC{0,40}", post in "\\PC{0,40}", secret in "[A-Za-z0-9._-]{8,40}") {
+            register(&secret);
+            let s = external(&format!("{pre}{secret}{post}"));
+            prop_assert!(!s.chars().any(dangerous));
+            let wrapped = format!("<{}>", secret);
+            let scrubbed = secrets(&wrapped);
+            prop_assert!(!scrubbed.contains(&secret));
+        }
+    }
+}
