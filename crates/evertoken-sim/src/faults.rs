@@ -220,6 +220,8 @@ pub(crate) fn echo_response(
             oauth_error(400, "invalid_request", message)
         }
         Route::TikTok => tiktok_error(400, "invalid_request", message, now),
+        Route::X => oauth_error(400, "invalid_request", message),
+        Route::Pinterest => json_response(400, json!({"code": 1, "message": message})),
         // 4xx, so a client shows the body instead of retrying.
         Route::GitHubApp | Route::GitHubActions | Route::Any => github_error(422, message, GH_DOCS),
         Route::GitLab => gitlab_error(400, message),

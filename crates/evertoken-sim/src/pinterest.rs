@@ -404,6 +404,7 @@ async fn authorize(State(sim): State<Sim>, RawQuery(q): RawQuery) -> Response {
         redirect_uri: Some(redirect.to_string()),
         code_challenge: None,
         challenge_method: String::new(),
+        hex_challenge: false,
         scope: param(&q, "scope").unwrap_or(DEFAULT_SCOPE).to_string(),
         offline: true,
         consent: true,

@@ -407,6 +407,7 @@ fn authorize_answer(sim: &Sim, q: &HashMap<String, String>) -> Response {
         redirect_uri: Some(redirect.to_string()),
         code_challenge: None,
         challenge_method: String::new(),
+        hex_challenge: false,
         scope: param(q, "scope").unwrap_or("threads_basic").to_string(),
         offline: false,
         consent: false,

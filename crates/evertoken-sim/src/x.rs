@@ -472,6 +472,7 @@ async fn authorize(State(sim): State<Sim>, RawQuery(q): RawQuery) -> Response {
         redirect_uri: Some(redirect.to_string()),
         code_challenge: Some(challenge.to_string()),
         challenge_method: method.to_string(),
+        hex_challenge: false,
         scope,
         offline: false,
         consent: true,

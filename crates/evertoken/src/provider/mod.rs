@@ -342,7 +342,7 @@ pub fn unmoved_deadline(
     if !within_days(now, exp, warn_days) {
         return None;
     }
-    match old_exp.and_then(|o| o.checked_add(1.hour()).ok()) {
+    match old_exp.and_then(|o| o.checked_add(jiff::SignedDuration::from_hours(1)).ok()) {
         Some(limit) if exp > limit => None,
         _ => Some(exp),
     }
