@@ -75,7 +75,11 @@ pub async fn serve(config_flag: Option<PathBuf>, clock: Clock) -> Result<()> {
     let running = match server.serve((rmcp_in, rmcp_out)).await {
         Ok(r) => r,
         // The client hung up before initializing: nothing to serve, not an error.
-        Err(rmcp::service::ServerInitializeError::ConnectionClosed(_)) => return Ok(()),
+        // Parse errors already queued for lines that were not JSON still go out.
+        Err(rmcp::service::ServerInitializeError::ConnectionClosed(_)) => {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), writer).await;
+            return Ok(());
+        }
         Err(e) => {
             return Err(Error::failed(format!(
                 "the MCP session could not start: {e}"

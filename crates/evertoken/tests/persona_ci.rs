@@ -174,7 +174,7 @@ fn a_gitlab_posting_pipeline_from_first_login_to_a_rotating_schedule() {
     let sim = env.sim.sim();
     sim.gitlab_add_token(GITLAB_TOKEN);
     sim.gitlab_add_project(4242, "acme/publisher");
-    sim.tiktok_add_client(CLIENT_KEY, CLIENT_SECRET);
+    sim.tiktok_add_desktop_client(CLIENT_KEY, CLIENT_SECRET);
     let base = env.base_url();
     let platforms = format!(
         "platforms:\n  tiktok: {{ enabled: true, client_key: {CLIENT_KEY}, base_url: \"{base}\", auth_url: \"{base}\" }}\n"
@@ -325,7 +325,7 @@ fn create_variable_on_a_gitlab_without_hidden_variables_and_usage_errors() {
     sim.gitlab_add_token(GITLAB_TOKEN);
     sim.gitlab_add_project(4242, "acme/publisher");
     sim.gitlab_set_hidden_supported(false);
-    sim.tiktok_add_client(CLIENT_KEY, CLIENT_SECRET);
+    sim.tiktok_add_desktop_client(CLIENT_KEY, CLIENT_SECRET);
     let base = env.base_url();
     std::fs::write(
         env.work().join("laptop.yaml"),
