@@ -44,6 +44,8 @@ pub fn default_release_url() -> String {
 /// The project's repository (the manifest's `repository`), where releases live.
 pub const REPOSITORY: &str = env!("CARGO_PKG_REPOSITORY");
 
+pub mod broker;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Kind {
     /// A GitLab CI job for a weekly scheduled pipeline (with the gitlab write-back)
@@ -52,6 +54,12 @@ pub enum Kind {
     GithubActions,
     /// A systemd user service and timer
     Systemd,
+    /// A GitHub Actions workflow whose job gets a GitHub App token from the token
+    /// broker with its OIDC ID token (needs --broker and --policy)
+    BrokerGithubActions,
+    /// A GitLab CI template job that gets a GitHub App token from the token broker
+    /// with its `id_tokens:` ID token (needs --broker and --policy)
+    BrokerGitlab,
 }
 
 /// How a CI job gets the evertoken binary (`--install-from`).
@@ -249,6 +257,8 @@ pub struct Settings {
     pub linger: Option<bool>,
     /// Notes about the settings themselves ("the config is outside this directory").
     pub notes: Vec<String>,
+    /// The broker snippets' URL, policy and audience.
+    pub broker: Option<broker::BrokerSnippet>,
 }
 
 impl Default for Settings {
@@ -265,6 +275,7 @@ impl Default for Settings {
             env_file: default_env_file(),
             linger: None,
             notes: Vec::new(),
+            broker: None,
         }
     }
 }
@@ -344,6 +355,21 @@ pub fn generate(kind: Kind, s: &Settings) -> Schedule {
         Kind::Gitlab => gitlab(s),
         Kind::GithubActions => github_actions(s),
         Kind::Systemd => systemd(s),
+        Kind::BrokerGithubActions | Kind::BrokerGitlab => {
+            // The CLI refuses these kinds without --broker and --policy (exit 2).
+            match (&s.broker, kind) {
+                (Some(b), Kind::BrokerGitlab) => broker::gitlab(s, b),
+                (Some(b), _) => broker::github_actions(s, b),
+                (None, _) => Schedule {
+                    files: Vec::new(),
+                    next_steps: Vec::new(),
+                    warnings: vec![
+                        "the broker snippets need --broker URL and --policy NAME".into(),
+                    ],
+                    private_empty: None,
+                },
+            }
+        }
     };
     out.warnings.splice(0..0, s.notes.iter().cloned());
     out

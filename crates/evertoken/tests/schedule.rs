@@ -579,3 +579,128 @@ fn an_existing_environment_file_is_kept_and_a_readable_one_is_flagged() {
         "{unit}"
     );
 }
+
+/// Keys off the host: the broker snippets give a CI job a GitHub App token from
+/// `evertoken broker serve` with the job's own OIDC ID token, ready to copy.
+#[test]
+fn broker_snippets_for_actions_and_gitlab_request_an_id_token_and_pass_actionlint() {
+    let env = TestEnv::new();
+    let url = "https://broker.example.com:8717";
+    let out = env.ev(&[
+        "schedule",
+        "broker-github-actions",
+        "--broker",
+        url,
+        "--policy",
+        "site-ci",
+        "--write",
+    ]);
+    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    assert!(!out.stderr.contains("warning:"), "{}", out.stderr);
+    let path = env
+        .work()
+        .join(".github/workflows/evertoken-github-token.yml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let doc = yaml(&text);
+    // The job may ask the runner for its OIDC ID token, and nothing more.
+    assert_eq!(
+        doc["permissions"]["id-token"].as_str(),
+        Some("write"),
+        "{text}"
+    );
+    assert_eq!(doc["permissions"]["contents"].as_str(), Some("read"));
+    let steps = format!("{:?}", doc["jobs"]["with-github-token"]["steps"]);
+    assert!(
+        steps.contains(&format!(
+            "evertoken github token --broker {url} --policy site-ci --audience evertoken"
+        )),
+        "{steps}"
+    );
+    if let Some(lint) = actionlint() {
+        let o = std::process::Command::new(lint)
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "actionlint: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+
+    let out = env.ev(&[
+        "schedule",
+        "broker-gitlab",
+        "--broker",
+        url,
+        "--policy",
+        "site-ci",
+        "--audience",
+        "broker.example.com",
+    ]);
+    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    let doc = yaml(&out.stdout);
+    let job = &doc[".evertoken-github-token"];
+    assert_eq!(
+        job["id_tokens"]["EVERTOKEN_ID_TOKEN"]["aud"].as_str(),
+        Some("broker.example.com"),
+        "{}",
+        out.stdout
+    );
+    let before = strings(&job["before_script"]).join("\n");
+    assert!(
+        before.contains(&format!("evertoken github token --broker {url} --policy site-ci --id-token-env EVERTOKEN_ID_TOKEN")),
+        "{before}"
+    );
+}
+
+#[test]
+fn broker_snippets_refuse_what_would_break_the_file() {
+    let env = TestEnv::new();
+    for args in [
+        // no policy
+        vec!["schedule", "broker-gitlab", "--broker", "https://b.example"],
+        // plain http to another host
+        vec![
+            "schedule",
+            "broker-gitlab",
+            "--broker",
+            "http://b.example",
+            "--policy",
+            "p",
+        ],
+        // YAML / expression injection through the names
+        vec![
+            "schedule",
+            "broker-github-actions",
+            "--broker",
+            "https://b.example",
+            "--policy",
+            "p\nevil: job",
+        ],
+        vec![
+            "schedule",
+            "broker-github-actions",
+            "--broker",
+            "https://b.example",
+            "--policy",
+            "p",
+            "--audience",
+            "${{ secrets.X }}",
+        ],
+        // --broker on a refresh schedule
+        vec![
+            "schedule",
+            "gitlab",
+            "--broker",
+            "https://b.example",
+            "--policy",
+            "p",
+        ],
+    ] {
+        let out = env.ev(&args);
+        assert_eq!(out.code, 2, "{args:?}: {}{}", out.stdout, out.stderr);
+        assert!(out.stdout.is_empty(), "{args:?}: {}", out.stdout);
+    }
+}

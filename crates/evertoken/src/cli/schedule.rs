@@ -34,6 +34,17 @@ pub struct ScheduleArgs {
     /// mode 0600, by --write) [default: $XDG_CONFIG_HOME/evertoken/evertoken.env]
     #[arg(long, value_name = "PATH")]
     pub env_file: Option<std::path::PathBuf>,
+    /// broker-github-actions, broker-gitlab: the token broker's URL
+    /// (`evertoken broker serve`; https, or http on loopback)
+    #[arg(long, value_name = "URL")]
+    pub broker: Option<String>,
+    /// broker-github-actions, broker-gitlab: the broker policy the job asks for
+    #[arg(long, value_name = "NAME")]
+    pub policy: Option<String>,
+    /// broker-github-actions, broker-gitlab: the audience of the job's ID token (the
+    /// broker's `broker.audience`)
+    #[arg(long, value_name = "AUD", default_value = crate::broker::client::DEFAULT_AUDIENCE)]
+    pub audience: String,
 }
 
 pub async fn exec(ctx: &Ctx, args: ScheduleArgs) -> Result<u8> {
@@ -57,6 +68,37 @@ pub async fn exec(ctx: &Ctx, args: ScheduleArgs) -> Result<u8> {
         );
     }
     settings.shards = args.shards;
+    let broker_kind = matches!(args.kind, Kind::BrokerGithubActions | Kind::BrokerGitlab);
+    match (&args.broker, &args.policy) {
+        (Some(url), Some(policy)) if broker_kind => {
+            settings.broker = Some(
+                schedule::broker::BrokerSnippet::new(url, policy, &args.audience).map_err(|m| {
+                    Error::usage(m).with_hint(
+                        "for example `--broker https://broker.example.com:8717 --policy site-ci`",
+                    )
+                })?,
+            );
+        }
+        _ if broker_kind => {
+            return Err(Error::usage("the broker snippets need --broker URL and --policy NAME")
+                .with_hint("for example `evertoken schedule broker-github-actions --broker https://broker.example.com:8717 --policy site-ci`"));
+        }
+        (None, None) => {}
+        _ => {
+            return Err(Error::usage(
+                "--broker and --policy are for the broker snippets (broker-github-actions, broker-gitlab)",
+            ));
+        }
+    }
+    if broker_kind {
+        // The snippets read no config: the notes about it would only be noise.
+        settings.notes.clear();
+    }
+    if broker_kind && args.shards.is_some() {
+        return Err(Error::usage(
+            "--shards is for the refresh schedules, not the broker snippets",
+        ));
+    }
     if let Some(p) = args.env_file {
         settings.env_file = std::path::absolute(&p).unwrap_or(p);
     }
