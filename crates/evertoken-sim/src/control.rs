@@ -371,7 +371,7 @@ async fn tiktok_rt(State(sim): State<Sim>, body: Bytes) -> Response {
         let secs = v
             .get("expires_in")
             .and_then(Value::as_i64)
-            .unwrap_or(31_536_000);
+            .unwrap_or(crate::tiktok::REFRESH_SECS);
         let exp = sim.now() + SignedDuration::from_secs(secs);
         sim.tiktok_add_refresh_token(s(&v, "client_key")?, s(&v, "refresh_token")?, exp);
         Ok(ok())

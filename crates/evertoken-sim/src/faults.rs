@@ -41,6 +41,9 @@ use crate::util::{
 #[serde(rename_all = "snake_case")]
 pub enum Route {
     Instagram,
+    /// Instagram's read-only `GET /me` (the token check after a refused refresh),
+    /// kept apart so a fault can hit the check without the refresh, or the reverse.
+    InstagramMe,
     Google,
     TikTok,
     LinkedInToken,
@@ -61,6 +64,7 @@ impl Route {
     pub fn name(self) -> &'static str {
         match self {
             Route::Instagram => "instagram",
+            Route::InstagramMe => "instagram_me",
             Route::Google => "google",
             Route::TikTok => "tiktok",
             Route::LinkedInToken => "linkedin_token",
@@ -79,6 +83,7 @@ impl Route {
     pub fn parse(s: &str) -> Option<Route> {
         Some(match s.to_ascii_lowercase().replace('-', "_").as_str() {
             "instagram" => Route::Instagram,
+            "instagram_me" => Route::InstagramMe,
             "google" | "youtube" => Route::Google,
             "tiktok" => Route::TikTok,
             "linkedin_token" | "linkedin" => Route::LinkedInToken,
@@ -106,6 +111,7 @@ impl Route {
             | "/oauth/authorize"
             | "/oauth/authorize/"
             | "/oauth/access_token" => return Some(Route::Instagram),
+            "/me" => return Some(Route::InstagramMe),
             "/token" | "/o/oauth2/v2/auth" | "/o/oauth2/auth" | "/revoke" => {
                 return Some(Route::Google);
             }
@@ -200,6 +206,17 @@ pub enum Fault {
     /// Evil: wait this long before the headers, then trickle the body one byte
     /// every 200 ms, never finishing (a slow-loris server).
     SlowLoris(Duration),
+    /// Throttling that does not look like a 429: on the Instagram routes Graph's
+    /// error envelope with this HTTP `status` and Graph `code` (e.g. 403 and code 4,
+    /// "Application request limit reached"), `is_transient` as given; Meta sends its
+    /// rate-limit and outage codes (1, 2, 4, 17, 32, 341, 613) with 400 or 403
+    /// (<https://developers.facebook.com/docs/graph-api/guides/error-handling>).
+    /// On other routes the route's own 429.
+    Throttled {
+        status: u16,
+        code: u32,
+        transient: bool,
+    },
 }
 
 /// The escape sequences [`Fault::EchoSecrets`] appends: OSC 0 (window title),
@@ -215,7 +232,9 @@ pub(crate) fn echo_response(
     now: jiff::Timestamp,
 ) -> Response {
     match route {
-        Route::Instagram => graph_error(400, message, "OAuthException", 190, None, false),
+        Route::Instagram | Route::InstagramMe => {
+            graph_error(400, message, "OAuthException", 190, None, false)
+        }
         Route::Google | Route::LinkedInToken | Route::LinkedInIntrospect => {
             oauth_error(400, "invalid_request", message)
         }
@@ -307,6 +326,18 @@ impl Fault {
             ),
             "endless_body" => Fault::EndlessBody,
             "slow_loris" => Fault::SlowLoris(ms()),
+            "throttled" => Fault::Throttled {
+                status: get_u64("status")
+                    .and_then(|s| u16::try_from(s).ok())
+                    .unwrap_or(403),
+                code: get_u64("code")
+                    .and_then(|c| u32::try_from(c).ok())
+                    .unwrap_or(4),
+                transient: obj
+                    .and_then(|o| o.get("transient"))
+                    .and_then(serde_json::Value::as_bool)
+                    .unwrap_or(false),
+            },
             _ => return None,
         })
     }
@@ -358,7 +389,7 @@ pub(crate) fn status_response(
 ) -> Response {
     let server_side = code >= 500;
     match route {
-        Route::Instagram => match code {
+        Route::Instagram | Route::InstagramMe => match code {
             429 => graph_error(
                 429,
                 "Application request limit reached",
@@ -463,6 +494,20 @@ pub(crate) fn status_response(
     }
 }
 
+/// Graph's message for a throttling or outage `code`.
+fn throttle_message(code: u32) -> &'static str {
+    match code {
+        1 => "An unknown error occurred",
+        2 => "An unexpected error has occurred. Please retry your request later.",
+        4 => "Application request limit reached",
+        17 => "User request limit reached",
+        32 => "Page request limit reached",
+        341 => "Application limit reached",
+        613 => "Calls to this api have exceeded the rate limit.",
+        _ => "Please retry your request later.",
+    }
+}
+
 fn discord_429(retry_after: f64) -> Response {
     json_response(
         429,
@@ -499,6 +544,21 @@ pub(crate) fn pre_response(
             r
         }
         Fault::HtmlErrorPage => html_error_page(),
+        Fault::Throttled {
+            status,
+            code,
+            transient,
+        } => match route {
+            Route::Instagram | Route::InstagramMe => graph_error(
+                *status,
+                throttle_message(*code),
+                "OAuthException",
+                *code,
+                None,
+                *transient,
+            ),
+            _ => status_response(route, path, 429, now),
+        },
         Fault::InvalidGrant => invalid_grant(route, path, now),
         Fault::InvalidClient => invalid_client(route, path, now),
         Fault::Unauthorized => unauthorized(route, path, now),
@@ -539,7 +599,7 @@ pub(crate) fn pre_response(
 
 fn invalid_grant(route: Route, path: &str, now: jiff::Timestamp) -> Response {
     match route {
-        Route::Instagram => crate::instagram::expired_error(now, now),
+        Route::Instagram | Route::InstagramMe => crate::instagram::expired_error(now, now),
         Route::Google => oauth_error(400, "invalid_grant", "Token has been expired or revoked."),
         Route::TikTok => tiktok_error(
             400,
@@ -559,7 +619,7 @@ fn invalid_grant(route: Route, path: &str, now: jiff::Timestamp) -> Response {
 
 fn invalid_client(route: Route, path: &str, now: jiff::Timestamp) -> Response {
     match route {
-        Route::Instagram => graph_error(
+        Route::Instagram | Route::InstagramMe => graph_error(
             400,
             "Error validating client secret.",
             "OAuthException",
@@ -583,7 +643,7 @@ fn invalid_client(route: Route, path: &str, now: jiff::Timestamp) -> Response {
 
 fn unauthorized(route: Route, path: &str, now: jiff::Timestamp) -> Response {
     match route {
-        Route::Instagram => graph_error(
+        Route::Instagram | Route::InstagramMe => graph_error(
             400,
             "Invalid OAuth access token - Cannot parse access token",
             "OAuthException",

@@ -22,7 +22,13 @@
 //!   representing the time that the assertion was issued", and "A JSON web token could
 //!   not be decoded".
 //!
-//! - Narrowing: every repository must belong to the installation and every
+//! - Narrowing: `repositories` are repository names without the owner ("List of
+//!   repository names that the token should have access to"; at most 500): an
+//!   `owner/name` entry is refused with 422, as is a repository outside the
+//!   installation; `repository_ids` are accepted for any repository of an
+//!   installation on all repositories (the simulator cannot tell an id of another
+//!   account, and names such a repository `repository-<id>`).
+//!   Every repository must belong to the installation and every
 //!   permission level must be `read`, `write` or `admin` and no more than the
 //!   installation was granted, else 422 (the docs list the levels; the exact 422
 //!   message for an unknown level is not documented, so clients must not depend on
@@ -464,6 +470,9 @@ fn installation_json(id: u64, i: &GhInstallation) -> Value {
     })
 }
 
+/// "You can specify up to 500 repositories" (the create-token reference).
+const MAX_NARROWED: usize = 500;
+
 fn repo_json(owner: &str, name: &str) -> Value {
     json!({
         "id": repo_id(&format!("{owner}/{name}")),
@@ -541,15 +550,18 @@ async fn create_token(
             }
         }
     };
-    // Narrowing to repositories.
+    // Narrowing to repositories: names without the owner. An `owner/name` entry
+    // names no repository of the installation, so GitHub refuses it.
     let mut narrowed: Option<Vec<String>> = None;
+    // Repositories known only by id (an all-repositories installation).
+    let mut by_id: Vec<(String, u64)> = Vec::new();
     let installation_has = |name: &str| {
-        let name = name.rsplit('/').next().unwrap_or(name);
-        inst.repositories.is_empty()
-            || inst
-                .repositories
-                .iter()
-                .any(|r| r.rsplit('/').next().unwrap_or(r).eq_ignore_ascii_case(name))
+        !name.contains('/')
+            && (inst.repositories.is_empty()
+                || inst
+                    .repositories
+                    .iter()
+                    .any(|r| r.rsplit('/').next().unwrap_or(r).eq_ignore_ascii_case(name)))
     };
     let not_accessible = || {
         github_error(
@@ -566,6 +578,13 @@ async fn create_token(
                 CREATE_TOKEN_DOCS,
             );
         };
+        if arr.len() > MAX_NARROWED {
+            return github_error(
+                422,
+                "Invalid request.\n\nFor 'properties/repositories', the array has more than 500 items.",
+                CREATE_TOKEN_DOCS,
+            );
+        }
         let mut names = Vec::new();
         for r in arr {
             let Some(name) = r.as_str() else {
@@ -574,7 +593,7 @@ async fn create_token(
             if !installation_has(name) {
                 return not_accessible();
             }
-            names.push(name.rsplit('/').next().unwrap_or(name).to_string());
+            names.push(name.to_string());
         }
         narrowed = Some(names);
     }
@@ -600,6 +619,12 @@ async fn create_token(
             });
             match found {
                 Some(n) => names.push(n.rsplit('/').next().unwrap_or(n).to_string()),
+                // An installation on all repositories covers any id of its account.
+                None if inst.repositories.is_empty() => {
+                    let name = format!("repository-{rid}");
+                    by_id.push((name.clone(), rid));
+                    names.push(name);
+                }
                 None => return not_accessible(),
             }
         }
@@ -663,7 +688,16 @@ async fn create_token(
         "repository_selection": if narrowed.is_some() || !inst.repositories.is_empty() { "selected" } else { "all" },
     });
     if let Some(names) = &narrowed {
-        out["repositories"] = names.iter().map(|n| repo_json(&inst.login, n)).collect();
+        out["repositories"] = names
+            .iter()
+            .map(|n| {
+                let mut r = repo_json(&inst.login, n);
+                if let Some((_, rid)) = by_id.iter().find(|(b, _)| b == n) {
+                    r["id"] = json!(rid);
+                }
+                r
+            })
+            .collect();
     }
     (StatusCode::CREATED, axum::Json(out)).into_response()
 }

@@ -6,9 +6,14 @@
 //!   only a long-lived token "at least 24 hours old but has not expired";
 //!   refreshed tokens valid 60 days; response `{access_token, token_type:"bearer", expires_in}`).
 //! - Exchange: <https://developers.facebook.com/docs/instagram-platform/reference/access_token>
-//!   (`GET /access_token?grant_type=ig_exchange_token&client_secret=…&access_token=…`).
+//!   (`GET /access_token?grant_type=ig_exchange_token&client_secret=…&access_token=…`;
+//!   `client_secret` is "your Instagram app's secret", i.e. the app the short-lived
+//!   token was issued to: another app's secret is refused with code 1 "Error
+//!   validating client secret.").
 //! - Login: <https://developers.facebook.com/docs/instagram-platform/reference/oauth-authorize>
-//!   (`GET /oauth/authorize`, redirect with `code` and a trailing `#_`) and
+//!   (`GET /oauth/authorize`, redirect with `code` and a trailing `#_`, which
+//!   "is not part of the code itself" and must be stripped by the client: the
+//!   simulator redeems the code exactly as sent, so a `#_` left on it fails) and
 //!   `POST /oauth/access_token` (form; answers `{"data":[{access_token,user_id,permissions}]}`;
 //!   errors `{"error_type","code","error_message"}`).
 //! - Errors: Graph API envelope `{"error":{"message","type","code","error_subcode","fbtrace_id"}}`;
@@ -25,6 +30,10 @@
 //!   must repeat it identically: "Please make sure your redirect_uri is identical to
 //!   the one you used in the OAuth dialog request"). Meta accepts no `http` redirect,
 //!   not even on a loopback host.
+//!
+//! - Throttling and outages: <https://developers.facebook.com/docs/graph-api/guides/error-handling>
+//!   (codes 1, 2, 4, 17, 32, 341, 613 and `is_transient`, sent with HTTP 400 or 403;
+//!   injected with `Fault::Throttled` on `Route::Instagram` / `Route::InstagramMe`).
 //!
 //! Simulator choices: an unknown (strict) token is code 190 "Invalid OAuth access
 //! token - Cannot parse access token"; a token younger than 24 h gets a 400
@@ -58,6 +67,8 @@ pub(crate) struct IgToken {
     pub expires_at: Timestamp,
     pub user_id: String,
     pub long_lived: bool,
+    /// The app the token was issued to (`None`: seeded by a test without one).
+    pub app_id: Option<String>,
 }
 
 #[derive(Default)]
@@ -97,6 +108,7 @@ impl Sim {
                 expires_at,
                 user_id: user_id(),
                 long_lived: true,
+                app_id: None,
             },
         );
     }
@@ -198,6 +210,7 @@ fn lookup(st: &mut crate::state::State, token: &str) -> Option<IgToken> {
             expires_at: now + SignedDuration::from_hours(30 * 24),
             user_id: user_id(),
             long_lived: true,
+            app_id: None,
         };
         st.instagram.tokens.insert(token.to_string(), t.clone());
         return Some(t);
@@ -252,6 +265,7 @@ async fn refresh(State(sim): State<Sim>, RawQuery(q): RawQuery) -> Response {
             expires_at: now + SignedDuration::from_secs(LONG_LIVED_SECS),
             user_id: tok.user_id,
             long_lived: true,
+            app_id: tok.app_id,
         },
     );
     json_response(
@@ -320,7 +334,17 @@ async fn exchange(State(sim): State<Sim>, RawQuery(q): RawQuery) -> Response {
     let secret = param(&q, "client_secret").unwrap_or("");
     let mut st = sim.lock();
     let now = st.now();
-    let secret_ok = st.lenient || st.instagram.apps.values().any(|s| s == secret);
+    let Some(tok) = st.instagram.tokens.get(token).cloned() else {
+        return cannot_parse();
+    };
+    // The secret of the app the token was issued to; another app's secret is
+    // refused like a wrong one. A token seeded without an app takes any
+    // registered app's secret.
+    let secret_ok = st.lenient
+        || match &tok.app_id {
+            Some(app) => st.instagram.apps.get(app).is_some_and(|s| s == secret),
+            None => st.instagram.apps.values().any(|s| s == secret),
+        };
     if !secret_ok {
         return graph_error(
             400,
@@ -331,9 +355,6 @@ async fn exchange(State(sim): State<Sim>, RawQuery(q): RawQuery) -> Response {
             false,
         );
     }
-    let Some(tok) = st.instagram.tokens.get(token).cloned() else {
-        return cannot_parse();
-    };
     if tok.expires_at <= now {
         return expired_error(tok.expires_at, now);
     }
@@ -345,6 +366,7 @@ async fn exchange(State(sim): State<Sim>, RawQuery(q): RawQuery) -> Response {
             expires_at: now + SignedDuration::from_secs(LONG_LIVED_SECS),
             user_id: tok.user_id,
             long_lived: true,
+            app_id: tok.app_id,
         },
     );
     json_response(
@@ -421,7 +443,8 @@ async fn code_exchange(State(sim): State<Sim>, body: Bytes) -> Response {
             return legacy_error("Error validating client secret.");
         }
     }
-    let code = code.trim_end_matches("#_");
+    // The code is redeemed as sent: Meta appends `#_` to the redirect and says
+    // the client must strip it; a code still carrying it is not a valid code.
     match oauth::redeem(
         &sim,
         "instagram",
@@ -442,6 +465,7 @@ async fn code_exchange(State(sim): State<Sim>, body: Bytes) -> Response {
                     expires_at: now + SignedDuration::from_secs(SHORT_LIVED_SECS),
                     user_id: uid.clone(),
                     long_lived: false,
+                    app_id: Some(client_id.to_string()),
                 },
             );
             json_response(

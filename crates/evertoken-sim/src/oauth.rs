@@ -116,6 +116,17 @@ fn is_loopback_host(u: &url::Url) -> bool {
     }
 }
 
+/// TikTok's desktop rule: "Only localhost or loopback IP 127.0.0.1 are allowed
+/// host names" (<https://developers.tiktok.com/doc/login-kit-desktop>), so not
+/// `127.0.0.2` and not `[::1]`.
+fn desktop_host(u: &url::Url) -> bool {
+    match u.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(a)) => a == std::net::Ipv4Addr::LOCALHOST,
+        _ => false,
+    }
+}
+
 /// Whether `got` equals the registered `reg`: as strings, or with a TikTok
 /// wildcard port (`http://127.0.0.1:*/callback/`), or (where `any_port`) a
 /// loopback URI that differs only in its port.
@@ -176,7 +187,7 @@ pub(crate) fn check_redirect(
             return Err("redirect_uri must be an https URL".into());
         }
         RedirectRule::HttpsOnly => {}
-        RedirectRule::LoopbackOnly if !loopback || u.port().is_none() => {
+        RedirectRule::LoopbackOnly if !desktop_host(&u) || u.port().is_none() => {
             return Err(
                 "a desktop app's redirect_uri must be localhost or 127.0.0.1 with a port".into(),
             );

@@ -15,6 +15,9 @@
 //!   issuer `https://token.actions.githubusercontent.com`, claims `sub`
 //!   `repo:OWNER/REPO:ref:refs/heads/BRANCH`, `repository_owner_id`, `aud`; GitHub
 //!   publishes several keys and rotates them, so verifiers refetch on an unknown `kid`).
+//! - <https://www.rfc-editor.org/rfc/rfc9111#section-5.2.2.1> (`Cache-Control:
+//!   max-age`): an issuer may send one with its JWKS; the simulator sends none
+//!   unless [`Sim::oidc_set_jwks_max_age`] sets one, so verifiers are tested both ways.
 //! - <https://docs.gitlab.com/ci/secrets/id_token_authentication/> (`id_tokens:`
 //!   with `aud`, RS256, `sub` `project_path:GROUP/PROJECT:ref_type:branch:ref:main`).
 //!
@@ -54,6 +57,8 @@ pub(crate) struct OidcState {
     rsa: Option<(String, Arc<RsaKeyPair>)>,
     generation: u32,
     pub jwks_fetches: u64,
+    /// `Cache-Control: max-age` of the JWKS answer (none by default).
+    jwks_max_age: Option<u64>,
 }
 
 fn new_ec(generation: u32) -> EcKey {
@@ -163,6 +168,12 @@ impl Sim {
         st.oidc.ec.insert(0, k);
     }
 
+    /// Makes the JWKS answer carry `Cache-Control: public, max-age=SECS`
+    /// (`None`: no `Cache-Control`, the default).
+    pub fn oidc_set_jwks_max_age(&self, secs: Option<u64>) {
+        self.lock().oidc.jwks_max_age = secs;
+    }
+
     /// How many times `/oidc/jwks` was fetched.
     pub fn oidc_jwks_fetches(&self) -> u64 {
         self.lock().oidc.jwks_fetches
@@ -253,7 +264,15 @@ async fn discovery(headers: HeaderMap) -> Response {
 async fn jwks(State(sim): State<Sim>) -> Response {
     let mut st = sim.lock();
     st.oidc.jwks_fetches += 1;
-    axum::Json(st.oidc.jwks()).into_response()
+    let mut r = axum::Json(st.oidc.jwks()).into_response();
+    if let Some(v) = st
+        .oidc
+        .jwks_max_age
+        .and_then(|s| axum::http::HeaderValue::from_str(&format!("public, max-age={s}")).ok())
+    {
+        r.headers_mut().insert(axum::http::header::CACHE_CONTROL, v);
+    }
+    r
 }
 
 /// Dev-only: `{"alg": "RS256"|"ES256", "claims": {…}}` → `{"token": …}`, with

@@ -16,7 +16,11 @@
 //!   `redirect_uri`) or `grant_type=refresh_token` (`refresh_token`, optional `scope`,
 //!   `continuous_refresh`); answer `{access_token, token_type:"bearer", expires_in,
 //!   scope, refresh_token, refresh_token_expires_in, refresh_token_expires_at,
-//!   response_type}`; access tokens last 30 days.
+//!   response_type}`; access tokens last 30 days. The same reference: "Parameter
+//!   refresh_on and its corresponding response type everlasting_refresh are now
+//!   available to all apps": the simulator takes `refresh_on=true` or
+//!   `continuous_refresh=true`, and a refresh that returns a new refresh token says
+//!   `response_type: "everlasting_refresh"` (a legacy one, `refresh_token`).
 //! - Continuous refresh (announced in Pinterest's changelog, quoted in
 //!   <https://github.com/pinterest/pinterest-python-sdk/issues/156>): "continuous refresh
 //!   tokens (60-day expiration, refreshable indefinitely) as the sole refresh option",
@@ -317,7 +321,11 @@ async fn token(State(sim): State<Sim>, headers: HeaderMap, body: Bytes) -> Respo
                 }
                 None => entry.scope.clone(),
             };
-            let asks_continuous = param(&f, "continuous_refresh") == Some("true");
+            // The OpenAPI spec names the field `refresh_on`; SDKs and older docs
+            // `continuous_refresh`: either asks for continuous refresh.
+            let asks_continuous = ["refresh_on", "continuous_refresh"]
+                .iter()
+                .any(|k| param(&f, k) == Some("true"));
             let rotates = !st.pinterest.legacy && (entry.continuous || asks_continuous);
             if !rotates {
                 return answer(&mut st, &scope, None, "refresh_token");
@@ -327,7 +335,7 @@ async fn token(State(sim): State<Sim>, headers: HeaderMap, body: Bytes) -> Respo
             }
             st.rotations += 1;
             let next = new_rt(&mut st, &app_id, &entry.scope, true);
-            answer(&mut st, &scope, Some(next), "refresh_token")
+            answer(&mut st, &scope, Some(next), "everlasting_refresh")
         }
         Some("authorization_code") => {
             let Some(code) = param(&f, "code").map(str::to_string) else {

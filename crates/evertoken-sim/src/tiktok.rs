@@ -15,13 +15,19 @@
 //! - Authorization: `GET https://www.tiktok.com/v2/auth/authorize/` with `client_key`,
 //!   `scope`, `response_type=code`, `redirect_uri`, `state`, `code_challenge`,
 //!   `code_challenge_method`; the redirect carries `code`, `scopes`, `state`.
+//! - Lifetimes: <https://developers.tiktok.com/docs/en/oauth-user-access-token-management>
+//!   ("Access token: 2 hours, `expires_in`; Refresh token: 180 days,
+//!   `refresh_expires_in`") and
+//!   <https://developers.tiktok.com/docs/en/oauth-refresh-a-user-access-token> ("the
+//!   fetched access_token expires within 2 hours"); the simulator's defaults.
 //! - <https://developers.tiktok.com/doc/login-kit-web> (web apps: redirect URIs
 //!   "must be absolute and begin with https", static, no fragment, registered in
 //!   the Login Kit configuration).
 //! - <https://developers.tiktok.com/doc/login-kit-desktop> (desktop apps: "Only
 //!   localhost or loopback IP 127.0.0.1 are allowed host names", "URIs must have a
 //!   port number, and wildcard port number (*) is supported", e.g.
-//!   `http://127.0.0.1:*/callback/`; PKCE is required, the `code_challenge` being
+//!   `http://127.0.0.1:*/callback/` and `https://127.0.0.1:3455/callback/`: the
+//!   simulator refuses any other host, `127.0.0.2` and `[::1]` included; PKCE is required, the `code_challenge` being
 //!   the hex-encoded SHA-256 of the `code_verifier` with `code_challenge_method=S256`,
 //!   and the token request carries `code_verifier`).
 //!
@@ -54,6 +60,11 @@ use crate::state::Sim;
 use crate::util::{alnum, json_response, param, parse_form, parse_query, tiktok_error};
 
 const DEFAULT_SCOPE: &str = "user.info.basic,video.publish";
+/// Access tokens live 2 hours and refresh tokens 180 days (the token management
+/// page's "Token lifetimes" table; older versions of the page said 24 hours and
+/// 365 days, so clients read `expires_in` / `refresh_expires_in` instead).
+pub(crate) const ACCESS_SECS: i64 = 7_200;
+pub(crate) const REFRESH_SECS: i64 = 15_552_000;
 pub(crate) const INVALID_RT: &str = "Refresh token is invalid or expired.";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,8 +101,8 @@ impl Default for TikTokState {
             desktop: HashSet::new(),
             refresh_extends: true,
             refresh_tokens: HashMap::new(),
-            access_secs: 86_400,
-            refresh_secs: 31_536_000,
+            access_secs: ACCESS_SECS,
+            refresh_secs: REFRESH_SECS,
         }
     }
 }
@@ -182,7 +193,7 @@ impl Sim {
     }
 
     /// Lifetimes returned as `expires_in` / `refresh_expires_in`
-    /// (defaults 86400 and 31536000).
+    /// (defaults 7200 and 15552000: 2 hours and 180 days).
     pub fn tiktok_set_lifetimes(&self, access_secs: i64, refresh_secs: i64) {
         let mut st = self.lock();
         st.tiktok.access_secs = access_secs;

@@ -383,6 +383,21 @@ async fn instagram_and_linkedin_login_flows() {
     let loc = r.headers()["location"].to_str().expect("loc").to_string();
     assert!(loc.ends_with("#_"), "Instagram appends #_: {loc}");
     let code = query_of(&loc)["code"].clone();
+    // The `#_` is not part of the code: Meta's client must strip it, and a code
+    // still carrying it is refused.
+    let r = c
+        .post(format!("{base}/oauth/access_token"))
+        .form(&[
+            ("client_id", "sim-ig-app"),
+            ("client_secret", "sim-ig-app-secret"),
+            ("grant_type", "authorization_code"),
+            ("redirect_uri", "https://app.example/ig/cb"),
+            ("code", format!("{code}#_").as_str()),
+        ])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status().as_u16(), 400, "a code with `#_` left on it");
     let r = c
         .post(format!("{base}/oauth/access_token"))
         .form(&[
@@ -402,6 +417,22 @@ async fn instagram_and_linkedin_login_flows() {
         .expect("short")
         .to_string();
     assert!(b["data"][0]["user_id"].is_string());
+    // ig_exchange_token takes the secret of the app the token belongs to, not
+    // any registered app's.
+    sim.instagram_add_app("sim-ig-other-app", "sim-ig-other-secret");
+    let r = c
+        .get(format!("{base}/access_token"))
+        .query(&[
+            ("grant_type", "ig_exchange_token"),
+            ("client_secret", "sim-ig-other-secret"),
+            ("access_token", short.as_str()),
+        ])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status().as_u16(), 400);
+    let b: Value = r.json().await.expect("json");
+    assert_eq!(b["error"]["code"], 1, "{b}");
     let r = c
         .get(format!("{base}/access_token"))
         .query(&[

@@ -272,3 +272,60 @@ async fn lenient_mode_accepts_unknown_apps_signed_with_the_test_key() {
         .expect("send");
     assert_eq!(r.status().as_u16(), 201);
 }
+
+/// `repositories` are names without the owner (at most 500): GitHub answers 422
+/// to `owner/name`; `repository_ids` work on an installation on all repositories.
+#[tokio::test]
+async fn narrowing_takes_repository_names_and_ids() {
+    let (server, c, now) = setup().await;
+    let sim = server.sim();
+    let base = server.base_url();
+    let jwt = jwt_with(now - 60, now + 540, json!(APP));
+    for repos in [
+        json!(["sim-org/repo-a"]),
+        json!(["repo-a", "sim-org/repo-b"]),
+        json!((0..501).map(|i| format!("repo-{i}")).collect::<Vec<_>>()),
+    ] {
+        let (s, b) = mint(&c, &base, &jwt, Some(json!({ "repositories": repos }))).await;
+        assert_eq!(s, 422, "{repos}: {b}");
+    }
+    let (s, b) = mint(&c, &base, &jwt, Some(json!({"repositories": ["repo-a"]}))).await;
+    assert_eq!(s, 201, "{b}");
+    assert_eq!(b["repositories"][0]["full_name"], "sim-org/repo-a");
+
+    // An installation on all repositories: any id of its account is accepted.
+    let all = INST + 1000;
+    sim.github_add_installation(APP, all, "all-org", "Organization", vec![]);
+    let r = c
+        .post(format!("{base}/app/installations/{all}/access_tokens"))
+        .bearer_auth(&jwt)
+        .json(&json!({"repository_ids": [123_456_789u64], "permissions": {"contents": "read"}}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status().as_u16(), 201);
+    let b: Value = r.json().await.expect("json");
+    assert_eq!(b["repository_selection"], "selected", "{b}");
+    assert_eq!(b["repositories"][0]["id"], 123_456_789u64, "{b}");
+    let r = c
+        .post(format!("{base}/app/installations/{all}/access_tokens"))
+        .bearer_auth(&jwt)
+        .json(&json!({"repositories": ["all-org/site"]}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        r.status().as_u16(),
+        422,
+        "owner/name on an all-repositories installation"
+    );
+    // A selected-repositories installation still refuses an id it does not have.
+    let (s, b) = mint(
+        &c,
+        &base,
+        &jwt,
+        Some(json!({"repository_ids": [123_456_789u64]})),
+    )
+    .await;
+    assert_eq!(s, 422, "{b}");
+}

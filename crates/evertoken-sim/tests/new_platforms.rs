@@ -765,7 +765,8 @@ async fn pinterest_continuous_refresh_rotates_and_the_old_token_dies() {
     assert_eq!(s, 200, "{body}");
     let rt2 = body["refresh_token"].as_str().expect("rotated").to_string();
     assert_ne!(rt1, rt2);
-    assert_eq!(body["response_type"], "refresh_token");
+    // Pinterest's OpenAPI: a continuous refresh answers `everlasting_refresh`.
+    assert_eq!(body["response_type"], "everlasting_refresh");
     assert_eq!(
         body["refresh_token_expires_at"],
         (now + hours(24 * 70)).as_second(),
@@ -827,6 +828,7 @@ async fn pinterest_legacy_refresh_token_keeps_a_fixed_expiry_then_dies() {
         body.get("refresh_token").is_none(),
         "legacy: no new refresh token"
     );
+    assert_eq!(body["response_type"], "refresh_token");
     assert!(body["access_token"].is_string());
     assert!(sim.pinterest_is_live(&rt));
     assert_eq!(sim.pinterest_refresh_expires_at(&rt), Some(deadline));
@@ -841,20 +843,38 @@ async fn pinterest_legacy_refresh_token_keeps_a_fixed_expiry_then_dies() {
     .await;
     assert_eq!((s, body["code"].as_i64()), (401, Some(283)));
 
-    // With the app enrolled, continuous_refresh=true turns a legacy token into a
-    // continuous one.
+    // With the app enrolled, `refresh_on=true` (the OpenAPI spec's name) or
+    // `continuous_refresh=true` turns a legacy token into a continuous one.
     sim.pinterest_set_legacy(false);
-    sim.pinterest_add_refresh_token(PIN_APP, "pinr.sim-legacy", deadline + hours(24 * 30), false);
-    let (s, body) = pin_token(
-        &c,
-        &base,
-        Some((PIN_APP, PIN_SECRET)),
-        &pin_refresh_form("pinr.sim-legacy"),
-    )
-    .await;
+    for (i, field) in ["refresh_on", "continuous_refresh"].into_iter().enumerate() {
+        let legacy = format!("pinr.sim-legacy-{i}");
+        sim.pinterest_add_refresh_token(PIN_APP, &legacy, deadline + hours(24 * 30), false);
+        let form = [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", legacy.as_str()),
+            (field, "true"),
+        ];
+        let (s, body) = pin_token(&c, &base, Some((PIN_APP, PIN_SECRET)), &form).await;
+        assert_eq!(s, 200, "{field}: {body}");
+        assert!(body["refresh_token"].is_string(), "{field}: {body}");
+        assert_eq!(body["response_type"], "everlasting_refresh", "{field}");
+        assert!(!sim.pinterest_is_live(&legacy), "{field}");
+    }
+    // Without either, a legacy token stays legacy.
+    sim.pinterest_add_refresh_token(
+        PIN_APP,
+        "pinr.sim-legacy-2",
+        deadline + hours(24 * 30),
+        false,
+    );
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", "pinr.sim-legacy-2"),
+    ];
+    let (s, body) = pin_token(&c, &base, Some((PIN_APP, PIN_SECRET)), &form).await;
     assert_eq!(s, 200, "{body}");
-    assert!(body["refresh_token"].is_string());
-    assert!(!sim.pinterest_is_live("pinr.sim-legacy"));
+    assert!(body.get("refresh_token").is_none(), "{body}");
+    assert!(sim.pinterest_is_live("pinr.sim-legacy-2"));
 }
 
 #[tokio::test]

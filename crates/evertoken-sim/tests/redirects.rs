@@ -211,6 +211,40 @@ async fn tiktok_desktop_wants_loopback_and_hex_pkce_web_wants_https() {
     );
 }
 
+/// TikTok desktop: "Only localhost or loopback IP 127.0.0.1 are allowed host
+/// names", with a port, `http` or `https`; the default lifetimes are the current
+/// docs' 2 hours and 180 days.
+#[tokio::test]
+async fn tiktok_desktop_hosts_and_default_lifetimes() {
+    let server = SimServer::start(SimOptions::default())
+        .await
+        .expect("start");
+    let sim = server.sim();
+    let base = server.base_url();
+    let c = client();
+    sim.tiktok_add_desktop_client("desk-app", "sim-tt-secret");
+    let ch = hexed(VERIFIER);
+    for (redirect, want) in [
+        ("http://127.0.0.1:5/callback/", 302),
+        ("http://localhost:5/callback/", 302),
+        ("https://127.0.0.1:3455/callback/", 302),
+        ("http://127.0.0.2:5/callback/", 400),
+        ("http://[::1]:5/callback/", 400),
+        ("https://[::1]:3455/callback/", 400),
+        ("http://127.0.0.1/callback/", 400),
+    ] {
+        let (s, _) = tiktok_authorize(&c, &base, "desk-app", redirect, Some(&ch)).await;
+        assert_eq!(s, want, "{redirect}");
+    }
+    let lo = "https://127.0.0.1:3455/callback/";
+    let (_, loc) = tiktok_authorize(&c, &base, "desk-app", lo, Some(&ch)).await;
+    let code = query_of(&loc.unwrap())["code"].clone();
+    let (s, b) = tiktok_token(&c, &base, "desk-app", &code, lo, Some(VERIFIER)).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["expires_in"], 7200, "{b}");
+    assert_eq!(b["refresh_expires_in"], 15_552_000, "{b}");
+}
+
 #[tokio::test]
 async fn google_linkedin_instagram_redirect_rules() {
     let server = SimServer::start(SimOptions::default())

@@ -80,7 +80,7 @@ fn auth_token_rotates_when_due_then_serves_the_stored_token_without_a_call() {
     let calls = tiktok_calls(&env);
     assert_eq!(calls, 1);
 
-    // Valid for 24 hours: the next job gets the same token and TikTok hears nothing.
+    // Valid for 2 hours: the next job gets the same token and TikTok hears nothing.
     let again = ev(&env, &["auth", "token", "tiktok", "--json"], &[]);
     assert_eq!(again.code, 0, "stderr: {}", again.stderr);
     let doc = again.json();

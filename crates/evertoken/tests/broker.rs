@@ -904,6 +904,11 @@ fn a_bad_broker_config_is_refused_before_listening() {
             "broker.policies[0].subject_pattern",
             "regex",
         ),
+        (
+            "broker:\n  issuers: [https://i.example.com]\n  policies:\n    - { name: p, issuer: https://i.example.com, subject: s, repositories: [acme/site], permissions: { contents: read } }\n",
+            "broker.policies[0].repositories[0]",
+            "write `site`, not `acme/site`",
+        ),
         ("", "no `broker:` section", "keys-off-host"),
     ];
     for (yaml, key, hint) in cases {

@@ -394,3 +394,34 @@ fn a_directory_or_fifo_as_config_says_what_it_is() {
         &["is not a regular file"],
     );
 }
+
+/// GitHub narrows a token to repository NAMES (at most 500): `owner/name` in
+/// `github.apps.<a>.repositories` is refused at config load, naming the key and
+/// the fix, before any key is read or GitHub is asked.
+#[test]
+fn github_repositories_are_names_without_the_owner() {
+    let env = TestEnv::new();
+    let app = format!(
+        "github:\n  apps:\n    default:\n      app_id: 1\n      installation_id: 2\n      private_key_path: app.pem\n      api_url: \"{}\"\n",
+        env.base_url()
+    );
+    env.config(&format!("{app}      repositories: [docs, acme/site]\n"));
+    for args in [&["github", "refresh"][..], &["auth", "status"][..]] {
+        assert_config_error(
+            &env,
+            args,
+            &[
+                "`github.apps.default.repositories[1]`",
+                "hint: write `site`, not `acme/site`",
+            ],
+        );
+    }
+    let many: Vec<String> = (0..501).map(|i| format!("repo-{i}")).collect();
+    env.config(&format!("{app}      repositories: [{}]\n", many.join(", ")));
+    assert_config_error(
+        &env,
+        &["github", "refresh"],
+        &["`github.apps.default.repositories`", "at most 500"],
+    );
+    assert_eq!(env.sim.sim().github_tokens_issued(), 0);
+}

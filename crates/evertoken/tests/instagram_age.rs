@@ -138,3 +138,81 @@ fn graphs_invalid_token_answer_is_a_reauth_at_once() {
     assert_eq!(r["state"], "reauth_required", "{r}");
     assert!(r["message"].as_str().unwrap().contains("190"), "{r}");
 }
+
+/// Meta's throttling and outage codes arrive as 400/403 too: they are never a
+/// dead token. A refusal carrying one is `failed` (retried next run) without
+/// asking `/me`; a `/me` answering with one is `failed` too, not a re-auth.
+#[test]
+fn throttling_as_400_or_403_is_a_retry_not_a_reauth() {
+    use evertoken_sim::{Fault, Route};
+    let throttled = |status: u16, code: u32, transient: bool| Fault::Throttled {
+        status,
+        code,
+        transient,
+    };
+    // The refresh itself throttled: no /me, `failed`, token kept.
+    for fault in [
+        throttled(403, 4, false),
+        throttled(400, 17, false),
+        throttled(400, 613, false),
+        throttled(403, 32, false),
+        throttled(400, 341, false),
+        throttled(400, 2, false),
+        throttled(400, 1, false),
+        throttled(400, 9007, true),
+    ] {
+        let env = TestEnv::new();
+        let sim = env.sim.sim();
+        sim.set_now(Some(now()));
+        let token = env.secret("test-ig-throttled-token-not-a-real-secret");
+        sim.instagram_add_token(&token, days_from(now(), -10), days_from(now(), 50));
+        sim.push_fault(Route::Instagram, fault.clone());
+        setup(&env, &token);
+        let out = refresh(&env);
+        assert_eq!(out.code, 1, "{fault:?}: {}{}", out.stdout, out.stderr);
+        let r = out.json()["results"][0].clone();
+        assert_eq!(r["state"], "failed", "{fault:?}: {r}");
+        assert!(
+            r["message"].as_str().unwrap().contains("for now"),
+            "{fault:?}: {r}"
+        );
+        assert_eq!(
+            sim.stats()
+                .requests
+                .get("instagram_me")
+                .copied()
+                .unwrap_or(0),
+            0,
+            "{fault:?}: no /me check while throttled"
+        );
+        assert_eq!(env.stored("INSTAGRAM_ACCESS_TOKEN").unwrap(), token);
+        // The next run, unthrottled, refreshes.
+        let again = refresh(&env);
+        assert_eq!(again.code, 0, "{fault:?}: {}", again.stderr);
+        assert_eq!(again.json()["results"][0]["state"], "refreshed");
+        env.secret(&env.stored("INSTAGRAM_ACCESS_TOKEN").unwrap());
+    }
+
+    // The refresh refused (code 100) and /me throttled (403, code 4): `failed`.
+    let env = TestEnv::new();
+    let sim = env.sim.sim();
+    sim.set_now(Some(now()));
+    let token = env.secret("test-ig-me-throttled-token-not-a-real-secret");
+    sim.instagram_add_token(&token, days_from(now(), -10), days_from(now(), 50));
+    sim.push_fault(Route::Instagram, Fault::Status(400));
+    sim.push_fault(Route::InstagramMe, throttled(403, 4, false));
+    setup(&env, &token);
+    let out = refresh(&env);
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    let r = out.json()["results"][0].clone();
+    assert_eq!(r["state"], "failed", "{r}");
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap()
+            .contains("Application request limit reached"),
+        "{r}"
+    );
+    assert_eq!(sim.stats().requests.get("instagram_me").copied(), Some(1));
+    assert_eq!(env.stored("INSTAGRAM_ACCESS_TOKEN").unwrap(), token);
+}

@@ -21,7 +21,8 @@ const OLD_ACCESS: &str = "li-old-access-test-not-a-real-secret";
 /// A GET without following redirects: (status, Location).
 fn get(url: &str) -> (u16, Option<String>) {
     let u = url::Url::parse(url).unwrap();
-    let mut s = TcpStream::connect((u.host_str().unwrap(), u.port().unwrap())).unwrap();
+    // `socket_addrs` also reads bracketed IPv6 hosts (`[::1]`).
+    let mut s = TcpStream::connect(&*u.socket_addrs(|| None).unwrap()).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let target = &u[url::Position::BeforePath..url::Position::AfterQuery];
     write!(
@@ -409,7 +410,15 @@ fn instagram_login_exchanges_for_the_long_lived_token() {
         &env,
         &["instagram", "--no-browser", "--redirect-uri", redirect],
     );
-    paste_consent(&mut login, &env, "/oauth/authorize?", redirect);
+    // Meta appends `#_` to the redirect; it is not part of the code and the
+    // client must strip it (the simulator redeems the code exactly as sent).
+    let url = login.line_starting(&format!("{}/oauth/authorize?", env.base_url()));
+    let (status, location) = get(&url);
+    assert_eq!(status, 302);
+    let landed = location.unwrap();
+    assert!(landed.ends_with("#_"), "{landed}");
+    login.line_starting("Paste that whole address");
+    login.paste(&landed);
     let (code, stderr) = login.finish();
     assert_eq!(code, 0, "{stderr}");
     let token = env.stored("INSTAGRAM_ACCESS_TOKEN").unwrap();
@@ -724,4 +733,80 @@ fn a_loopback_redirect_uri_is_served_verbatim() {
     assert_eq!(get(&location.unwrap()).0, 200);
     let (code, stderr) = login.finish();
     assert_eq!(code, 0, "{stderr}");
+}
+
+/// TikTok's desktop docs list `https://127.0.0.1:3455/callback/`: an https
+/// redirect on a loopback host is a desktop app, so the authorize request carries
+/// the hex PKCE challenge although the address is pasted, not served.
+#[test]
+fn a_tiktok_desktop_app_with_an_https_loopback_redirect_uses_hex_pkce() {
+    let env = TestEnv::new();
+    let secret = env.secret("tt-client-secret-test-not-a-real-secret");
+    let redirect = "https://127.0.0.1:3455/callback/";
+    env.sim
+        .sim()
+        .tiktok_add_desktop_client("test-tt-desk", &secret);
+    env.sim
+        .sim()
+        .oauth_register_redirect("tiktok", "test-tt-desk", redirect);
+    let base = env.base_url();
+    env.config(&format!("platforms:\n  tiktok: {{ enabled: true, client_key: test-tt-desk, base_url: \"{base}\", auth_url: \"{base}\" }}\n"));
+    env.credentials(&format!("TIKTOK_CLIENT_SECRET: \"{secret}\"\n"));
+    let mut login = Login::start_piped(
+        &env,
+        &["tiktok", "--no-browser", "--redirect-uri", redirect],
+    );
+    let url = paste_consent(&mut login, &env, "/v2/auth/authorize/?", redirect);
+    let (code, stderr) = login.finish();
+    assert_eq!(code, 0, "{stderr}");
+    let q = query(&url);
+    assert_eq!(q["code_challenge_method"], "S256", "{url}");
+    assert_eq!(q["code_challenge"].len(), 64, "{url}");
+    assert!(
+        q["code_challenge"]
+            .chars()
+            .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)),
+        "{url}"
+    );
+    let rt = env.stored("TIKTOK_REFRESH_TOKEN").unwrap();
+    let at = env.stored("TIKTOK_ACCESS_TOKEN").unwrap();
+    env.secret(&rt);
+    env.secret(&at);
+    env.assert_no_leak(&stderr);
+    assert!(env.sim.sim().tiktok_is_live(&rt));
+}
+
+/// `--redirect-uri http://[::1]:PORT/…` is served on `[::1]`, the address the
+/// browser will be sent to, not on 127.0.0.1.
+#[test]
+fn an_ipv6_loopback_redirect_is_served_on_ipv6() {
+    let env = linkedin_env();
+    let port = std::net::TcpListener::bind("[::1]:0")
+        .expect("IPv6 loopback")
+        .local_addr()
+        .unwrap()
+        .port();
+    let redirect = format!("http://[::1]:{port}/callback");
+    env.sim
+        .sim()
+        .oauth_register_redirect("linkedin", "test-li-client", &redirect);
+    let mut login = Login::start(
+        &env,
+        &["linkedin", "--no-browser", "--redirect-uri", &redirect],
+    );
+    let url = login.line_starting(&format!("{}/oauth/v2/authorization?", env.base_url()));
+    assert_eq!(query(&url)["redirect_uri"], redirect);
+    let (status, location) = get(&url);
+    assert_eq!(status, 302);
+    let callback = location.unwrap();
+    assert!(
+        callback.starts_with(&format!("http://[::1]:{port}/callback?")),
+        "{callback}"
+    );
+    assert_eq!(get(&callback).0, 200, "the CLI answers on [::1]");
+    let (code, stderr) = login.finish();
+    assert_eq!(code, 0, "{stderr}");
+    let at = env.stored("LINKEDIN_ACCESS_TOKEN").unwrap();
+    env.secret(&at);
+    env.assert_no_leak(&stderr);
 }

@@ -195,6 +195,43 @@ fn a_token_without_sign_rights_and_a_non_rsa_key_are_explained() {
     assert!(none.stderr.contains("VAULT_TOKEN"), "{}", none.stderr);
 }
 
+/// Transit's sign endpoint is an `update`: a policy granting only `create` and
+/// `sudo` on it cannot sign, and `doctor` must say so instead of "signing allowed".
+#[test]
+fn create_or_sudo_alone_is_not_a_right_to_sign() {
+    let Some(bao) = Bao::start() else { return };
+    let signer = transit(&bao);
+    let policy = bao.home.path().join("create-only.hcl");
+    std::fs::write(
+        &policy,
+        "path \"transit/sign/github-app/sha2-256\" { capabilities = [\"create\", \"sudo\"] }\n\
+         path \"transit/keys/github-app\" { capabilities = [\"read\"] }\n",
+    )
+    .unwrap();
+    bao.ok(&["policy", "write", "create-only", policy.to_str().unwrap()]);
+    let token = bao.ok(&["token", "create", "-policy=create-only", "-field=token"]);
+    let env = setup(&bao, "github-app");
+    env.secret(&signer);
+    env.secret(&token);
+    // Vault itself refuses the signature with this token …
+    let refresh = env.run(
+        env.cmd()
+            .env("VAULT_TOKEN", &token)
+            .args(["github", "refresh"]),
+    );
+    assert_eq!(refresh.code, 1, "{}", refresh.stderr);
+    assert!(refresh.stderr.contains("403"), "{}", refresh.stderr);
+    // … so doctor must not call it allowed.
+    let doc = env.run(env.cmd().env("VAULT_TOKEN", &token).arg("doctor"));
+    assert_ne!(doc.code, 0, "{}", doc.stdout);
+    assert!(
+        doc.stdout.contains("may not sign") && doc.stdout.contains("create"),
+        "{}",
+        doc.stdout
+    );
+    assert!(!doc.stdout.contains("signing allowed"), "{}", doc.stdout);
+}
+
 #[test]
 fn approle_login_signs_too() {
     let Some(bao) = Bao::start() else { return };

@@ -279,6 +279,7 @@ pub fn check(cfg: &Config, b: &BrokerConfig) -> Result<Vec<Policy>> {
                 .error_at(&at(if p.repositories.is_empty() { "repositories" } else { "permissions" }), "is empty")
                 .with_hint("every policy narrows its tokens: list the repositories and the permissions it grants"));
         }
+        crate::github::app::check_repository_names(cfg, &at("repositories"), &p.repositories)?;
         for (perm, level) in &p.permissions {
             if !matches!(level.as_str(), "read" | "write" | "admin") {
                 return Err(cfg

@@ -1,7 +1,12 @@
 //! OIDC ID token verification for the broker: per configured issuer, discovery
 //! (`<iss>/.well-known/openid-configuration` → `jwks_uri`) and a JWKS cache that
 //! is refreshed when a token names an unknown `kid` (at most once per
-//! [`REFRESH_EVERY`], at most [`MAX_KEYS`] keys kept). RS256 and ES256 signatures
+//! [`REFRESH_EVERY`], at most [`MAX_KEYS`] keys kept) and when the cached keys
+//! are older than their max age: the JWKS answer's `Cache-Control: max-age`, else
+//! [`DEFAULT_MAX_AGE_SECS`], bounded to [`MIN_MAX_AGE_SECS`]..=[`MAX_MAX_AGE_SECS`].
+//! So a key the issuer withdrew (compromised, rotated out) stops verifying tokens
+//! within that age, even when tokens keep naming it. Ages count on the broker's
+//! clock (the `now` every verification gets). RS256 and ES256 signatures
 //! are checked with `ring`; `iss`, `aud`, `exp`, `nbf` (and a future `iat`) with
 //! [`super::LEEWAY_SECS`] of leeway.
 //!
@@ -26,6 +31,13 @@ use crate::http::{Call, Http, safe_url};
 
 pub const MAX_KEYS: usize = 32;
 pub const REFRESH_EVERY: Duration = Duration::from_secs(10);
+/// How long fetched keys are used when the JWKS answer has no `max-age`.
+pub const DEFAULT_MAX_AGE_SECS: i64 = 3600;
+/// A `max-age` below this (including `no-cache`) is raised to it, so a busy
+/// broker does not fetch the keys for every token.
+pub const MIN_MAX_AGE_SECS: i64 = 60;
+/// A `max-age` above this is lowered to it.
+pub const MAX_MAX_AGE_SECS: i64 = 86_400;
 /// ID tokens are a few kB; anything much larger is not one.
 pub const MAX_TOKEN_LEN: usize = 16 * 1024;
 
@@ -39,6 +51,8 @@ enum Key {
 struct Cache {
     keys: HashMap<String, Key>,
     fetched: bool,
+    /// When the cached keys stop being used (Unix seconds on the broker's clock).
+    expires_at: Option<i64>,
     /// The last fetch an unknown `kid` caused (at most one per [`REFRESH_EVERY`]).
     refetched: Option<Instant>,
 }
@@ -106,7 +120,7 @@ impl Verifier {
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_owned();
-        let key = self.key(iss, cache, &kid).await?;
+        let key = self.key(iss, cache, &kid, now).await?;
         let msg = &token.as_bytes()[..h.len() + 1 + p.len()];
         let ok = match (&key, alg) {
             (Key::Rsa { n, e }, "RS256") => ring::signature::RsaPublicKeyComponents { n, e }
@@ -163,8 +177,20 @@ impl Verifier {
         })
     }
 
-    async fn key(&self, iss: &str, cache: &Mutex<Cache>, kid: &str) -> Result<Key, Reject> {
+    async fn key(
+        &self,
+        iss: &str,
+        cache: &Mutex<Cache>,
+        kid: &str,
+        now: i64,
+    ) -> Result<Key, Reject> {
         let mut c = cache.lock().await;
+        if c.expires_at.is_some_and(|t| now >= t) {
+            // Too old: forget the keys and fetch them as if for the first time.
+            c.keys.clear();
+            c.expires_at = None;
+            c.fetched = false;
+        }
         let pick = |c: &Cache| -> Option<Key> {
             if kid.is_empty() && c.keys.len() == 1 {
                 return c.keys.values().next().cloned();
@@ -181,7 +207,10 @@ impl Verifier {
             }
             c.fetched = true;
             match self.fetch(iss).await {
-                Ok(keys) => c.keys = keys,
+                Ok((keys, max_age)) => {
+                    c.keys = keys;
+                    c.expires_at = Some(now.saturating_add(max_age));
+                }
                 Err(e) => {
                     tracing::warn!("JWKS of {iss}: {e}");
                     return Err(Reject(format!("cannot fetch the issuer's keys: {e}")));
@@ -192,6 +221,11 @@ impl Verifier {
     }
 
     async fn get_json(&self, what: &str, url: &Url) -> Result<Value, String> {
+        self.get_json_with_age(what, url).await.map(|(v, _)| v)
+    }
+
+    /// The JSON at `url` and how long it may be cached (bounded, in seconds).
+    async fn get_json_with_age(&self, what: &str, url: &Url) -> Result<(Value, i64), String> {
         let reply = self
             .http
             .send(what, Call::Safe, |c| c.get(url.clone()))
@@ -200,12 +234,21 @@ impl Verifier {
         if !reply.status.is_success() {
             return Err(format!("{} from {}", reply.status.as_u16(), safe_url(url)));
         }
-        reply
+        let v = reply
             .json::<Value>()
-            .map_err(|e| format!("{} is not JSON: {e}", safe_url(url)))
+            .map_err(|e| format!("{} is not JSON: {e}", safe_url(url)))?;
+        let age = reply
+            .headers
+            .get_all(reqwest::header::CACHE_CONTROL)
+            .iter()
+            .filter_map(|h| h.to_str().ok())
+            .find_map(max_age)
+            .unwrap_or(DEFAULT_MAX_AGE_SECS)
+            .clamp(MIN_MAX_AGE_SECS, MAX_MAX_AGE_SECS);
+        Ok((v, age))
     }
 
-    async fn fetch(&self, iss: &str) -> Result<HashMap<String, Key>, String> {
+    async fn fetch(&self, iss: &str) -> Result<(HashMap<String, Key>, i64), String> {
         let disc = Url::parse(&format!(
             "{}/.well-known/openid-configuration",
             iss.trim_end_matches('/')
@@ -223,7 +266,7 @@ impl Verifier {
             .and_then(Value::as_str)
             .ok_or_else(|| format!("{} has no jwks_uri", safe_url(&disc)))?;
         let jwks = client::parse_url(jwks)?;
-        let v = self.get_json("OIDC JWKS", &jwks).await?;
+        let (v, age) = self.get_json_with_age("OIDC JWKS", &jwks).await?;
         let mut out = HashMap::new();
         for k in v
             .get("keys")
@@ -258,6 +301,114 @@ impl Verifier {
             };
             out.insert(kid, key);
         }
-        Ok(out)
+        Ok((out, age))
+    }
+}
+
+/// The `max-age` of one `Cache-Control` header value (RFC 9111 section 5.2.2.1),
+/// 0 for `no-cache` / `no-store`; `None` when it says neither. An unreadable or
+/// huge number is ignored / saturated, never trusted.
+fn max_age(header: &str) -> Option<i64> {
+    let mut found = None;
+    for d in header.split(',') {
+        let d = d.trim();
+        let (name, value) = d.split_once('=').unwrap_or((d, ""));
+        let name = name.trim();
+        if name.eq_ignore_ascii_case("no-cache") || name.eq_ignore_ascii_case("no-store") {
+            return Some(0);
+        }
+        if name.eq_ignore_ascii_case("max-age") {
+            let digits = value.trim().trim_matches('"');
+            if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+                found = Some(digits.parse::<i64>().unwrap_or(i64::MAX));
+            }
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use evertoken_sim::{OidcAlg, SimOptions, SimServer};
+    use serde_json::json;
+
+    #[test]
+    fn max_age_is_read_from_cache_control() {
+        assert_eq!(max_age("public, max-age=120"), Some(120));
+        assert_eq!(max_age("max-age=\"300\", must-revalidate"), Some(300));
+        assert_eq!(max_age("MAX-AGE=7"), Some(7));
+        assert_eq!(max_age("no-cache"), Some(0));
+        assert_eq!(max_age("private, no-store, max-age=900"), Some(0));
+        assert_eq!(max_age("max-age=99999999999999999999999"), Some(i64::MAX));
+        assert_eq!(max_age("max-age=-5"), None);
+        assert_eq!(max_age("max-age=soon"), None);
+        assert_eq!(max_age("public"), None);
+    }
+
+    /// A verifier for the simulator's issuer and a token signed by its current
+    /// key, valid for 10 days (so only the key cache decides).
+    async fn setup(server: &SimServer) -> (Verifier, String, i64) {
+        let iss = format!("{}/oidc", server.base_url());
+        let http = Http::new(&crate::config::HttpConfig::default());
+        let v = Verifier::new("evertoken".into(), std::slice::from_ref(&iss), http);
+        let now = server.sim().now().as_second();
+        let token = server.sim().oidc_token(
+            OidcAlg::Es256,
+            json!({"iss": iss, "aud": "evertoken", "sub": "repo:acme/site:ref:refs/heads/main", "exp": now + 10 * 86_400}),
+        );
+        (v, token, now)
+    }
+
+    /// The key stays cached for `cached` seconds after the first verification
+    /// (no fetch, even though the issuer withdrew it), and is dropped after `gone`.
+    async fn withdrawn_key_expires(max_age: Option<u64>, cached: i64, gone: i64) {
+        let server = SimServer::start(SimOptions::default()).await.unwrap();
+        let sim = server.sim();
+        sim.oidc_set_jwks_max_age(max_age);
+        let (v, token, now) = setup(&server).await;
+        v.verify(&token, now).await.unwrap();
+        assert_eq!(sim.oidc_jwks_fetches(), 1);
+        sim.oidc_rotate(false);
+        v.verify(&token, now + cached)
+            .await
+            .unwrap_or_else(|e| panic!("{max_age:?}: cached at +{cached}: {}", e.0));
+        assert_eq!(
+            sim.oidc_jwks_fetches(),
+            1,
+            "{max_age:?}: served from the cache"
+        );
+        let err = v.verify(&token, now + gone).await.unwrap_err();
+        assert!(err.0.contains("unknown key id"), "{max_age:?}: {}", err.0);
+        assert_eq!(sim.oidc_jwks_fetches(), 2, "{max_age:?}: refetched once");
+    }
+
+    #[tokio::test]
+    async fn cached_keys_expire_after_an_hour_without_max_age() {
+        withdrawn_key_expires(None, 3599, 3600).await;
+    }
+
+    #[tokio::test]
+    async fn cached_keys_expire_after_the_answers_max_age() {
+        withdrawn_key_expires(Some(120), 119, 120).await;
+    }
+
+    #[tokio::test]
+    async fn max_age_is_bounded_to_a_minute_and_a_day() {
+        withdrawn_key_expires(Some(0), 59, 60).await;
+        withdrawn_key_expires(Some(30 * 86_400), 86_399, 86_400).await;
+    }
+
+    #[tokio::test]
+    async fn a_still_published_key_is_refetched_and_keeps_working() {
+        let server = SimServer::start(SimOptions::default()).await.unwrap();
+        let sim = server.sim();
+        let (v, token, now) = setup(&server).await;
+        v.verify(&token, now).await.unwrap();
+        sim.oidc_rotate(true);
+        v.verify(&token, now + 3600).await.unwrap();
+        assert_eq!(sim.oidc_jwks_fetches(), 2);
+        v.verify(&token, now + 3700).await.unwrap();
+        assert_eq!(sim.oidc_jwks_fetches(), 2, "the new fetch is cached again");
     }
 }

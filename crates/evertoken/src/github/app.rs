@@ -301,6 +301,7 @@ fn check_entry(cfg: &Config, name: &str, a: &AppConfig) -> Result<()> {
         }
         crate::broker::client::validate_app(cfg, &key("broker"), b)?;
     }
+    check_repository_names(cfg, &key("repositories"), &a.repositories)?;
     for (perm, level) in &a.permissions {
         if !matches!(level.as_str(), "read" | "write" | "admin") {
             return Err(cfg
@@ -309,6 +310,52 @@ fn check_entry(cfg: &Config, name: &str, a: &AppConfig) -> Result<()> {
                     format!("`{level}` is not a permission level"),
                 )
                 .with_hint("use read, write or admin"));
+        }
+    }
+    Ok(())
+}
+
+/// The most repositories one installation token may be narrowed to.
+pub(crate) const MAX_REPOSITORIES: usize = 500;
+
+/// Checks a `repositories` list (at config key `key`) before any token is asked
+/// for: GitHub narrows a token to repository NAMES of the installation's account
+/// ("List of repository names that the token should have access to", up to 500;
+/// docs.github.com/rest/apps/apps#create-an-installation-access-token-for-an-app),
+/// so an `owner/name` entry would only come back as a 422 at mint time.
+pub(crate) fn check_repository_names(cfg: &Config, key: &str, names: &[String]) -> Result<()> {
+    if names.len() > MAX_REPOSITORIES {
+        return Err(cfg
+            .error_at(
+                key,
+                format!(
+                    "lists {} repositories; GitHub narrows a token to at most {MAX_REPOSITORIES}",
+                    names.len()
+                ),
+            )
+            .with_hint("leave `repositories` out for a token on every repository of the installation, or split the list across apps or policies"));
+    }
+    for (i, name) in names.iter().enumerate() {
+        if let Some((owner, repo)) = name.split_once('/') {
+            return Err(cfg
+                .error_at(
+                    &format!("{key}[{i}]"),
+                    format!(
+                        "`{}` is not a repository name: GitHub wants names without the owner",
+                        crate::scrub::escape_controls(name)
+                    ),
+                )
+                .with_hint(format!(
+                    "write `{}`, not `{}` (the owner `{}` is the installation's account)",
+                    crate::scrub::escape_controls(repo),
+                    crate::scrub::escape_controls(name),
+                    crate::scrub::escape_controls(owner)
+                )));
+        }
+        if name.trim().is_empty() {
+            return Err(cfg
+                .error_at(&format!("{key}[{i}]"), "is empty")
+                .with_hint("list repository names such as `site`"));
         }
     }
     Ok(())

@@ -205,10 +205,11 @@ impl Transit {
             .and_then(Value::as_array)
             .map(|a| a.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
-        if !list
-            .iter()
-            .any(|c| matches!(*c, "update" | "create" | "root" | "sudo"))
-        {
+        // Transit's sign endpoint is a write to an existing path: it needs
+        // `update` (or `root`); `create` applies only to paths that do not exist
+        // yet and `sudo` only to root-protected paths, so neither signs alone.
+        // developer.hashicorp.com/vault/docs/concepts/policies#capabilities
+        if !list.iter().any(|c| matches!(*c, "update" | "root")) {
             return Err(Error::config(format!(
                 "the Vault token may not sign with `{}` (its capabilities on {sign}: {})",
                 self.key,

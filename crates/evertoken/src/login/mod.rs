@@ -157,8 +157,9 @@ pub struct Cx<'a> {
 /// One platform's side of the flow.
 #[async_trait::async_trait]
 pub trait Flow: Send + Sync {
-    /// The PKCE challenge the authorize request carries, if any, for a loopback
-    /// redirect (`loopback`) or a pasted-callback one.
+    /// The PKCE challenge the authorize request carries, if any. `loopback`: the
+    /// redirect URI's host is a loopback one (`127.0.0.1`, `[::1]`, `localhost`),
+    /// whether evertoken listens there (`http`) or the address is pasted (`https`).
     fn pkce(&self, loopback: bool) -> Option<Challenge>;
     /// Whether the provider accepts a loopback `http` redirect at all (Meta does not).
     fn loopback(&self) -> bool {
@@ -376,9 +377,16 @@ pub async fn start(cfg: Config, clock: Clock, opts: &Options) -> Result<Pending>
                 Some(u) => (u.port().unwrap_or(80), u.path().to_owned()),
                 None => (opts.port, "/callback".to_owned()),
             };
-            let listener = TcpListener::bind(("127.0.0.1", port)).await.map_err(|e| {
-                Error::failed(format!("cannot listen on 127.0.0.1:{port} for the OAuth redirect: {e}"))
-                    .with_hint("another program uses that port: pick another with `--port N` (and register http://127.0.0.1:N/callback with the app)")
+            // Listen on the redirect's own host: `[::1]` is not `127.0.0.1`.
+            let ip: std::net::IpAddr = match given.as_ref().and_then(Url::host) {
+                Some(url::Host::Ipv4(a)) => a.into(),
+                Some(url::Host::Ipv6(a)) => a.into(),
+                _ => std::net::Ipv4Addr::LOCALHOST.into(),
+            };
+            let addr = std::net::SocketAddr::new(ip, port);
+            let listener = TcpListener::bind(addr).await.map_err(|e| {
+                Error::failed(format!("cannot listen on {addr} for the OAuth redirect: {e}"))
+                    .with_hint("another program uses that port, or this host has no such loopback address: pick another port with `--port N` (and register http://127.0.0.1:N/callback with the app)")
             })?;
             let port = listener
                 .local_addr()
@@ -392,6 +400,9 @@ pub async fn start(cfg: Config, clock: Clock, opts: &Options) -> Result<Pending>
         }
     };
     let loopback = matches!(back, Back::Loopback { .. });
+    // PKCE follows the redirect's host, not how the code comes back: TikTok's
+    // desktop apps may register `https://127.0.0.1:PORT/…`, pasted here.
+    let loopback_host = given.as_ref().is_none_or(is_loopback);
 
     // A `--callback-url` finishes the login that printed the URL: its state and
     // verifier, not new ones.
@@ -404,7 +415,7 @@ pub async fn start(cfg: Config, clock: Clock, opts: &Options) -> Result<Pending>
         (w.state, pkce, w.scope, true)
     } else {
         let state = random_string(32);
-        let pkce = flow.pkce(loopback).map(Pkce::with);
+        let pkce = flow.pkce(loopback_host).map(Pkce::with);
         (state, pkce, opts.scope.clone(), false)
     };
     let http = Http::new(&engine.cfg.file.http);

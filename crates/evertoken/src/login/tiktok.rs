@@ -4,11 +4,15 @@
 //! lifetimes come from the answer (`expires_in`, `refresh_expires_in`), never from
 //! documentation, which has changed.
 //!
-//! Two app types, two flows: a **desktop** app redirects to a loopback URI and
-//! must use PKCE, TikTok's way: `code_challenge` = lowercase hex of
-//! SHA-256(code_verifier), `code_challenge_method=S256`, `code_verifier` in the
-//! token request; a **web** app redirects only to a registered `https` URI (the
-//! pasted-callback flow here) and takes no PKCE. The client secret authenticates
+//! Two app types, two flows: a **desktop** app redirects to a loopback URI
+//! (`localhost` or `127.0.0.1` with a port, `http` or `https`, e.g.
+//! `https://127.0.0.1:3455/callback/`) and must use PKCE, TikTok's way:
+//! `code_challenge` = lowercase hex of SHA-256(code_verifier),
+//! `code_challenge_method=S256`, `code_verifier` in the token request; a **web**
+//! app redirects only to a registered `https` URI on a real host (the
+//! pasted-callback flow here) and takes no PKCE. Which one is decided by the
+//! redirect's host, not by whether evertoken listens: an `https` loopback
+//! redirect is a desktop app whose address the user pastes. The client secret authenticates
 //! both exchanges.
 //! Sources: developers.tiktok.com/doc/login-kit-desktop, developers.tiktok.com/doc/login-kit-web,
 //! developers.tiktok.com/doc/oauth-user-access-token-management
@@ -69,8 +73,8 @@ impl Tiktok {
 
 #[async_trait::async_trait]
 impl Flow for Tiktok {
-    /// The desktop flow (loopback) requires PKCE with a hex challenge; the web
-    /// flow (an https redirect) takes none.
+    /// A desktop app (loopback redirect host, served or pasted) requires PKCE with
+    /// a hex challenge; a web app (an https redirect elsewhere) takes none.
     fn pkce(&self, loopback: bool) -> Option<super::Challenge> {
         loopback.then_some(super::Challenge::Hex)
     }

@@ -11,8 +11,16 @@
 //! `reauth_required`. Only Graph's documented dead-token answer (code 190,
 //! "Invalid OAuth 2.0 Access Token": expired, revoked, password changed) skips
 //! the check and is `reauth_required` at once.
+//!
+//! Throttling and outages are never a dead token: Graph's codes 1 (unknown,
+//! possibly temporary), 2 (service), 4 / 17 / 32 / 613 (rate limits), 341
+//! (application limit) and any error flagged `is_transient: true` may arrive as
+//! HTTP 400 or 403. Such a refusal skips the `/me` check, and such an answer from
+//! `/me` is `failed` (retried next run), never `reauth_required`.
 //! Sources: developers.facebook.com/documentation/instagram-platform/reference/refresh_access_token,
-//! developers.facebook.com/docs/instagram-platform/reference/me
+//! developers.facebook.com/docs/instagram-platform/reference/me,
+//! developers.facebook.com/docs/graph-api/guides/error-handling,
+//! developers.facebook.com/docs/graph-api/overview/rate-limiting
 
 use jiff::{Timestamp, ToSpan};
 use serde::Deserialize;
@@ -109,7 +117,30 @@ struct GraphError {
     code: i64,
     #[serde(default)]
     error_subcode: Option<i64>,
+    #[serde(default)]
+    is_transient: bool,
 }
+
+/// Graph's throttling and outage codes: retry later, the token is not the problem.
+const TRANSIENT_CODES: &[i64] = &[1, 2, 4, 17, 32, 341, 613];
+
+impl GraphError {
+    fn is_transient(&self) -> bool {
+        self.is_transient || TRANSIENT_CODES.contains(&self.code)
+    }
+}
+
+/// The Graph error of `reply` when it is a throttling or outage answer.
+fn transient_error(reply: &crate::http::Reply) -> Option<GraphError> {
+    reply
+        .json::<GraphErrorBody>()
+        .ok()
+        .map(|b| b.error)
+        .filter(GraphError::is_transient)
+}
+
+const RETRY_HINT: &str =
+    "Instagram is throttling or briefly unavailable; the next scheduled run retries";
 
 #[async_trait::async_trait]
 impl Provider for Instagram {
@@ -207,6 +238,17 @@ impl Provider for Instagram {
                 problem: check.problem("Instagram"),
             });
         }
+        // Throttled or an outage (whatever the HTTP status): the token is not
+        // the problem, and asking `/me` now would only add to the load.
+        if transient_error(&reply).is_some() {
+            return Err(ProviderError::Failed {
+                message: format!(
+                    "Instagram refused the refresh for now ({})",
+                    describe(&reply)
+                ),
+                hint: Some(RETRY_HINT.into()),
+            });
+        }
         // Age unknown and the refresh refused (not a transient failure, not
         // Graph's documented "invalid access token" answer, code 190): ask
         // Instagram whether the token itself still works.
@@ -300,6 +342,15 @@ impl Instagram {
                     reply.status
                 ),
                 hint: Some("the next scheduled run checks again".into()),
+            });
+        }
+        if transient_error(&reply).is_some() {
+            return Err(ProviderError::Failed {
+                message: format!(
+                    "Instagram refused the refresh ({refusal}) and GET /me is throttled or unavailable ({})",
+                    describe(&reply)
+                ),
+                hint: Some(RETRY_HINT.into()),
             });
         }
         if reply.status.is_client_error() && reply.status.as_u16() != 429 {
