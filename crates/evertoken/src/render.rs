@@ -2,9 +2,11 @@
 //! and errors on stderr, and the renderers that turn a [`RunReport`] into a table
 //! or a JSON document on stdout. stdout carries data only.
 //!
-//! Every piece of text that may carry something from outside (messages, hints,
-//! warnings, actions) goes through [`crate::scrub`] here, so no known secret and no
-//! raw control character reaches the terminal or the JSON document.
+//! Every piece of text that may carry something from outside (messages, fixes,
+//! warnings, account names) goes through [`crate::scrub`] here, so no known secret
+//! and no raw control character reaches the terminal or the JSON document. The
+//! words of a result (its action, its deadline) are made here from its typed
+//! fields, or by their `Display`/`Serialize` in [`crate::report`].
 
 use std::io::{IsTerminal, Write};
 
@@ -116,12 +118,12 @@ pub fn table(report: &RunReport, shell: &Shell) -> String {
             .or(r.refresh_expires_at);
         t.add_row(vec![
             r.platform.to_string(),
-            scrub::external(&r.account),
+            scrub::external(r.account_name()),
             shell.state(r.state),
             exp.map(clock::date).unwrap_or_else(|| "-".into()),
             exp.map(|e| clock::days_left(now, e).to_string())
                 .unwrap_or_else(|| "-".into()),
-            scrub::external(&r.action),
+            r.action.to_string(),
         ]);
     }
     let mut out = String::new();
@@ -134,10 +136,10 @@ pub fn table(report: &RunReport, shell: &Shell) -> String {
         out.push_str(&format!(
             "{}: {}\n",
             scrub::external(&r.account_label()),
-            scrub::external(&r.message)
+            scrub::external(&r.message())
         ));
         if let Some(fix) = &r.fix {
-            out.push_str(&format!("  fix: {}\n", scrub::external(fix)));
+            out.push_str(&format!("  fix: {}\n", scrub::external(&fix.to_string())));
         }
         for w in &r.warnings {
             out.push_str(&format!("  warning: {}\n", scrub::external(w)));

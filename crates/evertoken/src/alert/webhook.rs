@@ -599,7 +599,7 @@ mod tests {
         a.items = (0..60)
             .map(|n| {
                 let mut i = one.clone();
-                i.account = format!("acct-{n}");
+                i.account = Some(format!("acct-{n}"));
                 i.problem = "x".repeat(900);
                 i
             })
