@@ -325,3 +325,76 @@ fn ser_ts_req<S: serde::Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Err
 pub fn utc_date(t: Timestamp) -> Date {
     t.to_zoned(jiff::tz::TimeZone::UTC).date()
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A LinkedIn result that needs a re-auth by 2026-11-28, for tests.
+    pub(crate) fn reauth_result(account: Option<&str>) -> AccountResult {
+        AccountResult {
+            platform: Platform::Linkedin,
+            account: account.map(str::to_owned),
+            state: State::ReauthRequired,
+            action: Action::Reauthorise,
+            expires_at: Some("2026-11-28T09:00:00Z".parse().unwrap()),
+            refresh_expires_at: None,
+            problem: "the access token expires 2026-11-28 (5 days)".into(),
+            reauth_by: Some(jiff::civil::date(2026, 11, 28)),
+            fix: Some(Fix::Run("evertoken auth login linkedin".into())),
+            credentials: Vec::new(),
+            attention: true,
+            warnings: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn actions_keep_their_words() {
+        assert_eq!(Action::None.to_string(), "none");
+        assert_eq!(Action::Reauthorise.to_string(), "re-authorise");
+        assert_eq!(
+            Action::PreflightFailed.to_string(),
+            "none (pre-flight failed)"
+        );
+        assert_eq!(
+            Action::WriteBackPending(Box::new(Action::Rotated)).to_string(),
+            "rotated, write-back pending"
+        );
+        assert_eq!(
+            Action::FinishPendingThen(Box::new(Action::WouldRotate)).to_string(),
+            "would finish a pending write-back, then would rotate"
+        );
+    }
+
+    #[test]
+    fn the_message_joins_problem_deadline_and_command_only_for_a_login() {
+        let mut r = reauth_result(None);
+        assert_eq!(
+            r.message(),
+            "the access token expires 2026-11-28 (5 days); re-auth by 2026-11-28 with `evertoken auth login linkedin`"
+        );
+        r.fix = Some(Fix::Advice("check the store".into()));
+        assert_eq!(r.message(), "the access token expires 2026-11-28 (5 days)");
+        r.fix = None;
+        assert_eq!(r.message(), r.problem);
+    }
+
+    #[test]
+    fn json_keeps_the_default_account_name_and_string_values() {
+        let v = serde_json::to_value(reauth_result(None)).unwrap();
+        assert_eq!(v["account"], "default");
+        assert_eq!(v["reauth_by"], "2026-11-28");
+        assert_eq!(v["fix"], "evertoken auth login linkedin");
+        assert_eq!(v["action"], "re-authorise");
+        assert_eq!(v["expires_at"], "2026-11-28T09:00:00Z");
+        assert!(v["refresh_expires_at"].is_null());
+        assert!(v.get("warnings").is_none());
+        let named = serde_json::to_value(reauth_result(Some("brand-a"))).unwrap();
+        assert_eq!(named["account"], "brand-a");
+        assert_eq!(
+            reauth_result(Some("brand-a")).account_label(),
+            "linkedin:brand-a"
+        );
+        assert_eq!(reauth_result(None).account_label(), "linkedin");
+    }
+}

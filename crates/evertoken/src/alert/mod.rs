@@ -542,6 +542,20 @@ mod tests {
     }
 
     #[test]
+    fn an_item_carries_the_problem_the_date_and_the_command_separately() {
+        let now: Timestamp = "2026-11-23T09:00:00Z".parse().unwrap();
+        let i = Item::from_result(&crate::report::tests::reauth_result(None), now);
+        assert_eq!(i.problem, "the access token expires 2026-11-28 (5 days)");
+        assert_eq!(i.reauth_by, Some(jiff::civil::date(2026, 11, 28)));
+        assert_eq!(i.days_left, Some(5));
+        assert_eq!(i.fix.as_deref(), Some("evertoken auth login linkedin"));
+        assert_eq!(i.who(), "LinkedIn");
+        let named = Item::from_result(&crate::report::tests::reauth_result(Some("brand-a")), now);
+        assert_eq!(named.who(), "LinkedIn (brand-a)");
+        assert_eq!(named.key, "linkedin:brand-a");
+    }
+
+    #[test]
     fn levels_escalate_with_the_deadline() {
         assert_eq!(Level::of(State::ReauthRequired, Some(14)), Level::Notice);
         assert_eq!(Level::of(State::ReauthRequired, Some(7)), Level::Soon);
