@@ -481,3 +481,54 @@ fn status_dry_run_and_refresh_keep_the_json_contract() {
         "{doc}"
     );
 }
+
+#[test]
+fn failures_keep_the_json_contract() {
+    let env = TestEnv::new();
+    four_platforms(&env);
+    let sim = env.sim.sim();
+    // Instagram's endpoint fails, the YouTube grant is revoked, TikTok's client
+    // is refused.
+    sim.set_persistent_fault(
+        evertoken_sim::Route::Instagram,
+        Some(evertoken_sim::Fault::Status(500)),
+    );
+    sim.set_persistent_fault(
+        evertoken_sim::Route::Google,
+        Some(evertoken_sim::Fault::InvalidGrant),
+    );
+    sim.set_persistent_fault(
+        evertoken_sim::Route::TikTok,
+        Some(evertoken_sim::Fault::InvalidClient),
+    );
+
+    let (code, doc) = run(&env, &["auth", "refresh", "all", "--json"]);
+    assert_eq!(code, 1, "{doc}");
+    let results = check_document(&doc, false);
+    let w = words(&results);
+    let states: Vec<(&str, &str, &str)> = w
+        .iter()
+        .map(|(k, s, a, _, _)| (k.as_str(), s.as_str(), a.as_str()))
+        .collect();
+    assert_eq!(
+        states,
+        vec![
+            ("instagram:default", "failed", "none"),
+            ("youtube:default", "reauth_required", "re-authorise"),
+            ("tiktok:brand-a", "failed", "none"),
+            ("linkedin:default", "reauth_required", "re-authorise"),
+        ],
+        "{doc}"
+    );
+    assert_eq!(doc["attention"], 4, "{doc}");
+    // A re-auth now is dated today and names the command; a failure says what to do.
+    assert_eq!(w[1].3, "2026-11-23", "{doc}");
+    assert_eq!(w[1].4, "evertoken auth login youtube", "{doc}");
+    for (k, r) in &results {
+        assert!(
+            r["fix"].is_string(),
+            "{k}: every problem carries a fix: {r}"
+        );
+        assert!(!r["message"].as_str().unwrap().is_empty(), "{k}: {r}");
+    }
+}
