@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::report::{AccountResult, AlertReport, RunReport, State};
+use crate::report::{AccountResult, AlertReport, Fix, RunReport, State};
 
 pub mod email;
 pub mod state;
@@ -152,20 +152,24 @@ pub struct Item {
     pub reauth_by: Option<Date>,
     /// Whole days from today (UTC) to `reauth_by`; negative when past.
     pub days_left: Option<i64>,
-    /// The exact command that fixes it.
-    pub fix: Option<String>,
+    /// What fixes it: a command, or advice in words (known secrets replaced).
+    pub fix: Option<Fix>,
     pub level: Level,
 }
 
 impl Item {
     pub fn from_result(r: &AccountResult, now: Timestamp) -> Item {
         let days_left = r.reauth_by.map(|d| days_between(now, d));
-        let fix = r.fix.as_ref().map(ToString::to_string).or_else(|| {
-            matches!(r.state, State::ReauthRequired).then(|| match &r.account {
-                None => format!("evertoken auth login {}", r.platform),
-                Some(a) => format!("evertoken auth login {} --account {a}", r.platform),
-            })
-        });
+        let fix = match &r.fix {
+            Some(Fix::Run(c)) => Some(Fix::Run(crate::scrub::hidden(c))),
+            Some(Fix::Advice(a)) => Some(Fix::Advice(crate::scrub::hidden(a))),
+            None => matches!(r.state, State::ReauthRequired).then(|| {
+                Fix::Run(match &r.account {
+                    None => format!("evertoken auth login {}", r.platform),
+                    Some(a) => format!("evertoken auth login {} --account {a}", r.platform),
+                })
+            }),
+        };
         Item {
             key: r.account_label(),
             platform: r.platform.display_name().to_owned(),
@@ -182,6 +186,15 @@ impl Item {
     /// `LinkedIn` or `TikTok (brand-a)`.
     pub fn who(&self) -> String {
         who(&self.platform, self.account.as_deref())
+    }
+
+    /// The fix for a chat message: a command as `code`, advice as words, each
+    /// through the channel's `escape`.
+    pub fn fix_markdown(&self, escape: impl Fn(&str) -> String) -> Option<String> {
+        self.fix.as_ref().map(|f| match f {
+            Fix::Run(c) => format!("`{}`", escape(c)),
+            Fix::Advice(a) => escape(a),
+        })
     }
 
     /// `2026-11-28 (Saturday 28 November, in 5 days)`, or `now`.
@@ -339,7 +352,9 @@ pub fn sample(now: Timestamp) -> Alert {
             problem: "sample: the access token expires in 5 days; LinkedIn cannot refresh it without a partner refresh token".into(),
             reauth_by: Some(reauth_by),
             days_left,
-            fix: Some("evertoken auth login linkedin --account example".into()),
+            fix: Some(Fix::Run(
+                "evertoken auth login linkedin --account example".into(),
+            )),
             level: Level::of(State::ReauthRequired, days_left),
         }],
         recovered: Vec::new(),
@@ -548,7 +563,14 @@ mod tests {
         assert_eq!(i.problem, "the access token expires 2026-11-28 (5 days)");
         assert_eq!(i.reauth_by, Some(jiff::civil::date(2026, 11, 28)));
         assert_eq!(i.days_left, Some(5));
-        assert_eq!(i.fix.as_deref(), Some("evertoken auth login linkedin"));
+        assert_eq!(
+            i.fix,
+            Some(Fix::Run("evertoken auth login linkedin".into()))
+        );
+        assert_eq!(
+            i.fix_markdown(str::to_owned).as_deref(),
+            Some("`evertoken auth login linkedin`")
+        );
         assert_eq!(i.who(), "LinkedIn");
         let named = Item::from_result(&crate::report::tests::reauth_result(Some("brand-a")), now);
         assert_eq!(named.who(), "LinkedIn (brand-a)");

@@ -156,7 +156,9 @@ mod tests {
             problem: "expires soon".into(),
             reauth_by: Some(reauth_by.parse().unwrap()),
             days_left: Some(days_left),
-            fix: Some("evertoken auth login linkedin".into()),
+            fix: Some(crate::report::Fix::Run(
+                "evertoken auth login linkedin".into(),
+            )),
             level: Level::of(State::ReauthRequired, Some(days_left)),
         }
     }
