@@ -99,7 +99,7 @@ impl Shell {
     }
 }
 
-/// The table (SPEC §1): a row per credential, then details and a summary line.
+/// The table: a row per credential, then details and a summary line.
 pub fn table(report: &RunReport, shell: &Shell) -> String {
     let now = report.generated_at;
     let mut t = Table::new();
@@ -178,7 +178,7 @@ pub fn summary(report: &RunReport) -> String {
     )
 }
 
-/// The `--json` document (SPEC §1).
+/// The `--json` document (`version`, `results`, `attention`, …; see [`crate::report`]).
 /// JSON escapes control characters itself; known secrets are replaced here.
 pub fn json(report: &RunReport) -> String {
     match serde_json::to_string_pretty(report) {

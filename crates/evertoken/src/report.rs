@@ -1,6 +1,10 @@
 //! The result of a run, one [`AccountResult`] per (platform, account): the same
-//! structs feed the table, the JSON document (SPEC §1), alerts and metrics.
-//! Nothing here holds a secret; tokens appear only as [`Prefix`]es.
+//! structs feed the table, the `--json` document CI pipelines parse, alerts,
+//! metrics and MCP. Outcomes are typed ([`State`], [`Action`], a date, a [`Fix`]);
+//! their words are made only where they are shown, and the JSON form (keys,
+//! types, the state and action words) is a stable contract pinned by
+//! `tests/json_contract.rs`. Nothing here holds a secret; tokens appear only as
+//! [`Prefix`]es.
 
 use jiff::Timestamp;
 use jiff::civil::Date;
@@ -303,7 +307,7 @@ impl RunReport {
         }
     }
 
-    /// SPEC §1: 0 healthy, 1 something needs attention (or the alert failed).
+    /// The exit code: 0 healthy, 1 something needs attention (or the alert failed).
     pub fn exit_code(&self) -> u8 {
         let alert_failed = self.alert.as_ref().is_some_and(|a| !a.delivered);
         u8::from(self.attention > 0 || alert_failed)
