@@ -1293,10 +1293,7 @@ pub enum AccessToken {
     /// platform has nothing to refresh it with).
     Valid(Held),
     /// None can be had; why, and what a human does.
-    Unavailable {
-        message: String,
-        fix: Option<String>,
-    },
+    Unavailable { message: String, fix: Option<Fix> },
 }
 
 impl Engine {
@@ -1318,10 +1315,10 @@ impl Engine {
                     "{} keeps no access token: evertoken stores and health-checks only its refresh token",
                     p.platform().display_name()
                 ),
-                fix: Some(format!(
+                fix: Some(Fix::Advice(format!(
                     "a job that needs one exchanges {} itself (a refresh token that does not rotate, so that makes no second rotator)",
                     p.slots().first().map(|s| a.var(s.base)).unwrap_or_default()
-                )),
+                ))),
             };
         }
         let valid = |st: &AccountState| -> Option<Held> {
@@ -1344,7 +1341,7 @@ impl Engine {
                 let r = self.failed_read(p, a, e);
                 return AccessToken::Unavailable {
                     message: r.message(),
-                    fix: r.fix.map(|f| f.to_string()),
+                    fix: r.fix,
                 };
             }
         };
@@ -1392,10 +1389,10 @@ impl Engine {
                             r.message()
                         )
                     },
-                    fix: r.fix.map(|f| f.to_string()).or_else(|| {
-                        Some(format!(
+                    fix: r.fix.or_else(|| {
+                        Some(Fix::Advice(format!(
                             "run `evertoken auth refresh {a}` and read its report"
-                        ))
+                        )))
                     }),
                 },
             },
@@ -1403,7 +1400,7 @@ impl Engine {
                 let r = self.failed_read(p, a, e);
                 AccessToken::Unavailable {
                     message: r.message(),
-                    fix: r.fix.map(|f| f.to_string()),
+                    fix: r.fix,
                 }
             }
         }
