@@ -269,7 +269,8 @@ async fn credential_checks(engine: &std::sync::Arc<Engine>, checks: &mut Vec<Che
                 // The durable credential is the one a human must provide.
                 _ if durable.contains(&c.var) => Check::new(name, Status::Fail, "not set").hint(
                     r.fix
-                        .clone()
+                        .as_ref()
+                        .map(ToString::to_string)
                         .unwrap_or_else(|| format!("run `evertoken auth login {}`", r.platform)),
                 ),
                 _ => Check::ok(
@@ -289,18 +290,22 @@ async fn credential_checks(engine: &std::sync::Arc<Engine>, checks: &mut Vec<Che
             format!(
                 "{}{}: {}",
                 r.state.as_str(),
-                if r.action == "none" {
+                if r.action == crate::report::Action::None {
                     String::new()
                 } else {
                     format!(", {}", r.action)
                 },
-                r.message
+                r.message()
             ),
         );
         if r.attention {
-            row = row.hint(r.fix.clone().unwrap_or_else(|| match &r.reauth_by {
-                Some(d) => format!("re-authorise by {d}: `evertoken auth login {}`", r.platform),
-                None => format!("run `evertoken auth refresh {label}` and read its message"),
+            row = row.hint(r.fix.as_ref().map(ToString::to_string).unwrap_or_else(|| {
+                match &r.reauth_by {
+                    Some(d) => {
+                        format!("re-authorise by {d}: `evertoken auth login {}`", r.platform)
+                    }
+                    None => format!("run `evertoken auth refresh {label}` and read its message"),
+                }
             }));
         }
         for w in &r.warnings {

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use crate::clock::{self, Clock};
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::http::Http;
@@ -30,7 +30,9 @@ use crate::platform::{Account, Platform, Target};
 use crate::provider::{
     self, AccountState, Cx, Grant, Held, Plan, Provider, ProviderError, Role, Slot,
 };
-use crate::report::{AccountResult, CredentialReport, RunReport, SecretReport, State};
+use crate::report::{
+    AccountResult, Action, CredentialReport, Fix, RunReport, SecretReport, State, utc_date,
+};
 use crate::secret::{Secret, Source};
 use crate::store::{self, Entry, Store, StoreError, Stored};
 
@@ -410,23 +412,23 @@ impl Engine {
                 };
                 let plan = p.plan(&snap.state, now);
                 let (state, action, message, reauth_by) = match plan {
-                    Plan::Ok { message } => (State::Ok, "none".to_owned(), message, None),
-                    Plan::Expiring { message } => (State::Expiring, "none".to_owned(), message, None),
-                    Plan::Refresh { reason } => (State::Expiring, "refresh due".to_owned(), reason, None),
+                    Plan::Ok { message } => (State::Ok, Action::None, message, None),
+                    Plan::Expiring { message } => (State::Expiring, Action::None, message, None),
+                    Plan::Refresh { reason } => (State::Expiring, Action::RefreshDue, reason, None),
                     Plan::HealthCheck { .. } => (
                         State::Ok,
-                        "health-check on refresh".to_owned(),
+                        Action::HealthCheckOnRefresh,
                         "refresh token stored; `auth refresh` checks that it still works".to_owned(),
                         None,
                     ),
                     Plan::Introspect => (
                         State::Unknown,
-                        "introspect on refresh".to_owned(),
+                        Action::IntrospectOnRefresh,
                         "expiry unknown offline; `auth refresh` (or --dry-run) reads it from the provider".to_owned(),
                         None,
                     ),
                     Plan::Reauth { message, reauth_by } => {
-                        (State::ReauthRequired, "re-authorise".to_owned(), message, Some(reauth_by.unwrap_or(now)))
+                        (State::ReauthRequired, Action::Reauthorise, message, Some(reauth_by.unwrap_or(now)))
                     }
                 };
                 let mut r = self.result(
@@ -446,7 +448,7 @@ impl Engine {
                 }
                 // Offline, a due refresh is not yet a problem: the next refresh fixes it.
                 r.attention = matches!(r.state, State::ReauthRequired | State::Failed)
-                    || r.state == State::Expiring && r.action == "none";
+                    || r.state == State::Expiring && r.action == Action::None;
                 results.push(r);
             }
         }
@@ -676,10 +678,10 @@ impl Engine {
         if !matches!(plan, Plan::Refresh { .. } | Plan::HealthCheck { .. }) {
             let mut r = self.settled(p, a, &snap.state, plan);
             if changed_by_other {
-                r.action = "skipped".into();
-                r.message = format!("another evertoken run refreshed it just now; {}", r.message);
+                r.action = Action::Skipped;
+                r.problem = format!("another evertoken run refreshed it just now; {}", r.problem);
             } else if finished_journal {
-                r.action = "finished write-back".into();
+                r.action = Action::FinishedWriteBack;
             }
             r.warnings.extend(warnings);
             return r;
@@ -704,7 +706,7 @@ impl Engine {
                 ),
                 e.hint,
             );
-            r.action = "none (pre-flight failed)".into();
+            r.action = Action::PreflightFailed;
             return r;
         }
         let mut r = self.call_and_store(p, a, cx, &snap.state, true).await;
@@ -757,7 +759,7 @@ impl Engine {
             Err(e) => {
                 let mut r = self.provider_error(p, a, state, e);
                 if rotating && r.state == State::Unknown {
-                    r.action = "none (outcome unknown)".into();
+                    r.action = Action::OutcomeUnknown;
                 }
                 r
             }
@@ -806,16 +808,15 @@ impl Engine {
         }
         entries.sort_by_key(|e| !e.durable);
         let (st, action) = if rotated {
-            (State::Rotated, "rotated".to_owned())
+            (State::Rotated, Action::Rotated)
         } else if grant.access.is_some() {
             (
                 State::Refreshed,
                 if p.slots().iter().any(|s| s.role == Role::Refresh) {
-                    "new access token"
+                    Action::NewAccessToken
                 } else {
-                    "refreshed in place"
-                }
-                .to_owned(),
+                    Action::RefreshedInPlace
+                },
             )
         } else {
             (
@@ -824,11 +825,10 @@ impl Engine {
                     && grant.refresh.is_none()
                     && p.slots().iter().all(|s| s.role == Role::Refresh)
                 {
-                    "health-checked"
+                    Action::HealthChecked
                 } else {
-                    "none"
-                }
-                .to_owned(),
+                    Action::None
+                },
             )
         };
         let mut message = grant.note.clone().unwrap_or_else(|| match st {
@@ -890,7 +890,7 @@ impl Engine {
                     "fix the store's access, then re-run `evertoken auth refresh`".into(),
                 )),
             );
-            r.action = format!("{action}, write-back pending");
+            r.action = Action::WriteBackPending(Box::new(action));
             return with_problem(r, grant.problem);
         }
         tracing::debug!(account = %a, store = %self.store.describe(), entries = entries.len(), "written back");
@@ -940,17 +940,15 @@ impl Engine {
         mut r: AccountResult,
     ) -> AccountResult {
         if let Some(by) = p.hard_deadline(old, grant, now) {
-            let fix = p.login_command(a);
-            r.message = format!(
-                "{}; the refresh token did not extend and {}: re-auth by {} with `{fix}`",
-                r.message,
+            r.problem = format!(
+                "{}; the refresh token did not extend and {}",
+                r.problem,
                 crate::provider::expiry_text(now, by),
-                clock::date(by)
             );
             r.state = State::ReauthRequired;
             r.attention = State::ReauthRequired.needs_attention();
-            r.reauth_by = Some(clock::date(by));
-            r.fix = Some(fix);
+            r.reauth_by = Some(utc_date(by));
+            r.fix = Some(Fix::Run(p.login_command(a)));
         }
         r
     }
@@ -1005,23 +1003,23 @@ impl Engine {
         let now = self.clock.now();
         match plan {
             Plan::Ok { message } => {
-                self.result(p, a, state, State::Ok, "none".into(), message, None)
+                self.result(p, a, state, State::Ok, Action::None, message, None)
             }
             Plan::Expiring { message } => {
-                self.result(p, a, state, State::Expiring, "none".into(), message, None)
+                self.result(p, a, state, State::Expiring, Action::None, message, None)
             }
             Plan::Reauth { message, reauth_by } => {
                 self.reauth(p, a, state, message, reauth_by.unwrap_or(now))
             }
             Plan::Refresh { reason } | Plan::HealthCheck { reason } => {
-                self.result(p, a, state, State::Ok, "none".into(), reason, None)
+                self.result(p, a, state, State::Ok, Action::None, reason, None)
             }
             Plan::Introspect => self.result(
                 p,
                 a,
                 state,
                 State::Unknown,
-                "none".into(),
+                Action::None,
                 "expiry unknown".into(),
                 None,
             ),
@@ -1040,27 +1038,27 @@ impl Engine {
         let mut r = match plan {
             Plan::Refresh { reason } => {
                 let action = if p.rotates(state) {
-                    "would rotate"
+                    Action::WouldRotate
                 } else if p.slots().iter().any(|s| s.role == Role::Refresh) {
-                    "would renew access token"
+                    Action::WouldRenewAccessToken
                 } else {
-                    "would refresh in place"
+                    Action::WouldRefreshInPlace
                 };
-                self.result(p, a, state, State::Ok, action.into(), reason, None)
+                self.result(p, a, state, State::Ok, action, reason, None)
             }
             Plan::HealthCheck { reason } => self.result(
                 p,
                 a,
                 state,
                 State::Ok,
-                "would health-check".into(),
+                Action::WouldHealthCheck,
                 reason,
                 None,
             ),
             other => self.settled(p, a, state, other),
         };
         if pending {
-            r.action = format!("would finish a pending write-back, then {}", r.action);
+            r.action = Action::FinishPendingThen(Box::new(r.action));
         }
         r
     }
@@ -1078,13 +1076,11 @@ impl Engine {
             a,
             state,
             State::ReauthRequired,
-            "re-authorise".into(),
+            Action::Reauthorise,
             message,
             Some(by),
         );
-        let fix = p.login_command(a);
-        r.message = format!("{}; re-auth by {} with `{fix}`", r.message, clock::date(by));
-        r.fix = Some(fix);
+        r.fix = Some(Fix::Run(p.login_command(a)));
         r
     }
 
@@ -1133,8 +1129,8 @@ impl Engine {
         message: String,
         hint: Option<String>,
     ) -> AccountResult {
-        let mut r = self.result(p, a, state, st, "none".into(), message, None);
-        r.fix = hint;
+        let mut r = self.result(p, a, state, st, Action::None, message, None);
+        r.fix = hint.map(Fix::Advice);
         r
     }
 
@@ -1148,11 +1144,13 @@ impl Engine {
             a,
             state,
             State::Unknown,
-            "interrupted".into(),
+            Action::Interrupted,
             format!("not processed: the run stopped on {signal} before calling the provider for this account"),
             None,
         );
-        r.fix = Some("nothing was changed; the next `evertoken auth refresh` handles it".into());
+        r.fix = Some(Fix::Advice(
+            "nothing was changed; the next `evertoken auth refresh` handles it".into(),
+        ));
         r
     }
 
@@ -1197,8 +1195,8 @@ impl Engine {
         a: &Account,
         state: &AccountState,
         st: State,
-        action: String,
-        message: String,
+        action: Action,
+        problem: String,
         reauth_by: Option<Timestamp>,
     ) -> AccountResult {
         let credentials = p
@@ -1230,7 +1228,7 @@ impl Engine {
         let has_access_slot = p.slots().iter().any(|s| s.role == Role::Access);
         AccountResult {
             platform: p.platform(),
-            account: a.label().to_owned(),
+            account: a.name.clone(),
             state: st,
             action,
             expires_at: if has_access_slot {
@@ -1243,8 +1241,8 @@ impl Engine {
             } else {
                 None
             },
-            message,
-            reauth_by: reauth_by.map(clock::date),
+            problem,
+            reauth_by: reauth_by.map(utc_date),
             fix: None,
             credentials,
             attention: st.needs_attention(),
@@ -1295,10 +1293,7 @@ pub enum AccessToken {
     /// platform has nothing to refresh it with).
     Valid(Held),
     /// None can be had; why, and what a human does.
-    Unavailable {
-        message: String,
-        fix: Option<String>,
-    },
+    Unavailable { message: String, fix: Option<Fix> },
 }
 
 impl Engine {
@@ -1320,10 +1315,10 @@ impl Engine {
                     "{} keeps no access token: evertoken stores and health-checks only its refresh token",
                     p.platform().display_name()
                 ),
-                fix: Some(format!(
+                fix: Some(Fix::Advice(format!(
                     "a job that needs one exchanges {} itself (a refresh token that does not rotate, so that makes no second rotator)",
                     p.slots().first().map(|s| a.var(s.base)).unwrap_or_default()
-                )),
+                ))),
             };
         }
         let valid = |st: &AccountState| -> Option<Held> {
@@ -1345,7 +1340,7 @@ impl Engine {
             Err(e) => {
                 let r = self.failed_read(p, a, e);
                 return AccessToken::Unavailable {
-                    message: r.message,
+                    message: r.message(),
                     fix: r.fix,
                 };
             }
@@ -1386,25 +1381,25 @@ impl Engine {
                 Some(h) => AccessToken::Valid(h),
                 None => AccessToken::Unavailable {
                     message: if r.state.needs_attention() {
-                        r.message
+                        r.message()
                     } else {
                         format!(
                             "no access token valid for {}s more after a refresh ({})",
                             margin.as_secs(),
-                            r.message
+                            r.message()
                         )
                     },
                     fix: r.fix.or_else(|| {
-                        Some(format!(
+                        Some(Fix::Advice(format!(
                             "run `evertoken auth refresh {a}` and read its report"
-                        ))
+                        )))
                     }),
                 },
             },
             Err(e) => {
                 let r = self.failed_read(p, a, e);
                 AccessToken::Unavailable {
-                    message: r.message,
+                    message: r.message(),
                     fix: r.fix,
                 }
             }
@@ -1416,11 +1411,14 @@ impl Engine {
 /// and the credential is reported as failed, saying both.
 fn with_problem(mut r: AccountResult, problem: Option<String>) -> AccountResult {
     if let Some(problem) = problem {
-        r.message = format!("{problem}; the tokens it issued were kept ({})", r.message);
+        r.problem = format!("{problem}; the tokens it issued were kept ({})", r.problem);
         r.state = State::Failed;
         r.attention = true;
         r.fix.get_or_insert_with(|| {
-            "a provider fault: the stored expiry is unknown, so the next run refreshes again".into()
+            Fix::Advice(
+                "a provider fault: the stored expiry is unknown, so the next run refreshes again"
+                    .into(),
+            )
         });
     }
     r

@@ -126,10 +126,10 @@ impl Metrics {
         for r in &report.results {
             let platform = r.platform.name();
             m.platform(platform);
-            m.account_state(platform, &r.account, r.state);
+            m.account_state(platform, r.account_name(), r.state);
             for c in &r.credentials {
                 if let Some(t) = c.expires_at {
-                    m.credential_expiry(platform, &r.account, &c.var, t);
+                    m.credential_expiry(platform, r.account_name(), &c.var, t);
                 }
             }
             if counts {

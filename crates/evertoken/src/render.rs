@@ -2,9 +2,11 @@
 //! and errors on stderr, and the renderers that turn a [`RunReport`] into a table
 //! or a JSON document on stdout. stdout carries data only.
 //!
-//! Every piece of text that may carry something from outside (messages, hints,
-//! warnings, actions) goes through [`crate::scrub`] here, so no known secret and no
-//! raw control character reaches the terminal or the JSON document.
+//! Every piece of text that may carry something from outside (messages, fixes,
+//! warnings, account names) goes through [`crate::scrub`] here, so no known secret
+//! and no raw control character reaches the terminal or the JSON document. The
+//! words of a result (its action, its deadline) are made here from its typed
+//! fields, or by their `Display`/`Serialize` in [`crate::report`].
 
 use std::io::{IsTerminal, Write};
 
@@ -97,7 +99,7 @@ impl Shell {
     }
 }
 
-/// The table (SPEC §1): a row per credential, then details and a summary line.
+/// The table: a row per credential, then details and a summary line.
 pub fn table(report: &RunReport, shell: &Shell) -> String {
     let now = report.generated_at;
     let mut t = Table::new();
@@ -116,12 +118,12 @@ pub fn table(report: &RunReport, shell: &Shell) -> String {
             .or(r.refresh_expires_at);
         t.add_row(vec![
             r.platform.to_string(),
-            scrub::external(&r.account),
+            scrub::external(r.account_name()),
             shell.state(r.state),
             exp.map(clock::date).unwrap_or_else(|| "-".into()),
             exp.map(|e| clock::days_left(now, e).to_string())
                 .unwrap_or_else(|| "-".into()),
-            scrub::external(&r.action),
+            r.action.to_string(),
         ]);
     }
     let mut out = String::new();
@@ -134,10 +136,10 @@ pub fn table(report: &RunReport, shell: &Shell) -> String {
         out.push_str(&format!(
             "{}: {}\n",
             scrub::external(&r.account_label()),
-            scrub::external(&r.message)
+            scrub::external(&r.message())
         ));
         if let Some(fix) = &r.fix {
-            out.push_str(&format!("  fix: {}\n", scrub::external(fix)));
+            out.push_str(&format!("  fix: {}\n", scrub::external(&fix.to_string())));
         }
         for w in &r.warnings {
             out.push_str(&format!("  warning: {}\n", scrub::external(w)));
@@ -176,7 +178,7 @@ pub fn summary(report: &RunReport) -> String {
     )
 }
 
-/// The `--json` document (SPEC §1).
+/// The `--json` document (`version`, `results`, `attention`, …; see [`crate::report`]).
 /// JSON escapes control characters itself; known secrets are replaced here.
 pub fn json(report: &RunReport) -> String {
     match serde_json::to_string_pretty(report) {

@@ -106,11 +106,22 @@ pub fn register_url(url: &str) {
 /// (`eyJ….….…`, such as the GitHub App's bearer JWT or an `id_token`, which no
 /// registry sees) too. Control characters are left alone (see [`external`]).
 pub fn secrets(text: &str) -> String {
-    jwts(&registered(text))
+    jwts(&registered(text, prefix_form), prefix_form)
+}
+
+/// For alerts, which carry no part of a secret, not even its prefix: every known
+/// secret and every JWT replaced by `[token]`, controls escaped.
+pub fn hidden(text: &str) -> String {
+    let token = |_: &str| "[token]".to_owned();
+    escape_controls(&jwts(&registered(text, token), token))
+}
+
+fn prefix_form(hit: &str) -> String {
+    Prefix::of(hit).as_str().to_owned()
 }
 
 /// Replaces JWT-shaped runs (three base64url segments, the first starting `eyJ`).
-fn jwts(text: &str) -> String {
+fn jwts(text: &str, replace: impl Fn(&str) -> String) -> String {
     if !text.contains("eyJ") {
         return text.to_owned();
     }
@@ -141,7 +152,7 @@ fn jwts(text: &str) -> String {
         let starts_word = start == 0 || !b64(bytes[start - 1]);
         if segments == 3 && starts_word {
             out.push_str(&text[copied..start]);
-            out.push_str(Prefix::of(&text[start..i]).as_str());
+            out.push_str(&replace(&text[start..i]));
             copied = i;
             from = i;
         } else {
@@ -152,7 +163,7 @@ fn jwts(text: &str) -> String {
     out
 }
 
-fn registered(text: &str) -> String {
+fn registered(text: &str, replace: impl Fn(&str) -> String) -> String {
     let Ok(r) = registry().lock() else {
         return text.to_owned();
     };
@@ -174,7 +185,7 @@ fn registered(text: &str) -> String {
                     .find(|s| text[i..].starts_with(s))
             {
                 out.push_str(&text[copied..i]);
-                out.push_str(Prefix::of(hit).as_str());
+                out.push_str(&replace(hit));
                 i += hit.len();
                 copied = i;
                 continue;

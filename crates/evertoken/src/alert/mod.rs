@@ -9,8 +9,8 @@
 //!
 //! An alert never carries a secret, not even a token prefix: it is built from
 //! platform, account, state, plain-words problem, date and fix command only, and
-//! the problem text is scrubbed of anything shaped like a prefix. A webhook URL is
-//! itself a secret and is shown as scheme and host only.
+//! every known secret (or JWT) in the problem text is replaced by `[token]`. A
+//! webhook URL is itself a secret and is shown as scheme and host only.
 
 use std::time::Duration;
 
@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::report::{AccountResult, AlertReport, RunReport, State};
+use crate::report::{AccountResult, AlertReport, Fix, RunReport, State};
 
 pub mod email;
 pub mod state;
@@ -143,43 +143,40 @@ pub struct Item {
     pub key: String,
     /// `LinkedIn`.
     pub platform: String,
-    pub account: String,
+    /// `None`: the platform's single, unnamed account.
+    pub account: Option<String>,
     pub state: State,
-    /// The problem in plain words (scrubbed of anything shaped like a token prefix).
+    /// The problem in plain words (known secrets replaced by `[token]`).
     pub problem: String,
-    /// `YYYY-MM-DD` (UTC).
-    pub reauth_by: Option<String>,
+    /// The date (UTC) by which a human must re-authorise.
+    pub reauth_by: Option<Date>,
     /// Whole days from today (UTC) to `reauth_by`; negative when past.
     pub days_left: Option<i64>,
-    /// The exact command that fixes it.
-    pub fix: Option<String>,
+    /// What fixes it: a command, or advice in words (known secrets replaced).
+    pub fix: Option<Fix>,
     pub level: Level,
 }
 
 impl Item {
     pub fn from_result(r: &AccountResult, now: Timestamp) -> Item {
-        let days_left = r
-            .reauth_by
-            .as_deref()
-            .and_then(|d| d.parse::<Date>().ok())
-            .map(|d| days_between(now, d));
-        let fix = r.fix.clone().or_else(|| {
-            matches!(r.state, State::ReauthRequired).then(|| {
-                let target = if r.account == "default" {
-                    r.platform.to_string()
-                } else {
-                    format!("{} --account {}", r.platform, r.account)
-                };
-                format!("evertoken auth login {target}")
-            })
-        });
+        let days_left = r.reauth_by.map(|d| days_between(now, d));
+        let fix = match &r.fix {
+            Some(Fix::Run(c)) => Some(Fix::Run(crate::scrub::hidden(c))),
+            Some(Fix::Advice(a)) => Some(Fix::Advice(crate::scrub::hidden(a))),
+            None => matches!(r.state, State::ReauthRequired).then(|| {
+                Fix::Run(match &r.account {
+                    None => format!("evertoken auth login {}", r.platform),
+                    Some(a) => format!("evertoken auth login {} --account {a}", r.platform),
+                })
+            }),
+        };
         Item {
             key: r.account_label(),
             platform: r.platform.display_name().to_owned(),
             account: r.account.clone(),
             state: r.state,
-            problem: scrub(problem_only(&r.message)),
-            reauth_by: r.reauth_by.clone(),
+            problem: crate::scrub::hidden(&r.problem),
+            reauth_by: r.reauth_by,
             days_left,
             fix,
             level: Level::of(r.state, days_left),
@@ -188,18 +185,23 @@ impl Item {
 
     /// `LinkedIn` or `TikTok (brand-a)`.
     pub fn who(&self) -> String {
-        if self.account == "default" {
-            self.platform.clone()
-        } else {
-            format!("{} ({})", self.platform, self.account)
-        }
+        who(&self.platform, self.account.as_deref())
+    }
+
+    /// The fix for a chat message: a command as `code`, advice as words, each
+    /// through the channel's `escape`.
+    pub fn fix_markdown(&self, escape: impl Fn(&str) -> String) -> Option<String> {
+        self.fix.as_ref().map(|f| match f {
+            Fix::Run(c) => format!("`{}`", escape(c)),
+            Fix::Advice(a) => escape(a),
+        })
     }
 
     /// `2026-11-28 (Saturday 28 November, in 5 days)`, or `now`.
     pub fn deadline(&self) -> String {
-        match (&self.reauth_by, self.days_left) {
+        match (self.reauth_by, self.days_left) {
             (Some(d), Some(n)) => format!("{d} ({})", friendly(d, n)),
-            (Some(d), None) => d.clone(),
+            (Some(d), None) => d.to_string(),
             (None, _) if self.state == State::ReauthRequired => "now".to_owned(),
             (None, _) => "none".to_owned(),
         }
@@ -252,7 +254,7 @@ impl Alert {
         self.items
             .iter()
             .filter(|i| i.reauth_by.is_some())
-            .min_by(|a, b| a.reauth_by.cmp(&b.reauth_by))
+            .min_by_key(|i| i.reauth_by)
     }
 
     /// One line: the title of a chat message, the subject of an email.
@@ -281,7 +283,7 @@ impl Alert {
             }
         } else {
             let mut s = format!("{n} credentials need attention");
-            if let Some(e) = self.earliest().and_then(|e| e.reauth_by.as_deref()) {
+            if let Some(e) = self.earliest().and_then(|e| e.reauth_by) {
                 s.push_str(&format!(", earliest deadline {e}"));
             }
             s
@@ -338,22 +340,32 @@ pub fn sample(now: Timestamp) -> Alert {
     let by = now
         .checked_add(jiff::SignedDuration::from_hours(5 * 24))
         .unwrap_or(now);
-    let reauth_by = crate::clock::date(by);
-    let days_left = reauth_by.parse::<Date>().ok().map(|d| days_between(now, d));
+    let reauth_by = crate::report::utc_date(by);
+    let days_left = Some(days_between(now, reauth_by));
     Alert {
         kind: AlertKind::Test,
         items: vec![Item {
             key: "linkedin:example".into(),
             platform: "LinkedIn".into(),
-            account: "example".into(),
+            account: Some("example".into()),
             state: State::ReauthRequired,
             problem: "sample: the access token expires in 5 days; LinkedIn cannot refresh it without a partner refresh token".into(),
             reauth_by: Some(reauth_by),
             days_left,
-            fix: Some("evertoken auth login linkedin --account example".into()),
+            fix: Some(Fix::Run(
+                "evertoken auth login linkedin --account example".into(),
+            )),
             level: Level::of(State::ReauthRequired, days_left),
         }],
         recovered: Vec::new(),
+    }
+}
+
+/// `LinkedIn` or `TikTok (brand-a)`.
+fn who(platform: &str, account: Option<&str>) -> String {
+    match account {
+        None => platform.to_owned(),
+        Some(a) => format!("{platform} ({a})"),
     }
 }
 
@@ -368,11 +380,8 @@ fn days_between(now: Timestamp, d: Date) -> i64 {
 }
 
 /// `Saturday 28 November, in 5 days` / `today` / `3 days ago`.
-fn friendly(date: &str, days_left: i64) -> String {
-    let long = date
-        .parse::<Date>()
-        .map(|d| d.strftime("%A %-d %B").to_string())
-        .unwrap_or_default();
+fn friendly(date: Date, days_left: i64) -> String {
+    let long = date.strftime("%A %-d %B").to_string();
     let rel = match days_left {
         0 => "today".to_owned(),
         1 => "tomorrow".to_owned(),
@@ -385,25 +394,6 @@ fn friendly(date: &str, days_left: i64) -> String {
     } else {
         format!("{long}, {rel}")
     }
-}
-
-/// The problem without the engine's "; re-auth by DATE with `…`" tail: an alert
-/// shows the deadline and the fix on lines of their own.
-fn problem_only(message: &str) -> &str {
-    match message.find("; re-auth by ") {
-        Some(i) if i > 0 => &message[..i],
-        _ => message,
-    }
-}
-
-/// Removes anything shaped like a token prefix (`abcd1234…`) from a message: an
-/// alert carries no part of a secret, not even the prefix a terminal may show.
-pub fn scrub(message: &str) -> String {
-    crate::scrub::external(message)
-        .split(' ')
-        .map(|w| if w.contains('…') { "[token]" } else { w })
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// Sends the run's alert (if the backend is not `none`, the run is not a dry-run,
@@ -427,11 +417,7 @@ pub async fn dispatch(cfg: &Config, report: &mut RunReport, clock: Clock) {
         .iter()
         .filter(|r| !r.attention)
         .map(|r| {
-            let who = if r.account == "default" {
-                r.platform.display_name().to_owned()
-            } else {
-                format!("{} ({})", r.platform.display_name(), r.account)
-            };
+            let who = who(r.platform.display_name(), r.account.as_deref());
             (r.account_label(), who, r.state)
         })
         .collect();
@@ -559,22 +545,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_engines_fix_tail_is_not_repeated() {
+    fn alerts_replace_known_secrets_without_a_prefix() {
+        crate::scrub::register("alert-scrub-test-token-0123456789");
+        let p = crate::scrub::hidden("token alert-scrub-test-token-0123456789 was revoked");
+        assert_eq!(p, "token [token] was revoked");
+        // Words that merely contain an ellipsis are left alone.
         assert_eq!(
-            problem_only("the token expires 2026-11-28; re-auth by 2026-11-28 with `x`"),
-            "the token expires 2026-11-28"
+            crate::scrub::hidden("expires in 5 days…"),
+            "expires in 5 days…"
         );
-        assert_eq!(problem_only("revoked"), "revoked");
     }
 
     #[test]
-    fn scrub_removes_prefixes() {
+    fn an_item_carries_the_problem_the_date_and_the_command_separately() {
+        let now: Timestamp = "2026-11-23T09:00:00Z".parse().unwrap();
+        let i = Item::from_result(&crate::report::tests::reauth_result(None), now);
+        assert_eq!(i.problem, "the access token expires 2026-11-28 (5 days)");
+        assert_eq!(i.reauth_by, Some(jiff::civil::date(2026, 11, 28)));
+        assert_eq!(i.days_left, Some(5));
         assert_eq!(
-            scrub("token abcd1234… was rotated"),
-            "token [token] was rotated"
+            i.fix,
+            Some(Fix::Run("evertoken auth login linkedin".into()))
         );
-        assert_eq!(scrub("expires in 5 days"), "expires in 5 days");
-        assert_eq!(scrub("(abcd…)"), "[token]");
+        assert_eq!(
+            i.fix_markdown(str::to_owned).as_deref(),
+            Some("`evertoken auth login linkedin`")
+        );
+        assert_eq!(i.who(), "LinkedIn");
+        let named = Item::from_result(&crate::report::tests::reauth_result(Some("brand-a")), now);
+        assert_eq!(named.who(), "LinkedIn (brand-a)");
+        assert_eq!(named.key, "linkedin:brand-a");
     }
 
     #[test]

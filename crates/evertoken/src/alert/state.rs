@@ -53,7 +53,8 @@ pub fn fingerprint(item: &Item) -> String {
     format!(
         "{}|{}",
         item.state.as_str(),
-        item.reauth_by.as_deref().unwrap_or("-")
+        item.reauth_by
+            .map_or_else(|| "-".to_owned(), |d| d.to_string())
     )
 }
 
@@ -150,12 +151,14 @@ mod tests {
         Item {
             key: "linkedin".into(),
             platform: "LinkedIn".into(),
-            account: "default".into(),
+            account: None,
             state: State::ReauthRequired,
             problem: "expires soon".into(),
-            reauth_by: Some(reauth_by.into()),
+            reauth_by: Some(reauth_by.parse().unwrap()),
             days_left: Some(days_left),
-            fix: Some("evertoken auth login linkedin".into()),
+            fix: Some(crate::report::Fix::Run(
+                "evertoken auth login linkedin".into(),
+            )),
             level: Level::of(State::ReauthRequired, Some(days_left)),
         }
     }

@@ -373,8 +373,8 @@ pub fn slack(alert: &Alert) -> Value {
             slack_escape(&i.problem),
             i.deadline()
         );
-        if let Some(f) = &i.fix {
-            t.push_str(&format!("\n*Fix:* `{}`", slack_escape(f)));
+        if let Some(f) = i.fix_markdown(slack_escape) {
+            t.push_str(&format!("\n*Fix:* {f}"));
         }
         blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": cut(&t, 3000)}}));
     }
@@ -414,8 +414,8 @@ fn colour(level: Option<Level>) -> u32 {
 
 fn item_value(i: &Item, max: usize) -> String {
     let mut v = format!("{}\n**Re-auth by:** {}", i.problem, i.deadline());
-    if let Some(f) = &i.fix {
-        v.push_str(&format!("\n**Fix:** `{f}`"));
+    if let Some(f) = i.fix_markdown(str::to_owned) {
+        v.push_str(&format!("\n**Fix:** {f}"));
     }
     cut(&v, max)
 }
@@ -500,7 +500,7 @@ pub fn teams(alert: &Alert) -> Value {
             json!({"title": "Re-auth by", "value": i.deadline()}),
         ];
         if let Some(f) = &i.fix {
-            facts.push(json!({"title": "Fix", "value": f}));
+            facts.push(json!({"title": "Fix", "value": f.to_string()}));
         }
         body.push(json!({
             "type": "Container",
@@ -599,7 +599,7 @@ mod tests {
         a.items = (0..60)
             .map(|n| {
                 let mut i = one.clone();
-                i.account = format!("acct-{n}");
+                i.account = Some(format!("acct-{n}"));
                 i.problem = "x".repeat(900);
                 i
             })

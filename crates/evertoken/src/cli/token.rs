@@ -127,7 +127,7 @@ pub async fn token(ctx: &Ctx, args: TokenArgs) -> Result<u8> {
         }
         AccessToken::Unavailable { message, fix } => {
             let mut e = Error::failed(format!("no valid access token for {a}: {message}"));
-            e.hint = fix;
+            e.hint = fix.map(|f| f.to_string());
             ctx.shell.error(&e);
             Ok(1)
         }
@@ -171,7 +171,7 @@ pub async fn env(ctx: &Ctx, args: EnvArgs) -> Result<u8> {
                 }
                 AccessToken::Unavailable { message, fix } => {
                     let mut e = Error::failed(format!("no valid access token for {a}: {message}"));
-                    e.hint = fix;
+                    e.hint = fix.map(|f| f.to_string());
                     ctx.shell.error(&e);
                     failed += 1;
                     // A job's environment may hold an old copy (GitLab CI variables):
