@@ -244,8 +244,13 @@ pub fn default_config_dir() -> PathBuf {
 mod tests {
     use super::*;
 
+    /// The umask is process-wide and tests run on threads: the tests that change it
+    /// or depend on it take this lock, so none sees another's umask.
+    static UMASK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     #[test]
     fn atomic_write_is_0600_in_a_new_0700_dir_whatever_the_umask() {
+        let _umask = UMASK.lock().unwrap_or_else(|e| e.into_inner());
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("new/sub/secret.yaml");
         // SAFETY: umask is process-wide; this test restores it and no other test
@@ -269,6 +274,7 @@ mod tests {
 
     #[test]
     fn dirs_are_0700_per_component_and_files_replace_symlinks() {
+        let _umask = UMASK.lock().unwrap_or_else(|e| e.into_inner());
         let tmp = tempfile::tempdir().unwrap();
         let deep = tmp.path().join("a/b/c");
         // SAFETY: see above.
@@ -299,7 +305,9 @@ mod tests {
 
     #[test]
     fn untrusted_dirs_are_refused() {
+        let _umask = UMASK.lock().unwrap_or_else(|e| e.into_inner());
         let tmp = tempfile::tempdir().unwrap();
+        fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o700)).unwrap();
         let open = tmp.path().join("open");
         fs::create_dir(&open).unwrap();
         fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).unwrap();
