@@ -278,8 +278,16 @@ pub async fn request(http: &Http, base: &Url, policy: &str, bearer: &Secret) -> 
         })
         .await
         .map_err(|f| {
-            Error::failed(f.message().to_owned())
-                .with_hint("check that the broker is running and reachable (`GET /healthz`)")
+            // The HTTP layer retries 429 and 5xx itself and then says which it got.
+            let m = f.message();
+            let hint = if m.contains("answered 429") {
+                "the broker is rate-limiting this caller: try again in a minute; if it persists, its `rate_limit_per_minute` is too low for this caller"
+            } else if m.contains("answered 502") {
+                "GitHub refused the mint; the broker's audit log says why"
+            } else {
+                "check that the broker is running and reachable (`GET /healthz`)"
+            };
+            Error::failed(m.to_owned()).with_hint(hint)
         })?;
     let err_of = |r: &crate::http::Reply| {
         r.json::<Value>()

@@ -15,9 +15,10 @@
 //!
 //! Answers: 200 `{token, expires_at, repositories, permissions, installation_id}`;
 //! 400 (body is not `{"policy": NAME}`); 401 (no or bad credential); 403 (no such
-//! policy, or it does not admit the caller); 429; 502 (GitHub refused the mint).
-//! Every answer to `/v1/token` is one audit line. Nothing external may make a
-//! handler panic; a token appears only in a 200 body.
+//! policy, or it does not admit the caller); 413 (body over 16 KiB); 429; 502
+//! (GitHub refused the mint). Every answer to `/v1/token` is one audit line, except
+//! that 401/413/429 beyond the audit log's burst are counted in a summary line.
+//! Nothing external may make a handler panic; a token appears only in a 200 body.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -534,7 +535,7 @@ pub fn router(b: Arc<Broker>) -> Router {
 }
 
 /// Writes the audit log's pending summary of noisy refusals when its interval
-/// ends; stops with the broker (whose drop writes the last one).
+/// ends; stops with the broker ([`Broker::finish`] writes the last one).
 async fn audit_summaries(b: std::sync::Weak<Broker>) {
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     loop {
@@ -544,8 +545,9 @@ async fn audit_summaries(b: std::sync::Weak<Broker>) {
     }
 }
 
-impl Drop for Broker {
-    fn drop(&mut self) {
+impl Broker {
+    /// Writes the audit log's pending summary; called once the server stopped.
+    pub fn finish(&self) {
         self.audit.flush(&clock::rfc3339(self.clock.now()), true);
     }
 }
