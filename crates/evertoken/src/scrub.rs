@@ -198,11 +198,12 @@ fn registered(text: &str, replace: impl Fn(&str) -> String) -> String {
 }
 
 /// True for characters that must never reach a terminal raw from outside text:
-/// C0 and C1 controls (ESC, BEL, CR, NUL, …) and the invisible bidi/format
-/// characters that reorder or hide text.
+/// C0 and C1 controls (ESC, BEL, CR, NUL, …), the line and paragraph separators
+/// (U+2028, U+2029: line breaks to JavaScript and some log viewers) and the
+/// invisible bidi/format characters that reorder or hide text.
 fn dangerous(c: char) -> bool {
     c.is_control()
-        || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+        || matches!(c, '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
 }
 
 /// Escapes every dangerous character, newlines and tabs included (`\u{1b}`, `\n`),

@@ -196,12 +196,13 @@ impl Broker {
             .collect()
     }
 
-    fn stop(mut self) -> (i32, String) {
+    /// SIGTERM, then waits for the exit code.
+    fn sigterm(&mut self) -> i32 {
         unsafe {
             libc::kill(self.child.id() as i32, libc::SIGTERM);
         }
         let start = Instant::now();
-        let code = loop {
+        loop {
             if let Some(s) = self.child.try_wait().unwrap() {
                 break s.code().unwrap_or(-1);
             }
@@ -210,7 +211,11 @@ impl Broker {
                 "the broker ignored SIGTERM"
             );
             std::thread::sleep(Duration::from_millis(50));
-        };
+        }
+    }
+
+    fn stop(mut self) -> (i32, String) {
+        let code = self.sigterm();
         std::thread::sleep(Duration::from_millis(100));
         let err = self.stderr.lock().unwrap().clone();
         self.env.assert_no_leak(&err);
@@ -977,4 +982,396 @@ fn sigterm_lets_a_request_in_flight_finish() {
 fn sigterm_lets_a_request_in_flight_finish_over_tls() {
     let Some(b) = tls_broker() else { return };
     in_flight_request_survives_sigterm(b);
+}
+
+/// Claims a hostile or buggy issuer could sign: the extremes of i64 and u64, a
+/// string, and non-integer NumericDates (RFC 7519 allows them).
+#[test]
+fn extreme_and_fractional_dates_never_crash_the_broker() {
+    let b = start(1000);
+    let now = jiff::Timestamp::now().as_second();
+    let refused = [
+        (json!({ "exp": i64::MAX }), "`exp` is out of range"),
+        (json!({ "exp": i64::MIN }), "`exp` is out of range"),
+        (json!({ "exp": u64::MAX }), "`exp` is out of range"),
+        (json!({ "exp": -1.5 }), "`exp` is out of range"),
+        (json!({ "exp": 1e300 }), "`exp` is out of range"),
+        (json!({ "nbf": i64::MIN }), "`nbf` is out of range"),
+        (json!({ "nbf": i64::MAX }), "`nbf` is out of range"),
+        (json!({ "iat": i64::MAX }), "`iat` is out of range"),
+        (json!({ "iat": i64::MIN }), "`iat` is out of range"),
+        (json!({ "exp": "soon" }), "not a NumericDate"),
+        (json!({ "exp": now as f64 - 120.5 }), "expired"),
+    ];
+    for (claims, why) in &refused {
+        let id = b.id_token(OidcAlg::Es256, claims.clone());
+        let (st, v) = b.ask(&id, "site-deploy");
+        assert_eq!(st, 401, "{claims}: {v}");
+        assert!(v["error"].as_str().unwrap().contains(why), "{claims}: {v}");
+        let last = b.audit().pop().unwrap();
+        assert_eq!(last["status"], 401, "{claims}");
+        assert!(last["reason"].as_str().unwrap().contains(why), "{last}");
+    }
+    for claims in [
+        json!({ "exp": now as f64 + 300.5 }),
+        json!({ "exp": 1.9e10, "iat": now as f64 - 0.25, "nbf": now as f64 - 0.75 }),
+    ] {
+        let id = b.id_token(OidcAlg::Rs256, claims.clone());
+        let (st, v) = b.ask(&id, "site-deploy");
+        assert_eq!(st, 200, "{claims}: {v}");
+        b.env.secret(v["token"].as_str().unwrap());
+    }
+    assert_eq!(b.get("/healthz").0, 200);
+    let (code, err) = b.stop();
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+/// More distinct identities than the limiter tracks, each refused by policy: the
+/// oldest entries are evicted, so a newcomer and the static client still get in
+/// and a fresh caller still has its own budget.
+#[test]
+fn a_flood_of_identities_does_not_lock_out_other_callers() {
+    let b = start(3);
+    let tokens: Vec<String> = (0..10_100)
+        .map(|i| {
+            b.env.sim.sim().oidc_token(
+                OidcAlg::Es256,
+                json!({ "iss": issuer(&b.env), "aud": "evertoken", "sub": format!("repo:evil/x{i}:ref:refs/heads/main") }),
+            )
+        })
+        .collect();
+    let url = format!("{}/v1/token", b.url);
+    let statuses: Vec<u16> = b.rt.block_on(async {
+        use futures::StreamExt as _;
+        futures::stream::iter(tokens.iter())
+            .map(|t| {
+                let rb = b
+                    .http
+                    .post(&url)
+                    .bearer_auth(t)
+                    .body(r#"{"policy":"site-deploy"}"#);
+                async move { rb.send().await.map(|r| r.status().as_u16()).unwrap_or(0) }
+            })
+            .buffer_unordered(16)
+            .collect()
+            .await
+    });
+    assert!(statuses.iter().all(|s| *s == 403), "{:?}", &statuses[..5]);
+    let newcomer = b.id_token(
+        OidcAlg::Rs256,
+        json!({ "sub": "repo:acme/site:ref:refs/heads/feature" }),
+    );
+    for _ in 0..3 {
+        let (st, v) = b.ask(&newcomer, "site-read");
+        assert_eq!(st, 200, "{v}");
+    }
+    let (st, v) = b.ask(&newcomer, "site-read");
+    assert_eq!(st, 429, "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("3 requests a minute"),
+        "{v}"
+    );
+    assert_eq!(b.ask(CLIENT_SECRET, "host").0, 200);
+    b.stop();
+}
+
+fn post_from(b: &Broker, from: std::net::IpAddr, bearer: &str, body: &str) -> u16 {
+    let url = format!("{}/v1/token", b.url);
+    b.rt.block_on(async {
+        let c = reqwest::Client::builder()
+            .local_address(from)
+            .build()
+            .unwrap();
+        c.post(url)
+            .bearer_auth(bearer)
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("the broker answers")
+            .status()
+            .as_u16()
+    })
+}
+
+/// Failed authentications are limited per source address and in all (429, with
+/// the credential still checked, so a valid caller gets through), and the audit
+/// log holds at most a burst of such lines plus one summary with the count; an
+/// oversized body is audited too.
+#[test]
+fn failed_authentications_are_limited_and_cannot_flood_the_audit_log() {
+    let b = start(5);
+    let body = json!({ "policy": "host" }).to_string();
+    let (st, _) = b.post_raw(
+        Some(format!("Bearer {CLIENT_SECRET}").as_bytes()),
+        &vec![b'x'; 17 * 1024],
+    );
+    assert_eq!(st, 413);
+    let last = b.audit().pop().unwrap();
+    assert_eq!(last["status"], 413, "{last}");
+    assert!(
+        last["reason"].as_str().unwrap().contains("16 KiB"),
+        "{last}"
+    );
+
+    let local = std::net::IpAddr::from([127, 0, 0, 1]);
+    let mut seen = Vec::new();
+    for _ in 0..300 {
+        seen.push(post_from(&b, local, "not-a-client-secret", &body));
+    }
+    // The 413 counted as this address's first failure.
+    assert!(seen[..4].iter().all(|s| *s == 401), "{seen:?}");
+    assert!(seen[4..].iter().all(|s| *s == 429), "{seen:?}");
+    // A valid caller from the same address is not locked out.
+    assert_eq!(post_from(&b, local, CLIENT_SECRET, &body), 200);
+
+    // Other addresses have their own budget until the global cap (600 a minute).
+    let mut global = Vec::new();
+    for i in 0..130u8 {
+        let from = std::net::IpAddr::from([127, 0, 1, i]);
+        for _ in 0..5 {
+            global.push(post_from(&b, from, "not-a-client-secret", &body));
+        }
+    }
+    let first_429 = global
+        .iter()
+        .position(|s| *s == 429)
+        .expect("the global cap");
+    assert!(global[..first_429].iter().all(|s| *s == 401));
+    assert!(global[first_429..].iter().all(|s| *s == 429));
+    // 301 failures before, 600 in all: the 300th of this loop is the first over.
+    assert_eq!(first_429, 600 - 301, "{global:?}");
+    let fresh = std::net::IpAddr::from([127, 0, 2, 1]);
+    assert_eq!(post_from(&b, fresh, CLIENT_SECRET, &body), 200);
+
+    let lines = b.audit();
+    let noisy = lines
+        .iter()
+        .filter(|l| matches!(l["status"].as_u64(), Some(401 | 413 | 429)))
+        .count();
+    assert_eq!(noisy, 100, "a burst of 100 noisy lines, the rest counted");
+    // Stopping writes the pending summary: 1 + 300 + 650 noisy refusals in all.
+    let mut b = b;
+    assert_eq!(b.sigterm(), 0);
+    let summary = b.audit().pop().unwrap();
+    assert_eq!(summary["status"], 0, "{summary}");
+    assert_eq!(summary["who"], "unauthenticated", "{summary}");
+    let counted: u64 = summary["suppressed"]
+        .as_object()
+        .expect("a summary counts per status")
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(counted, 951 - 100, "{summary}");
+    assert!(
+        summary["reason"]
+            .as_str()
+            .unwrap()
+            .contains("851 more refusals"),
+        "{summary}"
+    );
+    let audit = std::fs::read_to_string(b.env.work().join("audit.jsonl")).unwrap();
+    assert!(audit.len() < 100_000, "{} bytes", audit.len());
+}
+
+/// A subject with line separators and bidi controls reaches the audit log inert.
+#[test]
+fn audit_fields_from_outside_are_escaped() {
+    let b = start(1000);
+    let sub = "repo:acme/site\u{2028}{\"allowed\":true}\u{2029}\u{202E}niam/sdaeh\u{2066}x\u{2069}\u{1b}[2J";
+    let id = b.id_token(OidcAlg::Rs256, json!({ "sub": sub }));
+    assert_eq!(b.ask(&id, "site-deploy\u{202E}").0, 403);
+    let raw = std::fs::read_to_string(b.env.work().join("audit.jsonl")).unwrap();
+    for c in [
+        '\u{2028}', '\u{2029}', '\u{202E}', '\u{2066}', '\u{2069}', '\u{1b}',
+    ] {
+        assert!(!raw.contains(c), "{c:?} in {raw}");
+    }
+    let last = b.audit().pop().unwrap();
+    assert!(
+        last["who"].as_str().unwrap().contains("\\u{2028}"),
+        "{last}"
+    );
+    assert!(
+        last["policy"].as_str().unwrap().contains("\\u{202e}"),
+        "{last}"
+    );
+    b.stop();
+}
+
+fn broker_config(env: &TestEnv, audit_log: &str) {
+    let (private, _) = evertoken_sim::test_rsa_keypair();
+    let key = env.work().join("app.pem");
+    std::fs::write(&key, private).unwrap();
+    set_mode(&key, 0o600);
+    env.config(&format!(
+        "github:\n  apps:\n    default:\n      app_id: 1\n      installation_id: 2\n      private_key_path: app.pem\n      api_url: {}\n\
+         broker:\n  clients: [{{ name: c, token_sha256: \"{}\" }}]\n  policies:\n    - {{ name: p, client: c, repositories: [r], permissions: {{ contents: read }} }}\n  audit_log: {audit_log}\n",
+        env.base_url(),
+        sha256_hex(CLIENT_SECRET)
+    ));
+}
+
+/// `broker serve` under umask 000.
+fn serve_umask0(env: &TestEnv) -> std::process::Command {
+    use std::os::unix::process::CommandExt;
+    let mut c = env.std_cmd();
+    c.args(["broker", "serve", "--listen", "127.0.0.1:0"]);
+    unsafe {
+        c.pre_exec(|| {
+            libc::umask(0);
+            Ok(())
+        });
+    }
+    c
+}
+
+/// The audit log is created 0600 in 0700 directories whatever the umask, and a
+/// symlink or a file or directory others may write is refused at start-up.
+#[test]
+fn the_audit_log_is_private_and_never_written_through_a_symlink() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = TestEnv::new();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+
+    broker_config(&env, "logs/broker/audit.jsonl");
+    let mut child = serve_umask0(&env)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let started = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|l| l.contains("Listening"));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(started, "the broker did not start");
+    assert_eq!(mode(&env.work().join("logs")), 0o700);
+    assert_eq!(mode(&env.work().join("logs/broker")), 0o700);
+    assert_eq!(mode(&env.work().join("logs/broker/audit.jsonl")), 0o600);
+
+    let target = env.path("elsewhere.txt");
+    std::fs::write(&target, "untouched\n").unwrap();
+    std::os::unix::fs::symlink(&target, env.work().join("link.jsonl")).unwrap();
+    std::fs::write(env.work().join("open.jsonl"), "").unwrap();
+    set_mode(&env.work().join("open.jsonl"), 0o666);
+    std::fs::create_dir(env.work().join("shared")).unwrap();
+    set_mode(&env.work().join("shared"), 0o777);
+    for (log, why) in [
+        ("link.jsonl", "symbolic link"),
+        ("open.jsonl", "writable by group or others"),
+        ("shared/audit.jsonl", "writable by group or others"),
+    ] {
+        broker_config(&env, log);
+        let out = serve_umask0(&env).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{log}: {err}");
+        assert!(
+            err.contains("broker.audit_log") && err.contains(why),
+            "{log}: {err}"
+        );
+        assert!(!err.contains("Listening"), "{err}");
+    }
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "untouched\n");
+    assert!(!env.work().join("shared/audit.jsonl").exists());
+}
+
+/// A tiny hostile broker: answers every request with `status` and `body`.
+fn fake_broker(status: u16, body: &'static str) -> String {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let mut buf = [0u8; 65536];
+            let mut got = Vec::new();
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = write!(
+                s,
+                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    url
+}
+
+/// The client refuses a bearer that cannot be a header, says what each status
+/// means, and never passes on a token that is not token-shaped.
+#[test]
+fn the_client_checks_its_bearer_and_the_brokers_answer() {
+    let env = TestEnv::new();
+    let token = |url: &str, bearer: &str| {
+        env.run(env.cmd().env("EV_BEARER", bearer).args([
+            "--config",
+            "/nonexistent/none.yaml",
+            "github",
+            "token",
+            "--broker",
+            url,
+            "--policy",
+            "p",
+            "--id-token-env",
+            "EV_BEARER",
+        ]))
+    };
+    let ok = fake_broker(
+        200,
+        r#"{"token":"ghs_0123456789abcdefABCDEF0123456789abcd"}"#,
+    );
+    let out = token(&ok, "eyJh.eyJi\nx.c2ln");
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("not visible ASCII"), "{}", out.stderr);
+    assert!(!out.stderr.contains("builder error"), "{}", out.stderr);
+    assert_eq!(token(&ok, "eyJh.eyJi.c2ln").code, 0);
+
+    for (status, body, says) in [
+        (404, "not found", "check the broker URL"),
+        (401, r#"{"error":"expired"}"#, "client secret is wrong"),
+        (
+            403,
+            r#"{"error":"no such policy"}"#,
+            "check the policy name",
+        ),
+        (429, r#"{"error":"slow down"}"#, "try again in a minute"),
+        (
+            502,
+            r#"{"error":"GitHub did not mint"}"#,
+            "GitHub refused the mint",
+        ),
+    ] {
+        let out = token(&fake_broker(status, body), "eyJh.eyJi.c2ln");
+        assert_eq!(out.code, 1, "{status}: {}", out.stderr);
+        assert!(out.stderr.contains(says), "{status}: {}", out.stderr);
+        if status != 502 {
+            assert!(
+                !out.stderr.contains("GitHub refused"),
+                "{status}: {}",
+                out.stderr
+            );
+        }
+    }
+    for body in [
+        r#"{"token":"ghs_abc;touch /tmp/pwned"}"#,
+        r#"{"token":"ghs_abc\n::set-env name=X::1"}"#,
+        r#"{"token":"ghs_\u202eabc"}"#,
+    ] {
+        let out = token(&fake_broker(200, body), "eyJh.eyJi.c2ln");
+        assert_eq!(out.code, 1, "{body}: {}", out.stderr);
+        assert_eq!(out.stdout, "", "{body}");
+        assert!(out.stderr.contains("refused"), "{body}: {}", out.stderr);
+        assert!(
+            !out.stderr.contains("pwned") && !out.stderr.contains("set-env"),
+            "{}",
+            out.stderr
+        );
+    }
 }

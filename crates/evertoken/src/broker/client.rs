@@ -225,8 +225,48 @@ pub async fn actions_id_token(http: &Http, audience: &str) -> Result<Secret> {
         })
 }
 
+/// The longest bearer sent (ID tokens are a few kB; the broker refuses more).
+pub const MAX_BEARER_LEN: usize = super::oidc::MAX_TOKEN_LEN;
+/// The longest token accepted from a broker (GitHub's are 40 characters today).
+pub const MAX_MINTED_LEN: usize = 512;
+
+/// A bearer must be one HTTP header token: visible ASCII, bounded. The message
+/// names the position, never the secret.
+pub fn check_bearer(b: &str) -> Result<()> {
+    let hint = "the ID token or client secret must be one line of visible ASCII (check the env var or file for a stray newline, space or quote)";
+    if b.len() > MAX_BEARER_LEN {
+        return Err(Error::config(format!(
+            "the broker bearer is {} bytes long (at most {MAX_BEARER_LEN})",
+            b.len()
+        ))
+        .with_hint(hint));
+    }
+    if let Some(i) = b.chars().position(|c| !c.is_ascii_graphic()) {
+        return Err(Error::config(format!(
+            "the broker bearer has a character that is not visible ASCII at position {}",
+            i + 1
+        ))
+        .with_hint(hint));
+    }
+    Ok(())
+}
+
+/// A minted token from a broker must look like one (`[A-Za-z0-9_]`, bounded): it
+/// goes into token files, env files and CI logs' masks, where `;`, quotes or a
+/// newline could inject.
+fn check_minted(t: &str) -> std::result::Result<(), String> {
+    if t.is_empty() || t.len() > MAX_MINTED_LEN {
+        return Err(format!("is {} bytes long (1 to {MAX_MINTED_LEN})", t.len()));
+    }
+    if !t.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_') {
+        return Err("has characters other than letters, digits and `_`".into());
+    }
+    Ok(())
+}
+
 /// `POST <url>/v1/token` → a minted token.
 pub async fn request(http: &Http, base: &Url, policy: &str, bearer: &Secret) -> Result<Minted> {
+    check_bearer(bearer.expose())?;
     let mut url = base.clone();
     let p = format!("{}/v1/token", base.path().trim_end_matches('/'));
     url.set_path(&p);
@@ -238,8 +278,16 @@ pub async fn request(http: &Http, base: &Url, policy: &str, bearer: &Secret) -> 
         })
         .await
         .map_err(|f| {
-            Error::failed(f.message().to_owned())
-                .with_hint("check that the broker is running and reachable (`GET /healthz`)")
+            // The HTTP layer retries 429 and 5xx itself and then says which it got.
+            let m = f.message();
+            let hint = if m.contains("answered 429") {
+                "the broker is rate-limiting this caller: try again in a minute; if it persists, its `rate_limit_per_minute` is too low for this caller"
+            } else if m.contains("answered 502") {
+                "GitHub refused the mint; the broker's audit log says why"
+            } else {
+                "check that the broker is running and reachable (`GET /healthz`)"
+            };
+            Error::failed(m.to_owned()).with_hint(hint)
         })?;
     let err_of = |r: &crate::http::Reply| {
         r.json::<Value>()
@@ -261,6 +309,10 @@ pub async fn request(http: &Http, base: &Url, policy: &str, bearer: &Secret) -> 
                 .and_then(Value::as_str)
                 .filter(|t| !t.is_empty())
                 .ok_or_else(|| Error::failed(format!("the broker's answer from {shown} has no `token`")))?;
+            check_minted(token).map_err(|e| {
+                Error::failed(format!("the token in the broker's answer from {shown} {e}; refused"))
+                    .with_hint("GitHub tokens are letters, digits and `_`; is the broker URL right and the broker evertoken?")
+            })?;
             Ok(Minted {
                 token: Secret::new(token),
                 expires_at: v
@@ -275,16 +327,37 @@ pub async fn request(http: &Http, base: &Url, policy: &str, bearer: &Secret) -> 
             .with_hint("the ID token is expired, for another audience or from an unknown issuer, or the client secret is wrong")),
         403 => Err(Error::failed(format!("the broker refused policy `{policy}` (403 from {shown}): {}", err_of(&reply)))
             .with_hint("check the policy name and that its issuer/subject/claims (or client) match this caller")),
-        429 => Err(Error::failed(format!("the broker is rate-limiting this caller (429 from {shown})"))
-            .with_hint("try again in a minute")),
+        404 => Err(Error::failed(format!("the broker answered 404 from {shown}: no such endpoint"))
+            .with_hint("check the broker URL (scheme, host, port and any path prefix); the broker serves POST /v1/token")),
+        413 => Err(Error::failed(format!("the broker refused the request as too large (413 from {shown})"))
+            .with_hint("the broker takes bodies up to 16 KiB; is the policy name right?")),
+        429 => Err(Error::failed(format!("the broker is rate-limiting this caller (429 from {shown}): {}", err_of(&reply)))
+            .with_hint("try again in a minute; if it persists, the broker's `rate_limit_per_minute` is too low for this caller")),
+        502 => Err(Error::failed(format!("the broker could not mint (502 from {shown}): {}", err_of(&reply)))
+            .with_hint("GitHub refused the mint; the broker's audit log says why (app installation, repositories, permissions)")),
         st => Err(Error::failed(format!("the broker answered {st} from {shown}: {}", err_of(&reply)))
-            .with_hint("502: GitHub refused the mint; the broker's audit log says why")),
+            .with_hint("check that the URL is the evertoken broker and look at its log")),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bearer_and_minted_token_shapes() {
+        assert!(check_bearer("eyJh.eyJi.c2ln").is_ok());
+        for bad in ["a\nb", "a b", "tok\u{e9}", "a\r"] {
+            let e = check_bearer(bad).unwrap_err();
+            assert!(e.to_string().contains("visible ASCII"), "{e}");
+        }
+        assert!(check_bearer(&"a".repeat(MAX_BEARER_LEN + 1)).is_err());
+        assert!(check_minted("ghs_0123456789abcdefABCDEF").is_ok());
+        for bad in ["", "ghs_x;rm", "ghs_x\n::set-output", "ghs x", "ghs-x"] {
+            assert!(check_minted(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_minted(&"a".repeat(MAX_MINTED_LEN + 1)).is_err());
+    }
 
     #[test]
     fn plain_http_only_on_loopback() {

@@ -202,20 +202,18 @@ impl Policy {
     }
 }
 
-/// External text for messages and the audit log: control characters escaped,
-/// at most 200 characters.
+/// External text for messages and the audit log: control, line-separator and
+/// bidi/format characters escaped (the project's scrubber), at most 200 characters.
 pub fn escape(s: &str) -> String {
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i >= 200 {
-            out.push('…');
-            break;
-        }
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
+    let mut end = s.len();
+    let mut cut = false;
+    if let Some((i, _)) = s.char_indices().nth(200) {
+        end = i;
+        cut = true;
+    }
+    let mut out = crate::scrub::escape_controls(&s[..end]);
+    if cut {
+        out.push('…');
     }
     out
 }
@@ -390,5 +388,13 @@ mod tests {
     fn escape_hides_control_characters() {
         assert_eq!(escape("a\nb\u{1b}"), "a\\nb\\u{1b}");
         assert_eq!(escape(&"x".repeat(300)).chars().count(), 201);
+        // Line/paragraph separators and bidi controls from outside are made visible.
+        for c in [
+            '\u{2028}', '\u{2029}', '\u{202A}', '\u{202E}', '\u{2066}', '\u{2069}',
+        ] {
+            let e = escape(&format!("a{c}b"));
+            assert!(!e.contains(c), "{e:?}");
+            assert!(e.starts_with("a\\u{"), "{e:?}");
+        }
     }
 }

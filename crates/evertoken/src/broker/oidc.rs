@@ -78,6 +78,60 @@ fn part(s: &str) -> Result<Map<String, Value>, Reject> {
     }
 }
 
+/// The latest NumericDate the broker accepts: 9999-12-31T23:59:59Z. Anything
+/// later (or before 1970) is not a date an issuer means.
+pub const MAX_NUMERIC_DATE: i64 = 253_402_300_799;
+
+#[derive(Clone, Copy)]
+enum Round {
+    /// `exp`: a fraction of a second never extends a token's life.
+    Down,
+    /// `nbf`, `iat`: a fraction of a second never brings them earlier.
+    Up,
+}
+
+/// A NumericDate claim (RFC 7519 section 2: seconds since the epoch, a JSON
+/// number that may be non-integer): `None` when absent; refused when it is not a
+/// number, not finite or outside 1970..=9999.
+fn numeric_date(claims: &Map<String, Value>, k: &str, round: Round) -> Result<Option<i64>, Reject> {
+    let Some(v) = claims.get(k) else {
+        return Ok(None);
+    };
+    let out_of_range = || {
+        Reject(format!(
+            "`{k}` is out of range (a date between 1970 and 9999)"
+        ))
+    };
+    let Value::Number(n) = v else {
+        return Err(Reject(format!(
+            "`{k}` is not a NumericDate (a number of seconds)"
+        )));
+    };
+    if let Some(i) = n.as_i64() {
+        return if (0..=MAX_NUMERIC_DATE).contains(&i) {
+            Ok(Some(i))
+        } else {
+            Err(out_of_range())
+        };
+    }
+    if n.is_u64() {
+        return Err(out_of_range());
+    }
+    let f = n
+        .as_f64()
+        .filter(|f| f.is_finite())
+        .ok_or_else(|| Reject(format!("`{k}` is not a finite number")))?;
+    let f = match round {
+        Round::Down => f.floor(),
+        Round::Up => f.ceil(),
+    };
+    if !(0.0..=MAX_NUMERIC_DATE as f64).contains(&f) {
+        return Err(out_of_range());
+    }
+    // In range and integral, so the conversion is exact.
+    Ok(Some(f as i64))
+}
+
 impl Verifier {
     pub fn new(audience: String, issuers: &[String], http: Http) -> Self {
         Self {
@@ -148,19 +202,19 @@ impl Verifier {
                 self.audience
             )));
         }
-        let num = |k: &str| claims.get(k).and_then(Value::as_i64);
-        match num("exp") {
-            Some(exp) if exp + LEEWAY_SECS >= now => {}
-            Some(_) => return Err(Reject("expired".into())),
-            None => return Err(Reject("no `exp` claim".into())),
+        // Range-checked before any arithmetic; the leeway sums then cannot overflow.
+        let exp = numeric_date(&claims, "exp", Round::Down)?
+            .ok_or_else(|| Reject("no `exp` claim".into()))?;
+        if exp.saturating_add(LEEWAY_SECS) < now {
+            return Err(Reject("expired".into()));
         }
-        if let Some(nbf) = num("nbf")
-            && nbf - LEEWAY_SECS > now
+        if let Some(nbf) = numeric_date(&claims, "nbf", Round::Up)?
+            && nbf.saturating_sub(LEEWAY_SECS) > now
         {
             return Err(Reject("not valid yet (`nbf`)".into()));
         }
-        if let Some(iat) = num("iat")
-            && iat - LEEWAY_SECS > now
+        if let Some(iat) = numeric_date(&claims, "iat", Round::Up)?
+            && iat.saturating_sub(LEEWAY_SECS) > now
         {
             return Err(Reject("issued in the future (`iat`)".into()));
         }

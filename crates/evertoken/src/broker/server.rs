@@ -1,13 +1,24 @@
 //! The broker's HTTP side: `POST /v1/token`, `GET /healthz`, `GET /metrics`
-//! (Prometheus text), plain HTTP or TLS (rustls with the `ring` provider), a
-//! per-caller rate limit, and graceful shutdown on SIGTERM / Ctrl-C (in-flight
-//! requests finish, new connections are refused).
+//! (Prometheus text), plain HTTP or TLS (rustls with the `ring` provider), rate
+//! limits, and graceful shutdown on SIGTERM / Ctrl-C (in-flight requests finish,
+//! new connections are refused).
+//!
+//! Rate limits, all in windows of a minute and in bounded tables (the oldest
+//! entries are evicted, never the newcomer refused):
+//! - an authenticated caller (`iss|sub` or `client:NAME`) gets
+//!   `rate_limit_per_minute` requests; a flood of other identities cannot use up
+//!   its budget;
+//! - a failed authentication is counted per source address (the same budget) and
+//!   globally ([`failure_cap`]); over either, failures are answered 429 instead of
+//!   401. Credentials are always checked first, so an authenticated caller is never
+//!   locked out by someone else's failures.
 //!
 //! Answers: 200 `{token, expires_at, repositories, permissions, installation_id}`;
 //! 400 (body is not `{"policy": NAME}`); 401 (no or bad credential); 403 (no such
-//! policy, or it does not admit the caller); 429; 502 (GitHub refused the mint).
-//! Every answer to `/v1/token` is one audit line. Nothing external may make a
-//! handler panic; a token appears only in a 200 body.
+//! policy, or it does not admit the caller); 413 (body over 16 KiB); 429; 502
+//! (GitHub refused the mint). Every answer to `/v1/token` is one audit line, except
+//! that 401/413/429 beyond the audit log's burst are counted in a summary line.
+//! Nothing external may make a handler panic; a token appears only in a 200 body.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -17,8 +28,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
+use axum::body::Body;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -36,6 +48,57 @@ use crate::http::Http;
 const BODY_LIMIT: usize = 16 * 1024;
 const RATE_WINDOW: Duration = Duration::from_secs(60);
 const MAX_TRACKED_CALLERS: usize = 10_000;
+const MAX_TRACKED_SOURCES: usize = 10_000;
+
+/// Failed authentications a minute, all sources together, before every failure
+/// is answered 429.
+pub fn failure_cap(rate: u32) -> u64 {
+    (u64::from(rate) * 10).max(600)
+}
+
+/// Request counts per key in fixed windows of [`RATE_WINDOW`], at most `max` keys:
+/// when full, expired entries go first, then the oldest eighth.
+struct Windows<K> {
+    map: HashMap<K, (Instant, u32)>,
+    max: usize,
+}
+
+impl<K: std::hash::Hash + Eq + Clone> Windows<K> {
+    fn new(max: usize) -> Self {
+        Self {
+            map: HashMap::new(),
+            max,
+        }
+    }
+
+    /// Counts one request of `k` and returns its count in the current window.
+    fn hit(&mut self, k: &K, now: Instant) -> u32 {
+        if !self.map.contains_key(k) && self.map.len() >= self.max {
+            self.map
+                .retain(|_, (start, _)| now.duration_since(*start) < RATE_WINDOW);
+            if self.map.len() >= self.max {
+                let mut starts: Vec<Instant> = self.map.values().map(|(s, _)| *s).collect();
+                let cut = starts.len() / 8;
+                let (_, nth, _) = starts.select_nth_unstable(cut);
+                let nth = *nth;
+                self.map.retain(|_, (start, _)| *start > nth);
+            }
+        }
+        let e = self.map.entry(k.clone()).or_insert((now, 0));
+        if now.duration_since(e.0) >= RATE_WINDOW {
+            *e = (now, 0);
+        }
+        e.1 = e.1.saturating_add(1);
+        e.1
+    }
+}
+
+struct Limits {
+    callers: Windows<String>,
+    sources: Windows<std::net::IpAddr>,
+    /// All failed authentications: (window start, count).
+    failures: (Instant, u64),
+}
 
 #[derive(Default)]
 struct Counters {
@@ -44,6 +107,7 @@ struct Counters {
     unauthorized: AtomicU64,
     forbidden: AtomicU64,
     limited: AtomicU64,
+    too_large: AtomicU64,
     upstream: AtomicU64,
     mint_micros: AtomicU64,
 }
@@ -58,7 +122,7 @@ pub struct Broker {
     clock: Clock,
     audit: Audit,
     rate: u32,
-    limiter: std::sync::Mutex<HashMap<String, (Instant, u32)>>,
+    limits: std::sync::Mutex<Limits>,
     counters: Counters,
 }
 
@@ -134,31 +198,52 @@ impl Broker {
                 clock,
                 audit,
                 rate: b.rate_limit_per_minute,
-                limiter: std::sync::Mutex::new(HashMap::new()),
+                limits: std::sync::Mutex::new(Limits {
+                    callers: Windows::new(MAX_TRACKED_CALLERS),
+                    sources: Windows::new(MAX_TRACKED_SOURCES),
+                    failures: (Instant::now(), 0),
+                }),
                 counters: Counters::default(),
             },
             summary,
         ))
     }
 
-    /// `true` when `who` is within its rate.
+    /// `true` when the authenticated caller `who` is within its rate.
     fn admit_rate(&self, who: &str) -> bool {
-        let Ok(mut m) = self.limiter.lock() else {
+        let Ok(mut l) = self.limits.lock() else {
             return true;
         };
+        l.callers.hit(&who.to_owned(), Instant::now()) <= self.rate
+    }
+
+    /// Counts a failed authentication (or an oversized body) from `from`; `Some`
+    /// reason when it is over the per-source budget or the global cap (then the
+    /// answer is 429, not 401).
+    fn failure_over(&self, from: std::net::IpAddr) -> Option<String> {
+        let Ok(mut l) = self.limits.lock() else {
+            return None;
+        };
         let now = Instant::now();
-        if m.len() >= MAX_TRACKED_CALLERS {
-            m.retain(|_, (start, _)| now.duration_since(*start) < RATE_WINDOW);
-            if m.len() >= MAX_TRACKED_CALLERS {
-                return false;
-            }
+        if now.duration_since(l.failures.0) >= RATE_WINDOW {
+            l.failures = (now, 0);
         }
-        let e = m.entry(who.to_owned()).or_insert((now, 0));
-        if now.duration_since(e.0) >= RATE_WINDOW {
-            *e = (now, 0);
+        l.failures.1 = l.failures.1.saturating_add(1);
+        let total = l.failures.1;
+        let mine = l.sources.hit(&from, now);
+        if mine > self.rate {
+            Some(format!(
+                "more than {} failed requests a minute from this address",
+                self.rate
+            ))
+        } else if total > failure_cap(self.rate) {
+            Some(format!(
+                "more than {} failed requests a minute in all",
+                failure_cap(self.rate)
+            ))
+        } else {
+            None
         }
-        e.1 += 1;
-        e.1 <= self.rate
     }
 
     async fn authenticate(&self, bearer: &str) -> std::result::Result<Caller, String> {
@@ -200,6 +285,7 @@ fn answer(status: StatusCode, body: Value) -> Response {
 struct Deny<'a> {
     status: StatusCode,
     who: &'a str,
+    from: &'a str,
     policy: Option<&'a str>,
     reason: String,
 }
@@ -211,6 +297,7 @@ impl Broker {
             401 => &self.counters.unauthorized,
             403 => &self.counters.forbidden,
             429 => &self.counters.limited,
+            413 => &self.counters.too_large,
             _ => &self.counters.upstream,
         };
         c.fetch_add(1, Ordering::Relaxed);
@@ -219,16 +306,24 @@ impl Broker {
             None => (&[][..], None),
         };
         let policy = d.policy.map(escape);
-        self.audit.write(&Line {
+        let line = Line {
             ts: clock::rfc3339(self.clock.now()),
             who: d.who,
+            from: Some(d.from),
             policy: policy.as_deref(),
             repositories: repos,
             permissions: perms,
             allowed: false,
             status: d.status.as_u16(),
             reason: &d.reason,
-        });
+            suppressed: None,
+        };
+        // Anyone can cause these: bounded lines plus a summary.
+        if matches!(d.status.as_u16(), 401 | 413 | 429) {
+            self.audit.write_noisy(&line);
+        } else {
+            self.audit.write(&line);
+        }
         let mut r = answer(d.status, json!({ "error": d.reason }));
         if d.status == StatusCode::UNAUTHORIZED {
             r.headers_mut().insert(
@@ -244,8 +339,32 @@ impl Broker {
     }
 }
 
-async fn token(State(b): State<Arc<Broker>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn token(
+    State(b): State<Arc<Broker>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let unauth = "unauthenticated";
+    let from = peer.ip().to_string();
+    // Read here (not by an extractor) so an oversized body is audited too.
+    let body: Bytes = match axum::body::to_bytes(body, BODY_LIMIT).await {
+        Ok(b) => b,
+        Err(_) => {
+            let over = b.failure_over(peer.ip());
+            return b.deny(Deny {
+                status: StatusCode::PAYLOAD_TOO_LARGE,
+                who: unauth,
+                from: &from,
+                policy: None,
+                reason: format!(
+                    "the body is over {} KiB or could not be read{}",
+                    BODY_LIMIT / 1024,
+                    over.map(|o| format!(" ({o})")).unwrap_or_default()
+                ),
+            });
+        }
+    };
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -254,20 +373,24 @@ async fn token(State(b): State<Arc<Broker>>, headers: HeaderMap, body: Bytes) ->
             scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
         })
         .filter(|t| !t.is_empty());
-    let Some(bearer) = bearer else {
-        return b.deny(Deny {
-            status: StatusCode::UNAUTHORIZED,
-            who: unauth,
-            policy: None,
-            reason: "no `Authorization: Bearer` credential".into(),
-        });
+    let authenticated = match bearer {
+        None => Err("no `Authorization: Bearer` credential".to_owned()),
+        Some(bearer) => b.authenticate(bearer).await,
     };
-    let caller = match b.authenticate(bearer).await {
+    let caller = match authenticated {
         Ok(c) => c,
         Err(reason) => {
+            let (status, reason) = match b.failure_over(peer.ip()) {
+                Some(over) => (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!("{over}; this one: {reason}"),
+                ),
+                None => (StatusCode::UNAUTHORIZED, reason),
+            };
             return b.deny(Deny {
-                status: StatusCode::UNAUTHORIZED,
+                status,
                 who: unauth,
+                from: &from,
                 policy: None,
                 reason,
             });
@@ -278,6 +401,7 @@ async fn token(State(b): State<Arc<Broker>>, headers: HeaderMap, body: Bytes) ->
         return b.deny(Deny {
             status: StatusCode::TOO_MANY_REQUESTS,
             who: &who,
+            from: &from,
             policy: None,
             reason: format!("more than {} requests a minute", b.rate),
         });
@@ -290,6 +414,7 @@ async fn token(State(b): State<Arc<Broker>>, headers: HeaderMap, body: Bytes) ->
         return b.deny(Deny {
             status: StatusCode::BAD_REQUEST,
             who: &who,
+            from: &from,
             policy: None,
             reason: "the body must be JSON `{\"policy\": NAME}`".into(),
         });
@@ -298,6 +423,7 @@ async fn token(State(b): State<Arc<Broker>>, headers: HeaderMap, body: Bytes) ->
         return b.deny(Deny {
             status: StatusCode::FORBIDDEN,
             who: &who,
+            from: &from,
             policy: Some(&name),
             reason: "no such policy".into(),
         });
@@ -306,6 +432,7 @@ async fn token(State(b): State<Arc<Broker>>, headers: HeaderMap, body: Bytes) ->
         return b.deny(Deny {
             status: StatusCode::FORBIDDEN,
             who: &who,
+            from: &from,
             policy: Some(&name),
             reason,
         });
@@ -314,6 +441,7 @@ async fn token(State(b): State<Arc<Broker>>, headers: HeaderMap, body: Bytes) ->
         return b.deny(Deny {
             status: StatusCode::BAD_GATEWAY,
             who: &who,
+            from: &from,
             policy: Some(&name),
             reason: "the policy's app is not configured".into(),
         });
@@ -334,12 +462,14 @@ async fn token(State(b): State<Arc<Broker>>, headers: HeaderMap, body: Bytes) ->
             b.audit.write(&Line {
                 ts: clock::rfc3339(b.clock.now()),
                 who: &who,
+                from: Some(&from),
                 policy: Some(&name),
                 repositories: &policy.repositories,
                 permissions: Some(&policy.permissions),
                 allowed: true,
                 status: 200,
                 reason: "policy matched",
+                suppressed: None,
             });
             answer(
                 StatusCode::OK,
@@ -355,6 +485,7 @@ async fn token(State(b): State<Arc<Broker>>, headers: HeaderMap, body: Bytes) ->
         Err(e) => b.deny(Deny {
             status: StatusCode::BAD_GATEWAY,
             who: &who,
+            from: &from,
             policy: Some(&name),
             reason: format!("GitHub did not mint: {}", e.message),
         }),
@@ -376,6 +507,7 @@ async fn metrics(State(b): State<Arc<Broker>>) -> Response {
         ("unauthorized", c.unauthorized.load(Ordering::Relaxed)),
         ("forbidden", c.forbidden.load(Ordering::Relaxed)),
         ("rate_limited", c.limited.load(Ordering::Relaxed)),
+        ("too_large", c.too_large.load(Ordering::Relaxed)),
         ("upstream_failed", c.upstream.load(Ordering::Relaxed)),
     ]);
     for (k, v) in rows {
@@ -392,12 +524,32 @@ async fn metrics(State(b): State<Arc<Broker>>) -> Response {
 }
 
 pub fn router(b: Arc<Broker>) -> Router {
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        rt.spawn(audit_summaries(Arc::downgrade(&b)));
+    }
     Router::new()
         .route("/v1/token", post(token))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(b)
+}
+
+/// Writes the audit log's pending summary of noisy refusals when its interval
+/// ends; stops with the broker ([`Broker::finish`] writes the last one).
+async fn audit_summaries(b: std::sync::Weak<Broker>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        let Some(b) = b.upgrade() else { return };
+        b.audit.flush(&clock::rfc3339(b.clock.now()), false);
+    }
+}
+
+impl Broker {
+    /// Writes the audit log's pending summary; called once the server stopped.
+    pub fn finish(&self) {
+        self.audit.flush(&clock::rfc3339(self.clock.now()), true);
+    }
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
@@ -466,17 +618,20 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let Some(tls) = tls else {
-        return axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(|e| Error::failed(format!("the broker stopped: {e}")));
+        return axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| Error::failed(format!("the broker stopped: {e}")));
     };
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     loop {
-        let (tcp, _peer): (tokio::net::TcpStream, SocketAddr) = tokio::select! {
+        let (tcp, peer): (tokio::net::TcpStream, SocketAddr) = tokio::select! {
             _ = &mut shutdown => break,
             r = listener.accept() => match r {
                 Ok(x) => x,
@@ -488,7 +643,7 @@ pub async fn serve(
             },
         };
         let acceptor = acceptor.clone();
-        let app = app.clone();
+        let app = app.clone().layer(axum::Extension(ConnectInfo(peer)));
         let mut stop = stop_rx.clone();
         tasks.spawn(async move {
             let tls =

@@ -66,13 +66,15 @@ async fn serve(ctx: &Ctx, a: ServeArgs) -> Result<u8> {
             summary.audit_log.display()
         ),
     );
+    let broker = Arc::new(broker);
     server::serve(
         listener,
         tls,
-        server::router(Arc::new(broker)),
+        server::router(broker.clone()),
         server::shutdown_signal(),
     )
     .await?;
+    broker.finish();
     ctx.shell.status("Stopped", "the broker shut down cleanly");
     Ok(0)
 }
