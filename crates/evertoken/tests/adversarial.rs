@@ -1,0 +1,240 @@
+//! Defects an adversarial probe of the binary found, each driven through the real
+//! binary against the simulator: a signal during `auth token` / `auth env` keeps
+//! the rotated token and prints nothing; a token holding control characters or
+//! shell syntax is never masked, printed or written (no forged GitHub Actions
+//! command, no shell command in the token env file); generated schedules cannot be
+//! rewritten by a config path or value; `github bootstrap` writes nothing outside
+//! its directory; `bootstrap --from-takopi-ghauth` never half-writes; login refuses
+//! ambiguous callbacks; unbounded inputs are capped.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::{TestEnv, days_from};
+use evertoken_sim::{Fault, Route};
+
+const NOW: &str = "2026-11-23T09:00:00Z";
+const CLIENT_KEY: &str = "test-adv-client-key";
+const CLIENT_SECRET: &str = "test-adv-tiktok-client-secret-xyz";
+const APP_ID: u64 = 4343;
+const INSTALLATION: u64 = 778;
+
+fn now() -> jiff::Timestamp {
+    NOW.parse().unwrap()
+}
+
+/// TikTok with a stored refresh token and no access token: `auth token` rotates.
+fn tiktok(env: &TestEnv) -> String {
+    let sim = env.sim.sim();
+    sim.set_now(Some(now()));
+    let rt = env.secret("rft.test-adv-tiktok-not-a-real-secret-0001");
+    env.secret(CLIENT_SECRET);
+    sim.tiktok_add_client(CLIENT_KEY, CLIENT_SECRET);
+    sim.tiktok_add_refresh_token(CLIENT_KEY, &rt, days_from(now(), 120));
+    env.config(&format!(
+        "platforms:\n  tiktok: {{ enabled: true, base_url: \"{}\", client_key: {CLIENT_KEY} }}\n\
+         auth:\n  writeback:\n    backend: local\n    local: {{ keychain: off }}\n\
+         http: {{ timeout_seconds: 10, retries: 1 }}\n",
+        env.base_url()
+    ));
+    env.credentials(&format!(
+        "TIKTOK_REFRESH_TOKEN:\n  value: \"{rt}\"\n  expires_at: {}\nTIKTOK_CLIENT_SECRET: {CLIENT_SECRET}\n",
+        days_from(now(), 120)
+    ));
+    rt
+}
+
+fn ev(env: &TestEnv, args: &[&str], extra: &[(&str, &str)]) -> common::Output {
+    let mut c = env.cmd();
+    c.env("EVERTOKEN_NOW", NOW).args(args);
+    for (k, v) in extra {
+        c.env(k, v);
+    }
+    env.run(&mut c)
+}
+
+/// No line of `stderr` is a GitHub Actions workflow command.
+fn assert_no_workflow_command(stderr: &str) {
+    for l in stderr.split(['\n', '\r']) {
+        assert!(
+            !l.trim_start().starts_with("::"),
+            "a workflow command reached the log: {l:?}\n{stderr}"
+        );
+    }
+}
+
+/// `auth token` / `auth env` get SIGTERM while TikTok holds the answer of a
+/// rotation it already made: the call finishes, the new refresh token is stored,
+/// nothing reaches stdout and the exit is 143.
+#[test]
+fn sigterm_during_a_rotating_auth_token_or_env_keeps_the_token_and_prints_nothing() {
+    for cmd in [
+        &["auth", "token", "tiktok"][..],
+        &["auth", "env", "tiktok"][..],
+    ] {
+        let env = TestEnv::new();
+        let old = tiktok(&env);
+        let sim = env.sim.sim();
+        sim.push_faults(
+            Route::TikTok,
+            Fault::HangAfterProcessing(Duration::from_millis(2500)),
+            1,
+        );
+        let mut c = env.std_cmd();
+        c.env("EVERTOKEN_NOW", NOW)
+            .args(cmd)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let child = c.spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while sim.stats().requests.get("tiktok").copied().unwrap_or(0) == 0 {
+            assert!(Instant::now() < deadline, "no call to TikTok");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        // SAFETY: kill(2) on our own child with a valid signal number.
+        unsafe {
+            libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        env.assert_no_leak(&stdout);
+        env.assert_no_leak(&stderr);
+        assert_eq!(out.status.code(), Some(143), "{cmd:?}: {stderr}");
+        assert_eq!(stdout, "", "{cmd:?}: nothing on stdout when interrupted");
+        assert!(stderr.contains("SIGTERM"), "{cmd:?}: {stderr}");
+        let live = sim.tiktok_live_refresh_tokens();
+        assert_eq!(live.len(), 1);
+        assert_ne!(live[0], old, "{cmd:?}: the rotation happened");
+        env.secret(&live[0]);
+        assert_eq!(
+            env.stored("TIKTOK_REFRESH_TOKEN"),
+            Some(live[0].clone()),
+            "{cmd:?}: the rotated refresh token was lost"
+        );
+    }
+}
+
+/// A provider answer whose access token holds CR/LF and a workflow command: the
+/// rotation is kept, but the token is neither masked nor printed.
+#[test]
+fn a_token_with_line_breaks_is_never_masked_or_printed() {
+    let env = TestEnv::new();
+    tiktok(&env);
+    let hostile = "act.test-adv-x\r\n::set-env name=PWNED::1\n::warning::pwned";
+    env.secret(hostile);
+    let mut patch = serde_json::Map::new();
+    patch.insert("access_token".into(), hostile.into());
+    env.sim
+        .sim()
+        .push_faults(Route::TikTok, Fault::Patch(patch), 1);
+    let gha = [("GITHUB_ACTIONS", "true")];
+    let out = ev(&env, &["auth", "token", "tiktok"], &gha);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(out.stdout, "");
+    assert_no_workflow_command(&out.stderr);
+    assert!(out.stderr.contains("control character"), "{}", out.stderr);
+    let out = ev(&env, &["auth", "token", "tiktok", "--json"], &gha);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(out.stdout, "");
+    assert_no_workflow_command(&out.stderr);
+    let out = ev(&env, &["auth", "env", "tiktok"], &gha);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(out.stdout, "unset TIKTOK_ACCESS_TOKEN\n");
+    assert_no_workflow_command(&out.stderr);
+}
+
+/// A simulator with one GitHub App, its key at `work/app.pem`, host github.com.
+fn github(env: &TestEnv) {
+    let (private, public) = evertoken_sim::test_rsa_keypair();
+    let sim = env.sim.sim();
+    sim.github_add_app(APP_ID, "Iv1.test-adv-client-not-a-real-id", &public);
+    sim.github_add_installation(APP_ID, INSTALLATION, "sim-org", "Organization", vec![]);
+    let key = env.work().join("app.pem");
+    std::fs::write(&key, private).unwrap();
+    common::set_mode(&key, 0o600);
+    env.config(&format!(
+        "github:\n  apps:\n    default:\n      app_id: {APP_ID}\n      installation_id: {INSTALLATION}\n      private_key_path: app.pem\n      api_url: {}\n      host: github.com\n      gh_cli: false\n",
+        env.base_url()
+    ));
+}
+
+fn token_file(env: &TestEnv) -> std::path::PathBuf {
+    env.path("config/evertoken/github-token.env")
+}
+
+/// A GitHub (or impostor) answer whose token holds shell syntax: nothing is
+/// written to the env file (which `source` would run) and nothing is printed.
+#[test]
+fn a_github_token_with_shell_syntax_is_never_written_or_printed() {
+    for hostile in [
+        "ghs_testadvaaaaaaaaaaaaaaaaaaaaaaaaaa;touch PWNED",
+        "ghs_testadvaaaaaaaaaaaaaaaaaaaaaaaaaa$(touch PWNED)",
+        "ghs_testadvaaaaaaaaaaaaaaaaaaaaaaaaaa|touch PWNED",
+        "ghs_testadvaaaaaaaaaaaaaaaaaaaaaaaaaa&touch PWNED",
+        "ghs_testadvaaaaaaaaaaaaaaaaaaaaaaaaaa`touch PWNED`",
+        "ghs_testadvaaaaaaaaaaaaaaaaaaaaaaaaaa\n::warning::pwned",
+    ] {
+        let env = TestEnv::new();
+        github(&env);
+        env.secret(hostile);
+        for args in [&["github", "refresh"][..], &["github", "token"][..]] {
+            let mut patch = serde_json::Map::new();
+            patch.insert("token".into(), hostile.into());
+            env.sim
+                .sim()
+                .push_faults(Route::GitHubApp, Fault::Patch(patch), 1);
+            let out = env.run(env.cmd().args(args).env("GITHUB_ACTIONS", "true"));
+            assert_eq!(out.code, 1, "{args:?} {hostile:?}: {}", out.stderr);
+            assert_eq!(out.stdout, "", "{args:?} {hostile:?}");
+            assert!(
+                out.stderr.contains("refused"),
+                "{args:?} {hostile:?}: {}",
+                out.stderr
+            );
+            assert_no_workflow_command(&out.stderr);
+            assert!(!token_file(&env).exists(), "{args:?} {hostile:?} wrote");
+        }
+        assert!(!env.work().join("PWNED").exists());
+    }
+}
+
+/// A token file edited behind evertoken's back (a CR hiding a workflow command):
+/// `github token` and `git-credential get` refuse it.
+#[test]
+fn a_hostile_token_file_is_not_printed_by_github_token_or_git_credential() {
+    let env = TestEnv::new();
+    github(&env);
+    let hostile = "ghs_testadvbbbbbbbbbbbbbbbbbbbbbbbbbb\r::error::pwned";
+    env.secret(hostile);
+    let file = token_file(&env);
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    common::set_mode(file.parent().unwrap(), 0o700);
+    let exp = days_from(jiff::Timestamp::now(), 1);
+    std::fs::write(
+        &file,
+        format!("GH_TOKEN={hostile}\nGITHUB_TOKEN={hostile}\nGITHUB_TOKEN_EXPIRES_AT={exp}\n"),
+    )
+    .unwrap();
+    common::set_mode(&file, 0o600);
+    let out = env.run(
+        env.cmd()
+            .args(["github", "token"])
+            .env("GITHUB_ACTIONS", "true"),
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(out.stdout, "");
+    assert_no_workflow_command(&out.stderr);
+    let out = env.run(
+        env.cmd()
+            .args(["github", "git-credential", "get"])
+            .env("GITHUB_ACTIONS", "true")
+            .write_stdin("protocol=https\nhost=github.com\n\n"),
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(out.stdout, "");
+    assert_no_workflow_command(&out.stderr);
+}
