@@ -238,3 +238,172 @@ fn a_hostile_token_file_is_not_printed_by_github_token_or_git_credential() {
     assert_eq!(out.stdout, "");
     assert_no_workflow_command(&out.stderr);
 }
+
+/// Every file under the test's directory, for "nothing was written" checks.
+fn tree(env: &TestEnv) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    fn walk(d: &std::path::Path, out: &mut Vec<(std::path::PathBuf, Vec<u8>)>) {
+        let Ok(rd) = std::fs::read_dir(d) else { return };
+        for e in rd.flatten() {
+            let p = e.path();
+            let ft = e.file_type().unwrap();
+            if ft.is_dir() {
+                walk(&p, out);
+            } else if ft.is_file() {
+                out.push((p.clone(), std::fs::read(&p).unwrap_or_default()));
+            } else {
+                out.push((p, Vec::new()));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(env.dir.path(), &mut out);
+    out.sort();
+    out
+}
+
+/// An empty directory for PATH: no `gh`, `systemctl` or `loginctl` of the host.
+fn empty_path(env: &TestEnv) -> String {
+    let p = env.path("emptybin");
+    std::fs::create_dir_all(&p).unwrap();
+    p.display().to_string()
+}
+
+/// `--app` with `/` and `..` is refused before the key is installed anywhere.
+#[test]
+fn bootstrap_refuses_a_path_like_app_name_before_writing_anything() {
+    let env = TestEnv::new();
+    let (private, _) = evertoken_sim::test_rsa_keypair();
+    let key = env.work().join("app.pem");
+    std::fs::write(&key, private).unwrap();
+    common::set_mode(&key, 0o600);
+    let before = tree(&env);
+    for name in ["x/../../../outside", "../outside", "a/b", "..", "x y", ""] {
+        let out = env.run(env.cmd().env("PATH", empty_path(&env)).args([
+            "github",
+            "bootstrap",
+            "--app",
+            name,
+            "--app-id",
+            "1",
+            "--installation-id",
+            "2",
+            "--private-key",
+            "app.pem",
+            "--no-systemd",
+        ]));
+        assert_eq!(out.code, 2, "{name:?}: {}", out.stderr);
+        assert!(out.stderr.contains("app names"), "{name:?}: {}", out.stderr);
+        let mut after = tree(&env);
+        after.retain(|(p, _)| !p.ends_with("emptybin"));
+        assert_eq!(after, before, "{name:?}: a file was written");
+    }
+}
+
+/// A key "file" that never ends (`/dev/zero`), a FIFO or a huge file is refused
+/// at once (exit 2) instead of hanging or exhausting memory.
+#[test]
+fn bootstrap_refuses_endless_or_huge_key_files() {
+    let env = TestEnv::new();
+    let fifo = env.work().join("fifo.pem");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let huge = env.work().join("huge.pem");
+    std::fs::write(&huge, vec![b'A'; 2 << 20]).unwrap();
+    for key in ["/dev/zero", "fifo.pem", "huge.pem"] {
+        let out = env.run(env.cmd().env("PATH", empty_path(&env)).args([
+            "github",
+            "bootstrap",
+            "--app-id",
+            "1",
+            "--installation-id",
+            "2",
+            "--private-key",
+            key,
+            "--no-systemd",
+        ]));
+        assert_eq!(out.code, 2, "{key}: {}", out.stderr);
+        assert!(out.stderr.contains("private key"), "{key}: {}", out.stderr);
+    }
+}
+
+/// takopi-ghauth's env file names the key by a relative path: it is the env
+/// file's directory that holds it, and the config gets an absolute path. An env
+/// file that is a FIFO is refused without hanging, and nothing is written.
+#[test]
+fn takopi_migration_resolves_a_relative_key_path_against_the_env_file() {
+    let env = TestEnv::new();
+    let (private, public) = evertoken_sim::test_rsa_keypair();
+    env.sim
+        .sim()
+        .github_add_app(APP_ID, "Iv1.test-adv-client-not-a-real-id", &public);
+    env.sim
+        .sim()
+        .github_add_installation(APP_ID, INSTALLATION, "sim-org", "Organization", vec![]);
+    let takopi = env.home().join(".config/takopi");
+    std::fs::create_dir_all(&takopi).unwrap();
+    common::set_mode(&takopi, 0o700);
+    let envf = takopi.join("github-app.env");
+    // First a FIFO: refused, nothing written.
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&envf)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let before = tree(&env);
+    let api = env.base_url();
+    let args = [
+        "github",
+        "bootstrap",
+        "--from-takopi-ghauth",
+        "--api-url",
+        &api,
+        "--no-systemd",
+    ];
+    let out = env.run(env.cmd().env("PATH", empty_path(&env)).args(args));
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("github-app.env"), "{}", out.stderr);
+    let mut after = tree(&env);
+    after.retain(|(p, _)| !p.ends_with("emptybin"));
+    assert_eq!(after, before);
+    std::fs::remove_file(&envf).unwrap();
+
+    std::fs::write(takopi.join("app-key.pem"), private).unwrap();
+    common::set_mode(&takopi.join("app-key.pem"), 0o600);
+    std::fs::write(
+        &envf,
+        format!(
+            "GITHUB_APP_ID={APP_ID}\nGITHUB_APP_INSTALLATION_ID={INSTALLATION}\nGITHUB_APP_PRIVATE_KEY_PATH=app-key.pem\n"
+        ),
+    )
+    .unwrap();
+    common::set_mode(&envf, 0o600);
+    let out = env.run(env.cmd().env("PATH", empty_path(&env)).args(args));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let cfg = std::fs::read_to_string(env.path("config/evertoken/config.yaml"))
+        .or_else(|_| std::fs::read_to_string(env.work().join("evertoken.yaml")))
+        .expect("a config was written");
+    let doc: serde_norway::Value = serde_norway::from_str(&cfg).unwrap();
+    let key = doc["github"]["apps"]["default"]["private_key_path"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        std::path::Path::new(&key),
+        takopi.join("app-key.pem"),
+        "{cfg}"
+    );
+    // The written config works.
+    let out = env.run(
+        env.cmd()
+            .env("PATH", empty_path(&env))
+            .args(["github", "status"]),
+    );
+    assert_ne!(out.code, 2, "{}", out.stderr);
+}
