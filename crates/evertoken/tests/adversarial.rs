@@ -526,3 +526,243 @@ fn systemd_exec_start_escapes_dollar_percent_and_quotes() {
     );
     assert!(exec.contains(&want), "{exec}");
 }
+
+const LI_SECRET: &str = "test-adv-li-client-secret-not-real";
+const GITLAB_TOKEN: &str = "test-adv-gitlab-token-not-a-real-secret";
+const REDIRECT: &str = "https://app.example/evertoken/callback/";
+
+/// LinkedIn with an https redirect, tokens kept in a GitLab project's variables.
+fn linkedin_gitlab(env: &TestEnv) {
+    env.secret(LI_SECRET);
+    env.secret(GITLAB_TOKEN);
+    let sim = env.sim.sim();
+    sim.linkedin_add_client("test-adv-li", LI_SECRET);
+    sim.oauth_register_redirect("linkedin", "test-adv-li", REDIRECT);
+    sim.gitlab_add_token(GITLAB_TOKEN);
+    sim.gitlab_add_project(4242, "acme/publisher");
+    let base = env.base_url();
+    env.config(&format!(
+        "platforms:\n  linkedin: {{ enabled: true, client_id: test-adv-li, base_url: \"{base}\", auth_url: \"{base}\" }}\n\
+         auth:\n  writeback:\n    backend: gitlab\n    gitlab: {{ project: \"acme/publisher\", api_url: \"{base}/api/v4\" }}\n\
+         http: {{ retries: 1, timeout_seconds: 10 }}\n"
+    ));
+}
+
+fn login_cmd(env: &TestEnv) -> std::process::Command {
+    let mut c = env.std_cmd();
+    c.env("LINKEDIN_CLIENT_SECRET", LI_SECRET)
+        .env("GITLAB_TOKEN", GITLAB_TOKEN)
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .args([
+            "auth",
+            "login",
+            "linkedin",
+            "--store",
+            "gitlab",
+            "--no-browser",
+            "--redirect-uri",
+            REDIRECT,
+        ]);
+    c
+}
+
+fn linkedin_calls(env: &TestEnv) -> u64 {
+    env.sim
+        .sim()
+        .stats()
+        .requests
+        .get("linkedin_token")
+        .copied()
+        .unwrap_or(0)
+}
+
+/// `auth login --store gitlab` checks the target variables before the browser
+/// opens: a missing (or unprotected) variable stops it before any code exists.
+#[test]
+fn login_to_gitlab_preflights_the_variables_before_the_consent() {
+    let env = TestEnv::new();
+    linkedin_gitlab(&env);
+    let mut c = login_cmd(&env);
+    c.stdin(Stdio::null());
+    let out = env.run(&mut assert_cmd::Command::from_std(c));
+    assert_ne!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("LINKEDIN_ACCESS_TOKEN"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("does not exist"), "{}", out.stderr);
+    assert!(out.stderr.contains("not started"), "{}", out.stderr);
+    assert!(
+        !out.stderr.contains("/oauth/v2/authorization"),
+        "no authorize URL: {}",
+        out.stderr
+    );
+    assert_eq!(linkedin_calls(&env), 0);
+
+    let mut var = evertoken_sim::GitLabVariable::masked_protected(
+        "LINKEDIN_ACCESS_TOKEN",
+        "test-adv-old-access-value",
+    );
+    var.protected = false;
+    env.sim
+        .sim()
+        .gitlab_set_variable(evertoken_sim::GitLabScope::Project(4242), var);
+    let mut c = login_cmd(&env);
+    c.stdin(Stdio::null());
+    let out = env.run(&mut assert_cmd::Command::from_std(c));
+    assert_ne!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("not protected"), "{}", out.stderr);
+    assert!(
+        !out.stderr.contains("/oauth/v2/authorization"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// The store refuses the tokens after the code was spent (the variable lost its
+/// protection meanwhile): they are in the journal for real, the error says where,
+/// and the next `auth refresh` writes them once the variable is fixed.
+#[test]
+fn a_login_whose_store_write_fails_keeps_the_tokens_in_the_journal() {
+    use std::io::{BufRead, BufReader, Write};
+    let env = TestEnv::new();
+    linkedin_gitlab(&env);
+    let scope = evertoken_sim::GitLabScope::Project(4242);
+    let sim = env.sim.sim();
+    sim.gitlab_set_variable(
+        scope,
+        evertoken_sim::GitLabVariable::masked_protected(
+            "LINKEDIN_ACCESS_TOKEN",
+            "test-adv-old-access-value",
+        ),
+    );
+    let mut c = login_cmd(&env);
+    c.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    let url = loop {
+        let mut l = String::new();
+        assert!(err.read_line(&mut l).unwrap() > 0, "stderr ended: {seen}");
+        seen.push_str(&l);
+        if l.starts_with(&format!("{}/oauth/v2/authorization", env.base_url())) {
+            break l.trim().to_owned();
+        }
+    };
+    // The consent: the simulator's authorize endpoint redirects with a code.
+    let landed = {
+        let u = url::Url::parse(&url).unwrap();
+        let mut s =
+            std::net::TcpStream::connect((u.host_str().unwrap(), u.port().unwrap())).unwrap();
+        let target = &u[url::Position::BeforePath..url::Position::AfterQuery];
+        write!(
+            s,
+            "GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut resp = String::new();
+        std::io::Read::read_to_string(&mut s, &mut resp).unwrap();
+        resp.lines()
+            .find_map(|l| {
+                l.strip_prefix("location: ")
+                    .or_else(|| l.strip_prefix("Location: "))
+            })
+            .expect("a redirect")
+            .trim()
+            .to_owned()
+    };
+    // Meanwhile the variable loses its protection.
+    let mut var = evertoken_sim::GitLabVariable::masked_protected(
+        "LINKEDIN_ACCESS_TOKEN",
+        "test-adv-old-access-value",
+    );
+    var.protected = false;
+    sim.gitlab_set_variable(scope, var);
+    writeln!(child.stdin.as_mut().unwrap(), "{landed}").unwrap();
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    seen.push_str(&rest);
+    assert_eq!(status.code(), Some(1), "{seen}");
+    assert!(seen.contains("kept in the journal record"), "{seen}");
+    assert!(!seen.contains("the next run writes it"), "{seen}");
+    let pending: Vec<_> = std::fs::read_dir(env.state_dir().join("journal"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(pending.len(), 1, "{seen}");
+    assert!(
+        seen.contains(&pending[0].path().display().to_string()),
+        "{seen}"
+    );
+
+    // Fixed: the next refresh writes the journaled token to GitLab.
+    sim.gitlab_set_variable(
+        scope,
+        evertoken_sim::GitLabVariable::masked_protected(
+            "LINKEDIN_ACCESS_TOKEN",
+            "test-adv-old-access-value",
+        ),
+    );
+    let out = env.run(
+        env.cmd()
+            .env("GITLAB_TOKEN", GITLAB_TOKEN)
+            .env("LINKEDIN_CLIENT_SECRET", LI_SECRET)
+            .args(["auth", "refresh", "linkedin", "--json"]),
+    );
+    let stored = sim
+        .gitlab_variable(scope, "LINKEDIN_ACCESS_TOKEN", "*")
+        .unwrap()
+        .value;
+    env.secret(&stored);
+    assert!(sim.linkedin_is_valid_access(&stored), "{}", out.stderr);
+    assert_eq!(
+        std::fs::read_dir(env.state_dir().join("journal"))
+            .unwrap()
+            .count(),
+        0
+    );
+}
+
+/// A pasted callback with two `state`s is refused (not last-wins); an endless
+/// paste is cut at 64 KiB instead of filling memory.
+#[test]
+fn pasted_callbacks_with_two_states_or_no_end_are_refused() {
+    use std::io::Write;
+    let env = TestEnv::new();
+    linkedin_gitlab(&env);
+    env.sim.sim().gitlab_set_variable(
+        evertoken_sim::GitLabScope::Project(4242),
+        evertoken_sim::GitLabVariable::masked_protected(
+            "LINKEDIN_ACCESS_TOKEN",
+            "test-adv-old-access-value",
+        ),
+    );
+    let run = |input: Vec<u8>| {
+        let mut c = login_cmd(&env);
+        c.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let writer = std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+        let out = child.wait_with_output().unwrap();
+        let _ = writer.join();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        env.assert_no_leak(&stderr);
+        (out.status.code(), stderr)
+    };
+    let (code, stderr) = run(format!("{REDIRECT}?code=abc&state=x&state=y\n").into_bytes());
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("`state` more than once"), "{stderr}");
+    let (code, stderr) = run(vec![b'a'; 200 * 1024]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("longer than 64 KiB"), "{stderr}");
+    assert_eq!(linkedin_calls(&env), 0);
+}
