@@ -766,3 +766,89 @@ fn pasted_callbacks_with_two_states_or_no_end_are_refused() {
     assert!(stderr.contains("longer than 64 KiB"), "{stderr}");
     assert_eq!(linkedin_calls(&env), 0);
 }
+
+/// The env-file store refuses a value it cannot hold: the report says the value
+/// was refused (not "fix the store's access"), and `auth token` does not print a
+/// token that only the journal holds (exit 1, stdout empty, says why).
+#[test]
+fn a_refused_write_back_is_named_and_its_token_is_not_printed() {
+    let env = TestEnv::new();
+    let rt = env.secret("rft.test-adv-envfile-not-a-real-secret-01");
+    env.secret(CLIENT_SECRET);
+    let sim = env.sim.sim();
+    sim.tiktok_add_client(CLIENT_KEY, CLIENT_SECRET);
+    sim.tiktok_add_refresh_token(CLIENT_KEY, &rt, days_from(jiff::Timestamp::now(), 300));
+    env.config(&format!(
+        "platforms:\n  tiktok: {{ enabled: true, client_key: {CLIENT_KEY}, base_url: \"{}\" }}\n\
+         auth:\n  writeback:\n    backend: env-file\n    env_file: {{ path: tokens.env }}\n",
+        env.base_url()
+    ));
+    let path = env.work().join("tokens.env");
+    std::fs::write(&path, format!("TIKTOK_REFRESH_TOKEN={rt}\n")).unwrap();
+    common::set_mode(&path, 0o600);
+    let odd = "act.test-adv-it's-quoted";
+    env.secret(odd);
+    let mut patch = serde_json::Map::new();
+    patch.insert("access_token".into(), odd.into());
+    sim.push_faults(Route::TikTok, Fault::Patch(patch), 1);
+    let out = env.run(
+        env.cmd()
+            .args(["auth", "token", "tiktok"])
+            .env("TIKTOK_CLIENT_SECRET", CLIENT_SECRET),
+    );
+    for l in sim.tiktok_live_refresh_tokens() {
+        env.secret(&l);
+    }
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(out.stdout, "");
+    assert!(out.stderr.contains("kept in the journal"), "{}", out.stderr);
+    let out = env.run(
+        env.cmd()
+            .args(["auth", "refresh", "tiktok"])
+            .env("TIKTOK_CLIENT_SECRET", CLIENT_SECRET),
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let all = format!("{}{}", out.stdout, out.stderr);
+    assert!(all.contains("the value was refused"), "{all}");
+    assert!(!all.contains("fix the store's access"), "{all}");
+    // The durable refresh token went in first; the refused access token did not.
+    let text = std::fs::read_to_string(&path).unwrap();
+    let live = sim.tiktok_live_refresh_tokens();
+    assert!(
+        text.contains(&format!("TIKTOK_REFRESH_TOKEN={}\n", live[0])),
+        "{text}"
+    );
+    assert!(!text.contains("TIKTOK_ACCESS_TOKEN="), "{text}");
+}
+
+/// `--id-token-file` naming a device, a FIFO or a huge file: refused at once
+/// (exit 2), no broker contacted.
+#[test]
+fn an_endless_or_huge_id_token_file_is_refused() {
+    let env = TestEnv::new();
+    let fifo = env.work().join("id.fifo");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let huge = env.work().join("huge.jwt");
+    std::fs::write(&huge, vec![b'a'; 100 * 1024]).unwrap();
+    for f in ["/dev/zero", "id.fifo", "huge.jwt"] {
+        let out = env.ev(&[
+            "github",
+            "token",
+            "--broker",
+            "http://127.0.0.1:9/",
+            "--policy",
+            "p",
+            "--id-token-file",
+            f,
+        ]);
+        assert_eq!(out.code, 2, "{f}: {}", out.stderr);
+        assert!(out.stderr.contains("ID token file"), "{f}: {}", out.stderr);
+        assert_eq!(out.stdout, "");
+    }
+}

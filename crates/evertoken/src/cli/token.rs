@@ -105,6 +105,24 @@ pub fn check_printable(what: &str, value: &Secret) -> Result<()> {
     Ok(())
 }
 
+/// A token held only by the journal: the provider issued it but the write-back
+/// failed. It is not printed (exit 1, stdout empty): a job must not run on a
+/// token its store does not hold, and the failure must not pass silently.
+fn not_stored(a: &impl std::fmt::Display, h: &crate::provider::Held) -> Option<Error> {
+    match &h.source {
+        crate::secret::Source::Journal(path) => Some(
+            Error::failed(format!(
+                "the new access token for {a} ({}) could not be written back to the store: it is kept in the journal {path} and not printed",
+                h.value.prefix()
+            ))
+            .with_hint(format!(
+                "run `evertoken auth refresh {a}` to see why the write-back fails and finish it; then ask again"
+            )),
+        ),
+        _ => None,
+    }
+}
+
 /// Nothing of an interrupted run reaches stdout: the job must not mistake it for
 /// a completed one (the binary exits 130/143).
 fn interrupted(ctx: &Ctx) -> bool {
@@ -154,6 +172,10 @@ pub async fn token(ctx: &Ctx, args: TokenArgs) -> Result<u8> {
     }
     match got {
         AccessToken::Valid(h) => {
+            if let Some(e) = not_stored(&a, &h) {
+                ctx.shell.error(&e);
+                return Ok(1);
+            }
             check_printable(&h.var, &h.value)?;
             mask(&h.value);
             if args.json {
@@ -207,7 +229,9 @@ pub async fn env(ctx: &Ctx, args: EnvArgs) -> Result<u8> {
         for a in accounts {
             match engine.access_token(p.as_ref(), a, MARGIN, secret).await {
                 AccessToken::Valid(h) => {
-                    if let Err(e) = check_printable(&h.var, &h.value) {
+                    if let Err(e) =
+                        not_stored(a, &h).map_or_else(|| check_printable(&h.var, &h.value), Err)
+                    {
                         ctx.shell.error(&e);
                         failed += 1;
                         out.push_str(&unset_line(args.format, &h.var));
