@@ -16,6 +16,31 @@ use std::path::{Path, PathBuf};
 
 use atomic_write_file::unix::OpenOptionsExt as _;
 
+/// Reads a small file whole, refusing what would never end or exhaust memory: a
+/// file that is not a regular file (`/dev/zero`, a FIFO, a directory) or one
+/// longer than `cap` bytes. The error says which, in the `io::Error`'s message.
+pub fn read_capped(path: &Path, cap: u64) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let meta = fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file (a device, FIFO or directory)",
+        ));
+    }
+    let mut buf = Vec::new();
+    fs::File::open(path)?
+        .take(cap.saturating_add(1))
+        .read_to_end(&mut buf)?;
+    if buf.len() as u64 > cap {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("longer than {cap} bytes"),
+        ));
+    }
+    Ok(buf)
+}
+
 /// Creates `dir` (and each missing parent) if missing; every directory evertoken
 /// creates is 0700 whatever the umask. An existing directory is left as it is (it
 /// may be shared, like `~/.config`).

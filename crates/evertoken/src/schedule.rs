@@ -350,6 +350,67 @@ pub struct Schedule {
     pub private_empty: Option<PathBuf>,
 }
 
+/// Refuses settings that would rewrite the generated files instead of filling
+/// them in: a control character (a line break starts a new YAML key, unit
+/// directive or shell command) in any value that goes into a file, a variable name
+/// outside `[A-Za-z_][A-Za-z0-9_]*`, or a GitHub Actions expression (`${{`) in
+/// the config path, which the runner would evaluate. `Err` names the value.
+pub fn check(kind: Kind, s: &Settings) -> std::result::Result<(), String> {
+    let shown = |v: &str| crate::scrub::escape_controls(v);
+    let mut values: Vec<(&str, String)> = vec![
+        ("the config path", s.ci_config.clone()),
+        (
+            "the evertoken binary's path",
+            s.exe.to_string_lossy().into_owned(),
+        ),
+        (
+            "the environment file's path",
+            s.env_file.to_string_lossy().into_owned(),
+        ),
+    ];
+    if let Some(c) = &s.config {
+        values.push(("the config path", c.to_string_lossy().into_owned()));
+    }
+    for (what, v) in &values {
+        if v.chars()
+            .any(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}'))
+        {
+            return Err(format!(
+                "{what} `{}` holds a control character (a line break would add lines to the generated file)",
+                shown(v)
+            ));
+        }
+    }
+    if kind == Kind::GithubActions && s.ci_config.contains("${{") {
+        return Err(format!(
+            "the config path `{}` holds `${{{{`, which GitHub Actions would evaluate as an expression",
+            shown(&s.ci_config)
+        ));
+    }
+    let var_ok = |v: &str| {
+        v.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    for v in s.vars.iter().map(|v| &v.name).chain(&s.actions_token_env) {
+        if !var_ok(v) {
+            return Err(format!(
+                "`{}` is not an environment variable name (letters, digits and `_`, not starting with a digit)",
+                shown(v)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A YAML scalar for `value`, quoted as the YAML emitter decides, so that a YAML
+/// parser reads back exactly `value` whatever it holds (`: `, `#`, quotes, a
+/// leading `-` or `*` …). Control characters are refused earlier by [`check`].
+fn yaml_scalar(value: &str) -> String {
+    serde_norway::to_string(value)
+        .map(|t| t.trim_end_matches('\n').to_owned())
+        .unwrap_or_else(|_| format!("'{}'", value.replace('\'', "''")))
+}
+
 pub fn generate(kind: Kind, s: &Settings) -> Schedule {
     let mut out = match kind {
         Kind::Gitlab => gitlab(s),
@@ -440,7 +501,7 @@ fn install_script(s: &Settings, bin: &str) -> Vec<String> {
 
 fn gitlab(s: &Settings) -> Schedule {
     let shard = s.shards.map(|_| "ci");
-    let cmd = refresh_command(s, shard);
+    let cmd = yaml_scalar(&refresh_command(s, shard));
     let vars = if s.vars.is_empty() {
         "#   (no config was found: run `evertoken --config PATH schedule gitlab`)\n".to_owned()
     } else {
@@ -551,7 +612,7 @@ evertoken-refresh:
 fn github_actions(s: &Settings) -> Schedule {
     let shards = s.shards;
     let shard_arg = shards.map(|n| format!("${{{{ matrix.shard }}}}/{n}"));
-    let cmd = refresh_command(s, shard_arg.as_deref());
+    let cmd = yaml_scalar(&refresh_command(s, shard_arg.as_deref()));
     let token_env = s
         .actions_token_env
         .clone()
@@ -707,7 +768,7 @@ fn systemd(s: &Settings) -> Schedule {
         exec,
         " auth refresh all --metrics-file %S/evertoken/metrics.prom"
     );
-    let env_file = systemd_word(&s.env_file.to_string_lossy());
+    let env_file = systemd_path(&s.env_file.to_string_lossy());
     let from_env: Vec<Var> = s
         .vars
         .iter()
@@ -837,8 +898,25 @@ fn shell_word(s: &str) -> String {
     }
 }
 
-/// A word for systemd's `ExecStart=`: `%` doubled, quoted when it holds spaces.
+/// A word for systemd's `ExecStart=` (systemd.syntax(7), systemd.service(5)):
+/// `%` (specifiers) and `$` (variable expansion) doubled; double-quoted, with `\`
+/// and `"` escaped, when it holds whitespace, a quote, a backslash or `;` (a lone
+/// `;` separates commands). Control characters are refused earlier by [`check`].
 fn systemd_word(s: &str) -> String {
+    let s = s.replace('%', "%%").replace('$', "$$");
+    if s.is_empty()
+        || s.chars()
+            .any(|c| c.is_whitespace() || matches!(c, '"' | '\'' | '\\' | ';'))
+    {
+        format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+    } else {
+        s
+    }
+}
+
+/// A path for `EnvironmentFile=`: specifiers (`%`) are expanded there, variables
+/// (`$`) are not; quoted like an `ExecStart=` word when it holds spaces.
+fn systemd_path(s: &str) -> String {
     let s = s.replace('%', "%%");
     if s.chars()
         .any(|c| c.is_whitespace() || c == '"' || c == '\\')

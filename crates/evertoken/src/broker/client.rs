@@ -167,10 +167,14 @@ pub async fn bearer(b: &Bearer, http: &Http) -> Result<Secret> {
                     .with_hint(format!("export {var}=… (a client secret or an ID token); GitLab CI: `id_tokens: {{ {var}: {{ aud: evertoken }} }}`"))
             }),
         Bearer::File(p) => {
-            let raw = std::fs::read_to_string(p).map_err(|e| {
-                Error::config(format!("cannot read the ID token file {}: {e}", p.display()))
-                    .with_hint("check `--id-token-file` / `id_token_file`")
-            })?;
+            // An ID token is a few KiB: a larger file, a FIFO or a device is
+            // refused instead of read without end.
+            let raw = crate::files::read_capped(p, MAX_ID_TOKEN_BYTES)
+                .map_err(|e| {
+                    Error::config(format!("cannot read the ID token file {}: {e}", p.display()))
+                        .with_hint("check `--id-token-file` / `id_token_file`: it must name a regular file holding the job's ID token")
+                })?;
+            let raw = String::from_utf8_lossy(&raw);
             let t = raw.trim();
             if t.is_empty() {
                 return Err(Error::config(format!("the ID token file {} is empty", p.display())));
@@ -180,6 +184,9 @@ pub async fn bearer(b: &Bearer, http: &Http) -> Result<Secret> {
         Bearer::Actions { audience } => actions_id_token(http, audience).await,
     }
 }
+
+/// The largest ID token file read (an OIDC ID token is a few KiB).
+const MAX_ID_TOKEN_BYTES: u64 = 64 * 1024;
 
 /// The GitHub Actions job's ID token for `audience`.
 pub async fn actions_id_token(http: &Http, audience: &str) -> Result<Secret> {

@@ -187,8 +187,19 @@ fn in_actions() -> bool {
 }
 
 /// GitHub Actions masks every later occurrence of the token in the job's logs.
-fn mask_line(token: &Secret) -> String {
-    format!("::add-mask::{}\n", token.expose())
+/// The token is checked first ([`printable`]): a line break in it would end the
+/// `::add-mask::` command and inject workflow commands.
+fn mask_line(token: &Secret) -> Result<String> {
+    printable("GitHub", token)?;
+    Ok(format!("::add-mask::{}\n", token.expose()))
+}
+
+/// Refuses, before anything about it is printed, a token outside GitHub's
+/// alphabet: it could carry control characters, shell syntax or extra
+/// `key=value` lines for git. `from` names who sent it.
+fn printable(from: &str, token: &Secret) -> Result<()> {
+    github::token_file::check_token(token.expose())
+        .map_err(|why| github::token_file::refused(from, &why))
 }
 
 pub async fn exec(ctx: &Ctx, cmd: GithubCommand) -> Result<u8> {
@@ -253,9 +264,10 @@ async fn token(ctx: &Ctx, t: TokenArgs) -> Result<u8> {
     let http = Http::new(&cfg.file.http);
     crate::interrupt::global().check("reading or minting the token")?;
     let u = github::usable_token(&app, &http, &ctx.clock, Duration::from_secs(60)).await?;
+    printable("the token file or GitHub", &u.token)?;
     if in_actions() {
         // stdout stays the token alone (`$(…)`); the runner reads commands on stderr too.
-        eprint!("{}", mask_line(&u.token));
+        eprint!("{}", mask_line(&u.token)?);
     }
     if let Some(r) = &u.refreshed {
         report_refreshed(ctx, &app, r);
@@ -282,8 +294,9 @@ async fn broker_token(ctx: &Ctx, url: &str, policy: &str, t: &TokenArgs) -> Resu
     let http = Http::new(&crate::config::HttpConfig::default());
     let secret = client::bearer(&bearer, &http).await?;
     let m = client::request(&http, &base, policy, &secret).await?;
+    printable("the broker", &m.token)?;
     if in_actions() {
-        eprint!("{}", mask_line(&m.token));
+        eprint!("{}", mask_line(&m.token)?);
     }
     for n in &m.notes {
         ctx.shell.note(n);
@@ -345,7 +358,7 @@ async fn refresh_cmd(ctx: &Ctx, a: RefreshArgs) -> Result<u8> {
         }
     };
     if in_actions() {
-        render::stdout(&mask_line(&r.token));
+        render::stdout(&mask_line(&r.token)?);
     }
     let gh_error = r.gh_error.take();
     report_refreshed(ctx, &app, &r);
@@ -483,7 +496,7 @@ async fn bootstrap_cmd(ctx: &Ctx, a: BootstrapArgs) -> Result<u8> {
     match &u.refreshed {
         Some(r) => {
             if in_actions() {
-                render::stdout(&mask_line(&r.token));
+                render::stdout(&mask_line(&r.token)?);
             }
             report_refreshed(ctx, &app, r);
             if r.gh_error.is_some() {
@@ -539,8 +552,9 @@ async fn git_credential(ctx: &Ctx, a: GitCredentialArgs) -> Result<u8> {
             }
             let http = Http::new(&cfg.file.http);
             let u = github::usable_token(&app, &http, &ctx.clock, Duration::from_secs(60)).await?;
+            printable("the token file or GitHub", &u.token)?;
             if in_actions() {
-                eprint!("{}", mask_line(&u.token));
+                eprint!("{}", mask_line(&u.token)?);
             }
             if let Some(r) = &u.refreshed {
                 report_refreshed(ctx, &app, r);

@@ -105,6 +105,10 @@ pub async fn exec(ctx: &Ctx, args: ScheduleArgs) -> Result<u8> {
     if args.kind == Kind::Systemd {
         settings.linger = schedule::linger_enabled();
     }
+    schedule::check(args.kind, &settings).map_err(|m| {
+        Error::usage(format!("{m}; nothing was generated"))
+            .with_hint("rename or move the file (or fix the config value) so that the generated schedule can name it safely")
+    })?;
     let s = schedule::generate(args.kind, &settings);
     for w in &s.warnings {
         ctx.shell.warn(w);

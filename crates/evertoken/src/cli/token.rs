@@ -71,13 +71,75 @@ fn in_actions() -> bool {
 }
 
 /// GitHub Actions masks every later occurrence of the value in the job's logs.
+/// Call [`check_printable`] first: a line break in the value would end the
+/// `::add-mask::` command early and start another one.
 fn mask(value: &Secret) {
     if in_actions() {
         eprintln!("::add-mask::{}", value.expose());
     }
 }
 
+/// Refuses a token that must not be printed whole: one holding a control
+/// character (CR, LF, ESC, NUL, NEL, …) or a Unicode line or paragraph separator
+/// would end `::add-mask::` early and inject GitHub Actions workflow commands (or
+/// terminal escapes, or extra `key=value` lines for git). No real provider issues
+/// such a token, so it is refused before anything about it is printed.
+pub fn check_printable(what: &str, value: &Secret) -> Result<()> {
+    let v = value.expose();
+    if v.is_empty() {
+        return Err(Error::failed(format!("{what} is empty: nothing to print"))
+            .with_hint("run `evertoken auth refresh` and read its report"));
+    }
+    if let Some(c) = v
+        .chars()
+        .find(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}'))
+    {
+        return Err(Error::failed(format!(
+            "{what} holds a control character ({}): it is not printed, since it could forge log commands or output lines",
+            c.escape_unicode()
+        ))
+        .with_hint(
+            "no real provider issues such a token: check where it came from (the store, the provider's answer) and log in again (`evertoken auth login`)",
+        ));
+    }
+    Ok(())
+}
+
+/// A token held only by the journal: the provider issued it but the write-back
+/// failed. It is not printed (exit 1, stdout empty): a job must not run on a
+/// token its store does not hold, and the failure must not pass silently.
+fn not_stored(a: &impl std::fmt::Display, h: &crate::provider::Held) -> Option<Error> {
+    match &h.source {
+        crate::secret::Source::Journal(path) => Some(
+            Error::failed(format!(
+                "the new access token for {a} ({}) could not be written back to the store: it is kept in the journal {path} and not printed",
+                h.value.prefix()
+            ))
+            .with_hint(format!(
+                "run `evertoken auth refresh {a}` to see why the write-back fails and finish it; then ask again"
+            )),
+        ),
+        _ => None,
+    }
+}
+
+/// Nothing of an interrupted run reaches stdout: the job must not mistake it for
+/// a completed one (the binary exits 130/143).
+fn interrupted(ctx: &Ctx) -> bool {
+    match crate::interrupt::global().signal_name() {
+        Some(sig) => {
+            ctx.shell.warn(&format!(
+                "interrupted by {sig}: nothing printed; a call already sent was finished and its tokens saved; run again for the token"
+            ));
+            true
+        }
+        None => false,
+    }
+}
+
 pub async fn token(ctx: &Ctx, args: TokenArgs) -> Result<u8> {
+    // It may rotate: a signal must let the call in flight finish and be saved.
+    super::arm_signals(ctx);
     let target = target(&args.target, "evertoken auth token tiktok:brand-a")?;
     if target == Target::All {
         return Err(Error::usage("`auth token` prints one account's token, not `all`")
@@ -104,8 +166,17 @@ pub async fn token(ctx: &Ctx, args: TokenArgs) -> Result<u8> {
     };
     let (secrets, _) = engine.client_secrets(&selected, false).await?;
     let secret = p.client_secret_var().and_then(|v| secrets.get(v));
-    match engine.access_token(p.as_ref(), &a, MARGIN, secret).await {
+    let got = engine.access_token(p.as_ref(), &a, MARGIN, secret).await;
+    if interrupted(ctx) {
+        return Ok(1);
+    }
+    match got {
         AccessToken::Valid(h) => {
+            if let Some(e) = not_stored(&a, &h) {
+                ctx.shell.error(&e);
+                return Ok(1);
+            }
+            check_printable(&h.var, &h.value)?;
             mask(&h.value);
             if args.json {
                 let doc = TokenJson {
@@ -135,6 +206,7 @@ pub async fn token(ctx: &Ctx, args: TokenArgs) -> Result<u8> {
 }
 
 pub async fn env(ctx: &Ctx, args: EnvArgs) -> Result<u8> {
+    super::arm_signals(ctx);
     let target = target(&args.target, "evertoken auth env tiktok")?;
     let cfg = ctx.require_config()?;
     let engine = Engine::new(cfg, ctx.clock)?;
@@ -157,6 +229,14 @@ pub async fn env(ctx: &Ctx, args: EnvArgs) -> Result<u8> {
         for a in accounts {
             match engine.access_token(p.as_ref(), a, MARGIN, secret).await {
                 AccessToken::Valid(h) => {
+                    if let Err(e) =
+                        not_stored(a, &h).map_or_else(|| check_printable(&h.var, &h.value), Err)
+                    {
+                        ctx.shell.error(&e);
+                        failed += 1;
+                        out.push_str(&unset_line(args.format, &h.var));
+                        continue;
+                    }
                     mask(&h.value);
                     match line(args.format, &h.var, h.value.expose()) {
                         Ok(l) => out.push_str(&l),
@@ -182,6 +262,9 @@ pub async fn env(ctx: &Ctx, args: EnvArgs) -> Result<u8> {
                 }
             }
         }
+    }
+    if interrupted(ctx) {
+        return Ok(1);
     }
     render::stdout(&out);
     Ok(if failed > 0 { 1 } else { 0 })

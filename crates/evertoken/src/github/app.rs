@@ -232,13 +232,18 @@ pub(crate) fn validate(cfg: &Config) -> Result<()> {
     Ok(())
 }
 
-fn check_entry(cfg: &Config, name: &str, a: &AppConfig) -> Result<()> {
-    let key = |k: &str| format!("github.apps.{name}.{k}");
-    if name.is_empty()
-        || !name
+/// Whether `name` is a valid app name: letters, digits, `-` and `_` (it becomes
+/// part of file and unit names, so never a `/` or `..`).
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
+}
+
+fn check_entry(cfg: &Config, name: &str, a: &AppConfig) -> Result<()> {
+    let key = |k: &str| format!("github.apps.{name}.{k}");
+    if !valid_name(name) {
         return Err(cfg
             .error_at(
                 &format!("github.apps.{name}"),

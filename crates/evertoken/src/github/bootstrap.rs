@@ -79,8 +79,22 @@ fn did(dry: bool, done: &str, would: &str) -> String {
     }
 }
 
+/// The largest private key file read (a 4096-bit PEM is about 3.3 KB).
+const MAX_KEY_BYTES: u64 = 1 << 20;
+/// The largest `github-app.env` read.
+const MAX_ENV_BYTES: u64 = 1 << 20;
+
 pub fn run(req: &Request) -> Result<Outcome> {
     let mut out = Outcome::default();
+    // The name becomes part of the key's file name and the unit names: check it
+    // before anything is written.
+    if !super::app::valid_name(&req.app) {
+        return Err(Error::usage(format!(
+            "--app `{}`: app names may use letters, digits, `-` and `_` only; nothing was written",
+            crate::broker::escape(&req.app)
+        ))
+        .with_hint("for example `--app default` or `--app ci-bot`"));
+    }
     if req.installation_id.is_none() && req.owner.is_none() {
         return Err(Error::usage("bootstrap needs --installation-id N or --owner LOGIN")
             .with_hint("the installation id is the number at the end of github.com/settings/installations/N"));
@@ -102,7 +116,10 @@ pub fn run(req: &Request) -> Result<Outcome> {
             target.display()
         )));
     }
-    let pem = std::fs::read(&src).map_err(|e| {
+    // Relative to the working directory, once: the config must name the key by an
+    // absolute path (it is resolved against the config's directory otherwise).
+    let src = std::path::absolute(&src).unwrap_or(src);
+    let pem = files::read_capped(&src, MAX_KEY_BYTES).map_err(|e| {
         Error::usage(format!(
             "cannot read the private key {}: {e}",
             src.display()
@@ -357,7 +374,9 @@ pub struct TakopiSetup {
 pub fn read_takopi() -> Result<TakopiSetup> {
     let dir = files::home_dir().join(".config/takopi");
     let env_file = dir.join("github-app.env");
-    let text = std::fs::read_to_string(&env_file).map_err(|e| {
+    let text = files::read_capped(&env_file, MAX_ENV_BYTES)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .map_err(|e| {
         Error::usage(format!("cannot read {}: {e}", env_file.display())).with_hint(
             "--from-takopi-ghauth moves a host set up by takopi-ghauth's bootstrap_user_refresh.sh; \
              without that file use `evertoken github bootstrap --app-id N --installation-id N --private-key PATH`",
@@ -395,9 +414,12 @@ pub fn read_takopi() -> Result<TakopiSetup> {
             .with_hint("fix the value in that file and run again")
         })
     };
+    // A relative path is taken relative to the env file's directory (where the
+    // source script keeps the key), never to wherever evertoken happens to run.
     let key = vars
         .get(crate::env_vars::GITHUB_APP_PRIVATE_KEY_PATH)
         .map(|p| files::expand_tilde(p))
+        .map(|p| if p.is_relative() { dir.join(p) } else { p })
         .unwrap_or_else(|| dir.join("github-app.pem"));
     Ok(TakopiSetup {
         app_id: num(crate::env_vars::GITHUB_APP_ID)?,

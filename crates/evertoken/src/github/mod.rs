@@ -43,18 +43,19 @@ pub(crate) fn validate(cfg: &Config) -> Result<()> {
     app::validate(cfg)
 }
 
-/// Refuses a minted answer no real GitHub gives: a token with whitespace, a NUL
-/// or other control characters (it would be written raw into token files and
-/// headers), or an `expires_at` already past or more than 100 years away.
+/// Refuses a minted answer no real GitHub gives: a token outside GitHub's token
+/// alphabet or length ([`token_file::check_token`]: it would be written raw into
+/// token files, shell lines and headers), or an `expires_at` already past or more
+/// than 100 years away.
 pub(crate) fn check_minted(
     token: &str,
     expires_at: Option<jiff::Timestamp>,
     now: jiff::Timestamp,
     shown: &str,
 ) -> Result<()> {
-    if !token.bytes().all(|b| b.is_ascii_graphic()) {
+    if let Err(why) = token_file::check_token(token) {
         return Err(crate::error::Error::failed(format!(
-            "GitHub's answer from {shown} has a `token` with whitespace or control characters; it was not written anywhere"
+            "GitHub's answer from {shown} has a `token` that is refused ({why}); it was not written anywhere"
         ))
         .with_hint("check `api_url`: something other than GitHub answered"));
     }

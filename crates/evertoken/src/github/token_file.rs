@@ -92,19 +92,52 @@ fn render(token: &Secret, expires_at: Option<Timestamp>) -> String {
     format!("GH_TOKEN={t}\nGITHUB_TOKEN={t}\nGITHUB_TOKEN_EXPIRES_AT={exp}\n")
 }
 
-/// Replaces the file atomically (0600, directory 0700).
-pub fn write(path: &Path, token: &Secret, expires_at: Option<Timestamp>) -> Result<()> {
-    if token
-        .expose()
-        .chars()
-        .any(|c| c.is_whitespace() || c == '"' || c == '\'' || c == '$')
-    {
-        return Err(Error::failed(
-            "GitHub returned a token with characters an env file cannot hold",
-        )
-        .with_hint(
-            "this is unexpected; report it with the output of `evertoken -vv github refresh`",
+/// The shortest and longest installation token accepted. Classic tokens are
+/// `ghs_` + 36 characters; the stateless `ghs_APPID_JWT` form is about 520.
+pub const TOKEN_LEN: std::ops::RangeInclusive<usize> = 20..=4096;
+
+/// Whether `token` looks like a GitHub installation token: only GitHub's token
+/// alphabet (`A-Z a-z 0-9 _`, plus `-` and `.` of the stateless form's base64url
+/// JWT) and a length within [`TOKEN_LEN`]. Anything else (a quote, `;`, `|`, `$`,
+/// a backtick, a line break…) would become shell syntax when the env file is
+/// sourced, or a forged command in a CI log, so such a token is never written or
+/// printed. `Err` says what is wrong without showing the token.
+pub fn check_token(token: &str) -> std::result::Result<(), String> {
+    let n = token.chars().count();
+    if !TOKEN_LEN.contains(&n) {
+        return Err(format!(
+            "its length ({n} characters) is outside {}..={}",
+            TOKEN_LEN.start(),
+            TOKEN_LEN.end()
         ));
+    }
+    if let Some(c) = token
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
+    {
+        return Err(format!(
+            "it holds `{}`, which is outside GitHub's token alphabet (A-Z a-z 0-9 _ - .)",
+            c.escape_default()
+        ));
+    }
+    Ok(())
+}
+
+/// The error for a token [`check_token`] refused; `from` says who sent it.
+pub fn refused(from: &str, why: &str) -> Error {
+    Error::failed(format!(
+        "{from} returned an installation token that is refused: {why}; nothing was written or printed"
+    ))
+    .with_hint(
+        "a real GitHub token never looks like this: check that `api_url` (or --broker) points at GitHub or your broker, and report it with the output of `evertoken -vv github refresh`",
+    )
+}
+
+/// Replaces the file atomically (0600, directory 0700). A token outside GitHub's
+/// alphabet ([`check_token`]) is refused and nothing is written.
+pub fn write(path: &Path, token: &Secret, expires_at: Option<Timestamp>) -> Result<()> {
+    if let Err(why) = check_token(token.expose()) {
+        return Err(refused("GitHub", &why));
     }
     files::write_private_atomic(path, render(token, expires_at).as_bytes()).map_err(|e| {
         Error::failed(format!(
@@ -135,6 +168,44 @@ mod tests {
                 .unwrap()
                 .contains("GITHUB_TOKEN_EXPIRES_AT=2026-11-23T06:45:00Z\n")
         );
+    }
+
+    #[test]
+    fn hostile_tokens_are_refused_and_nothing_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("github-token.env");
+        for t in [
+            "ghs_abcdefghijklmnopqrstuvwxyz0123;touch /tmp/x",
+            "ghs_abcdefghijklmnopqrstuvwxyz0123|id",
+            "ghs_abcdefghijklmnopqrstuvwxyz0123&id",
+            "ghs_abcdefghijklmnopqrstuvwxyz0123>x",
+            "ghs_abcdefghijklmnopqrstuvwxyz0123<x",
+            "ghs_abcdefghijklmnopqrstuvwxyz0123`id`",
+            "ghs_abcdefghijklmnopqrstuvwxyz0123$(id)",
+            "ghs_abcdefghijklmnopqrstuvwxyz0123\nX=1",
+            "ghs_abcdefghijklmnopqrstuvwxyz0123\rX=1",
+            "ghs_abcdefghijklmnopqrstuvwxyz0123 x",
+            "ghs_short",
+            "",
+        ] {
+            assert!(write(&p, &Secret::new(t), None).is_err(), "{t:?}");
+            assert!(!p.exists(), "{t:?} wrote the file");
+        }
+        let long = format!("ghs_{}", "a".repeat(5000));
+        assert!(write(&p, &Secret::new(long), None).is_err());
+        // Both of GitHub's forms pass.
+        write(
+            &p,
+            &Secret::new("ghs_16C7e42F292c6912E7710c838347Ae178B4a"),
+            None,
+        )
+        .unwrap();
+        write(
+            &p,
+            &Secret::new("ghs_4242_eyJhbGciOiJFUzI1NiJ9.eyJzaW0iOnRydWV9.c2lnX-abc"),
+            None,
+        )
+        .unwrap();
     }
 
     #[test]

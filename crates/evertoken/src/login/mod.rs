@@ -359,6 +359,25 @@ pub async fn start(cfg: Config, clock: Clock, opts: &Options) -> Result<Pending>
                 ))
             })?,
     };
+    // Pre-flight the store before the browser opens: an authorization code is
+    // single-use, so a store that cannot take the tokens (a GitLab variable that is
+    // missing, unmasked or unprotected, a rejected GITLAB_TOKEN) is found now,
+    // while nothing has been spent. `--create-variable` creates what is missing.
+    if !opts.create_variables {
+        let vars: Vec<(String, bool)> = provider
+            .slots()
+            .iter()
+            .map(|s| (account.var(s.base), s.durable))
+            .collect();
+        engine.store().preflight(&vars).await.map_err(|e| {
+            let mut err = Error::from(e);
+            err.message = format!(
+                "{}; the login was not started (nothing was sent to {name})",
+                err.message
+            );
+            err
+        })?;
+    }
     let waiting_file = engine
         .cfg
         .journal_dir()
@@ -580,10 +599,11 @@ impl Pending {
         self.store(tokens).await
     }
 
-    /// One line from stdin: the address the browser landed on.
+    /// One line from stdin: the address the browser landed on (at most
+    /// [`MAX_PASTED`] bytes: a redirect address is a few hundred).
     async fn read_pasted(&self) -> Result<String> {
         let mut line = String::new();
-        let mut stdin = tokio::io::BufReader::new(tokio::io::stdin());
+        let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).take(MAX_PASTED as u64 + 1);
         let read = tokio::time::timeout(self.wait, stdin.read_line(&mut line))
             .await
             .map_err(|_| {
@@ -596,6 +616,13 @@ impl Pending {
             .map_err(|e| {
                 Error::failed(format!("cannot read the pasted address from stdin: {e}"))
             })?;
+        if line.len() > MAX_PASTED {
+            return Err(Error::failed(format!(
+                "the pasted text is longer than {} KiB: that is not a redirect address",
+                MAX_PASTED / 1024
+            ))
+            .with_hint(self.later_hint()));
+        }
         if read == 0 || line.trim().is_empty() {
             return Err(
                 Error::failed("no callback address was pasted (stdin ended)")
@@ -668,21 +695,55 @@ impl Pending {
                 Error::failed(format!("cannot take the lock: {e}"))
                     .with_hint("another evertoken run may be stuck; check for it")
             })?;
+        // The code is spent: like a rotation, the new tokens go to the journal
+        // before the store, so a store that refuses them loses nothing.
+        let journal = crate::journal::Journal::new(&self.engine.cfg.journal_dir());
+        let journaled = journal
+            .record(&store.id(), &self.account.to_string(), &key, &entries, now)
+            .map_err(|e| tracing::warn!("cannot journal the new tokens before the write: {e}"))
+            .ok();
+        let kept = |why: &str| -> Error {
+            let mut err = Error::failed(format!(
+                "the new tokens could not be written to {}: {why}",
+                store.describe()
+            ));
+            err.hint = Some(match &journaled {
+                Some(path) => format!(
+                    "they are kept in the journal record {} (0600); fix the store, then `evertoken auth refresh {}` (with this store as `auth.writeback.backend`) writes them; the old tokens in the store are unchanged",
+                    path.display(),
+                    self.account
+                ),
+                None => format!(
+                    "they could not be journaled either, so they are lost: fix the store, then run `evertoken auth login {}` again",
+                    self.account.platform
+                ),
+            });
+            err
+        };
         let mut created = Vec::new();
         if self.create_variables {
-            let gitlab = crate::store::gitlab::GitLabStore::open(&self.engine.cfg)?;
-            created = gitlab.create_missing(&entries).await.map_err(Error::from)?;
+            let gitlab = crate::store::gitlab::GitLabStore::open(&self.engine.cfg)
+                .map_err(|e| kept(&e.message))?;
+            created = gitlab
+                .create_missing(&entries)
+                .await
+                .map_err(|e| kept(&e.message))?;
         }
         store.write(&entries).await.map_err(|e| {
-            let mut err = Error::failed(format!(
-                "the new tokens could not be written to {}: {}",
-                store.describe(),
-                e.message
-            ));
-            err.hint = e.hint.or(Some(
-                "fix the store and run `evertoken auth login` again; the old tokens are unchanged"
-                    .into(),
-            ));
+            let mut err = kept(&e.message);
+            if let Some(h) = e.hint {
+                // The store's own advice, minus a refresh-only claim about the journal.
+                let own = h
+                    .replace(
+                        "; the new token is kept in the journal and the next run writes it",
+                        "",
+                    )
+                    .replace(
+                        "the token is kept in the journal and the next run writes it; ",
+                        "",
+                    );
+                err.hint = Some(format!("{own}; {}", err.hint.unwrap_or_default()));
+            }
             err
         })?;
         // This host's refresh runs will read what it just wrote. A store that CI jobs
@@ -692,8 +753,8 @@ impl Pending {
             crate::fingerprint::Fingerprints::new(&self.engine.cfg.journal_dir(), &store.id())
                 .record(&entries);
         }
-        // A record left by an interrupted rotation would shadow the new tokens.
-        let journal = crate::journal::Journal::new(&self.engine.cfg.journal_dir());
+        // The store holds them: the record (and any left by an interrupted
+        // rotation, which would shadow the new tokens) goes.
         let mut warnings = tokens.warnings;
         if let Err(e) = journal.clear(&store.id(), &key) {
             warnings.push(format!(
@@ -718,6 +779,9 @@ impl Pending {
     }
 }
 
+/// The longest pasted callback address read from stdin.
+const MAX_PASTED: usize = 64 * 1024;
+
 /// Why a callback carries no usable code, and the page the browser gets.
 struct Refused {
     page: &'static str,
@@ -738,6 +802,17 @@ fn code_from_query(
         });
     }
     if let Some(err) = q.get("error") {
+        if err.trim().is_empty() {
+            return Err(Refused {
+                page: "The authorization was not granted. You can close this tab.",
+                err: Error::failed(
+                    "the authorization was refused: the callback has an `error` parameter with no value (the platform gave no reason)",
+                )
+                .with_hint(
+                    "run the login again; if it repeats, check the app's redirect URI, scopes and status in the platform's developer portal",
+                ),
+            });
+        }
         let desc = q
             .get("error_description")
             .or_else(|| q.get("error_reason"))
@@ -785,10 +860,25 @@ fn escape_control(s: &str) -> String {
         .collect()
 }
 
-fn query_of(url: &Url) -> BTreeMap<String, String> {
-    url.query_pairs()
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect()
+/// The callback's query. A parameter that decides the outcome (`state`, `code`,
+/// `error`) given twice is refused: which copy counts would be a guess, and a
+/// second `state` is how a forged answer would ride on a genuine one.
+fn query_of(url: &Url) -> std::result::Result<BTreeMap<String, String>, Refused> {
+    let mut q = BTreeMap::new();
+    for (k, v) in url.query_pairs() {
+        let k = k.into_owned();
+        if q.contains_key(&k) && matches!(k.as_str(), "state" | "code" | "error") {
+            return Err(Refused {
+                page: "The redirect carries a parameter twice. Start again with `evertoken auth login`.",
+                err: Error::failed(format!(
+                    "the callback address carries `{k}` more than once: an ambiguous answer is not used"
+                ))
+                .with_hint("copy the address exactly as the browser shows it after allowing access, or start the login again"),
+            });
+        }
+        q.insert(k, v.into_owned());
+    }
+    Ok(q)
 }
 
 /// The code from an address the user pasted (or passed with `--callback-url`).
@@ -817,7 +907,9 @@ fn code_from_pasted(pasted: &str, redirect_uri: &str, state: &str) -> Result<Sec
         ))
         .with_hint("paste the address the browser landed on after you allowed access"));
     }
-    code_from_query(&query_of(&url), state).map_err(|r| r.err)
+    query_of(&url)
+        .and_then(|q| code_from_query(&q, state))
+        .map_err(|r| r.err)
 }
 
 /// Accepts connections on the loopback listener until one carries the redirect.
@@ -840,7 +932,7 @@ async fn wait_for_code(listener: &TcpListener, path: &str, state: &str) -> Resul
             respond(&mut sock, 404, "Not found.").await;
             continue;
         }
-        match code_from_query(&query_of(&url), state) {
+        match query_of(&url).and_then(|q| code_from_query(&q, state)) {
             Ok(code) => {
                 respond(
                     &mut sock,
@@ -1049,5 +1141,21 @@ mod tests {
         let e = code_from_pasted("https://evil.example/cb/?code=abc&state=S", r, "S").unwrap_err();
         assert!(e.message.contains("not the redirect URI"), "{}", e.message);
         assert!(code_from_pasted("not a url", r, "S").is_err());
+    }
+
+    #[test]
+    fn ambiguous_or_empty_callback_parameters_are_refused() {
+        let r = "https://example.com/cb/";
+        for dup in [
+            "https://example.com/cb/?code=abc&state=S&state=T",
+            "https://example.com/cb/?code=abc&state=T&state=S",
+            "https://example.com/cb/?code=abc&code=def&state=S",
+            "https://example.com/cb/?error=x&error=y&state=S",
+        ] {
+            let e = code_from_pasted(dup, r, "S").unwrap_err();
+            assert!(e.message.contains("more than once"), "{dup}: {}", e.message);
+        }
+        let e = code_from_pasted("https://example.com/cb/?error=&state=S", r, "S").unwrap_err();
+        assert!(e.message.contains("no value"), "{}", e.message);
     }
 }

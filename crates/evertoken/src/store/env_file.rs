@@ -200,7 +200,12 @@ impl Store for EnvFileStore {
                 }
                 pairs.push((updated_key(&e.var), crate::clock::rfc3339(e.updated_at)));
             }
-            let new = upsert(&text, &pairs).map_err(StoreError::permanent)?;
+            // The value itself was refused (not the file's access): say so, and
+            // that nothing was written, so nobody goes fixing permissions.
+            let new = upsert(&text, &pairs).map_err(|m| {
+                StoreError::permanent(format!("{m}; the value was refused and {} was not changed", path.display()))
+                    .with_hint("no real provider issues such a token: check where it came from (`evertoken -vv auth refresh`); the token stays in the journal, and a store that can hold any value (`local`, `vault`) takes it")
+            })?;
             files::write_private_atomic(path, new.as_bytes()).map_err(|e| {
                 StoreError::permanent(format!("cannot write env file {}: {e}", path.display()))
             })

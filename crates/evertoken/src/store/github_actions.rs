@@ -210,6 +210,19 @@ pub(crate) fn validate(cfg: &crate::config::Config) -> Result<()> {
                 .with_hint("remove the key or give it a value"));
         }
     }
+    if let Some(v) = &c.token_env
+        && !is_var_name(v)
+    {
+        return Err(cfg
+            .error_at(
+                &key("token_env"),
+                format!(
+                    "`{}` is not an environment variable name (A-Z, 0-9 and `_`, not starting with a digit)",
+                    crate::scrub::escape_controls(v)
+                ),
+            )
+            .with_hint("for example `token_env: EVERTOKEN_SECRETS_TOKEN`"));
+    }
     if let Some(u) = &c.api_url {
         parse_api_url(u).map_err(|e| {
             cfg.error_at(&key("api_url"), e)
@@ -217,6 +230,13 @@ pub(crate) fn validate(cfg: &crate::config::Config) -> Result<()> {
         })?;
     }
     Ok(())
+}
+
+/// `[A-Z_][A-Z0-9_]*`: a name a workflow's `env:` and every shell accept.
+pub(crate) fn is_var_name(v: &str) -> bool {
+    v.starts_with(|c: char| c.is_ascii_uppercase() || c == '_')
+        && v.chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
 }
 
 fn parse_api_url(u: &str) -> std::result::Result<Url, String> {
