@@ -30,6 +30,7 @@ mod instagram;
 mod linkedin;
 mod middleware;
 mod oauth;
+pub mod rs256;
 mod server;
 mod state;
 mod tiktok;

@@ -54,7 +54,7 @@ fn is_time_claim_error(msg: &str) -> bool {
 
 /// Signs JWTs, remembering the clock offset learnt from GitHub.
 struct Signer<'a> {
-    key: jsonwebtoken::EncodingKey,
+    key: jwt::LocalSigner,
     issuer: &'a Issuer,
     clock: &'a Clock,
     skew: i64,
