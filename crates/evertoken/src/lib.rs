@@ -10,6 +10,7 @@ pub mod alert;
 pub mod cli;
 pub mod clock;
 pub mod config;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod doctor;
 pub mod engine;
