@@ -344,6 +344,7 @@ impl Engine {
 
     /// `auth status`: stored metadata only, no network, no lock, no write.
     pub async fn status(&self, target: &Target) -> Result<RunReport> {
+        self.store.offline();
         let selected = self.select(target)?;
         let (_, secret_reports) = self.client_secrets(&selected, false).await?;
         let now = self.clock.now();
@@ -553,6 +554,14 @@ impl Engine {
         before: Snapshot,
     ) -> AccountResult {
         let now = self.clock.now();
+        // Under the lock, the durable variables are read from the store itself.
+        let durable: Vec<String> = p
+            .slots()
+            .iter()
+            .filter(|s| s.durable)
+            .map(|s| a.var(s.base))
+            .collect();
+        self.store.reread(&durable);
         let mut snap = match self.snapshot(p, a).await {
             Ok(s) => s,
             Err(e) => return self.failed_read(p, a, e),
@@ -656,6 +665,8 @@ impl Engine {
             Ok(grant) => self.store_grant(p, a, state, grant).await,
             Err(ProviderError::Reauth { message }) if may_reread => {
                 // One re-read, in case another runner rotated the token meanwhile.
+                let vars: Vec<String> = p.slots().iter().map(|s| a.var(s.base)).collect();
+                self.store.reread(&vars);
                 match self.read_account(p, a, true).await {
                     Ok(fresh) if differs(state, &fresh.state, p) => {
                         Box::pin(self.call_and_store(p, a, cx, &fresh.state, false)).await
