@@ -96,6 +96,8 @@ pub struct Engine {
     /// limit covers the calls only, so one account's journal and write-back
     /// overlap the next accounts' calls instead of holding a call slot).
     gates: BTreeMap<Platform, Arc<tokio::sync::Semaphore>>,
+    /// `auth refresh --shard K/N`: only the accounts of this shard are selected.
+    shard: std::sync::OnceLock<crate::shard::Shard>,
 }
 
 /// What was read for one account.
@@ -130,6 +132,7 @@ impl Engine {
             cfg,
             lock_timeout: Duration::from_secs(300),
             use_env: true,
+            shard: std::sync::OnceLock::new(),
         }))
     }
 
@@ -175,8 +178,14 @@ impl Engine {
         self.clock
     }
 
-    /// The accounts a target names; a target naming nothing configured is a usage
-    /// error (exit 2, nothing contacted).
+    /// Restricts every later selection to one shard (set once, before the run).
+    pub fn set_shard(&self, shard: crate::shard::Shard) {
+        let _ = self.shard.set(shard);
+    }
+
+    /// The accounts a target names (within the shard, if one is set); a target
+    /// naming nothing configured is a usage error (exit 2, nothing contacted), an
+    /// empty shard is not.
     pub fn select(&self, target: &Target) -> Result<Selection> {
         let file = self.cfg.display_path();
         if self.providers.is_empty() {
@@ -184,17 +193,26 @@ impl Engine {
                 .with_hint("add a block under `platforms:` (see the README), or run `evertoken demo` to see one"));
         }
         let mut out = Vec::new();
+        let mut targeted = false;
         for p in &self.providers {
             let accounts: Vec<Account> = p
                 .accounts()
                 .into_iter()
                 .filter(|a| target.includes(a))
                 .collect();
+            targeted |= !accounts.is_empty();
+            let accounts: Vec<Account> = match self.shard.get() {
+                Some(s) => accounts
+                    .into_iter()
+                    .filter(|a| s.contains(a.platform.name(), a.label()))
+                    .collect(),
+                None => accounts,
+            };
             if !accounts.is_empty() {
                 out.push((p.clone(), accounts));
             }
         }
-        if out.is_empty() {
+        if !targeted {
             return Err(match target {
                 Target::Platform(p) => {
                     Error::usage(format!("platform `{p}` is not enabled in {file}"))

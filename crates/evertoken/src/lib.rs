@@ -30,4 +30,5 @@ pub mod render;
 pub mod report;
 pub mod schedule;
 pub mod secret;
+pub mod shard;
 pub mod store;
