@@ -405,3 +405,101 @@ fn shard_ci_reads_gitlab_parallel_variables_and_only_when_asked() {
     }
     assert_eq!(env.sim.sim().request_count(Route::TikTok), 0);
 }
+
+/// Two runners that disagree about sharding (`--shard 1/2` on one host, `--shard
+/// 1/3` on another, so many accounts are in both) against one real OpenBao: the
+/// store's check-and-set lock lets each overlapping account rotate once, never
+/// twice, and no rotated-away token is ever presented.
+#[test]
+fn mis_sharded_runners_through_openbao_rotate_each_account_once() {
+    use common::bao::{Bao, ROOT_TOKEN};
+    let Some(bao) = Bao::start() else { return };
+    let env = TestEnv::with(SimOptions {
+        latency: std::time::Duration::from_millis(20),
+        lenient: false,
+    });
+    env.secret(ROOT_TOKEN);
+    env.secret(CLIENT_SECRET);
+    let sim = env.sim.sim();
+    sim.tiktok_add_client(CLIENT_KEY, CLIENT_SECRET);
+    let names = names(24);
+    for n in &names {
+        let t = env.secret(&format!("rft.test-{n}-vault-old-not-a-real-secret"));
+        sim.tiktok_add_refresh_token(
+            CLIENT_KEY,
+            &t,
+            common::days_from(jiff::Timestamp::now(), 300),
+        );
+        bao.put(&var("TIKTOK_REFRESH_TOKEN", n), &[&format!("value={t}")]);
+    }
+    bao.put("TIKTOK_CLIENT_SECRET", &[&format!("value={CLIENT_SECRET}")]);
+    env.config(&format!(
+        "platforms:\n  tiktok:\n    base_url: \"{}\"\n    client_key: {CLIENT_KEY}\n    concurrency: 4\n    accounts: [{}]\n\
+         auth:\n  writeback: {{ backend: vault, vault: {{ address: \"{}\", mount: secret, path: evertoken }} }}\n\
+         http: {{ retries: 1, timeout_seconds: 10 }}\n",
+        env.base_url(),
+        names.join(", "),
+        bao.addr
+    ));
+    let spawn = |shard: &str, host: &str| {
+        let state = env.path(&format!("{host}/state"));
+        std::fs::create_dir_all(&state).unwrap();
+        let mut c = env.std_cmd();
+        c.args(["auth", "refresh", "all", "--json", "--shard", shard])
+            .env("VAULT_TOKEN", ROOT_TOKEN)
+            .env("XDG_STATE_HOME", state)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        c.spawn().unwrap()
+    };
+    let a = spawn("1/2", "host-a");
+    let b = spawn("1/3", "host-b");
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let shard = |k, n| -> BTreeSet<String> {
+        names
+            .iter()
+            .filter(|a| {
+                evertoken::shard::Shard::new(k, n)
+                    .unwrap()
+                    .contains("tiktok", a)
+            })
+            .cloned()
+            .collect()
+    };
+    let (in_a, in_b) = (shard(1, 2), shard(1, 3));
+    assert!(
+        !in_a.is_disjoint(&in_b),
+        "the two shardings overlap (the point of the test)"
+    );
+    let mut rotated_by = BTreeSet::new();
+    for o in [&a, &b] {
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr),
+        );
+        env.assert_no_leak(&stdout);
+        env.assert_no_leak(&stderr);
+        assert_eq!(o.status.code(), Some(0), "{stdout}\n{stderr}");
+        let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        for r in doc["results"].as_array().unwrap() {
+            if r["state"] == "rotated" {
+                let acct = r["account"].as_str().unwrap().to_owned();
+                assert!(
+                    rotated_by.insert(acct.clone()),
+                    "{acct} rotated by both runners"
+                );
+            }
+        }
+    }
+    let union: BTreeSet<String> = in_a.union(&in_b).cloned().collect();
+    assert_eq!(rotated_by, union, "every targeted account rotated once");
+    let stats = sim.stats();
+    assert_eq!(stats.rotations as usize, union.len());
+    assert_eq!(stats.reused_rotated_tokens, 0);
+    // OpenBao holds each rotated account's live token.
+    let live: BTreeSet<String> = sim.tiktok_live_refresh_tokens().into_iter().collect();
+    for n in &union {
+        let (v, _) = bao.get(&var("TIKTOK_REFRESH_TOKEN", n)).unwrap();
+        assert!(live.contains(v["value"].as_str().unwrap()), "{n}");
+    }
+}
