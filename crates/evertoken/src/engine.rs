@@ -18,7 +18,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use jiff::Timestamp;
 
 use crate::clock::{self, Clock};
@@ -50,6 +49,10 @@ pub mod failpoint {
         BEFORE_JOURNAL_CLEANUP,
     ];
 
+    /// Steps where the signal tests pause a run (`pause:NAME:MS`), besides the above.
+    pub const JOURNAL_WRITE: &str = "journal_write";
+    pub const WRITEBACK: &str = "writeback";
+
     /// In debug builds, SIGKILLs this process when `EVERTOKEN_FAILPOINT` names `name`:
     /// no destructor, no flush, exactly like a power cut from the process's view.
     pub fn hit(name: &str) {
@@ -60,6 +63,33 @@ pub mod failpoint {
             unsafe {
                 libc::kill(libc::getpid(), libc::SIGKILL);
             }
+        }
+    }
+
+    /// In debug builds, how long to pause at `name` (`EVERTOKEN_FAILPOINT=pause:NAME:MS`),
+    /// so a test can signal the process while it is exactly there. Says so on stderr.
+    fn pause_for(name: &str) -> Option<std::time::Duration> {
+        if !cfg!(debug_assertions) {
+            return None;
+        }
+        let v = std::env::var(crate::env_vars::EVERTOKEN_FAILPOINT).ok()?;
+        let (n, ms) = v.strip_prefix("pause:")?.rsplit_once(':')?;
+        let ms: u64 = ms.parse().ok().filter(|_| n == name)?;
+        tracing::warn!("pausepoint {name}: pausing {ms} ms");
+        Some(std::time::Duration::from_millis(ms.min(600_000)))
+    }
+
+    /// [`pause_for`] on an async task.
+    pub async fn pause(name: &str) {
+        if let Some(d) = pause_for(name) {
+            tokio::time::sleep(d).await;
+        }
+    }
+
+    /// [`pause_for`] on a blocking thread.
+    pub fn pause_blocking(name: &str) {
+        if let Some(d) = pause_for(name) {
+            std::thread::sleep(d);
         }
     }
 }
@@ -309,46 +339,52 @@ impl Engine {
         if let Some(p) = &progress {
             p.start(total as u64);
         }
-        let mut tasks = Vec::new();
-        for (p, accounts) in selected {
-            let engine = self.clone();
-            let secrets = secrets.clone();
-            let progress = progress.clone();
-            let dry_run = opts.dry_run;
-            tasks.push(tokio::spawn(async move {
-                // Twice the call limit in flight: while `concurrency` accounts wait
-                // on the provider (gated in `call_slot`), as many more journal and
-                // write back their new tokens.
-                let concurrency = p.common().concurrency.max(1) * 2;
-                futures::stream::iter(accounts)
-                    .map(|a| {
-                        let engine = &engine;
-                        let p = &p;
-                        let secrets = &secrets;
-                        let progress = &progress;
-                        async move {
-                            let secret = p.client_secret_var().and_then(|v| secrets.get(v));
-                            let r = engine.run_account(p.as_ref(), &a, dry_run, secret).await;
-                            if let Some(pr) = progress {
-                                pr.tick();
-                            }
-                            r
-                        }
-                    })
-                    .buffer_unordered(concurrency)
-                    .collect::<Vec<_>>()
-                    .await
-            }));
-        }
+        // Every account is its own task, so a panic in one (a bug, or an answer no
+        // check anticipated) is contained: that account is reported `failed` and the
+        // others finish, journal and write back. Provider calls are bounded per
+        // platform by `gates` alone; store round trips (read, re-read, write-back)
+        // hold no call slot, and the window below only bounds memory.
+        let interrupt = crate::interrupt::global();
+        let window = self.window();
+        let mut queue = RoundRobin::new(selected);
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut running: std::collections::HashMap<tokio::task::Id, (Arc<dyn Provider>, Account)> =
+            std::collections::HashMap::new();
         let mut results = Vec::with_capacity(total);
-        for t in tasks {
-            match t.await {
-                Ok(rs) => results.extend(rs),
-                Err(e) => {
-                    return Err(Error::failed(format!(
-                        "internal error: a worker stopped: {e}"
-                    )));
+        loop {
+            while tasks.len() < window && !interrupt.is_interrupted() {
+                let Some((p, a)) = queue.next() else { break };
+                let (engine, secrets, dry_run) = (self.clone(), secrets.clone(), opts.dry_run);
+                let (tp, ta) = (p.clone(), a.clone());
+                let handle = tasks.spawn(async move {
+                    let secret = tp.client_secret_var().and_then(|v| secrets.get(v));
+                    engine.run_account(tp.as_ref(), &ta, dry_run, secret).await
+                });
+                running.insert(handle.id(), (p, a));
+            }
+            let Some(done) = tasks.join_next_with_id().await else {
+                break;
+            };
+            let r = match done {
+                Ok((id, r)) => {
+                    running.remove(&id);
+                    r
                 }
+                Err(e) => match running.remove(&e.id()) {
+                    Some((p, a)) => self.panicked(p.as_ref(), &a, e),
+                    None => continue,
+                },
+            };
+            results.push(r);
+            if let Some(p) = &progress {
+                p.tick();
+            }
+        }
+        // Accounts a signal stopped before they started.
+        for (p, a) in queue {
+            results.push(self.interrupted(p.as_ref(), &a, &AccountState::default()));
+            if let Some(p) = &progress {
+                p.tick();
             }
         }
         if let Some(p) = &progress {
@@ -358,6 +394,17 @@ impl Engine {
         report.secrets = secret_reports;
         report.notices = self.store.notices();
         Ok(report)
+    }
+
+    /// How many accounts may be in progress at once: enough that store round trips
+    /// never starve the provider calls (16 per call slot), bounded for memory.
+    fn window(&self) -> usize {
+        let calls: usize = self
+            .providers
+            .iter()
+            .map(|p| p.common().concurrency.max(1))
+            .sum();
+        calls.saturating_mul(16).max(256)
     }
 
     /// `auth status`: stored metadata only, no network, no lock, no write.
@@ -498,7 +545,11 @@ impl Engine {
         let mut state = snap.state.clone();
         let mut plan = p.plan(&state, now);
         tracing::debug!(account = %a, ?plan, "planned");
+        let interrupt = crate::interrupt::global();
         if plan == Plan::Introspect {
+            if interrupt.is_interrupted() {
+                return self.interrupted(p, a, &state);
+            }
             let slot = self.call_slot(p).await;
             let introspected = p.introspect(&cx, &mut state).await;
             drop(slot);
@@ -515,6 +566,9 @@ impl Engine {
         {
             return self.settled(p, a, &state, plan);
         }
+        if interrupt.is_interrupted() {
+            return self.interrupted(p, a, &state);
+        }
         self.act(p, a, &cx, snap).await
     }
 
@@ -528,7 +582,12 @@ impl Engine {
     ) -> AccountResult {
         let key = a.key();
         let lock_path = self.locks_dir.join(format!("{key}.lock"));
-        let _host_lock = match FileLock::acquire(lock_path, self.lock_timeout).await {
+        // A run stopped by a signal does not wait for another run's lock.
+        let acquired = tokio::select! {
+            l = FileLock::acquire(lock_path, self.lock_timeout) => l,
+            () = crate::interrupt::global().cancelled() => return self.interrupted(p, a, &before.state),
+        };
+        let _host_lock = match acquired {
             Ok(l) => l,
             Err(e) => {
                 return self.failure(
@@ -676,11 +735,29 @@ impl Engine {
         may_reread: bool,
     ) -> AccountResult {
         let rotating = p.rotates(state);
-        let slot = self.call_slot(p).await;
+        // After a signal no provider call starts; a rotating call that does start is
+        // registered until its new tokens are journaled, so that further signals
+        // wait for it (see `crate::interrupt`).
+        let interrupt = crate::interrupt::global();
+        let slot = tokio::select! {
+            s = self.call_slot(p) => s,
+            () = interrupt.cancelled() => return self.interrupted(p, a, state),
+        };
+        let call = if rotating {
+            match interrupt.begin_rotating_call() {
+                Some(c) => Some(c),
+                None => return self.interrupted(p, a, state),
+            }
+        } else if interrupt.is_interrupted() {
+            return self.interrupted(p, a, state);
+        } else {
+            None
+        };
         let refreshed = p.refresh(cx, state).await;
         drop(slot);
+        let call = if refreshed.is_ok() { call } else { None };
         match refreshed {
-            Ok(grant) => self.store_grant(p, a, state, grant).await,
+            Ok(grant) => self.store_grant(p, a, state, grant, call).await,
             Err(ProviderError::Reauth { message }) if may_reread => {
                 // One re-read, in case another runner rotated the token meanwhile.
                 let vars: Vec<String> = p.slots().iter().map(|s| a.var(s.base)).collect();
@@ -708,8 +785,10 @@ impl Engine {
         a: &Account,
         state: &AccountState,
         grant: Grant,
+        mut call: Option<crate::interrupt::RotatingCall>,
     ) -> AccountResult {
         failpoint::hit(failpoint::AFTER_PROVIDER);
+        failpoint::pause(failpoint::AFTER_PROVIDER).await;
         let now = self.clock.now();
         let mut new_state = state.clone();
         let mut entries = Vec::new();
@@ -777,10 +856,17 @@ impl Engine {
         let store_id = self.store.id();
         let (id, label, key, rec) = (store_id.clone(), a.to_string(), a.key(), entries.clone());
         let journal_path = match self
-            .journal_io(move |j| j.record(&id, &label, &key, &rec, now))
+            .journal_io(move |j| {
+                failpoint::pause_blocking(failpoint::JOURNAL_WRITE);
+                j.record(&id, &label, &key, &rec, now)
+            })
             .await
         {
-            Ok(path) => path,
+            Ok(path) => {
+                // The new tokens are safe: a further signal may now exit at once.
+                drop(call.take());
+                path
+            }
             Err(e) => {
                 // Nowhere safe to keep it: still try the store directly, loudly.
                 tracing::error!(
@@ -856,10 +942,12 @@ impl Engine {
     async fn write_back(&self, entries: &[Entry]) -> Result<(), StoreError> {
         let (durable, rest): (Vec<Entry>, Vec<Entry>) =
             entries.iter().cloned().partition(|e| e.durable);
+        failpoint::pause(failpoint::WRITEBACK).await;
         if !durable.is_empty() {
             self.write_with_retry(&durable).await?;
         }
         failpoint::hit(failpoint::MID_WRITEBACK);
+        failpoint::pause(failpoint::MID_WRITEBACK).await;
         if !rest.is_empty() {
             self.write_with_retry(&rest).await?;
         }
@@ -1031,6 +1119,47 @@ impl Engine {
         r
     }
 
+    /// An account a signal stopped before its provider call: `unknown` / `interrupted`.
+    fn interrupted(&self, p: &dyn Provider, a: &Account, state: &AccountState) -> AccountResult {
+        let signal = crate::interrupt::global()
+            .signal_name()
+            .unwrap_or("a signal");
+        let mut r = self.result(
+            p,
+            a,
+            state,
+            State::Unknown,
+            "interrupted".into(),
+            format!("not processed: the run stopped on {signal} before calling the provider for this account"),
+            None,
+        );
+        r.fix = Some("nothing was changed; the next `evertoken auth refresh` handles it".into());
+        r
+    }
+
+    /// An account whose task panicked: `failed`, the other accounts unaffected.
+    fn panicked(&self, p: &dyn Provider, a: &Account, e: tokio::task::JoinError) -> AccountResult {
+        let what = match e.try_into_panic() {
+            Ok(payload) => payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".into()),
+            Err(e) => e.to_string(),
+        };
+        self.failure(
+            p,
+            a,
+            &AccountState::default(),
+            State::Failed,
+            format!(
+                "internal error while processing this account ({}); the other accounts were not affected",
+                what.escape_debug()
+            ),
+            Some("this is a bug in evertoken: please report it (with `-vv` output); a new token that reached the journal is written back by the next run, which otherwise reports what needs re-authorising".into()),
+        )
+    }
+
     fn failed_read(&self, p: &dyn Provider, a: &Account, e: StoreError) -> AccountResult {
         self.failure(
             p,
@@ -1102,6 +1231,41 @@ impl Engine {
             attention: st.needs_attention(),
             warnings: Vec::new(),
         }
+    }
+}
+
+/// The selected accounts, alternating between platforms so that every platform's
+/// calls start early (each platform has its own call limit).
+struct RoundRobin {
+    queues: Vec<(Arc<dyn Provider>, std::collections::VecDeque<Account>)>,
+    next: usize,
+}
+
+impl RoundRobin {
+    fn new(selected: Selection) -> RoundRobin {
+        RoundRobin {
+            queues: selected
+                .into_iter()
+                .map(|(p, a)| (p, a.into_iter().collect()))
+                .collect(),
+            next: 0,
+        }
+    }
+}
+
+impl Iterator for RoundRobin {
+    type Item = (Arc<dyn Provider>, Account);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        for _ in 0..self.queues.len() {
+            let i = self.next % self.queues.len();
+            self.next = self.next.wrapping_add(1);
+            let (p, q) = &mut self.queues[i];
+            if let Some(a) = q.pop_front() {
+                return Some((p.clone(), a));
+            }
+        }
+        None
     }
 }
 

@@ -7,7 +7,8 @@ pub const EVERTOKEN_CONFIG: &str = "EVERTOKEN_CONFIG";
 pub const EVERTOKEN_NOW: &str = "EVERTOKEN_NOW";
 /// Log filter, `tracing` syntax (overrides -v/-q).
 pub const EVERTOKEN_LOG: &str = "EVERTOKEN_LOG";
-/// Test builds only: abort (SIGKILL) at a named step of a rotation.
+/// Test builds only: abort (SIGKILL) at a named step of a rotation (`NAME`), or
+/// pause there for MS milliseconds (`pause:NAME:MS`, for the signal tests).
 pub const EVERTOKEN_FAILPOINT: &str = "EVERTOKEN_FAILPOINT";
 /// Set by CI systems; turns progress bars off.
 pub const CI: &str = "CI";
@@ -71,7 +72,7 @@ pub const ALL: &[(&str, &str)] = &[
     ),
     (
         EVERTOKEN_FAILPOINT,
-        "debug builds only: SIGKILL the process at a named rotation step",
+        "debug builds only: SIGKILL the process at a named rotation step (`NAME`), or pause there (`pause:NAME:MS`)",
     ),
     (CI, "set by CI systems: no progress bars"),
     (

@@ -19,6 +19,7 @@ pub mod error;
 pub mod files;
 pub mod github;
 pub mod http;
+pub mod interrupt;
 pub mod journal;
 pub mod lock;
 pub mod login;

@@ -23,7 +23,9 @@ before anything else; LinkedIn without a refresh token is reported `reauth_requi
 from `warn_before_days` before expiry.
 
 Exit codes: 0 all healthy or refreshed; 1 something needs attention; 2 usage or
-configuration error (nothing was contacted).")]
+configuration error (nothing was contacted); 130 / 143 interrupted by SIGINT / by
+SIGTERM or SIGHUP: calls already sent finished and their tokens were saved, the
+accounts not processed are reported `unknown` / `interrupted`.")]
     Refresh(RefreshArgs),
     /// Show each credential's state from stored metadata (offline: no network, no writes)
     Status(StatusArgs),
@@ -91,6 +93,7 @@ fn target(s: &str) -> Result<Target> {
 }
 
 async fn refresh(ctx: &Ctx, args: RefreshArgs) -> Result<u8> {
+    super::arm_signals(ctx);
     let target = target(&args.target)?;
     let cfg = ctx.require_config()?;
     let engine = Engine::new(cfg, ctx.clock)?;
@@ -120,7 +123,15 @@ async fn refresh(ctx: &Ctx, args: RefreshArgs) -> Result<u8> {
             progress,
         )
         .await?;
-    if !args.dry_run {
+    let interrupted = crate::interrupt::global().signal_name();
+    if let Some(sig) = interrupted {
+        // The run is incomplete: alerting on it would page for accounts that were
+        // simply not reached; the next (scheduled) run alerts on what is wrong.
+        ctx.shell.warn(&format!(
+            "interrupted by {sig}: calls already sent were finished and saved; no alert was sent; run again to process the accounts reported `interrupted`"
+        ));
+    }
+    if !args.dry_run && interrupted.is_none() {
         crate::alert::dispatch(&engine.cfg, &mut report, ctx.clock).await;
         if let Some(a) = report.alert.as_ref().filter(|a| !a.delivered) {
             ctx.shell.warn(&format!(

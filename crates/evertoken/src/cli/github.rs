@@ -152,6 +152,14 @@ fn mask_line(token: &Secret) -> String {
 }
 
 pub async fn exec(ctx: &Ctx, cmd: GithubCommand) -> Result<u8> {
+    // A mint does not retire earlier tokens, so an interrupted command only has to
+    // stop before its next call; the one in flight finishes (bounded by its timeout).
+    if matches!(
+        cmd,
+        GithubCommand::Token(_) | GithubCommand::Refresh(_) | GithubCommand::Bootstrap(_)
+    ) {
+        super::arm_signals(ctx);
+    }
     match cmd {
         GithubCommand::Token(a) => token(ctx, a).await,
         GithubCommand::Status(a) => status_cmd(ctx, a).await,
@@ -199,6 +207,7 @@ fn report_refreshed(ctx: &Ctx, app: &App, r: &Refreshed) {
 async fn token(ctx: &Ctx, a: AppArgs) -> Result<u8> {
     let (cfg, app) = load(ctx, &a.app, &Overrides::default())?;
     let http = Http::new(&cfg.file.http);
+    crate::interrupt::global().check("reading or minting the token")?;
     let u = github::usable_token(&app, &http, &ctx.clock, Duration::from_secs(60)).await?;
     if in_actions() {
         // stdout stays the token alone (`$(…)`); the runner reads commands on stderr too.
@@ -238,6 +247,7 @@ async fn refresh_cmd(ctx: &Ctx, a: RefreshArgs) -> Result<u8> {
     let (cfg, app) = load(ctx, &a.app.app, &a.files.get())?;
     let http = Http::new(&cfg.file.http);
     let limit = Duration::from_secs(a.timeout);
+    crate::interrupt::global().check("the mint")?;
     let run = github::refresh(&app, &http, &ctx.clock, limit);
     let outcome = tokio::time::timeout(limit, run).await;
     if let Some(path) = &a.metrics_file {
@@ -323,6 +333,7 @@ async fn bootstrap_cmd(ctx: &Ctx, a: BootstrapArgs) -> Result<u8> {
     let cfg = Config::load_file(&out.config_path)?;
     let app = github::app::resolve(&cfg, &req.app, &Overrides::default())?;
     let http = Http::new(&cfg.file.http);
+    crate::interrupt::global().check("the first mint")?;
     let u = github::usable_token(&app, &http, &ctx.clock, Duration::from_secs(60)).await?;
     let mut code = 0;
     match &u.refreshed {

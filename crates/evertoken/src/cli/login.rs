@@ -35,6 +35,7 @@ pub async fn exec(ctx: &Ctx, args: LoginArgs) -> Result<u8> {
         Error::usage(format!("unknown platform `{}`", args.platform))
             .with_hint("one of: instagram, youtube, tiktok, linkedin")
     })?;
+    super::arm_signals(ctx);
     let cfg = ctx.require_config()?;
     let opts = login::Options {
         platform,
@@ -74,7 +75,14 @@ pub async fn exec(ctx: &Ctx, args: LoginArgs) -> Result<u8> {
         "Waiting",
         &format!("for the redirect to {}", pending.redirect_uri()),
     );
-    let outcome = pending.finish().await?;
+    // A signal while waiting for the browser stops the login at once; one during
+    // the code exchange lets the exchange and the store write finish (the guard in
+    // `login::Pending::finish`), then the command exits 130/143.
+    let interrupt = crate::interrupt::global();
+    let outcome = tokio::select! {
+        r = pending.finish() => r?,
+        () = interrupt.idle() => return Err(interrupt.stopped("the code exchange")),
+    };
     for (var, exp) in &outcome.stored {
         let until = exp
             .map(|t| format!(" (expires {})", crate::clock::date(t)))

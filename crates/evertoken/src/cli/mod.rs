@@ -30,7 +30,8 @@ must re-authorise.
 
 Start with `evertoken demo` (no account needed), then `evertoken auth status`.
 
-Exit codes: 0 all healthy; 1 something needs attention; 2 usage or config error.";
+Exit codes: 0 all healthy; 1 something needs attention; 2 usage or config error;
+130 / 143 interrupted by SIGINT / by SIGTERM or SIGHUP (work in flight was saved).";
 
 #[derive(Debug, Parser)]
 #[command(name = "evertoken", version, about = ABOUT, long_about = LONG_ABOUT, propagate_version = true)]
@@ -84,6 +85,17 @@ impl Ctx {
             None => Err(Error::config(format!("no configuration file found (looked at: {})", Config::search_order()))
                 .with_hint("create ./evertoken.yaml (the README has a complete example), or run `evertoken demo` first")),
         }
+    }
+}
+
+/// For commands that may rotate or mint (`auth refresh`, `auth login`, `github
+/// refresh|token|bootstrap`): from here on SIGINT, SIGTERM and SIGHUP stop new
+/// provider calls instead of killing the process (see [`crate::interrupt`]).
+pub(crate) fn arm_signals(ctx: &Ctx) {
+    if let Err(e) = crate::interrupt::global().arm() {
+        ctx.shell.warn(&format!(
+            "cannot listen for signals ({e}): an interruption now kills the run at once"
+        ));
     }
 }
 
@@ -167,11 +179,14 @@ pub fn main() -> ExitCode {
     });
     // Don't wait for lingering connections on the way out.
     runtime.shutdown_background();
-    match result {
-        Ok(code) => ExitCode::from(code),
+    let code = match result {
+        Ok(code) => code,
         Err(e) => {
             shell.error(&e);
-            ExitCode::from(e.exit_code())
+            e.exit_code()
         }
-    }
+    };
+    // An interrupted command exits 130 (SIGINT) or 143 (SIGTERM, SIGHUP) whatever
+    // else happened: a pipeline must see that the run did not complete.
+    ExitCode::from(crate::interrupt::global().code().unwrap_or(code))
 }

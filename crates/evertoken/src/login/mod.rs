@@ -270,6 +270,11 @@ impl Pending {
             redirect_uri: &self.redirect_uri,
             scope: self.scope.as_deref(),
         };
+        // Signals (crate::interrupt): no exchange after one; an exchange already sent
+        // finishes and its tokens are stored before the command exits 130/143.
+        let _call = crate::interrupt::global()
+            .begin_rotating_call()
+            .ok_or_else(|| crate::interrupt::global().stopped("the code exchange"))?;
         let tokens = self.flow.exchange(&cx, &code, self.pkce.as_ref()).await?;
         self.store(tokens).await
     }
