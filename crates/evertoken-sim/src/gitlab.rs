@@ -15,8 +15,8 @@
 //! - <https://docs.gitlab.com/api/rest/troubleshooting/> (errors `{"message":"401
 //!   Unauthorized"}`, `{"message":"403 Forbidden"}`, `{"message":"404 Project Not Found"}`,
 //!   `{"message":"404 Variable Not Found"}`; missing params `{"error":"value is missing"}`).
-//! - <https://docs.gitlab.com/api/rest/#pagination> (offset pagination: `page` (default
-//!   1) and `per_page` (default 20, at most 100); headers `x-page`, `x-per-page`,
+//! - <https://docs.gitlab.com/api/rest/#pagination> (offset pagination: `page`, by
+//!   default the first, and `per_page` (default 20, at most 100); headers `x-page`, `x-per-page`,
 //!   `x-next-page` and `x-prev-page` (empty at the ends), `x-total` and
 //!   `x-total-pages`, and `Link` with `rel="next"`, `"prev"`, `"first"`, `"last"`; past
 //!   10,000 records GitLab omits `x-total`, `x-total-pages` and `rel="last"`). The

@@ -807,10 +807,11 @@ mod tests {
         assert_eq!(g.get("X").unwrap().unwrap().expires_at, Some(now));
     }
 
+    /// One entry's name, value and times, comparable.
+    pub(super) type View = (String, Option<String>, Option<Timestamp>, Option<Timestamp>);
+
     /// What an entry says, comparable (secrets exposed: tests only).
-    pub(super) fn view(
-        doc: &Entries,
-    ) -> Vec<(String, Option<String>, Option<Timestamp>, Option<Timestamp>)> {
+    pub(super) fn view(doc: &Entries) -> Vec<View> {
         doc.iter()
             .map(|(k, i)| {
                 (
