@@ -115,6 +115,8 @@ enum Slot {
 const PER_PAGE: usize = 100;
 /// A stop for a server that keeps announcing a next page (100,000 variables).
 const MAX_PAGES: usize = 1000;
+/// Pages asked for at once when the total is known.
+const PARALLEL_PAGES: usize = 8;
 
 /// A CI/CD variable as the API returns it (`value` is null for hidden variables).
 #[derive(Clone, Debug, Deserialize)]
@@ -260,45 +262,80 @@ impl GitLabStore {
     /// Every variable of the scope, all pages. GitLab's list endpoint has no
     /// environment filter: the scope is picked here, as the single-variable
     /// endpoints would with `filter[environment_scope]`.
+    /// One page of the variables list, and the answer (for its paging headers).
+    async fn page(&self, page: usize) -> Result<(Vec<Variable>, Reply), StoreError> {
+        let url = self.list_url(page);
+        let reply = self
+            .http
+            .send("GitLab variables API", Call::Safe, |c| {
+                c.get(url.clone())
+                    .header("PRIVATE-TOKEN", self.token.expose())
+            })
+            .await
+            .map_err(unanswered)?;
+        if !reply.status.is_success() {
+            return Err(self.answer_error("the variables list", &url, &reply));
+        }
+        let vars: Vec<Variable> = reply.json().map_err(|e| {
+            StoreError::permanent(format!(
+                "GitLab ({}) answered the variables list with an unexpected body: {e}",
+                safe_url(&url)
+            ))
+        })?;
+        Ok((vars, reply))
+    }
+
+    /// Every variable of the scope, all pages. When the first page says how many
+    /// pages there are (`x-total-pages`, sent up to 10,000 records), the others are
+    /// fetched a few at a time; otherwise each page's `x-next-page` leads on. GitLab's
+    /// list endpoint has no environment filter: the scope is picked here, as the
+    /// single-variable endpoints would with `filter[environment_scope]`.
     async fn list(&self) -> Result<Known, StoreError> {
+        use futures::{StreamExt, TryStreamExt};
         let mut all: HashMap<String, Vec<Variable>> = HashMap::new();
-        let mut page = 1;
-        for _ in 0..MAX_PAGES {
-            let url = self.list_url(page);
-            let reply = self
-                .http
-                .send("GitLab variables API", Call::Safe, |c| {
-                    c.get(url.clone())
-                        .header("PRIVATE-TOKEN", self.token.expose())
-                })
-                .await
-                .map_err(unanswered)?;
-            if !reply.status.is_success() {
-                return Err(self.answer_error("the variables list", &url, &reply));
-            }
-            let vars: Vec<Variable> = reply.json().map_err(|e| {
-                StoreError::permanent(format!(
-                    "GitLab ({}) answered the variables list with an unexpected body: {e}",
-                    safe_url(&url)
-                ))
-            })?;
-            let n = vars.len();
+        let mut add = |vars: Vec<Variable>| {
             for v in vars {
                 all.entry(v.key.clone()).or_default().push(v);
             }
-            match next_page(&reply, page, n) {
-                Some(next) => page = next,
-                None => {
-                    return Ok(Known {
-                        vars: all.into_iter().map(|(k, l)| (k, self.pick(l))).collect(),
-                    });
-                }
+        };
+        let (first, reply) = self.page(1).await?;
+        let n = first.len();
+        add(first);
+        let total = reply
+            .headers
+            .get("x-total-pages")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .filter(|&t| t <= MAX_PAGES);
+        let mut next = next_page(&reply, 1, n);
+        if let (Some(total), Some(2)) = (total, next) {
+            let pages: Vec<Vec<Variable>> = futures::stream::iter(2..=total)
+                .map(|p| async move { self.page(p).await.map(|(vars, _)| vars) })
+                .buffered(PARALLEL_PAGES)
+                .try_collect()
+                .await?;
+            for vars in pages {
+                add(vars);
             }
+            next = None;
         }
-        Err(StoreError::permanent(format!(
-            "GitLab ({}) kept announcing another page of variables after {MAX_PAGES} pages",
-            safe_url(&self.list_url(1))
-        )))
+        let mut fetched = 1;
+        while let Some(p) = next {
+            if fetched >= MAX_PAGES {
+                return Err(StoreError::permanent(format!(
+                    "GitLab ({}) kept announcing another page of variables after {MAX_PAGES} pages",
+                    safe_url(&self.list_url(1))
+                )));
+            }
+            let (vars, reply) = self.page(p).await?;
+            fetched += 1;
+            let n = vars.len();
+            add(vars);
+            next = next_page(&reply, p, n);
+        }
+        Ok(Known {
+            vars: all.into_iter().map(|(k, l)| (k, self.pick(l))).collect(),
+        })
     }
 
     /// The variable this store works with, among a name's environment scopes.
