@@ -41,5 +41,5 @@ pub use actions::ActionsScope;
 pub use faults::{Fault, Route};
 pub use github::{test_rsa_keypair, test_rsa_private_pkcs8};
 pub use gitlab::{GitLabScope, GitLabVariable, gitlab_maskable};
-pub use server::{SimOptions, SimServer};
+pub use server::{SimOptions, SimServer, install_client_crypto};
 pub use state::{RecordedRequest, Sim, Stats};

@@ -169,8 +169,9 @@ impl Drop for SimServer {
 
 /// The simulator serves plain HTTP, but the reqwest clients its callers build in
 /// the same process need a rustls crypto provider (the workspace's reqwest has no
-/// built-in one: SECURITY.md, "Cryptography backend"). `Err` only when one is
-/// already installed.
-fn install_client_crypto() {
+/// built-in one: SECURITY.md, "Cryptography backend"). Starting a server calls
+/// this; a test that builds a client without starting one in-process calls it
+/// first. `Err` only when one is already installed.
+pub fn install_client_crypto() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
