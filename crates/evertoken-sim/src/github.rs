@@ -152,7 +152,7 @@ pub fn test_rsa_private_pkcs8() -> String {
 #[derive(Clone)]
 pub(crate) struct GhApp {
     pub client_id: String,
-    pub key: jsonwebtoken::DecodingKey,
+    pub key: Option<crate::rs256::PublicKey>,
 }
 
 #[derive(Clone, Debug)]
@@ -214,11 +214,11 @@ impl Sim {
     /// `BEGIN PUBLIC KEY` or PKCS#1 `BEGIN RSA PUBLIC KEY`). An unparsable key is
     /// logged and the app is registered with none (every JWT then fails).
     pub fn github_add_app(&self, app_id: u64, client_id: &str, public_key_pem: &str) {
-        let key = match jsonwebtoken::DecodingKey::from_rsa_pem(public_key_pem.as_bytes()) {
-            Ok(k) => k,
+        let key = match crate::rs256::parse_public_pem(public_key_pem) {
+            Ok(k) => Some(k),
             Err(e) => {
                 tracing::warn!("evertoken-sim: app {app_id}: unusable public key: {e}");
-                jsonwebtoken::DecodingKey::from_secret(&[])
+                None
             }
         };
         self.lock().github.apps.insert(
@@ -387,13 +387,13 @@ pub(crate) fn verify_jwt(
         if !st.lenient {
             return Err(JwtError::UnknownApp);
         }
-        let key = jsonwebtoken::DecodingKey::from_rsa_pem(TEST_ONLY_RSA_PUBLIC_KEY.as_bytes())
+        let key = crate::rs256::parse_public_pem(TEST_ONLY_RSA_PUBLIC_KEY)
             .map_err(|_| JwtError::Undecodable)?;
         st.github.apps.insert(
             app_id,
             GhApp {
                 client_id: format!("Iv23sim{app_id}"),
-                key,
+                key: Some(key),
             },
         );
     }
@@ -403,13 +403,9 @@ pub(crate) fn verify_jwt(
         .get(&app_id)
         .map(|a| a.key.clone())
         .ok_or(JwtError::UnknownApp)?;
-    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
-    validation.validate_exp = false;
-    validation.validate_nbf = false;
-    validation.validate_aud = false;
-    validation.required_spec_claims.clear();
-    validation.leeway = 0;
-    jsonwebtoken::decode::<Value>(&jwt, &key, &validation).map_err(|_| JwtError::Undecodable)?;
+    if !key.is_some_and(|k| crate::rs256::verify(&jwt, &k)) {
+        return Err(JwtError::Undecodable);
+    }
 
     let now = st.now().as_second();
     let iat = claims

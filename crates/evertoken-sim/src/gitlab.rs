@@ -27,6 +27,14 @@
 //!   (<https://docs.gitlab.com/ci/variables/#hide-a-cicd-variable>). The docs are silent
 //!   on the exact message for an invalid key; the simulator answers `400` with a
 //!   `message.key` entry, and the client treats any 400 as a refusal.
+//! - <https://docs.gitlab.com/api/rest/#pagination> (offset pagination: `page`, by
+//!   default the first, and `per_page` (default 20, at most 100); headers `x-page`, `x-per-page`,
+//!   `x-next-page` and `x-prev-page` (empty at the ends), `x-total` and
+//!   `x-total-pages`, and `Link` with `rel="next"`, `"prev"`, `"first"`, `"last"`; past
+//!   10,000 records GitLab omits `x-total`, `x-total-pages` and `rel="last"`). The
+//!   docs are silent on `per_page=0` and `page=0`: the simulator serves the defaults;
+//!   a value that is not an integer is `400 {"error":"per_page is invalid"}` (Grape's
+//!   type check).
 //! - <https://docs.gitlab.com/ci/jobs/ci_job_token/> (`CI_JOB_TOKEN` reaches only an
 //!   allowlist of endpoints; the variables API is not among them: 401).
 
@@ -295,7 +303,24 @@ fn var_json(st: &crate::state::State, scope: GitLabScope, v: &GitLabVariable) ->
     })
 }
 
-fn list(sim: &Sim, kind: Kind, id: &str, headers: &HeaderMap) -> Response {
+/// Past this many records GitLab stops counting them (no totals, no `rel="last"`).
+const COUNT_LIMIT: usize = 10_000;
+
+fn list(sim: &Sim, kind: Kind, id: &str, q: Option<&str>, headers: &HeaderMap) -> Response {
+    let q = parse_query(q);
+    let number = |name: &str, default: usize| -> Result<usize, Response> {
+        match param(&q, name) {
+            None | Some("") => Ok(default),
+            Some(v) => v
+                .parse::<i64>()
+                .map(|n| if n < 1 { default } else { n as usize })
+                .map_err(|_| json_response(400, json!({"error": format!("{name} is invalid")}))),
+        }
+    };
+    let (page, per_page) = match (number("page", 1), number("per_page", 20)) {
+        (Ok(p), Ok(pp)) => (p, pp.min(100)),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
     let mut st = sim.lock();
     if let Err(r) = authorize(&st, headers) {
         return r;
@@ -312,8 +337,70 @@ fn list(sim: &Sim, kind: Kind, id: &str, headers: &HeaderMap) -> Response {
         .flat_map(|(_, l)| l.iter())
         .collect();
     vars.sort_by(|a, b| (&a.key, &a.environment_scope).cmp(&(&b.key, &b.environment_scope)));
-    let arr: Vec<Value> = vars.iter().map(|v| var_json(&st, scope, v)).collect();
-    json_response(200, Value::Array(arr))
+    let total = vars.len();
+    let pages = total.div_ceil(per_page).max(1);
+    let arr: Vec<Value> = vars
+        .iter()
+        .skip((page - 1).saturating_mul(per_page))
+        .take(per_page)
+        .map(|v| var_json(&st, scope, v))
+        .collect();
+    let mut resp = json_response(200, Value::Array(arr));
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    let collection = match kind {
+        Kind::Project => "projects",
+        Kind::Group => "groups",
+    };
+    let page_url = |p: usize| {
+        let mut u = url::Url::parse(&format!("http://{host}/api/v4/{collection}/"))
+            .unwrap_or_else(|_| url::Url::parse("http://127.0.0.1/").expect("static URL"));
+        if let Ok(mut segs) = u.path_segments_mut() {
+            segs.pop_if_empty().push(id).push("variables");
+        }
+        u.query_pairs_mut()
+            .append_pair("page", &p.to_string())
+            .append_pair("per_page", &per_page.to_string());
+        u.to_string()
+    };
+    let next = (page < pages).then_some(page + 1);
+    let prev = (page > 1).then(|| (page - 1).min(pages));
+    let counted = total <= COUNT_LIMIT;
+    let mut links = Vec::new();
+    if let Some(p) = prev {
+        links.push(format!("<{}>; rel=\"prev\"", page_url(p)));
+    }
+    if let Some(p) = next {
+        links.push(format!("<{}>; rel=\"next\"", page_url(p)));
+    }
+    links.push(format!("<{}>; rel=\"first\"", page_url(1)));
+    if counted {
+        links.push(format!("<{}>; rel=\"last\"", page_url(pages)));
+    }
+    let h = resp.headers_mut();
+    let mut set = |name: &'static str, v: String| {
+        if let Ok(v) = axum::http::HeaderValue::from_str(&v) {
+            h.insert(name, v);
+        }
+    };
+    set("x-page", page.to_string());
+    set("x-per-page", per_page.to_string());
+    set(
+        "x-next-page",
+        next.map(|p| p.to_string()).unwrap_or_default(),
+    );
+    set(
+        "x-prev-page",
+        prev.map(|p| p.to_string()).unwrap_or_default(),
+    );
+    if counted {
+        set("x-total", total.to_string());
+        set("x-total-pages", pages.to_string());
+    }
+    set("link", links.join(", "));
+    resp
 }
 
 /// Picks the variable for `key`, honouring `filter[environment_scope]`.
@@ -505,17 +592,19 @@ fn put_one(
 async fn list_project(
     State(sim): State<Sim>,
     Path(id): Path<String>,
+    RawQuery(q): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    list(&sim, Kind::Project, &id, &headers)
+    list(&sim, Kind::Project, &id, q.as_deref(), &headers)
 }
 
 async fn list_group(
     State(sim): State<Sim>,
     Path(id): Path<String>,
+    RawQuery(q): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    list(&sim, Kind::Group, &id, &headers)
+    list(&sim, Kind::Group, &id, q.as_deref(), &headers)
 }
 
 async fn get_project(

@@ -100,6 +100,7 @@ impl SimServer {
 
     /// Binds `127.0.0.1:port` (`0` = any free port) on the current runtime.
     pub async fn start_on_port(opts: SimOptions, port: u16) -> anyhow::Result<SimServer> {
+        install_client_crypto();
         let sim = Sim::new(opts.latency, opts.lenient);
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
         let addr = listener.local_addr()?;
@@ -116,6 +117,7 @@ impl SimServer {
     /// Starts the server on its own thread with its own multi-thread runtime,
     /// for synchronous tests.
     pub fn start_background(opts: SimOptions) -> anyhow::Result<SimServer> {
+        install_client_crypto();
         let sim = Sim::new(opts.latency, opts.lenient);
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         std_listener.set_nonblocking(true)?;
@@ -171,4 +173,13 @@ impl Drop for SimServer {
             let _ = t.join();
         }
     }
+}
+
+/// The simulator serves plain HTTP, but the reqwest clients its callers build in
+/// the same process need a rustls crypto provider (the workspace's reqwest has no
+/// built-in one: SECURITY.md, "Cryptography backend"). Starting a server calls
+/// this; a test that builds a client without starting one in-process calls it
+/// first. `Err` only when one is already installed.
+pub fn install_client_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }

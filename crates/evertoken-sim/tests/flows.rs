@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use sha2::Digest as _;
 
 fn client() -> reqwest::Client {
+    evertoken_sim::install_client_crypto();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

@@ -1,7 +1,7 @@
 //! GitHub App JWT verification and installation tokens.
 
+use evertoken_sim::rs256;
 use evertoken_sim::{SimOptions, SimServer, test_rsa_keypair, test_rsa_private_pkcs8};
-use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::{Value, json};
 
 const APP: u64 = 424242;
@@ -9,13 +9,7 @@ const INST: u64 = 987654;
 
 fn jwt_with(iat: i64, exp: i64, iss: Value) -> String {
     let (private_pem, _) = test_rsa_keypair();
-    let key = EncodingKey::from_rsa_pem(private_pem.as_bytes()).expect("key");
-    encode(
-        &Header::new(Algorithm::RS256),
-        &json!({"iat": iat, "exp": exp, "iss": iss}),
-        &key,
-    )
-    .expect("sign")
+    rs256::sign(&private_pem, &json!({"iat": iat, "exp": exp, "iss": iss})).expect("sign")
 }
 
 async fn setup() -> (SimServer, reqwest::Client, i64) {
@@ -237,18 +231,8 @@ fn pkcs8_and_pkcs1_keys_are_the_same_key() {
     assert!(pkcs8.starts_with("-----BEGIN PRIVATE KEY-----"));
     assert!(public_pem.starts_with("-----BEGIN PUBLIC KEY-----"));
     let claims = json!({"iat": 1, "exp": 2, "iss": 3});
-    let a = encode(
-        &Header::new(Algorithm::RS256),
-        &claims,
-        &EncodingKey::from_rsa_pem(pkcs1.as_bytes()).expect("k1"),
-    )
-    .expect("a");
-    let b = encode(
-        &Header::new(Algorithm::RS256),
-        &claims,
-        &EncodingKey::from_rsa_pem(pkcs8.as_bytes()).expect("k8"),
-    )
-    .expect("b");
+    let a = rs256::sign(&pkcs1, &claims).expect("a");
+    let b = rs256::sign(&pkcs8, &claims).expect("b");
     assert_eq!(a, b, "RS256 is deterministic: same key, same signature");
 }
 

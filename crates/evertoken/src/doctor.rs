@@ -523,6 +523,7 @@ async fn clock_check(base_urls: &[url::Url], timeout_secs: f64) -> Check {
     if base_urls.is_empty() {
         return Check::new(name, Status::Skip, "no provider configured to compare with");
     }
+    crate::http::install_crypto_provider();
     let client = match reqwest::Client::builder()
         .timeout(Duration::from_secs_f64(timeout_secs.clamp(1.0, 10.0)))
         .redirect(reqwest::redirect::Policy::none())

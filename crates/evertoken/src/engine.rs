@@ -129,6 +129,8 @@ pub struct Engine {
     gates: BTreeMap<Platform, Arc<tokio::sync::Semaphore>>,
     /// What this host last wrote to the store, to spot a second rotator.
     fingerprints: crate::fingerprint::Fingerprints,
+    /// `auth refresh --shard K/N`: only the accounts of this shard are selected.
+    shard: std::sync::OnceLock<crate::shard::Shard>,
 }
 
 /// What was read for one account.
@@ -165,6 +167,7 @@ impl Engine {
             cfg,
             lock_timeout: Duration::from_secs(300),
             use_env: true,
+            shard: std::sync::OnceLock::new(),
         }))
     }
 
@@ -210,8 +213,14 @@ impl Engine {
         self.clock
     }
 
-    /// The accounts a target names; a target naming nothing configured is a usage
-    /// error (exit 2, nothing contacted).
+    /// Restricts every later selection to one shard (set once, before the run).
+    pub fn set_shard(&self, shard: crate::shard::Shard) {
+        let _ = self.shard.set(shard);
+    }
+
+    /// The accounts a target names (within the shard, if one is set); a target
+    /// naming nothing configured is a usage error (exit 2, nothing contacted), an
+    /// empty shard is not.
     pub fn select(&self, target: &Target) -> Result<Selection> {
         let file = self.cfg.display_path();
         if self.providers.is_empty() {
@@ -219,17 +228,26 @@ impl Engine {
                 .with_hint("add a block under `platforms:` (see the README), or run `evertoken demo` to see one"));
         }
         let mut out = Vec::new();
+        let mut targeted = false;
         for p in &self.providers {
             let accounts: Vec<Account> = p
                 .accounts()
                 .into_iter()
                 .filter(|a| target.includes(a))
                 .collect();
+            targeted |= !accounts.is_empty();
+            let accounts: Vec<Account> = match self.shard.get() {
+                Some(s) => accounts
+                    .into_iter()
+                    .filter(|a| s.contains(a.platform.name(), a.label()))
+                    .collect(),
+                None => accounts,
+            };
             if !accounts.is_empty() {
                 out.push((p.clone(), accounts));
             }
         }
-        if out.is_empty() {
+        if !targeted {
             return Err(match target {
                 Target::Platform(p) => {
                     Error::usage(format!("platform `{p}` is not enabled in {file}"))
@@ -397,6 +415,7 @@ impl Engine {
 
     /// `auth status`: stored metadata only, no network, no lock, no write.
     pub async fn status(&self, target: &Target) -> Result<RunReport> {
+        self.store.offline();
         let selected = self.select(target)?;
         let (_, secret_reports) = self.client_secrets(&selected, false).await?;
         let now = self.clock.now();
@@ -628,6 +647,14 @@ impl Engine {
         before: Snapshot,
     ) -> AccountResult {
         let now = self.clock.now();
+        // Under the lock, the durable variables are read from the store itself.
+        let durable: Vec<String> = p
+            .slots()
+            .iter()
+            .filter(|s| s.durable)
+            .map(|s| a.var(s.base))
+            .collect();
+        self.store.reread(&durable);
         let mut snap = match self.snapshot(p, a).await {
             Ok(s) => s,
             Err(e) => return self.failed_read(p, a, e),
@@ -749,6 +776,8 @@ impl Engine {
             Ok(grant) => self.store_grant(p, a, state, grant, call).await,
             Err(ProviderError::Reauth { message }) if may_reread => {
                 // One re-read, in case another runner rotated the token meanwhile.
+                let vars: Vec<String> = p.slots().iter().map(|s| a.var(s.base)).collect();
+                self.store.reread(&vars);
                 match self.read_account(p, a, true).await {
                     Ok(fresh) if differs(state, &fresh.state, p) => {
                         Box::pin(self.call_and_store(p, a, cx, &fresh.state, false)).await

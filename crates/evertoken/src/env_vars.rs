@@ -15,6 +15,13 @@ pub const EVERTOKEN_FAILPOINT: &str = "EVERTOKEN_FAILPOINT";
 pub const CI: &str = "CI";
 pub const XDG_CONFIG_HOME: &str = "XDG_CONFIG_HOME";
 pub const XDG_STATE_HOME: &str = "XDG_STATE_HOME";
+/// Where systemd keeps the refresh timer's last-run stamp (`systemd/timers/`), read
+/// by `github status`. (Added to [`ALL`] once the README's table lists it.)
+pub const XDG_DATA_HOME: &str = "XDG_DATA_HOME";
+/// `auth refresh --shard ci`: this job's 1-based index and the job count (GitLab
+/// `parallel:`). (Added to [`ALL`] once the README's table lists them.)
+pub const CI_NODE_INDEX: &str = "CI_NODE_INDEX";
+pub const CI_NODE_TOTAL: &str = "CI_NODE_TOTAL";
 pub const HOME: &str = "HOME";
 /// GitLab write-back: API token with `api` scope (sent as `PRIVATE-TOKEN`).
 pub const GITLAB_TOKEN: &str = "GITLAB_TOKEN";

@@ -119,6 +119,19 @@ pub struct Http {
     max_retry_after: Duration,
 }
 
+/// Makes ring the process's rustls crypto provider (TLS for reqwest, lettre and
+/// the platform verifier), once; safe to call from anywhere before a TLS client
+/// is built. ring seeds from the kernel (`getrandom`), so the first handshake
+/// pays no entropy-gathering cost (SECURITY.md, "Cryptography backend"). Without
+/// it, reqwest built with `rustls-no-provider` would panic on the first client.
+pub fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // `Err` only when another provider was installed first: keep that one.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
 /// The clients, built on first use (issue 9: start-up proportional to the
 /// command). Building a TLS client loads the system's CA store, tens of
 /// milliseconds; commands that never call out (`status`) never pay for it, and
@@ -132,6 +145,7 @@ struct Clients {
 
 impl Clients {
     fn builder(&self) -> reqwest::ClientBuilder {
+        install_crypto_provider();
         reqwest::Client::builder()
             .timeout(self.timeout)
             .connect_timeout(self.timeout.min(Duration::from_secs(10)))

@@ -11,6 +11,7 @@ pub mod broker;
 pub mod cli;
 pub mod clock;
 pub mod config;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod doctor;
 pub mod engine;
@@ -33,4 +34,5 @@ pub mod report;
 pub mod schedule;
 pub mod scrub;
 pub mod secret;
+pub mod shard;
 pub mod store;

@@ -183,6 +183,7 @@ impl Email {
         let tls = match self.tls {
             TlsMode::None => Tls::None,
             mode => {
+                crate::http::install_crypto_provider();
                 let mut b = TlsParameters::builder(self.host.clone());
                 if let Some(path) = &self.ca_file {
                     let pem = std::fs::read(path).map_err(|e| {

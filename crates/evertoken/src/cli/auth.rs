@@ -99,6 +99,10 @@ pub struct RefreshArgs {
     /// Also write Prometheus metrics to PATH (atomically; for node_exporter's textfile collector)
     #[arg(long, value_name = "PATH")]
     pub metrics_file: Option<std::path::PathBuf>,
+    /// Only shard K of N (1-based) of the targeted accounts, by a stable hash of
+    /// `platform:account`; `ci` reads K and N from CI_NODE_INDEX/CI_NODE_TOTAL (GitLab `parallel: N`)
+    #[arg(long, value_name = "K/N|ci")]
+    pub shard: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -136,6 +140,14 @@ async fn refresh(ctx: &Ctx, args: RefreshArgs) -> Result<u8> {
     let target = target(&args.target)?;
     let cfg = ctx.require_config()?;
     let engine = Engine::new(cfg, ctx.clock)?;
+    if let Some(arg) = &args.shard {
+        let shard = crate::shard::Shard::parse(arg, |v| std::env::var(v).ok()).map_err(|m| {
+            Error::usage(format!("--shard: {m}")).with_hint(
+                "for example `--shard 2/4`, or `--shard ci` in a GitLab job with `parallel: N`",
+            )
+        })?;
+        engine.set_shard(shard);
+    }
     for n in engine.store().notices() {
         ctx.shell.note(&n);
     }

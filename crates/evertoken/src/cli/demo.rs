@@ -4,7 +4,6 @@ use clap::Args;
 
 use super::Ctx;
 use crate::error::Result;
-use crate::render;
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -13,7 +12,17 @@ pub struct DemoArgs {
     pub json: bool,
 }
 
+#[cfg(not(feature = "demo"))]
+pub async fn exec(_ctx: &Ctx, _args: DemoArgs) -> Result<u8> {
+    Err(crate::error::Error::usage(
+        "this evertoken was built without the `demo` feature (no built-in simulator)",
+    )
+    .with_hint("install a build with the default features: `cargo install --locked evertoken`"))
+}
+
+#[cfg(feature = "demo")]
 pub async fn exec(ctx: &Ctx, args: DemoArgs) -> Result<u8> {
+    use crate::render;
     let out = crate::demo::run(&ctx.shell).await?;
     if args.json {
         let doc = serde_json::json!({ "version": 1, "first": out.first, "second": out.second });

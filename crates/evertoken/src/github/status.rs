@@ -2,6 +2,12 @@
 //! stored auth (only when `gh_cli` is on) and the timer's state (reported, never
 //! judged). Offline: it never calls GitHub. The JSON form is consumed by the
 //! Takopi plugin and the MCP server, so its shape is versioned.
+//!
+//! It is a cold command (run by prompts, plugins and monitors): on the common,
+//! healthy path it spawns no process. The timer's state comes from what systemd
+//! leaves on disk (the unit file, its `timers.target.wants` link, the
+//! `Persistent=` stamp of its last run); `systemctl --user is-active` is asked
+//! only when something is wrong and the live state helps explain it.
 
 use serde::Serialize;
 
@@ -117,7 +123,11 @@ pub async fn status(app: &App, clock: &Clock) -> Result<StatusReport> {
             message: "not checked (gh_cli is off)".into(),
         }
     };
-    let (active, state) = systemd::timer_state(&app.timer_unit).await;
+    let (active, state) = if problems.is_empty() {
+        timer_on_disk(&app.timer_unit, now)
+    } else {
+        systemd::timer_state(&app.timer_unit).await
+    };
     Ok(StatusReport {
         version: 1,
         app: app.name.clone(),
@@ -131,6 +141,50 @@ pub async fn status(app: &App, clock: &Clock) -> Result<StatusReport> {
         healthy: problems.is_empty(),
         problems,
     })
+}
+
+/// The timer's state as systemd leaves it on disk, without asking systemd:
+/// `~/.config/systemd/user/<unit>`, its `timers.target.wants/` link (enabled) and
+/// the stamp `Persistent=true` timers keep at
+/// `$XDG_DATA_HOME/systemd/timers/stamp-<unit>` (its modification time is the
+/// last run; see systemd.timer(5), `Persistent=`).
+fn timer_on_disk(unit: &str, now: jiff::Timestamp) -> (Option<bool>, String) {
+    let data = match std::env::var_os(crate::env_vars::XDG_DATA_HOME).filter(|v| !v.is_empty()) {
+        Some(d) => std::path::PathBuf::from(d),
+        None => crate::files::home_dir().join(".local/share"),
+    };
+    timer_in(&systemd::user_unit_dir(), &data, unit, now)
+}
+
+fn timer_in(
+    dir: &std::path::Path,
+    data: &std::path::Path,
+    unit: &str,
+    now: jiff::Timestamp,
+) -> (Option<bool>, String) {
+    let installed = dir.join(unit).symlink_metadata().is_ok();
+    let enabled = dir
+        .join("timers.target.wants")
+        .join(unit)
+        .symlink_metadata()
+        .is_ok();
+    let last_run = std::fs::metadata(data.join("systemd/timers").join(format!("stamp-{unit}")))
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| jiff::Timestamp::try_from(t).ok())
+        .map(|t| {
+            let mins = (now.as_second() - t.as_second()).max(0) / 60;
+            format!("; last ran {mins} min ago")
+        })
+        .unwrap_or_default();
+    match (installed || enabled, enabled) {
+        (_, true) => (None, format!("enabled{last_run}")),
+        (true, false) => (Some(false), format!("installed, not enabled{last_run}")),
+        (false, _) => (
+            None,
+            "not installed for this user (the schedule may live elsewhere)".to_owned(),
+        ),
+    }
 }
 
 /// The human form.
@@ -173,4 +227,40 @@ pub fn render(r: &StatusReport) -> String {
         }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timer_state_is_read_from_disk_without_systemctl() {
+        let home = tempfile::tempdir().unwrap();
+        let units = home.path().join("config/systemd/user");
+        std::fs::create_dir_all(units.join("timers.target.wants")).unwrap();
+        let stamps = home.path().join("data/systemd/timers");
+        std::fs::create_dir_all(&stamps).unwrap();
+        let data = home.path().join("data");
+        let timer_on_disk = |unit: &str, now| timer_in(&units, &data, unit, now);
+        let unit = "evertoken-github-token-refresh-test.timer";
+        let now = jiff::Timestamp::now();
+        assert_eq!(timer_on_disk(unit, now).0, None);
+        assert!(timer_on_disk(unit, now).1.starts_with("not installed"));
+        std::fs::write(units.join(unit), "[Timer]\n").unwrap();
+        assert_eq!(
+            timer_on_disk(unit, now),
+            (Some(false), "installed, not enabled".to_owned())
+        );
+        std::os::unix::fs::symlink(
+            units.join(unit),
+            units.join("timers.target.wants").join(unit),
+        )
+        .unwrap();
+        std::fs::write(stamps.join(format!("stamp-{unit}")), "").unwrap();
+        let later = now + jiff::SignedDuration::from_mins(12);
+        assert_eq!(
+            timer_on_disk(unit, later),
+            (None, "enabled; last ran 12 min ago".to_owned())
+        );
+    }
 }

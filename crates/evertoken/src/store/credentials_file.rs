@@ -8,6 +8,13 @@
 //! (rename replaces the inode, so the data file itself cannot carry the lock).
 //! Parsed contents are cached and re-read only when the file changed on disk.
 //!
+//! Memory and speed (issue 15): entries live in a compact ordered map (name →
+//! value, expiry, update time), not in generic YAML values. The file's canonical
+//! form (what evertoken writes: every scalar double-quoted, so that no YAML reader
+//! takes a value for a boolean, a date or a number) is read by a line parser; any
+//! other YAML falls back to the full parser, which also words the errors. A flush
+//! renders the map once into the new file's bytes; nothing else holds the text.
+//!
 //! Performance (issue 9): concurrent async writers go through a group commit
 //! ([`CredentialsFile::write_grouped`]): each queues its entries, one flusher on a
 //! blocking thread applies every queued entry and replaces the file once, and each
@@ -20,8 +27,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use indexmap::IndexMap;
 use jiff::Timestamp;
-use serde_norway::{Mapping, Value};
+use serde_norway::Value;
 
 use super::{Entry, StoreError};
 use crate::error::{Error, Result};
@@ -46,13 +54,22 @@ struct Stamp {
     size: u64,
 }
 
+/// One entry as held in memory.
+#[derive(Clone, Debug)]
+pub struct Item {
+    pub value: Option<Secret>,
+    pub expires_at: Option<Timestamp>,
+    pub updated_at: Option<Timestamp>,
+    /// Written as `KEY: "value"` (a value the user put there), not as a map.
+    pub plain: bool,
+}
+
+/// The whole file, in order.
+pub type Entries = IndexMap<Box<str>, Item>;
+
 struct Loaded {
     stamp: Option<Stamp>,
-    doc: Mapping,
-    /// Each entry's YAML text as last written (issue 9): a flush re-renders only the
-    /// entries it changed and concatenates the rest, instead of serialising and
-    /// copying the whole 20,000-entry map each time.
-    rendered: std::collections::HashMap<String, String>,
+    doc: Entries,
     /// A flush of this process is replacing the file: the cache is already the
     /// newest content, so readers must not re-parse the file when its stamp moves.
     flushing: bool,
@@ -149,7 +166,7 @@ impl CredentialsFile {
             return Ok(f(l));
         }
         let doc = match stamp {
-            None => Mapping::new(),
+            None => Entries::new(),
             Some(_) => {
                 let text = match fs::read_to_string(&self.path) {
                     Ok(t) => t,
@@ -162,7 +179,6 @@ impl CredentialsFile {
         let loaded = cache.insert(Loaded {
             stamp,
             doc,
-            rendered: Default::default(),
             flushing: false,
         });
         Ok(f(loaded))
@@ -177,20 +193,17 @@ impl CredentialsFile {
 
     pub fn get(&self, var: &str) -> Result<Option<FileEntry>, StoreError> {
         self.with_doc(|l| {
-            l.doc
-                .get(var)
-                .map(|v| entry_of(v).expect("validated when parsed"))
+            l.doc.get(var).map(|i| FileEntry {
+                value: i.value.clone(),
+                expires_at: i.expires_at,
+                updated_at: i.updated_at,
+            })
         })
     }
 
     /// All variable names in the file.
     pub fn vars(&self) -> Result<Vec<String>, StoreError> {
-        self.with_doc(|l| {
-            l.doc
-                .keys()
-                .filter_map(|k| k.as_str().map(str::to_owned))
-                .collect()
-        })
+        self.with_doc(|l| l.doc.keys().map(|k| k.to_string()).collect())
     }
 
     /// Read-modify-write under the sidecar lock: re-reads the file from disk,
@@ -274,23 +287,21 @@ impl CredentialsFile {
             l.flushing = true;
             for (entries, with_value) in jobs {
                 for e in entries.iter() {
-                    let mut m = Mapping::new();
-                    if *with_value {
-                        m.insert("value".into(), e.value.expose().into());
+                    let item = Item {
+                        value: with_value.then(|| e.value.clone()),
+                        expires_at: e.expires_at,
+                        updated_at: Some(e.updated_at),
+                        plain: false,
+                    };
+                    match l.doc.get_mut(e.var.as_str()) {
+                        Some(old) => *old = item,
+                        None => {
+                            l.doc.insert(e.var.as_str().into(), item);
+                        }
                     }
-                    if let Some(t) = e.expires_at {
-                        m.insert("expires_at".into(), crate::clock::rfc3339(t).into());
-                    }
-                    m.insert(
-                        "updated_at".into(),
-                        crate::clock::rfc3339(e.updated_at).into(),
-                    );
-                    l.doc
-                        .insert(Value::String(e.var.clone()), Value::Mapping(m));
-                    l.rendered.remove(&e.var);
                 }
             }
-            render(l)
+            Ok(render(&l.doc))
         })?;
         let bytes = match bytes {
             Ok(b) => b,
@@ -325,29 +336,90 @@ impl CredentialsFile {
 const HEADER: &str =
     "# evertoken credentials: written by evertoken (comments are not kept). Mode 0600.\n";
 
-/// The file's text: the header and each entry's YAML, in order. Entries rendered
-/// by an earlier write are reused; a top-level block mapping is the concatenation
-/// of its entries, so this equals serialising the whole map (tested below).
-fn render(l: &mut Loaded) -> Result<Vec<u8>, StoreError> {
-    let mut out = Vec::with_capacity(
-        HEADER.len() + l.rendered.values().map(String::len).sum::<usize>() + 4096,
-    );
-    out.extend_from_slice(HEADER.as_bytes());
-    for (k, v) in &l.doc {
-        let Some(key) = k.as_str() else { continue };
-        if !l.rendered.contains_key(key) {
-            let mut one = Mapping::with_capacity(1);
-            one.insert(k.clone(), v.clone());
-            let text = serde_norway::to_string(&one).map_err(|e| {
-                StoreError::permanent(format!("cannot serialise credentials file: {e}"))
-            })?;
-            l.rendered.insert(key.to_owned(), text);
+/// The file's text in its canonical form: the header, then each entry in order,
+/// every scalar double-quoted (YAML 1.1 and 1.2 readers alike see strings, never
+/// `no` as false or `2026-01-01` as a date).
+fn render(doc: &Entries) -> Vec<u8> {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(HEADER.len() + doc.len() * 160);
+    out.push_str(HEADER);
+    for (k, i) in doc {
+        write_key(&mut out, k);
+        if i.plain
+            && let Some(v) = &i.value
+        {
+            out.push_str(": ");
+            write_quoted(&mut out, v.expose());
+            out.push('\n');
+            continue;
         }
-        if let Some(text) = l.rendered.get(key) {
-            out.extend_from_slice(text.as_bytes());
+        out.push_str(":\n");
+        if let Some(v) = &i.value {
+            out.push_str("  value: ");
+            write_quoted(&mut out, v.expose());
+            out.push('\n');
+        }
+        for (name, t) in [("expires_at", i.expires_at), ("updated_at", i.updated_at)] {
+            if let Some(t) = t {
+                let _ = writeln!(out, "  {name}: \"{}\"", crate::clock::rfc3339(t));
+            }
+        }
+        if i.value.is_none() && i.expires_at.is_none() && i.updated_at.is_none() {
+            // Nothing to say but the name: an explicit empty map, not null.
+            out.truncate(out.len() - 1);
+            out.push_str(" {}\n");
         }
     }
-    Ok(out)
+    out.into_bytes()
+}
+
+/// YAML 1.1 words for booleans and null: plain keys spelled like these are quoted.
+const RESERVED: &[&str] = &["y", "n", "yes", "no", "on", "off", "true", "false", "null"];
+
+fn plain_key(k: &str) -> bool {
+    let mut chars = k.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+        && !RESERVED.iter().any(|r| r.eq_ignore_ascii_case(k))
+}
+
+fn write_key(out: &mut String, k: &str) {
+    if plain_key(k) {
+        out.push_str(k);
+    } else {
+        write_quoted(out, k);
+    }
+}
+
+/// A YAML double-quoted scalar: printable characters as they are, `"` and `\`
+/// escaped, everything else (controls, DEL, C1, BOM, line separators) as `\uXXXX`.
+fn write_quoted(out: &mut String, s: &str) {
+    use std::fmt::Write as _;
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            ' '..='~' => out.push(c),
+            '\u{a0}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..
+                if !matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}') =>
+            {
+                out.push(c)
+            }
+            c if (c as u32) <= 0xffff => {
+                let _ = write!(out, "\\u{:04X}", c as u32);
+            }
+            c => {
+                let _ = write!(out, "\\U{:08X}", c as u32);
+            }
+        }
+    }
+    out.push('"');
 }
 
 fn sidecar(path: &Path) -> PathBuf {
@@ -356,10 +428,19 @@ fn sidecar(path: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// Parses and validates the whole file, so that later reads cannot fail.
-pub fn parse(text: &str, path: &Path) -> Result<Mapping, StoreError> {
+/// Parses and validates the whole file, so that later reads cannot fail: the
+/// canonical form by [`parse_canonical`], anything else by the YAML parser.
+pub fn parse(text: &str, path: &Path) -> Result<Entries, StoreError> {
+    if let Some(doc) = parse_canonical(text) {
+        return Ok(doc);
+    }
+    parse_yaml(text, path)
+}
+
+/// The full YAML parser: any form a user may write, and the error messages.
+pub fn parse_yaml(text: &str, path: &Path) -> Result<Entries, StoreError> {
     if text.trim().is_empty() {
-        return Ok(Mapping::new());
+        return Ok(Entries::new());
     }
     let file = path.display();
     crate::config::check_nesting(text)
@@ -377,7 +458,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Mapping, StoreError> {
     })?;
     let doc = match value {
         Value::Mapping(m) => m,
-        Value::Null => Mapping::new(),
+        Value::Null => return Ok(Entries::new()),
         _ => {
             return Err(StoreError::permanent(format!(
                 "credentials file {file} must be a map of VARIABLE: value"
@@ -385,19 +466,226 @@ pub fn parse(text: &str, path: &Path) -> Result<Mapping, StoreError> {
             .with_hint("for example `TIKTOK_REFRESH_TOKEN: \"rft.…\"`"));
         }
     };
+    let mut out = Entries::with_capacity(doc.len());
     for (k, v) in &doc {
         let Some(key) = k.as_str() else {
             return Err(StoreError::permanent(format!(
                 "credentials file {file}: key {k:?} is not a variable name"
             )));
         };
-        entry_of(v).map_err(|what| {
+        let item = entry_of(v).map_err(|what| {
             StoreError::permanent(format!("credentials file {file}: `{key}`{what}")).with_hint(
                 "write `VAR: value` or `VAR: {value: …, expires_at: 2027-01-01T00:00:00Z}`",
             )
         })?;
+        out.insert(key.into(), item);
     }
-    Ok(doc)
+    Ok(out)
+}
+
+/// The line parser for the form evertoken writes (and simple hand-written files):
+/// comment and blank lines; `KEY: scalar`; `KEY:` followed by `  field: scalar`
+/// lines for `value`, `expires_at`, `updated_at`. A scalar is double-quoted, or
+/// plain when it cannot be anything but a string (a letter first; no `:`, `#`,
+/// spaces or YAML words like `no`) or, for the two times, an RFC 3339 timestamp.
+/// `None` for anything else (the full parser then decides): it never guesses.
+pub fn parse_canonical(text: &str) -> Option<Entries> {
+    let mut out = Entries::new();
+    let mut open: Option<(Box<str>, Item)> = None;
+    let close = |open: &mut Option<(Box<str>, Item)>, out: &mut Entries| -> Option<()> {
+        if let Some((k, item)) = open.take() {
+            if item.value.is_none() && item.expires_at.is_none() && item.updated_at.is_none() {
+                return None;
+            }
+            if out.insert(k, item).is_some() {
+                return None;
+            }
+        }
+        Some(())
+    };
+    for line in text.split('\n') {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if let Some(field) = line.strip_prefix("  ") {
+            let (_, item) = open.as_mut()?;
+            let (name, rest) = field.split_once(':')?;
+            let raw = rest.strip_prefix(' ')?;
+            match name {
+                "value" if item.value.is_none() => {
+                    item.value = Some(Secret::from_outside(
+                        scalar(raw, false)?,
+                        "a value in the credentials file",
+                    ));
+                }
+                "expires_at" if item.expires_at.is_none() => {
+                    item.expires_at = Some(timestamp(&scalar(raw, true)?)?);
+                }
+                "updated_at" if item.updated_at.is_none() => {
+                    item.updated_at = Some(timestamp(&scalar(raw, true)?)?);
+                }
+                _ => return None,
+            }
+            continue;
+        }
+        close(&mut open, &mut out)?;
+        let (key, rest) = split_key(line)?;
+        if rest.is_empty() {
+            open = Some((
+                key.into(),
+                Item {
+                    value: None,
+                    expires_at: None,
+                    updated_at: None,
+                    plain: false,
+                },
+            ));
+        } else {
+            let value = scalar(rest.strip_prefix(' ')?, false)?;
+            if out
+                .insert(
+                    key.into(),
+                    Item {
+                        value: Some(Secret::from_outside(
+                            value,
+                            "a value in the credentials file",
+                        )),
+                        expires_at: None,
+                        updated_at: None,
+                        plain: true,
+                    },
+                )
+                .is_some()
+            {
+                return None;
+            }
+        }
+    }
+    close(&mut open, &mut out)?;
+    Some(out)
+}
+
+/// An RFC 3339 time; `YYYY-MM-DDTHH:MM:SSZ` (what evertoken writes) without the
+/// general parser, which is most of the cost of reading 20,000 entries.
+fn timestamp(s: &str) -> Option<Timestamp> {
+    let b = s.as_bytes();
+    let exact = b.len() == 20
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[10] == b'T'
+        && b[13] == b':'
+        && b[16] == b':'
+        && b[19] == b'Z';
+    if !exact {
+        return s.parse().ok();
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i16> {
+        b[r].iter().try_fold(0i16, |acc, d| {
+            d.is_ascii_digit().then(|| acc * 10 + i16::from(d - b'0'))
+        })
+    };
+    let date = jiff::civil::Date::new(num(0..4)?, num(5..7)? as i8, num(8..10)? as i8).ok()?;
+    let time = jiff::civil::Time::new(
+        num(11..13)? as i8,
+        num(14..16)? as i8,
+        num(17..19)? as i8,
+        0,
+    )
+    .ok()?;
+    let days = i64::from(
+        date.since(jiff::civil::Date::constant(1970, 1, 1))
+            .ok()?
+            .get_days(),
+    );
+    let secs = days * 86_400
+        + i64::from(time.hour()) * 3600
+        + i64::from(time.minute()) * 60
+        + i64::from(time.second());
+    Timestamp::from_second(secs).ok()
+}
+
+/// `KEY:` or `"KEY":` at the start of a line; the rest after the colon.
+fn split_key(line: &str) -> Option<(String, &str)> {
+    if line.starts_with('"') {
+        let end = quoted_end(line)?;
+        let key = unquote(&line[..end])?;
+        return Some((key, line[end..].strip_prefix(':')?));
+    }
+    let (key, rest) = line.split_once(':')?;
+    plain_key(key).then(|| (key.to_owned(), rest))
+}
+
+/// The byte index just past the closing quote of the scalar `s` starts with.
+fn quoted_end(s: &str) -> Option<usize> {
+    let mut escaped = false;
+    for (i, c) in s.char_indices().skip(1) {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '"' => return Some(i + 1),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// One scalar that is the whole rest of a line.
+fn scalar(raw: &str, time: bool) -> Option<String> {
+    if raw.starts_with('"') {
+        return (quoted_end(raw)? == raw.len())
+            .then(|| unquote(raw))
+            .flatten();
+    }
+    let ok = if time {
+        raw.starts_with(|c: char| c.is_ascii_digit())
+            && raw
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '.' | '+' | '-'))
+    } else {
+        raw.starts_with(|c: char| c.is_ascii_alphabetic())
+            && raw.chars().all(|c| {
+                c.is_ascii_alphanumeric()
+                    || matches!(c, '.' | '_' | '-' | '~' | '+' | '/' | '=' | '@')
+            })
+            && !RESERVED.iter().any(|r| r.eq_ignore_ascii_case(raw))
+    };
+    ok.then(|| raw.to_owned())
+}
+
+/// A double-quoted scalar's text, for the escapes [`write_quoted`] writes (and
+/// JSON's); `None` for any other escape (the full parser knows them all).
+fn unquote(q: &str) -> Option<String> {
+    let inner = q.strip_prefix('"')?.strip_suffix('"')?;
+    if !inner.contains('\\') {
+        return Some(inner.to_owned());
+    }
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        let hex = |n: usize, chars: &mut std::str::Chars| -> Option<char> {
+            let h: String = chars.by_ref().take(n).collect();
+            (h.len() == n)
+                .then(|| u32::from_str_radix(&h, 16).ok())
+                .flatten()
+                .and_then(char::from_u32)
+        };
+        match chars.next()? {
+            '"' => out.push('"'),
+            '\\' => out.push('\\'),
+            '/' => out.push('/'),
+            'n' => out.push('\n'),
+            't' => out.push('\t'),
+            'r' => out.push('\r'),
+            'u' => out.push(hex(4, &mut chars)?),
+            'U' => out.push(hex(8, &mut chars)?),
+            _ => return None,
+        }
+    }
+    Some(out)
 }
 
 fn strip_loc(msg: &str) -> &str {
@@ -405,21 +693,23 @@ fn strip_loc(msg: &str) -> &str {
 }
 
 /// One entry's value, or what is wrong with it (suffix for "`KEY`…").
-fn entry_of(v: &Value) -> std::result::Result<FileEntry, String> {
+fn entry_of(v: &Value) -> std::result::Result<Item, String> {
     match v {
-        Value::String(s) => Ok(FileEntry {
+        Value::String(s) => Ok(Item {
             value: Some(Secret::from_outside(
                 s.clone(),
                 "a value in the credentials file",
             )),
             expires_at: None,
             updated_at: None,
+            plain: true,
         }),
         Value::Mapping(m) => {
-            let mut out = FileEntry {
+            let mut out = Item {
                 value: None,
                 expires_at: None,
                 updated_at: None,
+                plain: false,
             };
             for (k, val) in m {
                 let key = k.as_str().unwrap_or("");
@@ -479,9 +769,9 @@ mod tests {
             Path::new("c.yaml"),
         )
         .unwrap();
-        let a = entry_of(doc.get("A").unwrap()).unwrap();
+        let a = doc.get("A").unwrap().clone();
         assert_eq!(a.value.unwrap().expose(), "plain-value-1");
-        let b = entry_of(doc.get("B").unwrap()).unwrap();
+        let b = doc.get("B").unwrap().clone();
         assert_eq!(b.expires_at.unwrap().to_string(), "2027-11-20T09:00:00Z");
     }
 
@@ -522,7 +812,7 @@ mod tests {
         )
         .unwrap();
         let text = fs::read_to_string(&path).unwrap();
-        assert!(text.contains("OTHER: keep-me"), "{text}");
+        assert!(text.contains("OTHER: \"keep-me\""), "{text}");
         assert_eq!(
             f.get("X").unwrap().unwrap().value.unwrap().expose(),
             "new-value"
@@ -533,20 +823,102 @@ mod tests {
         assert_eq!(g.get("X").unwrap().unwrap().expires_at, Some(now));
     }
 
+    /// One entry's name, value and times, comparable.
+    pub(super) type View = (String, Option<String>, Option<Timestamp>, Option<Timestamp>);
+
+    /// What an entry says, comparable (secrets exposed: tests only).
+    pub(super) fn view(doc: &Entries) -> Vec<View> {
+        doc.iter()
+            .map(|(k, i)| {
+                (
+                    k.to_string(),
+                    i.value.as_ref().map(|v| v.expose().to_owned()),
+                    i.expires_at,
+                    i.updated_at,
+                )
+            })
+            .collect()
+    }
+
     #[test]
-    fn rendering_entry_by_entry_equals_serialising_the_whole_map() {
-        let text = "A: plain-value-1\nB:\n  value: \"v: 2 # not a comment\"\n  expires_at: 2027-11-20T09:00:00Z\n'weird key': \"yes\"\nC: \"line\\nbreak\"\nD: '123'\n";
+    fn the_written_form_reads_back_the_same_with_both_parsers() {
+        let text = "A: plain-value-1\nB:\n  value: \"v: 2 # not a comment\"\n  expires_at: 2027-11-20T09:00:00Z\n'weird key': \"yes\"\nC: \"line\\nbreak\\u0007\"\nD: '123'\nE: \"tab\\there \\\"q\\\" back\\\\slash é \\u2028\"\n";
         let doc = parse(text, Path::new("c.yaml")).unwrap();
-        let whole = serde_norway::to_string(&doc).unwrap();
-        let mut l = Loaded {
-            stamp: None,
-            doc: doc.clone(),
-            rendered: Default::default(),
-            flushing: false,
-        };
-        let out = String::from_utf8(render(&mut l).unwrap()).unwrap();
-        assert_eq!(out, format!("{HEADER}{whole}"));
-        assert_eq!(parse(&out, Path::new("c.yaml")).unwrap(), doc);
+        let out = String::from_utf8(render(&doc)).unwrap();
+        assert!(out.starts_with(HEADER));
+        let fast = parse_canonical(&out).expect("the canonical form takes the fast path");
+        let full = parse_yaml(&out, Path::new("c.yaml")).unwrap();
+        assert_eq!(view(&fast), view(&doc));
+        assert_eq!(view(&full), view(&doc));
+    }
+
+    #[test]
+    fn unmanaged_values_yaml_would_retype_are_written_quoted() {
+        // Issue 13: `"no"`, `"yes"`, `"on"`, `"2026-01-01"` came back unquoted, so other
+        // YAML readers saw booleans and dates.
+        let text = "A: \"no\"\nB: 'yes'\nC: \"on\"\nD: \"2026-01-01\"\nE: \"123\"\nF: \"null\"\n\"off\": \"~\"\n";
+        let doc = parse(text, Path::new("c.yaml")).unwrap();
+        let out = String::from_utf8(render(&doc)).unwrap();
+        for line in [
+            "A: \"no\"\n",
+            "B: \"yes\"\n",
+            "C: \"on\"\n",
+            "D: \"2026-01-01\"\n",
+            "E: \"123\"\n",
+            "F: \"null\"\n",
+            "\"off\": \"~\"\n",
+        ] {
+            assert!(out.contains(line), "{line:?} in\n{out}");
+        }
+        assert_eq!(
+            view(&parse_yaml(&out, Path::new("c.yaml")).unwrap()),
+            view(&doc)
+        );
+    }
+
+    #[test]
+    fn the_fast_timestamp_reads_what_jiff_reads() {
+        for t in [
+            "1970-01-01T00:00:00Z",
+            "2027-11-20T09:00:00Z",
+            "2024-02-29T23:59:59Z",
+            "2099-12-31T12:34:56Z",
+            "2026-11-23T09:00:00.5Z",
+            "2026-11-23T09:00:00+02:00",
+        ] {
+            assert_eq!(timestamp(t), Some(t.parse::<Timestamp>().unwrap()), "{t}");
+        }
+        for bad in [
+            "2023-02-29T00:00:00Z",
+            "2026-13-01T00:00:00Z",
+            "2026-11-23T24:00:00Z",
+            "2026-1x-01T00:00:00Z",
+        ] {
+            assert_eq!(timestamp(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_fast_path_declines_what_it_does_not_know() {
+        for text in [
+            "A: yes\n",
+            "A: 123\n",
+            "A: 2026-01-01\n",
+            "A: ~\n",
+            "A: 'single'\n",
+            "A: x # comment\n",
+            "A:\n  valeu: x\n",
+            "A:\n",
+            "A: {value: x}\n",
+            "A: x\nA: y\n",
+            "---\nA: x\n",
+            "A: x\r\n",
+            "A:\n   value: x\n",
+            "A: \"bad \\q escape\"\n",
+            "A: \"unterminated\n",
+        ] {
+            assert!(parse_canonical(text).is_none(), "{text:?}");
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -608,6 +980,38 @@ mod fuzz {
         fn arbitrary_credentials_text_never_panics(text in "\\PC{0,200}") {
             if let Err(e) = parse(&text, Path::new("/f/credentials.yaml")) {
                 prop_assert!(e.message.contains("/f/credentials.yaml"), "{}", e.message);
+            }
+        }
+
+        /// Whatever the fast path accepts, the YAML parser reads the same way.
+        #[test]
+        fn the_fast_path_agrees_with_the_yaml_parser(
+            key in "[A-Za-z_][A-Za-z0-9_]{0,8}",
+            v1 in "[a-zA-Z0-9 \"\\\\:#'.~+/=@_-]{0,12}",
+            v2 in "\\PC{0,12}",
+            quote in proptest::bool::ANY,
+        ) {
+            let v1 = if quote { format!("{v1:?}") } else { v1 };
+            for text in [format!("{key}: {v1}\n"), format!("{key}:\n  value: {v1}\n  updated_at: 2026-11-23T09:00:00Z\n"), format!("{key}: {v2:?}\n")] {
+                if let Some(fast) = parse_canonical(&text) {
+                    let full = parse_yaml(&text, Path::new("/f/c.yaml"));
+                    prop_assert!(full.is_ok(), "{text:?}: {:?}", full.err());
+                    prop_assert_eq!(tests::view(&fast), tests::view(&full.unwrap()), "{:?}", text);
+                }
+            }
+        }
+
+        /// Any values render to text both parsers read back as they were.
+        #[test]
+        fn any_value_round_trips(key in "\\PC{1,10}", value in "\\PC{0,20}") {
+            let mut doc = Entries::new();
+            doc.insert(key.as_str().into(), Item { value: Some(Secret::new(value)), expires_at: None, updated_at: None, plain: true });
+            let out = String::from_utf8(render(&doc)).unwrap();
+            let full = parse_yaml(&out, Path::new("/f/c.yaml"));
+            prop_assert!(full.is_ok(), "{out:?}: {:?}", full.err());
+            prop_assert_eq!(tests::view(&full.unwrap()), tests::view(&doc));
+            if let Some(fast) = parse_canonical(&out) {
+                prop_assert_eq!(tests::view(&fast), tests::view(&doc));
             }
         }
 

@@ -142,6 +142,8 @@ pub struct ActionsStore {
     token_env: String,
     token: Secret,
     http: Http,
+    /// The scope's public key, read once per run (a 422 about `key_id` drops it).
+    key: tokio::sync::Mutex<Option<(String, crypto_box::PublicKey)>>,
 }
 
 #[derive(Deserialize)]
@@ -314,6 +316,7 @@ impl ActionsStore {
             token_env,
             token: Secret::new(token),
             http: Http::new(&cfg.file.http),
+            key: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -348,7 +351,18 @@ impl ActionsStore {
         }
     }
 
+    /// The public key, fetched on first use and then reused for the run.
     async fn public_key(&self) -> Result<(String, crypto_box::PublicKey), StoreError> {
+        let mut cached = self.key.lock().await;
+        if let Some(k) = cached.as_ref() {
+            return Ok(k.clone());
+        }
+        let k = self.fetch_public_key().await?;
+        *cached = Some(k.clone());
+        Ok(k)
+    }
+
+    async fn fetch_public_key(&self) -> Result<(String, crypto_box::PublicKey), StoreError> {
         let url = self.url("public-key");
         let reply = self
             .http
@@ -411,6 +425,7 @@ impl ActionsStore {
         }
         if reply.status.as_u16() == 422 && reply.body.contains("key_id") {
             // The key rotated between GET and PUT: a retry fetches the new one.
+            *self.key.lock().await = None;
             return Err(StoreError::transient(format!(
                 "GitHub ({}) refused the key_id for {var}: the public key changed",
                 safe_url(&url)

@@ -8,9 +8,23 @@
 //! against GitLab's masking rules before sending it. The pre-flight refuses, before
 //! anything rotates, a durable variable that is missing, unmasked or unprotected.
 //!
+//! Calls: the project's (or group's) variables are listed once per run (paginated,
+//! 100 a page) for the reads and the pre-flight; under the account's lock the engine
+//! asks for a fresh read of the durable variable only ([`Store::reread`]: one GET,
+//! which re-checks that it exists, is masked and protected, and sees another run's
+//! rotation); then one PUT per variable written. A rotated account costs 3 calls
+//! (GET + 2 PUTs) plus its share of the listing. `auth status` makes no call at all
+//! ([`Store::offline`]): in a pipeline the job's environment holds the variables.
+//!
 //! Docs: <https://docs.gitlab.com/api/project_level_variables/>,
 //! <https://docs.gitlab.com/api/group_level_variables/>,
-//! <https://docs.gitlab.com/ci/variables/#mask-a-cicd-variable>.
+//! <https://docs.gitlab.com/ci/variables/#mask-a-cicd-variable>,
+//! <https://docs.gitlab.com/api/rest/#pagination> (`page`, `per_page` up to 100,
+//! `x-next-page`, `Link: <…>; rel="next"`; no totals past 10,000 records).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Deserialize;
 use url::Url;
@@ -75,11 +89,45 @@ pub struct GitLabStore {
     environment_scope: Option<String>,
     token: Secret,
     http: Http,
+    /// The run's view of the variables: the listing, then each GET and PUT; or
+    /// the listing's permanent error (a rejected token), so it is asked once.
+    known: tokio::sync::Mutex<Option<Result<Known, StoreError>>>,
+    /// Variables whose next read must be a GET (asked for under the lock).
+    reread: Mutex<HashSet<String>>,
+    /// `auth status`: never call GitLab.
+    offline: AtomicBool,
 }
 
+/// What this run knows about the variables of the configured scope.
+#[derive(Default)]
+struct Known {
+    vars: HashMap<String, Slot>,
+}
+
+/// One variable name, as far as this run knows.
+#[derive(Clone, Debug)]
+enum Slot {
+    /// Not in the listing (or a GET answered 404).
+    Missing,
+    /// Several environment scopes and no `environment_scope` configured (GitLab's 409).
+    Ambiguous,
+    Var(Variable),
+}
+
+/// The largest page GitLab serves; fewer round trips than the default 20.
+const PER_PAGE: usize = 100;
+/// A stop for a server that keeps announcing a next page (100,000 variables).
+const MAX_PAGES: usize = 1000;
+/// Pages asked for at once when the total is known.
+const PARALLEL_PAGES: usize = 8;
+
 /// A CI/CD variable as the API returns it (`value` is null for hidden variables).
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 struct Variable {
+    #[serde(default)]
+    key: String,
+    #[serde(default)]
+    environment_scope: Option<String>,
     #[serde(default)]
     value: Option<String>,
     #[serde(default)]
@@ -191,7 +239,182 @@ impl GitLabStore {
             environment_scope: c.environment_scope.as_ref().map(|s| s.trim().to_owned()),
             token,
             http: Http::new(&cfg.file.http),
+            known: tokio::sync::Mutex::new(None),
+            reread: Mutex::new(HashSet::new()),
+            offline: AtomicBool::new(false),
         })
+    }
+
+    /// `<api_url>/<projects|groups>/<url-encoded id>/variables?per_page=100&page=N`.
+    fn list_url(&self, page: usize) -> Url {
+        let mut u = self.api_url.clone();
+        let base = u.path().trim_end_matches('/').to_owned();
+        u.set_path(&format!(
+            "{base}/{}/{}/variables",
+            self.scope.collection(),
+            urlencoding::encode(self.scope.id())
+        ));
+        u.set_query(None);
+        u.set_fragment(None);
+        u.query_pairs_mut()
+            .append_pair("per_page", &PER_PAGE.to_string())
+            .append_pair("page", &page.to_string());
+        u
+    }
+
+    /// Every variable of the scope, all pages. GitLab's list endpoint has no
+    /// environment filter: the scope is picked here, as the single-variable
+    /// endpoints would with `filter[environment_scope]`.
+    /// One page of the variables list, and the answer (for its paging headers).
+    async fn page(&self, page: usize) -> Result<(Vec<Variable>, Reply), StoreError> {
+        let url = self.list_url(page);
+        let reply = self
+            .http
+            .send("GitLab variables API", Call::Safe, |c| {
+                c.get(url.clone())
+                    .header("PRIVATE-TOKEN", self.token.expose())
+            })
+            .await
+            .map_err(unanswered)?;
+        if !reply.status.is_success() {
+            return Err(self.answer_error("the variables list", &url, &reply));
+        }
+        let vars: Vec<Variable> = reply.json().map_err(|e| {
+            StoreError::permanent(format!(
+                "GitLab ({}) answered the variables list with an unexpected body: {e}",
+                safe_url(&url)
+            ))
+        })?;
+        Ok((vars, reply))
+    }
+
+    /// Every variable of the scope, all pages. When the first page says how many
+    /// pages there are (`x-total-pages`, sent up to 10,000 records), the others are
+    /// fetched a few at a time; otherwise each page's `x-next-page` leads on. GitLab's
+    /// list endpoint has no environment filter: the scope is picked here, as the
+    /// single-variable endpoints would with `filter[environment_scope]`.
+    async fn list(&self) -> Result<Known, StoreError> {
+        use futures::{StreamExt, TryStreamExt};
+        let mut all: HashMap<String, Vec<Variable>> = HashMap::new();
+        let mut add = |vars: Vec<Variable>| {
+            for v in vars {
+                all.entry(v.key.clone()).or_default().push(v);
+            }
+        };
+        let (first, reply) = self.page(1).await?;
+        let n = first.len();
+        add(first);
+        let total = reply
+            .headers
+            .get("x-total-pages")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .filter(|&t| t <= MAX_PAGES);
+        let mut next = next_page(&reply, 1, n);
+        if let (Some(total), Some(2)) = (total, next) {
+            let pages: Vec<Vec<Variable>> = futures::stream::iter(2..=total)
+                .map(|p| async move { self.page(p).await.map(|(vars, _)| vars) })
+                .buffered(PARALLEL_PAGES)
+                .try_collect()
+                .await?;
+            for vars in pages {
+                add(vars);
+            }
+            next = None;
+        }
+        let mut fetched = 1;
+        while let Some(p) = next {
+            if fetched >= MAX_PAGES {
+                return Err(StoreError::permanent(format!(
+                    "GitLab ({}) kept announcing another page of variables after {MAX_PAGES} pages",
+                    safe_url(&self.list_url(1))
+                )));
+            }
+            let (vars, reply) = self.page(p).await?;
+            fetched += 1;
+            let n = vars.len();
+            add(vars);
+            next = next_page(&reply, p, n);
+        }
+        Ok(Known {
+            vars: all.into_iter().map(|(k, l)| (k, self.pick(l))).collect(),
+        })
+    }
+
+    /// The variable this store works with, among a name's environment scopes.
+    fn pick(&self, mut list: Vec<Variable>) -> Slot {
+        match &self.environment_scope {
+            Some(env) => list
+                .into_iter()
+                .find(|v| v.environment_scope.as_deref().unwrap_or("*") == env)
+                .map_or(Slot::Missing, Slot::Var),
+            None if list.len() > 1 => Slot::Ambiguous,
+            None => list.pop().map_or(Slot::Missing, Slot::Var),
+        }
+    }
+
+    /// What the run knows about `var`: from the listing (made on first use), or
+    /// from a GET when a fresh read was asked for (or `fresh`).
+    async fn slot(&self, var: &str, fresh: bool) -> Result<Slot, StoreError> {
+        let fresh = fresh
+            || self
+                .reread
+                .lock()
+                .map(|mut r| r.remove(var))
+                .unwrap_or(true);
+        let mut known = self.known.lock().await;
+        if fresh {
+            drop(known);
+            let slot = match self.get(var).await? {
+                Some(v) => Slot::Var(v),
+                None => Slot::Missing,
+            };
+            let mut known = self.known.lock().await;
+            if let Some(Ok(k)) = known.as_mut() {
+                k.vars.insert(var.to_owned(), slot.clone());
+            }
+            return Ok(slot);
+        }
+        if known.is_none() {
+            match self.list().await {
+                Ok(k) => *known = Some(Ok(k)),
+                // Transient: the next account tries again.
+                Err(e) if e.transient => return Err(e),
+                Err(e) => *known = Some(Err(e)),
+            }
+        }
+        match known.as_ref() {
+            Some(Ok(k)) => Ok(k.vars.get(var).cloned().unwrap_or(Slot::Missing)),
+            Some(Err(e)) => Err(e.clone()),
+            None => Ok(Slot::Missing),
+        }
+    }
+
+    /// Records a successful PUT, so later reads in this run see the new value.
+    async fn wrote(&self, var: &str, value: &Secret) {
+        if let Some(Ok(k)) = self.known.lock().await.as_mut()
+            && let Some(Slot::Var(v)) = k.vars.get_mut(var)
+            && !v.hidden
+        {
+            v.value = Some(value.expose().to_owned());
+        }
+    }
+
+    fn ambiguous(&self, var: &str) -> StoreError {
+        StoreError::permanent(format!(
+            "{var} exists in several environment scopes of {}",
+            self.where_()
+        ))
+        .with_hint(
+            "set `auth.writeback.gitlab.environment_scope` to the scope evertoken should update",
+        )
+    }
+
+    fn missing_durable(&self, var: &str) -> StoreError {
+        StoreError::permanent(format!("CI/CD variable {var} does not exist in {}", self.where_())).with_hint(format!(
+            "create {var} {} as masked and protected, with the current token as its value; evertoken never creates variables",
+            self.settings_hint()
+        ))
     }
 
     /// `<api_url>/<projects|groups>/<url-encoded id>/variables/<key>[?filter[environment_scope]=…]`.
@@ -322,10 +545,21 @@ impl GitLabStore {
     }
 }
 
-/// 5xx, 429, connect errors and timeouts, after the HTTP layer's own retries.
+/// 5xx, 429, connect errors and timeouts, after the HTTP layer's own retries. The
+/// hint follows what happened: a name that does not resolve or a refused
+/// connection is not a slow server.
 fn unanswered(f: Failure) -> StoreError {
-    StoreError::transient(f.message().to_owned())
-        .with_hint("GitLab did not answer in time; the next run retries")
+    let m = f.message();
+    let hint = if m.contains("cannot connect") {
+        "GitLab could not be reached (name resolution or connection failed): check `auth.writeback.gitlab.api_url` (or $CI_API_V4_URL) and the network; the next run retries"
+    } else if m.contains("timed out") {
+        "GitLab did not answer in time; the next run retries"
+    } else if m.contains("answered") {
+        "GitLab answered with a server error or asked to slow down; the next run retries"
+    } else {
+        "the call to GitLab failed; the next run retries"
+    };
+    StoreError::transient(m.to_owned()).with_hint(hint)
 }
 
 /// GitLab's masking rules: a single line of at least 8 characters from the Base64
@@ -372,53 +606,74 @@ impl Store for GitLabStore {
     }
 
     async fn read(&self, var: &str) -> Result<Option<Stored>, StoreError> {
-        Ok(self
-            .get(var)
-            .await?
-            .and_then(|v| v.value)
-            .map(|value| Stored {
+        if self.offline.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        Ok(match self.slot(var, false).await? {
+            Slot::Missing => None,
+            Slot::Ambiguous => return Err(self.ambiguous(var)),
+            Slot::Var(v) => v.value.map(|value| Stored {
                 value: Secret::new(value),
                 expires_at: None,
                 updated_at: None,
                 source: self.source(),
-            }))
+            }),
+        })
+    }
+
+    fn reread(&self, vars: &[String]) {
+        if let Ok(mut r) = self.reread.lock() {
+            r.extend(vars.iter().cloned());
+        }
+    }
+
+    fn offline(&self) {
+        self.offline.store(true, Ordering::Relaxed);
     }
 
     async fn preflight(&self, vars: &[(String, bool)]) -> Result<(), StoreError> {
         for (var, durable) in vars {
-            match self.get(var).await? {
-                Some(v) => self.check_attributes(var, &v)?,
-                None if *durable => {
-                    return Err(StoreError::permanent(format!("CI/CD variable {var} does not exist in {}", self.where_())).with_hint(format!(
-                        "create {var} {} as masked and protected, with the current token as its value; evertoken never creates variables",
-                        self.settings_hint()
-                    )));
-                }
+            match self.slot(var, false).await? {
+                Slot::Var(v) => self.check_attributes(var, &v)?,
+                Slot::Ambiguous => return Err(self.ambiguous(var)),
+                // Not in this run's listing: ask GitLab itself before refusing.
+                Slot::Missing if *durable => match self.slot(var, true).await? {
+                    Slot::Var(v) => self.check_attributes(var, &v)?,
+                    Slot::Ambiguous => return Err(self.ambiguous(var)),
+                    Slot::Missing => return Err(self.missing_durable(var)),
+                },
                 // A short-lived token is written only where its variable exists.
-                None => {}
+                Slot::Missing => {}
             }
         }
         Ok(())
     }
 
     async fn write(&self, entries: &[Entry]) -> Result<(), StoreError> {
-        // Check everything before the first PUT, so a refusal writes nothing.
+        // Check everything before the first PUT, so a refusal writes nothing. The
+        // attributes come from this run's view: the durable variable was read
+        // afresh under the lock, the others come from the listing; GitLab itself
+        // refuses a PUT to a variable deleted since (404, kept in the journal).
         let mut todo = Vec::new();
         for e in entries {
-            let Some(v) = self.get(&e.var).await? else {
-                if e.durable {
+            let v = match self.slot(&e.var, false).await? {
+                Slot::Var(v) => v,
+                Slot::Ambiguous => return Err(self.ambiguous(&e.var)),
+                Slot::Missing if e.durable => {
                     return Err(StoreError::permanent(format!("CI/CD variable {} no longer exists in {}", e.var, self.where_())).with_hint(format!(
                         "re-create {} {} (masked and protected); the new token is kept in the journal and the next run writes it",
                         e.var,
                         self.settings_hint()
                     )));
                 }
-                tracing::info!(
-                    "{} does not exist in {}; not writing it",
-                    e.var,
-                    self.where_()
-                );
-                continue;
+                Slot::Missing => {
+                    tracing::info!(
+                        "{} does not exist in {}; not writing it",
+                        e.var,
+                        self.where_()
+                    );
+                    continue;
+                }
             };
             self.check_attributes(&e.var, &v)?;
             if !maskable(e.value.expose(), v.raw) {
@@ -437,9 +692,43 @@ impl Store for GitLabStore {
         }
         for e in todo {
             self.put(&e.var, &e.value).await?;
+            self.wrote(&e.var, &e.value).await;
         }
         Ok(())
     }
+}
+
+/// The next page to ask for: GitLab's `x-next-page` (empty on the last page),
+/// else a `Link: <…>; rel="next"`, else (a proxy that strips headers) a full
+/// page means there may be another.
+fn next_page(reply: &Reply, page: usize, n: usize) -> Option<usize> {
+    let header = |name: &str| {
+        reply
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    if let Some(next) = header("x-next-page") {
+        return next.parse::<usize>().ok().filter(|&p| p > page);
+    }
+    if let Some(link) = header("link") {
+        return link
+            .split(',')
+            .find(|l| l.contains("rel=\"next\""))
+            .and_then(|l| {
+                let url = l.split(['<', '>']).nth(1)?;
+                Url::parse(url)
+                    .ok()?
+                    .query_pairs()
+                    .find(|(k, _)| k == "page")?
+                    .1
+                    .parse::<usize>()
+                    .ok()
+            })
+            .filter(|&p| p > page);
+    }
+    (n >= PER_PAGE).then_some(page + 1)
 }
 
 #[cfg(test)]
@@ -465,6 +754,9 @@ mod tests {
             environment_scope: Some("production".into()),
             token: Secret::new("test-gitlab-token-not-a-real-secret"),
             http: Http::new(&crate::config::HttpConfig::default()),
+            known: tokio::sync::Mutex::new(None),
+            reread: Mutex::new(HashSet::new()),
+            offline: AtomicBool::new(false),
         };
         assert_eq!(
             s.variable_url("TIKTOK_REFRESH_TOKEN").as_str(),

@@ -169,6 +169,14 @@ pub trait Store: Send + Sync {
     async fn preflight(&self, _vars: &[(String, bool)]) -> Result<(), StoreError> {
         Ok(())
     }
+    /// The next read of each of `vars` must come from the store itself, not from
+    /// anything cached this run (the engine asks under the account's lock, for the
+    /// durable variables, so another run's rotation is seen). Default: every read
+    /// already does.
+    fn reread(&self, _vars: &[String]) {}
+    /// From now on, make no network call: reads answer from what needs none
+    /// (`auth status`, which is offline). Default: the store is local anyway.
+    fn offline(&self) {}
     /// Takes a lock that other hosts honour too; `None` when the backend has none
     /// (the engine's file lock then covers one host).
     async fn lock(&self, _key: &str) -> Result<Option<Box<dyn RemoteLock>>, StoreError> {

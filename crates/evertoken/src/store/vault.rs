@@ -250,6 +250,7 @@ pub(crate) fn connect(cfg: &crate::config::Config, c: &Config, at: &str) -> Resu
                     .with_hint("export VAULT_TOKEN, or VAULT_ROLE_ID and VAULT_SECRET_ID for AppRole (see the README for the policy the runner needs)"));
             }
         };
+        crate::http::install_crypto_provider();
         let mut builder = reqwest::Client::builder()
             .timeout(Duration::from_secs_f64(cfg.file.http.timeout_seconds))
             .connect_timeout(Duration::from_secs_f64(
