@@ -16,10 +16,10 @@ pub const CI: &str = "CI";
 pub const XDG_CONFIG_HOME: &str = "XDG_CONFIG_HOME";
 pub const XDG_STATE_HOME: &str = "XDG_STATE_HOME";
 /// Where systemd keeps the refresh timer's last-run stamp (`systemd/timers/`), read
-/// by `github status`. (Added to [`ALL`] once the README's table lists it.)
+/// by `github status`.
 pub const XDG_DATA_HOME: &str = "XDG_DATA_HOME";
 /// `auth refresh --shard ci`: this job's 1-based index and the job count (GitLab
-/// `parallel:`). (Added to [`ALL`] once the README's table lists them.)
+/// `parallel:`).
 pub const CI_NODE_INDEX: &str = "CI_NODE_INDEX";
 pub const CI_NODE_TOTAL: &str = "CI_NODE_TOTAL";
 pub const HOME: &str = "HOME";
@@ -66,6 +66,26 @@ pub const ACTIONS_ID_TOKEN_REQUEST_TOKEN: &str = "ACTIONS_ID_TOKEN_REQUEST_TOKEN
 
 /// Every variable above, with a one-line description for `--help` and the README.
 pub const ALL: &[(&str, &str)] = &[
+    (
+        XDG_DATA_HOME,
+        "github status: where systemd keeps the refresh timer's last-run stamp (systemd/timers/)",
+    ),
+    (
+        CI_NODE_INDEX,
+        "auth refresh --shard ci: this job's 1-based index (GitLab `parallel:`)",
+    ),
+    (
+        CI_NODE_TOTAL,
+        "auth refresh --shard ci: the number of parallel jobs (GitLab `parallel:`)",
+    ),
+    (
+        ACTIONS_ID_TOKEN_REQUEST_URL,
+        "github token --broker in GitHub Actions: where the job asks for its OIDC ID token (set by the runner)",
+    ),
+    (
+        ACTIONS_ID_TOKEN_REQUEST_TOKEN,
+        "github token --broker in GitHub Actions: the bearer for that request (set by the runner)",
+    ),
     (
         EVERTOKEN_CONFIG,
         "configuration file path, used when --config is not given",

@@ -324,7 +324,7 @@ impl KeySource {
 
 /// Signs app JWTs with whatever the app is configured with.
 pub enum Signer {
-    Local(jwt::LocalSigner),
+    Local(Box<jwt::LocalSigner>),
     Transit(Arc<std::result::Result<Transit, Error>>),
 }
 
@@ -332,7 +332,7 @@ impl Signer {
     /// Loads the key file (mode checked) or takes the Transit client.
     pub fn for_app(app: &App) -> Result<Signer> {
         match &app.signer {
-            KeySource::File => Ok(Signer::Local(jwt::load_key(&app.key_path)?)),
+            KeySource::File => Ok(Signer::Local(Box::new(jwt::load_key(&app.key_path)?))),
             KeySource::Transit(t) => {
                 app.signer.transit()?;
                 Ok(Signer::Transit(t.clone()))
