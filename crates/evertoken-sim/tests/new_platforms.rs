@@ -1103,6 +1103,7 @@ fn first_token(node: &Path, issuer: &str, client: &str) -> Value {
 
 #[tokio::test]
 async fn oidc_provider_rotates_refresh_tokens_and_reuse_revokes_the_grant() {
+    evertoken_sim::install_client_crypto();
     let Some(server) = find_tool(
         "oidc-test-server",
         Some(repo_root().join("target/test-tools/oidc-provider/bin/oidc-test-server")),

@@ -1,4 +1,4 @@
-//! Configuration (SPEC §3): where it is found, how it is parsed, and the errors a
+//! Configuration: where it is found, how it is parsed, and the errors a
 //! user sees. Unknown keys are errors that name the key's path and suggest the
 //! closest known key; every error names the file. Each provider, store and alert
 //! channel owns the struct of its own block; this module only assembles them.

@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-/// What kind of failure this is; decides the exit code (SPEC §1).
+/// What kind of failure this is; decides the exit code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     /// Bad flags or arguments. Exit 2; nothing was contacted or changed.

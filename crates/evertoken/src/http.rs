@@ -392,7 +392,7 @@ pub fn safe_url(url: &Url) -> String {
 }
 
 /// Joins a provider path to a configured base URL, keeping only its scheme, host
-/// and port (SPEC §2: `base_url` replaces only those).
+/// and port (`base_url` replaces only those).
 pub fn endpoint(base: &Url, path: &str) -> Url {
     let mut u = base.clone();
     u.set_path(path);

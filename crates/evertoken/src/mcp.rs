@@ -1,5 +1,5 @@
 //! `evertoken mcp`: a Model Context Protocol server on stdio (the official Rust SDK,
-//! `rmcp`) with read-only tools only (SPEC §7): agents may look, never touch.
+//! `rmcp`) with read-only tools only: agents may look, never touch.
 //!
 //! - `credential_status`: stored metadata, offline (what `auth status` shows);
 //! - `refresh_plan`: what `auth refresh --dry-run` would do (read-only provider
@@ -33,7 +33,7 @@ use crate::error::{Error, Result};
 use crate::platform::Target;
 
 /// The tools this server offers, in order. Adding one here without making sure it
-/// is read-only breaks the contract of SPEC §7.
+/// is read-only breaks the MCP surface's contract (read-only tools only).
 pub const TOOLS: &[&str] = &["credential_status", "refresh_plan", "github_token_status"];
 
 /// Arguments of the credential tools.

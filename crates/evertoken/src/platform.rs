@@ -1,4 +1,4 @@
-//! Platforms, accounts and the variable names a publisher reads (SPEC §3).
+//! Platforms, accounts and the variable names a publisher reads.
 
 use std::fmt;
 

@@ -1,4 +1,4 @@
-//! SPEC §5 (alerts): one message per run listing every credential that needs a
+//! Alerts: one message per run listing every credential that needs a
 //! human, through Slack, Discord and Teams webhooks (recorded by the simulator)
 //! and email over a real SMTP server (aiosmtpd, plain and STARTTLS with a test CA);
 //! retries, delivery failure, dedup across runs, and `auth test-alert`.

@@ -1,5 +1,5 @@
-//! SPEC §1–§4 through the binary: `auth refresh` and `auth status` against the
-//! simulator, for every row of the §2 table, dry-run, exit codes, retries, the
+//! The core contract through the binary: `auth refresh` and `auth status` against the
+//! simulator, for every row of the platform table, dry-run, exit codes, retries, the
 //! journal's kill -9 recovery, one-host locking and file modes. Every output is
 //! scanned for the test secrets by `TestEnv::run`.
 

@@ -1,4 +1,4 @@
-//! SPEC §1 exit code 2 and §3: every class of bad configuration and bad input is
+//! Exit code 2 and the configuration rules: every class of bad configuration and bad input is
 //! a clear error naming the file and key, exit 2, with nothing contacted and
 //! nothing written.
 

@@ -1,4 +1,4 @@
-//! SPEC §6: GitHub App installation tokens, against the simulator: mint, the token
+//! GitHub App installation tokens, against the simulator: mint, the token
 //! env file, status, `token`, clock skew, git's credential helper, gh's stored
 //! auth, GitHub Actions masking, and bootstrap with its systemd units.
 
@@ -766,7 +766,7 @@ fn the_source_scripts_environment_variables_still_work() {
     );
 }
 
-/// SPEC §7 metrics on `github refresh|status`: the textfile-collector file carries
+/// Metrics on `github refresh|status`: the textfile-collector file carries
 /// the token's expiry and the run's outcome, passes `promtool check metrics`, and
 /// holds no token.
 #[test]

@@ -1,4 +1,4 @@
-//! SPEC §7: `evertoken mcp`, driven over stdio by a real MCP client (the official
+//! `evertoken mcp`, driven over stdio by a real MCP client (the official
 //! Python SDK, installed by `scripts/setup-ops-tools`): initialize, list tools
 //! (exactly the read-only set, so adding a side-effecting tool fails here), call
 //! each tool, and check that results carry prefixes only and nothing changed.
@@ -177,7 +177,7 @@ fn a_real_client_lists_exactly_the_read_only_tools_and_reads_prefixes_only() {
     names.sort();
     assert_eq!(
         names, READ_ONLY_TOOLS,
-        "the MCP surface must stay read-only (SPEC §7)"
+        "the MCP surface must stay read-only"
     );
     for t in doc["tools"].as_array().unwrap() {
         assert_eq!(t["annotations"]["readOnlyHint"], true, "{t}");

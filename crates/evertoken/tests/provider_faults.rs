@@ -1,4 +1,4 @@
-//! SPEC §2 retries and issue 8's fault matrix: every provider × every fault the
+//! Retries and the provider × fault matrix: every provider × every fault the
 //! simulator can inject, each classified as the spec says (retried or not;
 //! `failed`, `reauth_required` or `unknown`), within a bounded time, with a
 //! clear message and no panic.

@@ -1,4 +1,4 @@
-//! SPEC §8: `evertoken schedule gitlab|github-actions|systemd [--write]`. Each
+//! Schedules: `evertoken schedule gitlab|github-actions|systemd [--write]`. Each
 //! generated schedule is checked by its real validator where one exists:
 //! `actionlint` for the workflow, `systemd-analyze verify` for the units, and a
 //! YAML parse with the expected keys for the GitLab job.
@@ -78,7 +78,7 @@ fn gitlab_job_runs_refresh_weekly_with_resource_group_cache_and_artifacts() {
     // Install and journal cache live in a template posting jobs extend too.
     assert_eq!(job["extends"].as_str(), Some(".evertoken"));
     let job = &doc[".evertoken"];
-    // The journal survives the job in the CI cache (SPEC §9).
+    // The journal survives the job in the CI cache.
     assert_eq!(
         job["variables"]["XDG_STATE_HOME"].as_str(),
         Some("$CI_PROJECT_DIR/.evertoken-state")

@@ -1,4 +1,4 @@
-//! SPEC §6 chat-bot integration: the real `takopi` package (PyPI, in a throw-away
+//! Chat-bot integration: the real `takopi` package (PyPI, in a throw-away
 //! venv built by `scripts/setup-takopi`) discovers the `ghauth` command backend
 //! through its entry point, and `/ghauth status|refresh|flow` answer through
 //! Takopi's `CommandBackend` interface, calling evertoken against the simulator.

@@ -1,4 +1,4 @@
-//! SPEC §4 `github-actions` write-back, against the simulator's Actions secrets API:
+//! The `github-actions` write-back, against the simulator's Actions secrets API:
 //! the secret written is sealed for the scope's public key, so the simulator (which
 //! holds the private key) decrypts it to exactly the rotated token. The workflow
 //! passes the current token in through the environment, since secrets cannot be

@@ -1,4 +1,4 @@
-//! SPEC §4 `env-file` write-back: `KEY=value` lines for systemd `EnvironmentFile=`
+//! The `env-file` write-back: `KEY=value` lines for systemd `EnvironmentFile=`
 //! and `source`; the rotated token replaces its line, every other line stays, the
 //! file stays 0600, and the next run reads the new token from it.
 

@@ -1,4 +1,4 @@
-//! SPEC §4 `gitlab` write-back and §9 "GitLab pre-flight", against the simulator's
+//! The `gitlab` write-back and its pre-flight, against the simulator's
 //! GitLab variables API: a rotated TikTok refresh token updates the existing masked,
 //! protected CI/CD variable in place; a variable that is missing, unmasked or
 //! unprotected is refused before anything rotates; a PUT that fails after the

@@ -1,4 +1,4 @@
-//! SPEC §4 `vault` write-back against a real OpenBao dev server (the `bao` binary,
+//! The `vault` write-back against a real OpenBao dev server (the `bao` binary,
 //! installed by `scripts/setup-openbao`), started and killed by each test: the
 //! rotated token lands as a new KV v2 version with its metadata; client secrets are
 //! read from there too; two runners with separate state dirs ("two hosts") racing on

@@ -1,4 +1,4 @@
-//! `evertoken mcp`: the read-only MCP server on stdio (SPEC §7).
+//! `evertoken mcp`: the read-only MCP server on stdio.
 
 use clap::Args;
 

@@ -1,4 +1,4 @@
-//! GitHub App installation tokens (SPEC §6): mint from the app's private key,
+//! GitHub App installation tokens: mint from the app's private key,
 //! write the token env file, keep `gh`'s stored auth current, answer git's
 //! credential helper protocol, report status, and bootstrap the whole setup with
 //! a systemd user timer. One file per concern:

@@ -1,4 +1,4 @@
-//! The token env file (SPEC §6): `GH_TOKEN`, `GITHUB_TOKEN` and
+//! The token env file: `GH_TOKEN`, `GITHUB_TOKEN` and
 //! `GITHUB_TOKEN_EXPIRES_AT`, written atomically with mode 0600 in a 0700
 //! directory, readable by `source`, systemd's `EnvironmentFile=` and the Takopi
 //! plugin. Its age is its modification time, as the source plugin measured it.

@@ -729,6 +729,14 @@ impl Pending {
                 .await
                 .map_err(|e| kept(&e.message))?;
         }
+        // The pre-flight ran before the consent: what the store says now about the
+        // durable variables (still there, still masked and protected) decides.
+        let durable: Vec<String> = entries
+            .iter()
+            .filter(|e| e.durable)
+            .map(|e| e.var.clone())
+            .collect();
+        store.reread(&durable);
         store.write(&entries).await.map_err(|e| {
             let mut err = kept(&e.message);
             if let Some(h) = e.hint {

@@ -1,5 +1,5 @@
 //! The `github-actions` store: a repository, environment or organization Actions
-//! secret, for pipelines that run on GitHub (SPEC §4).
+//! secret, for pipelines that run on GitHub.
 //!
 //! Each value is sealed (libsodium sealed box, X25519) for the scope's public key and
 //! sent as `{encrypted_value, key_id}`; plaintext never leaves this module. Actions

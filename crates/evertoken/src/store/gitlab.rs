@@ -1,6 +1,6 @@
 //! The `gitlab` store: the project's (or group's) existing CI/CD variables, updated
 //! in place through the REST API v4 so that the next scheduled pipeline reads the
-//! rotated token (SPEC §4).
+//! rotated token.
 //!
 //! It never creates a variable (except `auth login --create-variable`, in
 //! `gitlab/create.rs`), never changes its masked/protected/raw attributes

@@ -1,4 +1,4 @@
-//! The `vault` store: HashiCorp Vault or OpenBao, KV version 2 (SPEC §4).
+//! The `vault` store: HashiCorp Vault or OpenBao, KV version 2.
 //!
 //! One secret per variable at `<mount>/data/<path>/<VARIABLE>` with the fields
 //! `value`, `expires_at` and `updated_at`. Every write is a check-and-set on the

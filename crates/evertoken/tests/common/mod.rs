@@ -1,7 +1,7 @@
 //! The test environment every integration test uses: a throw-away HOME with XDG
 //! dirs, a running simulator, a config writer, and `cmd()` returning the real
 //! binary with a clean environment. Every output a test sees through [`TestEnv::run`]
-//! is recorded and scanned for the registered test secrets (SPEC §1: no output
+//! is recorded and scanned for the registered test secrets (no output
 //! ever contains a whole secret).
 #![allow(dead_code)]
 
