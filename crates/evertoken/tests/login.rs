@@ -7,8 +7,7 @@
 
 mod common;
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::TcpStream;
+use std::io::{BufRead as _, BufReader, Write as _};
 use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -18,33 +17,8 @@ use common::TestEnv;
 const LI_SECRET: &str = "li-client-secret-test-not-a-real-secret";
 const OLD_ACCESS: &str = "li-old-access-test-not-a-real-secret";
 
-/// A GET without following redirects: (status, Location).
 fn get(url: &str) -> (u16, Option<String>) {
-    let u = url::Url::parse(url).unwrap();
-    // `socket_addrs` also reads bracketed IPv6 hosts (`[::1]`).
-    let mut s = TcpStream::connect(&*u.socket_addrs(|| None).unwrap()).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let target = &u[url::Position::BeforePath..url::Position::AfterQuery];
-    write!(
-        s,
-        "GET {target} HTTP/1.1\r\nHost: {}:{}\r\nConnection: close\r\n\r\n",
-        u.host_str().unwrap(),
-        u.port().unwrap()
-    )
-    .unwrap();
-    let mut resp = String::new();
-    let _ = s.read_to_string(&mut resp);
-    let status = resp
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let location = resp.lines().take_while(|l| !l.is_empty()).find_map(|l| {
-        l.split_once(':')
-            .filter(|(k, _)| k.eq_ignore_ascii_case("location"))
-            .map(|(_, v)| v.trim().to_owned())
-    });
-    (status, location)
+    common::http_get(url)
 }
 
 /// `evertoken auth login <args>` running in the background, its stderr lines

@@ -764,33 +764,8 @@ fn a_second_signal_with_nothing_in_flight_exits_at_once() {
     rig.assert_next_run_healthy("second signal");
 }
 
-/// A GET without following redirects: (status, Location).
 fn get(url: &str) -> (u16, Option<String>) {
-    use std::io::Write as _;
-    let u = url::Url::parse(url).unwrap();
-    let mut s = std::net::TcpStream::connect((u.host_str().unwrap(), u.port().unwrap())).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let target = &u[url::Position::BeforePath..url::Position::AfterQuery];
-    write!(
-        s,
-        "GET {target} HTTP/1.1\r\nHost: {}:{}\r\nConnection: close\r\n\r\n",
-        u.host_str().unwrap(),
-        u.port().unwrap()
-    )
-    .unwrap();
-    let mut resp = String::new();
-    let _ = s.read_to_string(&mut resp);
-    let status = resp
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let location = resp.lines().take_while(|l| !l.is_empty()).find_map(|l| {
-        l.split_once(':')
-            .filter(|(k, _)| k.eq_ignore_ascii_case("location"))
-            .map(|(_, v)| v.trim().to_owned())
-    });
-    (status, location)
+    common::http_get(url)
 }
 
 const LI_SECRET: &str = "test-sig-li-client-secret-not-a-real-secret";

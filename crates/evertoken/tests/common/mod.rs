@@ -286,3 +286,34 @@ pub fn promtool_check(path: &Path) {
         std::fs::read_to_string(path).unwrap()
     );
 }
+
+/// A GET without following redirects, as a browser's first hop: (status,
+/// Location). Reads bracketed IPv6 hosts (`[::1]`) too.
+pub fn http_get(url: &str) -> (u16, Option<String>) {
+    use std::io::{Read as _, Write as _};
+    let u = url::Url::parse(url).unwrap();
+    let mut s = std::net::TcpStream::connect(&*u.socket_addrs(|| None).unwrap()).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let target = &u[url::Position::BeforePath..url::Position::AfterQuery];
+    write!(
+        s,
+        "GET {target} HTTP/1.1\r\nHost: {}:{}\r\nConnection: close\r\n\r\n",
+        u.host_str().unwrap(),
+        u.port().unwrap()
+    )
+    .unwrap();
+    let mut resp = String::new();
+    let _ = s.read_to_string(&mut resp);
+    let status = resp
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let location = resp.lines().take_while(|l| !l.is_empty()).find_map(|l| {
+        l.split_once(':')
+            .filter(|(k, _)| k.eq_ignore_ascii_case("location"))
+            .map(|(_, v)| v.trim().to_owned())
+    });
+    (status, location)
+}
