@@ -1325,7 +1325,7 @@ fn the_client_checks_its_bearer_and_the_brokers_answer() {
     };
     let ok = fake_broker(
         200,
-        r#"{"token":"ghs_0123456789abcdefABCDEF0123456789abcd"}"#,
+        r#"{"token":"ghs_testFAKEnotarealtoken0123456789abcdef"}"#,
     );
     let out = token(&ok, "eyJh.eyJi\nx.c2ln");
     assert_eq!(out.code, 2, "{}", out.stderr);

@@ -196,7 +196,7 @@ mod tests {
         // Both of GitHub's forms pass.
         write(
             &p,
-            &Secret::new("ghs_16C7e42F292c6912E7710c838347Ae178B4a"),
+            &Secret::new("ghs_testFAKEnotarealtoken0000000000000000"),
             None,
         )
         .unwrap();
