@@ -105,6 +105,10 @@ pub(crate) struct GitLabState {
     pub writes: u64,
     /// Behave like GitLab before 17.4 (no hidden variables; `masked_and_hidden` ignored).
     pub no_hidden: bool,
+    /// Behave like the GitLab versions whose group-level PUT ignores
+    /// `filter[environment_scope]` (gitlab-org/gitlab#351918): the update lands on the
+    /// key's first variable, whatever its scope.
+    pub group_put_ignores_scope: bool,
 }
 
 /// Whether GitLab would accept `value` for a masked variable.
@@ -155,6 +159,11 @@ impl Sim {
 
     pub fn gitlab_add_group(&self, id: u64, full_path: &str) {
         self.lock().gitlab.groups.insert(id, full_path.to_string());
+    }
+
+    /// Group-level PUTs ignore `filter[environment_scope]`, as some GitLab versions do.
+    pub fn gitlab_set_group_put_ignores_scope(&self, on: bool) {
+        self.lock().gitlab.group_put_ignores_scope = on;
     }
 
     /// Creates or replaces the variable (`key`, `environment_scope`) in `scope`.
@@ -545,7 +554,9 @@ fn put_one(
         .and_then(Value::as_str)
         .map(str::to_string);
     lenient_placeholder(&mut st, scope, key, env.as_deref());
+    let ignore_scope = st.gitlab.group_put_ignores_scope && matches!(scope, GitLabScope::Group(_));
     let idx = match pick(&st, scope, key, env.as_deref()) {
+        Ok(_) if ignore_scope => 0,
         Ok(i) => i,
         Err(r) => return r,
     };

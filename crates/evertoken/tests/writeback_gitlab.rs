@@ -511,3 +511,57 @@ fn inside_a_pipeline_the_project_and_api_url_come_from_gitlab() {
         out.stderr
     );
 }
+
+/// Some GitLab versions ignore `filter[environment_scope]` on a group-level PUT
+/// (gitlab-org/gitlab#351918) and update another scope's variable of the same key:
+/// the reply names the scope it updated, and a mismatch is a loud failure with the
+/// new token kept in the journal, never a silent success.
+#[test]
+fn a_group_put_that_lands_in_another_scope_is_reported_and_the_token_kept() {
+    let env = TestEnv::new();
+    setup(&env);
+    config(
+        &env,
+        &format!(
+            "{{ group: acme, environment_scope: production, api_url: \"{}/api/v4\" }}",
+            env.base_url()
+        ),
+    );
+    let sim = env.sim.sim();
+    let other = "rft.test-staging-scope-not-a-real-secret";
+    env.secret(other);
+    let mut staging = GitLabVariable::masked_protected("TIKTOK_REFRESH_TOKEN", other);
+    staging.environment_scope = "*".into();
+    sim.gitlab_set_variable(GitLabScope::Group(77), staging);
+    let mut production = GitLabVariable::masked_protected("TIKTOK_REFRESH_TOKEN", OLD_RT);
+    production.environment_scope = "production".into();
+    sim.gitlab_set_variable(GitLabScope::Group(77), production);
+    sim.gitlab_set_group_put_ignores_scope(true);
+
+    let out = refresh(&env);
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let r = result(&out);
+    assert_eq!(r["state"], "failed", "{r}");
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap()
+            .contains("ignored the scope filter"),
+        "{r}"
+    );
+    let new_rt = live_token(&env);
+    assert_not_in_output(&out, &new_rt);
+
+    // A GitLab that honours the filter: the next run finishes the write-back from
+    // the journal into the production variable, without rotating again.
+    sim.gitlab_set_group_put_ignores_scope(false);
+    let out = refresh(&env);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(live_token(&env), new_rt, "no second rotation");
+    assert_eq!(
+        sim.gitlab_variable(GitLabScope::Group(77), "TIKTOK_REFRESH_TOKEN", "production")
+            .unwrap()
+            .value,
+        new_rt
+    );
+}

@@ -531,6 +531,24 @@ impl GitLabStore {
             .await
             .map_err(unanswered)?;
         if reply.status.is_success() {
+            // Group-level PUTs may ignore `filter[environment_scope]` on some GitLab
+            // versions (gitlab-org/gitlab#351918) and update another scope's
+            // variable of the same key: say so loudly instead of reporting success.
+            if let (Some(want), Ok(v)) = (&self.environment_scope, reply.json::<Variable>())
+                && let Some(got) = v.environment_scope.as_deref()
+                && got != want
+            {
+                return Err(StoreError::permanent(format!(
+                    "GitLab ({}) updated {var} of environment scope `{}`, not `{}`: this GitLab ignored the scope filter on the update",
+                    safe_url(&url),
+                    got.escape_debug(),
+                    want.escape_debug()
+                ))
+                .with_hint(format!(
+                    "the new token is kept in the journal; give {var} a unique key per environment (or use project-level variables), restore the `{}` variable's value, then re-run",
+                    got.escape_debug()
+                )));
+            }
             return Ok(());
         }
         if reply.status.as_u16() == 400 && reply.body.contains("value") {
