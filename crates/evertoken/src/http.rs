@@ -365,6 +365,17 @@ const SECRET_PARAMS: &[&str] = &[
     "secret_id",
 ];
 
+/// Whether `url` points at this machine (`localhost`, 127.0.0.0/8, `::1`): where
+/// plain `http` is acceptable (a simulator, an `ssh -L` tunnel, a local broker).
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(a)) => a.is_loopback(),
+        Some(url::Host::Ipv6(a)) => a.is_loopback(),
+        None => false,
+    }
+}
+
 /// The URL with the values of secret-bearing query parameters masked and any
 /// userinfo removed: the only form in which a URL may appear in a message.
 pub fn safe_url(url: &Url) -> String {

@@ -76,14 +76,7 @@ pub fn check_url(u: &Url) -> std::result::Result<(), String> {
     }
 }
 
-pub fn is_loopback(u: &Url) -> bool {
-    match u.host() {
-        Some(url::Host::Ipv4(a)) => a.is_loopback(),
-        Some(url::Host::Ipv6(a)) => a.is_loopback(),
-        Some(url::Host::Domain(d)) => d == "localhost",
-        None => false,
-    }
-}
+pub use crate::http::is_loopback;
 
 /// Parses and checks a broker URL.
 pub fn parse_url(s: &str) -> std::result::Result<Url, String> {

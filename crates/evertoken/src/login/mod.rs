@@ -40,6 +40,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::http::is_loopback;
 use crate::http::{Http, Reply};
 use crate::platform::{Account, Platform, Target};
 use crate::provider::{NewToken, Provider, Role};
@@ -236,15 +237,6 @@ struct Waiting {
     #[serde(default)]
     scope: Option<String>,
     created_at: Timestamp,
-}
-
-fn is_loopback(u: &Url) -> bool {
-    match u.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(a)) => a.is_loopback(),
-        Some(url::Host::Ipv6(a)) => a.is_loopback(),
-        None => false,
-    }
 }
 
 /// Checks a `--redirect-uri` before anything starts: `https` anywhere, `http`

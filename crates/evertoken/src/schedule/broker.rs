@@ -45,12 +45,7 @@ impl BrokerSnippet {
         }
         let u = url::Url::parse(url)
             .map_err(|e| format!("--broker `{}` is not a URL: {e}", url.escape_debug()))?;
-        let loopback = match u.host() {
-            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-            Some(url::Host::Ipv4(a)) => a.is_loopback(),
-            Some(url::Host::Ipv6(a)) => a.is_loopback(),
-            None => false,
-        };
+        let loopback = crate::http::is_loopback(&u);
         match u.scheme() {
             "https" => {}
             "http" if loopback => {}
