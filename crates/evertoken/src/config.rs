@@ -278,50 +278,15 @@ impl Config {
                 f.auth.alerts.repeat_hours as f64,
             ),
         ];
-        let p = &f.platforms;
-        let mut platform = |name: &str, conc: usize, days: &[(&'static str, i64)]| {
-            values.push((
-                format!("platforms.{name}.concurrency"),
-                "platforms.*.concurrency",
-                conc as f64,
-            ));
-            for (k, v) in days {
-                values.push((format!("platforms.{name}.{k}"), k_range(k), *v as f64));
+        for (platform, block) in &f.platforms.blocks {
+            for (k, v) in block.numbers() {
+                let range = match k {
+                    "concurrency" => "platforms.*.concurrency",
+                    "warn_before_days" => "platforms.*.warn_before_days",
+                    _ => "platforms.*.refresh_before_days",
+                };
+                values.push((format!("platforms.{platform}.{k}"), range, v));
             }
-        };
-        fn k_range(k: &str) -> &'static str {
-            if k == "warn_before_days" {
-                "platforms.*.warn_before_days"
-            } else {
-                "platforms.*.refresh_before_days"
-            }
-        }
-        if let Some(c) = &p.instagram {
-            platform(
-                "instagram",
-                c.concurrency,
-                &[("refresh_before_days", c.refresh_before_days)],
-            );
-        }
-        if let Some(c) = &p.youtube {
-            platform("youtube", c.concurrency, &[]);
-        }
-        if let Some(c) = &p.tiktok {
-            platform(
-                "tiktok",
-                c.concurrency,
-                &[("refresh_before_days", c.refresh_before_days)],
-            );
-        }
-        if let Some(c) = &p.linkedin {
-            platform(
-                "linkedin",
-                c.concurrency,
-                &[
-                    ("refresh_before_days", c.refresh_before_days),
-                    ("warn_before_days", c.warn_before_days),
-                ],
-            );
         }
         if let Some(v) = &f.auth.writeback.vault {
             values.push((
@@ -561,7 +526,7 @@ mod tests {
     #[test]
     fn empty_file_is_defaults() {
         let c = parse("  \n", Path::new("x")).unwrap();
-        assert!(c.platforms.tiktok.is_none());
+        assert!(c.platforms.get("tiktok").is_none());
     }
 }
 

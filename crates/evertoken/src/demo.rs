@@ -120,17 +120,17 @@ LINKEDIN_CLIENT_SECRET: demo-linkedin-client-secret
     text.push_str(&render::table(&first, shell));
     let _ = writeln!(text, "\nWhat happened and why:");
     for r in &first.results {
-        let why = match (r.platform, r.state) {
-            (crate::platform::Platform::Tiktok, State::Rotated) => {
+        let why = match (r.platform.name(), r.state) {
+            ("tiktok", State::Rotated) => {
                 "TikTok issued a new refresh token and killed the old one; evertoken journaled it, then wrote it to credentials.yaml (mode 0600) before anything else"
             }
-            (crate::platform::Platform::Instagram, State::Refreshed) => {
+            ("instagram", State::Refreshed) => {
                 "the Instagram token was inside refresh_before_days (15), so it was refreshed in place for another 60 days"
             }
-            (crate::platform::Platform::Youtube, State::Ok) => {
+            ("youtube", State::Ok) => {
                 "the YouTube refresh token still works: Google answered the refresh grant"
             }
-            (crate::platform::Platform::Linkedin, State::ReauthRequired) => {
+            ("linkedin", State::ReauthRequired) => {
                 "LinkedIn cannot refresh a standard app's token; introspection found the expiry inside warn_before_days, so a human must re-authorise by that date (a real run exits 1 and alerts)"
             }
             _ => "unexpected for the demo: see the message above",

@@ -248,6 +248,20 @@ impl Engine {
             }
         }
         if !targeted {
+            if let Some(p) = target.platform() {
+                let known = crate::provider::known_names(&self.cfg);
+                if !known.contains(&p) {
+                    let shown = match target {
+                        Target::Account(p, a) => format!("{p}:{a}"),
+                        _ => p.to_owned(),
+                    };
+                    return Err(Error::usage(format!(
+                        "unknown target `{shown}`: expected `all`, a platform ({}) or `platform:account`",
+                        known.join(", ")
+                    ))
+                    .with_hint("a service that is not built in is added with `kind: oauth2` under `platforms:`"));
+                }
+            }
             return Err(match target {
                 Target::Platform(p) => {
                     Error::usage(format!("platform `{p}` is not enabled in {file}"))
@@ -257,7 +271,7 @@ impl Engine {
                     let known = self
                         .providers
                         .iter()
-                        .find(|x| x.platform() == *p)
+                        .find(|x| x.platform().name() == p)
                         .map(|x| {
                             x.accounts()
                                 .iter()
@@ -281,6 +295,20 @@ impl Engine {
         Ok(out)
     }
 
+    /// A client secret: the environment first, then the store. The one lookup
+    /// for refresh and login alike.
+    pub async fn lookup_secret(&self, var: &str) -> Result<Option<(Secret, Source)>> {
+        Ok(match self.env(var) {
+            Some(v) => Some((v, Source::Env(var.to_owned()))),
+            None => self
+                .store
+                .read(var)
+                .await
+                .map_err(Error::from)?
+                .map(|s| (s.value, s.source)),
+        })
+    }
+
     /// Resolves the client secrets the selected platforms need. For a run that
     /// contacts providers, a missing one is a configuration error (exit 2).
     pub async fn client_secrets(
@@ -297,15 +325,7 @@ impl Engine {
             if values.contains_key(var) || reports.iter().any(|r: &SecretReport| r.var == var) {
                 continue;
             }
-            let found = match self.env(var) {
-                Some(v) => Some((v, Source::Env(var.to_owned()))),
-                None => self
-                    .store
-                    .read(var)
-                    .await
-                    .map_err(Error::from)?
-                    .map(|s| (s.value, s.source)),
-            };
+            let found = self.lookup_secret(var).await?;
             reports.push(SecretReport {
                 var: var.to_owned(),
                 present: found.is_some(),

@@ -4,50 +4,92 @@ use std::fmt;
 
 use serde::Serialize;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Platform {
-    Instagram,
-    Youtube,
-    Tiktok,
-    Linkedin,
+/// A platform: the key it has under `platforms:` and in targets (`tiktok`, or the
+/// name of a `kind: oauth2` block), its display name, and its place in the output
+/// order. It is data handed out by the registry in [`crate::provider`]: adding a
+/// platform never touches this type.
+#[derive(Clone, Copy, Debug)]
+pub struct Platform {
+    key: &'static str,
+    display: &'static str,
+    order: u32,
 }
 
 impl Platform {
-    pub const ALL: [Platform; 4] = [
-        Platform::Instagram,
-        Platform::Youtube,
-        Platform::Tiktok,
-        Platform::Linkedin,
-    ];
+    /// A platform handed out by the registry (`order`: its place in the output).
+    pub const fn new(key: &'static str, display: &'static str, order: u32) -> Platform {
+        Platform {
+            key,
+            display,
+            order,
+        }
+    }
 
     pub fn name(self) -> &'static str {
-        match self {
-            Platform::Instagram => "instagram",
-            Platform::Youtube => "youtube",
-            Platform::Tiktok => "tiktok",
-            Platform::Linkedin => "linkedin",
-        }
+        self.key
     }
 
     pub fn display_name(self) -> &'static str {
-        match self {
-            Platform::Instagram => "Instagram",
-            Platform::Youtube => "YouTube",
-            Platform::Tiktok => "TikTok",
-            Platform::Linkedin => "LinkedIn",
-        }
+        self.display
     }
 
-    pub fn parse(s: &str) -> Option<Platform> {
-        Platform::ALL.into_iter().find(|p| p.name() == s)
+    /// A built-in platform by its key (`tiktok`); configured `kind: oauth2`
+    /// services are known only to a loaded configuration.
+    pub fn builtin(s: &str) -> Option<Platform> {
+        crate::provider::builtin(s)
+    }
+}
+
+impl PartialEq for Platform {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+impl Eq for Platform {}
+impl std::hash::Hash for Platform {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.key.hash(state);
+    }
+}
+impl PartialOrd for Platform {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Platform {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.order, self.key).cmp(&(other.order, other.key))
+    }
+}
+impl Serialize for Platform {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.key)
     }
 }
 
 impl fmt::Display for Platform {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+        f.write_str(self.key)
     }
+}
+
+/// A string that lives as long as the process: the names of configured
+/// platforms and the variables derived from them. Each distinct string is kept
+/// once, however often a configuration is loaded.
+pub fn intern(s: &str) -> &'static str {
+    use std::collections::BTreeSet;
+    use std::sync::{Mutex, OnceLock};
+    static SEEN: OnceLock<Mutex<BTreeSet<&'static str>>> = OnceLock::new();
+    let mut seen = SEEN
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(k) = seen.get(s) {
+        return k;
+    }
+    let k: &'static str = Box::leak(s.to_owned().into_boxed_str());
+    seen.insert(k);
+    k
 }
 
 /// One account of one platform. `name` is `None` when the platform lists no
@@ -111,12 +153,13 @@ pub fn upper_snake(name: &str) -> String {
         .collect()
 }
 
-/// What `auth refresh|status` was asked to look at.
+/// What `auth refresh|status` was asked to look at. Platform names are checked
+/// against the configuration when the target is used ([`crate::engine::Engine::select`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Target {
     All,
-    Platform(Platform),
-    Account(Platform, String),
+    Platform(String),
+    Account(String, String),
 }
 
 impl Target {
@@ -128,25 +171,33 @@ impl Target {
             Some((p, a)) => (p, Some(a)),
             None => (s, None),
         };
-        let platform = Platform::parse(p).ok_or_else(|| {
-            let names: Vec<_> = Platform::ALL.iter().map(|p| p.name()).collect();
-            format!(
-                "unknown target `{s}`: expected `all`, a platform ({}) or `platform:account`",
-                names.join(", ")
-            )
-        })?;
+        if p.is_empty() {
+            return Err(format!(
+                "target `{s}` names no platform: expected `all`, a platform or `platform:account`"
+            ));
+        }
         match account {
-            None => Ok(Target::Platform(platform)),
+            None => Ok(Target::Platform(p.to_owned())),
             Some("") => Err(format!("target `{s}` names no account after `:`")),
-            Some(a) => Ok(Target::Account(platform, a.to_owned())),
+            Some(a) => Ok(Target::Account(p.to_owned(), a.to_owned())),
+        }
+    }
+
+    /// The platform the target names, if it names one.
+    pub fn platform(&self) -> Option<&str> {
+        match self {
+            Target::All => None,
+            Target::Platform(p) | Target::Account(p, _) => Some(p),
         }
     }
 
     pub fn includes(&self, account: &Account) -> bool {
         match self {
             Target::All => true,
-            Target::Platform(p) => *p == account.platform,
-            Target::Account(p, a) => *p == account.platform && account.label() == a,
+            Target::Platform(p) => p == account.platform.name(),
+            Target::Account(p, a) => {
+                p == account.platform.name() && account.name.as_deref() == Some(a.as_str())
+            }
         }
     }
 }
@@ -157,12 +208,13 @@ mod tests {
 
     #[test]
     fn variable_names_follow_the_spec() {
-        let a = Account::new(Platform::Tiktok, Some("brand-a".into()));
+        let tiktok = Platform::builtin("tiktok").unwrap();
+        let a = Account::new(tiktok, Some("brand-a".into()));
         assert_eq!(
             a.var("TIKTOK_REFRESH_TOKEN"),
             "TIKTOK_REFRESH_TOKEN_BRAND_A"
         );
-        let d = Account::new(Platform::Tiktok, None);
+        let d = Account::new(tiktok, None);
         assert_eq!(d.var("TIKTOK_REFRESH_TOKEN"), "TIKTOK_REFRESH_TOKEN");
         assert_eq!(a.to_string(), "tiktok:brand-a");
         assert_eq!(d.label(), "default");
@@ -173,17 +225,13 @@ mod tests {
         assert_eq!(Target::parse("all").unwrap(), Target::All);
         assert_eq!(
             Target::parse("tiktok").unwrap(),
-            Target::Platform(Platform::Tiktok)
+            Target::Platform("tiktok".into())
         );
         assert_eq!(
             Target::parse("tiktok:brand-a").unwrap(),
-            Target::Account(Platform::Tiktok, "brand-a".into())
+            Target::Account("tiktok".into(), "brand-a".into())
         );
-        assert!(
-            Target::parse("myspace")
-                .unwrap_err()
-                .contains("unknown target")
-        );
+        assert!(Target::parse(":a").is_err());
         assert!(Target::parse("tiktok:").is_err());
     }
 }

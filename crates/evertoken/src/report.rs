@@ -337,7 +337,7 @@ pub(crate) mod tests {
     /// A LinkedIn result that needs a re-auth by 2026-11-28, for tests.
     pub(crate) fn reauth_result(account: Option<&str>) -> AccountResult {
         AccountResult {
-            platform: Platform::Linkedin,
+            platform: Platform::builtin("linkedin").unwrap(),
             account: account.map(str::to_owned),
             state: State::ReauthRequired,
             action: Action::Reauthorise,

@@ -111,8 +111,12 @@ fn readme_and_contributing_links_point_at_files_that_exist() {
 fn nested(path: &[&str], leaf: &str) -> String {
     let mut y = String::new();
     for (i, seg) in path.iter().enumerate() {
-        let seg = if seg.starts_with('<') { "default" } else { seg };
-        y.push_str(&format!("{}{seg}:\n", "  ".repeat(i)));
+        let name = if seg.starts_with('<') { "default" } else { seg };
+        y.push_str(&format!("{}{name}:\n", "  ".repeat(i)));
+        // A configured service under `platforms:` says what kind it is.
+        if seg.starts_with('<') && i > 0 && path[i - 1] == "platforms" {
+            y.push_str(&format!("{}kind: oauth2\n", "  ".repeat(i + 1)));
+        }
     }
     y.push_str(&format!("{}{leaf}\n", "  ".repeat(path.len())));
     y

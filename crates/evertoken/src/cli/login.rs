@@ -65,12 +65,15 @@ fn backend(name: &str) -> Result<crate::store::Backend> {
 }
 
 pub async fn exec(ctx: &Ctx, args: LoginArgs) -> Result<u8> {
-    let platform = Platform::parse(&args.platform).ok_or_else(|| {
-        Error::usage(format!("unknown platform `{}`", args.platform))
-            .with_hint("one of: instagram, youtube, tiktok, linkedin")
-    })?;
     super::arm_signals(ctx);
     let mut cfg = ctx.require_config()?;
+    let known = crate::provider::known_names(&cfg);
+    if !known.contains(&args.platform.as_str()) {
+        return Err(
+            Error::usage(format!("unknown platform `{}`", args.platform))
+                .with_hint(format!("one of: {}", known.join(", "))),
+        );
+    }
     if let Some(name) = &args.store {
         cfg.file.auth.writeback.backend = backend(name)?;
         crate::store::validate(&cfg)?;
@@ -83,7 +86,7 @@ pub async fn exec(ctx: &Ctx, args: LoginArgs) -> Result<u8> {
     }
     let opts = login::Options {
         create_variables: args.create_variable,
-        platform,
+        platform: args.platform.clone(),
         account: args.account,
         port: args.port,
         scope: args.scope,
@@ -92,6 +95,7 @@ pub async fn exec(ctx: &Ctx, args: LoginArgs) -> Result<u8> {
         callback_url: args.callback_url,
     };
     let pending = login::start(cfg, ctx.clock, &opts).await?;
+    let platform = pending.platform();
     if pending.resumed() {
         ctx.shell.status(
             "Finishing",

@@ -47,11 +47,6 @@ use crate::provider::{NewToken, Provider, Role};
 use crate::secret::Secret;
 use crate::store::Entry;
 
-pub mod instagram;
-pub mod linkedin;
-pub mod tiktok;
-pub mod youtube;
-
 /// The port of the redirect URI unless `--port` says otherwise. Register
 /// `http://127.0.0.1:8765/callback` as a redirect URI in the app's settings.
 pub const DEFAULT_PORT: u16 = 8765;
@@ -63,7 +58,8 @@ pub const WAITING_TTL: Duration = Duration::from_secs(600);
 
 #[derive(Clone, Debug)]
 pub struct Options {
-    pub platform: Platform,
+    /// The platform's key (`tiktok`, or a configured service's name).
+    pub platform: String,
     pub account: Option<String>,
     /// 0: any free port.
     pub port: u16,
@@ -166,19 +162,15 @@ pub trait Flow: Send + Sync {
     fn loopback(&self) -> bool {
         true
     }
-    /// The variable holding the client (app) secret for the code exchange.
-    fn client_secret_var(&self) -> &'static str;
+    /// The variable holding the client (app) secret for the code exchange;
+    /// `None` for a public client, which has none.
+    fn client_secret_var(&self) -> Option<&'static str>;
     fn authorize_url(&self, cx: &Cx<'_>, state: &str, pkce: Option<&Pkce>) -> Url;
+    /// What the platform needs for a login beyond what refreshing needs.
+    fn check(&self) -> Result<()> {
+        Ok(())
+    }
     async fn exchange(&self, cx: &Cx<'_>, code: &Secret, pkce: Option<&Pkce>) -> Result<Tokens>;
-}
-
-fn flow(cfg: &Config, platform: Platform) -> Result<Box<dyn Flow>> {
-    Ok(match platform {
-        Platform::Instagram => Box::new(instagram::Instagram::new(cfg)?),
-        Platform::Youtube => Box::new(youtube::Youtube::new(cfg)?),
-        Platform::Tiktok => Box::new(tiktok::Tiktok::new(cfg)?),
-        Platform::Linkedin => Box::new(linkedin::Linkedin::new(cfg)?),
-    })
 }
 
 /// Where the browser comes back to.
@@ -195,7 +187,6 @@ pub struct Pending {
     engine: Arc<Engine>,
     provider: Arc<dyn Provider>,
     account: Account,
-    flow: Box<dyn Flow>,
     http: Http,
     client_secret: Secret,
     back: Back,
@@ -276,8 +267,6 @@ pub fn check_redirect_uri(raw: &str) -> Result<Url> {
 /// Binds the redirect listener (loopback) or prepares the pasted-callback flow,
 /// and builds the authorize URL.
 pub async fn start(cfg: Config, clock: Clock, opts: &Options) -> Result<Pending> {
-    let flow = flow(&cfg, opts.platform)?;
-    let name = opts.platform.display_name();
     // The redirect first: a bad one is refused before anything else happens.
     let given = opts
         .redirect_uri
@@ -294,53 +283,51 @@ pub async fn start(cfg: Config, clock: Clock, opts: &Options) -> Result<Pending>
             opts.platform
         )));
     }
-    if !flow.loopback() && (given.is_none() || loopback_given) {
-        return Err(Error::usage(format!(
-            "{name} accepts only https redirect URIs registered with the app, so this login cannot use a loopback listener"
-        ))
-        .with_hint(format!(
-            "register an https redirect URI in the app's settings and run `evertoken auth login {} --redirect-uri https://…`; then paste the address the browser lands on",
-            opts.platform
-        )));
-    }
     let engine = Engine::new(cfg, clock)?;
     let target = match &opts.account {
-        Some(a) => Target::Account(opts.platform, a.clone()),
-        None => Target::Platform(opts.platform),
+        Some(a) => Target::Account(opts.platform.clone(), a.clone()),
+        None => Target::Platform(opts.platform.clone()),
     };
     let mut selected = engine.select(&target)?;
     let (provider, mut accounts) = selected
         .pop()
         .ok_or_else(|| Error::usage(format!("platform `{}` is not enabled", opts.platform)))?;
-    if accounts.len() > 1 {
-        let names: Vec<&str> = accounts.iter().map(|a| a.label()).collect();
+    let platform = provider.platform();
+    let name = platform.display_name();
+    provider.common().client_id()?;
+    provider.login().check()?;
+    if !provider.login().loopback() && (given.is_none() || loopback_given) {
         return Err(Error::usage(format!(
-            "{} has several accounts: {}",
-            opts.platform.display_name(),
-            names.join(", ")
+            "{name} accepts only https redirect URIs registered with the app, so this login cannot use a loopback listener"
         ))
         .with_hint(format!(
-            "say which one: `evertoken auth login {} --account {}`",
-            opts.platform, names[0]
+            "register an https redirect URI in the app's settings and run `evertoken auth login {platform} --redirect-uri https://…`; then paste the address the browser lands on"
         )));
+    }
+    if accounts.len() > 1 {
+        let names: Vec<&str> = accounts.iter().map(|a| a.label()).collect();
+        return Err(
+            Error::usage(format!("{name} has several accounts: {}", names.join(", "))).with_hint(
+                format!(
+                    "say which one: `evertoken auth login {platform} --account {}`",
+                    names[0]
+                ),
+            ),
+        );
     }
     let Some(account) = accounts.pop() else {
         return Err(Error::usage(format!(
-            "no account of `{}` is configured",
-            opts.platform
+            "no account of `{platform}` is configured"
         )));
     };
     // The client secret, env → store (as for refresh; Instagram's refresh needs
     // none, its code exchange does).
-    let var = flow.client_secret_var();
-    let client_secret = match std::env::var(var).ok().filter(|v| !v.is_empty()) {
-        Some(v) => Secret::new(v),
-        None => engine
-            .store()
-            .read(var)
-            .await
-            .map_err(Error::from)?
-            .map(|s| s.value)
+    let client_secret = match provider.login().client_secret_var() {
+        None => Secret::new(String::new()),
+        Some(var) => engine
+            .lookup_secret(var)
+            .await?
+            .map(|(v, _)| v)
             .ok_or_else(|| {
                 Error::config(format!(
                     "{var} is not set (looked in the environment, then {})",
@@ -418,7 +405,7 @@ pub async fn start(cfg: Config, clock: Clock, opts: &Options) -> Result<Pending>
     // A `--callback-url` finishes the login that printed the URL: its state and
     // verifier, not new ones.
     let (state, pkce, scope, resumed) = if opts.callback_url.is_some() {
-        let w = read_waiting(&waiting_file, &redirect_uri, clock, opts.platform)?;
+        let w = read_waiting(&waiting_file, &redirect_uri, clock, platform)?;
         let pkce = match (w.verifier, w.challenge) {
             (Some(v), Some(kind)) => Some(Pkce::from_verifier(Secret::new(v), kind)),
             _ => None,
@@ -426,7 +413,7 @@ pub async fn start(cfg: Config, clock: Clock, opts: &Options) -> Result<Pending>
         (w.state, pkce, w.scope, true)
     } else {
         let state = random_string(32);
-        let pkce = flow.pkce(loopback_host).map(Pkce::with);
+        let pkce = provider.login().pkce(loopback_host).map(Pkce::with);
         (state, pkce, opts.scope.clone(), false)
     };
     let http = Http::new(&engine.cfg.file.http);
@@ -439,7 +426,7 @@ pub async fn start(cfg: Config, clock: Clock, opts: &Options) -> Result<Pending>
             redirect_uri: &redirect_uri,
             scope: scope.as_deref(),
         };
-        flow.authorize_url(&cx, &state, pkce.as_ref())
+        provider.login().authorize_url(&cx, &state, pkce.as_ref())
     };
     if !loopback && !resumed {
         let w = Waiting {
@@ -456,7 +443,6 @@ pub async fn start(cfg: Config, clock: Clock, opts: &Options) -> Result<Pending>
         engine,
         provider,
         account,
-        flow,
         http,
         client_secret,
         back,
@@ -540,6 +526,11 @@ fn read_waiting(
 }
 
 impl Pending {
+    /// The platform being logged in to.
+    pub fn platform(&self) -> Platform {
+        self.account.platform
+    }
+
     pub fn redirect_uri(&self) -> &str {
         &self.redirect_uri
     }
@@ -650,7 +641,10 @@ impl Pending {
             redirect_uri: &self.redirect_uri,
             scope: self.scope.as_deref(),
         };
-        self.flow.exchange(&cx, code, self.pkce.as_ref()).await
+        self.provider
+            .login()
+            .exchange(&cx, code, self.pkce.as_ref())
+            .await
     }
 
     async fn store(&self, tokens: Tokens) -> Result<Outcome> {
@@ -1018,26 +1012,6 @@ pub fn open_browser(url: &Url) -> std::result::Result<(), String> {
         .spawn()
         .map(|_| ())
         .map_err(|e| format!("cannot run `{program}`: {e}"))
-}
-
-/// An authorization or token endpoint from a configured base (scheme, host and
-/// port only, like `base_url`), or the platform's default.
-pub(crate) fn endpoint(
-    cfg: &Config,
-    key: &str,
-    configured: Option<&str>,
-    default: &str,
-    path: &str,
-) -> Result<Url> {
-    let raw = configured.unwrap_or(default);
-    let base = Url::parse(raw).map_err(|e| {
-        cfg.error_at(key, format!("`{raw}` is not a URL: {e}"))
-            .with_hint("for example `https://www.linkedin.com`")
-    })?;
-    if !matches!(base.scheme(), "http" | "https") || base.host().is_none() {
-        return Err(cfg.error_at(key, format!("`{raw}` must be an http(s) URL with a host")));
-    }
-    Ok(crate::http::endpoint(&base, path))
 }
 
 /// The platform's error for a failed exchange, in its own words.

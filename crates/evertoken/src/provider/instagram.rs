@@ -21,15 +21,35 @@
 //! developers.facebook.com/docs/instagram-platform/reference/me,
 //! developers.facebook.com/docs/graph-api/guides/error-handling,
 //! developers.facebook.com/docs/graph-api/overview/rate-limiting
+//!
+//! ## Login
+//! Instagram (API with Instagram Login, "Business Login"): `GET /oauth/authorize`
+//! (on `auth_url`, default www.instagram.com), then `POST /oauth/access_token`
+//! (api.instagram.com, or `base_url` when set) for a short-lived token, which is
+//! exchanged at once with `GET /access_token?grant_type=ig_exchange_token` (on
+//! `base_url`, default graph.instagram.com) for the ~60-day token that `auth
+//! refresh` keeps alive. Instagram takes no PKCE; the app secret authenticates.
+//! Meta accepts only the `https` redirect URIs listed in the app's Business login
+//! settings, so this login always runs as a pasted callback (`--redirect-uri`).
+//! Source: developers.facebook.com/docs/instagram-platform/instagram-api-with-instagram-login/business-login
 
 use jiff::{Timestamp, ToSpan};
 use serde::Deserialize;
 
-use super::{Common, Cx, Grant, NewToken, Plan, Provider, ProviderError, Role, Slot, expiry_text};
-use crate::config;
-use crate::error::Result;
+use url::Url;
+
+use super::{
+    BuildCx, Common, Cx, Grant, Keys, NewToken, Plan, Provider, ProviderError, Role, Slot,
+    expiry_text,
+};
+use crate::error::{Error, Result};
 use crate::http::{Call, endpoint};
-use crate::platform::Platform;
+use crate::login::{self, Flow, Pkce, Tokens};
+use crate::secret::Secret;
+
+pub const KEY: &str = "instagram";
+pub const DISPLAY: &str = "Instagram";
+const DEFAULT_SCOPE: &str = "instagram_business_basic,instagram_business_content_publish";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -58,6 +78,9 @@ fn default_refresh_before_days() -> i64 {
 }
 
 pub const BASE_URL: &str = "https://graph.instagram.com";
+pub const AUTH_URL: &str = "https://www.instagram.com";
+/// Where the authorization code is exchanged when `base_url` is not set.
+const CODE_URL: &str = "https://api.instagram.com";
 const SLOTS: &[Slot] = &[Slot {
     role: Role::Access,
     base: "INSTAGRAM_ACCESS_TOKEN",
@@ -67,31 +90,56 @@ const SLOTS: &[Slot] = &[Slot {
 pub struct Instagram {
     common: Common,
     refresh_before_days: i64,
+    authorize: Url,
+    code_exchange: Url,
+    long_lived: Url,
 }
 
-impl Instagram {
-    pub fn new(cfg: &config::Config, c: &Config) -> Result<Self> {
+impl super::Section for Config {
+    fn enabled(&self) -> bool {
+        self.enabled
+    }
+    fn numbers(&self) -> Vec<(&'static str, f64)> {
+        vec![
+            ("concurrency", self.concurrency as f64),
+            ("refresh_before_days", self.refresh_before_days as f64),
+        ]
+    }
+    fn build(&self, cx: &BuildCx<'_>) -> Result<std::sync::Arc<dyn Provider>> {
+        let c = self;
         let common = super::common(
-            cfg,
-            "instagram",
-            c.enabled,
-            &c.accounts,
-            c.concurrency,
-            c.base_url.as_deref(),
+            cx,
+            Keys {
+                enabled: c.enabled,
+                accounts: &c.accounts,
+                concurrency: c.concurrency,
+                base_url: c.base_url.as_deref(),
+                auth_url: c.auth_url.as_deref(),
+                client_id: (
+                    "app_id",
+                    c.app_id.as_deref(),
+                    "the Instagram app ID from the Meta app dashboard (Instagram → API setup with Instagram login)",
+                ),
+            },
             BASE_URL,
+            AUTH_URL,
         )?;
         if c.refresh_before_days < 1 || c.refresh_before_days > 59 {
-            return Err(cfg
-                .error_at(
-                    "platforms.instagram.refresh_before_days",
-                    "must be between 1 and 59",
-                )
+            return Err(cx
+                .error("refresh_before_days", "must be between 1 and 59")
                 .with_hint("Instagram tokens live 60 days; the default is 15"));
         }
-        Ok(Self {
+        let code_base = match c.base_url {
+            Some(_) => common.base_url.clone(),
+            None => super::base(cx, "base_url", None, CODE_URL)?,
+        };
+        Ok(std::sync::Arc::new(Instagram {
+            authorize: endpoint(&common.auth_url, "/oauth/authorize"),
+            code_exchange: endpoint(&code_base, "/oauth/access_token"),
+            long_lived: endpoint(&common.base_url, "/access_token"),
             common,
             refresh_before_days: c.refresh_before_days,
-        })
+        }))
     }
 }
 
@@ -144,13 +192,13 @@ const RETRY_HINT: &str =
 
 #[async_trait::async_trait]
 impl Provider for Instagram {
-    fn platform(&self) -> Platform {
-        Platform::Instagram
-    }
     fn common(&self) -> &Common {
         &self.common
     }
-    fn slots(&self) -> &'static [Slot] {
+    fn login(&self) -> &dyn Flow {
+        self
+    }
+    fn slots(&self) -> &[Slot] {
         SLOTS
     }
     fn client_secret_var(&self) -> Option<&'static str> {
@@ -387,5 +435,126 @@ fn describe(reply: &crate::http::Reply) -> String {
                 .collect::<String>()
         ),
         Err(_) => format!("{} {}", reply.status, super::redact_body(&reply.snippet())),
+    }
+}
+
+#[derive(Deserialize)]
+struct ShortLived {
+    #[serde(default)]
+    access_token: Option<String>,
+}
+
+/// Instagram answers `{"data":[{…}]}` or the bare object.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum CodeReply {
+    Wrapped { data: Vec<ShortLived> },
+    Bare(ShortLived),
+}
+
+#[derive(Deserialize)]
+struct LongLived {
+    #[serde(default)]
+    access_token: Option<String>,
+    #[serde(default)]
+    expires_in: Option<i64>,
+}
+
+#[async_trait::async_trait]
+impl Flow for Instagram {
+    fn pkce(&self, _loopback: bool) -> Option<login::Challenge> {
+        None
+    }
+
+    /// Meta accepts only registered `https` redirect URIs.
+    fn loopback(&self) -> bool {
+        false
+    }
+
+    fn client_secret_var(&self) -> Option<&'static str> {
+        Some("INSTAGRAM_APP_SECRET")
+    }
+
+    fn authorize_url(&self, cx: &login::Cx<'_>, state: &str, _pkce: Option<&Pkce>) -> Url {
+        let mut u = self.authorize.clone();
+        u.query_pairs_mut()
+            .append_pair("client_id", self.common.client_id().unwrap_or_default())
+            .append_pair("redirect_uri", cx.redirect_uri)
+            .append_pair("response_type", "code")
+            .append_pair("scope", cx.scope.unwrap_or(DEFAULT_SCOPE))
+            .append_pair("state", state);
+        u
+    }
+
+    async fn exchange(&self, cx: &login::Cx<'_>, code: &Secret, _pkce: Option<&Pkce>) -> Result<Tokens> {
+        let reply = cx
+            .http
+            .send("Instagram oauth/access_token", Call::Rotating, |c| {
+                c.post(self.code_exchange.clone()).form(&[
+                    ("client_id", self.common.client_id().unwrap_or_default()),
+                    ("client_secret", cx.client_secret.expose()),
+                    ("grant_type", "authorization_code"),
+                    ("redirect_uri", cx.redirect_uri),
+                    ("code", code.expose()),
+                ])
+            })
+            .await
+            .map_err(|f| login::failure("Instagram", f))?;
+        if !reply.status.is_success() {
+            return Err(login::exchange_error("Instagram", &reply));
+        }
+        let short = match reply.json::<CodeReply>() {
+            Ok(CodeReply::Wrapped { data }) => data.into_iter().next().and_then(|d| d.access_token),
+            Ok(CodeReply::Bare(d)) => d.access_token,
+            Err(_) => None,
+        }
+        .filter(|s| !s.is_empty())
+        .map(Secret::new)
+        .ok_or_else(|| login::exchange_error("Instagram", &reply))?;
+
+        let reply = cx
+            .http
+            .send(
+                "Instagram access_token (ig_exchange_token)",
+                Call::Safe,
+                |c| {
+                    c.get(self.long_lived.clone()).query(&[
+                        ("grant_type", "ig_exchange_token"),
+                        ("client_secret", cx.client_secret.expose()),
+                        ("access_token", short.expose()),
+                    ])
+                },
+            )
+            .await
+            .map_err(|f| login::failure("Instagram", f))?;
+        if !reply.status.is_success() {
+            return Err(Error::failed(format!(
+                "Instagram would not exchange the short-lived token for a long-lived one ({}): {}",
+                reply.status,
+                crate::provider::redact_body(&reply.snippet())
+            ))
+            .with_hint(
+                "check INSTAGRAM_APP_SECRET, then run `evertoken auth login instagram` again",
+            ));
+        }
+        let body: LongLived = reply.json().map_err(|e| {
+            Error::failed(format!(
+                "Instagram's access_token answered {} with a body evertoken cannot read: {e}",
+                reply.status
+            ))
+        })?;
+        let Some(token) = body.access_token.filter(|s| !s.is_empty()) else {
+            return Err(Error::failed(
+                "Instagram's access_token answered without an access_token",
+            ));
+        };
+        Ok(Tokens {
+            access: Some(NewToken {
+                value: token.into(),
+                expires_at: login::expiry(cx.clock, body.expires_in),
+            }),
+            refresh: None,
+            warnings: Vec::new(),
+        })
     }
 }

@@ -5,18 +5,31 @@
 //! and, from `warn_before_days` before it, reports `reauth_required` with the date.
 //! Sources: learn.microsoft.com/linkedin/shared/authentication/programmatic-refresh-tokens,
 //! learn.microsoft.com/linkedin/shared/authentication/token-introspection
+//!
+//! ## Login
+//! LinkedIn: `GET /oauth/v2/authorization` (on `auth_url`, default
+//! www.linkedin.com), then `POST /oauth/v2/accessToken` with
+//! `grant_type=authorization_code` (on `base_url`). The answer is a 60-day access
+//! token and, for apps with programmatic refresh tokens, a refresh token with its
+//! own lifetime. LinkedIn documents PKCE for native clients only, so a web app's
+//! client secret authenticates the exchange.
+//! Source: learn.microsoft.com/linkedin/shared/authentication/authorization-code-flow
 
 use jiff::Timestamp;
 use serde::Deserialize;
 
+use url::Url;
+
 use super::{
-    AccountState, Common, Cx, Grant, NewToken, OAuthError, Plan, Provider, ProviderError, Role,
-    Slot, expiry_text,
+    AccountState, BuildCx, Common, Cx, Grant, Keys, NewToken, OAuthError, Plan, Provider,
+    ProviderError, Role, Slot, expiry_text,
 };
-use crate::config;
 use crate::error::Result;
 use crate::http::{Call, endpoint};
-use crate::platform::Platform;
+use crate::login::{self, Flow, Pkce, Tokens};
+use crate::secret::Secret;
+
+const DEFAULT_SCOPE: &str = "openid profile w_member_social";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -49,6 +62,9 @@ fn default_refresh_before_days() -> i64 {
     15
 }
 
+pub const KEY: &str = "linkedin";
+pub const DISPLAY: &str = "LinkedIn";
+pub const AUTH_URL: &str = "https://www.linkedin.com";
 pub const BASE_URL: &str = "https://www.linkedin.com";
 const SLOTS: &[Slot] = &[
     Slot {
@@ -65,50 +81,62 @@ const SLOTS: &[Slot] = &[
 
 pub struct Linkedin {
     common: Common,
-    client_id: String,
+    token: Url,
+    introspect: Url,
+    authorize: Url,
     warn_before_days: i64,
     refresh_before_days: i64,
 }
 
-impl Linkedin {
-    pub fn new(cfg: &config::Config, c: &Config) -> Result<Self> {
+impl super::Section for Config {
+    fn enabled(&self) -> bool {
+        self.enabled
+    }
+    fn numbers(&self) -> Vec<(&'static str, f64)> {
+        vec![
+            ("concurrency", self.concurrency as f64),
+            ("refresh_before_days", self.refresh_before_days as f64),
+            ("warn_before_days", self.warn_before_days as f64),
+        ]
+    }
+    fn build(&self, cx: &BuildCx<'_>) -> Result<std::sync::Arc<dyn Provider>> {
+        let c = self;
         let common = super::common(
-            cfg,
-            "linkedin",
-            c.enabled,
-            &c.accounts,
-            c.concurrency,
-            c.base_url.as_deref(),
+            cx,
+            Keys {
+                enabled: c.enabled,
+                accounts: &c.accounts,
+                concurrency: c.concurrency,
+                base_url: c.base_url.as_deref(),
+                auth_url: c.auth_url.as_deref(),
+                client_id: (
+                    "client_id",
+                    c.client_id.as_deref(),
+                    "the Client ID from your app's Auth tab in the LinkedIn developer portal",
+                ),
+            },
             BASE_URL,
+            AUTH_URL,
         )?;
-        let client_id = match &c.client_id {
-            Some(k) if !k.trim().is_empty() => k.clone(),
-            _ if !c.enabled => String::new(),
-            _ => {
-                return Err(cfg
-                    .error_at("platforms.linkedin.client_id", "is required")
-                    .with_hint(
-                        "the Client ID from your app's Auth tab in the LinkedIn developer portal",
-                    ));
-            }
-        };
+        if c.enabled {
+            common.client_id()?;
+        }
         for (k, v) in [
             ("warn_before_days", c.warn_before_days),
             ("refresh_before_days", c.refresh_before_days),
         ] {
             if !(0..=59).contains(&v) {
-                return Err(cfg.error_at(
-                    &format!("platforms.linkedin.{k}"),
-                    "must be between 0 and 59",
-                ));
+                return Err(cx.error(k, "must be between 0 and 59"));
             }
         }
-        Ok(Self {
+        Ok(std::sync::Arc::new(Linkedin {
+            token: endpoint(&common.base_url, "/oauth/v2/accessToken"),
+            introspect: endpoint(&common.base_url, "/oauth/v2/introspectToken"),
+            authorize: endpoint(&common.auth_url, "/oauth/v2/authorization"),
             common,
-            client_id,
             warn_before_days: c.warn_before_days,
             refresh_before_days: c.refresh_before_days,
-        })
+        }))
     }
 }
 
@@ -136,13 +164,13 @@ struct Introspection {
 
 #[async_trait::async_trait]
 impl Provider for Linkedin {
-    fn platform(&self) -> Platform {
-        Platform::Linkedin
-    }
     fn common(&self) -> &Common {
         &self.common
     }
-    fn slots(&self) -> &'static [Slot] {
+    fn login(&self) -> &dyn Flow {
+        self
+    }
+    fn slots(&self) -> &[Slot] {
         SLOTS
     }
     fn client_secret_var(&self) -> Option<&'static str> {
@@ -229,13 +257,13 @@ impl Provider for Linkedin {
             return Ok(());
         };
         let secret = cx.client_secret.map(|s| s.expose()).unwrap_or_default();
-        let url = endpoint(&self.common.base_url, "/oauth/v2/introspectToken");
+        let url = self.introspect.clone();
         let value = at.value.clone();
         let reply = cx
             .http
             .send("LinkedIn introspectToken", Call::Safe, |c| {
                 c.post(url.clone()).form(&[
-                    ("client_id", self.client_id.as_str()),
+                    ("client_id", self.common.client_id().unwrap_or_default()),
                     ("client_secret", secret),
                     ("token", value.expose()),
                 ])
@@ -295,14 +323,14 @@ impl Provider for Linkedin {
                 message: "no refresh token".into(),
             })?;
         let secret = cx.client_secret.map(|s| s.expose()).unwrap_or_default();
-        let url = endpoint(&self.common.base_url, "/oauth/v2/accessToken");
+        let url = self.token.clone();
         let reply = cx
             .http
             .send("LinkedIn accessToken", Call::Rotating, |c| {
                 c.post(url.clone()).form(&[
                     ("grant_type", "refresh_token"),
                     ("refresh_token", rt.value.expose()),
-                    ("client_id", self.client_id.as_str()),
+                    ("client_id", self.common.client_id().unwrap_or_default()),
                     ("client_secret", secret),
                 ])
             })
@@ -374,5 +402,71 @@ impl Provider for Linkedin {
             now,
             self.warn_before_days,
         )
+    }
+}
+
+#[async_trait::async_trait]
+impl Flow for Linkedin {
+    fn pkce(&self, _loopback: bool) -> Option<login::Challenge> {
+        None
+    }
+
+    fn client_secret_var(&self) -> Option<&'static str> {
+        Some("LINKEDIN_CLIENT_SECRET")
+    }
+
+    fn authorize_url(&self, cx: &login::Cx<'_>, state: &str, _pkce: Option<&Pkce>) -> Url {
+        let mut u = self.authorize.clone();
+        u.query_pairs_mut()
+            .append_pair("response_type", "code")
+            .append_pair("client_id", self.common.client_id().unwrap_or_default())
+            .append_pair("redirect_uri", cx.redirect_uri)
+            .append_pair("state", state)
+            .append_pair("scope", cx.scope.unwrap_or(DEFAULT_SCOPE));
+        u
+    }
+
+    async fn exchange(&self, cx: &login::Cx<'_>, code: &Secret, _pkce: Option<&Pkce>) -> Result<Tokens> {
+        let reply = cx
+            .http
+            .send("LinkedIn accessToken", Call::Rotating, |c| {
+                c.post(self.token.clone()).form(&[
+                    ("grant_type", "authorization_code"),
+                    ("code", code.expose()),
+                    ("client_id", self.common.client_id().unwrap_or_default()),
+                    ("client_secret", cx.client_secret.expose()),
+                    ("redirect_uri", cx.redirect_uri),
+                ])
+            })
+            .await
+            .map_err(|f| login::failure("LinkedIn", f))?;
+        if !reply.status.is_success() {
+            return Err(login::exchange_error("LinkedIn", &reply));
+        }
+        let body: TokenReply = reply.json().map_err(|e| {
+            crate::error::Error::failed(format!(
+                "LinkedIn accessToken answered {} with a body evertoken cannot read: {e}",
+                reply.status
+            ))
+        })?;
+        let Some(access) = body.access_token.filter(|s| !s.is_empty()) else {
+            return Err(crate::error::Error::failed(
+                "LinkedIn accessToken answered without an access_token",
+            ));
+        };
+        let mut t = Tokens {
+            access: Some(NewToken {
+                value: access.into(),
+                expires_at: login::expiry(cx.clock, body.expires_in),
+            }),
+            ..Tokens::default()
+        };
+        match body.refresh_token.filter(|s| !s.is_empty()) {
+            Some(rt) => t.refresh = Some(NewToken { value: rt.into(), expires_at: login::expiry(cx.clock, body.refresh_token_expires_in) }),
+            None => t.warnings.push(
+                "LinkedIn issued no refresh token (only approved partner apps get one): this access token cannot be refreshed; `auth refresh` will ask for a new login before it expires".into(),
+            ),
+        }
+        Ok(t)
     }
 }

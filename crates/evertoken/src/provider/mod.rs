@@ -4,8 +4,10 @@
 //! speaks its platform's token endpoint. It never touches a store or the journal:
 //! the engine does that, in the one order that loses nothing.
 //!
-//! Adding a platform: one file here, one field in [`PlatformsConfig`], one line in
-//! [`build`].
+//! Adding a platform: one module here holding its config block, refresh
+//! behaviour and login flow, plus one name in the [`registry!`] line below. A
+//! service that speaks plain RFC 6749 needs no module at all: `kind: oauth2`
+//! ([`oauth2`]).
 
 use std::sync::Arc;
 
@@ -16,33 +18,210 @@ use url::Url;
 use crate::clock::{self, Clock};
 pub use crate::clock::{Lifetime, LifetimeCheck};
 use crate::config::Config;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::http::{self, Http, Reply};
 use crate::platform::{Account, Platform};
 use crate::secret::{Secret, Source};
 
-pub mod instagram;
-pub mod linkedin;
-pub mod tiktok;
-pub mod youtube;
+/// The registry: every built-in platform module, in output order. Each module
+/// has `KEY`, `DISPLAY` and a `Config` (its block under `platforms:`)
+/// implementing [`Section`].
+macro_rules! registry {
+    ($($module:ident),* $(,)?) => {
+        $(pub mod $module;)*
 
-/// `platforms:` in the config file.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PlatformsConfig {
-    pub instagram: Option<instagram::Config>,
-    pub youtube: Option<youtube::Config>,
-    pub tiktok: Option<tiktok::Config>,
-    pub linkedin: Option<linkedin::Config>,
+        /// (key, display name) of every built-in platform, in output order.
+        pub const BUILTIN: &[(&str, &str)] = &[$(($module::KEY, $module::DISPLAY)),*];
+
+        /// Parses the block of the built-in platform `key`; `None` when no
+        /// built-in has that key.
+        fn parse_builtin<'de, A: serde::de::MapAccess<'de>>(
+            key: &str,
+            map: &mut A,
+        ) -> Option<std::result::Result<Box<dyn Section>, A::Error>> {
+            $(
+                if key == $module::KEY {
+                    return Some(
+                        map.next_value::<$module::Config>()
+                            .map(|c| Box::new(c) as Box<dyn Section>),
+                    );
+                }
+            )*
+            None
+        }
+    };
 }
 
-/// The keys every platform block has.
+registry!(instagram, youtube, tiktok, linkedin);
+
+pub mod oauth2;
+
+/// The built-in platform `key`.
+pub fn builtin(key: &str) -> Option<Platform> {
+    BUILTIN
+        .iter()
+        .position(|(k, _)| *k == key)
+        .map(|i| Platform::new(BUILTIN[i].0, BUILTIN[i].1, i as u32))
+}
+
+/// Configured services (`kind: oauth2`) come after the built-ins, by name.
+const CONFIGURED_ORDER: u32 = 1000;
+
+/// One parsed block under `platforms:`: plain data until [`Section::build`]
+/// checks it (once) and turns it into the platform.
+pub trait Section: std::fmt::Debug + Send + Sync {
+    fn enabled(&self) -> bool;
+    /// The block's numbers for the documented-range check: (key, value).
+    fn numbers(&self) -> Vec<(&'static str, f64)>;
+    /// Checks every key and builds the platform's provider (refresh and login).
+    fn build(&self, cx: &BuildCx<'_>) -> Result<Arc<dyn Provider>>;
+    /// The display name of a configured service (`display_name:`).
+    fn display_name(&self) -> Option<&str> {
+        None
+    }
+}
+
+/// What building a platform needs: the config (for errors that name the file
+/// and key) and the platform's identity.
+pub struct BuildCx<'a> {
+    pub cfg: &'a Config,
+    pub platform: Platform,
+}
+
+impl BuildCx<'_> {
+    /// `platforms.<name>.<k>`.
+    pub fn key(&self, k: &str) -> String {
+        format!("platforms.{}.{k}", self.platform)
+    }
+    /// A config error at `platforms.<name>.<k>`.
+    pub fn error(&self, k: &str, what: impl std::fmt::Display) -> Error {
+        self.cfg.error_at(&self.key(k), what)
+    }
+}
+
+/// `platforms:` in the config file: each block parsed by its platform's module
+/// (a name no built-in has must say `kind: oauth2`).
+#[derive(Debug, Default)]
+pub struct PlatformsConfig {
+    pub blocks: Vec<(Platform, Box<dyn Section>)>,
+}
+
+impl PlatformsConfig {
+    /// The block of platform `key`, if configured.
+    pub fn get(&self, key: &str) -> Option<&dyn Section> {
+        self.blocks
+            .iter()
+            .find(|(p, _)| p.name() == key)
+            .map(|(_, s)| s.as_ref())
+    }
+}
+
+impl<'de> Deserialize<'de> for PlatformsConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = PlatformsConfig;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a mapping of platform names to their settings")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<PlatformsConfig, A::Error> {
+                use serde::de::Error as _;
+                let mut out = PlatformsConfig::default();
+                while let Some(key) = map.next_key::<String>()? {
+                    if out.get(&key).is_some() {
+                        return Err(A::Error::custom(format!("platform `{key}` appears twice")));
+                    }
+                    if let Some(block) = parse_builtin(&key, &mut map) {
+                        let platform = builtin(&key).expect("registered");
+                        out.blocks.push((platform, block?));
+                        continue;
+                    }
+                    // Any other name is a configured service, which says so.
+                    let value: serde_norway::Value = map.next_value()?;
+                    let is_oauth2 = value
+                        .get("kind")
+                        .and_then(serde_norway::Value::as_str)
+                        .is_some_and(|k| k == oauth2::KIND);
+                    if !is_oauth2 {
+                        let mut known: Vec<&'static str> =
+                            BUILTIN.iter().map(|(k, _)| *k).collect();
+                        known.push("<name>");
+                        let known: &'static [&'static str] = Box::leak(known.into_boxed_slice());
+                        return Err(A::Error::unknown_field(&key, known));
+                    }
+                    if !valid_name(&key) {
+                        return Err(A::Error::custom(format!(
+                            "`{key}`: a service name is lowercase letters, digits, `-` and `_`, starting with a letter"
+                        )));
+                    }
+                    let c: oauth2::Config =
+                        serde_norway::from_value(value).map_err(A::Error::custom)?;
+                    let name = crate::platform::intern(&key);
+                    let display =
+                        crate::platform::intern(c.display_name.as_deref().unwrap_or(&key));
+                    out.blocks
+                        .push((Platform::new(name, display, CONFIGURED_ORDER), Box::new(c)));
+                }
+                out.blocks.sort_by_key(|(p, _)| *p);
+                Ok(out)
+            }
+        }
+        d.deserialize_map(Visitor)
+    }
+}
+
+/// A configured service's name: it becomes part of variable names.
+fn valid_name(s: &str) -> bool {
+    let mut c = s.chars();
+    c.next().is_some_and(|c| c.is_ascii_lowercase())
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+/// The keys every platform block has, resolved.
 #[derive(Clone, Debug)]
 pub struct Common {
+    pub platform: Platform,
     pub enabled: bool,
     pub accounts: Vec<String>,
     pub concurrency: usize,
+    /// Where the token endpoint lives (scheme, host and port).
     pub base_url: Url,
+    /// Where `auth login` sends the browser (scheme, host and port).
+    pub auth_url: Url,
+    client_id: Option<String>,
+    client_id_key: String,
+    client_id_hint: &'static str,
+    file: String,
+}
+
+impl Common {
+    /// The OAuth client id (TikTok's client key, Instagram's app id), required
+    /// to log in and by platforms whose refresh sends it.
+    pub fn client_id(&self) -> Result<&str> {
+        self.client_id.as_deref().ok_or_else(|| {
+            Error::config(format!(
+                "{}: `{}`: is required",
+                self.file, self.client_id_key
+            ))
+            .with_hint(self.client_id_hint)
+        })
+    }
+}
+
+/// The keys every platform block has, as written.
+pub struct Keys<'a> {
+    pub enabled: bool,
+    pub accounts: &'a [String],
+    pub concurrency: usize,
+    pub base_url: Option<&'a str>,
+    pub auth_url: Option<&'a str>,
+    /// (key, value, hint): the client id as this platform names it.
+    pub client_id: (&'static str, Option<&'a str>, &'static str),
 }
 
 pub(crate) fn default_true() -> bool {
@@ -54,21 +233,17 @@ pub(crate) fn default_concurrency() -> usize {
 
 /// Builds the providers of every configured, enabled platform.
 pub fn build(cfg: &Config) -> Result<Vec<Arc<dyn Provider>>> {
-    let p = &cfg.file.platforms;
     let mut out: Vec<Arc<dyn Provider>> = Vec::new();
-    if let Some(c) = &p.instagram {
-        out.push(Arc::new(instagram::Instagram::new(cfg, c)?));
+    for (platform, block) in &cfg.file.platforms.blocks {
+        let cx = BuildCx {
+            cfg,
+            platform: *platform,
+        };
+        let p = block.build(&cx)?;
+        if block.enabled() {
+            out.push(p);
+        }
     }
-    if let Some(c) = &p.youtube {
-        out.push(Arc::new(youtube::Youtube::new(cfg, c)?));
-    }
-    if let Some(c) = &p.tiktok {
-        out.push(Arc::new(tiktok::Tiktok::new(cfg, c)?));
-    }
-    if let Some(c) = &p.linkedin {
-        out.push(Arc::new(linkedin::Linkedin::new(cfg, c)?));
-    }
-    out.retain(|p| p.common().enabled);
     Ok(out)
 }
 
@@ -76,56 +251,93 @@ pub(crate) fn validate(cfg: &Config) -> Result<()> {
     build(cfg).map(|_| ())
 }
 
-/// Checks the common keys of `platforms.<name>` and parses its base URL.
+/// The names a target may use: every built-in and every configured service.
+pub fn known_names(cfg: &Config) -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = BUILTIN.iter().map(|(k, _)| *k).collect();
+    for (p, _) in &cfg.file.platforms.blocks {
+        if !names.contains(&p.name()) {
+            names.push(p.name());
+        }
+    }
+    names
+}
+
+/// Checks the common keys of `platforms.<name>` and resolves its endpoints
+/// (`base_url`, `auth_url`: scheme, host and port, checked here and nowhere else).
 pub(crate) fn common(
-    cfg: &Config,
-    name: &str,
-    enabled: bool,
-    accounts: &[String],
-    concurrency: usize,
-    base_url: Option<&str>,
+    cx: &BuildCx<'_>,
+    k: Keys<'_>,
     default_base: &str,
+    default_auth: &str,
 ) -> Result<Common> {
-    let key = |k: &str| format!("platforms.{name}.{k}");
-    if concurrency == 0 {
-        return Err(cfg
-            .error_at(&key("concurrency"), "must be at least 1")
+    let base_url = base(cx, "base_url", k.base_url, default_base)?;
+    let auth_url = base(cx, "auth_url", k.auth_url, default_auth)?;
+    assemble(cx, k, base_url, auth_url)
+}
+
+/// Checks the common keys with endpoints the platform resolved itself.
+pub(crate) fn assemble(
+    cx: &BuildCx<'_>,
+    k: Keys<'_>,
+    base_url: Url,
+    auth_url: Url,
+) -> Result<Common> {
+    if k.concurrency == 0 {
+        return Err(cx
+            .error("concurrency", "must be at least 1")
             .with_hint("the default is 8"));
     }
     let mut seen = std::collections::BTreeSet::new();
-    for a in accounts {
+    for a in k.accounts {
         if a.is_empty() || a.chars().any(|c| c.is_whitespace() || c == ':') {
-            return Err(cfg
-                .error_at(
-                    &key("accounts"),
+            return Err(cx
+                .error(
+                    "accounts",
                     format!("account name `{a}` is empty or has whitespace or `:`"),
                 )
                 .with_hint("use names like `brand-a`"));
         }
         if !seen.insert(crate::platform::upper_snake(a)) {
-            return Err(cfg
-                .error_at(&key("accounts"), format!("account `{a}` maps to the same variable names as another account"))
+            return Err(cx
+                .error("accounts", format!("account `{a}` maps to the same variable names as another account"))
                 .with_hint("account names must differ after upper-snake-casing (`brand-a` and `brand_a` collide)"));
         }
     }
-    let raw = base_url.unwrap_or(default_base);
+    let (id_key, id, id_hint) = k.client_id;
+    Ok(Common {
+        platform: cx.platform,
+        enabled: k.enabled,
+        accounts: k.accounts.to_vec(),
+        concurrency: k.concurrency,
+        base_url,
+        auth_url,
+        client_id: id.filter(|s| !s.trim().is_empty()).map(str::to_owned),
+        client_id_key: cx.key(id_key),
+        client_id_hint: id_hint,
+        file: cx.cfg.display_path(),
+    })
+}
+
+/// An endpoint base from the config (`base_url`, `auth_url`): an http(s) URL
+/// with a host and no path, since the provider's paths stay.
+pub(crate) fn base(cx: &BuildCx<'_>, key: &str, raw: Option<&str>, default: &str) -> Result<Url> {
+    let raw = raw.unwrap_or(default);
     let url = Url::parse(raw).map_err(|e| {
-        cfg.error_at(&key("base_url"), format!("`{raw}` is not a URL: {e}"))
+        cx.error(key, format!("`{raw}` is not a URL: {e}"))
             .with_hint("for example `http://127.0.0.1:8080`")
     })?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-        return Err(cfg
-            .error_at(
-                &key("base_url"),
-                format!("`{raw}` must be an http(s) URL with a host"),
-            )
-            .with_hint("base_url replaces only scheme, host and port; the provider's paths stay"));
+        return Err(cx
+            .error(key, format!("`{raw}` must be an http(s) URL with a host"))
+            .with_hint(format!(
+                "{key} replaces only scheme, host and port; the provider's paths stay"
+            )));
     }
     if url.path() != "/" && !url.path().is_empty() {
-        return Err(cfg
-            .error_at(
-                &key("base_url"),
-                format!("`{raw}` has a path; base_url replaces only scheme, host and port"),
+        return Err(cx
+            .error(
+                key,
+                format!("`{raw}` has a path; {key} replaces only scheme, host and port"),
             )
             .with_hint(format!(
                 "use `{}://{}`",
@@ -133,12 +345,15 @@ pub(crate) fn common(
                 url[url::Position::BeforeHost..url::Position::AfterPort].to_owned()
             )));
     }
-    Ok(Common {
-        enabled,
-        accounts: accounts.to_vec(),
-        concurrency,
-        base_url: url,
-    })
+    Ok(url)
+}
+
+/// A `*_days` key: between 0 and 3650.
+pub(crate) fn check_days(cx: &BuildCx<'_>, key: &str, v: i64) -> Result<()> {
+    if !(0..=3650).contains(&v) {
+        return Err(cx.error(key, "must be between 0 and 3650"));
+    }
+    Ok(())
 }
 
 /// Which of an account's two token slots a variable fills.
@@ -266,10 +481,14 @@ pub struct Cx<'a> {
 
 #[async_trait::async_trait]
 pub trait Provider: Send + Sync {
-    fn platform(&self) -> Platform;
     fn common(&self) -> &Common;
+    fn platform(&self) -> Platform {
+        self.common().platform
+    }
+    /// The platform's side of `auth login` (its authorize URL and code exchange).
+    fn login(&self) -> &dyn crate::login::Flow;
     /// The variables this platform reads, per account.
-    fn slots(&self) -> &'static [Slot];
+    fn slots(&self) -> &[Slot];
     /// The client secret's variable, if the token endpoint needs one.
     fn client_secret_var(&self) -> Option<&'static str>;
     /// Whether a refresh issues a new refresh token and kills the old one.

@@ -6,17 +6,44 @@
 //! changed them before. Errors: `{"error","error_description","log_id"}`.
 //! Sources: developers.tiktok.com/doc/oauth-user-access-token-management,
 //! developers.tiktok.com/doc/oauth-error-handling
+//!
+//! ## Login
+//! TikTok (Login Kit v2): `GET /v2/auth/authorize/` (on `auth_url`, default
+//! www.tiktok.com) with `client_key`, then `POST /v2/oauth/token/` (on
+//! `base_url`) with `grant_type=authorization_code`. Both tokens and both
+//! lifetimes come from the answer (`expires_in`, `refresh_expires_in`), never from
+//! documentation, which has changed.
+//!
+//! Two app types, two flows: a **desktop** app redirects to a loopback URI
+//! (`localhost` or `127.0.0.1` with a port, `http` or `https`, e.g.
+//! `https://127.0.0.1:3455/callback/`) and must use PKCE, TikTok's way:
+//! `code_challenge` = lowercase hex of SHA-256(code_verifier),
+//! `code_challenge_method=S256`, `code_verifier` in the token request; a **web**
+//! app redirects only to a registered `https` URI on a real host (the
+//! pasted-callback flow here) and takes no PKCE. Which one is decided by the
+//! redirect's host, not by whether evertoken listens: an `https` loopback
+//! redirect is a desktop app whose address the user pastes. The client secret authenticates
+//! both exchanges.
+//! Sources: developers.tiktok.com/doc/login-kit-desktop, developers.tiktok.com/doc/login-kit-web,
+//! developers.tiktok.com/doc/oauth-user-access-token-management
 
 use jiff::{Timestamp, ToSpan};
 use serde::Deserialize;
 
+use url::Url;
+
 use super::{
-    Common, Cx, Grant, NewToken, OAuthError, Plan, Provider, ProviderError, Role, Slot, expiry_text,
+    BuildCx, Common, Cx, Grant, Keys, NewToken, OAuthError, Plan, Provider, ProviderError, Role,
+    Slot, expiry_text,
 };
-use crate::config;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::http::{Call, endpoint};
-use crate::platform::Platform;
+use crate::login::{self, Flow, Pkce, Tokens};
+use crate::secret::Secret;
+
+pub const KEY: &str = "tiktok";
+pub const DISPLAY: &str = "TikTok";
+const DEFAULT_SCOPE: &str = "user.info.basic,video.publish";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -51,6 +78,7 @@ fn default_warn_before_days() -> i64 {
 }
 
 pub const BASE_URL: &str = "https://open.tiktokapis.com";
+pub const AUTH_URL: &str = "https://www.tiktok.com";
 /// A new access token is fetched when the stored one has less than this left.
 const ACCESS_MIN_MINUTES: i64 = 60;
 const SLOTS: &[Slot] = &[
@@ -68,51 +96,61 @@ const SLOTS: &[Slot] = &[
 
 pub struct Tiktok {
     common: Common,
-    client_key: String,
+    token: Url,
+    authorize: Url,
     refresh_before_days: i64,
     warn_before_days: i64,
 }
 
 impl Tiktok {
-    pub fn new(cfg: &config::Config, c: &Config) -> Result<Self> {
+    fn client_key(&self) -> &str {
+        self.common.client_id().unwrap_or_default()
+    }
+}
+
+impl super::Section for Config {
+    fn enabled(&self) -> bool {
+        self.enabled
+    }
+    fn numbers(&self) -> Vec<(&'static str, f64)> {
+        vec![
+            ("concurrency", self.concurrency as f64),
+            ("refresh_before_days", self.refresh_before_days as f64),
+        ]
+    }
+    fn build(&self, cx: &BuildCx<'_>) -> Result<std::sync::Arc<dyn Provider>> {
+        let c = self;
         let common = super::common(
-            cfg,
-            "tiktok",
-            c.enabled,
-            &c.accounts,
-            c.concurrency,
-            c.base_url.as_deref(),
+            cx,
+            Keys {
+                enabled: c.enabled,
+                accounts: &c.accounts,
+                concurrency: c.concurrency,
+                base_url: c.base_url.as_deref(),
+                auth_url: c.auth_url.as_deref(),
+                client_id: (
+                    "client_key",
+                    c.client_key.as_deref(),
+                    "the client key from your app page on the TikTok developer portal",
+                ),
+            },
             BASE_URL,
+            AUTH_URL,
         )?;
-        let client_key = match &c.client_key {
-            Some(k) if !k.trim().is_empty() => k.clone(),
-            _ if !c.enabled => String::new(),
-            _ => {
-                return Err(cfg
-                    .error_at("platforms.tiktok.client_key", "is required")
-                    .with_hint(
-                        "the client key from your app page on the TikTok developer portal",
-                    ));
-            }
-        };
+        if c.enabled {
+            common.client_id()?;
+        }
         if c.refresh_before_days < 0 {
-            return Err(cfg.error_at(
-                "platforms.tiktok.refresh_before_days",
-                "must not be negative",
-            ));
+            return Err(cx.error("refresh_before_days", "must not be negative"));
         }
-        if !(0..=3650).contains(&c.warn_before_days) {
-            return Err(cfg.error_at(
-                "platforms.tiktok.warn_before_days",
-                "must be between 0 and 3650",
-            ));
-        }
-        Ok(Self {
+        super::check_days(cx, "warn_before_days", c.warn_before_days)?;
+        Ok(std::sync::Arc::new(Tiktok {
+            token: endpoint(&common.base_url, "/v2/oauth/token/"),
+            authorize: endpoint(&common.auth_url, "/v2/auth/authorize/"),
             common,
-            client_key,
             refresh_before_days: c.refresh_before_days,
             warn_before_days: c.warn_before_days,
-        })
+        }))
     }
 }
 
@@ -131,13 +169,13 @@ pub(crate) struct TokenReply {
 
 #[async_trait::async_trait]
 impl Provider for Tiktok {
-    fn platform(&self) -> Platform {
-        Platform::Tiktok
-    }
     fn common(&self) -> &Common {
         &self.common
     }
-    fn slots(&self) -> &'static [Slot] {
+    fn login(&self) -> &dyn Flow {
+        self
+    }
+    fn slots(&self) -> &[Slot] {
         SLOTS
     }
     fn client_secret_var(&self) -> Option<&'static str> {
@@ -207,12 +245,12 @@ impl Provider for Tiktok {
                 message: "no refresh token".into(),
             })?;
         let secret = cx.client_secret.map(|s| s.expose()).unwrap_or_default();
-        let url = endpoint(&self.common.base_url, "/v2/oauth/token/");
+        let url = self.token.clone();
         let reply = cx
             .http
             .send("TikTok token endpoint", Call::Rotating, |c| {
                 c.post(url.clone()).form(&[
-                    ("client_key", self.client_key.as_str()),
+                    ("client_key", self.client_key()),
                     ("client_secret", secret),
                     ("grant_type", "refresh_token"),
                     ("refresh_token", rt.value.expose()),
@@ -272,5 +310,82 @@ impl Provider for Tiktok {
 
     fn reauth_causes(&self) -> &'static str {
         "the refresh token expired or was revoked, or another process rotated it and the new one was lost"
+    }
+}
+
+#[async_trait::async_trait]
+impl Flow for Tiktok {
+    /// A desktop app (loopback redirect host, served or pasted) requires PKCE with
+    /// a hex challenge; a web app (an https redirect elsewhere) takes none.
+    fn pkce(&self, loopback: bool) -> Option<login::Challenge> {
+        loopback.then_some(login::Challenge::Hex)
+    }
+
+    fn client_secret_var(&self) -> Option<&'static str> {
+        Some("TIKTOK_CLIENT_SECRET")
+    }
+
+    fn authorize_url(&self, cx: &login::Cx<'_>, state: &str, pkce: Option<&Pkce>) -> Url {
+        let mut u = self.authorize.clone();
+        {
+            let mut q = u.query_pairs_mut();
+            q.append_pair("client_key", self.client_key())
+                .append_pair("response_type", "code")
+                .append_pair("scope", cx.scope.unwrap_or(DEFAULT_SCOPE))
+                .append_pair("redirect_uri", cx.redirect_uri)
+                .append_pair("state", state);
+            if let Some(p) = pkce {
+                q.append_pair("code_challenge", &p.challenge)
+                    .append_pair("code_challenge_method", "S256");
+            }
+        }
+        u
+    }
+
+    async fn exchange(&self, cx: &login::Cx<'_>, code: &Secret, pkce: Option<&Pkce>) -> Result<Tokens> {
+        let reply = cx
+            .http
+            .send("TikTok token endpoint", Call::Rotating, |c| {
+                let mut form = vec![
+                    ("client_key", self.client_key()),
+                    ("client_secret", cx.client_secret.expose()),
+                    ("code", code.expose()),
+                    ("grant_type", "authorization_code"),
+                    ("redirect_uri", cx.redirect_uri),
+                ];
+                if let Some(p) = pkce {
+                    form.push(("code_verifier", p.verifier.expose()));
+                }
+                c.post(self.token.clone()).form(&form)
+            })
+            .await
+            .map_err(|f| login::failure("TikTok", f))?;
+        if !reply.status.is_success() {
+            return Err(login::exchange_error("TikTok", &reply));
+        }
+        let body: TokenReply = reply.json().map_err(|e| {
+            Error::failed(format!(
+                "TikTok's token endpoint answered {} with a body evertoken cannot read: {e}",
+                reply.status
+            ))
+        })?;
+        // TikTok answers some errors with 200 and an `error` field.
+        let (Some(at), Some(rt)) = (
+            body.access_token.filter(|s| !s.is_empty()),
+            body.refresh_token.filter(|s| !s.is_empty()),
+        ) else {
+            return Err(login::exchange_error("TikTok", &reply));
+        };
+        Ok(Tokens {
+            access: Some(NewToken {
+                value: at.into(),
+                expires_at: login::expiry(cx.clock, body.expires_in),
+            }),
+            refresh: Some(NewToken {
+                value: rt.into(),
+                expires_at: login::expiry(cx.clock, body.refresh_expires_in),
+            }),
+            warnings: Vec::new(),
+        })
     }
 }

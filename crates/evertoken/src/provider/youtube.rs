@@ -4,15 +4,27 @@
 //! grant_type=refresh_token); the access token it returns is discarded.
 //! `invalid_grant` means a human must re-authorise.
 //! Source: developers.google.com/identity/protocols/oauth2/web-server#offline
+//!
+//! ## Login
+//! YouTube (Google OAuth 2.0): `GET /o/oauth2/v2/auth` (on `auth_url`, default
+//! accounts.google.com) with `access_type=offline` and `prompt=consent`, so that
+//! Google issues a refresh token every time, and PKCE S256; then `POST /token`
+//! (on `base_url`) with the code and the verifier. Only the refresh token is
+//! stored: access tokens last an hour and are minted from it.
+//! Source: developers.google.com/identity/protocols/oauth2/web-server
 
 use jiff::Timestamp;
 use serde::Deserialize;
 
-use super::{Common, Cx, Grant, NewToken, Plan, Provider, ProviderError, Role, Slot};
-use crate::config;
-use crate::error::Result;
+use url::Url;
+
+use super::{BuildCx, Common, Cx, Grant, Keys, NewToken, Plan, Provider, ProviderError, Role, Slot};
+use crate::error::{Error, Result};
 use crate::http::{Call, endpoint};
-use crate::platform::Platform;
+use crate::login::{self, Flow, Pkce, Tokens};
+use crate::secret::Secret;
+
+const DEFAULT_SCOPE: &str = "https://www.googleapis.com/auth/youtube.upload";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -41,6 +53,9 @@ fn default_warn_before_days() -> i64 {
     14
 }
 
+pub const KEY: &str = "youtube";
+pub const DISPLAY: &str = "YouTube";
+pub const AUTH_URL: &str = "https://accounts.google.com";
 pub const BASE_URL: &str = "https://oauth2.googleapis.com";
 const SLOTS: &[Slot] = &[Slot {
     role: Role::Refresh,
@@ -50,41 +65,47 @@ const SLOTS: &[Slot] = &[Slot {
 
 pub struct Youtube {
     common: Common,
-    client_id: String,
+    token: Url,
+    authorize: Url,
     warn_before_days: i64,
 }
 
-impl Youtube {
-    pub fn new(cfg: &config::Config, c: &Config) -> Result<Self> {
+impl super::Section for Config {
+    fn enabled(&self) -> bool {
+        self.enabled
+    }
+    fn numbers(&self) -> Vec<(&'static str, f64)> {
+        vec![("concurrency", self.concurrency as f64)]
+    }
+    fn build(&self, cx: &BuildCx<'_>) -> Result<std::sync::Arc<dyn Provider>> {
+        let c = self;
         let common = super::common(
-            cfg,
-            "youtube",
-            c.enabled,
-            &c.accounts,
-            c.concurrency,
-            c.base_url.as_deref(),
+            cx,
+            Keys {
+                enabled: c.enabled,
+                accounts: &c.accounts,
+                concurrency: c.concurrency,
+                base_url: c.base_url.as_deref(),
+                auth_url: c.auth_url.as_deref(),
+                client_id: (
+                    "client_id",
+                    c.client_id.as_deref(),
+                    "the OAuth client id from Google Cloud Console, `….apps.googleusercontent.com`",
+                ),
+            },
             BASE_URL,
+            AUTH_URL,
         )?;
-        let client_id = match &c.client_id {
-            Some(id) if !id.trim().is_empty() => id.clone(),
-            _ if !c.enabled => String::new(),
-            _ => {
-                return Err(cfg
-                    .error_at("platforms.youtube.client_id", "is required")
-                    .with_hint("the OAuth client id from Google Cloud Console, `….apps.googleusercontent.com`"));
-            }
-        };
-        if !(0..=3650).contains(&c.warn_before_days) {
-            return Err(cfg.error_at(
-                "platforms.youtube.warn_before_days",
-                "must be between 0 and 3650",
-            ));
+        if c.enabled {
+            common.client_id()?;
         }
-        Ok(Self {
+        super::check_days(cx, "warn_before_days", c.warn_before_days)?;
+        Ok(std::sync::Arc::new(Youtube {
+            token: endpoint(&common.base_url, "/token"),
+            authorize: endpoint(&common.auth_url, "/o/oauth2/v2/auth"),
             common,
-            client_id,
             warn_before_days: c.warn_before_days,
-        })
+        }))
     }
 }
 
@@ -100,13 +121,13 @@ struct TokenReply {
 
 #[async_trait::async_trait]
 impl Provider for Youtube {
-    fn platform(&self) -> Platform {
-        Platform::Youtube
-    }
     fn common(&self) -> &Common {
         &self.common
     }
-    fn slots(&self) -> &'static [Slot] {
+    fn login(&self) -> &dyn Flow {
+        self
+    }
+    fn slots(&self) -> &[Slot] {
         SLOTS
     }
     fn client_secret_var(&self) -> Option<&'static str> {
@@ -162,12 +183,12 @@ impl Provider for Youtube {
                 message: "no refresh token".into(),
             })?;
         let secret = cx.client_secret.map(|s| s.expose()).unwrap_or_default();
-        let url = endpoint(&self.common.base_url, "/token");
+        let url = self.token.clone();
         let reply = cx
             .http
             .send("Google token endpoint", Call::Safe, |c| {
                 c.post(url.clone()).form(&[
-                    ("client_id", self.client_id.as_str()),
+                    ("client_id", self.common.client_id().unwrap_or_default()),
                     ("client_secret", secret),
                     ("refresh_token", rt.value.expose()),
                     ("grant_type", "refresh_token"),
@@ -223,5 +244,97 @@ impl Provider for Youtube {
 
     fn reauth_causes(&self) -> &'static str {
         "the user revoked access, the OAuth app is in Testing mode (refresh tokens last 7 days), or the token went unused for 6 months"
+    }
+}
+
+#[derive(Deserialize)]
+struct CodeReply {
+    #[serde(default)]
+    refresh_token: Option<String>,
+    /// Present when the grant is time-limited.
+    #[serde(default)]
+    refresh_token_expires_in: Option<i64>,
+}
+
+#[async_trait::async_trait]
+impl Flow for Youtube {
+    fn pkce(&self, _loopback: bool) -> Option<login::Challenge> {
+        Some(login::Challenge::Base64Url)
+    }
+
+    fn client_secret_var(&self) -> Option<&'static str> {
+        Some("YOUTUBE_CLIENT_SECRET")
+    }
+
+    fn authorize_url(&self, cx: &login::Cx<'_>, state: &str, pkce: Option<&Pkce>) -> Url {
+        let mut u = self.authorize.clone();
+        {
+            let mut q = u.query_pairs_mut();
+            q.append_pair("response_type", "code")
+                .append_pair("client_id", self.common.client_id().unwrap_or_default())
+                .append_pair("redirect_uri", cx.redirect_uri)
+                .append_pair("scope", cx.scope.unwrap_or(DEFAULT_SCOPE))
+                .append_pair("access_type", "offline")
+                .append_pair("prompt", "consent")
+                .append_pair("include_granted_scopes", "true")
+                .append_pair("state", state);
+            if let Some(p) = pkce {
+                q.append_pair("code_challenge", &p.challenge)
+                    .append_pair("code_challenge_method", "S256");
+            }
+        }
+        u
+    }
+
+    async fn exchange(&self, cx: &login::Cx<'_>, code: &Secret, pkce: Option<&Pkce>) -> Result<Tokens> {
+        let verifier = pkce.map(|p| p.verifier.expose()).unwrap_or_default();
+        let reply = cx
+            .http
+            .send("Google token endpoint", Call::Rotating, |c| {
+                let mut form = vec![
+                    ("grant_type", "authorization_code"),
+                    ("code", code.expose()),
+                    ("client_id", self.common.client_id().unwrap_or_default()),
+                    ("client_secret", cx.client_secret.expose()),
+                    ("redirect_uri", cx.redirect_uri),
+                ];
+                if !verifier.is_empty() {
+                    form.push(("code_verifier", verifier));
+                }
+                c.post(self.token.clone()).form(&form)
+            })
+            .await
+            .map_err(|f| login::failure("Google", f))?;
+        if !reply.status.is_success() {
+            return Err(login::exchange_error("Google", &reply));
+        }
+        let body: CodeReply = reply.json().map_err(|e| {
+            Error::failed(format!(
+                "Google's token endpoint answered {} with a body evertoken cannot read: {e}",
+                reply.status
+            ))
+        })?;
+        let Some(rt) = body.refresh_token.filter(|s| !s.is_empty()) else {
+            return Err(Error::failed("Google issued no refresh token")
+                .with_hint("remove the app's access at myaccount.google.com/permissions and log in again (evertoken asks with prompt=consent and access_type=offline)"));
+        };
+        let expires_at = login::expiry(cx.clock, body.refresh_token_expires_in);
+        let mut warnings = vec![
+            "if the Google Cloud app's publishing status is \"Testing\", this refresh token stops working after 7 days: publish the app (OAuth consent screen → Publish app) for a durable one".to_owned(),
+        ];
+        if let Some(t) = expires_at {
+            warnings.push(format!(
+                "Google says this refresh token expires on {}: log in again before then",
+                crate::clock::date(t)
+            ));
+        }
+        Ok(Tokens {
+            access: None,
+            refresh: Some(NewToken {
+                value: rt.into(),
+                expires_at,
+            }),
+            warnings,
+        })
     }
 }
