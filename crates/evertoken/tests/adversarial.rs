@@ -34,13 +34,9 @@ fn tiktok(env: &TestEnv) -> String {
     s.token("tiktok")
 }
 
+/// `evertoken <args>` at [`NOW`], with `extra` variables.
 fn ev(env: &TestEnv, args: &[&str], extra: &[(&str, &str)]) -> common::Output {
-    let mut c = env.cmd();
-    c.env("EVERTOKEN_NOW", NOW).args(args);
-    for (k, v) in extra {
-        c.env(k, v);
-    }
-    env.run(&mut c)
+    env.ev_env(args, &[&[("EVERTOKEN_NOW", NOW)], extra].concat())
 }
 
 /// No line of `stderr` is a GitHub Actions workflow command.

@@ -176,6 +176,13 @@ impl TestEnv {
         self.run(self.cmd().args(args))
     }
 
+    /// `evertoken <args>` with these variables set, through [`TestEnv::run`].
+    pub fn ev_env(&self, args: &[&str], vars: &[(&str, &str)]) -> Output {
+        let mut c = self.cmd();
+        c.envs(vars.iter().copied()).args(args);
+        self.run(&mut c)
+    }
+
     /// Fails if `text` contains a registered secret, whole or in a common encoding.
     /// With `EVERTOKEN_LEAK_TALLY` naming a file, each scan is tallied there for
     /// docs/RELIABILITY.md (`scripts/reliability`).
