@@ -33,6 +33,7 @@ mod oauth;
 mod oidc;
 mod pinterest;
 pub mod rs256;
+pub mod scenario;
 mod server;
 mod state;
 mod threads;

@@ -7,9 +7,9 @@
 
 use std::fmt::Write as _;
 
-use jiff::ToSpan;
+use evertoken_sim::scenario::{Scenario, Store};
 
-use crate::clock::{self, Clock};
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::engine::{Engine, Options};
 use crate::error::{Error, Result};
@@ -17,16 +17,23 @@ use crate::platform::Target;
 use crate::render::{self, Shell};
 use crate::report::{RunReport, State};
 
-/// The demo's fake secrets: obviously fake, never real credentials.
-const IG_TOKEN: &str = "demo-ig-long-lived-token-not-a-real-secret-000001";
-const YT_REFRESH: &str = "demo-yt-refresh-token-not-a-real-secret-000002";
-const TT_REFRESH: &str = "rft.demo-tiktok-refresh-not-a-real-secret-000003";
-const LI_ACCESS: &str = "demo-li-access-token-not-a-real-secret-000004";
-
 pub struct DemoOutcome {
     pub first: RunReport,
     pub second: RunReport,
     pub text: String,
+}
+
+/// The demo's set-up: every platform the demo shows with its characteristic
+/// token (Instagram inside its refresh window, YouTube healthy, TikTok due for a
+/// rotation, LinkedIn 5 days from expiry), obviously fake secrets labelled
+/// `demo`, the credentials file, on the real clock.
+pub fn scenario() -> Scenario {
+    Scenario::wall_clock()
+        .label("demo")
+        .demo_platforms()
+        .store(Store::local().file("credentials.yaml"))
+        .auth_setting("journal_dir: state")
+        .http("timeout_seconds: 10")
 }
 
 pub async fn run(shell: &Shell) -> Result<DemoOutcome> {
@@ -37,19 +44,8 @@ pub async fn run(shell: &Shell) -> Result<DemoOutcome> {
     let sim = server.sim();
     let base = server.base_url();
     let clock = Clock::system();
-    let now = clock.now();
-    let days = |d: i64| now.checked_add((d * 24).hours()).expect("in range");
-
-    sim.instagram_add_token(IG_TOKEN, days(-50), days(10));
-    sim.google_add_client(
-        "demo-client.apps.googleusercontent.com",
-        "demo-google-client-secret",
-    );
-    sim.google_add_refresh_token("demo-client.apps.googleusercontent.com", YT_REFRESH);
-    sim.tiktok_add_client("demo-client-key", "demo-tiktok-client-secret");
-    sim.tiktok_add_refresh_token("demo-client-key", TT_REFRESH, days(120));
-    sim.linkedin_add_client("demo-linkedin-client", "demo-linkedin-client-secret");
-    sim.linkedin_add_access_token(LI_ACCESS, days(5));
+    let scenario = scenario();
+    scenario.seed(&sim);
 
     let dir = tempfile::Builder::new()
         .prefix("evertoken-demo-")
@@ -57,41 +53,14 @@ pub async fn run(shell: &Shell) -> Result<DemoOutcome> {
         .map_err(|e| fail("cannot create a temp dir", &e))?;
     let cfg_path = dir.path().join("evertoken.yaml");
     let config = format!(
-        r#"# evertoken demo: a throw-away config against the built-in simulator
-platforms:
-  instagram: {{ enabled: true, base_url: "{base}" }}
-  youtube:   {{ enabled: true, base_url: "{base}", client_id: demo-client.apps.googleusercontent.com }}
-  tiktok:    {{ enabled: true, base_url: "{base}", client_key: demo-client-key }}
-  linkedin:  {{ enabled: true, base_url: "{base}", client_id: demo-linkedin-client, warn_before_days: 14 }}
-auth:
-  journal_dir: state
-  writeback:
-    backend: local
-    local: {{ keychain: off, file: credentials.yaml }}
-http: {{ timeout_seconds: 10 }}
-"#
-    );
-    let creds = format!(
-        r#"INSTAGRAM_ACCESS_TOKEN:
-  value: "{IG_TOKEN}"
-  expires_at: {ig_exp}
-  updated_at: {ig_upd}
-YOUTUBE_REFRESH_TOKEN: "{YT_REFRESH}"
-YOUTUBE_CLIENT_SECRET: demo-google-client-secret
-TIKTOK_REFRESH_TOKEN:
-  value: "{TT_REFRESH}"
-  expires_at: {tt_exp}
-TIKTOK_CLIENT_SECRET: demo-tiktok-client-secret
-LINKEDIN_ACCESS_TOKEN: "{LI_ACCESS}"
-LINKEDIN_CLIENT_SECRET: demo-linkedin-client-secret
-"#,
-        ig_exp = clock::rfc3339(days(10)),
-        ig_upd = clock::rfc3339(days(-50)),
-        tt_exp = clock::rfc3339(days(120)),
+        "# evertoken demo: a throw-away config against the built-in simulator\n{}",
+        scenario.config_yaml(&base)
     );
     std::fs::write(&cfg_path, config).map_err(|e| fail("cannot write the config", &e))?;
-    crate::files::write_private_atomic(&dir.path().join("credentials.yaml"), creds.as_bytes())
-        .map_err(|e| fail("cannot write the credentials", &e))?;
+    for f in scenario.store_files() {
+        crate::files::write_private_atomic(&dir.path().join(&f.path), f.contents.as_bytes())
+            .map_err(|e| fail("cannot write the credentials", &e))?;
+    }
 
     let opts = Options {
         target: Target::All,

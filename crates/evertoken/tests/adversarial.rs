@@ -13,11 +13,10 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::{TestEnv, days_from};
+use evertoken_sim::scenario::{Scenario, Store, platform};
 use evertoken_sim::{Fault, Route};
 
 const NOW: &str = "2026-11-23T09:00:00Z";
-const CLIENT_KEY: &str = "test-adv-client-key";
-const CLIENT_SECRET: &str = "test-adv-tiktok-client-secret-xyz";
 const APP_ID: u64 = 4343;
 const INSTALLATION: u64 = 778;
 
@@ -27,32 +26,17 @@ fn now() -> jiff::Timestamp {
 
 /// TikTok with a stored refresh token and no access token: `auth token` rotates.
 fn tiktok(env: &TestEnv) -> String {
-    let sim = env.sim.sim();
-    sim.set_now(Some(now()));
-    let rt = env.secret("rft.test-adv-tiktok-not-a-real-secret-0001");
-    env.secret(CLIENT_SECRET);
-    sim.tiktok_add_client(CLIENT_KEY, CLIENT_SECRET);
-    sim.tiktok_add_refresh_token(CLIENT_KEY, &rt, days_from(now(), 120));
-    env.config(&format!(
-        "platforms:\n  tiktok: {{ enabled: true, base_url: \"{}\", client_key: {CLIENT_KEY} }}\n\
-         auth:\n  writeback:\n    backend: local\n    local: {{ keychain: off }}\n\
-         http: {{ timeout_seconds: 10, retries: 1 }}\n",
-        env.base_url()
-    ));
-    env.credentials(&format!(
-        "TIKTOK_REFRESH_TOKEN:\n  value: \"{rt}\"\n  expires_at: {}\nTIKTOK_CLIENT_SECRET: {CLIENT_SECRET}\n",
-        days_from(now(), 120)
-    ));
-    rt
+    let s = Scenario::at(now())
+        .label("test-adv")
+        .platforms(&["tiktok"])
+        .http("timeout_seconds: 10, retries: 1");
+    env.scenario(&s);
+    s.token("tiktok")
 }
 
+/// `evertoken <args>` at [`NOW`], with `extra` variables.
 fn ev(env: &TestEnv, args: &[&str], extra: &[(&str, &str)]) -> common::Output {
-    let mut c = env.cmd();
-    c.env("EVERTOKEN_NOW", NOW).args(args);
-    for (k, v) in extra {
-        c.env(k, v);
-    }
-    env.run(&mut c)
+    env.ev_env(args, &[&[("EVERTOKEN_NOW", NOW)], extra].concat())
 }
 
 /// No line of `stderr` is a GitHub Actions workflow command.
@@ -773,19 +757,18 @@ fn pasted_callbacks_with_two_states_or_no_end_are_refused() {
 #[test]
 fn a_refused_write_back_is_named_and_its_token_is_not_printed() {
     let env = TestEnv::new();
-    let rt = env.secret("rft.test-adv-envfile-not-a-real-secret-01");
-    env.secret(CLIENT_SECRET);
+    let s = Scenario::wall_clock()
+        .label("test-adv")
+        .with(
+            platform("tiktok")
+                .expires_in_days(300)
+                .client_secret_not_stored(),
+        )
+        .store(Store::env_file("tokens.env"));
+    env.scenario(&s);
     let sim = env.sim.sim();
-    sim.tiktok_add_client(CLIENT_KEY, CLIENT_SECRET);
-    sim.tiktok_add_refresh_token(CLIENT_KEY, &rt, days_from(jiff::Timestamp::now(), 300));
-    env.config(&format!(
-        "platforms:\n  tiktok: {{ enabled: true, client_key: {CLIENT_KEY}, base_url: \"{}\" }}\n\
-         auth:\n  writeback:\n    backend: env-file\n    env_file: {{ path: tokens.env }}\n",
-        env.base_url()
-    ));
     let path = env.work().join("tokens.env");
-    std::fs::write(&path, format!("TIKTOK_REFRESH_TOKEN={rt}\n")).unwrap();
-    common::set_mode(&path, 0o600);
+    let client_secret = s.client_secret("tiktok");
     let odd = "act.test-adv-it's-quoted";
     env.secret(odd);
     let mut patch = serde_json::Map::new();
@@ -794,7 +777,7 @@ fn a_refused_write_back_is_named_and_its_token_is_not_printed() {
     let out = env.run(
         env.cmd()
             .args(["auth", "token", "tiktok"])
-            .env("TIKTOK_CLIENT_SECRET", CLIENT_SECRET),
+            .env("TIKTOK_CLIENT_SECRET", &client_secret),
     );
     for l in sim.tiktok_live_refresh_tokens() {
         env.secret(&l);
@@ -805,7 +788,7 @@ fn a_refused_write_back_is_named_and_its_token_is_not_printed() {
     let out = env.run(
         env.cmd()
             .args(["auth", "refresh", "tiktok"])
-            .env("TIKTOK_CLIENT_SECRET", CLIENT_SECRET),
+            .env("TIKTOK_CLIENT_SECRET", &client_secret),
     );
     assert_eq!(out.code, 1, "{}", out.stderr);
     let all = format!("{}{}", out.stdout, out.stderr);

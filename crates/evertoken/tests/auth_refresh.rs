@@ -8,88 +8,32 @@ mod common;
 use std::process::Stdio;
 
 use common::{TestEnv, days_from, mode};
+use evertoken_sim::scenario::{Scenario, Store, platform};
 use evertoken_sim::{Fault, Route};
 use jiff::Timestamp;
 
 const NOW: &str = "2026-11-23T09:00:00Z";
-const CLIENT_ID: &str = "test-client.apps.googleusercontent.com";
-const CLIENT_KEY: &str = "test-client-key";
 const LI_CLIENT: &str = "test-linkedin-client";
 
 fn now() -> Timestamp {
     NOW.parse().unwrap()
 }
 
-/// Tokens of one four-platform setup; every value is registered as a secret.
-struct Setup {
-    ig: String,
-    yt: String,
-    tt: String,
-    li: String,
+/// The four platforms with the builder's default tokens: Instagram inside its
+/// refresh window, YouTube healthy, TikTok due (no access token), LinkedIn 5 days
+/// from expiry without a refresh token; the credentials file behind
+/// `keychain: auto`.
+fn four_platforms() -> Scenario {
+    Scenario::at(now())
+        .demo_platforms()
+        .store(Store::local().keychain_auto())
+        .http("timeout_seconds: 5, retries: 3")
 }
 
-/// Seeds the simulator and writes config + credentials: Instagram inside its
-/// refresh window, YouTube healthy, TikTok due (no access token), LinkedIn 5 days
-/// from expiry without a refresh token.
-fn four_platforms(env: &TestEnv) -> Setup {
-    let sim = env.sim.sim();
-    sim.set_now(Some(now()));
-    let s = Setup {
-        ig: env.secret("test-ig-token-not-a-real-secret-0001"),
-        yt: env.secret("test-yt-refresh-not-a-real-secret-0002"),
-        tt: env.secret("rft.test-tiktok-not-a-real-secret-0003"),
-        li: env.secret("test-li-access-not-a-real-secret-0004"),
-    };
-    for c in [
-        "test-google-client-secret-xyz",
-        "test-tiktok-client-secret-xyz",
-        "test-linkedin-client-secret-xyz",
-    ] {
-        env.secret(c);
-    }
-    sim.instagram_add_token(&s.ig, days_from(now(), -50), days_from(now(), 10));
-    sim.google_add_client(CLIENT_ID, "test-google-client-secret-xyz");
-    sim.google_add_refresh_token(CLIENT_ID, &s.yt);
-    sim.tiktok_add_client(CLIENT_KEY, "test-tiktok-client-secret-xyz");
-    sim.tiktok_add_refresh_token(CLIENT_KEY, &s.tt, days_from(now(), 120));
-    sim.linkedin_add_client(LI_CLIENT, "test-linkedin-client-secret-xyz");
-    sim.linkedin_add_access_token(&s.li, days_from(now(), 5));
-    let base = env.base_url();
-    env.config(&format!(
-        "platforms:
-  instagram: {{ enabled: true, base_url: \"{base}\" }}
-  youtube:   {{ enabled: true, base_url: \"{base}\", client_id: {CLIENT_ID} }}
-  tiktok:    {{ enabled: true, base_url: \"{base}\", client_key: {CLIENT_KEY} }}
-  linkedin:  {{ enabled: true, base_url: \"{base}\", client_id: {LI_CLIENT}, warn_before_days: 14 }}
-auth:
-  writeback:
-    backend: local
-    local: {{ keychain: auto }}
-http: {{ timeout_seconds: 5, retries: 3 }}
-"
-    ));
-    env.credentials(&format!(
-        "INSTAGRAM_ACCESS_TOKEN:
-  value: \"{}\"
-  expires_at: {}
-  updated_at: {}
-YOUTUBE_REFRESH_TOKEN: \"{}\"
-YOUTUBE_CLIENT_SECRET: test-google-client-secret-xyz
-TIKTOK_REFRESH_TOKEN:
-  value: \"{}\"
-  expires_at: {}
-TIKTOK_CLIENT_SECRET: test-tiktok-client-secret-xyz
-LINKEDIN_ACCESS_TOKEN: \"{}\"
-LINKEDIN_CLIENT_SECRET: test-linkedin-client-secret-xyz
-",
-        s.ig,
-        days_from(now(), 10),
-        days_from(now(), -50),
-        s.yt,
-        s.tt,
-        days_from(now(), 120),
-        s.li
-    ));
+/// [`four_platforms`], set up in `env`.
+fn set_up_four(env: &TestEnv) -> Scenario {
+    let s = four_platforms();
+    env.scenario(&s);
     s
 }
 
@@ -113,7 +57,7 @@ fn refresh(env: &TestEnv, args: &[&str]) -> common::Output {
 #[test]
 fn refresh_all_does_each_platforms_action_and_exits_1_for_linkedin() {
     let env = TestEnv::new();
-    let s = four_platforms(&env);
+    let s = set_up_four(&env);
     let sim = env.sim.sim();
     let out = refresh(&env, &["all", "--json"]);
     assert_eq!(out.code, 1, "stderr: {}", out.stderr);
@@ -126,9 +70,9 @@ fn refresh_all_does_each_platforms_action_and_exits_1_for_linkedin() {
     assert_eq!(tt["state"], "rotated", "{tt}");
     let new_tt = env.stored("TIKTOK_REFRESH_TOKEN").unwrap();
     env.secret(&new_tt);
-    assert_ne!(new_tt, s.tt);
+    assert_ne!(new_tt, s.token("tiktok"));
     assert!(sim.tiktok_is_live(&new_tt));
-    assert!(!sim.tiktok_is_live(&s.tt));
+    assert!(!sim.tiktok_is_live(&s.token("tiktok")));
     assert!(
         env.stored("TIKTOK_ACCESS_TOKEN").is_some(),
         "the access token is stored too"
@@ -161,7 +105,10 @@ fn refresh_all_does_each_platforms_action_and_exits_1_for_linkedin() {
     let yt = result(&doc, "youtube");
     assert_eq!(yt["state"], "ok", "{yt}");
     assert_eq!(yt["action"], "health-checked");
-    assert_eq!(env.stored("YOUTUBE_REFRESH_TOKEN").unwrap(), s.yt);
+    assert_eq!(
+        env.stored("YOUTUBE_REFRESH_TOKEN").unwrap(),
+        s.token("youtube")
+    );
 
     // LinkedIn: re-auth by a date, with the command.
     let li = result(&doc, "linkedin");
@@ -207,7 +154,7 @@ fn refresh_all_does_each_platforms_action_and_exits_1_for_linkedin() {
 #[test]
 fn human_output_is_a_table_with_a_summary() {
     let env = TestEnv::new();
-    four_platforms(&env);
+    set_up_four(&env);
     let out = refresh(&env, &[]);
     assert_eq!(out.code, 1);
     let first = out.stdout.lines().next().unwrap();
@@ -229,7 +176,7 @@ fn human_output_is_a_table_with_a_summary() {
 #[test]
 fn dry_run_changes_nothing_and_predicts_the_exit_code() {
     let env = TestEnv::new();
-    let s = four_platforms(&env);
+    let s = set_up_four(&env);
     let sim = env.sim.sim();
     let before = std::fs::read(env.work().join("credentials.yaml")).unwrap();
     let out = refresh(&env, &["--dry-run", "--json"]);
@@ -252,7 +199,7 @@ fn dry_run_changes_nothing_and_predicts_the_exit_code() {
         before,
         "dry-run wrote the store"
     );
-    assert!(sim.tiktok_is_live(&s.tt));
+    assert!(sim.tiktok_is_live(&s.token("tiktok")));
     let stats = sim.stats();
     assert_eq!(stats.rotations, 0);
     for route in ["tiktok", "instagram", "google"] {
@@ -315,8 +262,8 @@ fn young_instagram_tokens_are_left_alone() {
 #[test]
 fn youtube_invalid_grant_is_reauth_with_likely_causes() {
     let env = TestEnv::new();
-    let s = four_platforms(&env);
-    env.sim.sim().google_revoke(&s.yt);
+    let s = set_up_four(&env);
+    env.sim.sim().google_revoke(&s.token("youtube"));
     let out = refresh(&env, &["youtube", "--json"]);
     assert_eq!(out.code, 1);
     let yt = result(&out.json(), "youtube").clone();
@@ -333,7 +280,7 @@ fn youtube_invalid_grant_is_reauth_with_likely_causes() {
 #[test]
 fn transient_failures_are_retried_and_permanent_ones_are_not() {
     let env = TestEnv::new();
-    four_platforms(&env);
+    set_up_four(&env);
     let sim = env.sim.sim();
     sim.push_faults(Route::TikTok, Fault::Status(503), 2);
     sim.push_fault(
@@ -375,12 +322,12 @@ fn transient_failures_are_retried_and_permanent_ones_are_not() {
 #[test]
 fn a_lost_answer_to_a_rotation_is_unknown_not_success_and_not_retried() {
     let env = TestEnv::new();
-    four_platforms(&env);
+    env.scenario(
+        &Scenario::at(now())
+            .platforms(&["tiktok"])
+            .http("timeout_seconds: 1"),
+    );
     let sim = env.sim.sim();
-    let base = env.base_url();
-    env.config(&format!(
-        "platforms:\n  tiktok: {{ base_url: \"{base}\", client_key: {CLIENT_KEY} }}\nauth: {{ writeback: {{ local: {{ keychain: off }} }} }}\nhttp: {{ timeout_seconds: 1 }}\n"
-    ));
     sim.push_fault(
         Route::TikTok,
         Fault::HangAfterProcessing(std::time::Duration::from_secs(3)),
@@ -405,7 +352,7 @@ fn a_lost_answer_to_a_rotation_is_unknown_not_success_and_not_retried() {
 #[test]
 fn a_stale_environment_token_is_recovered_by_one_store_re_read() {
     let env = TestEnv::new();
-    let s = four_platforms(&env);
+    let s = set_up_four(&env);
     let sim = env.sim.sim();
     // Rotate once, so the credentials file holds the live token ...
     assert_eq!(refresh(&env, &["tiktok"]).code, 0);
@@ -414,7 +361,7 @@ fn a_stale_environment_token_is_recovered_by_one_store_re_read() {
     // ... while the environment still carries the dead original.
     let mut c = env.cmd();
     c.env("EVERTOKEN_NOW", days_from(now(), 3).to_string())
-        .env("TIKTOK_REFRESH_TOKEN", &s.tt)
+        .env("TIKTOK_REFRESH_TOKEN", s.token("tiktok"))
         .args(["auth", "refresh", "tiktok", "--json"]);
     let out = env.run(&mut c);
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
@@ -460,19 +407,15 @@ fn linkedin_with_a_partner_refresh_token_is_refreshed() {
 #[test]
 fn accounts_get_suffixed_variables_and_run_side_by_side() {
     let env = TestEnv::new();
-    let sim = env.sim.sim();
-    sim.tiktok_add_client(CLIENT_KEY, "test-tiktok-client-secret-xyz");
-    let a = env.secret("rft.test-brand-a-not-a-real-secret-01");
-    let b = env.secret("rft.test-brand-b-not-a-real-secret-02");
-    sim.tiktok_add_refresh_token(CLIENT_KEY, &a, days_from(Timestamp::now(), 200));
-    sim.tiktok_add_refresh_token(CLIENT_KEY, &b, days_from(Timestamp::now(), 200));
-    let base = env.base_url();
-    env.config(&format!(
-        "platforms:\n  tiktok: {{ base_url: \"{base}\", client_key: {CLIENT_KEY}, accounts: [brand-a, brand-b], concurrency: 2 }}\nauth: {{ writeback: {{ local: {{ keychain: off }} }} }}\n"
-    ));
-    env.credentials(&format!(
-        "TIKTOK_REFRESH_TOKEN_BRAND_A: \"{a}\"\nTIKTOK_REFRESH_TOKEN_BRAND_B: \"{b}\"\nTIKTOK_CLIENT_SECRET: test-tiktok-client-secret-xyz\n"
-    ));
+    env.scenario(
+        &Scenario::wall_clock().with(
+            platform("tiktok")
+                .accounts(&["brand-a", "brand-b"])
+                .expires_in_days(200)
+                .store_records_expiry(false)
+                .setting("concurrency: 2"),
+        ),
+    );
     let out = env.ev(&["auth", "refresh", "--json"]);
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     let doc = out.json();
@@ -515,10 +458,10 @@ fn accounts_get_suffixed_variables_and_run_side_by_side() {
 #[test]
 fn status_is_offline_and_says_where_each_secret_came_from() {
     let env = TestEnv::new();
-    four_platforms(&env);
+    let s = set_up_four(&env);
     let mut c = env.cmd();
     c.env("EVERTOKEN_NOW", NOW)
-        .env("TIKTOK_CLIENT_SECRET", "test-tiktok-client-secret-xyz")
+        .env("TIKTOK_CLIENT_SECRET", s.client_secret("tiktok"))
         .args(["auth", "status", "--json"]);
     let out = env.run(&mut c);
     assert_eq!(
@@ -564,9 +507,7 @@ fn status_is_offline_and_says_where_each_secret_came_from() {
 #[test]
 fn a_missing_client_secret_is_a_config_error_before_any_call() {
     let env = TestEnv::new();
-    four_platforms(&env);
-    let creds = std::fs::read_to_string(env.work().join("credentials.yaml")).unwrap();
-    env.credentials(&creds.replace("TIKTOK_CLIENT_SECRET: test-tiktok-client-secret-xyz\n", ""));
+    env.scenario(&four_platforms().with(platform("tiktok").client_secret_not_stored()));
     let out = refresh(&env, &["all"]);
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(
@@ -590,7 +531,7 @@ fn kill_9_at_every_rotation_step_loses_nothing() {
         "before_journal_cleanup",
     ] {
         let env = TestEnv::new();
-        four_platforms(&env);
+        set_up_four(&env);
         let sim = env.sim.sim();
         let mut c = env.cmd();
         c.env("EVERTOKEN_NOW", NOW)
@@ -647,7 +588,7 @@ fn kill_9_at_every_rotation_step_loses_nothing() {
 #[test]
 fn concurrent_runners_on_one_host_rotate_once() {
     let env = TestEnv::new();
-    four_platforms(&env);
+    set_up_four(&env);
     let sim = env.sim.sim();
     let children: Vec<_> = (0..8)
         .map(|_| {
@@ -702,26 +643,14 @@ fn concurrent_runners_on_one_host_rotate_once() {
 #[test]
 fn write_back_creates_a_private_store_in_a_private_directory() {
     let env = TestEnv::new();
-    four_platforms(&env);
-    let base = env.base_url();
-    let cfg = std::fs::read_to_string(env.work().join("evertoken.yaml")).unwrap();
-    env.config(&cfg.replace(
-        "local: { keychain: auto }",
-        "local: { keychain: off, file: secrets/new/credentials.yaml }",
-    ));
+    let s = four_platforms().store(Store::local().file("secrets/new/credentials.yaml"));
+    env.scenario(&s);
     let dir = env.work().join("secrets/new");
-    std::fs::create_dir_all(&dir).unwrap();
     common::set_mode(&dir, 0o700);
-    std::fs::rename(
-        env.work().join("credentials.yaml"),
-        dir.join("credentials.yaml"),
-    )
-    .unwrap();
-    let _ = base;
     let out = env.run(
         env.cmd()
             .env("EVERTOKEN_NOW", NOW)
-            .env("TIKTOK_CLIENT_SECRET", "test-tiktok-client-secret-xyz")
+            .env("TIKTOK_CLIENT_SECRET", s.client_secret("tiktok"))
             .args(["auth", "refresh", "tiktok"]),
     );
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);

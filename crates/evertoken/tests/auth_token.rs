@@ -7,11 +7,10 @@
 
 mod common;
 
-use common::{TestEnv, days_from};
+use common::TestEnv;
+use evertoken_sim::scenario::{Scenario, platform};
 
 const NOW: &str = "2026-11-23T09:00:00Z";
-const CLIENT_KEY: &str = "test-client-key";
-const CLIENT_SECRET: &str = "test-tiktok-client-secret-xyz";
 
 fn now() -> jiff::Timestamp {
     NOW.parse().unwrap()
@@ -19,32 +18,16 @@ fn now() -> jiff::Timestamp {
 
 /// TikTok with a stored refresh token and no access token (a first run after login).
 fn tiktok(env: &TestEnv) -> String {
-    let sim = env.sim.sim();
-    sim.set_now(Some(now()));
-    let rt = env.secret("rft.test-tiktok-not-a-real-secret-0003");
-    env.secret(CLIENT_SECRET);
-    sim.tiktok_add_client(CLIENT_KEY, CLIENT_SECRET);
-    sim.tiktok_add_refresh_token(CLIENT_KEY, &rt, days_from(now(), 120));
-    env.config(&format!(
-        "platforms:\n  tiktok: {{ enabled: true, base_url: \"{}\", client_key: {CLIENT_KEY} }}\n\
-         auth:\n  writeback:\n    backend: local\n    local: {{ keychain: off }}\n\
-         http: {{ timeout_seconds: 5, retries: 1 }}\n",
-        env.base_url()
-    ));
-    env.credentials(&format!(
-        "TIKTOK_REFRESH_TOKEN:\n  value: \"{rt}\"\n  expires_at: {}\nTIKTOK_CLIENT_SECRET: {CLIENT_SECRET}\n",
-        days_from(now(), 120)
-    ));
-    rt
+    let s = Scenario::at(now())
+        .platforms(&["tiktok"])
+        .http("timeout_seconds: 5, retries: 1");
+    env.scenario(&s);
+    s.token("tiktok")
 }
 
+/// `evertoken <args>` at [`NOW`], with `extra` variables.
 fn ev(env: &TestEnv, args: &[&str], extra: &[(&str, &str)]) -> common::Output {
-    let mut c = env.cmd();
-    c.env("EVERTOKEN_NOW", NOW).args(args);
-    for (k, v) in extra {
-        c.env(k, v);
-    }
-    env.run(&mut c)
+    env.ev_env(args, &[&[("EVERTOKEN_NOW", NOW)], extra].concat())
 }
 
 fn tiktok_calls(env: &TestEnv) -> u64 {
@@ -251,23 +234,13 @@ fn doctor_warns_about_a_second_rotator() {
 #[test]
 fn several_accounts_need_a_name_for_auth_token_and_all_come_out_of_auth_env() {
     let env = TestEnv::new();
-    let sim = env.sim.sim();
-    sim.set_now(Some(now()));
-    env.secret(CLIENT_SECRET);
-    sim.tiktok_add_client(CLIENT_KEY, CLIENT_SECRET);
-    let a = env.secret("rft.test-tiktok-brand-a-not-a-real-secret");
-    let b = env.secret("rft.test-tiktok-brand-b-not-a-real-secret");
-    for rt in [&a, &b] {
-        sim.tiktok_add_refresh_token(CLIENT_KEY, rt, days_from(now(), 120));
-    }
-    env.config(&format!(
-        "platforms:\n  tiktok: {{ enabled: true, base_url: \"{}\", client_key: {CLIENT_KEY}, accounts: [brand-a, brand-b] }}\n\
-         auth:\n  writeback:\n    backend: local\n    local: {{ keychain: off }}\n",
-        env.base_url()
-    ));
-    env.credentials(&format!(
-        "TIKTOK_REFRESH_TOKEN_BRAND_A: \"{a}\"\nTIKTOK_REFRESH_TOKEN_BRAND_B: \"{b}\"\nTIKTOK_CLIENT_SECRET: {CLIENT_SECRET}\n"
-    ));
+    env.scenario(
+        &Scenario::at(now()).with(
+            platform("tiktok")
+                .accounts(&["brand-a", "brand-b"])
+                .store_records_expiry(false),
+        ),
+    );
     let out = ev(&env, &["auth", "token", "tiktok"], &[]);
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("tiktok:brand-a"), "{}", out.stderr);

@@ -698,23 +698,7 @@ fn concurrent_token_requests_mint_once() {
     let env = setup("");
     let children: Vec<_> = (0..4)
         .map(|_| {
-            let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("evertoken"));
-            for v in [
-                "GH_TOKEN",
-                "GITHUB_TOKEN",
-                "GITHUB_ACTIONS",
-                "EVERTOKEN_NOW",
-                "EVERTOKEN_CONFIG",
-                "GITHUB_APP_ID",
-                "GITHUB_APP_INSTALLATION_ID",
-                "GITHUB_APP_PRIVATE_KEY_PATH",
-            ] {
-                c.env_remove(v);
-            }
-            c.current_dir(env.work())
-                .env("HOME", env.home())
-                .env("XDG_CONFIG_HOME", env.path("config"))
-                .env("XDG_STATE_HOME", env.path("state"))
+            env.std_cmd()
                 .args(["github", "token"])
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())

@@ -10,14 +10,12 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::{TestEnv, days_from};
+use common::TestEnv;
+use evertoken_sim::scenario::{Scenario, platform};
 use jiff::Timestamp;
 use serde_json::Value;
 
 const NOW: &str = "2026-11-23T09:00:00Z";
-const CLIENT_ID: &str = "test-client.apps.googleusercontent.com";
-const CLIENT_KEY: &str = "test-client-key";
-const LI_CLIENT: &str = "test-linkedin-client";
 
 fn now() -> Timestamp {
     NOW.parse().unwrap()
@@ -26,58 +24,12 @@ fn now() -> Timestamp {
 /// Instagram inside its refresh window, YouTube healthy, TikTok (named account
 /// `brand-a`) due, LinkedIn 5 days from expiry without a refresh token.
 fn four_platforms(env: &TestEnv) {
-    let sim = env.sim.sim();
-    sim.set_now(Some(now()));
-    let ig = env.secret("test-ig-token-not-a-real-secret-0001");
-    let yt = env.secret("test-yt-refresh-not-a-real-secret-0002");
-    let tt = env.secret("rft.test-tiktok-not-a-real-secret-0003");
-    let li = env.secret("test-li-access-not-a-real-secret-0004");
-    for c in [
-        "test-google-client-secret-xyz",
-        "test-tiktok-client-secret-xyz",
-        "test-linkedin-client-secret-xyz",
-    ] {
-        env.secret(c);
-    }
-    sim.instagram_add_token(&ig, days_from(now(), -50), days_from(now(), 10));
-    sim.google_add_client(CLIENT_ID, "test-google-client-secret-xyz");
-    sim.google_add_refresh_token(CLIENT_ID, &yt);
-    sim.tiktok_add_client(CLIENT_KEY, "test-tiktok-client-secret-xyz");
-    sim.tiktok_add_refresh_token(CLIENT_KEY, &tt, days_from(now(), 120));
-    sim.linkedin_add_client(LI_CLIENT, "test-linkedin-client-secret-xyz");
-    sim.linkedin_add_access_token(&li, days_from(now(), 5));
-    let base = env.base_url();
-    env.config(&format!(
-        "platforms:
-  instagram: {{ enabled: true, base_url: \"{base}\" }}
-  youtube:   {{ enabled: true, base_url: \"{base}\", client_id: {CLIENT_ID} }}
-  tiktok:    {{ enabled: true, base_url: \"{base}\", client_key: {CLIENT_KEY}, accounts: [brand-a] }}
-  linkedin:  {{ enabled: true, base_url: \"{base}\", client_id: {LI_CLIENT}, warn_before_days: 14 }}
-auth:
-  writeback:
-    backend: local
-    local: {{ keychain: off }}
-http: {{ timeout_seconds: 5, retries: 1 }}
-"
-    ));
-    env.credentials(&format!(
-        "INSTAGRAM_ACCESS_TOKEN:
-  value: \"{ig}\"
-  expires_at: {}
-  updated_at: {}
-YOUTUBE_REFRESH_TOKEN: \"{yt}\"
-YOUTUBE_CLIENT_SECRET: test-google-client-secret-xyz
-TIKTOK_REFRESH_TOKEN_BRAND_A:
-  value: \"{tt}\"
-  expires_at: {}
-TIKTOK_CLIENT_SECRET: test-tiktok-client-secret-xyz
-LINKEDIN_ACCESS_TOKEN: \"{li}\"
-LINKEDIN_CLIENT_SECRET: test-linkedin-client-secret-xyz
-",
-        days_from(now(), 10),
-        days_from(now(), -50),
-        days_from(now(), 120),
-    ));
+    env.scenario(
+        &Scenario::at(now())
+            .demo_platforms()
+            .with(platform("tiktok").accounts(&["brand-a"]))
+            .http("timeout_seconds: 5, retries: 1"),
+    );
 }
 
 fn run(env: &TestEnv, args: &[&str]) -> (i32, Value) {

@@ -47,26 +47,8 @@ impl Login {
     }
 
     fn spawn(env: &TestEnv, args: &[&str], piped: bool) -> Login {
-        let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("evertoken"));
-        for v in [
-            "EVERTOKEN_CONFIG",
-            "EVERTOKEN_NOW",
-            "LINKEDIN_ACCESS_TOKEN",
-            "LINKEDIN_REFRESH_TOKEN",
-            "LINKEDIN_CLIENT_SECRET",
-            "DISPLAY",
-            "WAYLAND_DISPLAY",
-            "DBUS_SESSION_BUS_ADDRESS",
-        ] {
-            c.env_remove(v);
-        }
-        c.current_dir(env.work())
-            .env("HOME", env.home())
-            .env("XDG_CONFIG_HOME", env.path("config"))
-            .env("XDG_STATE_HOME", env.path("state"))
-            .env("CI", "true")
-            .env("NO_COLOR", "1")
-            .args(["auth", "login"])
+        let mut c = env.std_cmd();
+        c.args(["auth", "login"])
             .args(args)
             .stdin(if piped { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())

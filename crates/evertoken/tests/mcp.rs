@@ -7,14 +7,12 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::{TestEnv, days_from};
+use common::TestEnv;
+use evertoken_sim::scenario::{Scenario, platform};
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
 const NOW: &str = "2026-11-23T09:00:00Z";
-const CLIENT_KEY: &str = "test-client-key";
-const LI_CLIENT: &str = "test-linkedin-client";
-const TT: &str = "rft.test-tiktok-not-a-real-secret-0202";
 const GH: &str = "test-gh-installation-token-not-a-real-secret-0204";
 
 /// The whole tool surface. A new tool must be read-only and be added here on purpose.
@@ -47,21 +45,10 @@ fn python() -> Option<PathBuf> {
     None
 }
 
-fn setup(env: &TestEnv) {
-    let sim = env.sim.sim();
-    sim.set_now(Some(now()));
-    let ig = env.secret("test-ig-token-not-a-real-secret-0201");
-    env.secret(TT);
-    let li = env.secret("test-li-access-not-a-real-secret-0203");
+/// Instagram healthy, TikTok due, LinkedIn needing a human (every expiry in the
+/// store), and a GitHub App with a stored installation token.
+fn setup(env: &TestEnv) -> Scenario {
     env.secret(GH);
-    env.secret("test-tiktok-client-secret-xyz");
-    env.secret("test-linkedin-client-secret-xyz");
-    sim.instagram_add_token(&ig, days_from(now(), -10), days_from(now(), 50));
-    sim.tiktok_add_client(CLIENT_KEY, "test-tiktok-client-secret-xyz");
-    sim.tiktok_add_refresh_token(CLIENT_KEY, TT, days_from(now(), 120));
-    sim.linkedin_add_client(LI_CLIENT, "test-linkedin-client-secret-xyz");
-    sim.linkedin_add_access_token(&li, days_from(now(), 5));
-    let base = env.base_url();
     let token_file = env.path("config/evertoken/github-token.env");
     std::fs::create_dir_all(token_file.parent().unwrap()).unwrap();
     std::fs::write(
@@ -70,41 +57,17 @@ fn setup(env: &TestEnv) {
     )
     .unwrap();
     common::set_mode(&token_file, 0o600);
-    env.config(&format!(
-        "platforms:
-  instagram: {{ enabled: true, base_url: \"{base}\" }}
-  tiktok:    {{ enabled: true, base_url: \"{base}\", client_key: {CLIENT_KEY} }}
-  linkedin:  {{ enabled: true, base_url: \"{base}\", client_id: {LI_CLIENT}, warn_before_days: 14 }}
-auth:
-  writeback: {{ backend: local, local: {{ keychain: off }} }}
-github:
-  apps:
-    default:
-      app_id: 1
-      installation_id: 2
-      token_env_file: {}
-      gh_cli: false
-http: {{ timeout_seconds: 5, retries: 1 }}
-",
-        token_file.display()
-    ));
-    env.credentials(&format!(
-        "INSTAGRAM_ACCESS_TOKEN:
-  value: \"{ig}\"
-  expires_at: {}
-TIKTOK_REFRESH_TOKEN:
-  value: \"{TT}\"
-  expires_at: {}
-TIKTOK_CLIENT_SECRET: test-tiktok-client-secret-xyz
-LINKEDIN_ACCESS_TOKEN:
-  value: \"{li}\"
-  expires_at: {}
-LINKEDIN_CLIENT_SECRET: test-linkedin-client-secret-xyz
-",
-        days_from(now(), 50),
-        days_from(now(), 120),
-        days_from(now(), 5),
-    ));
+    let s = Scenario::at(now())
+        .with(platform("instagram").issued_days_ago(10).expires_in_days(50))
+        .platforms(&["tiktok"])
+        .with(platform("linkedin").store_records_expiry(true))
+        .http("timeout_seconds: 5, retries: 1")
+        .extra_config(&format!(
+            "github:\n  apps:\n    default:\n      app_id: 1\n      installation_id: 2\n      token_env_file: {}\n      gh_cli: false\n",
+            token_file.display()
+        ));
+    env.scenario(&s);
+    s
 }
 
 /// Runs the Python client against `evertoken mcp` with `calls`; returns its JSON.
@@ -131,7 +94,9 @@ fn client(env: &TestEnv, py: &PathBuf, calls: Value) -> Value {
             "/tests/support/mcp_client.py"
         ))
         .arg(spec.to_string())
-        .env_remove("TIKTOK_REFRESH_TOKEN")
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", env.home())
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -154,7 +119,7 @@ fn call(doc: &Value, i: usize) -> &Value {
 fn a_real_client_lists_exactly_the_read_only_tools_and_reads_prefixes_only() {
     let Some(py) = python() else { return };
     let env = TestEnv::new();
-    setup(&env);
+    let s = setup(&env);
     let creds_before = std::fs::read(env.work().join("credentials.yaml")).unwrap();
     let doc = client(
         &env,
@@ -241,7 +206,7 @@ fn a_real_client_lists_exactly_the_read_only_tools_and_reads_prefixes_only() {
         "a planned action: {tt}"
     );
     assert!(
-        env.sim.sim().tiktok_is_live(TT),
+        env.sim.sim().tiktok_is_live(&s.token("tiktok")),
         "the dry-run plan must not rotate"
     );
     assert_eq!(

@@ -7,59 +7,29 @@
 mod common;
 
 use common::{TestEnv, days_from, mode};
+use evertoken_sim::scenario::{Scenario, platform};
 use jiff::Timestamp;
 
 const NOW: &str = "2026-11-23T09:00:00Z";
-const CLIENT_KEY: &str = "test-client-key";
-const LI_CLIENT: &str = "test-linkedin-client";
 
 fn now() -> Timestamp {
     NOW.parse().unwrap()
 }
 
 /// Instagram healthy, TikTok due (rotates), LinkedIn 5 days from expiry without
-/// a refresh token (needs a human: the run exits 1).
+/// a refresh token (needs a human: the run exits 1); every expiry in the store.
 fn setup(env: &TestEnv) {
-    let sim = env.sim.sim();
-    sim.set_now(Some(now()));
-    let ig = env.secret("test-ig-token-not-a-real-secret-0101");
-    let tt = env.secret("rft.test-tiktok-not-a-real-secret-0102");
-    let li = env.secret("test-li-access-not-a-real-secret-0103");
-    env.secret("test-tiktok-client-secret-xyz");
-    env.secret("test-linkedin-client-secret-xyz");
-    sim.instagram_add_token(&ig, days_from(now(), -10), days_from(now(), 50));
-    sim.tiktok_add_client(CLIENT_KEY, "test-tiktok-client-secret-xyz");
-    sim.tiktok_add_refresh_token(CLIENT_KEY, &tt, days_from(now(), 120));
-    sim.linkedin_add_client(LI_CLIENT, "test-linkedin-client-secret-xyz");
-    sim.linkedin_add_access_token(&li, days_from(now(), 5));
-    let base = env.base_url();
-    env.config(&format!(
-        "platforms:
-  instagram: {{ enabled: true, base_url: \"{base}\" }}
-  tiktok:    {{ enabled: true, base_url: \"{base}\", client_key: {CLIENT_KEY} }}
-  linkedin:  {{ enabled: true, base_url: \"{base}\", client_id: {LI_CLIENT}, warn_before_days: 14 }}
-auth:
-  writeback: {{ backend: local, local: {{ keychain: off }} }}
-http: {{ timeout_seconds: 5, retries: 1 }}
-"
-    ));
-    env.credentials(&format!(
-        "INSTAGRAM_ACCESS_TOKEN:
-  value: \"{ig}\"
-  expires_at: {}
-TIKTOK_REFRESH_TOKEN:
-  value: \"{tt}\"
-  expires_at: {}
-TIKTOK_CLIENT_SECRET: test-tiktok-client-secret-xyz
-LINKEDIN_ACCESS_TOKEN:
-  value: \"{li}\"
-  expires_at: {}
-LINKEDIN_CLIENT_SECRET: test-linkedin-client-secret-xyz
-",
-        days_from(now(), 50),
-        days_from(now(), 120),
-        days_from(now(), 5),
-    ));
+    env.scenario(
+        &Scenario::at(now())
+            .with(
+                platform("instagram")
+                    .issued_days_ago(10)
+                    .expires_in_days(50),
+            )
+            .platforms(&["tiktok"])
+            .with(platform("linkedin").store_records_expiry(true))
+            .http("timeout_seconds: 5, retries: 1"),
+    );
 }
 
 fn run(env: &TestEnv, args: &[&str]) -> common::Output {

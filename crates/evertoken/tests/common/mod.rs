@@ -11,47 +11,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use assert_cmd::Command;
+use evertoken_sim::scenario::Scenario;
 use evertoken_sim::{SimOptions, SimServer};
 
-/// Variables that could leak a developer's real setup into a test.
-const SCRUB: &[&str] = &[
-    "EVERTOKEN_CONFIG",
-    "EVERTOKEN_NOW",
-    "EVERTOKEN_LOG",
-    "EVERTOKEN_FAILPOINT",
-    "INSTAGRAM_ACCESS_TOKEN",
-    "INSTAGRAM_APP_SECRET",
-    "YOUTUBE_REFRESH_TOKEN",
-    "YOUTUBE_CLIENT_SECRET",
-    "TIKTOK_REFRESH_TOKEN",
-    "TIKTOK_ACCESS_TOKEN",
-    "TIKTOK_CLIENT_SECRET",
-    "LINKEDIN_ACCESS_TOKEN",
-    "LINKEDIN_REFRESH_TOKEN",
-    "LINKEDIN_CLIENT_SECRET",
-    "GITLAB_TOKEN",
-    "CI_PROJECT_ID",
-    "CI_API_V4_URL",
-    "CI_JOB_TOKEN",
-    "VAULT_ADDR",
-    "VAULT_TOKEN",
-    "VAULT_ROLE_ID",
-    "VAULT_SECRET_ID",
-    "VAULT_NAMESPACE",
-    "ALERT_WEBHOOK_URL",
-    "ALERT_SMTP_USERNAME",
-    "ALERT_SMTP_PASSWORD",
-    "GITHUB_APP_ID",
-    "GITHUB_APP_INSTALLATION_ID",
-    "GITHUB_APP_PRIVATE_KEY_PATH",
-    "GITHUB_ACTIONS",
-    "GITHUB_TOKEN",
-    "GH_TOKEN",
-    "GH_HOST",
-    "GH_CONFIG_DIR",
-    "NO_COLOR",
-    "DBUS_SESSION_BUS_ADDRESS",
-];
+/// Variables the binary inherits from the test process; everything else is
+/// cleared, so a developer's real setup (tokens, `EVERTOKEN_*`, Vault, GitLab,
+/// GitHub, a keychain bus) never reaches a test. `USER`/`LOGNAME` name the OS
+/// user (the schedule checks lingering); `LLVM_PROFILE_FILE` keeps coverage runs
+/// counting the child.
+const INHERIT: &[&str] = &["PATH", "USER", "LOGNAME", "TMPDIR", "LLVM_PROFILE_FILE"];
 
 pub struct Output {
     pub code: i32,
@@ -135,6 +103,22 @@ impl TestEnv {
         p
     }
 
+    /// Sets up `s`: seeds the simulator, registers every secret it made, writes
+    /// `work/evertoken.yaml` and the store's files (mode 0600) below `work/`.
+    pub fn scenario(&self, s: &Scenario) {
+        for secret in s.secrets() {
+            self.secret(&secret);
+        }
+        s.seed(&self.sim.sim());
+        self.config(&s.config_yaml(&self.base_url()));
+        for f in s.store_files() {
+            let p = self.work().join(&f.path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, f.contents).unwrap();
+            set_mode(&p, 0o600);
+        }
+    }
+
     pub fn read_credentials(&self) -> serde_norway::Value {
         let text = std::fs::read_to_string(self.work().join("credentials.yaml")).unwrap();
         serde_norway::from_str(&text).unwrap()
@@ -150,7 +134,8 @@ impl TestEnv {
         }
     }
 
-    /// The binary, in `work/`, with a clean environment pointing at the temp dirs.
+    /// The binary, in `work/`, with a cleared environment: [`INHERIT`], plus HOME
+    /// and the XDG dirs pointing at the temp dirs, `CI=true` and `NO_COLOR=1`.
     pub fn cmd(&self) -> Command {
         Command::from_std(self.std_cmd())
     }
@@ -159,8 +144,11 @@ impl TestEnv {
     /// or race several at once).
     pub fn std_cmd(&self) -> std::process::Command {
         let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("evertoken"));
-        for v in SCRUB {
-            c.env_remove(v);
+        c.env_clear();
+        for v in INHERIT {
+            if let Some(val) = std::env::var_os(v) {
+                c.env(v, val);
+            }
         }
         c.current_dir(self.work())
             .env("HOME", self.home())
@@ -186,6 +174,13 @@ impl TestEnv {
     /// `evertoken <args>` through [`TestEnv::run`].
     pub fn ev(&self, args: &[&str]) -> Output {
         self.run(self.cmd().args(args))
+    }
+
+    /// `evertoken <args>` with these variables set, through [`TestEnv::run`].
+    pub fn ev_env(&self, args: &[&str], vars: &[(&str, &str)]) -> Output {
+        let mut c = self.cmd();
+        c.envs(vars.iter().copied()).args(args);
+        self.run(&mut c)
     }
 
     /// Fails if `text` contains a registered secret, whole or in a common encoding.
@@ -242,11 +237,9 @@ pub fn mode(p: &Path) -> u32 {
     std::fs::metadata(p).unwrap().permissions().mode() & 0o7777
 }
 
-/// `now` + days, RFC 3339.
-pub fn days_from(now: jiff::Timestamp, days: i64) -> jiff::Timestamp {
-    use jiff::ToSpan;
-    now.checked_add((days * 24).hours()).unwrap()
-}
+/// `now` + days.
+#[allow(unused_imports)]
+pub use evertoken_sim::scenario::days_from;
 
 /// A tool a test needs: its path, or (outside CI) `None` with a printed reason.
 /// Under `CI=true` a missing tool fails the test: CI must never skip silently.

@@ -1,0 +1,770 @@
+//! Scenarios: one builder for the set-ups the tests and `evertoken demo` share
+//! (platforms × store × tokens × clock). A [`Scenario`] says which platforms are
+//! configured, how old each token is and when it expires relative to a chosen
+//! clock, and which store holds them; from that it seeds the simulator
+//! ([`Scenario::seed`]), writes the config ([`Scenario::config_yaml`]) and the
+//! store's contents ([`Scenario::store_files`]), and lists every secret it made
+//! ([`Scenario::secrets`]) so a test can check no output leaks one.
+//!
+//! A platform is one entry in [`PLATFORMS`]: its config section, the variable of
+//! the credential it seeds, its app (client id and secret), its default token and
+//! how the simulator learns them. Adding a platform is one entry there.
+//!
+//! ```no_run
+//! # fn demo(sim: &evertoken_sim::Sim, base_url: &str) {
+//! use evertoken_sim::scenario::{Scenario, Store, platform};
+//! let now = "2026-11-23T09:00:00Z".parse().unwrap();
+//! let s = Scenario::at(now)
+//!     .with(platform("instagram").issued_days_ago(50).expires_in_days(10))
+//!     .with(platform("tiktok").accounts(&["brand-a"]))
+//!     .store(Store::local().keychain_auto());
+//! s.seed(sim);
+//! let config = s.config_yaml(base_url);
+//! for f in s.store_files() { /* write f.contents to f.path */ }
+//! # }
+//! ```
+
+use std::fmt::Write as _;
+
+use jiff::{Timestamp, ToSpan};
+
+use crate::Sim;
+
+/// A platform's app as the simulator and the config know it. `{label}` in any
+/// value is replaced by the scenario's label (`test`, `demo`).
+#[derive(Debug)]
+pub struct App {
+    /// The config key naming the client (`client_id`, `client_key`, `app_id`).
+    pub id_key: &'static str,
+    pub id: &'static str,
+    /// The variable holding the client secret, and its value.
+    pub secret_var: &'static str,
+    pub secret: &'static str,
+}
+
+/// One token as seeded: its value and its times on the scenario's clock.
+#[derive(Debug, Clone)]
+pub struct Seed {
+    pub value: String,
+    pub issued_at: Option<Timestamp>,
+    pub expires_at: Option<Timestamp>,
+}
+
+/// How one platform takes part in a scenario. One entry per platform in
+/// [`PLATFORMS`].
+#[derive(Debug)]
+pub struct Descriptor {
+    /// The platform's key: its `platforms:` section and its name in reports.
+    pub key: &'static str,
+    /// The variable of the credential a scenario seeds (`_ACCOUNT` appended for a
+    /// named account).
+    pub token_var: &'static str,
+    /// The start of the seeded token's value, before `-not-a-real-secret`.
+    pub token: &'static str,
+    pub app: Option<App>,
+    /// Settings every scenario gives this platform's config section.
+    pub settings: &'static str,
+    /// The default token's age and remaining life, in days (`None`: unknown).
+    pub issued_days_ago: Option<i64>,
+    pub expires_in_days: Option<i64>,
+    /// Whether the store records the token's expiry by default (a LinkedIn token
+    /// pasted from the developer portal comes without one).
+    pub store_records_expiry: bool,
+    /// Registers the app with the simulator (client id, secret).
+    pub seed_app: fn(&Sim, &str, &str),
+    /// Registers one token with the simulator (client id, token).
+    pub seed_token: fn(&Sim, &str, &Seed),
+    /// Whether the simulator accepts `token` now.
+    pub is_live: fn(&Sim, &str) -> bool,
+}
+
+fn or_now(sim: &Sim, t: Option<Timestamp>) -> Timestamp {
+    t.unwrap_or_else(|| sim.now())
+}
+
+fn or_days(sim: &Sim, t: Option<Timestamp>, days: i64) -> Timestamp {
+    t.unwrap_or_else(|| days_from(sim.now(), days))
+}
+
+/// Every platform the simulator serves. X, Threads and Pinterest are seeded here
+/// already; their config keys and variable names follow the built-ins' pattern
+/// and join [`DEMO_PLATFORMS`] when the client supports them.
+pub static PLATFORMS: &[Descriptor] = &[
+    Descriptor {
+        key: "instagram",
+        token_var: "INSTAGRAM_ACCESS_TOKEN",
+        token: "{label}-ig-token",
+        app: None,
+        settings: "",
+        issued_days_ago: Some(50),
+        expires_in_days: Some(10),
+        store_records_expiry: true,
+        seed_app: |_, _, _| {},
+        seed_token: |sim, _, t| {
+            sim.instagram_add_token(
+                &t.value,
+                or_now(sim, t.issued_at),
+                or_days(sim, t.expires_at, 60),
+            );
+        },
+        is_live: |sim, t| sim.instagram_is_valid(t),
+    },
+    Descriptor {
+        key: "youtube",
+        token_var: "YOUTUBE_REFRESH_TOKEN",
+        token: "{label}-yt-refresh",
+        app: Some(App {
+            id_key: "client_id",
+            id: "{label}-client.apps.googleusercontent.com",
+            secret_var: "YOUTUBE_CLIENT_SECRET",
+            secret: "{label}-google-client-secret",
+        }),
+        settings: "",
+        issued_days_ago: None,
+        expires_in_days: None,
+        store_records_expiry: true,
+        seed_app: |sim, id, secret| sim.google_add_client(id, secret),
+        seed_token: |sim, id, t| sim.google_add_refresh_token(id, &t.value),
+        is_live: |sim, t| sim.google_is_valid(t),
+    },
+    Descriptor {
+        key: "tiktok",
+        token_var: "TIKTOK_REFRESH_TOKEN",
+        token: "rft.{label}-tiktok-refresh",
+        app: Some(App {
+            id_key: "client_key",
+            id: "{label}-client-key",
+            secret_var: "TIKTOK_CLIENT_SECRET",
+            secret: "{label}-tiktok-client-secret",
+        }),
+        settings: "",
+        issued_days_ago: None,
+        expires_in_days: Some(120),
+        store_records_expiry: true,
+        seed_app: |sim, id, secret| sim.tiktok_add_client(id, secret),
+        seed_token: |sim, id, t| {
+            sim.tiktok_add_refresh_token(id, &t.value, or_days(sim, t.expires_at, 365));
+        },
+        is_live: |sim, t| sim.tiktok_is_live(t),
+    },
+    Descriptor {
+        key: "linkedin",
+        token_var: "LINKEDIN_ACCESS_TOKEN",
+        token: "{label}-li-access",
+        app: Some(App {
+            id_key: "client_id",
+            id: "{label}-linkedin-client",
+            secret_var: "LINKEDIN_CLIENT_SECRET",
+            secret: "{label}-linkedin-client-secret",
+        }),
+        settings: "warn_before_days: 14",
+        issued_days_ago: None,
+        expires_in_days: Some(5),
+        store_records_expiry: false,
+        seed_app: |sim, id, secret| sim.linkedin_add_client(id, secret),
+        seed_token: |sim, _, t| {
+            sim.linkedin_add_access_token(&t.value, or_days(sim, t.expires_at, 60));
+        },
+        is_live: |sim, t| sim.linkedin_is_valid_access(t),
+    },
+    Descriptor {
+        key: "x",
+        token_var: "X_REFRESH_TOKEN",
+        token: "{label}-x-refresh",
+        app: Some(App {
+            id_key: "client_id",
+            id: "{label}-x-client",
+            secret_var: "X_CLIENT_SECRET",
+            secret: "{label}-x-client-secret",
+        }),
+        settings: "",
+        issued_days_ago: None,
+        expires_in_days: None,
+        store_records_expiry: true,
+        seed_app: |sim, id, secret| sim.x_add_client(id, Some(secret), &[]),
+        seed_token: |sim, id, t| sim.x_add_refresh_token(id, &t.value),
+        is_live: |sim, t| sim.x_is_live(t),
+    },
+    Descriptor {
+        key: "threads",
+        token_var: "THREADS_ACCESS_TOKEN",
+        token: "{label}-th-token",
+        app: Some(App {
+            id_key: "app_id",
+            id: "{label}-threads-app",
+            secret_var: "THREADS_APP_SECRET",
+            secret: "{label}-threads-app-secret",
+        }),
+        settings: "",
+        issued_days_ago: Some(50),
+        expires_in_days: Some(10),
+        store_records_expiry: true,
+        seed_app: |sim, id, secret| sim.threads_add_app(id, secret, &[]),
+        seed_token: |sim, _, t| {
+            sim.threads_add_token(
+                &t.value,
+                or_now(sim, t.issued_at),
+                or_days(sim, t.expires_at, 60),
+            );
+        },
+        is_live: |sim, t| sim.threads_is_valid(t),
+    },
+    Descriptor {
+        key: "pinterest",
+        token_var: "PINTEREST_REFRESH_TOKEN",
+        token: "pinr.{label}-pinterest-refresh",
+        app: Some(App {
+            id_key: "app_id",
+            id: "{label}-pinterest-app",
+            secret_var: "PINTEREST_APP_SECRET",
+            secret: "{label}-pinterest-app-secret",
+        }),
+        settings: "",
+        issued_days_ago: None,
+        expires_in_days: Some(60),
+        store_records_expiry: true,
+        seed_app: |sim, id, secret| sim.pinterest_add_app(id, secret, &[]),
+        seed_token: |sim, id, t| {
+            sim.pinterest_add_refresh_token(id, &t.value, or_days(sim, t.expires_at, 60), true);
+        },
+        is_live: |sim, t| sim.pinterest_is_live(t),
+    },
+];
+
+/// The platforms `evertoken demo` and the multi-platform tests configure: the
+/// ones the client supports, each with its default token, which makes each do
+/// its characteristic thing (Instagram inside its refresh window: refreshed in
+/// place; YouTube healthy: health-checked; TikTok with no access token: rotated;
+/// LinkedIn 5 days from expiry without a refresh token: re-auth required).
+pub const DEMO_PLATFORMS: &[&str] = &["instagram", "youtube", "tiktok", "linkedin"];
+
+/// The descriptor of `key`; panics on an unknown key (a typo in a test).
+pub fn descriptor(key: &str) -> &'static Descriptor {
+    PLATFORMS
+        .iter()
+        .find(|d| d.key == key)
+        .unwrap_or_else(|| panic!("scenario: no platform `{key}` in PLATFORMS"))
+}
+
+/// `now` + `days` days (negative: before).
+pub fn days_from(now: Timestamp, days: i64) -> Timestamp {
+    now.checked_add((days * 24).hours()).expect("in range")
+}
+
+/// `key` with its default token, for [`Scenario::with`].
+pub fn platform(key: &str) -> Platform {
+    let d = descriptor(key);
+    Platform {
+        d,
+        accounts: Vec::new(),
+        value: None,
+        issued_days_ago: d.issued_days_ago,
+        expires_in_days: d.expires_in_days,
+        records_expiry: d.store_records_expiry,
+        secret_in_store: true,
+        settings: Vec::new(),
+    }
+}
+
+/// One platform in a scenario: its accounts and their token's times.
+#[derive(Debug, Clone)]
+pub struct Platform {
+    d: &'static Descriptor,
+    accounts: Vec<String>,
+    value: Option<String>,
+    issued_days_ago: Option<i64>,
+    expires_in_days: Option<i64>,
+    records_expiry: bool,
+    secret_in_store: bool,
+    settings: Vec<String>,
+}
+
+impl Platform {
+    /// Named accounts (`accounts: [...]`, variables `VAR_ACCOUNT`), each with its
+    /// own token of the same times. Without, the one default account.
+    pub fn accounts(mut self, names: &[&str]) -> Self {
+        self.accounts = names.iter().map(|s| s.to_string()).collect();
+        self
+    }
+    /// The token's value (one account only); by default a generated fake.
+    pub fn value(mut self, v: &str) -> Self {
+        self.value = Some(v.to_owned());
+        self
+    }
+    pub fn issued_days_ago(mut self, days: i64) -> Self {
+        self.issued_days_ago = Some(days);
+        self
+    }
+    /// The token's age is unknown: the simulator sees it issued now and the
+    /// store has no `updated_at`.
+    pub fn issued_unknown(mut self) -> Self {
+        self.issued_days_ago = None;
+        self
+    }
+    pub fn expires_in_days(mut self, days: i64) -> Self {
+        self.expires_in_days = Some(days);
+        self
+    }
+    /// Whether the store records the token's expiry (`expires_at`).
+    pub fn store_records_expiry(mut self, yes: bool) -> Self {
+        self.records_expiry = yes;
+        self
+    }
+    /// The client secret is registered with the simulator but not written to the
+    /// store (the caller passes it in the environment, or tests its absence).
+    pub fn client_secret_not_stored(mut self) -> Self {
+        self.secret_in_store = false;
+        self
+    }
+    /// One more `key: value` in the platform's config section.
+    pub fn setting(mut self, s: &str) -> Self {
+        self.settings.push(s.to_owned());
+        self
+    }
+}
+
+/// Where the tokens live, and the `auth.writeback` block that says so.
+#[derive(Debug, Clone)]
+pub enum Store {
+    /// The local store: the credentials file (YAML, mode 0600), with or without
+    /// the OS keychain in front (`keychain: off | auto`).
+    Local {
+        keychain_auto: bool,
+        file: Option<String>,
+    },
+    /// `KEY=value` lines (systemd `EnvironmentFile=`).
+    EnvFile { path: String },
+}
+
+impl Store {
+    /// The credentials file `credentials.yaml`, keychain off.
+    pub fn local() -> Store {
+        Store::Local {
+            keychain_auto: false,
+            file: None,
+        }
+    }
+    pub fn env_file(path: &str) -> Store {
+        Store::EnvFile {
+            path: path.to_owned(),
+        }
+    }
+    /// `keychain: auto` (a headless machine falls back to the file).
+    pub fn keychain_auto(self) -> Store {
+        match self {
+            Store::Local { file, .. } => Store::Local {
+                keychain_auto: true,
+                file,
+            },
+            s => s,
+        }
+    }
+    /// The credentials file at `path` (relative to the config's directory).
+    pub fn file(self, path: &str) -> Store {
+        match self {
+            Store::Local { keychain_auto, .. } => Store::Local {
+                keychain_auto,
+                file: Some(path.to_owned()),
+            },
+            s => s,
+        }
+    }
+}
+
+/// A file of the store: its path relative to the config's directory, and its
+/// contents (write it private: it holds secrets).
+#[derive(Debug, Clone)]
+pub struct StoreFile {
+    pub path: String,
+    pub contents: String,
+}
+
+/// Platforms × store × tokens × clock. See the module docs.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    now: Timestamp,
+    pinned: bool,
+    label: String,
+    platforms: Vec<Platform>,
+    store: Store,
+    auth: Vec<String>,
+    http: Option<String>,
+    extra: String,
+}
+
+impl Scenario {
+    /// A scenario on a fixed clock: the simulator's clock is pinned to `now` and
+    /// the caller runs evertoken with the same time (`EVERTOKEN_NOW`).
+    pub fn at(now: Timestamp) -> Scenario {
+        Scenario::new(now, true)
+    }
+
+    /// A scenario on the real clock (the simulator keeps real time).
+    pub fn wall_clock() -> Scenario {
+        Scenario::new(Timestamp::now(), false)
+    }
+
+    fn new(now: Timestamp, pinned: bool) -> Scenario {
+        Scenario {
+            now,
+            pinned,
+            label: "test".to_owned(),
+            platforms: Vec::new(),
+            store: Store::local(),
+            auth: Vec::new(),
+            http: None,
+            extra: String::new(),
+        }
+    }
+
+    /// The word every generated client id, secret and token starts with
+    /// (default `test`).
+    pub fn label(mut self, label: &str) -> Self {
+        self.label = label.to_owned();
+        self
+    }
+
+    /// Adds `p`, or replaces the platform of the same key where it stands.
+    pub fn with(mut self, p: Platform) -> Self {
+        match self.platforms.iter_mut().find(|q| q.d.key == p.d.key) {
+            Some(q) => *q = p,
+            None => self.platforms.push(p),
+        }
+        self
+    }
+
+    /// Adds each of `keys` with its default token.
+    pub fn platforms(self, keys: &[&str]) -> Self {
+        keys.iter().fold(self, |s, k| s.with(platform(k)))
+    }
+
+    /// [`DEMO_PLATFORMS`], each with its default token.
+    pub fn demo_platforms(self) -> Self {
+        self.platforms(DEMO_PLATFORMS)
+    }
+
+    pub fn store(mut self, store: Store) -> Self {
+        self.store = store;
+        self
+    }
+
+    /// One more line of the `auth:` block (`journal_dir: state`).
+    pub fn auth_setting(mut self, line: &str) -> Self {
+        self.auth.push(line.to_owned());
+        self
+    }
+
+    /// The `http:` block's settings (`timeout_seconds: 5, retries: 1`).
+    pub fn http(mut self, settings: &str) -> Self {
+        self.http = Some(settings.to_owned());
+        self
+    }
+
+    /// YAML appended to the config as is (top-level sections such as `github:`).
+    pub fn extra_config(mut self, yaml: &str) -> Self {
+        self.extra.push_str(yaml);
+        self
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.now
+    }
+
+    /// `now` + `days` days.
+    pub fn days(&self, days: i64) -> Timestamp {
+        days_from(self.now, days)
+    }
+
+    fn labelled(&self, s: &str) -> String {
+        s.replace("{label}", &self.label)
+    }
+
+    fn get(&self, key: &str) -> &Platform {
+        self.platforms
+            .iter()
+            .find(|p| p.d.key == key)
+            .unwrap_or_else(|| panic!("scenario: `{key}` is not in this scenario"))
+    }
+
+    /// (account name, variable suffix) of each account of `p`.
+    fn accounts(p: &Platform) -> Vec<(Option<&str>, String)> {
+        if p.accounts.is_empty() {
+            return vec![(None, String::new())];
+        }
+        p.accounts
+            .iter()
+            .map(|a| {
+                let suffix = a.to_ascii_uppercase().replace(['-', '.'], "_");
+                (Some(a.as_str()), format!("_{suffix}"))
+            })
+            .collect()
+    }
+
+    fn seeds(&self, p: &Platform) -> Vec<(String, Seed)> {
+        Self::accounts(p)
+            .into_iter()
+            .map(|(account, suffix)| {
+                let value = match (&p.value, account) {
+                    (Some(v), _) => v.clone(),
+                    (None, None) => format!("{}-not-a-real-secret", self.labelled(p.d.token)),
+                    (None, Some(a)) => {
+                        format!("{}-{a}-not-a-real-secret", self.labelled(p.d.token))
+                    }
+                };
+                let seed = Seed {
+                    value,
+                    issued_at: p.issued_days_ago.map(|d| self.days(-d)),
+                    expires_at: p.expires_in_days.map(|d| self.days(d)),
+                };
+                (format!("{}{suffix}", p.d.token_var), seed)
+            })
+            .collect()
+    }
+
+    /// The seeded token of `key`'s default (or only) account.
+    pub fn token(&self, key: &str) -> String {
+        let p = self.get(key);
+        self.seeds(p).remove(0).1.value
+    }
+
+    /// The seeded token of `key`'s account `account`.
+    pub fn account_token(&self, key: &str, account: &str) -> String {
+        let p = self.get(key);
+        let i = p
+            .accounts
+            .iter()
+            .position(|a| a == account)
+            .unwrap_or_else(|| panic!("scenario: `{key}` has no account `{account}`"));
+        self.seeds(p).remove(i).1.value
+    }
+
+    /// The client id of `key`'s app.
+    pub fn client_id(&self, key: &str) -> String {
+        let app = self
+            .get(key)
+            .d
+            .app
+            .as_ref()
+            .expect("the platform has an app");
+        self.labelled(app.id)
+    }
+
+    /// The client secret of `key`'s app.
+    pub fn client_secret(&self, key: &str) -> String {
+        let app = self
+            .get(key)
+            .d
+            .app
+            .as_ref()
+            .expect("the platform has an app");
+        self.labelled(app.secret)
+    }
+
+    /// Every secret the scenario made: tokens and client secrets.
+    pub fn secrets(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        for p in &self.platforms {
+            v.extend(self.seeds(p).into_iter().map(|(_, s)| s.value));
+            if let Some(app) = &p.d.app {
+                v.push(self.labelled(app.secret));
+            }
+        }
+        v
+    }
+
+    /// Seeds the simulator: each app, each token, and (on a fixed clock) the
+    /// simulator's clock.
+    pub fn seed(&self, sim: &Sim) {
+        if self.pinned {
+            sim.set_now(Some(self.now));
+        }
+        for p in &self.platforms {
+            let id = p.d.app.as_ref().map(|a| self.labelled(a.id));
+            if let Some(app) = &p.d.app {
+                (p.d.seed_app)(sim, &self.labelled(app.id), &self.labelled(app.secret));
+            }
+            for (_, seed) in self.seeds(p) {
+                (p.d.seed_token)(sim, id.as_deref().unwrap_or(""), &seed);
+            }
+        }
+    }
+
+    /// Whether the simulator accepts `token` as `key`'s credential now.
+    pub fn is_live(&self, sim: &Sim, key: &str, token: &str) -> bool {
+        (descriptor(key).is_live)(sim, token)
+    }
+
+    /// The config file, with every platform pointed at `base_url`.
+    pub fn config_yaml(&self, base_url: &str) -> String {
+        let mut y = String::from("platforms:\n");
+        for p in &self.platforms {
+            let mut fields = vec![
+                "enabled: true".to_owned(),
+                format!("base_url: \"{base_url}\""),
+            ];
+            if let Some(app) = &p.d.app {
+                fields.push(format!("{}: {}", app.id_key, self.labelled(app.id)));
+            }
+            if !p.d.settings.is_empty() {
+                fields.push(p.d.settings.to_owned());
+            }
+            if !p.accounts.is_empty() {
+                fields.push(format!("accounts: [{}]", p.accounts.join(", ")));
+            }
+            fields.extend(p.settings.iter().cloned());
+            let _ = writeln!(y, "  {}: {{ {} }}", p.d.key, fields.join(", "));
+        }
+        y.push_str("auth:\n");
+        for line in &self.auth {
+            let _ = writeln!(y, "  {line}");
+        }
+        y.push_str("  writeback:\n");
+        match &self.store {
+            Store::Local {
+                keychain_auto,
+                file,
+            } => {
+                let keychain = if *keychain_auto { "auto" } else { "off" };
+                let file = file
+                    .as_ref()
+                    .map(|f| format!(", file: {f}"))
+                    .unwrap_or_default();
+                let _ = write!(
+                    y,
+                    "    backend: local\n    local: {{ keychain: {keychain}{file} }}\n"
+                );
+            }
+            Store::EnvFile { path } => {
+                let _ = write!(
+                    y,
+                    "    backend: env-file\n    env_file: {{ path: {path} }}\n"
+                );
+            }
+        }
+        if let Some(http) = &self.http {
+            let _ = writeln!(y, "http: {{ {http} }}");
+        }
+        y.push_str(&self.extra);
+        y
+    }
+
+    /// The store's files: the tokens (with the metadata the store records) and
+    /// the client secrets.
+    pub fn store_files(&self) -> Vec<StoreFile> {
+        let mut text = String::new();
+        for p in &self.platforms {
+            for (var, seed) in self.seeds(p) {
+                text.push_str(&self.entry(p, &var, &seed));
+            }
+            if let Some(app) = p.d.app.as_ref().filter(|_| p.secret_in_store) {
+                let secret = self.labelled(app.secret);
+                text.push_str(&match self.store {
+                    Store::Local { .. } => format!("{}: \"{secret}\"\n", app.secret_var),
+                    Store::EnvFile { .. } => format!("{}={secret}\n", app.secret_var),
+                });
+            }
+        }
+        let path = match &self.store {
+            Store::Local { file, .. } => file.clone().unwrap_or("credentials.yaml".to_owned()),
+            Store::EnvFile { path } => path.clone(),
+        };
+        vec![StoreFile {
+            path,
+            contents: text,
+        }]
+    }
+
+    fn entry(&self, p: &Platform, var: &str, seed: &Seed) -> String {
+        let Store::Local { .. } = self.store else {
+            return format!("{var}={}\n", seed.value);
+        };
+        let mut meta = String::new();
+        if let Some(e) = seed.expires_at.filter(|_| p.records_expiry) {
+            let _ = write!(meta, "\n  expires_at: {e}");
+        }
+        if let Some(i) = seed.issued_at {
+            let _ = write!(meta, "\n  updated_at: {i}");
+        }
+        if meta.is_empty() {
+            format!("{var}: \"{}\"\n", seed.value)
+        } else {
+            format!("{var}:\n  value: \"{}\"{meta}\n", seed.value)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> Timestamp {
+        "2026-11-23T09:00:00Z".parse().unwrap()
+    }
+
+    #[test]
+    fn every_platform_seeds_a_token_the_simulator_accepts() {
+        let sim = Sim::new(std::time::Duration::ZERO, false);
+        let keys: Vec<&str> = PLATFORMS.iter().map(|d| d.key).collect();
+        let s = Scenario::at(now()).platforms(&keys);
+        assert!(!s.is_live(&sim, "tiktok", &s.token("tiktok")));
+        s.seed(&sim);
+        assert_eq!(sim.now(), now());
+        for k in keys {
+            assert!(s.is_live(&sim, k, &s.token(k)), "{k}");
+        }
+        let secrets = s.secrets();
+        assert_eq!(
+            secrets.len(),
+            PLATFORMS.len() * 2 - 1,
+            "a token per platform and a secret per app: {secrets:?}"
+        );
+    }
+
+    #[test]
+    fn config_and_store_say_what_the_builder_was_told() {
+        let s = Scenario::at(now())
+            .demo_platforms()
+            .with(platform("tiktok").accounts(&["brand-a", "brand-b"]))
+            .with(platform("instagram").issued_unknown().expires_in_days(50))
+            .store(Store::local().keychain_auto())
+            .auth_setting("journal_dir: state")
+            .http("timeout_seconds: 5");
+        let y = s.config_yaml("http://127.0.0.1:1");
+        assert!(y.starts_with("platforms:\n  instagram: { enabled: true, base_url: \"http://127.0.0.1:1\" }\n  youtube:"), "{y}");
+        assert!(y.contains("  tiktok: { enabled: true, base_url: \"http://127.0.0.1:1\", client_key: test-client-key, accounts: [brand-a, brand-b] }\n"), "{y}");
+        assert!(
+            y.contains("client_id: test-linkedin-client, warn_before_days: 14 }"),
+            "{y}"
+        );
+        assert!(y.contains("auth:\n  journal_dir: state\n  writeback:\n    backend: local\n    local: { keychain: auto }\nhttp: { timeout_seconds: 5 }\n"), "{y}");
+        let files = s.store_files();
+        assert_eq!(files.len(), 1);
+        assert_eq!(files[0].path, "credentials.yaml");
+        let c = &files[0].contents;
+        assert!(c.contains(&format!("INSTAGRAM_ACCESS_TOKEN:\n  value: \"test-ig-token-not-a-real-secret\"\n  expires_at: {}\n", s.days(50))), "{c}");
+        assert!(!c.contains("updated_at"), "{c}");
+        assert!(c.contains("TIKTOK_REFRESH_TOKEN_BRAND_B:\n  value: \"rft.test-tiktok-refresh-brand-b-not-a-real-secret\"\n"), "{c}");
+        assert!(
+            c.contains("LINKEDIN_ACCESS_TOKEN: \"test-li-access-not-a-real-secret\"\n"),
+            "{c}"
+        );
+        assert!(
+            c.contains("YOUTUBE_CLIENT_SECRET: \"test-google-client-secret\"\n"),
+            "{c}"
+        );
+
+        let e = Scenario::at(now())
+            .with(platform("tiktok").client_secret_not_stored())
+            .store(Store::env_file("tokens.env"));
+        assert!(
+            e.config_yaml("x")
+                .contains("backend: env-file\n    env_file: { path: tokens.env }")
+        );
+        let f = &e.store_files()[0];
+        assert_eq!(f.path, "tokens.env");
+        assert_eq!(
+            f.contents,
+            "TIKTOK_REFRESH_TOKEN=rft.test-tiktok-refresh-not-a-real-secret\n"
+        );
+    }
+}
