@@ -403,10 +403,19 @@ fn strip_location(msg: &str) -> String {
 
 fn describe(msg: &str, key: &str, file: &str) -> Error {
     // serde_norway prefixes its own path ("platforms.tiktok: …"); the key is shown apart.
+    // A prefix that extends the key (a block parsed on its own, such as a
+    // `kind: oauth2` service) is the more precise key.
+    let mut key = key.to_owned();
     let msg = match msg.split_once(": ") {
-        Some((head, tail)) if !head.contains(' ') => tail,
+        Some((head, tail)) if !head.contains(' ') => {
+            if head.len() > key.len() && head.starts_with(key.as_str()) {
+                key = head.to_owned();
+            }
+            tail
+        }
         _ => msg,
     };
+    let key = key.as_str();
     if let Some(rest) = msg.strip_prefix("unknown field ") {
         let (unknown, expected) = split_expected(rest);
         let full_key = if key.is_empty() || key == "." {

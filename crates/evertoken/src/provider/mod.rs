@@ -157,8 +157,18 @@ impl<'de> Deserialize<'de> for PlatformsConfig {
                             "`{key}`: a service name is lowercase letters, digits, `-` and `_`, starting with a letter"
                         )));
                     }
+                    // The block's own errors name their full key, as the
+                    // parser's do (`platforms.acme.client_auth: …`).
                     let c: oauth2::Config =
-                        serde_norway::from_value(value).map_err(A::Error::custom)?;
+                        serde_path_to_error::deserialize(value).map_err(|e| {
+                            let inner = e.path().to_string();
+                            let at = if inner.is_empty() || inner == "." {
+                                format!("platforms.{key}")
+                            } else {
+                                format!("platforms.{key}.{inner}")
+                            };
+                            A::Error::custom(format!("{at}: {}", e.inner()))
+                        })?;
                     let name = crate::platform::intern(&key);
                     let display =
                         crate::platform::intern(c.display_name.as_deref().unwrap_or(&key));

@@ -108,6 +108,10 @@ pub struct Config {
     /// PKCE S256 on login (RFC 7636).
     #[serde(default = "super::default_true")]
     pub pkce: bool,
+    /// Extra query parameters of the authorize request (`prompt: consent`,
+    /// `access_type: offline`): what some servers need to issue a refresh token.
+    #[serde(default)]
+    pub authorize_params: std::collections::BTreeMap<String, String>,
     /// Report `reauth_required` this many days before a refresh token expiry
     /// that refreshing does not move.
     #[serde(default = "default_warn_before_days")]
@@ -158,6 +162,19 @@ impl super::Section for Config {
         )?;
         common.client_id()?;
         super::check_days(cx, "warn_before_days", c.warn_before_days)?;
+        for k in c.authorize_params.keys() {
+            if RESERVED.contains(&k.as_str()) {
+                return Err(cx
+                    .error(
+                        "authorize_params",
+                        format!("`{k}` is set by evertoken itself"),
+                    )
+                    .with_hint(format!(
+                        "remove it; evertoken sends {} (`scopes:` sets the scope)",
+                        RESERVED.join(", ")
+                    )));
+            }
+        }
         let name = upper_snake(cx.platform.name());
         let var = |suffix: &str| crate::platform::intern(&format!("{name}_{suffix}"));
         let secret_var = (c.client_auth != ClientAuth::None).then(|| var("CLIENT_SECRET"));
@@ -181,6 +198,7 @@ impl super::Section for Config {
             client_auth: c.client_auth,
             scopes: c.scopes.join(" "),
             pkce: c.pkce,
+            authorize_params: c.authorize_params.clone(),
             warn_before_days: c.warn_before_days,
         }))
     }
@@ -220,8 +238,20 @@ pub struct Oauth2 {
     client_auth: ClientAuth,
     scopes: String,
     pkce: bool,
+    authorize_params: std::collections::BTreeMap<String, String>,
     warn_before_days: i64,
 }
+
+/// The authorize parameters evertoken sets; `authorize_params` may not.
+const RESERVED: &[&str] = &[
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "state",
+    "scope",
+    "code_challenge",
+    "code_challenge_method",
+];
 
 /// RFC 6749 §5.1.
 #[derive(Deserialize)]
@@ -481,6 +511,9 @@ impl Flow for Oauth2 {
             if let Some(p) = pkce {
                 q.append_pair("code_challenge", &p.challenge)
                     .append_pair("code_challenge_method", "S256");
+            }
+            for (k, v) in &self.authorize_params {
+                q.append_pair(k, v);
             }
         }
         u

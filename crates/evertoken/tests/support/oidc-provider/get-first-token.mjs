@@ -6,6 +6,12 @@
 //   node get-first-token.mjs --issuer http://127.0.0.1:PORT --client confidential|post|public \
 //       --out /tmp/first-token.json [--redirect-uri URI] [--login USER]
 //
+// Or, as the user's browser for someone else's login (`evertoken auth login`):
+//   node get-first-token.mjs --authorize-url URL
+// answers the login and consent pages of that authorize URL, then delivers the
+// final redirect (with the code) to its redirect URI, where the client listens,
+// and exits 0 once the client answered 200. The client exchanges the code.
+//
 // The steps are described in server.mjs's header. No npm dependencies (Node >= 18).
 
 import { createHash, randomBytes } from 'node:crypto';
@@ -19,6 +25,7 @@ const { values: args } = parseArgs({
     out: { type: 'string' },
     'redirect-uri': { type: 'string', default: 'http://127.0.0.1:53682/callback' },
     login: { type: 'string', default: 'test-user' },
+    'authorize-url': { type: 'string' },
   },
 });
 
@@ -27,21 +34,22 @@ function die(msg) {
   process.exit(1);
 }
 
-if (!args.issuer || !args.out) die('--issuer and --out are required');
+const given = args['authorize-url'] ? new URL(args['authorize-url']) : null;
+if (!given && (!args.issuer || !args.out)) die('--issuer and --out are required (or --authorize-url)');
 
 const CLIENTS = {
   confidential: { id: 'evt-confidential', secret: 'evt-confidential-secret', auth: 'basic' },
   post: { id: 'evt-post', secret: 'evt-post-secret', auth: 'post' },
   public: { id: 'evt-public', auth: 'none' },
 };
-const client = CLIENTS[args.client];
-if (!client) die(`--client must be one of ${Object.keys(CLIENTS).join(', ')}`);
+const client = given ? null : CLIENTS[args.client];
+if (!given && !client) die(`--client must be one of ${Object.keys(CLIENTS).join(', ')}`);
 
 const b64url = (buf) => buf.toString('base64url');
 const verifier = b64url(randomBytes(32));
 const challenge = b64url(createHash('sha256').update(verifier).digest());
-const state = b64url(randomBytes(16));
-const redirectUri = args['redirect-uri'];
+const state = given ? given.searchParams.get('state') : b64url(randomBytes(16));
+const redirectUri = given ? given.searchParams.get('redirect_uri') : args['redirect-uri'];
 
 // A minimal cookie jar: name → value, sent back on every request.
 const jar = new Map();
@@ -64,10 +72,12 @@ async function request(url, init = {}) {
   return res;
 }
 
-const discovery = await (await fetch(new URL('/.well-known/openid-configuration', args.issuer))).json();
+const discovery = given
+  ? null
+  : await (await fetch(new URL('/.well-known/openid-configuration', args.issuer))).json();
 
-const auth = new URL(discovery.authorization_endpoint);
-auth.search = new URLSearchParams({
+const auth = given ?? new URL(discovery.authorization_endpoint);
+if (!given) auth.search = new URLSearchParams({
   client_id: client.id,
   response_type: 'code',
   redirect_uri: redirectUri,
@@ -91,6 +101,13 @@ for (let step = 0; step < 12 && !code; step += 1) {
       }
       if (next.searchParams.get('state') !== state) die('state mismatch in the redirect');
       code = next.searchParams.get('code');
+      if (given) {
+        // Deliver the redirect to the client listening there, as a browser would.
+        const delivered = await fetch(next, { redirect: 'manual' });
+        if (delivered.status !== 200) die(`the client answered the redirect with HTTP ${delivered.status}`);
+        console.error('get-first-token: delivered the authorization code to the client');
+        process.exit(0);
+      }
       break;
     }
     url = next.toString();

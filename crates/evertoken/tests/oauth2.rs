@@ -1,0 +1,374 @@
+//! `kind: oauth2`: any RFC 6749 service, configured with no code, against a
+//! real, certified authorization server (npm `oidc-provider`, started from
+//! tests/support/oidc-provider/server.mjs). It rotates refresh tokens on every
+//! use and revokes the whole grant when a used one comes back, so these tests
+//! fail if evertoken ever loses a rotated token or sends a used one again.
+
+mod common;
+
+use std::io::{BufRead as _, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::{TestEnv, require_tool};
+
+/// The test clients server.mjs registers: (name in evertoken, client id,
+/// `client_auth`, secret).
+const CLIENTS: &[(&str, &str, &str, &str, Option<&str>)] = &[
+    // (service, get-first-token --client, client_id, client_auth, secret)
+    (
+        "acme",
+        "confidential",
+        "evt-confidential",
+        "basic",
+        Some("evt-confidential-secret"),
+    ),
+    ("beta", "post", "evt-post", "post", Some("evt-post-secret")),
+    ("gamma", "public", "evt-public", "none", None),
+];
+
+fn support(file: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/support/oidc-provider")
+        .join(file)
+}
+
+/// A running oidc-provider; killed on drop.
+struct Oidc {
+    child: Child,
+    issuer: String,
+}
+
+impl Drop for Oidc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts the server with `redirect` registered for every client and access
+/// tokens living `access_ttl` seconds.
+fn oidc(redirect: &str, access_ttl: u32) -> Option<Oidc> {
+    let server = require_tool("oidc-test-server")?;
+    require_tool("node")?;
+    let mut child = Command::new(server)
+        .args(["--port", "0", "--redirect-uri", redirect, "--watch-stdin"])
+        .args(["--access-ttl", &access_ttl.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("oidc-test-server starts");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let issuer = first
+        .trim()
+        .strip_prefix("listening ")
+        .unwrap_or_else(|| panic!("oidc-test-server said {first:?}"))
+        .to_owned();
+    Some(Oidc { child, issuer })
+}
+
+/// A first token answer for `client`, obtained through the server's login and
+/// consent pages over HTTP (no browser).
+fn first_token(env: &TestEnv, issuer: &str, client: &str, redirect: &str) -> serde_json::Value {
+    let out = env.path(&format!("first-{client}.json"));
+    let status = Command::new("node")
+        .arg(support("get-first-token.mjs"))
+        .args([
+            "--issuer",
+            issuer,
+            "--client",
+            client,
+            "--redirect-uri",
+            redirect,
+        ])
+        .arg("--out")
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "get-first-token for {client}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out).unwrap()).unwrap();
+    for k in ["access_token", "refresh_token", "id_token"] {
+        env.secret(v[k].as_str().unwrap());
+    }
+    v
+}
+
+fn block(service: &str, issuer: &str, client_id: &str, auth: &str) -> String {
+    format!(
+        "  {service}:\n    kind: oauth2\n    display_name: {service} service\n    token_url: {issuer}/token\n    authorize_url: {issuer}/auth\n    client_id: {client_id}\n    client_auth: {auth}\n    scopes: [openid, offline_access, api]\n    authorize_params: {{ prompt: consent }}\n"
+    )
+}
+
+fn config(env: &TestEnv, issuer: &str) {
+    let mut y = String::from("platforms:\n");
+    for (service, _, id, auth, _) in CLIENTS {
+        y.push_str(&block(service, issuer, id, auth));
+    }
+    y.push_str("auth: { writeback: { local: { keychain: off } } }\n");
+    env.config(&y);
+}
+
+fn results(out: &common::Output) -> Vec<serde_json::Value> {
+    out.json()["results"].as_array().unwrap().clone()
+}
+
+fn state_of(out: &common::Output, platform: &str) -> String {
+    results(out)
+        .iter()
+        .find(|r| r["platform"] == platform)
+        .unwrap_or_else(|| panic!("no result for {platform}: {}", out.stdout))["state"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn any_oauth2_service_rotates_and_persists_every_new_refresh_token() {
+    let redirect = format!("http://127.0.0.1:{}/callback", free_port());
+    let Some(server) = oidc(&redirect, 120) else {
+        return;
+    };
+    let env = TestEnv::new();
+    config(&env, &server.issuer);
+    let mut creds = String::new();
+    let mut first = Vec::new();
+    for (service, client, _, _, secret) in CLIENTS {
+        let t = first_token(&env, &server.issuer, client, &redirect);
+        let var = service.to_uppercase();
+        creds.push_str(&format!(
+            "{var}_REFRESH_TOKEN: {}\n",
+            t["refresh_token"].as_str().unwrap()
+        ));
+        if let Some(s) = secret {
+            creds.push_str(&format!("{var}_CLIENT_SECRET: {s}\n"));
+        }
+        first.push((var, t["refresh_token"].as_str().unwrap().to_owned()));
+    }
+    env.credentials(&creds);
+
+    // Two runs: each rotates every service. The second works only if the first
+    // persisted the rotated refresh tokens (the server revokes a grant whose
+    // used refresh token comes back).
+    let mut previous = first.clone();
+    for run in 1..=2 {
+        let out = env.ev(&["auth", "refresh", "all", "--json"]);
+        assert_eq!(out.code, 0, "run {run}: {}\n{}", out.stdout, out.stderr);
+        for (service, ..) in CLIENTS {
+            assert_eq!(state_of(&out, service), "rotated", "run {run} {service}");
+        }
+        for (var, old) in &previous {
+            let new = env.stored(&format!("{var}_REFRESH_TOKEN")).unwrap();
+            env.secret(&new);
+            assert_ne!(&new, old, "run {run}: {var} was rotated and stored");
+            let access = env.stored(&format!("{var}_ACCESS_TOKEN")).unwrap();
+            env.secret(&access);
+        }
+        previous = previous
+            .iter()
+            .map(|(v, _)| {
+                (
+                    v.clone(),
+                    env.stored(&format!("{v}_REFRESH_TOKEN")).unwrap(),
+                )
+            })
+            .collect();
+    }
+
+    // The status names the services by their display names and JSON keys.
+    let status = env.ev(&["auth", "status", "--json"]);
+    assert_eq!(status.code, 0, "{}", status.stderr);
+    assert_eq!(results(&status).len(), CLIENTS.len());
+    let text = env.ev(&["auth", "status"]);
+    assert!(text.stdout.contains("acme"), "{}", text.stdout);
+
+    // A copy of the first tokens (a second runner that never saw the rotation)
+    // sends a used refresh token: the server revokes that whole grant, so this
+    // copy's run and then the real one report `reauth_required`, exit 1.
+    let stale = TestEnv::new();
+    config(&stale, &server.issuer);
+    let (var, old) = &first[0];
+    stale.credentials(&format!(
+        "{var}_REFRESH_TOKEN: {old}\n{var}_CLIENT_SECRET: evt-confidential-secret\n"
+    ));
+    stale.secret(old);
+    let out = stale.ev(&["auth", "refresh", "acme", "--json"]);
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(state_of(&out, "acme"), "reauth_required");
+    let out = env.ev(&["auth", "refresh", "acme", "--json"]);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert_eq!(state_of(&out, "acme"), "reauth_required");
+    let r = results(&out).remove(0);
+    assert!(
+        r["message"].as_str().unwrap().contains("invalid_grant"),
+        "{r}"
+    );
+    assert!(
+        r["fix"].to_string().contains("evertoken auth login acme"),
+        "{r}"
+    );
+}
+
+#[test]
+fn auth_login_for_an_oauth2_service_through_a_real_authorization_server() {
+    let port = free_port();
+    let redirect = format!("http://127.0.0.1:{port}/callback");
+    let Some(server) = oidc(&redirect, 3600) else {
+        return;
+    };
+    let env = TestEnv::new();
+    config(&env, &server.issuer);
+    env.credentials("ACME_CLIENT_SECRET: evt-confidential-secret\n");
+
+    for service in ["acme", "gamma"] {
+        let mut login = env.std_cmd();
+        login
+            .args([
+                "auth",
+                "login",
+                service,
+                "--no-browser",
+                "--redirect-uri",
+                &redirect,
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = login.spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for l in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(l);
+            }
+        });
+        let prefix = format!("{}/auth?", server.issuer);
+        let mut seen = Vec::new();
+        let url = loop {
+            let l = lines
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("no authorize URL:\n{}", seen.join("\n")));
+            seen.push(l.clone());
+            if let Some(i) = l.find(&prefix) {
+                break l[i..].trim().to_owned();
+            }
+        };
+        let u = url::Url::parse(&url).unwrap();
+        let q: std::collections::BTreeMap<String, String> = u.query_pairs().into_owned().collect();
+        assert_eq!(q["response_type"], "code");
+        assert_eq!(q["code_challenge_method"], "S256");
+        assert_eq!(q["scope"], "openid offline_access api");
+        assert_eq!(q["prompt"], "consent");
+        let browser = Command::new("node")
+            .arg(support("get-first-token.mjs"))
+            .args(["--authorize-url", &url])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        assert!(
+            browser.status.success(),
+            "{}",
+            String::from_utf8_lossy(&browser.stderr)
+        );
+        let status = child.wait().unwrap();
+        while let Ok(l) = lines.recv_timeout(Duration::from_secs(2)) {
+            seen.push(l);
+        }
+        let all = seen.join("\n");
+        env.assert_no_leak(&all);
+        assert!(status.success(), "login {service}:\n{all}");
+        let var = service.to_uppercase();
+        let rt = env
+            .stored(&format!("{var}_REFRESH_TOKEN"))
+            .unwrap_or_else(|| panic!("{var}_REFRESH_TOKEN stored:\n{all}"));
+        env.secret(&rt);
+        env.secret(&env.stored(&format!("{var}_ACCESS_TOKEN")).unwrap());
+    }
+
+    // What the logins stored is healthy, and `auth token` hands the access token
+    // over (stdout only, for `$(…)`).
+    let out = env.ev(&["auth", "status", "acme", "--json"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(state_of(&out, "acme"), "ok");
+    let token = env.cmd().args(["auth", "token", "gamma"]).output().unwrap();
+    assert!(token.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&token.stdout).trim(),
+        env.stored("GAMMA_ACCESS_TOKEN").unwrap()
+    );
+}
+
+#[test]
+fn oauth2_blocks_are_checked_when_the_config_loads() {
+    let env = TestEnv::new();
+    let cases: &[(&str, &str)] = &[
+        (
+            "  acme: { kind: oauth2, client_id: x }\n",
+            "platforms.acme.token_url",
+        ),
+        (
+            "  acme: { kind: oauth2, client_id: x, token_url: \"http://auth.example.com/token\" }\n",
+            "must be an https URL",
+        ),
+        (
+            "  acme: { kind: oauth2, token_url: \"https://auth.example.com/token\" }\n",
+            "platforms.acme.client_id",
+        ),
+        (
+            "  acme: { kind: oauth2, client_id: x, token_url: \"https://a.example/t\", client_auth: mtls }\n",
+            "client_auth",
+        ),
+        (
+            "  acme: { kind: oauth2, client_id: x, token_url: \"https://a.example/t\", tokn_url: y }\n",
+            "tokn_url",
+        ),
+        (
+            "  acme: { kind: oauth2, client_id: x, token_url: \"https://a.example/t\", authorize_params: { state: y } }\n",
+            "platforms.acme.authorize_params",
+        ),
+        ("  acme: { client_id: x }\n", "unknown key `platforms.acme`"),
+        (
+            "  Acme: { kind: oauth2, client_id: x, token_url: \"https://a.example/t\" }\n",
+            "lowercase",
+        ),
+    ];
+    for (block, want) in cases {
+        env.config(&format!("platforms:\n{block}"));
+        let out = env.ev(&["auth", "status"]);
+        assert_eq!(out.code, 2, "{block}: {}", out.stderr);
+        assert!(
+            out.stderr.contains(want),
+            "{block}: want {want}:\n{}",
+            out.stderr
+        );
+    }
+    // A target naming nothing configured or built in is a usage error.
+    env.config(
+        "platforms:\n  acme: { kind: oauth2, client_id: x, token_url: \"https://a.example/t\" }\n",
+    );
+    let out = env.ev(&["auth", "status", "acne"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("unknown target `acne`"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("acme"), "{}", out.stderr);
+}
