@@ -140,6 +140,16 @@ impl Sim {
             .get(refresh_token)
             .is_some_and(|rt| rt_dead(&st.google, rt, now).is_none())
     }
+
+    /// Whether Google issued this access token and it has not expired.
+    pub fn google_access_token_valid(&self, access_token: &str) -> bool {
+        let st = self.lock();
+        let now = st.now();
+        st.google
+            .access_tokens
+            .get(access_token)
+            .is_some_and(|(_, exp)| *exp > now)
+    }
 }
 
 fn rt_dead(g: &GoogleState, rt: &GoogleRt, now: Timestamp) -> Option<&'static str> {

@@ -605,16 +605,19 @@ impl Engine {
         if interrupt.is_interrupted() {
             return self.interrupted(p, a, &state);
         }
-        self.act(p, a, &cx, snap).await
+        self.act(p, a, &cx, snap, false).await
     }
 
     /// The locked part: re-read, finish any journal, re-plan, call, journal, write.
+    /// `mint`: call the provider even when the plan says the account is fine
+    /// (`auth token` for a platform that keeps no access token).
     async fn act(
         &self,
         p: &dyn Provider,
         a: &Account,
         cx: &Cx<'_>,
         before: Snapshot,
+        mint: bool,
     ) -> AccountResult {
         let key = a.key();
         let lock_path = crate::lock::account_lock_path(self.store.as_ref(), &key);
@@ -650,7 +653,7 @@ impl Engine {
                 );
             }
         };
-        let result = self.act_locked(p, a, cx, before).await;
+        let result = self.act_locked(p, a, cx, before, mint).await;
         if let Some(l) = remote_lock
             && let Err(e) = l.release().await
         {
@@ -665,6 +668,7 @@ impl Engine {
         a: &Account,
         cx: &Cx<'_>,
         before: Snapshot,
+        mint: bool,
     ) -> AccountResult {
         let now = self.clock.now();
         // Under the lock, the durable variables are read from the store itself.
@@ -721,7 +725,12 @@ impl Engine {
                 let var = a.var(s.base);
                 s.durable && !same_stored(before.stored.get(&var), snap.stored.get(&var))
             });
-        let plan = p.plan(&snap.state, now);
+        let plan = match p.plan(&snap.state, now) {
+            Plan::Ok { .. } | Plan::Expiring { .. } if mint => Plan::HealthCheck {
+                reason: "an access token was asked for".into(),
+            },
+            plan => plan,
+        };
         if !matches!(plan, Plan::Refresh { .. } | Plan::HealthCheck { .. }) {
             let mut r = self.settled(p, a, &snap.state, plan);
             if changed_by_other {
@@ -815,7 +824,29 @@ impl Engine {
         }
     }
 
+    /// Journals and writes back what a grant issued. An access token no slot
+    /// keeps (YouTube's) is not stored: it goes back in the result, for `auth token`.
     async fn store_grant(
+        &self,
+        p: &dyn Provider,
+        a: &Account,
+        state: &AccountState,
+        mut grant: Grant,
+        call: Option<crate::interrupt::RotatingCall>,
+    ) -> AccountResult {
+        let minted = if p.slots().iter().all(|s| s.role != Role::Access) {
+            grant.access.take()
+        } else {
+            None
+        };
+        let mut r = self.store_grant_inner(p, a, state, grant, call).await;
+        if !r.state.needs_attention() {
+            r.minted = minted;
+        }
+        r
+    }
+
+    async fn store_grant_inner(
         &self,
         p: &dyn Provider,
         a: &Account,
@@ -1295,6 +1326,7 @@ impl Engine {
             fix: None,
             credentials,
             attention: st.needs_attention(),
+            minted: None,
             warnings: Vec::new(),
         }
     }
@@ -1359,16 +1391,7 @@ impl Engine {
     ) -> AccessToken {
         let has_refresh_slot = p.slots().iter().any(|s| s.role == Role::Refresh);
         if !p.slots().iter().any(|s| s.role == Role::Access) {
-            return AccessToken::Unavailable {
-                message: format!(
-                    "{} keeps no access token: evertoken stores and health-checks only its refresh token",
-                    p.platform().display_name()
-                ),
-                fix: Some(Fix::Advice(format!(
-                    "a job that needs one exchanges {} itself (a refresh token that does not rotate, so that makes no second rotator)",
-                    p.slots().first().map(|s| a.var(s.base)).unwrap_or_default()
-                ))),
-            };
+            return self.minted_access_token(p, a, secret).await;
         }
         let valid = |st: &AccountState| -> Option<Held> {
             let h = st.access.as_ref()?;
@@ -1404,7 +1427,7 @@ impl Engine {
             clock: self.clock,
             client_secret: secret,
         };
-        let r = self.act(p, a, &cx, snap).await;
+        let r = self.act(p, a, &cx, snap, false).await;
         // What this run just wrote wins: some stores cannot be read back (hidden
         // GitLab variables, Actions secrets), and the environment is an old copy.
         let written = p
@@ -1452,6 +1475,68 @@ impl Engine {
                     fix: r.fix,
                 }
             }
+        }
+    }
+
+    /// `auth token` for a platform whose durable credential is a refresh token and
+    /// which keeps no access token (YouTube): a refresh under the account's lock
+    /// mints one, which is handed over and not stored. A platform whose refresh
+    /// would rotate is refused: minting must never make a second rotator.
+    async fn minted_access_token(
+        &self,
+        p: &dyn Provider,
+        a: &Account,
+        secret: Option<&Secret>,
+    ) -> AccessToken {
+        let snap = match self.snapshot(p, a).await {
+            Ok(s) => s,
+            Err(e) => {
+                let r = self.failed_read(p, a, e);
+                return AccessToken::Unavailable {
+                    message: r.message(),
+                    fix: r.fix,
+                };
+            }
+        };
+        if p.rotates(&snap.state) {
+            return AccessToken::Unavailable {
+                message: format!(
+                    "{} keeps no access token and its refresh rotates",
+                    p.platform().display_name()
+                ),
+                fix: Some(Fix::Advice(
+                    "read the access token from the store after `evertoken auth refresh`".into(),
+                )),
+            };
+        }
+        let cx = Cx {
+            http: &self.http,
+            clock: self.clock,
+            client_secret: secret,
+        };
+        let r = self.act(p, a, &cx, snap, true).await;
+        match r.minted {
+            Some(t) => AccessToken::Valid(Held {
+                var: a.var(&format!(
+                    "{}_ACCESS_TOKEN",
+                    crate::platform::upper_snake(p.platform().name())
+                )),
+                value: t.value,
+                source: Source::Store(format!(
+                    "{} token endpoint, not stored",
+                    p.platform().display_name()
+                )),
+                expires_at: t.expires_at,
+                updated_at: Some(self.clock.now()),
+            }),
+            None => AccessToken::Unavailable {
+                message: r.message(),
+                fix: r.fix.or_else(|| {
+                    Some(Fix::Advice(format!(
+                        "run `evertoken auth refresh {a}` and read its report"
+                    )))
+                }),
+            },
         }
     }
 }

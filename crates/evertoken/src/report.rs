@@ -199,6 +199,9 @@ pub struct AccountResult {
     pub attention: bool,
     /// Warnings (e.g. an environment variable shadows the stored value).
     pub warnings: Vec<String>,
+    /// An access token the refresh produced that no slot keeps (YouTube's
+    /// hour-long ones): handed to `auth token`, never stored, shown or serialised.
+    pub minted: Option<crate::provider::NewToken>,
 }
 
 /// The JSON form: `platform`, `account` (`default` for the unnamed one),
@@ -348,6 +351,7 @@ pub(crate) mod tests {
             fix: Some(Fix::Run("evertoken auth login linkedin".into())),
             credentials: Vec::new(),
             attention: true,
+            minted: None,
             warnings: Vec::new(),
         }
     }

@@ -260,3 +260,69 @@ fn several_accounts_need_a_name_for_auth_token_and_all_come_out_of_auth_env() {
     assert_eq!(one.code, 0, "{}", one.stderr);
     assert_eq!(one.stdout, format!("{tb}\n"));
 }
+
+#[test]
+fn auth_token_mints_a_youtube_access_token_without_storing_it() {
+    // YouTube keeps only its refresh token (Google does not rotate it): a job
+    // that asks for an access token gets one minted by the refresh grant, and
+    // nothing is written.
+    let env = TestEnv::new();
+    let s = Scenario::at(now()).platforms(&["youtube"]);
+    env.scenario(&s);
+    let rt = s.token("youtube");
+    let before = std::fs::read_to_string(env.work().join("credentials.yaml")).unwrap();
+    let out = env
+        .cmd()
+        .env("EVERTOKEN_NOW", NOW)
+        .args(["auth", "token", "youtube"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    env.assert_no_leak(&String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = stdout.trim_end_matches('\n');
+    assert_eq!(stdout.lines().count(), 1, "the token alone on stdout");
+    assert!(
+        env.sim.sim().google_access_token_valid(token),
+        "a live Google access token"
+    );
+    assert!(
+        env.sim.sim().google_is_valid(&rt),
+        "the refresh token still works"
+    );
+    let after = std::fs::read_to_string(env.work().join("credentials.yaml")).unwrap();
+    assert_eq!(before, after, "nothing stored");
+    // `auth env` hands it over the same way, under the variable a job expects.
+    let out = env
+        .cmd()
+        .env("EVERTOKEN_NOW", NOW)
+        .args(["auth", "env", "youtube"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = String::from_utf8_lossy(&out.stdout).into_owned();
+    let value = line
+        .trim()
+        .strip_prefix("export YOUTUBE_ACCESS_TOKEN=")
+        .unwrap_or_else(|| panic!("an export line: {}", line.len()))
+        .trim_matches('\'');
+    assert!(env.sim.sim().google_access_token_valid(value));
+    // A dead refresh token: nothing on stdout, exit 1, the fix named.
+    env.sim.sim().google_revoke(&rt);
+    let out = ev(&env, &["auth", "token", "youtube"], &[]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stdout.is_empty());
+    assert!(
+        out.stderr.contains("evertoken auth login youtube"),
+        "{}",
+        out.stderr
+    );
+}

@@ -63,6 +63,8 @@ When the stored access token is missing, expired or expires within 5 minutes,
 evertoken refreshes or rotates it first, under the same lock, journal and
 write-back as `auth refresh`. Jobs must get their tokens this way: a job that
 refreshes on its own becomes a second rotator and kills evertoken's refresh token.
+A platform that keeps no access token (YouTube: only its refresh token is stored)
+gets one minted by the refresh grant, handed over and not stored.
 
 Exit 1, with nothing on stdout and the reason on stderr, when no valid token can be
 had. Under GitHub Actions (GITHUB_ACTIONS=true) the token is masked with

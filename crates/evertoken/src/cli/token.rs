@@ -215,16 +215,6 @@ pub async fn env(ctx: &Ctx, args: EnvArgs) -> Result<u8> {
     let mut out = String::new();
     let mut failed = 0usize;
     for (p, accounts) in &selected {
-        if !p.slots().iter().any(|s| s.role == Role::Access) {
-            if target != Target::All {
-                ctx.shell.warn(&format!(
-                    "{} keeps no access token (evertoken only health-checks its refresh token): nothing to print for it",
-                    p.platform().display_name()
-                ));
-                failed += 1;
-            }
-            continue;
-        }
         let secret = p.client_secret_var().and_then(|v| secrets.get(v));
         for a in accounts {
             match engine.access_token(p.as_ref(), a, MARGIN, secret).await {

@@ -114,6 +114,8 @@ struct TokenReply {
     #[serde(default)]
     access_token: Option<String>,
     #[serde(default)]
+    expires_in: super::Lifetime,
+    #[serde(default)]
     refresh_token: Option<String>,
     #[serde(default)]
     refresh_token_expires_in: super::Lifetime,
@@ -225,8 +227,13 @@ impl Provider for Youtube {
                     expires_at: Some(e),
                 }),
             };
+            let access = body.access_token.map(|v| NewToken {
+                value: v.into(),
+                expires_at: check.at(cx.clock, "expires_in", &body.expires_in),
+            });
             return Ok(Grant {
-                access: None,
+                // Not stored (YouTube keeps no access token slot); `auth token` hands it over.
+                access,
                 refresh,
                 note: Some(
                     "the refresh token works (the access token it returned was discarded)".into(),
