@@ -7,7 +7,6 @@
 //! The message is plain text with a short subject naming the earliest deadline.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, Mailboxes};
@@ -18,9 +17,10 @@ use serde::Deserialize;
 
 use super::{Alert, Notifier};
 use crate::config::Config as AppConfig;
+use crate::env_vars;
 use crate::error::Result;
+use crate::http::{self, Attempt, Call, Decision, Failure, Http, Outcome};
 use crate::secret::Secret;
-use crate::{env_vars, http};
 
 /// `auth.alerts.email`.
 #[derive(Debug, Deserialize)]
@@ -136,8 +136,7 @@ pub struct Email {
     from: Mailbox,
     to: Vec<Mailbox>,
     login: Option<(String, Secret)>,
-    timeout: Duration,
-    retries: u32,
+    http: Http,
 }
 
 impl Email {
@@ -174,8 +173,7 @@ impl Email {
             from,
             to,
             login,
-            timeout: Duration::from_secs_f64(cfg.file.http.timeout_seconds),
-            retries: cfg.file.http.retries,
+            http: Http::new(&cfg.file.http),
         })
     }
 
@@ -213,7 +211,7 @@ impl Email {
         let mut t = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(self.host.as_str())
             .port(self.port)
             .tls(tls)
-            .timeout(Some(self.timeout));
+            .timeout(Some(self.http.timeout()));
         if let Some((u, p)) = &self.login {
             t = t.credentials(Credentials::new(u.clone(), p.expose().to_owned()));
         }
@@ -265,34 +263,59 @@ impl Notifier for Email {
         let transport = self.transport()?;
         let message = self.message(alert)?;
         let what = self.describe();
-        let mut attempt = 0;
-        loop {
-            match transport.send(message.clone()).await {
-                Ok(_) => return Ok(()),
-                Err(e) => {
-                    let text = e.to_string().to_ascii_lowercase();
-                    // An untrusted certificate does not get better by asking again.
-                    let untrusted = text.contains("certificate");
-                    let transient =
-                        e.is_transient() || e.is_timeout() || text.contains("connection");
-                    let msg = format!("{what}: {}", http::chain(&e));
-                    if untrusted || !transient || attempt >= self.retries {
-                        let hint = if e.is_permanent() {
-                            " (the server refused the message: check from/to and, if it needs a login, ALERT_SMTP_USERNAME / ALERT_SMTP_PASSWORD)"
-                        } else if untrusted {
-                            " (the server's certificate is not trusted: set auth.alerts.email.ca_file to its CA)"
-                        } else {
-                            ""
-                        };
-                        return Err(format!("{msg}{hint}"));
+        // One retry loop and one classifier for every transport: the SMTP
+        // answer is reduced to an [`Outcome`] and decided like an HTTP one.
+        self.http
+            .retrying(|| async {
+                let e = match transport.send(message.clone()).await {
+                    Ok(_) => return Ok(()),
+                    Err(e) => e,
+                };
+                let outcome = outcome(&e);
+                let hint = match outcome {
+                    Outcome::Smtp { code: 500.. } => {
+                        " (the server refused the message: check from/to and, if it needs a login, ALERT_SMTP_USERNAME / ALERT_SMTP_PASSWORD)"
                     }
-                    let wait = Duration::from_millis(500u64 << attempt.min(4));
-                    tracing::info!("{msg}; retrying in {:.1}s", wait.as_secs_f64());
-                    tokio::time::sleep(wait).await;
-                    attempt += 1;
-                }
-            }
+                    Outcome::Untrusted => {
+                        " (the server's certificate is not trusted: set auth.alerts.email.ca_file to its CA)"
+                    }
+                    _ => "",
+                };
+                let message = format!("{what}: {}", http::chain(&e));
+                Err(match http::classify(Call::Safe, outcome) {
+                    Decision::Retry { after } => Attempt::Retry {
+                        message,
+                        after,
+                        last: outcome,
+                    },
+                    Decision::Stop | Decision::Unknown | Decision::Answer => {
+                        Attempt::Stop(Failure::GaveUp {
+                            message: format!("{message}{hint}"),
+                            last: outcome,
+                        })
+                    }
+                })
+            })
+            .await
+            .map_err(|f| f.message().to_owned())
+    }
+}
+
+/// What a failed SMTP exchange came to: the typed error, never its text.
+fn outcome(e: &lettre::transport::smtp::Error) -> Outcome {
+    if http::untrusted(e) {
+        Outcome::Untrusted
+    } else if let Some(c) = e.status() {
+        Outcome::Smtp {
+            code: u16::from(c.severity as u8) * 100
+                + u16::from(c.category as u8) * 10
+                + u16::from(c.detail as u8),
         }
+    } else if e.is_client() || e.is_response() || e.is_tls() {
+        Outcome::Broken
+    } else {
+        // Connection, network, timeout: the message may not have left.
+        Outcome::NoAnswer
     }
 }
 

@@ -3,17 +3,14 @@
 //! envelope around an Adaptive Card; Office 365 connectors are retired).
 //!
 //! The URL is a secret (whoever holds it can post): it is shown as scheme and
-//! host only, and never logged. For that reason this module runs its own small
-//! retry loop over the shared client instead of [`crate::http::Http::send`], whose
-//! messages carry the path: 5xx, 429 and connection errors are retried with capped
-//! exponential backoff and jitter; 429 waits for `Retry-After` or Discord's JSON
-//! `retry_after`.
+//! host only, and never logged: it goes through [`Http::send_hidden`], whose
+//! messages name the call without its URL. 5xx, 429 and connection errors are
+//! retried there like every other call; 429 waits for `Retry-After` or Discord's
+//! JSON `retry_after`.
 //! Sources: docs.slack.dev/messaging/sending-messages-using-incoming-webhooks,
 //! docs.slack.dev/reference/block-kit/blocks, discord.com/developers/docs/resources/webhook,
 //! discord.com/developers/docs/topics/rate-limits, learn.microsoft.com/connectors/teams
 //! ("Post card in a chat or channel" via Workflows), adaptivecards.io/explorer.
-
-use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -21,8 +18,9 @@ use url::Url;
 
 use super::{Alert, AlertKind, Item, Level, Notifier};
 use crate::config::Config as AppConfig;
+use crate::env_vars;
 use crate::error::Result;
-use crate::{env_vars, http};
+use crate::http::{Call, Http};
 
 /// `auth.alerts.webhook`.
 #[derive(Default, Deserialize)]
@@ -143,9 +141,7 @@ pub(crate) fn validate(cfg: &AppConfig) -> Result<()> {
 pub struct Webhook {
     url: Url,
     format: Format,
-    client: reqwest::Client,
-    retries: u32,
-    max_retry_after: Duration,
+    http: Http,
     /// The status of the last successful post (202: accepted, not yet delivered).
     last_status: std::sync::atomic::AtomicU16,
 }
@@ -173,13 +169,10 @@ impl Webhook {
         crate::scrub::register_url(&raw);
         let url = parse_url(cfg, &raw, key)?;
         let format = resolve_format(cfg, &url, format)?;
-        let h = &cfg.file.http;
         Ok(Webhook {
             url,
             format,
-            client: http::Http::new(h).client().clone(),
-            retries: h.retries,
-            max_retry_after: Duration::from_secs(h.max_retry_after_seconds),
+            http: Http::new(&cfg.file.http),
             last_status: std::sync::atomic::AtomicU16::new(0),
         })
     }
@@ -219,59 +212,24 @@ impl Notifier for Webhook {
     async fn send(&self, alert: &Alert) -> std::result::Result<(), String> {
         let body = self.payload(alert);
         let what = self.describe();
-        let mut last = String::new();
-        for attempt in 0..=self.retries {
-            let mut wait = backoff(attempt);
-            match self.client.post(self.url.clone()).json(&body).send().await {
-                Err(e) => {
-                    let e = e.without_url();
-                    let kind = if e.is_timeout() {
-                        "timed out"
-                    } else if e.is_connect() {
-                        "cannot connect"
-                    } else {
-                        "failed"
-                    };
-                    last = format!("{what}: {kind}: {}", http::chain(&e));
-                }
-                Ok(resp) => {
-                    let status = resp.status();
-                    let headers = resp.headers().clone();
-                    let text = crate::http::read_body(resp, crate::http::MAX_BODY)
-                        .await
-                        .unwrap_or_default();
-                    if status.is_success() {
-                        self.last_status
-                            .store(status.as_u16(), std::sync::atomic::Ordering::Relaxed);
-                        return Ok(());
-                    }
-                    let detail = describe_error(&text);
-                    last = format!("{what} answered {status}{detail}");
-                    if status.as_u16() != 429 && !status.is_server_error() {
-                        return Err(format!("{last}{}", hint_for(self.format, status.as_u16())));
-                    }
-                    if let Some(after) =
-                        http::retry_after(&headers).or_else(|| discord_retry_after(&text))
-                    {
-                        if after > self.max_retry_after {
-                            return Err(format!(
-                                "{last}, asking to wait {}s, longer than http.max_retry_after_seconds ({}s)",
-                                after.as_secs(),
-                                self.max_retry_after.as_secs()
-                            ));
-                        }
-                        wait = after;
-                    }
-                }
-            }
-            if attempt < self.retries {
-                tracing::info!("{last}; retrying in {:.1}s", wait.as_secs_f64());
-                tokio::time::sleep(wait).await;
-            }
+        // The URL is a secret: the shared HTTP layer names the call by `what`
+        // only (scheme and host), and retries 5xx, 429 (honouring `Retry-After`
+        // or Discord's JSON `retry_after`) and connection errors.
+        let reply = self
+            .http
+            .send_hidden(&what, Call::Safe, |c| c.post(self.url.clone()).json(&body))
+            .await
+            .map_err(|f| f.message().to_owned())?;
+        let status = reply.status;
+        if status.is_success() {
+            self.last_status
+                .store(status.as_u16(), std::sync::atomic::Ordering::Relaxed);
+            return Ok(());
         }
         Err(format!(
-            "{last} (gave up after {} attempts)",
-            self.retries + 1
+            "{what} answered {status}{}{}",
+            describe_error(&reply.body),
+            hint_for(self.format, status.as_u16())
         ))
     }
 }
@@ -282,21 +240,6 @@ fn accepted_or_delivered(format: Format, status: u16) -> &'static str {
     } else {
         "delivered"
     }
-}
-
-/// 200 ms, 400 ms, … capped at 8 s, with up to 25 % jitter.
-fn backoff(attempt: u32) -> Duration {
-    let base = 200u64.saturating_mul(1u64 << attempt.min(6)).min(8_000);
-    let jitter = rand::random::<u64>() % (base / 4 + 1);
-    Duration::from_millis(base + jitter)
-}
-
-/// Discord's 429 body: `{"retry_after": 0.5, …}` (seconds).
-fn discord_retry_after(body: &str) -> Option<Duration> {
-    let v: Value = serde_json::from_str(body).ok()?;
-    let secs = v.get("retry_after")?.as_f64()?;
-    (secs.is_finite() && secs >= 0.0)
-        .then(|| Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX))
 }
 
 /// `: invalid_payload` / `: Cannot send an empty message`: the service's own words.

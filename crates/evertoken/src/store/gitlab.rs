@@ -32,7 +32,7 @@ use url::Url;
 use super::{Entry, Store, StoreError, Stored};
 use crate::env_vars;
 use crate::error::Result;
-use crate::http::{Call, Failure, Http, Reply, safe_url};
+use crate::http::{Call, Failure, Http, Outcome, Reply, safe_url};
 use crate::secret::{Secret, Source};
 
 mod create;
@@ -567,17 +567,29 @@ impl GitLabStore {
 /// hint follows what happened: a name that does not resolve or a refused
 /// connection is not a slow server.
 fn unanswered(f: Failure) -> StoreError {
-    let m = f.message();
-    let hint = if m.contains("cannot connect") {
-        "GitLab could not be reached (name resolution or connection failed): check `auth.writeback.gitlab.api_url` (or $CI_API_V4_URL) and the network; the next run retries"
-    } else if m.contains("timed out") {
-        "GitLab did not answer in time; the next run retries"
-    } else if m.contains("answered") {
-        "GitLab answered with a server error or asked to slow down; the next run retries"
-    } else {
-        "the call to GitLab failed; the next run retries"
+    let hint = match &f {
+        Failure::GaveUp {
+            last: Outcome::NotConnected,
+            ..
+        } => {
+            "GitLab could not be reached (name resolution or connection failed): check `auth.writeback.gitlab.api_url` (or $CI_API_V4_URL) and the network; the next run retries"
+        }
+        Failure::GaveUp {
+            last: Outcome::NoAnswer,
+            ..
+        } => "GitLab did not answer in time; the next run retries",
+        Failure::GaveUp {
+            last: Outcome::Http { .. },
+            ..
+        } => "GitLab answered with a server error or asked to slow down; the next run retries",
+        Failure::Untrusted { .. } => {
+            return StoreError::permanent(f.message().to_owned()).with_hint(
+                "GitLab's TLS certificate is not trusted: check `auth.writeback.gitlab.api_url` and this machine's CA certificates",
+            );
+        }
+        _ => "the call to GitLab failed; the next run retries",
     };
-    StoreError::transient(m.to_owned()).with_hint(hint)
+    StoreError::transient(f.message().to_owned()).with_hint(hint)
 }
 
 /// GitLab's masking rules: a single line of at least 8 characters from the Base64

@@ -28,7 +28,7 @@ use url::Url;
 use super::{Entry, RemoteLock, Store, StoreError, Stored};
 use crate::env_vars;
 use crate::error::Result;
-use crate::http::safe_url;
+use crate::http::{Call, Failure, Http, safe_url};
 use crate::secret::{Secret, Source};
 
 /// `auth.writeback.vault`.
@@ -160,7 +160,7 @@ enum Auth {
 }
 
 pub(crate) struct Inner {
-    client: reqwest::Client,
+    http: Http,
     address: Url,
     namespace: Option<String>,
     mount: String,
@@ -171,7 +171,6 @@ pub(crate) struct Inner {
     token: tokio::sync::Mutex<Option<Secret>>,
     /// The KV version of each variable as last read or written (check-and-set).
     versions: Mutex<HashMap<String, u64>>,
-    retries: u32,
 }
 
 pub struct VaultStore {
@@ -250,14 +249,7 @@ pub(crate) fn connect(cfg: &crate::config::Config, c: &Config, at: &str) -> Resu
                     .with_hint("export VAULT_TOKEN, or VAULT_ROLE_ID and VAULT_SECRET_ID for AppRole (see the README for the policy the runner needs)"));
             }
         };
-        crate::http::install_crypto_provider();
-        let mut builder = reqwest::Client::builder()
-            .timeout(Duration::from_secs_f64(cfg.file.http.timeout_seconds))
-            .connect_timeout(Duration::from_secs_f64(
-                cfg.file.http.timeout_seconds.min(10.0),
-            ))
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("evertoken/", env!("CARGO_PKG_VERSION")));
+        let mut roots = Vec::new();
         let ca = match (&c.ca_file, env_nonempty(env_vars::VAULT_CACERT)) {
             (Some(f), _) => Some((cfg.resolve_path(f), key("ca_file"))),
             (None, Some(f)) => Some((PathBuf::from(f), format!("${}", env_vars::VAULT_CACERT))),
@@ -283,12 +275,10 @@ pub(crate) fn connect(cfg: &crate::config::Config, c: &Config, at: &str) -> Resu
                     )
                     .with_hint("it must hold `BEGIN CERTIFICATE` blocks: the CA that signed the Vault server's certificate")
                 })?;
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
-            }
+            roots = certs;
         }
-        let client = builder
-            .build()
+        let http = Http::new(&cfg.file.http)
+            .with_roots(roots)
             .map_err(|e| cfg.error_at(&key("ca_file"), format!("cannot set up TLS: {e}")))?;
         let namespace = c
             .namespace
@@ -296,7 +286,7 @@ pub(crate) fn connect(cfg: &crate::config::Config, c: &Config, at: &str) -> Resu
             .or_else(|| env_nonempty(env_vars::VAULT_NAMESPACE))
             .map(|n| n.trim_matches('/').to_owned());
         Ok(Inner {
-            client,
+            http,
             address,
             namespace,
             mount: c.mount.trim_matches('/').to_owned(),
@@ -305,7 +295,6 @@ pub(crate) fn connect(cfg: &crate::config::Config, c: &Config, at: &str) -> Resu
             auth,
             token: tokio::sync::Mutex::new(None),
             versions: Mutex::new(HashMap::new()),
-            retries: cfg.file.http.retries,
         })
     }
 }
@@ -378,9 +367,9 @@ impl Inner {
         Ok(t)
     }
 
-    /// One API call with retries for what is worth retrying (connect errors,
-    /// timeouts, 5xx, 429). Returns the final status, the JSON body (or null) and
-    /// the raw body.
+    /// One API call through the shared HTTP layer, which retries what is worth
+    /// retrying (connect errors, timeouts, 5xx, 429). Returns the final status,
+    /// the JSON body (or null) and the raw body.
     async fn send(
         &self,
         method: Method,
@@ -389,79 +378,32 @@ impl Inner {
         body: Option<&Value>,
     ) -> Result<(StatusCode, Value, String), StoreError> {
         let url = self.url(api_path);
-        let mut attempt = 0u32;
-        loop {
-            let mut rb = self.client.request(method.clone(), url.clone());
-            if let Some(t) = token {
-                rb = rb.header("X-Vault-Token", t.expose());
-            }
-            if let Some(ns) = &self.namespace {
-                rb = rb.header("X-Vault-Namespace", ns);
-            }
-            if let Some(b) = body {
-                rb = rb.json(b);
-            }
-            let problem = match rb.send().await {
-                Ok(resp) => {
-                    let status = resp.status();
-                    if !(status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS) {
-                        let raw = crate::http::read_body(resp, crate::http::MAX_BODY)
-                            .await
-                            .unwrap_or_default();
-                        let v = serde_json::from_str(&raw).unwrap_or(Value::Null);
-                        return Ok((status, v, raw));
-                    }
-                    let raw = crate::http::read_body(resp, crate::http::MAX_BODY)
-                        .await
-                        .unwrap_or_default();
-                    let v: Value = serde_json::from_str(&raw).unwrap_or(Value::Null);
-                    format!("answered {status}: {}", vault_message(&v, &raw))
+        let reply = self
+            .http
+            .send("Vault", Call::Safe, |c| {
+                let mut rb = c.request(method.clone(), url.clone());
+                if let Some(t) = token {
+                    rb = rb.header("X-Vault-Token", t.expose());
                 }
-                Err(e) => {
-                    let e = e.without_url();
-                    let mut s = e.to_string();
-                    let mut src = std::error::Error::source(&e);
-                    while let Some(c) = src {
-                        s.push_str(": ");
-                        s.push_str(&c.to_string());
-                        src = c.source();
-                    }
-                    if s.contains("certificate") {
-                        // Retrying does not make an untrusted certificate trusted.
-                        return Err(StoreError::permanent(format!(
-                            "Vault ({method} {}): TLS failed: {s}",
-                            safe_url(&url)
-                        ))
-                        .with_hint(format!(
-                            "if the server's certificate is signed by a private CA, set `auth.writeback.vault.ca_file` (or ${}) to that CA's PEM file",
-                            env_vars::VAULT_CACERT
-                        )));
-                    }
-                    if e.is_timeout() {
-                        format!("timed out: {s}")
-                    } else {
-                        format!("failed: {s}")
-                    }
+                if let Some(ns) = &self.namespace {
+                    rb = rb.header("X-Vault-Namespace", ns);
                 }
-            };
-            if attempt >= self.retries {
-                return Err(StoreError::transient(format!(
-                    "Vault ({method} {}) {problem} (gave up after {} attempts)",
-                    safe_url(&url),
-                    attempt + 1
-                ))
-                .with_hint("check that the Vault server is reachable and unsealed"));
-            }
-            let delay = Duration::from_millis(200u64 << attempt.min(5)).min(Duration::from_secs(5));
-            let jitter = Duration::from_millis(rand::random::<u64>() % 100);
-            tracing::info!(
-                "Vault ({method} {}) {problem}; retrying in {:.1}s",
-                safe_url(&url),
-                (delay + jitter).as_secs_f64()
-            );
-            tokio::time::sleep(delay + jitter).await;
-            attempt += 1;
-        }
+                if let Some(b) = body {
+                    rb = rb.json(b);
+                }
+                rb
+            })
+            .await
+            .map_err(|f| match f {
+                Failure::Untrusted { message } => StoreError::permanent(message).with_hint(format!(
+                    "if the server's certificate is signed by a private CA, set `auth.writeback.vault.ca_file` (or ${}) to that CA's PEM file",
+                    env_vars::VAULT_CACERT
+                )),
+                f => StoreError::transient(f.message().to_owned())
+                    .with_hint("check that the Vault server is reachable and unsealed"),
+            })?;
+        let v = serde_json::from_str(&reply.body).unwrap_or(Value::Null);
+        Ok((reply.status, v, reply.body))
     }
 
     /// An authenticated call; an AppRole token that stopped working is renewed once.
