@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::http::Http;
+use crate::section::{Ctx, Site};
 use crate::{alert, env_vars, files, github, provider, store};
 
 /// The whole file, as written by the user.
@@ -82,6 +84,12 @@ pub struct Config {
     pub path: Option<PathBuf>,
     /// Relative paths in the config resolve against this directory.
     pub base_dir: PathBuf,
+    /// The file and directory, as sections see them.
+    pub site: Site,
+    /// `auth.writeback`, resolved once at load: the selected store's settings.
+    pub writeback: store::Writeback,
+    /// `auth.alerts`, resolved once at load: the channel's settings, if any.
+    pub alerts: alert::Alerts,
 }
 
 impl Config {
@@ -115,11 +123,11 @@ impl Config {
     pub fn load(explicit: Option<&Path>) -> Result<Config> {
         match Self::locate(explicit)? {
             Some(path) => Self::load_file(&path),
-            None => Ok(Config {
-                file: FileConfig::default(),
-                path: None,
-                base_dir: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
-            }),
+            None => Self::resolve(
+                FileConfig::default(),
+                None,
+                std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+            ),
         }
     }
 
@@ -134,32 +142,74 @@ impl Config {
             .filter(|p| !p.as_os_str().is_empty())
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."));
-        let cfg = Config {
+        Self::resolve(file, Some(path.to_path_buf()), base_dir)
+    }
+
+    /// Checks the file and resolves its sections, once: building the resolved
+    /// values is the validation, so an invalid combination is an error (exit 2)
+    /// naming its key, and never a value later code must re-check.
+    fn resolve(file: FileConfig, path: Option<PathBuf>, base_dir: PathBuf) -> Result<Config> {
+        let site = Site::new(path.as_deref(), &base_dir);
+        let mut cfg = Config {
             file,
-            path: Some(path.to_path_buf()),
+            path,
             base_dir,
+            site,
+            writeback: store::Writeback::default(),
+            alerts: alert::Alerts::default(),
         };
-        cfg.validate()?;
+        cfg.check_ranges()?;
+        provider::validate(&cfg)?;
+        cfg.writeback = store::Writeback::resolve(&cfg.file.auth.writeback, &cfg.site)?;
+        cfg.alerts = alert::Alerts::resolve(&cfg.file.auth.alerts, &cfg.site)?;
+        github::validate(&cfg)?;
+        let h = &cfg.file.http;
+        if !(h.timeout_seconds > 0.0 && h.timeout_seconds.is_finite()) {
+            return Err(cfg
+                .error_at(
+                    "http.timeout_seconds",
+                    "must be a positive number of seconds",
+                )
+                .with_hint("for example `timeout_seconds: 30`"));
+        }
         Ok(cfg)
+    }
+
+    /// Writes back to `backend` instead of the configured one (`auth login
+    /// --store`): its section is resolved again, with the same checks.
+    pub fn use_backend(&mut self, backend: store::Backend) -> Result<()> {
+        self.file.auth.writeback.backend = backend;
+        self.writeback = store::Writeback::resolve(&self.file.auth.writeback, &self.site)?;
+        Ok(())
+    }
+
+    /// What a store or alert channel is opened with.
+    pub fn ctx<'a>(&'a self, http: &'a Http) -> Ctx<'a> {
+        Ctx {
+            site: &self.site,
+            http,
+        }
+    }
+
+    /// Opens the configured write-back store.
+    pub fn open_store(&self, http: &Http) -> Result<std::sync::Arc<dyn store::Store>> {
+        self.writeback.open(&self.ctx(http))
+    }
+
+    /// Builds the configured alert channel; `Ok(None)` for `backend: none`.
+    pub fn notifier(&self, http: &Http) -> Result<Option<Box<dyn alert::Notifier>>> {
+        self.alerts.notifier(&self.ctx(http))
     }
 
     /// The file name for messages: the path, or "(no config file)".
     pub fn display_path(&self) -> String {
-        self.path
-            .as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "(no config file)".to_owned())
+        self.site.file.clone()
     }
 
     /// Resolves a path from the config: `~` expands, relative is relative to the
     /// config file's directory.
     pub fn resolve_path(&self, p: &str) -> PathBuf {
-        let expanded = files::expand_tilde(p);
-        if expanded.is_absolute() {
-            expanded
-        } else {
-            self.base_dir.join(expanded)
-        }
+        self.site.resolve_path(p)
     }
 
     pub fn journal_dir(&self) -> PathBuf {
@@ -171,25 +221,7 @@ impl Config {
 
     /// A config error at `key`, naming this file.
     pub fn error_at(&self, key: &str, what: impl std::fmt::Display) -> Error {
-        Error::config(format!("{}: `{key}`: {what}", self.display_path()))
-    }
-
-    fn validate(&self) -> Result<()> {
-        self.check_ranges()?;
-        provider::validate(self)?;
-        store::validate(self)?;
-        alert::validate(self)?;
-        github::validate(self)?;
-        let h = &self.file.http;
-        if !(h.timeout_seconds > 0.0 && h.timeout_seconds.is_finite()) {
-            return Err(self
-                .error_at(
-                    "http.timeout_seconds",
-                    "must be a positive number of seconds",
-                )
-                .with_hint("for example `timeout_seconds: 30`"));
-        }
-        Ok(())
+        self.site.error_at(key, what)
     }
 }
 

@@ -17,10 +17,10 @@ use serde_json::{Value, json};
 use url::Url;
 
 use super::{Alert, AlertKind, Item, Level, Notifier};
-use crate::config::Config as AppConfig;
 use crate::env_vars;
 use crate::error::Result;
 use crate::http::{Call, Http};
+use crate::section::{Ctx, Site};
 
 /// `auth.alerts.webhook`.
 #[derive(Default, Deserialize)]
@@ -91,14 +91,9 @@ pub fn redact(url: &Url) -> String {
     }
 }
 
-fn configured(cfg: &AppConfig) -> (Option<&Config>, Format) {
-    let c = cfg.file.auth.alerts.webhook.as_ref();
-    (c, c.map(|c| c.format).unwrap_or_default())
-}
-
-fn parse_url(cfg: &AppConfig, raw: &str, from: &str) -> Result<Url> {
+fn parse_url(site: &Site, raw: &str, from: &str) -> Result<Url> {
     let bad = |why: &str| {
-        cfg.error_at(from, format!("the webhook URL is not usable: {why}"))
+        site.error_at(from, format!("the webhook URL is not usable: {why}"))
             .with_hint(
                 "paste the incoming-webhook URL exactly as the chat service shows it (https://…)",
             )
@@ -110,10 +105,10 @@ fn parse_url(cfg: &AppConfig, raw: &str, from: &str) -> Result<Url> {
     Ok(url)
 }
 
-fn resolve_format(cfg: &AppConfig, url: &Url, format: Format) -> Result<Format> {
+fn resolve_format(site: &Site, url: &Url, format: Format) -> Result<Format> {
     match format {
         Format::Auto => Format::detect(url).ok_or_else(|| {
-            cfg.error_at(
+            site.error_at(
                 "auth.alerts.webhook.format",
                 format!(
                     "is `auto` but {} is not a known Slack, Teams or Discord host",
@@ -126,16 +121,42 @@ fn resolve_format(cfg: &AppConfig, url: &Url, format: Format) -> Result<Format> 
     }
 }
 
-pub(crate) fn validate(cfg: &AppConfig) -> Result<()> {
-    let (c, format) = configured(cfg);
-    if let Some(raw) = c
-        .and_then(|c| c.url.as_deref())
-        .filter(|u| !u.trim().is_empty())
-    {
-        let url = parse_url(cfg, raw, "auth.alerts.webhook.url")?;
-        resolve_format(cfg, &url, format)?;
+/// `auth.alerts.webhook`, resolved: the URL from the file (a secret, never shown
+/// whole) with its format, or only the format when the URL comes from
+/// `ALERT_WEBHOOK_URL` when the channel opens.
+pub struct Settings {
+    url: Option<Url>,
+    format: Format,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("url", &self.url.as_ref().map(redact))
+            .field("format", &self.format)
+            .finish()
     }
-    Ok(())
+}
+
+impl Settings {
+    pub fn resolve(c: Option<&Config>, site: &Site) -> Result<Settings> {
+        let format = c.map(|c| c.format).unwrap_or_default();
+        let url = match c
+            .and_then(|c| c.url.as_deref())
+            .filter(|u| !u.trim().is_empty())
+        {
+            Some(raw) => {
+                crate::scrub::register_url(raw);
+                Some(parse_url(site, raw, "auth.alerts.webhook.url")?)
+            }
+            None => None,
+        };
+        let format = match &url {
+            Some(u) => resolve_format(site, u, format)?,
+            None => format,
+        };
+        Ok(Settings { url, format })
+    }
 }
 
 pub struct Webhook {
@@ -147,32 +168,28 @@ pub struct Webhook {
 }
 
 impl Webhook {
-    pub fn from_config(cfg: &AppConfig) -> Result<Webhook> {
-        let (c, format) = configured(cfg);
-        let from_file = c
-            .and_then(|c| c.url.clone())
-            .filter(|u| !u.trim().is_empty());
-        let (raw, key) = match from_file {
-            Some(u) => (u, "auth.alerts.webhook.url"),
-            None => match std::env::var(env_vars::ALERT_WEBHOOK_URL)
-                .ok()
-                .filter(|u| !u.trim().is_empty())
-            {
-                Some(u) => (u, env_vars::ALERT_WEBHOOK_URL),
-                None => {
-                    return Err(cfg
+    pub fn open(s: &Settings, ctx: &Ctx) -> Result<Webhook> {
+        let (url, format) = match &s.url {
+            Some(u) => (u.clone(), s.format),
+            None => {
+                let Some(raw) = std::env::var(env_vars::ALERT_WEBHOOK_URL)
+                    .ok()
+                    .filter(|u| !u.trim().is_empty())
+                else {
+                    return Err(ctx
                         .error_at("auth.alerts.webhook.url", format!("no webhook URL: the key is empty and {} is not set", env_vars::ALERT_WEBHOOK_URL))
                         .with_hint(format!("export {}=https://hooks.slack.com/services/… (keep it out of the config file: it is a secret)", env_vars::ALERT_WEBHOOK_URL)));
-                }
-            },
+                };
+                crate::scrub::register_url(&raw);
+                let url = parse_url(ctx.site, &raw, env_vars::ALERT_WEBHOOK_URL)?;
+                let format = resolve_format(ctx.site, &url, s.format)?;
+                (url, format)
+            }
         };
-        crate::scrub::register_url(&raw);
-        let url = parse_url(cfg, &raw, key)?;
-        let format = resolve_format(cfg, &url, format)?;
         Ok(Webhook {
             url,
             format,
-            http: Http::new(&cfg.file.http),
+            http: ctx.http.clone(),
             last_status: std::sync::atomic::AtomicU16::new(0),
         })
     }

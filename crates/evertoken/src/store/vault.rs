@@ -30,6 +30,7 @@ use crate::env_vars;
 use crate::error::Result;
 use crate::http::{Call, Failure, Http, safe_url};
 use crate::secret::{Secret, Source};
+use crate::section::{Ctx, Site};
 
 /// `auth.writeback.vault`.
 #[derive(Debug, Deserialize)]
@@ -108,42 +109,67 @@ fn valid_path(p: &str) -> bool {
         })
 }
 
-pub(crate) fn validate(cfg: &crate::config::Config) -> Result<()> {
-    let Some(c) = &cfg.file.auth.writeback.vault else {
-        return Ok(());
-    };
-    let key = |k: &str| format!("auth.writeback.vault.{k}");
-    for (k, v) in [
-        ("mount", &c.mount),
-        ("path", &c.path),
-        ("approle_mount", &c.approle_mount),
-    ] {
-        let t = v.trim_matches('/');
-        if !valid_path(t) {
-            return Err(cfg
-                .error_at(&key(k), format!("`{v}` is not a Vault path"))
-                .with_hint("use segments of letters, digits, `-`, `_` and `.`, separated by `/`, e.g. `secret` or `ci/evertoken`"));
+/// `auth.writeback.vault` (or a GitHub App's Transit signer), resolved: checked
+/// names and address, the CA file's path, the lock timings. The address, token
+/// and namespace the file leaves out come from `$VAULT_*` when the store opens.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    address: Option<Url>,
+    mount: String,
+    path: String,
+    namespace: Option<String>,
+    ca_file: Option<PathBuf>,
+    approle_mount: String,
+    lock_timeout: Duration,
+    lock_ttl: Duration,
+}
+
+impl Settings {
+    /// `at` is the block's key, for messages (`auth.writeback.vault`).
+    pub fn resolve(c: &Config, site: &Site, at: &str) -> Result<Settings> {
+        let key = |k: &str| format!("{at}.{k}");
+        for (k, v) in [
+            ("mount", &c.mount),
+            ("path", &c.path),
+            ("approle_mount", &c.approle_mount),
+        ] {
+            let t = v.trim_matches('/');
+            if !valid_path(t) {
+                return Err(site
+                    .error_at(&key(k), format!("`{v}` is not a Vault path"))
+                    .with_hint("use segments of letters, digits, `-`, `_` and `.`, separated by `/`, e.g. `secret` or `ci/evertoken`"));
+            }
         }
+        let address = match &c.address {
+            Some(a) => Some(parse_address(a).map_err(|e| {
+                site.error_at(&key("address"), e)
+                    .with_hint("for example `https://vault.example.com:8200`")
+            })?),
+            None => None,
+        };
+        if c.lock_timeout_seconds == 0 || c.lock_ttl_seconds == 0 {
+            return Err(site
+                .error_at(
+                    &key(if c.lock_ttl_seconds == 0 {
+                        "lock_ttl_seconds"
+                    } else {
+                        "lock_timeout_seconds"
+                    }),
+                    "must be at least 1",
+                )
+                .with_hint("the defaults are 120 (timeout) and 600 (ttl)"));
+        }
+        Ok(Settings {
+            address,
+            mount: c.mount.trim_matches('/').to_owned(),
+            path: c.path.trim_matches('/').to_owned(),
+            namespace: c.namespace.as_ref().map(|n| n.trim_matches('/').to_owned()),
+            ca_file: c.ca_file.as_deref().map(|f| site.resolve_path(f)),
+            approle_mount: c.approle_mount.trim_matches('/').to_owned(),
+            lock_timeout: Duration::from_secs(c.lock_timeout_seconds),
+            lock_ttl: Duration::from_secs(c.lock_ttl_seconds),
+        })
     }
-    if let Some(a) = &c.address {
-        parse_address(a).map_err(|e| {
-            cfg.error_at(&key("address"), e)
-                .with_hint("for example `https://vault.example.com:8200`")
-        })?;
-    }
-    if c.lock_timeout_seconds == 0 || c.lock_ttl_seconds == 0 {
-        return Err(cfg
-            .error_at(
-                &key(if c.lock_ttl_seconds == 0 {
-                    "lock_ttl_seconds"
-                } else {
-                    "lock_timeout_seconds"
-                }),
-                "must be at least 1",
-            )
-            .with_hint("the defaults are 120 (timeout) and 600 (ttl)"));
-    }
-    Ok(())
 }
 
 fn parse_address(a: &str) -> std::result::Result<Url, String> {
@@ -186,117 +212,116 @@ struct Kv {
 }
 
 impl VaultStore {
-    pub fn open(cfg: &crate::config::Config) -> Result<Self> {
-        let default = Config::default();
-        let c = cfg.file.auth.writeback.vault.as_ref().unwrap_or(&default);
+    pub fn open(s: &Settings, ctx: &Ctx) -> Result<Self> {
         Ok(Self {
-            inner: Arc::new(connect(cfg, c, "auth.writeback.vault")?),
-            lock_timeout: Duration::from_secs(c.lock_timeout_seconds),
-            lock_ttl: Duration::from_secs(c.lock_ttl_seconds),
+            inner: Arc::new(connect(s, ctx, "auth.writeback.vault")?),
+            lock_timeout: s.lock_timeout,
+            lock_ttl: s.lock_ttl,
         })
     }
 }
 
-/// Address, auth (token or AppRole), namespace and CA file of `c`, as the
-/// config key `at` (the store's, or a GitHub App's Transit signer) names them.
-pub(crate) fn connect(cfg: &crate::config::Config, c: &Config, at: &str) -> Result<Inner> {
-    {
-        let key = |k: &str| format!("{at}.{k}");
-        let address = match (&c.address, env_nonempty(env_vars::VAULT_ADDR)) {
-            (Some(a), _) => a.clone(),
-            (None, Some(a)) => a,
-            (None, None) => {
-                return Err(cfg
-                    .error_at(&key("address"), format!("is not set, and neither is ${}", env_vars::VAULT_ADDR))
-                    .with_hint("set `auth.writeback.vault.address: https://vault.example.com:8200` or export VAULT_ADDR"));
-            }
-        };
-        let address = parse_address(&address).map_err(|e| {
-            cfg.error_at(&key("address"), e)
-                .with_hint("for example `https://vault.example.com:8200`")
-        })?;
-        let auth = match (
-            env_nonempty(env_vars::VAULT_TOKEN),
-            env_nonempty(env_vars::VAULT_ROLE_ID),
-            env_nonempty(env_vars::VAULT_SECRET_ID),
-        ) {
-            (Some(t), _, _) => Auth::Token(Secret::new(t)),
-            (None, Some(r), Some(s)) => Auth::AppRole {
-                role_id: Secret::new(r),
-                secret_id: Secret::new(s),
-            },
-            (None, r, s) => {
-                let missing = match (r.is_some(), s.is_some()) {
-                    (true, false) => format!(
-                        "${} is set but ${} is not",
-                        env_vars::VAULT_ROLE_ID,
-                        env_vars::VAULT_SECRET_ID
-                    ),
-                    (false, true) => format!(
-                        "${} is set but ${} is not",
-                        env_vars::VAULT_SECRET_ID,
-                        env_vars::VAULT_ROLE_ID
-                    ),
-                    _ => format!(
-                        "neither ${} nor ${} + ${} is set",
-                        env_vars::VAULT_TOKEN,
-                        env_vars::VAULT_ROLE_ID,
-                        env_vars::VAULT_SECRET_ID
-                    ),
-                };
-                return Err(cfg
-                    .error_at(if at == "auth.writeback.vault" { "auth.writeback.backend" } else { at }, format!("cannot log in to Vault: {missing}"))
-                    .with_hint("export VAULT_TOKEN, or VAULT_ROLE_ID and VAULT_SECRET_ID for AppRole (see the README for the policy the runner needs)"));
-            }
-        };
-        let mut roots = Vec::new();
-        let ca = match (&c.ca_file, env_nonempty(env_vars::VAULT_CACERT)) {
-            (Some(f), _) => Some((cfg.resolve_path(f), key("ca_file"))),
-            (None, Some(f)) => Some((PathBuf::from(f), format!("${}", env_vars::VAULT_CACERT))),
-            (None, None) => None,
-        };
-        if let Some((path, from)) = ca {
-            let pem = std::fs::read(&path).map_err(|e| {
-                cfg.error_at(
-                    &key("ca_file"),
-                    format!("cannot read {} (from {from}): {e}", path.display()),
-                )
-                .with_hint(
-                    "point it at the PEM file of the CA that signed the Vault server's certificate",
-                )
-            })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .ok()
-                .filter(|c| !c.is_empty())
-                .ok_or_else(|| {
-                    cfg.error_at(
-                        &key("ca_file"),
-                        format!("{} (from {from}) holds no PEM certificate", path.display()),
-                    )
-                    .with_hint("it must hold `BEGIN CERTIFICATE` blocks: the CA that signed the Vault server's certificate")
-                })?;
-            roots = certs;
+/// Address, auth (token or AppRole), namespace and CA file of `s`, the
+/// environment filling in what the file leaves out; `at` (the store's key, or a
+/// GitHub App's Transit signer) names them in messages.
+pub(crate) fn connect(s: &Settings, ctx: &Ctx, at: &str) -> Result<Inner> {
+    let key = |k: &str| format!("{at}.{k}");
+    let address = match (&s.address, env_nonempty(env_vars::VAULT_ADDR)) {
+        (Some(a), _) => a.clone(),
+        (None, Some(a)) => parse_address(&a).map_err(|e| {
+            ctx.error_at(
+                &key("address"),
+                format!("{e} (from ${})", env_vars::VAULT_ADDR),
+            )
+            .with_hint("for example `https://vault.example.com:8200`")
+        })?,
+        (None, None) => {
+            return Err(ctx
+                .error_at(&key("address"), format!("is not set, and neither is ${}", env_vars::VAULT_ADDR))
+                .with_hint("set `auth.writeback.vault.address: https://vault.example.com:8200` or export VAULT_ADDR"));
         }
-        let http = Http::new(&cfg.file.http)
-            .with_roots(roots)
-            .map_err(|e| cfg.error_at(&key("ca_file"), format!("cannot set up TLS: {e}")))?;
-        let namespace = c
-            .namespace
-            .clone()
-            .or_else(|| env_nonempty(env_vars::VAULT_NAMESPACE))
-            .map(|n| n.trim_matches('/').to_owned());
-        Ok(Inner {
-            http,
-            address,
-            namespace,
-            mount: c.mount.trim_matches('/').to_owned(),
-            path: c.path.trim_matches('/').to_owned(),
-            approle_mount: c.approle_mount.trim_matches('/').to_owned(),
-            auth,
-            token: tokio::sync::Mutex::new(None),
-            versions: Mutex::new(HashMap::new()),
-        })
+    };
+    let auth = match (
+        env_nonempty(env_vars::VAULT_TOKEN),
+        env_nonempty(env_vars::VAULT_ROLE_ID),
+        env_nonempty(env_vars::VAULT_SECRET_ID),
+    ) {
+        (Some(t), _, _) => Auth::Token(Secret::new(t)),
+        (None, Some(r), Some(s)) => Auth::AppRole {
+            role_id: Secret::new(r),
+            secret_id: Secret::new(s),
+        },
+        (None, r, s) => {
+            let missing = match (r.is_some(), s.is_some()) {
+                (true, false) => format!(
+                    "${} is set but ${} is not",
+                    env_vars::VAULT_ROLE_ID,
+                    env_vars::VAULT_SECRET_ID
+                ),
+                (false, true) => format!(
+                    "${} is set but ${} is not",
+                    env_vars::VAULT_SECRET_ID,
+                    env_vars::VAULT_ROLE_ID
+                ),
+                _ => format!(
+                    "neither ${} nor ${} + ${} is set",
+                    env_vars::VAULT_TOKEN,
+                    env_vars::VAULT_ROLE_ID,
+                    env_vars::VAULT_SECRET_ID
+                ),
+            };
+            return Err(ctx
+                .error_at(if at == "auth.writeback.vault" { "auth.writeback.backend" } else { at }, format!("cannot log in to Vault: {missing}"))
+                .with_hint("export VAULT_TOKEN, or VAULT_ROLE_ID and VAULT_SECRET_ID for AppRole (see the README for the policy the runner needs)"));
+        }
+    };
+    let ca = match (&s.ca_file, env_nonempty(env_vars::VAULT_CACERT)) {
+        (Some(f), _) => Some((f.clone(), key("ca_file"))),
+        (None, Some(f)) => Some((PathBuf::from(f), format!("${}", env_vars::VAULT_CACERT))),
+        (None, None) => None,
+    };
+    let mut roots = Vec::new();
+    if let Some((path, from)) = ca {
+        let pem = std::fs::read(&path).map_err(|e| {
+            ctx.error_at(
+                &key("ca_file"),
+                format!("cannot read {} (from {from}): {e}", path.display()),
+            )
+            .with_hint(
+                "point it at the PEM file of the CA that signed the Vault server's certificate",
+            )
+        })?;
+        roots = reqwest::Certificate::from_pem_bundle(&pem)
+            .ok()
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| {
+                ctx.error_at(
+                    &key("ca_file"),
+                    format!("{} (from {from}) holds no PEM certificate", path.display()),
+                )
+                .with_hint("it must hold `BEGIN CERTIFICATE` blocks: the CA that signed the Vault server's certificate")
+            })?;
     }
+    // The process's HTTP layer (timeouts, retries); with a private CA, its own
+    // client trusting that CA too.
+    let http = ctx
+        .http
+        .with_roots(roots)
+        .map_err(|e| ctx.error_at(&key("ca_file"), format!("cannot set up TLS: {e}")))?;
+    let namespace = s.namespace.clone().or_else(|| {
+        env_nonempty(env_vars::VAULT_NAMESPACE).map(|n| n.trim_matches('/').to_owned())
+    });
+    Ok(Inner {
+        http,
+        address,
+        namespace,
+        mount: s.mount.clone(),
+        path: s.path.clone(),
+        approle_mount: s.approle_mount.clone(),
+        auth,
+        token: tokio::sync::Mutex::new(None),
+        versions: Mutex::new(HashMap::new()),
+    })
 }
 
 /// The first of Vault's `errors`, or the start of the body.
