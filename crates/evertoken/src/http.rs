@@ -90,7 +90,13 @@ pub(crate) async fn read_body(mut resp: reqwest::Response, limit: usize) -> Resu
 pub enum Failure {
     /// Every attempt failed with a transient error, or one failed for good;
     /// `last` is what the last attempt came to.
-    GaveUp { message: String, last: Outcome },
+    GaveUp {
+        message: String,
+        last: Outcome,
+        /// The body of the last answer, when one came (a 5xx, a 429): the
+        /// service's own words, for a caller that knows their shape.
+        answer: Option<String>,
+    },
     /// A rotating request was sent and no answer came back: the provider may have
     /// rotated the credential. Never reported as success, never blindly retried.
     Unknown { message: String },
@@ -219,6 +225,7 @@ pub(crate) enum Attempt {
         message: String,
         after: Option<Duration>,
         last: Outcome,
+        answer: Option<String>,
     },
     Stop(Failure),
 }
@@ -393,6 +400,7 @@ impl Http {
                 Attempt::Stop(Failure::GaveUp {
                     message: format!("{what}: bad request: {}", e.without_url()),
                     last: Outcome::Broken,
+                    answer: None,
                 })
             })?;
             let at = match shown {
@@ -412,13 +420,14 @@ impl Http {
             let headers = resp.headers().clone();
             let mut retry_after = retry_after(&headers);
             let retryable = status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
+            // A retryable answer's body (at most 64 KiB) is kept for the caller,
+            // which knows the service's error shapes, in case it is the last.
+            let mut answer = None;
             let body = if retryable {
+                answer = read_body(resp, 64 * 1024).await.ok();
                 // Discord says how long to wait in the 429's JSON body.
                 if retry_after.is_none() && status == StatusCode::TOO_MANY_REQUESTS {
-                    retry_after = read_body(resp, 64 * 1024)
-                        .await
-                        .ok()
-                        .and_then(|b| json_retry_after(&b));
+                    retry_after = answer.as_deref().and_then(json_retry_after);
                 }
                 Ok(String::new())
             } else {
@@ -451,17 +460,20 @@ impl Http {
                             self.max_retry_after.as_secs()
                         ),
                         last: outcome,
+                        answer,
                     }))
                 }
                 Decision::Retry { after } => Err(Attempt::Retry {
                     message: problem(),
                     after,
                     last: outcome,
+                    answer,
                 }),
                 Decision::Unknown => Err(Attempt::Stop(Failure::Unknown { message: problem() })),
                 Decision::Stop => Err(Attempt::Stop(Failure::GaveUp {
                     message: problem(),
                     last: outcome,
+                    answer,
                 })),
             }
         };
@@ -500,9 +512,15 @@ impl Http {
             })
             .await
             .map_err(|e| match e {
-                Attempt::Retry { message, last, .. } => Failure::GaveUp {
+                Attempt::Retry {
+                    message,
+                    last,
+                    answer,
+                    ..
+                } => Failure::GaveUp {
                     message: format!("{message} (gave up after {} attempts)", self.retries + 1),
                     last,
+                    answer,
                 },
                 Attempt::Stop(f) => f,
             })
@@ -533,6 +551,7 @@ fn send_error(at: &str, call: Call, e: reqwest::Error) -> Attempt {
             message,
             after,
             last: outcome,
+            answer: None,
         },
         Decision::Unknown => Attempt::Stop(Failure::Unknown {
             message: format!(
@@ -545,6 +564,7 @@ fn send_error(at: &str, call: Call, e: reqwest::Error) -> Attempt {
         Decision::Stop | Decision::Answer => Attempt::Stop(Failure::GaveUp {
             message,
             last: outcome,
+            answer: None,
         }),
     }
 }

@@ -296,11 +296,13 @@ impl Notifier for Email {
                         message,
                         after,
                         last: outcome,
+                        answer: None,
                     },
                     Decision::Stop | Decision::Unknown | Decision::Answer => {
                         Attempt::Stop(Failure::GaveUp {
                             message: format!("{message}{hint}"),
                             last: outcome,
+                            answer: None,
                         })
                     }
                 })

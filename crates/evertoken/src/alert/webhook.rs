@@ -19,7 +19,7 @@ use url::Url;
 use super::{Alert, AlertKind, Item, Level, Notifier};
 use crate::env_vars;
 use crate::error::Result;
-use crate::http::{Call, Http};
+use crate::http::{Call, Failure, Http};
 use crate::section::{Ctx, Site};
 
 /// `auth.alerts.webhook`.
@@ -236,7 +236,15 @@ impl Notifier for Webhook {
             .http
             .send_hidden(&what, Call::Safe, |c| c.post(self.url.clone()).json(&body))
             .await
-            .map_err(|f| f.message().to_owned())?;
+            .map_err(|f| match f {
+                // The service's own words from its last answer.
+                Failure::GaveUp {
+                    message,
+                    answer: Some(body),
+                    ..
+                } => format!("{message}{}", describe_error(&body)),
+                f => f.message().to_owned(),
+            })?;
         let status = reply.status;
         if status.is_success() {
             self.last_status

@@ -424,6 +424,15 @@ impl Inner {
                     "if the server's certificate is signed by a private CA, set `auth.writeback.vault.ca_file` (or ${}) to that CA's PEM file",
                     env_vars::VAULT_CACERT
                 )),
+                Failure::GaveUp {
+                    message,
+                    answer: Some(raw),
+                    ..
+                } => {
+                    let v = serde_json::from_str(&raw).unwrap_or(Value::Null);
+                    StoreError::transient(format!("{message}: {}", vault_message(&v, &raw)))
+                        .with_hint("check that the Vault server is reachable and unsealed")
+                }
                 f => StoreError::transient(f.message().to_owned())
                     .with_hint("check that the Vault server is reachable and unsealed"),
             })?;
