@@ -597,6 +597,136 @@ mod tests {
     }
 }
 
+/// Resolution at load: `auth.writeback` and `auth.alerts` become the typed
+/// [`store::Writeback`] and [`alert::Alerts`]; an invalid combination is a config
+/// error (exit 2) naming its key, and a valid one carries only what was chosen.
+#[cfg(test)]
+mod resolution {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config> {
+        let dir = std::env::temp_dir().join(format!(
+            "evertoken-resolve-{}-{}",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("evertoken.yaml");
+        std::fs::write(&path, text).unwrap();
+        let r = Config::load_file(&path);
+        let _ = std::fs::remove_dir_all(&dir);
+        r
+    }
+
+    #[test]
+    fn invalid_combinations_are_errors_naming_the_key() {
+        let cases = [
+            (
+                "auth:\n  writeback:\n    backend: env-file\n",
+                "`auth.writeback.env_file`",
+            ),
+            (
+                "auth:\n  writeback:\n    gitlab: { project: a/b, group: a }\n",
+                "`auth.writeback.gitlab`",
+            ),
+            (
+                "auth:\n  writeback:\n    backend: gitlab\n    gitlab: { project: \" \" }\n",
+                "`auth.writeback.gitlab.project`",
+            ),
+            (
+                "auth:\n  writeback:\n    github_actions: { repository: o/r, organization: o }\n",
+                "`auth.writeback.github_actions`",
+            ),
+            (
+                "auth:\n  writeback:\n    github_actions: { organization: o, environment: prod }\n",
+                "`auth.writeback.github_actions.environment`",
+            ),
+            (
+                "auth:\n  writeback:\n    github_actions: { repository: o/r, visibility: all }\n",
+                "`auth.writeback.github_actions.visibility`",
+            ),
+            (
+                "auth:\n  writeback:\n    github_actions: { repository: not-a-repo }\n",
+                "`auth.writeback.github_actions.repository`",
+            ),
+            (
+                "auth:\n  writeback:\n    backend: vault\n    vault: { mount: \"a/../b\" }\n",
+                "`auth.writeback.vault.mount`",
+            ),
+            (
+                "auth:\n  writeback:\n    vault: { address: \"ftp://vault\" }\n",
+                "`auth.writeback.vault.address`",
+            ),
+            (
+                "auth:\n  alerts:\n    backend: email\n",
+                "`auth.alerts.email`",
+            ),
+            (
+                "auth:\n  alerts:\n    backend: email\n    email: { host: smtp.example.com, from: a@example.com, to: [] }\n",
+                "`auth.alerts.email.to`",
+            ),
+            (
+                "auth:\n  alerts:\n    backend: email\n    email: { host: smtp.example.com, from: a@example.com, to: [b@example.com], tls: none }\n",
+                "`auth.alerts.email.tls`",
+            ),
+            (
+                "auth:\n  alerts:\n    backend: webhook\n    webhook: { url: \"https://chat.example.com/hook\" }\n",
+                "`auth.alerts.webhook.format`",
+            ),
+            (
+                "auth:\n  alerts:\n    backend: webhook\n    webhook: { url: \"not a url\" }\n",
+                "`auth.alerts.webhook.url`",
+            ),
+        ];
+        for (text, key) in cases {
+            let e = load(text).expect_err(text);
+            assert_eq!(e.exit_code(), 2, "{text}: {}", e.message);
+            assert!(e.message.contains(key), "{text}: {}", e.message);
+            assert!(e.message.contains("evertoken.yaml"), "{}", e.message);
+            assert!(
+                e.hint.is_some() || key.ends_with(".port`"),
+                "{text}: no hint"
+            );
+        }
+    }
+
+    #[test]
+    fn a_valid_file_resolves_to_the_chosen_store_and_channel_only() {
+        let c = load(
+            "auth:\n  writeback:\n    backend: env-file\n    env_file: { path: tokens.env }\n  alerts:\n    backend: webhook\n    webhook: { url: \"https://hooks.slack.com/services/T0/B0/resolve-test\" }\n",
+        )
+        .unwrap();
+        match &c.writeback {
+            store::Writeback::EnvFile(s) => {
+                assert_eq!(s.path, c.base_dir.join("tokens.env"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(c.writeback.backend(), store::Backend::EnvFile);
+        assert_eq!(c.alerts.backend(), alert::Backend::Webhook);
+        let shown = format!("{:?}", c.alerts);
+        assert!(!shown.contains("resolve-test"), "{shown}");
+
+        let d = load("platforms: {}\n").unwrap();
+        assert!(matches!(d.writeback, store::Writeback::Local(_)));
+        assert!(d.alerts.channel.is_none());
+    }
+
+    #[test]
+    fn a_store_chosen_on_the_command_line_is_resolved_with_the_same_checks() {
+        let mut c = load("auth:\n  writeback:\n    backend: local\n").unwrap();
+        let e = c.use_backend(store::Backend::EnvFile).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(
+            e.message.contains("`auth.writeback.env_file`"),
+            "{}",
+            e.message
+        );
+        c.use_backend(store::Backend::Gitlab).unwrap();
+        assert_eq!(c.writeback.backend(), store::Backend::Gitlab);
+    }
+}
+
 /// Fuzzing the config parser: no input panics; every rejection is a config error
 /// (exit 2) naming the file. `PROPTEST_CASES` scales the run (CI: the default;
 /// `scripts/reliability`: far more).
