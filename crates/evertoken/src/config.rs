@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::http::Http;
+use crate::section::{Ctx, Site};
 use crate::{alert, env_vars, files, github, provider, store};
 
 /// The whole file, as written by the user.
@@ -82,6 +84,12 @@ pub struct Config {
     pub path: Option<PathBuf>,
     /// Relative paths in the config resolve against this directory.
     pub base_dir: PathBuf,
+    /// The file and directory, as sections see them.
+    pub site: Site,
+    /// `auth.writeback`, resolved once at load: the selected store's settings.
+    pub writeback: store::Writeback,
+    /// `auth.alerts`, resolved once at load: the channel's settings, if any.
+    pub alerts: alert::Alerts,
 }
 
 impl Config {
@@ -115,11 +123,11 @@ impl Config {
     pub fn load(explicit: Option<&Path>) -> Result<Config> {
         match Self::locate(explicit)? {
             Some(path) => Self::load_file(&path),
-            None => Ok(Config {
-                file: FileConfig::default(),
-                path: None,
-                base_dir: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
-            }),
+            None => Self::resolve(
+                FileConfig::default(),
+                None,
+                std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+            ),
         }
     }
 
@@ -134,32 +142,74 @@ impl Config {
             .filter(|p| !p.as_os_str().is_empty())
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."));
-        let cfg = Config {
+        Self::resolve(file, Some(path.to_path_buf()), base_dir)
+    }
+
+    /// Checks the file and resolves its sections, once: building the resolved
+    /// values is the validation, so an invalid combination is an error (exit 2)
+    /// naming its key, and never a value later code must re-check.
+    fn resolve(file: FileConfig, path: Option<PathBuf>, base_dir: PathBuf) -> Result<Config> {
+        let site = Site::new(path.as_deref(), &base_dir);
+        let mut cfg = Config {
             file,
-            path: Some(path.to_path_buf()),
+            path,
             base_dir,
+            site,
+            writeback: store::Writeback::default(),
+            alerts: alert::Alerts::default(),
         };
-        cfg.validate()?;
+        cfg.check_ranges()?;
+        provider::validate(&cfg)?;
+        cfg.writeback = store::Writeback::resolve(&cfg.file.auth.writeback, &cfg.site)?;
+        cfg.alerts = alert::Alerts::resolve(&cfg.file.auth.alerts, &cfg.site)?;
+        github::validate(&cfg)?;
+        let h = &cfg.file.http;
+        if !(h.timeout_seconds > 0.0 && h.timeout_seconds.is_finite()) {
+            return Err(cfg
+                .error_at(
+                    "http.timeout_seconds",
+                    "must be a positive number of seconds",
+                )
+                .with_hint("for example `timeout_seconds: 30`"));
+        }
         Ok(cfg)
+    }
+
+    /// Writes back to `backend` instead of the configured one (`auth login
+    /// --store`): its section is resolved again, with the same checks.
+    pub fn use_backend(&mut self, backend: store::Backend) -> Result<()> {
+        self.file.auth.writeback.backend = backend;
+        self.writeback = store::Writeback::resolve(&self.file.auth.writeback, &self.site)?;
+        Ok(())
+    }
+
+    /// What a store or alert channel is opened with.
+    pub fn ctx<'a>(&'a self, http: &'a Http) -> Ctx<'a> {
+        Ctx {
+            site: &self.site,
+            http,
+        }
+    }
+
+    /// Opens the configured write-back store.
+    pub fn open_store(&self, http: &Http) -> Result<std::sync::Arc<dyn store::Store>> {
+        self.writeback.open(&self.ctx(http))
+    }
+
+    /// Builds the configured alert channel; `Ok(None)` for `backend: none`.
+    pub fn notifier(&self, http: &Http) -> Result<Option<Box<dyn alert::Notifier>>> {
+        self.alerts.notifier(&self.ctx(http))
     }
 
     /// The file name for messages: the path, or "(no config file)".
     pub fn display_path(&self) -> String {
-        self.path
-            .as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "(no config file)".to_owned())
+        self.site.file.clone()
     }
 
     /// Resolves a path from the config: `~` expands, relative is relative to the
     /// config file's directory.
     pub fn resolve_path(&self, p: &str) -> PathBuf {
-        let expanded = files::expand_tilde(p);
-        if expanded.is_absolute() {
-            expanded
-        } else {
-            self.base_dir.join(expanded)
-        }
+        self.site.resolve_path(p)
     }
 
     pub fn journal_dir(&self) -> PathBuf {
@@ -171,25 +221,7 @@ impl Config {
 
     /// A config error at `key`, naming this file.
     pub fn error_at(&self, key: &str, what: impl std::fmt::Display) -> Error {
-        Error::config(format!("{}: `{key}`: {what}", self.display_path()))
-    }
-
-    fn validate(&self) -> Result<()> {
-        self.check_ranges()?;
-        provider::validate(self)?;
-        store::validate(self)?;
-        alert::validate(self)?;
-        github::validate(self)?;
-        let h = &self.file.http;
-        if !(h.timeout_seconds > 0.0 && h.timeout_seconds.is_finite()) {
-            return Err(self
-                .error_at(
-                    "http.timeout_seconds",
-                    "must be a positive number of seconds",
-                )
-                .with_hint("for example `timeout_seconds: 30`"));
-        }
-        Ok(())
+        self.site.error_at(key, what)
     }
 }
 
@@ -536,6 +568,136 @@ mod tests {
     fn empty_file_is_defaults() {
         let c = parse("  \n", Path::new("x")).unwrap();
         assert!(c.platforms.get("tiktok").is_none());
+    }
+}
+
+/// Resolution at load: `auth.writeback` and `auth.alerts` become the typed
+/// [`store::Writeback`] and [`alert::Alerts`]; an invalid combination is a config
+/// error (exit 2) naming its key, and a valid one carries only what was chosen.
+#[cfg(test)]
+mod resolution {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config> {
+        let dir = std::env::temp_dir().join(format!(
+            "evertoken-resolve-{}-{}",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("evertoken.yaml");
+        std::fs::write(&path, text).unwrap();
+        let r = Config::load_file(&path);
+        let _ = std::fs::remove_dir_all(&dir);
+        r
+    }
+
+    #[test]
+    fn invalid_combinations_are_errors_naming_the_key() {
+        let cases = [
+            (
+                "auth:\n  writeback:\n    backend: env-file\n",
+                "`auth.writeback.env_file`",
+            ),
+            (
+                "auth:\n  writeback:\n    gitlab: { project: a/b, group: a }\n",
+                "`auth.writeback.gitlab`",
+            ),
+            (
+                "auth:\n  writeback:\n    backend: gitlab\n    gitlab: { project: \" \" }\n",
+                "`auth.writeback.gitlab.project`",
+            ),
+            (
+                "auth:\n  writeback:\n    github_actions: { repository: o/r, organization: o }\n",
+                "`auth.writeback.github_actions`",
+            ),
+            (
+                "auth:\n  writeback:\n    github_actions: { organization: o, environment: prod }\n",
+                "`auth.writeback.github_actions.environment`",
+            ),
+            (
+                "auth:\n  writeback:\n    github_actions: { repository: o/r, visibility: all }\n",
+                "`auth.writeback.github_actions.visibility`",
+            ),
+            (
+                "auth:\n  writeback:\n    github_actions: { repository: not-a-repo }\n",
+                "`auth.writeback.github_actions.repository`",
+            ),
+            (
+                "auth:\n  writeback:\n    backend: vault\n    vault: { mount: \"a/../b\" }\n",
+                "`auth.writeback.vault.mount`",
+            ),
+            (
+                "auth:\n  writeback:\n    vault: { address: \"ftp://vault\" }\n",
+                "`auth.writeback.vault.address`",
+            ),
+            (
+                "auth:\n  alerts:\n    backend: email\n",
+                "`auth.alerts.email`",
+            ),
+            (
+                "auth:\n  alerts:\n    backend: email\n    email: { host: smtp.example.com, from: a@example.com, to: [] }\n",
+                "`auth.alerts.email.to`",
+            ),
+            (
+                "auth:\n  alerts:\n    backend: email\n    email: { host: smtp.example.com, from: a@example.com, to: [b@example.com], tls: none }\n",
+                "`auth.alerts.email.tls`",
+            ),
+            (
+                "auth:\n  alerts:\n    backend: webhook\n    webhook: { url: \"https://chat.example.com/hook\" }\n",
+                "`auth.alerts.webhook.format`",
+            ),
+            (
+                "auth:\n  alerts:\n    backend: webhook\n    webhook: { url: \"not a url\" }\n",
+                "`auth.alerts.webhook.url`",
+            ),
+        ];
+        for (text, key) in cases {
+            let e = load(text).expect_err(text);
+            assert_eq!(e.exit_code(), 2, "{text}: {}", e.message);
+            assert!(e.message.contains(key), "{text}: {}", e.message);
+            assert!(e.message.contains("evertoken.yaml"), "{}", e.message);
+            assert!(
+                e.hint.is_some() || key.ends_with(".port`"),
+                "{text}: no hint"
+            );
+        }
+    }
+
+    #[test]
+    fn a_valid_file_resolves_to_the_chosen_store_and_channel_only() {
+        let c = load(
+            "auth:\n  writeback:\n    backend: env-file\n    env_file: { path: tokens.env }\n  alerts:\n    backend: webhook\n    webhook: { url: \"https://hooks.slack.com/services/T0/B0/resolve-test\" }\n",
+        )
+        .unwrap();
+        match &c.writeback {
+            store::Writeback::EnvFile(s) => {
+                assert_eq!(s.path, c.base_dir.join("tokens.env"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(c.writeback.backend(), store::Backend::EnvFile);
+        assert_eq!(c.alerts.backend(), alert::Backend::Webhook);
+        let shown = format!("{:?}", c.alerts);
+        assert!(!shown.contains("resolve-test"), "{shown}");
+
+        let d = load("platforms: {}\n").unwrap();
+        assert!(matches!(d.writeback, store::Writeback::Local(_)));
+        assert!(d.alerts.channel.is_none());
+    }
+
+    #[test]
+    fn a_store_chosen_on_the_command_line_is_resolved_with_the_same_checks() {
+        let mut c = load("auth:\n  writeback:\n    backend: local\n").unwrap();
+        let e = c.use_backend(store::Backend::EnvFile).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(
+            e.message.contains("`auth.writeback.env_file`"),
+            "{}",
+            e.message
+        );
+        c.use_backend(store::Backend::Gitlab).unwrap();
+        assert_eq!(c.writeback.backend(), store::Backend::Gitlab);
     }
 }
 

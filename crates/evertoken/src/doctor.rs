@@ -339,7 +339,10 @@ async fn credential_checks(engine: &std::sync::Arc<Engine>, checks: &mut Vec<Che
 
 fn alerts_check(cfg: &Config) -> Check {
     let name = "alerts";
-    match crate::alert::notifier(cfg) {
+    // No engine yet (the config's other checks come first): the client is
+    // built lazily, so this costs nothing unless a channel calls out.
+    let http = crate::http::Http::new(&cfg.file.http);
+    match cfg.notifier(&http) {
         Ok(None) => Check::new(
             name,
             Status::Warn,

@@ -34,7 +34,7 @@ use crate::report::{
     AccountResult, Action, CredentialReport, Fix, RunReport, SecretReport, State, utc_date,
 };
 use crate::secret::{Secret, Source};
-use crate::store::{self, Entry, Store, StoreError, Stored};
+use crate::store::{Entry, Store, StoreError, Stored};
 
 /// Named steps of a rotation where tests kill the process (debug builds only).
 pub mod failpoint {
@@ -144,11 +144,12 @@ struct Snapshot {
 impl Engine {
     pub fn new(cfg: Config, clock: Clock) -> Result<Arc<Engine>> {
         let providers = provider::build(&cfg)?;
-        let store = store::open(&cfg)?;
+        // The process's one HTTP client: providers, the store and alerts share it.
+        let http = Http::new(&cfg.file.http);
+        let store = cfg.open_store(&http)?;
         let state_dir = cfg.journal_dir();
         let journal = Journal::new(&state_dir);
         journal.check()?;
-        let http = Http::new(&cfg.file.http);
         let gates = providers
             .iter()
             .map(|p| {
@@ -199,6 +200,11 @@ impl Engine {
 
     fn env(&self, var: &str) -> Option<Secret> {
         if self.use_env { env_value(var) } else { None }
+    }
+
+    /// The HTTP client the engine's providers and store use (alerts too).
+    pub fn http(&self) -> &Http {
+        &self.http
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {

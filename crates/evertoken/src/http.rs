@@ -88,26 +88,144 @@ pub(crate) async fn read_body(mut resp: reqwest::Response, limit: usize) -> Resu
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Failure {
-    /// Every attempt failed with a transient error.
-    GaveUp { message: String },
+    /// Every attempt failed with a transient error, or one failed for good;
+    /// `last` is what the last attempt came to.
+    GaveUp {
+        message: String,
+        last: Outcome,
+        /// The body of the last answer, when one came (a 5xx, a 429): the
+        /// service's own words, for a caller that knows their shape.
+        answer: Option<String>,
+    },
     /// A rotating request was sent and no answer came back: the provider may have
     /// rotated the credential. Never reported as success, never blindly retried.
     Unknown { message: String },
+    /// The server's TLS certificate is not trusted (unknown CA, wrong name,
+    /// expired): asking again does not make it trusted, so nothing is retried.
+    Untrusted { message: String },
 }
 
 impl Failure {
     pub fn message(&self) -> &str {
         match self {
-            Failure::GaveUp { message } | Failure::Unknown { message } => message,
+            Failure::GaveUp { message, .. }
+            | Failure::Unknown { message }
+            | Failure::Untrusted { message } => message,
         }
     }
 }
 
+/// What one attempt came to, as far as retrying is concerned: the transport's
+/// answer reduced to what [`classify`] needs, for HTTP and SMTP alike.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// An HTTP answer with this status, and the wait the server asked for
+    /// (`Retry-After`, or a JSON body's `retry_after` on a 429).
+    Http {
+        status: u16,
+        retry_after: Option<Duration>,
+    },
+    /// An HTTP answer whose body could not be read to the end.
+    BodyLost { status: u16 },
+    /// An SMTP reply code refusing the message (4xx transient, 5xx permanent).
+    Smtp { code: u16 },
+    /// Nothing reached the server: DNS, connection refused, unreachable.
+    NotConnected,
+    /// The request may have left and no answer came: timeout, reset mid-exchange.
+    NoAnswer,
+    /// The server's TLS certificate is not trusted.
+    Untrusted,
+    /// The exchange broke in a way that asking again does not fix: a request that
+    /// cannot be built, a malformed answer, a TLS set-up error.
+    Broken,
+}
+
+/// What to do after one attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// A final answer for the caller to read (2xx, and the 4xx whose shapes the
+    /// caller's module knows).
+    Answer,
+    /// Transient: try again, after `after` when the server asked for a wait.
+    Retry { after: Option<Duration> },
+    /// Permanent: asking again changes nothing.
+    Stop,
+    /// A rotating call left and its outcome is unknown: never retried, never success.
+    Unknown,
+}
+
+/// The one rule deciding retry / stop / unknown outcome, for providers (`Safe`
+/// or `Rotating`), stores and alert channels (always `Safe`: a repeated write or
+/// message changes nothing that matters), over HTTP and SMTP.
+pub fn classify(call: Call, outcome: Outcome) -> Decision {
+    match outcome {
+        Outcome::Http {
+            status,
+            retry_after,
+        } => {
+            if status == 429 || (500..600).contains(&status) {
+                Decision::Retry { after: retry_after }
+            } else {
+                Decision::Answer
+            }
+        }
+        Outcome::BodyLost { status } => {
+            if call == Call::Rotating && (200..300).contains(&status) {
+                Decision::Unknown
+            } else {
+                Decision::Retry { after: None }
+            }
+        }
+        Outcome::Smtp { code } => match code {
+            400..=499 => Decision::Retry { after: None },
+            200..=399 => Decision::Answer,
+            _ => Decision::Stop,
+        },
+        // Nothing reached the server: safe to retry even a rotating call.
+        Outcome::NotConnected => Decision::Retry { after: None },
+        Outcome::NoAnswer => match call {
+            Call::Safe => Decision::Retry { after: None },
+            Call::Rotating => Decision::Unknown,
+        },
+        Outcome::Untrusted | Outcome::Broken => Decision::Stop,
+    }
+}
+
+/// Whether `e` (or anything in its chain) is TLS refusing the server's
+/// certificate. Looks at the typed rustls error, including one wrapped in an
+/// `io::Error` (whose `source` skips the wrapped error itself).
+pub fn untrusted(e: &(dyn std::error::Error + 'static)) -> bool {
+    let is_cert = |x: &(dyn std::error::Error + 'static)| {
+        matches!(
+            x.downcast_ref::<rustls::Error>(),
+            Some(rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented)
+        )
+    };
+    let mut cur = Some(e);
+    while let Some(x) = cur {
+        if is_cert(x) {
+            return true;
+        }
+        if let Some(inner) = x
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            && is_cert(inner)
+        {
+            return true;
+        }
+        cur = x.source();
+    }
+    false
+}
+
+/// One attempt's failure, for [`Http::retrying`].
 #[derive(Debug)]
-enum Attempt {
+pub(crate) enum Attempt {
     Retry {
         message: String,
         after: Option<Duration>,
+        last: Outcome,
+        answer: Option<String>,
     },
     Stop(Failure),
 }
@@ -139,11 +257,22 @@ pub fn install_crypto_provider() {
 /// Each client keeps one keep-alive (HTTP/1.1 or HTTP/2) pool per host.
 struct Clients {
     timeout: Duration,
+    /// CAs trusted besides the platform's (a Vault server's private CA).
+    extra_roots: Vec<reqwest::Certificate>,
     plain: std::sync::OnceLock<reqwest::Client>,
     tls: std::sync::OnceLock<reqwest::Client>,
 }
 
 impl Clients {
+    fn new(timeout: Duration, extra_roots: Vec<reqwest::Certificate>) -> Self {
+        Self {
+            timeout,
+            extra_roots,
+            plain: std::sync::OnceLock::new(),
+            tls: std::sync::OnceLock::new(),
+        }
+    }
+
     fn builder(&self) -> reqwest::ClientBuilder {
         install_crypto_provider();
         reqwest::Client::builder()
@@ -157,11 +286,15 @@ impl Clients {
             .pool_max_idle_per_host(64)
     }
 
-    /// For `https://` (and anything that is not plain `http://`): the platform's roots.
+    /// For `https://` (and anything that is not plain `http://`): the platform's
+    /// roots, plus the extra ones.
     fn tls(&self) -> &reqwest::Client {
         self.tls.get_or_init(|| {
-            self.builder()
-                .build()
+            let mut b = self.builder();
+            for c in &self.extra_roots {
+                b = b.add_root_certificate(c.clone());
+            }
+            b.build()
                 .expect("the HTTP client configuration is static and valid")
         })
     }
@@ -177,25 +310,59 @@ impl Clients {
     }
 }
 
+/// How a call is named in messages.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shown {
+    /// `what (METHOD url)`, query secrets masked.
+    WithUrl,
+    /// `what` only: the URL itself is a secret (a chat webhook).
+    NameOnly,
+}
+
 impl Http {
     pub fn new(cfg: &HttpConfig) -> Self {
         Self {
-            clients: std::sync::Arc::new(Clients {
-                // The config is range-checked; this guards any other caller.
-                timeout: Duration::try_from_secs_f64(cfg.timeout_seconds)
+            // The config is range-checked; this guards any other caller.
+            clients: std::sync::Arc::new(Clients::new(
+                Duration::try_from_secs_f64(cfg.timeout_seconds)
                     .unwrap_or(Duration::from_secs(30))
                     .clamp(Duration::from_millis(1), Duration::from_secs(3600)),
-                plain: std::sync::OnceLock::new(),
-                tls: std::sync::OnceLock::new(),
-            }),
+                Vec::new(),
+            )),
             retries: cfg.retries,
             max_retry_after: Duration::from_secs(cfg.max_retry_after_seconds),
         }
     }
 
+    /// The same timeouts and retries, with `roots` trusted besides the platform's
+    /// CAs (its own connection pools). The TLS client is built now, so a
+    /// certificate rustls cannot use is an error here, not a panic later.
+    pub fn with_roots(&self, roots: Vec<reqwest::Certificate>) -> Result<Self, String> {
+        if roots.is_empty() {
+            return Ok(self.clone());
+        }
+        let clients = Clients::new(self.clients.timeout, roots);
+        let mut b = clients.builder();
+        for c in &clients.extra_roots {
+            b = b.add_root_certificate(c.clone());
+        }
+        let tls = b.build().map_err(|e| chain(&e))?;
+        let _ = clients.tls.set(tls);
+        Ok(Self {
+            clients: std::sync::Arc::new(clients),
+            retries: self.retries,
+            max_retry_after: self.max_retry_after,
+        })
+    }
+
     /// The TLS-capable client, for callers that build their own requests.
     pub fn client(&self) -> &reqwest::Client {
         self.clients.tls()
+    }
+
+    /// The per-request timeout (for transports that are not HTTP: SMTP).
+    pub fn timeout(&self) -> Duration {
+        self.clients.timeout
     }
 
     /// Sends the request built by `build` (called again for each attempt) and
@@ -205,15 +372,41 @@ impl Http {
     where
         F: Fn(&reqwest::Client) -> RequestBuilder,
     {
+        self.send_as(what, call, Shown::WithUrl, build).await
+    }
+
+    /// [`Http::send`] for a URL that is itself a secret: messages name `what` only.
+    pub async fn send_hidden<F>(&self, what: &str, call: Call, build: F) -> Result<Reply, Failure>
+    where
+        F: Fn(&reqwest::Client) -> RequestBuilder,
+    {
+        self.send_as(what, call, Shown::NameOnly, build).await
+    }
+
+    async fn send_as<F>(
+        &self,
+        what: &str,
+        call: Call,
+        shown: Shown,
+        build: F,
+    ) -> Result<Reply, Failure>
+    where
+        F: Fn(&reqwest::Client) -> RequestBuilder,
+    {
         let attempt = || async {
             // Requests are built on the cheap client and sent on the one their
             // scheme needs; both clients are configured alike apart from TLS roots.
             let req = build(self.clients.plain()).build().map_err(|e| {
                 Attempt::Stop(Failure::GaveUp {
                     message: format!("{what}: bad request: {}", e.without_url()),
+                    last: Outcome::Broken,
+                    answer: None,
                 })
             })?;
-            let where_ = format!("{} {}", req.method(), safe_url(req.url()));
+            let at = match shown {
+                Shown::WithUrl => format!("{what} ({} {})", req.method(), safe_url(req.url())),
+                Shown::NameOnly => what.to_owned(),
+            };
             let client = if req.url().scheme() == "http" {
                 self.clients.plain()
             } else {
@@ -221,49 +414,81 @@ impl Http {
             };
             let resp = match client.execute(req).await {
                 Ok(r) => r,
-                Err(e) => return Err(classify_send_error(what, &where_, call, e)),
+                Err(e) => return Err(send_error(&at, call, e)),
             };
             let status = resp.status();
             let headers = resp.headers().clone();
-            if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
-                let after = retry_after(&headers);
-                if let Some(a) = after
-                    && a > self.max_retry_after
-                {
-                    return Err(Attempt::Stop(Failure::GaveUp {
+            let mut retry_after = retry_after(&headers);
+            let retryable = status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
+            // A retryable answer's body (at most 64 KiB) is kept for the caller,
+            // which knows the service's error shapes, in case it is the last.
+            let mut answer = None;
+            let body = if retryable {
+                answer = read_body(resp, 64 * 1024).await.ok();
+                // Discord says how long to wait in the 429's JSON body.
+                if retry_after.is_none() && status == StatusCode::TOO_MANY_REQUESTS {
+                    retry_after = answer.as_deref().and_then(json_retry_after);
+                }
+                Ok(String::new())
+            } else {
+                read_body(resp, MAX_BODY).await
+            };
+            let outcome = match &body {
+                Ok(_) => Outcome::Http {
+                    status: status.as_u16(),
+                    retry_after,
+                },
+                Err(_) => Outcome::BodyLost {
+                    status: status.as_u16(),
+                },
+            };
+            let problem = || match &body {
+                Ok(_) => format!("{at} answered {status}"),
+                Err(e) => format!("{at} answered {status} but the body could not be read: {e}"),
+            };
+            match classify(call, outcome) {
+                Decision::Answer => Ok(Reply {
+                    status,
+                    headers,
+                    body: body.unwrap_or_default(),
+                }),
+                Decision::Retry { after: Some(a) } if a > self.max_retry_after => {
+                    Err(Attempt::Stop(Failure::GaveUp {
                         message: format!(
-                            "{what} ({where_}) answered {status} with Retry-After {}s, longer than http.max_retry_after_seconds ({}s)",
+                            "{at} answered {status} with Retry-After {}s, longer than http.max_retry_after_seconds ({}s)",
                             a.as_secs(),
                             self.max_retry_after.as_secs()
                         ),
-                    }));
+                        last: outcome,
+                        answer,
+                    }))
                 }
-                return Err(Attempt::Retry {
-                    message: format!("{what} ({where_}) answered {status}"),
+                Decision::Retry { after } => Err(Attempt::Retry {
+                    message: problem(),
                     after,
-                });
-            }
-            match read_body(resp, MAX_BODY).await {
-                Ok(body) => Ok(Reply {
-                    status,
-                    headers,
-                    body,
+                    last: outcome,
+                    answer,
                 }),
-                Err(e) => {
-                    let message = format!(
-                        "{what} ({where_}) answered {status} but the body could not be read: {e}"
-                    );
-                    if call == Call::Rotating && status.is_success() {
-                        Err(Attempt::Stop(Failure::Unknown { message }))
-                    } else {
-                        Err(Attempt::Retry {
-                            message,
-                            after: None,
-                        })
-                    }
-                }
+                Decision::Unknown => Err(Attempt::Stop(Failure::Unknown { message: problem() })),
+                Decision::Stop => Err(Attempt::Stop(Failure::GaveUp {
+                    message: problem(),
+                    last: outcome,
+                    answer,
+                })),
             }
         };
+        self.retrying(attempt).await
+    }
+
+    /// Runs `attempt` until it succeeds, stops, or the retries (`http.retries`)
+    /// are used up, with capped exponential backoff and jitter; a `Retry` with a
+    /// wait the server asked for waits that long instead. Every transport (HTTP
+    /// here, SMTP in the email channel) retries through this one loop.
+    pub(crate) async fn retrying<T, F, Fut>(&self, attempt: F) -> Result<T, Failure>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, Attempt>>,
+    {
         let backoff = ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(200))
             .with_max_delay(Duration::from_secs(8))
@@ -287,40 +512,69 @@ impl Http {
             })
             .await
             .map_err(|e| match e {
-                Attempt::Retry { message, .. } => Failure::GaveUp {
+                Attempt::Retry {
+                    message,
+                    last,
+                    answer,
+                    ..
+                } => Failure::GaveUp {
                     message: format!("{message} (gave up after {} attempts)", self.retries + 1),
+                    last,
+                    answer,
                 },
                 Attempt::Stop(f) => f,
             })
     }
 }
 
-fn classify_send_error(what: &str, where_: &str, call: Call, e: reqwest::Error) -> Attempt {
+/// A request that got no answer, classified.
+fn send_error(at: &str, call: Call, e: reqwest::Error) -> Attempt {
     let e = e.without_url();
-    if e.is_connect() {
-        // Nothing reached the server: safe to retry even a rotating call.
-        return Attempt::Retry {
-            message: format!("{what} ({where_}): cannot connect: {}", chain(&e)),
-            after: None,
-        };
-    }
-    let kind = if e.is_timeout() {
-        "timed out"
+    let outcome = if untrusted(&e) {
+        Outcome::Untrusted
+    } else if e.is_connect() {
+        Outcome::NotConnected
+    } else if e.is_builder() || e.is_redirect() {
+        Outcome::Broken
     } else {
-        "failed"
+        Outcome::NoAnswer
     };
-    let message = format!("{what} ({where_}) {kind}: {}", chain(&e));
-    match call {
-        Call::Safe => Attempt::Retry {
+    let problem = match outcome {
+        Outcome::Untrusted => ": TLS failed: the server's certificate is not trusted",
+        Outcome::NotConnected => ": cannot connect",
+        _ if e.is_timeout() => " timed out",
+        _ => " failed",
+    };
+    let message = format!("{at}{problem}: {}", chain(&e));
+    match classify(call, outcome) {
+        Decision::Retry { after } => Attempt::Retry {
             message,
-            after: None,
+            after,
+            last: outcome,
+            answer: None,
         },
-        Call::Rotating => Attempt::Stop(Failure::Unknown {
+        Decision::Unknown => Attempt::Stop(Failure::Unknown {
             message: format!(
                 "{message}; the request was sent, so the provider may have rotated the token"
             ),
         }),
+        Decision::Stop if outcome == Outcome::Untrusted => {
+            Attempt::Stop(Failure::Untrusted { message })
+        }
+        Decision::Stop | Decision::Answer => Attempt::Stop(Failure::GaveUp {
+            message,
+            last: outcome,
+            answer: None,
+        }),
     }
+}
+
+/// `{"retry_after": 0.5, …}` (seconds): Discord's 429 body.
+fn json_retry_after(body: &str) -> Option<Duration> {
+    let v: serde_json::Value = serde_json::from_str(body).ok()?;
+    let secs = v.get("retry_after")?.as_f64()?;
+    (secs.is_finite() && secs >= 0.0)
+        .then(|| Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX))
 }
 
 /// The error and its sources, on one line.
@@ -432,6 +686,121 @@ mod tests {
             endpoint(&base, "/v2/oauth/token/").as_str(),
             "http://127.0.0.1:9999/v2/oauth/token/"
         );
+    }
+
+    /// The one classifier, as a table: each outcome, for each use (a provider's
+    /// safe call, a provider's rotating call, a store write, an alert).
+    #[test]
+    fn one_classifier_for_providers_stores_and_alerts() {
+        use Decision::*;
+        let secs = |n| Some(Duration::from_secs(n));
+        let http = |status, retry_after| Outcome::Http {
+            status,
+            retry_after,
+        };
+        // (outcome, provider safe, provider rotating, store, alert)
+        let table = [
+            (http(200, None), Answer, Answer),
+            (http(202, None), Answer, Answer),
+            (http(400, None), Answer, Answer),
+            (http(401, None), Answer, Answer),
+            (http(404, None), Answer, Answer),
+            (http(409, None), Answer, Answer),
+            (
+                http(429, None),
+                Retry { after: None },
+                Retry { after: None },
+            ),
+            (
+                http(429, secs(2)),
+                Retry { after: secs(2) },
+                Retry { after: secs(2) },
+            ),
+            (
+                http(500, None),
+                Retry { after: None },
+                Retry { after: None },
+            ),
+            (
+                http(503, secs(1)),
+                Retry { after: secs(1) },
+                Retry { after: secs(1) },
+            ),
+            (
+                Outcome::BodyLost { status: 200 },
+                Retry { after: None },
+                Unknown,
+            ),
+            (
+                Outcome::BodyLost { status: 500 },
+                Retry { after: None },
+                Retry { after: None },
+            ),
+            (
+                Outcome::NotConnected,
+                Retry { after: None },
+                Retry { after: None },
+            ),
+            (Outcome::NoAnswer, Retry { after: None }, Unknown),
+            (Outcome::Untrusted, Stop, Stop),
+            (Outcome::Broken, Stop, Stop),
+            (
+                Outcome::Smtp { code: 421 },
+                Retry { after: None },
+                Retry { after: None },
+            ),
+            (
+                Outcome::Smtp { code: 451 },
+                Retry { after: None },
+                Retry { after: None },
+            ),
+            (Outcome::Smtp { code: 535 }, Stop, Stop),
+            (Outcome::Smtp { code: 550 }, Stop, Stop),
+            (Outcome::Smtp { code: 250 }, Answer, Answer),
+        ];
+        // Stores and alert channels repeat a write or a message harmlessly: they
+        // classify as safe calls.
+        const PROVIDER_SAFE: Call = Call::Safe;
+        const PROVIDER_ROTATING: Call = Call::Rotating;
+        const STORE: Call = Call::Safe;
+        const ALERT: Call = Call::Safe;
+        for (outcome, safe, rotating) in table {
+            assert_eq!(
+                classify(PROVIDER_SAFE, outcome),
+                safe,
+                "provider safe {outcome:?}"
+            );
+            assert_eq!(
+                classify(PROVIDER_ROTATING, outcome),
+                rotating,
+                "provider rotating {outcome:?}"
+            );
+            assert_eq!(classify(STORE, outcome), safe, "store {outcome:?}");
+            assert_eq!(classify(ALERT, outcome), safe, "alert {outcome:?}");
+        }
+    }
+
+    #[test]
+    fn an_untrusted_certificate_is_found_inside_an_io_error() {
+        let tls = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let io = std::io::Error::new(std::io::ErrorKind::InvalidData, tls);
+        assert!(untrusted(&io));
+        let other = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        assert!(!untrusted(&other));
+        assert!(!untrusted(&std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::HandshakeNotComplete
+        )));
+    }
+
+    #[test]
+    fn discord_says_how_long_to_wait_in_its_body() {
+        assert_eq!(
+            json_retry_after(r#"{"message":"You are being rate limited.","retry_after":0.5}"#),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(json_retry_after("<html>"), None);
+        assert_eq!(json_retry_after(r#"{"retry_after":-1}"#), None);
     }
 
     #[test]

@@ -34,5 +34,6 @@ pub mod report;
 pub mod schedule;
 pub mod scrub;
 pub mod secret;
+pub mod section;
 pub mod shard;
 pub mod store;

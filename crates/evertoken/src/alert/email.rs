@@ -7,7 +7,6 @@
 //! The message is plain text with a short subject naming the earliest deadline.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, Mailboxes};
@@ -17,10 +16,11 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde::Deserialize;
 
 use super::{Alert, Notifier};
-use crate::config::Config as AppConfig;
+use crate::env_vars;
 use crate::error::Result;
+use crate::http::{self, Attempt, Call, Decision, Failure, Http, Outcome};
 use crate::secret::Secret;
-use crate::{env_vars, http};
+use crate::section::{Ctx, Site};
 
 /// `auth.alerts.email`.
 #[derive(Debug, Deserialize)]
@@ -72,59 +72,71 @@ fn is_local(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-struct Checked {
+/// `auth.alerts.email`, resolved: parsed addresses, the port, the CA file's path.
+/// The SMTP login comes from the environment when the channel opens.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    host: String,
+    port: u16,
+    tls: TlsMode,
+    ca_file: Option<PathBuf>,
     from: Mailbox,
     to: Vec<Mailbox>,
 }
 
-fn check(cfg: &AppConfig, c: &Config) -> Result<Checked> {
-    let key = |k: &str| format!("auth.alerts.email.{k}");
-    if c.host.trim().is_empty() {
-        return Err(cfg
-            .error_at(&key("host"), "is empty")
-            .with_hint("the SMTP server, for example `smtp.example.com`"));
-    }
-    if c.port == Some(0) {
-        return Err(cfg.error_at(&key("port"), "must be between 1 and 65535"));
-    }
-    let from: Mailbox = c.from.parse().map_err(|e| {
-        cfg.error_at(&key("from"), format!("`{}` is not an email address: {e}", c.from))
-            .with_hint("for example `from: evertoken@example.com` or `from: \"evertoken <alerts@example.com>\"`")
-    })?;
-    if c.to.is_empty() {
-        return Err(cfg
-            .error_at(&key("to"), "lists no recipient")
-            .with_hint("for example `to: [ops@example.com]`"));
-    }
-    let mut to = Vec::new();
-    for (n, t) in c.to.iter().enumerate() {
-        to.push(t.parse::<Mailbox>().map_err(|e| {
-            cfg.error_at(
-                &format!("auth.alerts.email.to[{n}]"),
-                format!("`{t}` is not an email address: {e}"),
-            )
-            .with_hint("for example `to: [ops@example.com]`")
-        })?);
-    }
-    if c.tls == TlsMode::None && !is_local(&c.host) {
-        return Err(cfg
-            .error_at(&key("tls"), format!("`none` sends mail (and any login) in clear text; it is allowed for a relay on this host only, not `{}`", c.host))
-            .with_hint("use `tls: starttls` (port 587) or `tls: implicit` (port 465)"));
-    }
-    if c.tls == TlsMode::None && c.ca_file.is_some() {
-        return Err(cfg
-            .error_at(&key("ca_file"), "has no effect with `tls: none`")
-            .with_hint("remove it, or use `tls: starttls`"));
-    }
-    Ok(Checked { from, to })
-}
-
-pub(crate) fn validate(cfg: &AppConfig) -> Result<()> {
-    match &cfg.file.auth.alerts.email {
-        Some(c) => check(cfg, c).map(|_| ()),
-        None => Err(cfg
-            .error_at("auth.alerts.email", "is required when `backend: email`")
-            .with_hint("for example `email: { host: smtp.example.com, from: evertoken@example.com, to: [ops@example.com] }`")),
+impl Settings {
+    pub fn resolve(c: Option<&Config>, site: &Site) -> Result<Settings> {
+        let Some(c) = c else {
+            return Err(site
+                .error_at("auth.alerts.email", "is required when `backend: email`")
+                .with_hint("for example `email: { host: smtp.example.com, from: evertoken@example.com, to: [ops@example.com] }`"));
+        };
+        let key = |k: &str| format!("auth.alerts.email.{k}");
+        if c.host.trim().is_empty() {
+            return Err(site
+                .error_at(&key("host"), "is empty")
+                .with_hint("the SMTP server, for example `smtp.example.com`"));
+        }
+        if c.port == Some(0) {
+            return Err(site.error_at(&key("port"), "must be between 1 and 65535"));
+        }
+        let from: Mailbox = c.from.parse().map_err(|e| {
+            site.error_at(&key("from"), format!("`{}` is not an email address: {e}", c.from))
+                .with_hint("for example `from: evertoken@example.com` or `from: \"evertoken <alerts@example.com>\"`")
+        })?;
+        if c.to.is_empty() {
+            return Err(site
+                .error_at(&key("to"), "lists no recipient")
+                .with_hint("for example `to: [ops@example.com]`"));
+        }
+        let mut to = Vec::new();
+        for (n, t) in c.to.iter().enumerate() {
+            to.push(t.parse::<Mailbox>().map_err(|e| {
+                site.error_at(
+                    &format!("auth.alerts.email.to[{n}]"),
+                    format!("`{t}` is not an email address: {e}"),
+                )
+                .with_hint("for example `to: [ops@example.com]`")
+            })?);
+        }
+        if c.tls == TlsMode::None && !is_local(&c.host) {
+            return Err(site
+                .error_at(&key("tls"), format!("`none` sends mail (and any login) in clear text; it is allowed for a relay on this host only, not `{}`", c.host))
+                .with_hint("use `tls: starttls` (port 587) or `tls: implicit` (port 465)"));
+        }
+        if c.tls == TlsMode::None && c.ca_file.is_some() {
+            return Err(site
+                .error_at(&key("ca_file"), "has no effect with `tls: none`")
+                .with_hint("remove it, or use `tls: starttls`"));
+        }
+        Ok(Settings {
+            host: c.host.trim().to_owned(),
+            port: c.port.unwrap_or(c.tls.default_port()),
+            tls: c.tls,
+            ca_file: c.ca_file.as_deref().map(|p| site.resolve_path(p)),
+            from,
+            to,
+        })
     }
 }
 
@@ -136,17 +148,11 @@ pub struct Email {
     from: Mailbox,
     to: Vec<Mailbox>,
     login: Option<(String, Secret)>,
-    timeout: Duration,
-    retries: u32,
+    http: Http,
 }
 
 impl Email {
-    pub fn from_config(cfg: &AppConfig) -> Result<Email> {
-        validate(cfg)?;
-        let Some(c) = cfg.file.auth.alerts.email.as_ref() else {
-            return Err(cfg.error_at("auth.alerts.email", "is required when `backend: email`"));
-        };
-        let Checked { from, to } = check(cfg, c)?;
+    pub fn open(s: &Settings, ctx: &Ctx) -> Result<Email> {
         let user = std::env::var(env_vars::ALERT_SMTP_USERNAME)
             .ok()
             .filter(|v| !v.is_empty());
@@ -166,16 +172,17 @@ impl Email {
                 .with_hint("export the missing one"));
             }
         };
+        let s = s.clone();
         Ok(Email {
-            host: c.host.trim().to_owned(),
-            port: c.port.unwrap_or(c.tls.default_port()),
-            tls: c.tls,
-            ca_file: c.ca_file.as_deref().map(|p| cfg.resolve_path(p)),
-            from,
-            to,
+            host: s.host,
+            port: s.port,
+            tls: s.tls,
+            ca_file: s.ca_file,
+            from: s.from,
+            to: s.to,
             login,
-            timeout: Duration::from_secs_f64(cfg.file.http.timeout_seconds),
-            retries: cfg.file.http.retries,
+            // The SMTP transport takes the timeout; retries go through `http`.
+            http: ctx.http.clone(),
         })
     }
 
@@ -213,7 +220,7 @@ impl Email {
         let mut t = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(self.host.as_str())
             .port(self.port)
             .tls(tls)
-            .timeout(Some(self.timeout));
+            .timeout(Some(self.http.timeout()));
         if let Some((u, p)) = &self.login {
             t = t.credentials(Credentials::new(u.clone(), p.expose().to_owned()));
         }
@@ -265,34 +272,61 @@ impl Notifier for Email {
         let transport = self.transport()?;
         let message = self.message(alert)?;
         let what = self.describe();
-        let mut attempt = 0;
-        loop {
-            match transport.send(message.clone()).await {
-                Ok(_) => return Ok(()),
-                Err(e) => {
-                    let text = e.to_string().to_ascii_lowercase();
-                    // An untrusted certificate does not get better by asking again.
-                    let untrusted = text.contains("certificate");
-                    let transient =
-                        e.is_transient() || e.is_timeout() || text.contains("connection");
-                    let msg = format!("{what}: {}", http::chain(&e));
-                    if untrusted || !transient || attempt >= self.retries {
-                        let hint = if e.is_permanent() {
-                            " (the server refused the message: check from/to and, if it needs a login, ALERT_SMTP_USERNAME / ALERT_SMTP_PASSWORD)"
-                        } else if untrusted {
-                            " (the server's certificate is not trusted: set auth.alerts.email.ca_file to its CA)"
-                        } else {
-                            ""
-                        };
-                        return Err(format!("{msg}{hint}"));
+        // One retry loop and one classifier for every transport: the SMTP
+        // answer is reduced to an [`Outcome`] and decided like an HTTP one.
+        self.http
+            .retrying(|| async {
+                let e = match transport.send(message.clone()).await {
+                    Ok(_) => return Ok(()),
+                    Err(e) => e,
+                };
+                let outcome = outcome(&e);
+                let hint = match outcome {
+                    Outcome::Smtp { code: 500.. } => {
+                        " (the server refused the message: check from/to and, if it needs a login, ALERT_SMTP_USERNAME / ALERT_SMTP_PASSWORD)"
                     }
-                    let wait = Duration::from_millis(500u64 << attempt.min(4));
-                    tracing::info!("{msg}; retrying in {:.1}s", wait.as_secs_f64());
-                    tokio::time::sleep(wait).await;
-                    attempt += 1;
-                }
-            }
+                    Outcome::Untrusted => {
+                        " (the server's certificate is not trusted: set auth.alerts.email.ca_file to its CA)"
+                    }
+                    _ => "",
+                };
+                let message = format!("{what}: {}", http::chain(&e));
+                Err(match http::classify(Call::Safe, outcome) {
+                    Decision::Retry { after } => Attempt::Retry {
+                        message,
+                        after,
+                        last: outcome,
+                        answer: None,
+                    },
+                    Decision::Stop | Decision::Unknown | Decision::Answer => {
+                        Attempt::Stop(Failure::GaveUp {
+                            message: format!("{message}{hint}"),
+                            last: outcome,
+                            answer: None,
+                        })
+                    }
+                })
+            })
+            .await
+            .map_err(|f| f.message().to_owned())
+    }
+}
+
+/// What a failed SMTP exchange came to: the typed error, never its text.
+fn outcome(e: &lettre::transport::smtp::Error) -> Outcome {
+    if http::untrusted(e) {
+        Outcome::Untrusted
+    } else if let Some(c) = e.status() {
+        Outcome::Smtp {
+            code: u16::from(c.severity as u8) * 100
+                + u16::from(c.category as u8) * 10
+                + u16::from(c.detail as u8),
         }
+    } else if e.is_client() || e.is_response() || e.is_tls() {
+        Outcome::Broken
+    } else {
+        // Connection, network, timeout: the message may not have left.
+        Outcome::NoAnswer
     }
 }
 

@@ -12,6 +12,7 @@
 //! every known secret (or JWT) in the problem text is replaced by `[token]`. A
 //! webhook URL is itself a secret and is shown as scheme and host only.
 
+use std::path::Path;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -19,9 +20,9 @@ use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Clock;
-use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::report::{AccountResult, AlertReport, Fix, RunReport, State};
+use crate::section::{Ctx, Site};
 
 pub mod email;
 pub mod state;
@@ -92,15 +93,80 @@ pub trait Notifier: Send + Sync {
     }
 }
 
-/// Builds the configured notifier. `Ok(None)` for `backend: none`; a missing or
-/// unusable setting (URL, credentials) is a config error.
-pub fn notifier(cfg: &Config) -> Result<Option<Box<dyn Notifier>>> {
-    let a = &cfg.file.auth.alerts;
-    Ok(match a.backend {
-        Backend::None => None,
-        Backend::Webhook => Some(Box::new(webhook::Webhook::from_config(cfg)?)),
-        Backend::Email => Some(Box::new(email::Email::from_config(cfg)?)),
-    })
+/// `auth.alerts`, resolved once when the config loads: the channel (if any) with
+/// its checked settings, and how often an unchanged problem is repeated.
+#[derive(Debug)]
+pub struct Alerts {
+    pub channel: Option<AlertChannel>,
+    pub repeat_hours: u64,
+}
+
+impl Default for Alerts {
+    fn default() -> Self {
+        Alerts {
+            channel: None,
+            repeat_hours: default_repeat_hours(),
+        }
+    }
+}
+
+/// One configured alert channel and its settings.
+#[derive(Debug)]
+pub enum AlertChannel {
+    Webhook(webhook::Settings),
+    Email(email::Settings),
+}
+
+impl Alerts {
+    pub fn resolve(c: &AlertsConfig, site: &Site) -> Result<Alerts> {
+        if c.repeat_hours == 0 {
+            return Err(site
+                .error_at("auth.alerts.repeat_hours", "must be at least 1")
+                .with_hint("the default, 24, re-sends an unchanged problem once a day"));
+        }
+        let channel = match c.backend {
+            Backend::None => None,
+            Backend::Webhook => Some(AlertChannel::Webhook(webhook::Settings::resolve(
+                c.webhook.as_ref(),
+                site,
+            )?)),
+            Backend::Email => Some(AlertChannel::Email(email::Settings::resolve(
+                c.email.as_ref(),
+                site,
+            )?)),
+        };
+        Ok(Alerts {
+            channel,
+            repeat_hours: c.repeat_hours,
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        match &self.channel {
+            None => Backend::None,
+            Some(AlertChannel::Webhook(_)) => Backend::Webhook,
+            Some(AlertChannel::Email(_)) => Backend::Email,
+        }
+    }
+
+    /// Builds the notifier. `Ok(None)` for `backend: none`; a setting the
+    /// environment must supply (the webhook URL, the SMTP login) that is missing
+    /// or unusable is a config error.
+    pub fn notifier(&self, ctx: &Ctx) -> Result<Option<Box<dyn Notifier>>> {
+        Ok(match &self.channel {
+            None => None,
+            Some(AlertChannel::Webhook(s)) => Some(Box::new(webhook::Webhook::open(s, ctx)?)),
+            Some(AlertChannel::Email(s)) => Some(Box::new(email::Email::open(s, ctx)?)),
+        })
+    }
+
+    /// For `auth test-alert`: the notifier, or a config error (exit 2) saying why not.
+    pub fn require_notifier(&self, ctx: &Ctx) -> Result<Box<dyn Notifier>> {
+        self.notifier(ctx)?.ok_or_else(|| {
+            ctx.error_at("auth.alerts.backend", "is `none`: there is nowhere to send an alert")
+                .with_hint("set `auth.alerts.backend: webhook` (with `webhook: { url: … }` or ALERT_WEBHOOK_URL) or `email` (with an `email:` block); the README shows both")
+        })
+    }
 }
 
 /// How close the deadline is; decides the wording and re-sends on escalation.
@@ -400,8 +466,14 @@ fn friendly(date: Date, days_left: i64) -> String {
 /// and something needs attention or recovered), and records the delivery in
 /// `report.alert`. Never fails the run by itself: a failed delivery is reported
 /// in `report.alert` (which makes the exit code 1).
-pub async fn dispatch(cfg: &Config, report: &mut RunReport, clock: Clock) {
-    let backend = cfg.file.auth.alerts.backend;
+pub async fn dispatch(
+    alerts: &Alerts,
+    ctx: &Ctx<'_>,
+    dir: &Path,
+    report: &mut RunReport,
+    clock: Clock,
+) {
+    let backend = alerts.backend();
     if backend == Backend::None || report.dry_run {
         return;
     }
@@ -422,7 +494,6 @@ pub async fn dispatch(cfg: &Config, report: &mut RunReport, clock: Clock) {
         })
         .collect();
 
-    let dir = cfg.journal_dir();
     let path = dir.join(state::FILE_NAME);
     let fail = |report: &mut RunReport, error: String| {
         report.alert = Some(AlertReport {
@@ -446,7 +517,7 @@ pub async fn dispatch(cfg: &Config, report: &mut RunReport, clock: Clock) {
         report.notices.push(n);
     }
     // Capped (a century) so that no configured value can overflow.
-    let hours = cfg.file.auth.alerts.repeat_hours.min(876_000);
+    let hours = alerts.repeat_hours.min(876_000);
     let repeat = jiff::SignedDuration::from_hours(i64::try_from(hours).unwrap_or(876_000));
     let decision = st.decide(&items, &healthy, now, repeat);
     if !decision.send {
@@ -454,7 +525,7 @@ pub async fn dispatch(cfg: &Config, report: &mut RunReport, clock: Clock) {
             report.notices.push(format!(
                 "alert not re-sent: the same {} already alerted on within auth.alerts.repeat_hours ({}h)",
                 if items.len() == 1 { "problem was" } else { "problems were" },
-                cfg.file.auth.alerts.repeat_hours
+                alerts.repeat_hours
             ));
         }
         return;
@@ -464,7 +535,7 @@ pub async fn dispatch(cfg: &Config, report: &mut RunReport, clock: Clock) {
         items,
         recovered: decision.recovered,
     };
-    let notifier = match notifier(cfg) {
+    let notifier = match alerts.notifier(ctx) {
         Ok(Some(n)) => n,
         Ok(None) => return,
         Err(e) => {
@@ -499,28 +570,6 @@ pub async fn dispatch(cfg: &Config, report: &mut RunReport, clock: Clock) {
         }
         Err(e) => fail(report, crate::scrub::external(&e)),
     }
-}
-
-pub(crate) fn validate(cfg: &Config) -> Result<()> {
-    let a = &cfg.file.auth.alerts;
-    if a.repeat_hours == 0 {
-        return Err(cfg
-            .error_at("auth.alerts.repeat_hours", "must be at least 1")
-            .with_hint("the default, 24, re-sends an unchanged problem once a day"));
-    }
-    match a.backend {
-        Backend::None => Ok(()),
-        Backend::Webhook => webhook::validate(cfg),
-        Backend::Email => email::validate(cfg),
-    }
-}
-
-/// For `auth test-alert`: the notifier, or a config error (exit 2) saying why not.
-pub fn require_notifier(cfg: &Config) -> Result<Box<dyn Notifier>> {
-    notifier(cfg)?.ok_or_else(|| {
-        cfg.error_at("auth.alerts.backend", "is `none`: there is nowhere to send an alert")
-            .with_hint("set `auth.alerts.backend: webhook` (with `webhook: { url: … }` or ALERT_WEBHOOK_URL) or `email` (with an `email:` block); the README shows both")
-    })
 }
 
 /// An [`Error`] for a delivery that failed in `auth test-alert`.

@@ -3,26 +3,24 @@
 //! envelope around an Adaptive Card; Office 365 connectors are retired).
 //!
 //! The URL is a secret (whoever holds it can post): it is shown as scheme and
-//! host only, and never logged. For that reason this module runs its own small
-//! retry loop over the shared client instead of [`crate::http::Http::send`], whose
-//! messages carry the path: 5xx, 429 and connection errors are retried with capped
-//! exponential backoff and jitter; 429 waits for `Retry-After` or Discord's JSON
-//! `retry_after`.
+//! host only, and never logged: it goes through [`Http::send_hidden`], whose
+//! messages name the call without its URL. 5xx, 429 and connection errors are
+//! retried there like every other call; 429 waits for `Retry-After` or Discord's
+//! JSON `retry_after`.
 //! Sources: docs.slack.dev/messaging/sending-messages-using-incoming-webhooks,
 //! docs.slack.dev/reference/block-kit/blocks, discord.com/developers/docs/resources/webhook,
 //! discord.com/developers/docs/topics/rate-limits, learn.microsoft.com/connectors/teams
 //! ("Post card in a chat or channel" via Workflows), adaptivecards.io/explorer.
-
-use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::{Value, json};
 use url::Url;
 
 use super::{Alert, AlertKind, Item, Level, Notifier};
-use crate::config::Config as AppConfig;
+use crate::env_vars;
 use crate::error::Result;
-use crate::{env_vars, http};
+use crate::http::{Call, Failure, Http};
+use crate::section::{Ctx, Site};
 
 /// `auth.alerts.webhook`.
 #[derive(Default, Deserialize)]
@@ -93,14 +91,9 @@ pub fn redact(url: &Url) -> String {
     }
 }
 
-fn configured(cfg: &AppConfig) -> (Option<&Config>, Format) {
-    let c = cfg.file.auth.alerts.webhook.as_ref();
-    (c, c.map(|c| c.format).unwrap_or_default())
-}
-
-fn parse_url(cfg: &AppConfig, raw: &str, from: &str) -> Result<Url> {
+fn parse_url(site: &Site, raw: &str, from: &str) -> Result<Url> {
     let bad = |why: &str| {
-        cfg.error_at(from, format!("the webhook URL is not usable: {why}"))
+        site.error_at(from, format!("the webhook URL is not usable: {why}"))
             .with_hint(
                 "paste the incoming-webhook URL exactly as the chat service shows it (https://…)",
             )
@@ -112,10 +105,10 @@ fn parse_url(cfg: &AppConfig, raw: &str, from: &str) -> Result<Url> {
     Ok(url)
 }
 
-fn resolve_format(cfg: &AppConfig, url: &Url, format: Format) -> Result<Format> {
+fn resolve_format(site: &Site, url: &Url, format: Format) -> Result<Format> {
     match format {
         Format::Auto => Format::detect(url).ok_or_else(|| {
-            cfg.error_at(
+            site.error_at(
                 "auth.alerts.webhook.format",
                 format!(
                     "is `auto` but {} is not a known Slack, Teams or Discord host",
@@ -128,58 +121,75 @@ fn resolve_format(cfg: &AppConfig, url: &Url, format: Format) -> Result<Format> 
     }
 }
 
-pub(crate) fn validate(cfg: &AppConfig) -> Result<()> {
-    let (c, format) = configured(cfg);
-    if let Some(raw) = c
-        .and_then(|c| c.url.as_deref())
-        .filter(|u| !u.trim().is_empty())
-    {
-        let url = parse_url(cfg, raw, "auth.alerts.webhook.url")?;
-        resolve_format(cfg, &url, format)?;
+/// `auth.alerts.webhook`, resolved: the URL from the file (a secret, never shown
+/// whole) with its format, or only the format when the URL comes from
+/// `ALERT_WEBHOOK_URL` when the channel opens.
+pub struct Settings {
+    url: Option<Url>,
+    format: Format,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("url", &self.url.as_ref().map(redact))
+            .field("format", &self.format)
+            .finish()
     }
-    Ok(())
+}
+
+impl Settings {
+    pub fn resolve(c: Option<&Config>, site: &Site) -> Result<Settings> {
+        let format = c.map(|c| c.format).unwrap_or_default();
+        let url = match c
+            .and_then(|c| c.url.as_deref())
+            .filter(|u| !u.trim().is_empty())
+        {
+            Some(raw) => {
+                crate::scrub::register_url(raw);
+                Some(parse_url(site, raw, "auth.alerts.webhook.url")?)
+            }
+            None => None,
+        };
+        let format = match &url {
+            Some(u) => resolve_format(site, u, format)?,
+            None => format,
+        };
+        Ok(Settings { url, format })
+    }
 }
 
 pub struct Webhook {
     url: Url,
     format: Format,
-    client: reqwest::Client,
-    retries: u32,
-    max_retry_after: Duration,
+    http: Http,
     /// The status of the last successful post (202: accepted, not yet delivered).
     last_status: std::sync::atomic::AtomicU16,
 }
 
 impl Webhook {
-    pub fn from_config(cfg: &AppConfig) -> Result<Webhook> {
-        let (c, format) = configured(cfg);
-        let from_file = c
-            .and_then(|c| c.url.clone())
-            .filter(|u| !u.trim().is_empty());
-        let (raw, key) = match from_file {
-            Some(u) => (u, "auth.alerts.webhook.url"),
-            None => match std::env::var(env_vars::ALERT_WEBHOOK_URL)
-                .ok()
-                .filter(|u| !u.trim().is_empty())
-            {
-                Some(u) => (u, env_vars::ALERT_WEBHOOK_URL),
-                None => {
-                    return Err(cfg
+    pub fn open(s: &Settings, ctx: &Ctx) -> Result<Webhook> {
+        let (url, format) = match &s.url {
+            Some(u) => (u.clone(), s.format),
+            None => {
+                let Some(raw) = std::env::var(env_vars::ALERT_WEBHOOK_URL)
+                    .ok()
+                    .filter(|u| !u.trim().is_empty())
+                else {
+                    return Err(ctx
                         .error_at("auth.alerts.webhook.url", format!("no webhook URL: the key is empty and {} is not set", env_vars::ALERT_WEBHOOK_URL))
                         .with_hint(format!("export {}=https://hooks.slack.com/services/… (keep it out of the config file: it is a secret)", env_vars::ALERT_WEBHOOK_URL)));
-                }
-            },
+                };
+                crate::scrub::register_url(&raw);
+                let url = parse_url(ctx.site, &raw, env_vars::ALERT_WEBHOOK_URL)?;
+                let format = resolve_format(ctx.site, &url, s.format)?;
+                (url, format)
+            }
         };
-        crate::scrub::register_url(&raw);
-        let url = parse_url(cfg, &raw, key)?;
-        let format = resolve_format(cfg, &url, format)?;
-        let h = &cfg.file.http;
         Ok(Webhook {
             url,
             format,
-            client: http::Http::new(h).client().clone(),
-            retries: h.retries,
-            max_retry_after: Duration::from_secs(h.max_retry_after_seconds),
+            http: ctx.http.clone(),
             last_status: std::sync::atomic::AtomicU16::new(0),
         })
     }
@@ -219,59 +229,32 @@ impl Notifier for Webhook {
     async fn send(&self, alert: &Alert) -> std::result::Result<(), String> {
         let body = self.payload(alert);
         let what = self.describe();
-        let mut last = String::new();
-        for attempt in 0..=self.retries {
-            let mut wait = backoff(attempt);
-            match self.client.post(self.url.clone()).json(&body).send().await {
-                Err(e) => {
-                    let e = e.without_url();
-                    let kind = if e.is_timeout() {
-                        "timed out"
-                    } else if e.is_connect() {
-                        "cannot connect"
-                    } else {
-                        "failed"
-                    };
-                    last = format!("{what}: {kind}: {}", http::chain(&e));
-                }
-                Ok(resp) => {
-                    let status = resp.status();
-                    let headers = resp.headers().clone();
-                    let text = crate::http::read_body(resp, crate::http::MAX_BODY)
-                        .await
-                        .unwrap_or_default();
-                    if status.is_success() {
-                        self.last_status
-                            .store(status.as_u16(), std::sync::atomic::Ordering::Relaxed);
-                        return Ok(());
-                    }
-                    let detail = describe_error(&text);
-                    last = format!("{what} answered {status}{detail}");
-                    if status.as_u16() != 429 && !status.is_server_error() {
-                        return Err(format!("{last}{}", hint_for(self.format, status.as_u16())));
-                    }
-                    if let Some(after) =
-                        http::retry_after(&headers).or_else(|| discord_retry_after(&text))
-                    {
-                        if after > self.max_retry_after {
-                            return Err(format!(
-                                "{last}, asking to wait {}s, longer than http.max_retry_after_seconds ({}s)",
-                                after.as_secs(),
-                                self.max_retry_after.as_secs()
-                            ));
-                        }
-                        wait = after;
-                    }
-                }
-            }
-            if attempt < self.retries {
-                tracing::info!("{last}; retrying in {:.1}s", wait.as_secs_f64());
-                tokio::time::sleep(wait).await;
-            }
+        // The URL is a secret: the shared HTTP layer names the call by `what`
+        // only (scheme and host), and retries 5xx, 429 (honouring `Retry-After`
+        // or Discord's JSON `retry_after`) and connection errors.
+        let reply = self
+            .http
+            .send_hidden(&what, Call::Safe, |c| c.post(self.url.clone()).json(&body))
+            .await
+            .map_err(|f| match f {
+                // The service's own words from its last answer.
+                Failure::GaveUp {
+                    message,
+                    answer: Some(body),
+                    ..
+                } => format!("{message}{}", describe_error(&body)),
+                f => f.message().to_owned(),
+            })?;
+        let status = reply.status;
+        if status.is_success() {
+            self.last_status
+                .store(status.as_u16(), std::sync::atomic::Ordering::Relaxed);
+            return Ok(());
         }
         Err(format!(
-            "{last} (gave up after {} attempts)",
-            self.retries + 1
+            "{what} answered {status}{}{}",
+            describe_error(&reply.body),
+            hint_for(self.format, status.as_u16())
         ))
     }
 }
@@ -282,21 +265,6 @@ fn accepted_or_delivered(format: Format, status: u16) -> &'static str {
     } else {
         "delivered"
     }
-}
-
-/// 200 ms, 400 ms, … capped at 8 s, with up to 25 % jitter.
-fn backoff(attempt: u32) -> Duration {
-    let base = 200u64.saturating_mul(1u64 << attempt.min(6)).min(8_000);
-    let jitter = rand::random::<u64>() % (base / 4 + 1);
-    Duration::from_millis(base + jitter)
-}
-
-/// Discord's 429 body: `{"retry_after": 0.5, …}` (seconds).
-fn discord_retry_after(body: &str) -> Option<Duration> {
-    let v: Value = serde_json::from_str(body).ok()?;
-    let secs = v.get("retry_after")?.as_f64()?;
-    (secs.is_finite() && secs >= 0.0)
-        .then(|| Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX))
 }
 
 /// `: invalid_payload` / `: Cannot send an empty message`: the service's own words.

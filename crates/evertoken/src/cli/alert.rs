@@ -11,7 +11,8 @@ pub struct TestAlertArgs {}
 
 pub async fn exec(ctx: &Ctx, _args: TestAlertArgs) -> Result<u8> {
     let cfg = ctx.require_config()?;
-    let notifier = crate::alert::require_notifier(&cfg)?;
+    let http = crate::http::Http::new(&cfg.file.http);
+    let notifier = cfg.alerts.require_notifier(&cfg.ctx(&http))?;
     let alert = crate::alert::sample(ctx.clock.now());
     ctx.shell.status(
         "Sending",

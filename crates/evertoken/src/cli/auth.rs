@@ -177,7 +177,15 @@ async fn refresh(ctx: &Ctx, args: RefreshArgs) -> Result<u8> {
         ));
     }
     if !args.dry_run && interrupted.is_none() {
-        crate::alert::dispatch(&engine.cfg, &mut report, ctx.clock).await;
+        let cfg = &engine.cfg;
+        crate::alert::dispatch(
+            &cfg.alerts,
+            &cfg.ctx(engine.http()),
+            &cfg.journal_dir(),
+            &mut report,
+            ctx.clock,
+        )
+        .await;
         if let Some(a) = report.alert.as_ref().filter(|a| !a.delivered) {
             ctx.shell.warn(&format!(
                 "the {} alert could not be delivered: {}",

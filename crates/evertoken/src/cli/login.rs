@@ -75,8 +75,7 @@ pub async fn exec(ctx: &Ctx, args: LoginArgs) -> Result<u8> {
         );
     }
     if let Some(name) = &args.store {
-        cfg.file.auth.writeback.backend = backend(name)?;
-        crate::store::validate(&cfg)?;
+        cfg.use_backend(backend(name)?)?;
     }
     if args.create_variable && cfg.file.auth.writeback.backend != crate::store::Backend::Gitlab {
         return Err(

@@ -113,8 +113,10 @@ impl Transit {
             approle_mount: c.approle_mount.clone(),
             ..vault::Config::default()
         };
+        let settings = vault::Settings::resolve(&vc, &cfg.site, at)?;
+        let http = crate::http::Http::new(&cfg.file.http);
         Ok(Transit {
-            vault: vault::connect(cfg, &vc, at)?,
+            vault: vault::connect(&settings, &cfg.ctx(&http), at)?,
             mount: c.mount.trim_matches('/').to_owned(),
             key: c.key.clone(),
             at: at.to_owned(),

@@ -708,8 +708,12 @@ impl Pending {
         };
         let mut created = Vec::new();
         if self.create_variables {
-            let gitlab = crate::store::gitlab::GitLabStore::open(&self.engine.cfg)
-                .map_err(|e| kept(&e.message))?;
+            let cfg = &self.engine.cfg;
+            let gitlab = crate::store::gitlab::GitLabStore::open_configured(
+                &cfg.writeback,
+                &cfg.ctx(self.engine.http()),
+            )
+            .map_err(|e| kept(&e.message))?;
             created = gitlab
                 .create_missing(&entries)
                 .await

@@ -472,9 +472,15 @@ pub enum ProviderError {
 impl From<http::Failure> for ProviderError {
     fn from(f: http::Failure) -> Self {
         match f {
-            http::Failure::GaveUp { message } => ProviderError::Failed {
+            http::Failure::GaveUp { message, .. } => ProviderError::Failed {
                 message,
                 hint: Some("a transient failure; the next scheduled run retries".into()),
+            },
+            http::Failure::Untrusted { message } => ProviderError::Failed {
+                message,
+                hint: Some(
+                    "check the platform's `base_url` and this machine's CA certificates".into(),
+                ),
             },
             http::Failure::Unknown { message } => ProviderError::Unknown { message },
         }

@@ -13,6 +13,7 @@ use crate::error::Result;
 use crate::files;
 use crate::lock::FileLock;
 use crate::secret::{Secret, Source};
+use crate::section::Site;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -20,23 +21,31 @@ pub struct Config {
     pub path: String,
 }
 
+/// `auth.writeback.env_file`, resolved.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub path: PathBuf,
+}
+
+impl Settings {
+    pub fn resolve(c: &Config, site: &Site) -> Settings {
+        Settings {
+            path: site.resolve_path(&c.path),
+        }
+    }
+}
+
 pub struct EnvFileStore {
     path: PathBuf,
 }
 
 impl EnvFileStore {
-    pub fn open(cfg: &crate::config::Config) -> Result<Self> {
-        let c = cfg.file.auth.writeback.env_file.as_ref().ok_or_else(|| {
-            cfg.error_at(
-                "auth.writeback.env_file.path",
-                "is required when backend is env-file",
-            )
-        })?;
-        let path = cfg.resolve_path(&c.path);
+    pub fn open(s: &Settings, site: &Site) -> Result<Self> {
+        let path = s.path.clone();
         if let Ok(Some(mode)) = files::mode_of(&path)
             && files::too_open(mode)
         {
-            return Err(cfg
+            return Err(site
                 .error_at(
                     "auth.writeback.env_file.path",
                     format!("{} is readable by others (mode {mode:04o})", path.display()),

@@ -26,6 +26,7 @@ use crate::env_vars;
 use crate::error::Result;
 use crate::http::{Call, Http, Reply, safe_url};
 use crate::secret::{Secret, Source};
+use crate::section::{Ctx, Site};
 
 const DEFAULT_API_URL: &str = "https://api.github.com";
 
@@ -166,72 +167,132 @@ fn split_repo(s: &str) -> Option<(String, String)> {
     (ok(o) && ok(r)).then(|| (o.to_owned(), r.to_owned()))
 }
 
-pub(crate) fn validate(cfg: &crate::config::Config) -> Result<()> {
-    let Some(c) = &cfg.file.auth.writeback.github_actions else {
-        return Ok(());
-    };
-    let key = |k: &str| format!("auth.writeback.github_actions.{k}");
-    if c.repository.is_some() && c.organization.is_some() {
-        return Err(cfg
-            .error_at("auth.writeback.github_actions", "sets both `repository` and `organization`")
-            .with_hint("keep `repository` (optionally with `environment`) for repository secrets, or `organization` for organization secrets"));
-    }
-    if c.organization.is_some() && c.environment.is_some() {
-        return Err(cfg
-            .error_at(&key("environment"), "cannot be combined with `organization`")
-            .with_hint("environment secrets belong to a repository: set `repository` instead of `organization`"));
-    }
-    if let Some(r) = c.repository.as_ref().filter(|r| split_repo(r).is_none()) {
-        return Err(cfg
-            .error_at(&key("repository"), format!("`{r}` is not `owner/repo`"))
-            .with_hint("for example `repository: my-org/publisher`"));
-    }
-    if let Some(v) = &c.visibility {
-        if c.organization.is_none() {
-            return Err(cfg
-                .error_at(&key("visibility"), "applies only to organization secrets")
-                .with_hint("remove it, or set `organization`"));
+/// Where the secrets go, as the file says: an organization, or a repository
+/// (from the file or `$GITHUB_REPOSITORY`) with an optional environment.
+#[derive(Debug, Clone)]
+enum Target {
+    Org {
+        org: String,
+        visibility: String,
+    },
+    Repo {
+        /// `None`: `$GITHUB_REPOSITORY`, read when the store opens.
+        repo: Option<(String, String)>,
+        environment: Option<String>,
+    },
+}
+
+/// `auth.writeback.github_actions`, resolved.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `api_url`; else `$GITHUB_API_URL`, else api.github.com.
+    api_url: Option<Url>,
+    target: Target,
+    /// The variable holding the API token (default `GITHUB_TOKEN`).
+    token_env: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            api_url: None,
+            target: Target::Repo {
+                repo: None,
+                environment: None,
+            },
+            token_env: env_vars::GITHUB_TOKEN.to_owned(),
         }
-        if !matches!(v.as_str(), "all" | "private" | "selected") {
-            return Err(cfg
+    }
+}
+
+impl Settings {
+    pub fn resolve(c: Option<&Config>, site: &Site) -> Result<Settings> {
+        let Some(c) = c else {
+            return Ok(Settings::default());
+        };
+        let key = |k: &str| format!("auth.writeback.github_actions.{k}");
+        if c.repository.is_some() && c.organization.is_some() {
+            return Err(site
+                .error_at("auth.writeback.github_actions", "sets both `repository` and `organization`")
+                .with_hint("keep `repository` (optionally with `environment`) for repository secrets, or `organization` for organization secrets"));
+        }
+        if c.organization.is_some() && c.environment.is_some() {
+            return Err(site
+                .error_at(&key("environment"), "cannot be combined with `organization`")
+                .with_hint("environment secrets belong to a repository: set `repository` instead of `organization`"));
+        }
+        let repo = match &c.repository {
+            Some(r) => Some(split_repo(r).ok_or_else(|| {
+                site.error_at(&key("repository"), format!("`{r}` is not `owner/repo`"))
+                    .with_hint("for example `repository: my-org/publisher`")
+            })?),
+            None => None,
+        };
+        if let Some(v) = &c.visibility {
+            if c.organization.is_none() {
+                return Err(site
+                    .error_at(&key("visibility"), "applies only to organization secrets")
+                    .with_hint("remove it, or set `organization`"));
+            }
+            if !matches!(v.as_str(), "all" | "private" | "selected") {
+                return Err(site
+                    .error_at(
+                        &key("visibility"),
+                        format!("`{v}` is not one of all, private, selected"),
+                    )
+                    .with_hint("the default is `private`"));
+            }
+        }
+        for (k, v) in [
+            ("environment", &c.environment),
+            ("organization", &c.organization),
+            ("token_env", &c.token_env),
+        ] {
+            if v.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                return Err(site
+                    .error_at(&key(k), "is empty")
+                    .with_hint("remove the key or give it a value"));
+            }
+        }
+        if let Some(v) = &c.token_env
+            && !is_var_name(v)
+        {
+            return Err(site
                 .error_at(
-                    &key("visibility"),
-                    format!("`{v}` is not one of all, private, selected"),
+                    &key("token_env"),
+                    format!(
+                        "`{}` is not an environment variable name (A-Z, 0-9 and `_`, not starting with a digit)",
+                        crate::scrub::escape_controls(v)
+                    ),
                 )
-                .with_hint("the default is `private`"));
+                .with_hint("for example `token_env: EVERTOKEN_SECRETS_TOKEN`"));
         }
+        let api_url = match &c.api_url {
+            Some(u) => Some(parse_api_url(u).map_err(|e| {
+                site.error_at(&key("api_url"), e)
+                    .with_hint("for example `https://github.example.com/api/v3`")
+            })?),
+            None => None,
+        };
+        let target = match &c.organization {
+            Some(org) => Target::Org {
+                org: org.trim().to_owned(),
+                visibility: c.visibility.clone().unwrap_or_else(|| "private".to_owned()),
+            },
+            None => Target::Repo {
+                repo,
+                environment: c.environment.as_ref().map(|e| e.trim().to_owned()),
+            },
+        };
+        Ok(Settings {
+            api_url,
+            target,
+            token_env: c
+                .token_env
+                .clone()
+                .unwrap_or_else(|| env_vars::GITHUB_TOKEN.to_owned()),
+        })
     }
-    for (k, v) in [
-        ("environment", &c.environment),
-        ("organization", &c.organization),
-        ("token_env", &c.token_env),
-    ] {
-        if v.as_deref().is_some_and(|v| v.trim().is_empty()) {
-            return Err(cfg
-                .error_at(&key(k), "is empty")
-                .with_hint("remove the key or give it a value"));
-        }
-    }
-    if let Some(v) = &c.token_env
-        && !is_var_name(v)
-    {
-        return Err(cfg
-            .error_at(
-                &key("token_env"),
-                format!(
-                    "`{}` is not an environment variable name (A-Z, 0-9 and `_`, not starting with a digit)",
-                    crate::scrub::escape_controls(v)
-                ),
-            )
-            .with_hint("for example `token_env: EVERTOKEN_SECRETS_TOKEN`"));
-    }
-    if let Some(u) = &c.api_url {
-        parse_api_url(u).map_err(|e| {
-            cfg.error_at(&key("api_url"), e)
-                .with_hint("for example `https://github.example.com/api/v3`")
-        })?;
-    }
-    Ok(())
 }
 
 /// `[A-Z_][A-Z0-9_]*`: a name a workflow's `env:` and every shell accept.
@@ -250,61 +311,54 @@ fn parse_api_url(u: &str) -> std::result::Result<Url, String> {
 }
 
 impl ActionsStore {
-    pub fn open(cfg: &crate::config::Config) -> Result<Self> {
-        let default = Config::default();
-        let c = cfg
-            .file
-            .auth
-            .writeback
-            .github_actions
-            .as_ref()
-            .unwrap_or(&default);
+    pub fn open(s: &Settings, ctx: &Ctx) -> Result<Self> {
         let key = |k: &str| format!("auth.writeback.github_actions.{k}");
-        let api_url = match (&c.api_url, env_nonempty(env_vars::GITHUB_API_URL)) {
+        let api_url = match (&s.api_url, env_nonempty(env_vars::GITHUB_API_URL)) {
             (Some(u), _) => u.clone(),
-            (None, Some(u)) => u,
-            (None, None) => DEFAULT_API_URL.to_owned(),
-        };
-        let api_url = parse_api_url(&api_url).map_err(|e| {
-            cfg.error_at(&key("api_url"), e)
-                .with_hint("for example `https://github.example.com/api/v3`")
-        })?;
-        let scope = if let Some(org) = &c.organization {
-            Scope::Org {
-                org: org.trim().to_owned(),
-                visibility: c.visibility.clone().unwrap_or_else(|| "private".to_owned()),
+            (None, from_env) => {
+                let u = from_env.unwrap_or_else(|| DEFAULT_API_URL.to_owned());
+                parse_api_url(&u).map_err(|e| {
+                    ctx.error_at(&key("api_url"), e)
+                        .with_hint("for example `https://github.example.com/api/v3`")
+                })?
             }
-        } else {
-            let (repo, from) = match (&c.repository, env_nonempty(env_vars::GITHUB_REPOSITORY)) {
-                (Some(r), _) => (r.clone(), key("repository")),
-                (None, Some(r)) => (r, format!("${}", env_vars::GITHUB_REPOSITORY)),
-                (None, None) => {
-                    return Err(cfg
-                        .error_at(&key("repository"), format!("is not set, and neither is ${}", env_vars::GITHUB_REPOSITORY))
-                        .with_hint("set `repository: owner/repo` (or `organization`); on GitHub Actions GITHUB_REPOSITORY is set for you"));
+        };
+        let scope = match &s.target {
+            Target::Org { org, visibility } => Scope::Org {
+                org: org.clone(),
+                visibility: visibility.clone(),
+            },
+            Target::Repo { repo, environment } => {
+                let (owner, repo) = match (repo, env_nonempty(env_vars::GITHUB_REPOSITORY)) {
+                    (Some(r), _) => r.clone(),
+                    (None, Some(r)) => split_repo(&r).ok_or_else(|| {
+                        ctx.error_at(
+                            &key("repository"),
+                            format!(
+                                "`{r}` (from ${}) is not `owner/repo`",
+                                env_vars::GITHUB_REPOSITORY
+                            ),
+                        )
+                    })?,
+                    (None, None) => {
+                        return Err(ctx
+                            .error_at(&key("repository"), format!("is not set, and neither is ${}", env_vars::GITHUB_REPOSITORY))
+                            .with_hint("set `repository: owner/repo` (or `organization`); on GitHub Actions GITHUB_REPOSITORY is set for you"));
+                    }
+                };
+                match environment {
+                    Some(env) => Scope::Env {
+                        owner,
+                        repo,
+                        env: env.clone(),
+                    },
+                    None => Scope::Repo { owner, repo },
                 }
-            };
-            let Some((owner, repo)) = split_repo(&repo) else {
-                return Err(cfg.error_at(
-                    &key("repository"),
-                    format!("`{repo}` (from {from}) is not `owner/repo`"),
-                ));
-            };
-            match &c.environment {
-                Some(env) => Scope::Env {
-                    owner,
-                    repo,
-                    env: env.trim().to_owned(),
-                },
-                None => Scope::Repo { owner, repo },
             }
         };
-        let token_env = c
-            .token_env
-            .clone()
-            .unwrap_or_else(|| env_vars::GITHUB_TOKEN.to_owned());
+        let token_env = s.token_env.clone();
         let Some(token) = env_nonempty(&token_env) else {
-            return Err(cfg
+            return Err(ctx
                 .error_at(&key("token_env"), format!("the github-actions write-back needs a token in ${token_env}, which is not set"))
                 .with_hint(format!(
                     "export {token_env}=… with a token allowed to write Actions secrets (fine-grained token or GitHub App: repository permission \"Secrets\" (write); for environment secrets, repository permission \"Environments\" (write); for organization secrets, organization permission \"Secrets\" (write)); a workflow's own GITHUB_TOKEN cannot write secrets, so pass such a token from a secret and name its variable in `token_env`"
@@ -315,7 +369,7 @@ impl ActionsStore {
             scope,
             token_env,
             token: Secret::new(token),
-            http: Http::new(&cfg.file.http),
+            http: ctx.http.clone(),
             key: tokio::sync::Mutex::new(None),
         })
     }

@@ -32,8 +32,9 @@ use url::Url;
 use super::{Entry, Store, StoreError, Stored};
 use crate::env_vars;
 use crate::error::Result;
-use crate::http::{Call, Failure, Http, Reply, safe_url};
+use crate::http::{Call, Failure, Http, Outcome, Reply, safe_url};
 use crate::secret::{Secret, Source};
+use crate::section::{Ctx, Site};
 
 mod create;
 
@@ -144,34 +145,58 @@ fn env_nonempty(var: &str) -> Option<String> {
     std::env::var(var).ok().filter(|v| !v.trim().is_empty())
 }
 
-pub(crate) fn validate(cfg: &crate::config::Config) -> Result<()> {
-    let wb = &cfg.file.auth.writeback;
-    let Some(c) = &wb.gitlab else { return Ok(()) };
-    if c.project.is_some() && c.group.is_some() {
-        return Err(cfg
-            .error_at("auth.writeback.gitlab", "sets both `project` and `group`")
-            .with_hint(
-                "keep `project` for project variables or `group` for group variables, not both",
-            ));
-    }
-    for (key, v) in [
-        ("project", &c.project),
-        ("group", &c.group),
-        ("environment_scope", &c.environment_scope),
-    ] {
-        if v.as_deref().is_some_and(|v| v.trim().is_empty()) {
-            return Err(cfg
-                .error_at(&format!("auth.writeback.gitlab.{key}"), "is empty")
-                .with_hint("remove the key or give it a value"));
+/// `auth.writeback.gitlab`, resolved: what the file says. What it leaves out
+/// comes from the pipeline's environment when the store opens.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// `api_url`; else `$CI_API_V4_URL`, else gitlab.com.
+    api_url: Option<Url>,
+    /// `project` or `group` (never both); else `$CI_PROJECT_ID`.
+    scope: Option<Scope>,
+    environment_scope: Option<String>,
+}
+
+impl Settings {
+    pub fn resolve(c: Option<&Config>, site: &Site) -> Result<Settings> {
+        let Some(c) = c else {
+            return Ok(Settings::default());
+        };
+        for (key, v) in [
+            ("project", &c.project),
+            ("group", &c.group),
+            ("environment_scope", &c.environment_scope),
+        ] {
+            if v.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                return Err(site
+                    .error_at(&format!("auth.writeback.gitlab.{key}"), "is empty")
+                    .with_hint("remove the key or give it a value"));
+            }
         }
+        let scope = match (&c.project, &c.group) {
+            (Some(_), Some(_)) => {
+                return Err(site
+                    .error_at("auth.writeback.gitlab", "sets both `project` and `group`")
+                    .with_hint(
+                        "keep `project` for project variables or `group` for group variables, not both",
+                    ));
+            }
+            (Some(p), None) => Some(Scope::Project(p.trim().to_owned())),
+            (None, Some(g)) => Some(Scope::Group(g.trim().to_owned())),
+            (None, None) => None,
+        };
+        let api_url = match &c.api_url {
+            Some(u) => Some(parse_api_url(u).map_err(|e| {
+                site.error_at("auth.writeback.gitlab.api_url", e)
+                    .with_hint("for example `https://gitlab.example.com/api/v4`")
+            })?),
+            None => None,
+        };
+        Ok(Settings {
+            api_url,
+            scope,
+            environment_scope: c.environment_scope.as_ref().map(|s| s.trim().to_owned()),
+        })
     }
-    if let Some(u) = &c.api_url {
-        parse_api_url(u).map_err(|e| {
-            cfg.error_at("auth.writeback.gitlab.api_url", e)
-                .with_hint("for example `https://gitlab.example.com/api/v4`")
-        })?;
-    }
-    Ok(())
 }
 
 fn parse_api_url(u: &str) -> std::result::Result<Url, String> {
@@ -183,27 +208,28 @@ fn parse_api_url(u: &str) -> std::result::Result<Url, String> {
 }
 
 impl GitLabStore {
-    pub fn open(cfg: &crate::config::Config) -> Result<Self> {
-        let default = Config::default();
-        let c = cfg.file.auth.writeback.gitlab.as_ref().unwrap_or(&default);
-        let (api_url, api_from) = match (&c.api_url, env_nonempty(env_vars::CI_API_V4_URL)) {
-            (Some(u), _) => (u.clone(), "auth.writeback.gitlab.api_url".to_owned()),
-            (None, Some(u)) => (u, format!("${}", env_vars::CI_API_V4_URL)),
-            (None, None) => (DEFAULT_API_URL.to_owned(), "the default".to_owned()),
+    pub fn open(s: &Settings, ctx: &Ctx) -> Result<Self> {
+        let api_url = match (&s.api_url, env_nonempty(env_vars::CI_API_V4_URL)) {
+            (Some(u), _) => u.clone(),
+            (None, from_env) => {
+                let (u, from) = match from_env {
+                    Some(u) => (u, format!("${}", env_vars::CI_API_V4_URL)),
+                    None => (DEFAULT_API_URL.to_owned(), "the default".to_owned()),
+                };
+                parse_api_url(&u).map_err(|e| {
+                    ctx.error_at(
+                        "auth.writeback.gitlab.api_url",
+                        format!("{e} (from {from})"),
+                    )
+                    .with_hint("for example `https://gitlab.example.com/api/v4`")
+                })?
+            }
         };
-        let api_url = parse_api_url(&api_url).map_err(|e| {
-            cfg.error_at(
-                "auth.writeback.gitlab.api_url",
-                format!("{e} (from {api_from})"),
-            )
-            .with_hint("for example `https://gitlab.example.com/api/v4`")
-        })?;
-        let scope = match (&c.group, &c.project, env_nonempty(env_vars::CI_PROJECT_ID)) {
-            (Some(g), _, _) => Scope::Group(g.trim().to_owned()),
-            (None, Some(p), _) => Scope::Project(p.trim().to_owned()),
-            (None, None, Some(p)) => Scope::Project(p.trim().to_owned()),
-            (None, None, None) => {
-                return Err(cfg
+        let scope = match (&s.scope, env_nonempty(env_vars::CI_PROJECT_ID)) {
+            (Some(scope), _) => scope.clone(),
+            (None, Some(p)) => Scope::Project(p.trim().to_owned()),
+            (None, None) => {
+                return Err(ctx
                     .error_at("auth.writeback.gitlab.project", format!("is not set, and neither is ${}", env_vars::CI_PROJECT_ID))
                     .with_hint("set `auth.writeback.gitlab.project` to the project's ID or `group/project` path (or `group` for group variables); inside a GitLab pipeline CI_PROJECT_ID is set for you"));
             }
@@ -211,7 +237,7 @@ impl GitLabStore {
         let token = match env_nonempty(env_vars::GITLAB_TOKEN) {
             Some(t) => Secret::new(t),
             None => {
-                let mut e = cfg.error_at(
+                let mut e = ctx.error_at(
                     "auth.writeback.backend",
                     format!(
                         "the gitlab write-back needs ${}, which is not set",
@@ -236,13 +262,22 @@ impl GitLabStore {
         Ok(Self {
             api_url,
             scope,
-            environment_scope: c.environment_scope.as_ref().map(|s| s.trim().to_owned()),
+            environment_scope: s.environment_scope.clone(),
             token,
-            http: Http::new(&cfg.file.http),
+            http: ctx.http.clone(),
             known: tokio::sync::Mutex::new(None),
             reread: Mutex::new(HashSet::new()),
             offline: AtomicBool::new(false),
         })
+    }
+
+    /// The gitlab store of `wb` (`auth login --create-variable`, which requires
+    /// the gitlab backend; any other backend opens one from the environment).
+    pub fn open_configured(wb: &super::Writeback, ctx: &Ctx) -> Result<Self> {
+        match wb {
+            super::Writeback::Gitlab(s) => Self::open(s, ctx),
+            _ => Self::open(&Settings::default(), ctx),
+        }
     }
 
     /// `<api_url>/<projects|groups>/<url-encoded id>/variables?per_page=100&page=N`.
@@ -567,17 +602,29 @@ impl GitLabStore {
 /// hint follows what happened: a name that does not resolve or a refused
 /// connection is not a slow server.
 fn unanswered(f: Failure) -> StoreError {
-    let m = f.message();
-    let hint = if m.contains("cannot connect") {
-        "GitLab could not be reached (name resolution or connection failed): check `auth.writeback.gitlab.api_url` (or $CI_API_V4_URL) and the network; the next run retries"
-    } else if m.contains("timed out") {
-        "GitLab did not answer in time; the next run retries"
-    } else if m.contains("answered") {
-        "GitLab answered with a server error or asked to slow down; the next run retries"
-    } else {
-        "the call to GitLab failed; the next run retries"
+    let hint = match &f {
+        Failure::GaveUp {
+            last: Outcome::NotConnected,
+            ..
+        } => {
+            "GitLab could not be reached (name resolution or connection failed): check `auth.writeback.gitlab.api_url` (or $CI_API_V4_URL) and the network; the next run retries"
+        }
+        Failure::GaveUp {
+            last: Outcome::NoAnswer,
+            ..
+        } => "GitLab did not answer in time; the next run retries",
+        Failure::GaveUp {
+            last: Outcome::Http { .. },
+            ..
+        } => "GitLab answered with a server error or asked to slow down; the next run retries",
+        Failure::Untrusted { .. } => {
+            return StoreError::permanent(f.message().to_owned()).with_hint(
+                "GitLab's TLS certificate is not trusted: check `auth.writeback.gitlab.api_url` and this machine's CA certificates",
+            );
+        }
+        _ => "the call to GitLab failed; the next run retries",
     };
-    StoreError::transient(m.to_owned()).with_hint(hint)
+    StoreError::transient(f.message().to_owned()).with_hint(hint)
 }
 
 /// GitLab's masking rules: a single line of at least 8 characters from the Base64

@@ -12,6 +12,7 @@ use super::keychain::{self, Keychain, Mode};
 use super::{Entry, Store, StoreError, Stored};
 use crate::error::Result;
 use crate::secret::Source;
+use crate::section::Site;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -24,6 +25,36 @@ pub struct Config {
     pub file: Option<String>,
 }
 
+/// `auth.writeback.local`, resolved.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub keychain: Mode,
+    /// The credentials file, absolute (or relative to the working directory
+    /// when there is no config file).
+    pub file: PathBuf,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            keychain: Mode::default(),
+            file: PathBuf::from("credentials.yaml"),
+        }
+    }
+}
+
+impl Settings {
+    pub fn resolve(c: &Config, site: &Site) -> Settings {
+        Settings {
+            keychain: c.keychain,
+            file: match &c.file {
+                Some(p) => site.resolve_path(p),
+                None => site.base_dir.join("credentials.yaml"),
+            },
+        }
+    }
+}
+
 pub struct LocalStore {
     keychain: Option<Keychain>,
     /// Shared with the group-commit flusher (issue 9).
@@ -32,11 +63,10 @@ pub struct LocalStore {
 }
 
 impl LocalStore {
-    pub fn open(cfg: &crate::config::Config) -> Result<Self> {
-        let c = &cfg.file.auth.writeback.local;
-        let path = Self::file_path(cfg);
+    pub fn open(s: &Settings, site: &Site) -> Result<Self> {
+        let path = s.file.clone();
         let file = Arc::new(CredentialsFile::open(path.clone())?);
-        let (keychain, notice) = match c.keychain {
+        let (keychain, notice) = match s.keychain {
             Mode::Off => (None, None),
             Mode::Auto => match keychain::probe() {
                 Ok(k) => (Some(k), None),
@@ -51,7 +81,7 @@ impl LocalStore {
             Mode::Required => match keychain::probe() {
                 Ok(k) => (Some(k), None),
                 Err(why) => {
-                    return Err(cfg.error_at("auth.writeback.local.keychain", format!("is `required`, but {why}")).with_hint(
+                    return Err(site.error_at("auth.writeback.local.keychain", format!("is `required`, but {why}")).with_hint(
                         "run where a keychain is unlocked (a desktop session), or set `keychain: auto` to fall back to the credentials file",
                     ));
                 }
@@ -62,13 +92,6 @@ impl LocalStore {
             file,
             notice,
         })
-    }
-
-    pub fn file_path(cfg: &crate::config::Config) -> PathBuf {
-        match &cfg.file.auth.writeback.local.file {
-            Some(p) => cfg.resolve_path(p),
-            None => cfg.base_dir.join("credentials.yaml"),
-        }
     }
 
     pub fn uses_keychain(&self) -> bool {

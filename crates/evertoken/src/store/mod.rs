@@ -3,8 +3,9 @@
 //! read, to check it can take a write (pre-flight), to lock across hosts, and to
 //! write. Values cross this boundary only as [`Secret`]s.
 //!
-//! Adding a backend: one module implementing [`Store`], its config block in
-//! [`WritebackConfig`], one arm in [`Backend`] and one in [`open`].
+//! Adding a backend: one module implementing [`Store`] with its config block (plain
+//! serde data) and its resolved `Settings`, the block in [`WritebackConfig`], and
+//! one arm in [`Backend`] and in [`Writeback`].
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,9 +13,9 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use serde::Deserialize;
 
-use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::secret::{Secret, Source};
+use crate::section::{Ctx, Site};
 
 pub mod credentials_file;
 pub mod env_file;
@@ -204,32 +205,78 @@ pub trait Store: Send + Sync {
     }
 }
 
-/// Opens the configured write-back store.
-pub fn open(cfg: &Config) -> Result<Arc<dyn Store>> {
-    let wb = &cfg.file.auth.writeback;
-    Ok(match wb.backend {
-        Backend::Local => Arc::new(local::LocalStore::open(cfg)?),
-        Backend::EnvFile => Arc::new(env_file::EnvFileStore::open(cfg)?),
-        Backend::Gitlab => Arc::new(gitlab::GitLabStore::open(cfg)?),
-        Backend::Vault => Arc::new(vault::VaultStore::open(cfg)?),
-        Backend::GithubActions => Arc::new(github_actions::ActionsStore::open(cfg)?),
-    })
+/// `auth.writeback`, resolved: the selected store and its checked settings. Built
+/// once when the config loads ([`Writeback::resolve`]); a store is opened from
+/// it with a [`Ctx`] (the environment's credentials are read then).
+#[derive(Debug)]
+pub enum Writeback {
+    Local(local::Settings),
+    EnvFile(env_file::Settings),
+    Gitlab(gitlab::Settings),
+    Vault(vault::Settings),
+    GithubActions(github_actions::Settings),
 }
 
-pub(crate) fn validate(cfg: &Config) -> Result<()> {
-    let wb = &cfg.file.auth.writeback;
-    if wb.backend == Backend::EnvFile && wb.env_file.is_none() {
-        return Err(cfg
-            .error_at(
-                "auth.writeback.env_file",
-                "is required when backend is env-file",
-            )
-            .with_hint("for example `env_file: { path: ~/.config/evertoken/tokens.env }`"));
+impl Default for Writeback {
+    /// The credentials file beside the config (or in the current directory).
+    fn default() -> Self {
+        Writeback::Local(local::Settings::default())
     }
-    gitlab::validate(cfg)?;
-    vault::validate(cfg)?;
-    github_actions::validate(cfg)?;
-    Ok(())
+}
+
+impl Writeback {
+    /// Checks every block of `auth.writeback` that is present (so a block kept
+    /// for `auth login --store` is checked too) and keeps the selected one.
+    pub fn resolve(c: &WritebackConfig, site: &Site) -> Result<Writeback> {
+        let local = local::Settings::resolve(&c.local, site);
+        let env_file = c
+            .env_file
+            .as_ref()
+            .map(|e| env_file::Settings::resolve(e, site));
+        let gitlab = gitlab::Settings::resolve(c.gitlab.as_ref(), site)?;
+        let vault = vault::Settings::resolve(
+            c.vault.as_ref().unwrap_or(&vault::Config::default()),
+            site,
+            "auth.writeback.vault",
+        )?;
+        let github_actions = github_actions::Settings::resolve(c.github_actions.as_ref(), site)?;
+        Ok(match c.backend {
+            Backend::Local => Writeback::Local(local),
+            Backend::EnvFile => Writeback::EnvFile(env_file.ok_or_else(|| {
+                site.error_at(
+                    "auth.writeback.env_file",
+                    "is required when backend is env-file",
+                )
+                .with_hint("for example `env_file: { path: ~/.config/evertoken/tokens.env }`")
+            })?),
+            Backend::Gitlab => Writeback::Gitlab(gitlab),
+            Backend::Vault => Writeback::Vault(vault),
+            Backend::GithubActions => Writeback::GithubActions(github_actions),
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Writeback::Local(_) => Backend::Local,
+            Writeback::EnvFile(_) => Backend::EnvFile,
+            Writeback::Gitlab(_) => Backend::Gitlab,
+            Writeback::Vault(_) => Backend::Vault,
+            Writeback::GithubActions(_) => Backend::GithubActions,
+        }
+    }
+
+    /// Opens the store: the environment's credentials (`GITLAB_TOKEN`,
+    /// `VAULT_TOKEN`, …) are read here, so a missing one is an error (exit 2)
+    /// naming the key and the variable.
+    pub fn open(&self, ctx: &Ctx) -> Result<Arc<dyn Store>> {
+        Ok(match self {
+            Writeback::Local(s) => Arc::new(local::LocalStore::open(s, ctx.site)?),
+            Writeback::EnvFile(s) => Arc::new(env_file::EnvFileStore::open(s, ctx.site)?),
+            Writeback::Gitlab(s) => Arc::new(gitlab::GitLabStore::open(s, ctx)?),
+            Writeback::Vault(s) => Arc::new(vault::VaultStore::open(s, ctx)?),
+            Writeback::GithubActions(s) => Arc::new(github_actions::ActionsStore::open(s, ctx)?),
+        })
+    }
 }
 
 /// Reads several variables (a convenience over [`Store::read`]).

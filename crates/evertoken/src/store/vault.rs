@@ -28,8 +28,9 @@ use url::Url;
 use super::{Entry, RemoteLock, Store, StoreError, Stored};
 use crate::env_vars;
 use crate::error::Result;
-use crate::http::safe_url;
+use crate::http::{Call, Failure, Http, safe_url};
 use crate::secret::{Secret, Source};
+use crate::section::{Ctx, Site};
 
 /// `auth.writeback.vault`.
 #[derive(Debug, Deserialize)]
@@ -108,42 +109,67 @@ fn valid_path(p: &str) -> bool {
         })
 }
 
-pub(crate) fn validate(cfg: &crate::config::Config) -> Result<()> {
-    let Some(c) = &cfg.file.auth.writeback.vault else {
-        return Ok(());
-    };
-    let key = |k: &str| format!("auth.writeback.vault.{k}");
-    for (k, v) in [
-        ("mount", &c.mount),
-        ("path", &c.path),
-        ("approle_mount", &c.approle_mount),
-    ] {
-        let t = v.trim_matches('/');
-        if !valid_path(t) {
-            return Err(cfg
-                .error_at(&key(k), format!("`{v}` is not a Vault path"))
-                .with_hint("use segments of letters, digits, `-`, `_` and `.`, separated by `/`, e.g. `secret` or `ci/evertoken`"));
+/// `auth.writeback.vault` (or a GitHub App's Transit signer), resolved: checked
+/// names and address, the CA file's path, the lock timings. The address, token
+/// and namespace the file leaves out come from `$VAULT_*` when the store opens.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    address: Option<Url>,
+    mount: String,
+    path: String,
+    namespace: Option<String>,
+    ca_file: Option<PathBuf>,
+    approle_mount: String,
+    lock_timeout: Duration,
+    lock_ttl: Duration,
+}
+
+impl Settings {
+    /// `at` is the block's key, for messages (`auth.writeback.vault`).
+    pub fn resolve(c: &Config, site: &Site, at: &str) -> Result<Settings> {
+        let key = |k: &str| format!("{at}.{k}");
+        for (k, v) in [
+            ("mount", &c.mount),
+            ("path", &c.path),
+            ("approle_mount", &c.approle_mount),
+        ] {
+            let t = v.trim_matches('/');
+            if !valid_path(t) {
+                return Err(site
+                    .error_at(&key(k), format!("`{v}` is not a Vault path"))
+                    .with_hint("use segments of letters, digits, `-`, `_` and `.`, separated by `/`, e.g. `secret` or `ci/evertoken`"));
+            }
         }
+        let address = match &c.address {
+            Some(a) => Some(parse_address(a).map_err(|e| {
+                site.error_at(&key("address"), e)
+                    .with_hint("for example `https://vault.example.com:8200`")
+            })?),
+            None => None,
+        };
+        if c.lock_timeout_seconds == 0 || c.lock_ttl_seconds == 0 {
+            return Err(site
+                .error_at(
+                    &key(if c.lock_ttl_seconds == 0 {
+                        "lock_ttl_seconds"
+                    } else {
+                        "lock_timeout_seconds"
+                    }),
+                    "must be at least 1",
+                )
+                .with_hint("the defaults are 120 (timeout) and 600 (ttl)"));
+        }
+        Ok(Settings {
+            address,
+            mount: c.mount.trim_matches('/').to_owned(),
+            path: c.path.trim_matches('/').to_owned(),
+            namespace: c.namespace.as_ref().map(|n| n.trim_matches('/').to_owned()),
+            ca_file: c.ca_file.as_deref().map(|f| site.resolve_path(f)),
+            approle_mount: c.approle_mount.trim_matches('/').to_owned(),
+            lock_timeout: Duration::from_secs(c.lock_timeout_seconds),
+            lock_ttl: Duration::from_secs(c.lock_ttl_seconds),
+        })
     }
-    if let Some(a) = &c.address {
-        parse_address(a).map_err(|e| {
-            cfg.error_at(&key("address"), e)
-                .with_hint("for example `https://vault.example.com:8200`")
-        })?;
-    }
-    if c.lock_timeout_seconds == 0 || c.lock_ttl_seconds == 0 {
-        return Err(cfg
-            .error_at(
-                &key(if c.lock_ttl_seconds == 0 {
-                    "lock_ttl_seconds"
-                } else {
-                    "lock_timeout_seconds"
-                }),
-                "must be at least 1",
-            )
-            .with_hint("the defaults are 120 (timeout) and 600 (ttl)"));
-    }
-    Ok(())
 }
 
 fn parse_address(a: &str) -> std::result::Result<Url, String> {
@@ -160,7 +186,7 @@ enum Auth {
 }
 
 pub(crate) struct Inner {
-    client: reqwest::Client,
+    http: Http,
     address: Url,
     namespace: Option<String>,
     mount: String,
@@ -171,7 +197,6 @@ pub(crate) struct Inner {
     token: tokio::sync::Mutex<Option<Secret>>,
     /// The KV version of each variable as last read or written (check-and-set).
     versions: Mutex<HashMap<String, u64>>,
-    retries: u32,
 }
 
 pub struct VaultStore {
@@ -187,127 +212,116 @@ struct Kv {
 }
 
 impl VaultStore {
-    pub fn open(cfg: &crate::config::Config) -> Result<Self> {
-        let default = Config::default();
-        let c = cfg.file.auth.writeback.vault.as_ref().unwrap_or(&default);
+    pub fn open(s: &Settings, ctx: &Ctx) -> Result<Self> {
         Ok(Self {
-            inner: Arc::new(connect(cfg, c, "auth.writeback.vault")?),
-            lock_timeout: Duration::from_secs(c.lock_timeout_seconds),
-            lock_ttl: Duration::from_secs(c.lock_ttl_seconds),
+            inner: Arc::new(connect(s, ctx, "auth.writeback.vault")?),
+            lock_timeout: s.lock_timeout,
+            lock_ttl: s.lock_ttl,
         })
     }
 }
 
-/// Address, auth (token or AppRole), namespace and CA file of `c`, as the
-/// config key `at` (the store's, or a GitHub App's Transit signer) names them.
-pub(crate) fn connect(cfg: &crate::config::Config, c: &Config, at: &str) -> Result<Inner> {
-    {
-        let key = |k: &str| format!("{at}.{k}");
-        let address = match (&c.address, env_nonempty(env_vars::VAULT_ADDR)) {
-            (Some(a), _) => a.clone(),
-            (None, Some(a)) => a,
-            (None, None) => {
-                return Err(cfg
-                    .error_at(&key("address"), format!("is not set, and neither is ${}", env_vars::VAULT_ADDR))
-                    .with_hint("set `auth.writeback.vault.address: https://vault.example.com:8200` or export VAULT_ADDR"));
-            }
-        };
-        let address = parse_address(&address).map_err(|e| {
-            cfg.error_at(&key("address"), e)
-                .with_hint("for example `https://vault.example.com:8200`")
-        })?;
-        let auth = match (
-            env_nonempty(env_vars::VAULT_TOKEN),
-            env_nonempty(env_vars::VAULT_ROLE_ID),
-            env_nonempty(env_vars::VAULT_SECRET_ID),
-        ) {
-            (Some(t), _, _) => Auth::Token(Secret::new(t)),
-            (None, Some(r), Some(s)) => Auth::AppRole {
-                role_id: Secret::new(r),
-                secret_id: Secret::new(s),
-            },
-            (None, r, s) => {
-                let missing = match (r.is_some(), s.is_some()) {
-                    (true, false) => format!(
-                        "${} is set but ${} is not",
-                        env_vars::VAULT_ROLE_ID,
-                        env_vars::VAULT_SECRET_ID
-                    ),
-                    (false, true) => format!(
-                        "${} is set but ${} is not",
-                        env_vars::VAULT_SECRET_ID,
-                        env_vars::VAULT_ROLE_ID
-                    ),
-                    _ => format!(
-                        "neither ${} nor ${} + ${} is set",
-                        env_vars::VAULT_TOKEN,
-                        env_vars::VAULT_ROLE_ID,
-                        env_vars::VAULT_SECRET_ID
-                    ),
-                };
-                return Err(cfg
-                    .error_at(if at == "auth.writeback.vault" { "auth.writeback.backend" } else { at }, format!("cannot log in to Vault: {missing}"))
-                    .with_hint("export VAULT_TOKEN, or VAULT_ROLE_ID and VAULT_SECRET_ID for AppRole (see the README for the policy the runner needs)"));
-            }
-        };
-        crate::http::install_crypto_provider();
-        let mut builder = reqwest::Client::builder()
-            .timeout(Duration::from_secs_f64(cfg.file.http.timeout_seconds))
-            .connect_timeout(Duration::from_secs_f64(
-                cfg.file.http.timeout_seconds.min(10.0),
-            ))
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("evertoken/", env!("CARGO_PKG_VERSION")));
-        let ca = match (&c.ca_file, env_nonempty(env_vars::VAULT_CACERT)) {
-            (Some(f), _) => Some((cfg.resolve_path(f), key("ca_file"))),
-            (None, Some(f)) => Some((PathBuf::from(f), format!("${}", env_vars::VAULT_CACERT))),
-            (None, None) => None,
-        };
-        if let Some((path, from)) = ca {
-            let pem = std::fs::read(&path).map_err(|e| {
-                cfg.error_at(
-                    &key("ca_file"),
-                    format!("cannot read {} (from {from}): {e}", path.display()),
-                )
-                .with_hint(
-                    "point it at the PEM file of the CA that signed the Vault server's certificate",
-                )
-            })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .ok()
-                .filter(|c| !c.is_empty())
-                .ok_or_else(|| {
-                    cfg.error_at(
-                        &key("ca_file"),
-                        format!("{} (from {from}) holds no PEM certificate", path.display()),
-                    )
-                    .with_hint("it must hold `BEGIN CERTIFICATE` blocks: the CA that signed the Vault server's certificate")
-                })?;
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
-            }
+/// Address, auth (token or AppRole), namespace and CA file of `s`, the
+/// environment filling in what the file leaves out; `at` (the store's key, or a
+/// GitHub App's Transit signer) names them in messages.
+pub(crate) fn connect(s: &Settings, ctx: &Ctx, at: &str) -> Result<Inner> {
+    let key = |k: &str| format!("{at}.{k}");
+    let address = match (&s.address, env_nonempty(env_vars::VAULT_ADDR)) {
+        (Some(a), _) => a.clone(),
+        (None, Some(a)) => parse_address(&a).map_err(|e| {
+            ctx.error_at(
+                &key("address"),
+                format!("{e} (from ${})", env_vars::VAULT_ADDR),
+            )
+            .with_hint("for example `https://vault.example.com:8200`")
+        })?,
+        (None, None) => {
+            return Err(ctx
+                .error_at(&key("address"), format!("is not set, and neither is ${}", env_vars::VAULT_ADDR))
+                .with_hint("set `auth.writeback.vault.address: https://vault.example.com:8200` or export VAULT_ADDR"));
         }
-        let client = builder
-            .build()
-            .map_err(|e| cfg.error_at(&key("ca_file"), format!("cannot set up TLS: {e}")))?;
-        let namespace = c
-            .namespace
-            .clone()
-            .or_else(|| env_nonempty(env_vars::VAULT_NAMESPACE))
-            .map(|n| n.trim_matches('/').to_owned());
-        Ok(Inner {
-            client,
-            address,
-            namespace,
-            mount: c.mount.trim_matches('/').to_owned(),
-            path: c.path.trim_matches('/').to_owned(),
-            approle_mount: c.approle_mount.trim_matches('/').to_owned(),
-            auth,
-            token: tokio::sync::Mutex::new(None),
-            versions: Mutex::new(HashMap::new()),
-            retries: cfg.file.http.retries,
-        })
+    };
+    let auth = match (
+        env_nonempty(env_vars::VAULT_TOKEN),
+        env_nonempty(env_vars::VAULT_ROLE_ID),
+        env_nonempty(env_vars::VAULT_SECRET_ID),
+    ) {
+        (Some(t), _, _) => Auth::Token(Secret::new(t)),
+        (None, Some(r), Some(s)) => Auth::AppRole {
+            role_id: Secret::new(r),
+            secret_id: Secret::new(s),
+        },
+        (None, r, s) => {
+            let missing = match (r.is_some(), s.is_some()) {
+                (true, false) => format!(
+                    "${} is set but ${} is not",
+                    env_vars::VAULT_ROLE_ID,
+                    env_vars::VAULT_SECRET_ID
+                ),
+                (false, true) => format!(
+                    "${} is set but ${} is not",
+                    env_vars::VAULT_SECRET_ID,
+                    env_vars::VAULT_ROLE_ID
+                ),
+                _ => format!(
+                    "neither ${} nor ${} + ${} is set",
+                    env_vars::VAULT_TOKEN,
+                    env_vars::VAULT_ROLE_ID,
+                    env_vars::VAULT_SECRET_ID
+                ),
+            };
+            return Err(ctx
+                .error_at(if at == "auth.writeback.vault" { "auth.writeback.backend" } else { at }, format!("cannot log in to Vault: {missing}"))
+                .with_hint("export VAULT_TOKEN, or VAULT_ROLE_ID and VAULT_SECRET_ID for AppRole (see the README for the policy the runner needs)"));
+        }
+    };
+    let ca = match (&s.ca_file, env_nonempty(env_vars::VAULT_CACERT)) {
+        (Some(f), _) => Some((f.clone(), key("ca_file"))),
+        (None, Some(f)) => Some((PathBuf::from(f), format!("${}", env_vars::VAULT_CACERT))),
+        (None, None) => None,
+    };
+    let mut roots = Vec::new();
+    if let Some((path, from)) = ca {
+        let pem = std::fs::read(&path).map_err(|e| {
+            ctx.error_at(
+                &key("ca_file"),
+                format!("cannot read {} (from {from}): {e}", path.display()),
+            )
+            .with_hint(
+                "point it at the PEM file of the CA that signed the Vault server's certificate",
+            )
+        })?;
+        roots = reqwest::Certificate::from_pem_bundle(&pem)
+            .ok()
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| {
+                ctx.error_at(
+                    &key("ca_file"),
+                    format!("{} (from {from}) holds no PEM certificate", path.display()),
+                )
+                .with_hint("it must hold `BEGIN CERTIFICATE` blocks: the CA that signed the Vault server's certificate")
+            })?;
     }
+    // The process's HTTP layer (timeouts, retries); with a private CA, its own
+    // client trusting that CA too.
+    let http = ctx
+        .http
+        .with_roots(roots)
+        .map_err(|e| ctx.error_at(&key("ca_file"), format!("cannot set up TLS: {e}")))?;
+    let namespace = s.namespace.clone().or_else(|| {
+        env_nonempty(env_vars::VAULT_NAMESPACE).map(|n| n.trim_matches('/').to_owned())
+    });
+    Ok(Inner {
+        http,
+        address,
+        namespace,
+        mount: s.mount.clone(),
+        path: s.path.clone(),
+        approle_mount: s.approle_mount.clone(),
+        auth,
+        token: tokio::sync::Mutex::new(None),
+        versions: Mutex::new(HashMap::new()),
+    })
 }
 
 /// The first of Vault's `errors`, or the start of the body.
@@ -378,9 +392,9 @@ impl Inner {
         Ok(t)
     }
 
-    /// One API call with retries for what is worth retrying (connect errors,
-    /// timeouts, 5xx, 429). Returns the final status, the JSON body (or null) and
-    /// the raw body.
+    /// One API call through the shared HTTP layer, which retries what is worth
+    /// retrying (connect errors, timeouts, 5xx, 429). Returns the final status,
+    /// the JSON body (or null) and the raw body.
     async fn send(
         &self,
         method: Method,
@@ -389,79 +403,41 @@ impl Inner {
         body: Option<&Value>,
     ) -> Result<(StatusCode, Value, String), StoreError> {
         let url = self.url(api_path);
-        let mut attempt = 0u32;
-        loop {
-            let mut rb = self.client.request(method.clone(), url.clone());
-            if let Some(t) = token {
-                rb = rb.header("X-Vault-Token", t.expose());
-            }
-            if let Some(ns) = &self.namespace {
-                rb = rb.header("X-Vault-Namespace", ns);
-            }
-            if let Some(b) = body {
-                rb = rb.json(b);
-            }
-            let problem = match rb.send().await {
-                Ok(resp) => {
-                    let status = resp.status();
-                    if !(status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS) {
-                        let raw = crate::http::read_body(resp, crate::http::MAX_BODY)
-                            .await
-                            .unwrap_or_default();
-                        let v = serde_json::from_str(&raw).unwrap_or(Value::Null);
-                        return Ok((status, v, raw));
-                    }
-                    let raw = crate::http::read_body(resp, crate::http::MAX_BODY)
-                        .await
-                        .unwrap_or_default();
-                    let v: Value = serde_json::from_str(&raw).unwrap_or(Value::Null);
-                    format!("answered {status}: {}", vault_message(&v, &raw))
+        let reply = self
+            .http
+            .send("Vault", Call::Safe, |c| {
+                let mut rb = c.request(method.clone(), url.clone());
+                if let Some(t) = token {
+                    rb = rb.header("X-Vault-Token", t.expose());
                 }
-                Err(e) => {
-                    let e = e.without_url();
-                    let mut s = e.to_string();
-                    let mut src = std::error::Error::source(&e);
-                    while let Some(c) = src {
-                        s.push_str(": ");
-                        s.push_str(&c.to_string());
-                        src = c.source();
-                    }
-                    if s.contains("certificate") {
-                        // Retrying does not make an untrusted certificate trusted.
-                        return Err(StoreError::permanent(format!(
-                            "Vault ({method} {}): TLS failed: {s}",
-                            safe_url(&url)
-                        ))
-                        .with_hint(format!(
-                            "if the server's certificate is signed by a private CA, set `auth.writeback.vault.ca_file` (or ${}) to that CA's PEM file",
-                            env_vars::VAULT_CACERT
-                        )));
-                    }
-                    if e.is_timeout() {
-                        format!("timed out: {s}")
-                    } else {
-                        format!("failed: {s}")
-                    }
+                if let Some(ns) = &self.namespace {
+                    rb = rb.header("X-Vault-Namespace", ns);
                 }
-            };
-            if attempt >= self.retries {
-                return Err(StoreError::transient(format!(
-                    "Vault ({method} {}) {problem} (gave up after {} attempts)",
-                    safe_url(&url),
-                    attempt + 1
-                ))
-                .with_hint("check that the Vault server is reachable and unsealed"));
-            }
-            let delay = Duration::from_millis(200u64 << attempt.min(5)).min(Duration::from_secs(5));
-            let jitter = Duration::from_millis(rand::random::<u64>() % 100);
-            tracing::info!(
-                "Vault ({method} {}) {problem}; retrying in {:.1}s",
-                safe_url(&url),
-                (delay + jitter).as_secs_f64()
-            );
-            tokio::time::sleep(delay + jitter).await;
-            attempt += 1;
-        }
+                if let Some(b) = body {
+                    rb = rb.json(b);
+                }
+                rb
+            })
+            .await
+            .map_err(|f| match f {
+                Failure::Untrusted { message } => StoreError::permanent(message).with_hint(format!(
+                    "if the server's certificate is signed by a private CA, set `auth.writeback.vault.ca_file` (or ${}) to that CA's PEM file",
+                    env_vars::VAULT_CACERT
+                )),
+                Failure::GaveUp {
+                    message,
+                    answer: Some(raw),
+                    ..
+                } => {
+                    let v = serde_json::from_str(&raw).unwrap_or(Value::Null);
+                    StoreError::transient(format!("{message}: {}", vault_message(&v, &raw)))
+                        .with_hint("check that the Vault server is reachable and unsealed")
+                }
+                f => StoreError::transient(f.message().to_owned())
+                    .with_hint("check that the Vault server is reachable and unsealed"),
+            })?;
+        let v = serde_json::from_str(&reply.body).unwrap_or(Value::Null);
+        Ok((reply.status, v, reply.body))
     }
 
     /// An authenticated call; an AppRole token that stopped working is renewed once.
