@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use rand::Rng;
+use rand::RngExt;
 use rand::distr::Alphanumeric;
 use serde_json::{Value, json};
 

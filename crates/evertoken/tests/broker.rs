@@ -522,7 +522,7 @@ fn a_caller_over_its_rate_gets_429() {
 
 #[test]
 fn fuzzed_authorization_headers_and_bodies_never_crash_the_broker() {
-    use rand::{Rng, SeedableRng};
+    use rand::{RngExt, SeedableRng};
     let b = start(100_000);
     let good = b.id_token(OidcAlg::Rs256, json!({}));
     let mut rng = rand::rngs::StdRng::seed_from_u64(16);
@@ -593,7 +593,7 @@ fn fuzzed_authorization_headers_and_bodies_never_crash_the_broker() {
     assert_eq!(code, 0);
 }
 
-fn random_text(rng: &mut impl rand::Rng) -> String {
+fn random_text(rng: &mut impl rand::RngExt) -> String {
     const ALPHABET: &[u8] = b"abcXYZ019-_.=+/ \t{}\":,";
     (0..rng.random_range(0..120))
         .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)

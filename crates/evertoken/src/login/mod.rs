@@ -124,7 +124,7 @@ impl Default for Pkce {
 }
 
 fn random_string(n: usize) -> String {
-    use rand::Rng as _;
+    use rand::RngExt as _;
     const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~";
     let mut rng = rand::rng();
     (0..n)
