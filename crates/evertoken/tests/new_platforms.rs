@@ -389,4 +389,53 @@ fn auth_refresh_all_handles_every_built_in_in_one_run() {
         }
     }
     assert_eq!(env.sim.sim().stats().reused_rotated_tokens, 0);
+
+    // The other commands take every platform too.
+    let status = ev(&env, &["auth", "status", "--json"]);
+    assert_eq!(
+        status.json()["results"].as_array().unwrap().len(),
+        ALL.len()
+    );
+    for key in ["x", "pinterest"] {
+        let out = ev(&env, &["auth", "token", key]);
+        assert_eq!(out.code, 0, "{key}: {}", out.stderr);
+        let var = format!("{}_ACCESS_TOKEN", key.to_uppercase());
+        assert_eq!(out.stdout.trim(), env.stored(&var).unwrap(), "{key}");
+    }
+    let metrics = env.path("work/metrics.prom");
+    let out = ev(
+        &env,
+        &[
+            "auth",
+            "refresh",
+            "all",
+            "--dry-run",
+            "--metrics-file",
+            metrics.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let prom = std::fs::read_to_string(&metrics).unwrap();
+    for key in ["x", "threads", "pinterest"] {
+        assert!(
+            prom.contains(&format!("platform=\"{key}\"")),
+            "{key}: {prom}"
+        );
+    }
+    let out = ev(&env, &["doctor"]);
+    assert!(
+        out.stdout.contains(" 0 failed"),
+        "{}{}",
+        out.stdout,
+        out.stderr
+    );
+    for key in ["x", "threads", "pinterest"] {
+        let row = format!("account {key} ");
+        assert!(out.stdout.contains(&row), "{key}: {}", out.stdout);
+    }
+    let out = ev(&env, &["schedule", "gitlab"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    for var in ["X_CLIENT_SECRET", "PINTEREST_APP_SECRET", "X_REFRESH_TOKEN"] {
+        assert!(out.stdout.contains(var), "{var}: {}", out.stdout);
+    }
 }

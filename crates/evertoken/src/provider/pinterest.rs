@@ -349,13 +349,14 @@ impl Provider for Pinterest {
         };
         // A new refresh token: continuous refresh, the old one is dead. None: a
         // legacy refresh token, which keeps its fixed expiry.
-        let refresh = match body.refresh_token.clone().filter(|s| !s.is_empty()) {
-            Some(v) => Some(NewToken {
+        let refresh = body
+            .refresh_token
+            .clone()
+            .filter(|s| !s.is_empty())
+            .map(|v| NewToken {
                 value: v.into(),
                 expires_at: body.refresh_expiry(cx.clock, &mut check),
-            }),
-            None => None,
-        };
+            });
         let note = refresh.is_none().then(|| {
             "legacy refresh token (fixed expiry): Pinterest did not switch it to continuous refresh"
                 .to_owned()
