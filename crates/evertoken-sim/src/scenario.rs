@@ -76,6 +76,9 @@ pub struct Descriptor {
     pub seed_token: fn(&Sim, &str, &Seed),
     /// Whether the simulator accepts `token` now.
     pub is_live: fn(&Sim, &str) -> bool,
+    /// What a first `auth refresh` does with the default token (a report state
+    /// such as `rotated`), and why, for `evertoken demo`.
+    pub demo: (&'static str, &'static str),
 }
 
 fn or_now(sim: &Sim, t: Option<Timestamp>) -> Timestamp {
@@ -86,9 +89,10 @@ fn or_days(sim: &Sim, t: Option<Timestamp>, days: i64) -> Timestamp {
     t.unwrap_or_else(|| days_from(sim.now(), days))
 }
 
-/// Every platform the simulator serves. X, Threads and Pinterest are seeded here
-/// already; their config keys and variable names follow the built-ins' pattern
-/// and join [`DEMO_PLATFORMS`] when the client supports them.
+/// Every platform the simulator serves, with the config keys and variable names
+/// the client's platform modules read (`client_id`, `client_key`, `app_id`;
+/// `X_CLIENT_SECRET`, `THREADS_APP_SECRET`, `PINTEREST_APP_SECRET`). The X app is
+/// a confidential client (the default `client_type`).
 pub static PLATFORMS: &[Descriptor] = &[
     Descriptor {
         key: "instagram",
@@ -108,6 +112,10 @@ pub static PLATFORMS: &[Descriptor] = &[
             );
         },
         is_live: |sim, t| sim.instagram_is_valid(t),
+        demo: (
+            "refreshed",
+            "the Instagram token was inside refresh_before_days (15), so it was refreshed in place for another 60 days",
+        ),
     },
     Descriptor {
         key: "youtube",
@@ -126,6 +134,10 @@ pub static PLATFORMS: &[Descriptor] = &[
         seed_app: |sim, id, secret| sim.google_add_client(id, secret),
         seed_token: |sim, id, t| sim.google_add_refresh_token(id, &t.value),
         is_live: |sim, t| sim.google_is_valid(t),
+        demo: (
+            "ok",
+            "the YouTube refresh token still works: Google answered the refresh grant",
+        ),
     },
     Descriptor {
         key: "tiktok",
@@ -146,6 +158,10 @@ pub static PLATFORMS: &[Descriptor] = &[
             sim.tiktok_add_refresh_token(id, &t.value, or_days(sim, t.expires_at, 365));
         },
         is_live: |sim, t| sim.tiktok_is_live(t),
+        demo: (
+            "rotated",
+            "TikTok issued a new refresh token and killed the old one; evertoken journaled it, then wrote it to credentials.yaml (mode 0600) before anything else",
+        ),
     },
     Descriptor {
         key: "linkedin",
@@ -166,6 +182,10 @@ pub static PLATFORMS: &[Descriptor] = &[
             sim.linkedin_add_access_token(&t.value, or_days(sim, t.expires_at, 60));
         },
         is_live: |sim, t| sim.linkedin_is_valid_access(t),
+        demo: (
+            "reauth_required",
+            "LinkedIn cannot refresh a standard app's token; introspection found the expiry inside warn_before_days, so a human must re-authorise by that date (a real run exits 1 and alerts)",
+        ),
     },
     Descriptor {
         key: "x",
@@ -184,6 +204,10 @@ pub static PLATFORMS: &[Descriptor] = &[
         seed_app: |sim, id, secret| sim.x_add_client(id, Some(secret), &[]),
         seed_token: |sim, id, t| sim.x_add_refresh_token(id, &t.value),
         is_live: |sim, t| sim.x_is_live(t),
+        demo: (
+            "rotated",
+            "X rotates its refresh token on every refresh and the old one dies at once; evertoken journaled the new one, then wrote it to credentials.yaml before anything else",
+        ),
     },
     Descriptor {
         key: "threads",
@@ -208,6 +232,10 @@ pub static PLATFORMS: &[Descriptor] = &[
             );
         },
         is_live: |sim, t| sim.threads_is_valid(t),
+        demo: (
+            "refreshed",
+            "the Threads token was older than 24 hours and inside refresh_before_days (15), so it was refreshed in place for another 60 days",
+        ),
     },
     Descriptor {
         key: "pinterest",
@@ -228,6 +256,10 @@ pub static PLATFORMS: &[Descriptor] = &[
             sim.pinterest_add_refresh_token(id, &t.value, or_days(sim, t.expires_at, 60), true);
         },
         is_live: |sim, t| sim.pinterest_is_live(t),
+        demo: (
+            "rotated",
+            "evertoken asked Pinterest for continuous refresh: a new 60-day refresh token replaced the old one, persisted before anything else",
+        ),
     },
 ];
 

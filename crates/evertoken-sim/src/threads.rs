@@ -37,6 +37,7 @@
 //! token is code 190 "Invalid OAuth access token - Cannot parse access token"; an
 //! expired one code 190 subcode 463; a redirect mismatch at the code exchange is code
 //! 100 subcode 36008 with Meta's "Error validating verification code" message.
+//! `GET /v1.0/me` answers `{"id"}` only (the fields a token check needs).
 
 use std::collections::HashMap;
 
@@ -87,6 +88,7 @@ pub(crate) fn routes() -> Router<Sim> {
         .route("/v1.0/refresh_access_token", get(refresh))
         .route("/v1.0/access_token", get(exchange))
         .route("/v1.0/oauth/access_token", post(code_exchange))
+        .route("/v1.0/me", get(me))
         .route("/_sim/threads/app", post(ctl_app))
         .route("/_sim/threads/token", post(ctl_token).get(ctl_token_get))
 }
@@ -499,6 +501,28 @@ fn code_answer(sim: &Sim, body: &[u8]) -> Response {
             false,
         ),
     }
+}
+
+/// `GET /v1.0/me?fields=id&access_token=…`: the token's user, read-only
+/// (<https://developers.facebook.com/docs/threads/threads-profiles>). A short-lived
+/// token works too; an unknown token is code 190, an expired one 190/463.
+async fn me(
+    State(sim): State<Sim>,
+    axum::extract::RawQuery(q): axum::extract::RawQuery,
+) -> Response {
+    let q = parse_query(q.as_deref());
+    let Some(token) = param(&q, "access_token") else {
+        return missing_token();
+    };
+    let st = sim.lock();
+    let now = st.now();
+    let Some(tok) = st.threads.tokens.get(token) else {
+        return cannot_parse();
+    };
+    if tok.expires_at <= now {
+        return crate::instagram::expired_error(tok.expires_at, now);
+    }
+    json_response(200, json!({"id": tok.user_id}))
 }
 
 // ------------------------------------------------------------- control routes

@@ -15,7 +15,7 @@ use crate::engine::{Engine, Options};
 use crate::error::{Error, Result};
 use crate::platform::Target;
 use crate::render::{self, Shell};
-use crate::report::{RunReport, State};
+use crate::report::RunReport;
 
 pub struct DemoOutcome {
     pub first: RunReport,
@@ -28,15 +28,46 @@ pub struct DemoOutcome {
 /// rotation, LinkedIn 5 days from expiry), obviously fake secrets labelled
 /// `demo`, the credentials file, on the real clock.
 pub fn scenario() -> Scenario {
+    scenario_for(evertoken_sim::scenario::DEMO_PLATFORMS)
+}
+
+/// The demo's set-up with these platforms (`demo --platform P`), each with its
+/// default token.
+pub fn scenario_for(platforms: &[&str]) -> Scenario {
     Scenario::wall_clock()
         .label("demo")
-        .demo_platforms()
+        .platforms(platforms)
         .store(Store::local().file("credentials.yaml"))
         .auth_setting("journal_dir: state")
         .http("timeout_seconds: 10")
 }
 
-pub async fn run(shell: &Shell) -> Result<DemoOutcome> {
+/// The platforms `demo --platform` accepts: every built-in the simulator serves.
+pub fn platforms() -> Vec<&'static str> {
+    crate::provider::BUILTIN
+        .iter()
+        .map(|(k, _)| *k)
+        .filter(|k| {
+            evertoken_sim::scenario::PLATFORMS
+                .iter()
+                .any(|d| d.key == *k)
+        })
+        .collect()
+}
+
+/// Runs the demo with `only` (empty: the default platforms).
+pub async fn run(shell: &Shell, only: &[String]) -> Result<DemoOutcome> {
+    let known = platforms();
+    let mut chosen: Vec<&str> = Vec::new();
+    for p in only {
+        let Some(k) = known.iter().find(|k| **k == p.as_str()) else {
+            return Err(Error::usage(format!("demo: unknown platform `{p}`"))
+                .with_hint(format!("one of: {}", known.join(", "))));
+        };
+        if !chosen.contains(k) {
+            chosen.push(k);
+        }
+    }
     let fail = |what: &str, e: &dyn std::fmt::Display| Error::failed(format!("demo: {what}: {e}"));
     let server = evertoken_sim::SimServer::start(evertoken_sim::SimOptions::default())
         .await
@@ -44,7 +75,11 @@ pub async fn run(shell: &Shell) -> Result<DemoOutcome> {
     let sim = server.sim();
     let base = server.base_url();
     let clock = Clock::system();
-    let scenario = scenario();
+    let scenario = if chosen.is_empty() {
+        scenario()
+    } else {
+        scenario_for(&chosen)
+    };
     scenario.seed(&sim);
 
     let dir = tempfile::Builder::new()
@@ -78,7 +113,12 @@ pub async fn run(shell: &Shell) -> Result<DemoOutcome> {
     let mut text = String::new();
     let _ = writeln!(
         text,
-        "evertoken demo: four platforms against the built-in simulator at {base}"
+        "evertoken demo: {} against the built-in simulator at {base}",
+        match first.results.len() {
+            1 => "one platform".to_owned(),
+            4 => "four platforms".to_owned(),
+            n => format!("{n} platforms"),
+        }
     );
     let _ = writeln!(
         text,
@@ -89,19 +129,11 @@ pub async fn run(shell: &Shell) -> Result<DemoOutcome> {
     text.push_str(&render::table(&first, shell));
     let _ = writeln!(text, "\nWhat happened and why:");
     for r in &first.results {
-        let why = match (r.platform.name(), r.state) {
-            ("tiktok", State::Rotated) => {
-                "TikTok issued a new refresh token and killed the old one; evertoken journaled it, then wrote it to credentials.yaml (mode 0600) before anything else"
-            }
-            ("instagram", State::Refreshed) => {
-                "the Instagram token was inside refresh_before_days (15), so it was refreshed in place for another 60 days"
-            }
-            ("youtube", State::Ok) => {
-                "the YouTube refresh token still works: Google answered the refresh grant"
-            }
-            ("linkedin", State::ReauthRequired) => {
-                "LinkedIn cannot refresh a standard app's token; introspection found the expiry inside warn_before_days, so a human must re-authorise by that date (a real run exits 1 and alerts)"
-            }
+        let why = match evertoken_sim::scenario::PLATFORMS
+            .iter()
+            .find(|d| d.key == r.platform.name())
+        {
+            Some(d) if d.demo.0 == r.state.as_str() => d.demo.1,
             _ => "unexpected for the demo: see the message above",
         };
         let _ = writeln!(
@@ -117,16 +149,29 @@ pub async fn run(shell: &Shell) -> Result<DemoOutcome> {
     );
     text.push_str(&render::table(&second, shell));
     let calls = |s: &evertoken_sim::Stats| s.requests.values().sum::<u64>();
+    // The second run's calls are the read-only ones: health-checks and
+    // introspection of tokens nothing can refresh.
     let _ = writeln!(
         text,
-        "\nThe second run made {} provider call(s) (the YouTube health-check and the LinkedIn introspection) and rotated nothing.",
+        "\nThe second run made {} provider call(s) (health-checks and introspection only) and rotated nothing.",
         calls(&after) - calls(&before)
     );
-    let _ = writeln!(
-        text,
-        "A real run would exit {} here, because LinkedIn needs attention.",
-        second.exit_code()
-    );
+    let attention: Vec<&str> = second
+        .results
+        .iter()
+        .filter(|r| r.state.needs_attention())
+        .map(|r| r.platform.display_name())
+        .collect();
+    if attention.is_empty() {
+        let _ = writeln!(text, "A real run would exit 0 here: everything is healthy.");
+    } else {
+        let _ = writeln!(
+            text,
+            "A real run would exit {} here, because {} needs attention.",
+            second.exit_code(),
+            attention.join(" and ")
+        );
+    }
     let _ = writeln!(
         text,
         "\nNext: write ./evertoken.yaml (see docs/src/reference/config.md) and run `evertoken auth status`."

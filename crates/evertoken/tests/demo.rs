@@ -66,3 +66,38 @@ fn demo_ignores_a_users_real_environment() {
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("rotated"), "{}", out.stdout);
 }
+
+#[test]
+fn demo_platform_picks_any_built_in() {
+    let env = TestEnv::new();
+    let out = env.ev(&[
+        "demo",
+        "--json",
+        "--platform",
+        "x",
+        "--platform",
+        "threads",
+        "--platform",
+        "pinterest",
+    ]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let doc = out.json();
+    let states: Vec<_> = doc["first"]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["state"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(states, ["rotated", "refreshed", "rotated"]);
+    assert_eq!(doc["second"]["attention"], 0);
+    let out = env.ev(&["demo", "--platform", "x"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("X rotates its refresh token"),
+        "{}",
+        out.stdout
+    );
+    let out = env.ev(&["demo", "--platform", "myspace"]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("pinterest"), "{}", out.stderr);
+}

@@ -13,19 +13,7 @@ use crate::render;
 #[derive(Debug, Subcommand)]
 pub enum AuthCommand {
     /// Refresh or rotate every token that needs it, write new tokens back, report the rest
-    #[command(long_about = "\
-Refresh or rotate every token that needs it and write each new token back to the
-configured store; report every token a human must re-authorise, with a date.
-
-Per platform: Instagram is refreshed in place near expiry; YouTube's refresh token
-is health-checked; TikTok's refresh token is rotated and the new one persisted
-before anything else; LinkedIn without a refresh token is reported `reauth_required`
-from `warn_before_days` before expiry.
-
-Exit codes: 0 all healthy or refreshed; 1 something needs attention; 2 usage or
-configuration error (nothing was contacted); 130 / 143 interrupted by SIGINT / by
-SIGTERM or SIGHUP: calls already sent finished and their tokens were saved, the
-accounts not processed are reported `unknown` / `interrupted`.")]
+    #[command(long_about = refresh_long_about())]
     Refresh(RefreshArgs),
     /// Show each credential's state from stored metadata (offline: no network, no writes)
     Status(StatusArgs),
@@ -87,9 +75,37 @@ environment is never used, and the reasons go to stderr. Under GitHub Actions ev
     Env(super::token::EnvArgs),
 }
 
+fn refresh_long_about() -> String {
+    format!(
+        "\
+Refresh or rotate every token that needs it and write each new token back to the
+configured store; report every token a human must re-authorise, with a date.
+
+Each platform does what its API allows (docs/src/reference/platforms.md): a token
+is refreshed in place near expiry, a long-lived refresh token is health-checked, or
+a rotating refresh token is rotated and the new one persisted before anything else;
+a token nothing can refresh is reported `reauth_required` from `warn_before_days`
+before its deadline. Built in: {}; any OAuth 2.0 service
+with `kind: oauth2`.
+
+Exit codes: 0 all healthy or refreshed; 1 something needs attention; 2 usage or
+configuration error (nothing was contacted); 130 / 143 interrupted by SIGINT / by
+SIGTERM or SIGHUP: calls already sent finished and their tokens were saved, the
+accounts not processed are reported `unknown` / `interrupted`.",
+        super::builtin_list(|(_, d)| d)
+    )
+}
+
+fn refresh_target_help() -> String {
+    format!(
+        "`all`, a platform ({}, or a configured service) or `platform:account`",
+        super::builtin_list(|(k, _)| k)
+    )
+}
+
 #[derive(Debug, Args)]
 pub struct RefreshArgs {
-    /// `all`, a platform (instagram, youtube, tiktok, linkedin) or `platform:account`
+    #[arg(help = refresh_target_help())]
     #[arg(default_value = "all", value_name = "TARGET")]
     pub target: String,
     /// Report what would be done and exit with the code the real run would most likely give; change nothing

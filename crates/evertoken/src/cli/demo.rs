@@ -10,6 +10,9 @@ pub struct DemoArgs {
     /// Print the two runs' reports as JSON instead of the explanation
     #[arg(long)]
     pub json: bool,
+    /// Show only this built-in platform (repeatable); default: the four-platform tour
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Vec<String>,
 }
 
 #[cfg(not(feature = "demo"))]
@@ -23,7 +26,7 @@ pub async fn exec(_ctx: &Ctx, _args: DemoArgs) -> Result<u8> {
 #[cfg(feature = "demo")]
 pub async fn exec(ctx: &Ctx, args: DemoArgs) -> Result<u8> {
     use crate::render;
-    let out = crate::demo::run(&ctx.shell).await?;
+    let out = crate::demo::run(&ctx.shell, &args.platform).await?;
     if args.json {
         let doc = serde_json::json!({ "version": 1, "first": out.first, "second": out.second });
         render::stdout(&format!(
@@ -33,6 +36,6 @@ pub async fn exec(ctx: &Ctx, args: DemoArgs) -> Result<u8> {
     } else {
         render::stdout(&out.text);
     }
-    // The demo worked as designed; its LinkedIn alert is part of the show.
+    // The demo worked as designed; its re-auth alert is part of the show.
     Ok(0)
 }

@@ -12,8 +12,7 @@ use crate::platform::Platform;
 
 #[derive(Debug, Args)]
 pub struct LoginArgs {
-    /// instagram, youtube, tiktok or linkedin
-    #[arg(value_name = "PLATFORM")]
+    #[arg(value_name = "PLATFORM", help = super::platform_help())]
     pub platform: String,
     /// The account to log in, when the platform lists `accounts:`
     #[arg(long, value_name = "NAME")]

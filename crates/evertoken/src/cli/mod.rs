@@ -24,19 +24,42 @@ pub mod schedule;
 pub mod token;
 
 const ABOUT: &str = "Keeps the credentials of unattended automation alive.";
-const LONG_ABOUT: &str = "\
+fn long_about() -> String {
+    format!(
+        "\
 Keeps the credentials of unattended automation alive: refreshes or rotates every
-token it can (Instagram, YouTube, TikTok, LinkedIn), writes each new token back
-where the next run reads it, and alerts, with a date, for every token a human
-must re-authorise.
+token it can ({}, and any OAuth 2.0
+service configured with `kind: oauth2`), writes each new token back where the
+next run reads it, and alerts, with a date, for every token a human must
+re-authorise.
 
 Start with `evertoken demo` (no account needed), then `evertoken auth status`.
 
 Exit codes: 0 all healthy; 1 something needs attention; 2 usage or config error;
-130 / 143 interrupted by SIGINT / by SIGTERM or SIGHUP (work in flight was saved).";
+130 / 143 interrupted by SIGINT / by SIGTERM or SIGHUP (work in flight was saved).",
+        builtin_list(|(_, d)| d)
+    )
+}
+
+/// The built-in platforms, from the registry, as `a, b, c`: keys or display
+/// names (`pick`), for help texts.
+pub(crate) fn builtin_list(pick: fn(&(&'static str, &'static str)) -> &'static str) -> String {
+    crate::provider::BUILTIN
+        .iter()
+        .map(pick)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn platform_help() -> String {
+    format!(
+        "A built-in platform ({}) or a configured service",
+        builtin_list(|(k, _)| k)
+    )
+}
 
 #[derive(Debug, Parser)]
-#[command(name = "evertoken", version, about = ABOUT, long_about = LONG_ABOUT, propagate_version = true)]
+#[command(name = "evertoken", version, about = ABOUT, long_about = long_about(), propagate_version = true)]
 pub struct Cli {
     /// Configuration file [default: $EVERTOKEN_CONFIG, ./evertoken.yaml, $XDG_CONFIG_HOME/evertoken/config.yaml]
     #[arg(long, global = true, value_name = "PATH")]

@@ -33,17 +33,15 @@
 //! settings, so this login always runs as a pasted callback (`--redirect-uri`).
 //! Source: developers.facebook.com/docs/instagram-platform/instagram-api-with-instagram-login/business-login
 
-use jiff::{Timestamp, ToSpan};
+use jiff::Timestamp;
 use serde::Deserialize;
 
 use url::Url;
 
-use super::{
-    BuildCx, Common, Cx, Grant, Keys, NewToken, Plan, Provider, ProviderError, Role, Slot,
-    expiry_text,
-};
-use crate::error::{Error, Result};
-use crate::http::{Call, endpoint};
+use super::graph::Graph;
+use super::{BuildCx, Common, Cx, Grant, Keys, Plan, Provider, ProviderError, Role, Slot};
+use crate::error::Result;
+use crate::http::endpoint;
 use crate::login::{self, Flow, Pkce, Tokens};
 use crate::secret::Secret;
 
@@ -89,10 +87,7 @@ const SLOTS: &[Slot] = &[Slot {
 
 pub struct Instagram {
     common: Common,
-    refresh_before_days: i64,
-    authorize: Url,
-    code_exchange: Url,
-    long_lived: Url,
+    graph: Graph,
 }
 
 impl super::Section for Config {
@@ -133,62 +128,26 @@ impl super::Section for Config {
             Some(_) => common.base_url.clone(),
             None => super::base(cx, "base_url", None, CODE_URL)?,
         };
-        Ok(std::sync::Arc::new(Instagram {
+        let graph = Graph {
+            who: DISPLAY,
+            refresh_grant: "ig_refresh_token",
+            exchange_grant: "ig_exchange_token",
+            secret_var: SECRET_VAR,
+            key: KEY,
+            client_id: c.app_id.clone().unwrap_or_default(),
+            default_scope: DEFAULT_SCOPE,
+            refresh_before_days: c.refresh_before_days,
+            refresh: endpoint(&common.base_url, "/refresh_access_token"),
+            me: endpoint(&common.base_url, "/me"),
             authorize: endpoint(&common.auth_url, "/oauth/authorize"),
             code_exchange: endpoint(&code_base, "/oauth/access_token"),
             long_lived: endpoint(&common.base_url, "/access_token"),
-            common,
-            refresh_before_days: c.refresh_before_days,
-        }))
+        };
+        Ok(std::sync::Arc::new(Instagram { common, graph }))
     }
 }
 
-#[derive(Deserialize)]
-struct RefreshReply {
-    access_token: String,
-    #[serde(default)]
-    expires_in: super::Lifetime,
-}
-
-#[derive(Deserialize)]
-struct GraphErrorBody {
-    error: GraphError,
-}
-
-#[derive(Deserialize)]
-struct GraphError {
-    #[serde(default)]
-    message: String,
-    #[serde(default, rename = "type")]
-    kind: String,
-    #[serde(default)]
-    code: i64,
-    #[serde(default)]
-    error_subcode: Option<i64>,
-    #[serde(default)]
-    is_transient: bool,
-}
-
-/// Graph's throttling and outage codes: retry later, the token is not the problem.
-const TRANSIENT_CODES: &[i64] = &[1, 2, 4, 17, 32, 341, 613];
-
-impl GraphError {
-    fn is_transient(&self) -> bool {
-        self.is_transient || TRANSIENT_CODES.contains(&self.code)
-    }
-}
-
-/// The Graph error of `reply` when it is a throttling or outage answer.
-fn transient_error(reply: &crate::http::Reply) -> Option<GraphError> {
-    reply
-        .json::<GraphErrorBody>()
-        .ok()
-        .map(|b| b.error)
-        .filter(GraphError::is_transient)
-}
-
-const RETRY_HINT: &str =
-    "Instagram is throttling or briefly unavailable; the next scheduled run retries";
+const SECRET_VAR: &str = "INSTAGRAM_APP_SECRET";
 
 #[async_trait::async_trait]
 impl Provider for Instagram {
@@ -209,47 +168,7 @@ impl Provider for Instagram {
     }
 
     fn plan(&self, state: &super::AccountState, now: Timestamp) -> Plan {
-        let Some(token) = &state.access else {
-            return Plan::Reauth {
-                message: "no access token is stored".into(),
-                reauth_by: None,
-            };
-        };
-        if let Some(exp) = token.expires_at
-            && exp <= now
-        {
-            return Plan::Reauth {
-                message: format!(
-                    "the token expired on {}; Instagram cannot refresh an expired token",
-                    crate::clock::date(exp)
-                ),
-                reauth_by: Some(exp),
-            };
-        }
-        if let Some(updated) = token.updated_at
-            && now < updated.checked_add(24.hours()).unwrap_or(updated)
-        {
-            return Plan::Ok {
-                message:
-                    "refreshed or issued less than 24 h ago; Instagram refreshes only older tokens"
-                        .into(),
-            };
-        }
-        match token.expires_at {
-            None => Plan::Refresh {
-                reason: "expiry unknown".into(),
-            },
-            Some(exp) if super::within_days(now, exp, self.refresh_before_days) => Plan::Refresh {
-                reason: format!(
-                    "{}, inside refresh_before_days ({})",
-                    expiry_text(now, exp),
-                    self.refresh_before_days
-                ),
-            },
-            Some(exp) => Plan::Ok {
-                message: expiry_text(now, exp),
-            },
-        }
+        self.graph.plan(state, now)
     }
 
     async fn refresh(
@@ -257,207 +176,12 @@ impl Provider for Instagram {
         cx: &Cx<'_>,
         state: &super::AccountState,
     ) -> Result<Grant, ProviderError> {
-        let token = state.access.as_ref().ok_or_else(|| ProviderError::Reauth {
-            message: "no access token".into(),
-        })?;
-        let url = endpoint(&self.common.base_url, "/refresh_access_token");
-        let reply = cx
-            .http
-            .send("Instagram refresh_access_token", Call::Safe, |c| {
-                c.get(url.clone()).query(&[
-                    ("grant_type", "ig_refresh_token"),
-                    ("access_token", token.value.expose()),
-                ])
-            })
-            .await?;
-        if reply.status.is_success() {
-            let body: RefreshReply = reply.json().map_err(|e| {
-                super::malformed("Instagram refresh_access_token", &reply, false, e)
-            })?;
-            let mut check = super::LifetimeCheck::default();
-            let expires_at = check.at(cx.clock, "expires_in", &body.expires_in);
-            return Ok(Grant {
-                access: Some(NewToken {
-                    value: body.access_token.into(),
-                    expires_at,
-                }),
-                refresh: None,
-                note: None,
-                problem: check.problem("Instagram"),
-            });
-        }
-        // Throttled or an outage (whatever the HTTP status): the token is not
-        // the problem, and asking `/me` now would only add to the load.
-        if transient_error(&reply).is_some() {
-            return Err(ProviderError::Failed {
-                message: format!(
-                    "Instagram refused the refresh for now ({})",
-                    describe(&reply)
-                ),
-                hint: Some(RETRY_HINT.into()),
-            });
-        }
-        // Age unknown and the refresh refused (not a transient failure, not
-        // Graph's documented "invalid access token" answer, code 190): ask
-        // Instagram whether the token itself still works.
-        let dead = reply
-            .json::<GraphErrorBody>()
-            .is_ok_and(|b| b.error.code == 190);
-        if token.updated_at.is_none()
-            && !dead
-            && reply.status.is_client_error()
-            && reply.status.as_u16() != 429
-        {
-            return self.check_me(cx, &token.value, &reply).await;
-        }
-        let Ok(GraphErrorBody { error: e }) = reply.json::<GraphErrorBody>() else {
-            return Err(ProviderError::Failed {
-                message: format!(
-                    "Instagram answered {}: {}",
-                    reply.status,
-                    super::redact_body(&reply.snippet())
-                ),
-                hint: None,
-            });
-        };
-        let lower = e.message.to_lowercase();
-        if lower.contains("24 hours") || lower.contains("too recent") || lower.contains("too young")
-        {
-            // A token of unknown age turned out to be fresh: it was just issued.
-            return Ok(Grant {
-                note: Some(
-                    "Instagram says the token is less than 24 h old: it was just issued".into(),
-                ),
-                ..Grant::default()
-            });
-        }
-        let what = format!(
-            "Instagram rejected the token ({} {}{}: {})",
-            e.kind,
-            e.code,
-            e.error_subcode.map(|s| format!("/{s}")).unwrap_or_default(),
-            e.message
-        );
-        if e.code == 190 || e.kind == "OAuthException" && reply.status.as_u16() == 401 {
-            Err(ProviderError::Reauth { message: what })
-        } else {
-            Err(ProviderError::Failed {
-                message: what,
-                hint: None,
-            })
-        }
+        self.graph.refresh(cx, state).await
     }
 
     fn reauth_causes(&self) -> &'static str {
         "the token expired, the user changed their password, or the app's access was removed"
     }
-}
-
-impl Instagram {
-    /// After a refused refresh of a token of unknown age: `GET /me?fields=id`,
-    /// read-only. Works ⇒ the token is valid and merely not refreshable yet.
-    async fn check_me(
-        &self,
-        cx: &Cx<'_>,
-        token: &crate::secret::Secret,
-        refused: &crate::http::Reply,
-    ) -> Result<Grant, ProviderError> {
-        let refusal = describe(refused);
-        let url = endpoint(&self.common.base_url, "/me");
-        let reply = cx
-            .http
-            .send("Instagram /me", Call::Safe, |c| {
-                c.get(url.clone())
-                    .query(&[("fields", "id"), ("access_token", token.expose())])
-            })
-            .await?;
-        if reply.status.is_success() {
-            let works = reply
-                .json::<serde_json::Value>()
-                .ok()
-                .is_some_and(|v| v.get("id").is_some_and(|id| id.is_string() || id.is_u64()));
-            if works {
-                return Ok(Grant {
-                    note: Some(format!(
-                        "refresh deferred: token too young or not yet refreshable (Instagram refused the refresh: {refusal}; the token works for GET /me)"
-                    )),
-                    ..Grant::default()
-                });
-            }
-            return Err(ProviderError::Failed {
-                message: format!(
-                    "Instagram refused the refresh ({refusal}) and GET /me answered {} without an id",
-                    reply.status
-                ),
-                hint: Some("the next scheduled run checks again".into()),
-            });
-        }
-        if transient_error(&reply).is_some() {
-            return Err(ProviderError::Failed {
-                message: format!(
-                    "Instagram refused the refresh ({refusal}) and GET /me is throttled or unavailable ({})",
-                    describe(&reply)
-                ),
-                hint: Some(RETRY_HINT.into()),
-            });
-        }
-        if reply.status.is_client_error() && reply.status.as_u16() != 429 {
-            return Err(ProviderError::Reauth {
-                message: format!(
-                    "Instagram refused the refresh ({refusal}) and the token no longer works (GET /me: {})",
-                    describe(&reply)
-                ),
-            });
-        }
-        Err(ProviderError::Failed {
-            message: format!(
-                "Instagram refused the refresh ({refusal}) and GET /me answered {}",
-                reply.status
-            ),
-            hint: Some("a transient failure; the next scheduled run retries".into()),
-        })
-    }
-}
-
-/// A Graph API error as `OAuthException 190/463: message`, or the status and a
-/// redacted snippet.
-fn describe(reply: &crate::http::Reply) -> String {
-    match reply.json::<GraphErrorBody>() {
-        Ok(GraphErrorBody { error: e }) => format!(
-            "{} {}{}: {}",
-            e.kind,
-            e.code,
-            e.error_subcode.map(|s| format!("/{s}")).unwrap_or_default(),
-            e.message
-                .chars()
-                .take(200)
-                .map(|c| if c.is_control() { ' ' } else { c })
-                .collect::<String>()
-        ),
-        Err(_) => format!("{} {}", reply.status, super::redact_body(&reply.snippet())),
-    }
-}
-
-#[derive(Deserialize)]
-struct ShortLived {
-    #[serde(default)]
-    access_token: Option<String>,
-}
-
-/// Instagram answers `{"data":[{…}]}` or the bare object.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum CodeReply {
-    Wrapped { data: Vec<ShortLived> },
-    Bare(ShortLived),
-}
-
-#[derive(Deserialize)]
-struct LongLived {
-    #[serde(default)]
-    access_token: Option<String>,
-    #[serde(default)]
-    expires_in: Option<i64>,
 }
 
 #[async_trait::async_trait]
@@ -472,89 +196,37 @@ impl Flow for Instagram {
     }
 
     fn client_secret_var(&self) -> Option<&'static str> {
-        Some("INSTAGRAM_APP_SECRET")
+        Some(SECRET_VAR)
     }
 
     fn authorize_url(&self, cx: &login::Cx<'_>, state: &str, _pkce: Option<&Pkce>) -> Url {
-        let mut u = self.authorize.clone();
-        u.query_pairs_mut()
-            .append_pair("client_id", self.common.client_id().unwrap_or_default())
-            .append_pair("redirect_uri", cx.redirect_uri)
-            .append_pair("response_type", "code")
-            .append_pair("scope", cx.scope.unwrap_or(DEFAULT_SCOPE))
-            .append_pair("state", state);
-        u
+        self.graph.authorize_url(cx, state)
     }
 
     async fn exchange(&self, cx: &login::Cx<'_>, code: &Secret, _pkce: Option<&Pkce>) -> Result<Tokens> {
-        let reply = cx
-            .http
-            .send("Instagram oauth/access_token", Call::Rotating, |c| {
-                c.post(self.code_exchange.clone()).form(&[
-                    ("client_id", self.common.client_id().unwrap_or_default()),
-                    ("client_secret", cx.client_secret.expose()),
-                    ("grant_type", "authorization_code"),
-                    ("redirect_uri", cx.redirect_uri),
-                    ("code", code.expose()),
-                ])
-            })
-            .await
-            .map_err(|f| login::failure("Instagram", f))?;
-        if !reply.status.is_success() {
-            return Err(login::exchange_error("Instagram", &reply));
-        }
-        let short = match reply.json::<CodeReply>() {
-            Ok(CodeReply::Wrapped { data }) => data.into_iter().next().and_then(|d| d.access_token),
-            Ok(CodeReply::Bare(d)) => d.access_token,
-            Err(_) => None,
-        }
-        .filter(|s| !s.is_empty())
-        .map(Secret::new)
-        .ok_or_else(|| login::exchange_error("Instagram", &reply))?;
+        self.graph.exchange(cx, code).await
+    }
+}
 
-        let reply = cx
-            .http
-            .send(
-                "Instagram access_token (ig_exchange_token)",
-                Call::Safe,
-                |c| {
-                    c.get(self.long_lived.clone()).query(&[
-                        ("grant_type", "ig_exchange_token"),
-                        ("client_secret", cx.client_secret.expose()),
-                        ("access_token", short.expose()),
-                    ])
-                },
-            )
-            .await
-            .map_err(|f| login::failure("Instagram", f))?;
-        if !reply.status.is_success() {
-            return Err(Error::failed(format!(
-                "Instagram would not exchange the short-lived token for a long-lived one ({}): {}",
-                reply.status,
-                crate::provider::redact_body(&reply.snippet())
-            ))
-            .with_hint(
-                "check INSTAGRAM_APP_SECRET, then run `evertoken auth login instagram` again",
-            ));
-        }
-        let body: LongLived = reply.json().map_err(|e| {
-            Error::failed(format!(
-                "Instagram's access_token answered {} with a body evertoken cannot read: {e}",
-                reply.status
-            ))
-        })?;
-        let Some(token) = body.access_token.filter(|s| !s.is_empty()) else {
-            return Err(Error::failed(
-                "Instagram's access_token answered without an access_token",
-            ));
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn plan_table() {
+        let graph = super::Graph {
+            who: "Instagram",
+            refresh_grant: "ig_refresh_token",
+            exchange_grant: "ig_exchange_token",
+            secret_var: super::SECRET_VAR,
+            key: super::KEY,
+            client_id: "app".into(),
+            default_scope: super::DEFAULT_SCOPE,
+            refresh_before_days: 15,
+            refresh: "https://a.example".parse().unwrap(),
+            me: "https://a.example".parse().unwrap(),
+            authorize: "https://a.example".parse().unwrap(),
+            code_exchange: "https://a.example".parse().unwrap(),
+            long_lived: "https://a.example".parse().unwrap(),
         };
-        Ok(Tokens {
-            access: Some(NewToken {
-                value: token.into(),
-                expires_at: login::expiry(cx.clock, body.expires_in),
-            }),
-            refresh: None,
-            warnings: Vec::new(),
-        })
+        crate::provider::graph::tests::plan_table(|s, now| graph.plan(s, now));
     }
 }

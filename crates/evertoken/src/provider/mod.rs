@@ -52,8 +52,9 @@ macro_rules! registry {
     };
 }
 
-registry!(instagram, youtube, tiktok, linkedin);
+registry!(instagram, youtube, tiktok, linkedin, x, threads, pinterest);
 
+mod graph;
 pub mod oauth2;
 
 /// The built-in platform `key`.

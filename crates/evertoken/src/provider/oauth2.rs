@@ -280,16 +280,12 @@ impl Oauth2 {
     ) -> reqwest::RequestBuilder {
         let req = c.post(self.token_url.clone());
         match self.client_auth {
-            ClientAuth::Basic => {
-                // RFC 6749 §2.3.1: each part form-urlencoded before Base64.
-                let enc = |s: &str| {
-                    url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>()
-                };
-                let pair = format!("{}:{}", enc(self.client_id()), enc(secret));
-                let b64 = base64::engine::general_purpose::STANDARD.encode(pair);
-                req.header(reqwest::header::AUTHORIZATION, format!("Basic {b64}"))
-                    .form(&form)
-            }
+            ClientAuth::Basic => req
+                .header(
+                    reqwest::header::AUTHORIZATION,
+                    basic_auth(self.client_id(), secret),
+                )
+                .form(&form),
             ClientAuth::Post => {
                 form.push(("client_id", self.client_id().to_owned()));
                 form.push(("client_secret", secret.to_owned()));
@@ -427,6 +423,17 @@ impl Provider for Oauth2 {
     fn reauth_causes(&self) -> &'static str {
         "the refresh token expired or was revoked, or a used refresh token was sent again (servers that rotate revoke the grant)"
     }
+}
+
+/// The `Authorization` header of HTTP Basic client authentication: RFC 6749
+/// §2.3.1, each part form-urlencoded before Base64.
+pub(crate) fn basic_auth(id: &str, secret: &str) -> String {
+    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let pair = format!("{}:{}", enc(id), enc(secret));
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair)
+    )
 }
 
 /// The pure planning rule of a `kind: oauth2` service.
