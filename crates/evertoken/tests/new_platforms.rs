@@ -369,8 +369,15 @@ const ALL: &[(&str, &str, Option<&str>)] = &[
     ("pinterest", "rotated", Some("PINTEREST_REFRESH_TOKEN")),
 ];
 
+/// Every built-in against the simulator plus a `kind: oauth2` service (`acme`)
+/// against a real OAuth 2.0 server (oidc-provider, which revokes the grant if a
+/// used refresh token comes back), in one `auth refresh all`.
 #[test]
-fn auth_refresh_all_handles_every_built_in_in_one_run() {
+fn auth_refresh_all_handles_every_built_in_and_a_configured_service_in_one_run() {
+    let redirect = format!("http://127.0.0.1:{}/callback", common::oidc::free_port());
+    let Some(server) = common::oidc::oidc(&redirect, 120) else {
+        return;
+    };
     let env = TestEnv::new();
     let keys: Vec<&str> = ALL.iter().map(|(k, _, _)| *k).collect();
     // Every built-in the simulator serves is in the table.
@@ -379,22 +386,55 @@ fn auth_refresh_all_handles_every_built_in_in_one_run() {
     }
     let s = at().platforms(&keys);
     env.scenario(&s);
-    let (code, r) = refresh(&env, "all");
-    assert_eq!(code, 1, "LinkedIn needs a human: {r:?}");
-    assert_eq!(r.len(), ALL.len(), "{r:?}");
-    for (key, state, rotated) in ALL {
-        assert_eq!(result(&r, key)["state"], *state, "{key}: {r:?}");
-        if let Some(var) = rotated {
-            assert_rotated(&env, &s, key, var);
+    // The configured service: its block under `platforms:`, its first tokens in the store.
+    let (service, client, id, auth, secret) = common::oidc::CLIENTS[0];
+    let first = common::oidc::first_token(&env, &server.issuer, client, &redirect);
+    let first_rt = first["refresh_token"].as_str().unwrap().to_owned();
+    let cfg = std::fs::read_to_string(env.work().join("evertoken.yaml")).unwrap();
+    env.config(&cfg.replacen(
+        "platforms:\n",
+        &format!(
+            "platforms:\n{}",
+            common::oidc::block(service, &server.issuer, id, auth)
+        ),
+        1,
+    ));
+    let creds = env.work().join("credentials.yaml");
+    let mut text = std::fs::read_to_string(&creds).unwrap();
+    text.push_str(&format!(
+        "ACME_REFRESH_TOKEN: {first_rt}\nACME_CLIENT_SECRET: {}\n",
+        secret.unwrap()
+    ));
+    std::fs::write(&creds, text).unwrap();
+
+    for run in 1..=2 {
+        let (code, r) = refresh(&env, "all");
+        assert_eq!(code, 1, "LinkedIn needs a human: {r:?}");
+        assert_eq!(r.len(), ALL.len() + 1, "{r:?}");
+        if run == 1 {
+            for (key, state, rotated) in ALL {
+                assert_eq!(result(&r, key)["state"], *state, "{key}: {r:?}");
+                if let Some(var) = rotated {
+                    assert_rotated(&env, &s, key, var);
+                }
+            }
         }
+        // The service rotates on every run; the second run works only because
+        // the first persisted the new refresh token before anything else.
+        assert_eq!(result(&r, service)["state"], "rotated", "run {run}: {r:?}");
+        let new = env.stored("ACME_REFRESH_TOKEN").unwrap();
+        env.secret(&new);
+        env.secret(&env.stored("ACME_ACCESS_TOKEN").unwrap());
+        assert_ne!(new, first_rt);
     }
     assert_eq!(env.sim.sim().stats().reused_rotated_tokens, 0);
+    drop(server);
 
     // The other commands take every platform too.
     let status = ev(&env, &["auth", "status", "--json"]);
     assert_eq!(
         status.json()["results"].as_array().unwrap().len(),
-        ALL.len()
+        ALL.len() + 1
     );
     for key in ["x", "pinterest"] {
         let out = ev(&env, &["auth", "token", key]);

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod bao;
+pub mod oidc;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
