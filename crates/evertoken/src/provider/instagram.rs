@@ -34,12 +34,11 @@
 //! Source: developers.facebook.com/docs/instagram-platform/instagram-api-with-instagram-login/business-login
 
 use jiff::Timestamp;
-use serde::Deserialize;
 
 use url::Url;
 
 use super::graph::Graph;
-use super::{BuildCx, Common, Cx, Grant, Keys, Plan, Provider, ProviderError, Role, Slot};
+use super::{BuildCx, Common, Cx, Grant, Plan, Provider, ProviderError, Role, Slot};
 use crate::error::Result;
 use crate::http::endpoint;
 use crate::login::{self, Flow, Pkce, Tokens};
@@ -49,26 +48,13 @@ pub const KEY: &str = "instagram";
 pub const DISPLAY: &str = "Instagram";
 const DEFAULT_SCOPE: &str = "instagram_business_basic,instagram_business_content_publish";
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Config {
-    #[serde(default = "super::default_true")]
-    pub enabled: bool,
-    #[serde(default)]
-    pub accounts: Vec<String>,
-    #[serde(default = "super::default_concurrency")]
-    pub concurrency: usize,
-    #[serde(default)]
-    pub base_url: Option<String>,
+platform_config! {
     /// Refresh when the token expires within this many days.
     #[serde(default = "default_refresh_before_days")]
     pub refresh_before_days: i64,
     /// The Instagram app id (used by `auth login`).
     #[serde(default)]
     pub app_id: Option<String>,
-    /// Authorization endpoint base for `auth login` (www.instagram.com).
-    #[serde(default)]
-    pub auth_url: Option<String>,
 }
 
 fn default_refresh_before_days() -> i64 {
@@ -104,18 +90,11 @@ impl super::Section for Config {
         let c = self;
         let common = super::common(
             cx,
-            Keys {
-                enabled: c.enabled,
-                accounts: &c.accounts,
-                concurrency: c.concurrency,
-                base_url: c.base_url.as_deref(),
-                auth_url: c.auth_url.as_deref(),
-                client_id: (
+            c.keys((
                     "app_id",
                     c.app_id.as_deref(),
                     "the Instagram app ID from the Meta app dashboard (Instagram → API setup with Instagram login)",
-                ),
-            },
+                )),
             BASE_URL,
             AUTH_URL,
         )?;

@@ -21,7 +21,7 @@ use serde::Deserialize;
 use url::Url;
 
 use super::{
-    AccountState, BuildCx, Common, Cx, Grant, Keys, NewToken, OAuthError, Plan, Provider,
+    AccountState, BuildCx, Common, Cx, Grant, NewToken, OAuthError, Plan, Provider,
     ProviderError, Role, Slot, expiry_text,
 };
 use crate::error::Result;
@@ -31,17 +31,7 @@ use crate::secret::Secret;
 
 const DEFAULT_SCOPE: &str = "openid profile w_member_social";
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Config {
-    #[serde(default = "super::default_true")]
-    pub enabled: bool,
-    #[serde(default)]
-    pub accounts: Vec<String>,
-    #[serde(default = "super::default_concurrency")]
-    pub concurrency: usize,
-    #[serde(default)]
-    pub base_url: Option<String>,
+platform_config! {
     #[serde(default)]
     pub client_id: Option<String>,
     /// Report `reauth_required` this many days before a non-refreshable expiry.
@@ -50,9 +40,6 @@ pub struct Config {
     /// With a refresh token: renew the access token this many days before expiry.
     #[serde(default = "default_refresh_before_days")]
     pub refresh_before_days: i64,
-    /// Authorization endpoint base for `auth login` (www.linkedin.com).
-    #[serde(default)]
-    pub auth_url: Option<String>,
 }
 
 fn default_warn_before_days() -> i64 {
@@ -103,18 +90,11 @@ impl super::Section for Config {
         let c = self;
         let common = super::common(
             cx,
-            Keys {
-                enabled: c.enabled,
-                accounts: &c.accounts,
-                concurrency: c.concurrency,
-                base_url: c.base_url.as_deref(),
-                auth_url: c.auth_url.as_deref(),
-                client_id: (
+            c.keys((
                     "client_id",
                     c.client_id.as_deref(),
                     "the Client ID from your app's Auth tab in the LinkedIn developer portal",
-                ),
-            },
+                )),
             BASE_URL,
             AUTH_URL,
         )?;

@@ -23,6 +23,49 @@ use crate::http::{self, Http, Reply};
 use crate::platform::{Account, Platform};
 use crate::secret::{Secret, Source};
 
+/// A built-in platform's config block: the keys every platform has, then its
+/// own (given to the macro as struct fields). Also gives `Config::keys`, the
+/// common keys for [`common`].
+macro_rules! platform_config {
+    ($($(#[$m:meta])* pub $field:ident : $ty:ty),* $(,)?) => {
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct Config {
+            #[serde(default = "super::default_true")]
+            pub enabled: bool,
+            #[serde(default)]
+            pub accounts: Vec<String>,
+            #[serde(default = "super::default_concurrency")]
+            pub concurrency: usize,
+            /// The API's scheme, host and port (a proxy, the simulator).
+            #[serde(default)]
+            pub base_url: Option<String>,
+            /// Where `auth login` sends the browser (scheme, host and port).
+            #[serde(default)]
+            pub auth_url: Option<String>,
+            $($(#[$m])* pub $field: $ty,)*
+        }
+
+        impl Config {
+            /// The common keys, with the client id as this platform names it:
+            /// (key, value, where to find it).
+            fn keys<'a>(
+                &'a self,
+                client_id: (&'static str, Option<&'a str>, &'static str),
+            ) -> super::Keys<'a> {
+                super::Keys {
+                    enabled: self.enabled,
+                    accounts: &self.accounts,
+                    concurrency: self.concurrency,
+                    base_url: self.base_url.as_deref(),
+                    auth_url: self.auth_url.as_deref(),
+                    client_id,
+                }
+            }
+        }
+    };
+}
+
 /// The registry: every built-in platform module, in output order. Each module
 /// has `KEY`, `DISPLAY` and a `Config` (its block under `platforms:`)
 /// implementing [`Section`].

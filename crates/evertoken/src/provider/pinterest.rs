@@ -33,7 +33,7 @@ use serde::Deserialize;
 use url::Url;
 
 use super::{
-    AccountState, BuildCx, Common, Cx, Grant, Keys, NewToken, Plan, Provider, ProviderError, Role,
+    AccountState, BuildCx, Common, Cx, Grant, NewToken, Plan, Provider, ProviderError, Role,
     Slot, expiry_text,
 };
 use crate::error::{Error, Result};
@@ -52,21 +52,7 @@ const DEAD_GRANT: i64 = 283;
 /// Pinterest's "authentication failed" (the app id or secret).
 const AUTH_FAILED: i64 = 2;
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Config {
-    #[serde(default = "super::default_true")]
-    pub enabled: bool,
-    #[serde(default)]
-    pub accounts: Vec<String>,
-    #[serde(default = "super::default_concurrency")]
-    pub concurrency: usize,
-    /// API base (api.pinterest.com).
-    #[serde(default)]
-    pub base_url: Option<String>,
-    /// Authorization endpoint base for `auth login` (www.pinterest.com).
-    #[serde(default)]
-    pub auth_url: Option<String>,
+platform_config! {
     /// The Pinterest app id (developers.pinterest.com → My apps).
     #[serde(default)]
     pub app_id: Option<String>,
@@ -122,18 +108,11 @@ impl super::Section for Config {
         let c = self;
         let common = super::common(
             cx,
-            Keys {
-                enabled: c.enabled,
-                accounts: &c.accounts,
-                concurrency: c.concurrency,
-                base_url: c.base_url.as_deref(),
-                auth_url: c.auth_url.as_deref(),
-                client_id: (
+            c.keys((
                     "app_id",
                     c.app_id.as_deref(),
                     "the app id from developers.pinterest.com → My apps",
-                ),
-            },
+                )),
             BASE_URL,
             AUTH_URL,
         )?;

@@ -20,11 +20,10 @@
 //! Source: developers.facebook.com/docs/threads/get-started/get-access-tokens-and-permissions
 
 use jiff::Timestamp;
-use serde::Deserialize;
 use url::Url;
 
 use super::graph::Graph;
-use super::{BuildCx, Common, Cx, Grant, Keys, Plan, Provider, ProviderError, Role, Slot};
+use super::{BuildCx, Common, Cx, Grant, Plan, Provider, ProviderError, Role, Slot};
 use crate::error::Result;
 use crate::http::endpoint;
 use crate::login::{self, Flow, Pkce, Tokens};
@@ -35,21 +34,7 @@ pub const DISPLAY: &str = "Threads";
 const DEFAULT_SCOPE: &str = "threads_basic,threads_content_publish";
 const SECRET_VAR: &str = "THREADS_APP_SECRET";
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Config {
-    #[serde(default = "super::default_true")]
-    pub enabled: bool,
-    #[serde(default)]
-    pub accounts: Vec<String>,
-    #[serde(default = "super::default_concurrency")]
-    pub concurrency: usize,
-    /// API base (graph.threads.net).
-    #[serde(default)]
-    pub base_url: Option<String>,
-    /// Authorization endpoint base for `auth login` (threads.net).
-    #[serde(default)]
-    pub auth_url: Option<String>,
+platform_config! {
     /// The Threads app id (used by `auth login`).
     #[serde(default)]
     pub app_id: Option<String>,
@@ -107,18 +92,11 @@ impl super::Section for Config {
         let c = self;
         let common = super::common(
             cx,
-            Keys {
-                enabled: c.enabled,
-                accounts: &c.accounts,
-                concurrency: c.concurrency,
-                base_url: c.base_url.as_deref(),
-                auth_url: c.auth_url.as_deref(),
-                client_id: (
+            c.keys((
                     "app_id",
                     c.app_id.as_deref(),
                     "the Threads app ID from the Meta app dashboard (Use cases → Access the Threads API → Settings)",
-                ),
-            },
+                )),
             BASE_URL,
             AUTH_URL,
         )?;

@@ -33,7 +33,7 @@ use serde::Deserialize;
 use url::Url;
 
 use super::{
-    BuildCx, Common, Cx, Grant, Keys, NewToken, OAuthError, Plan, Provider, ProviderError, Role,
+    BuildCx, Common, Cx, Grant, NewToken, OAuthError, Plan, Provider, ProviderError, Role,
     Slot, expiry_text,
 };
 use crate::error::{Error, Result};
@@ -45,25 +45,12 @@ pub const KEY: &str = "tiktok";
 pub const DISPLAY: &str = "TikTok";
 const DEFAULT_SCOPE: &str = "user.info.basic,video.publish";
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Config {
-    #[serde(default = "super::default_true")]
-    pub enabled: bool,
-    #[serde(default)]
-    pub accounts: Vec<String>,
-    #[serde(default = "super::default_concurrency")]
-    pub concurrency: usize,
-    #[serde(default)]
-    pub base_url: Option<String>,
+platform_config! {
     #[serde(default)]
     pub client_key: Option<String>,
     /// Rotate when the refresh token expires within this many days.
     #[serde(default = "default_refresh_before_days")]
     pub refresh_before_days: i64,
-    /// Authorization endpoint base for `auth login` (www.tiktok.com).
-    #[serde(default)]
-    pub auth_url: Option<String>,
     /// Report `reauth_required` this many days before a refresh token expiry that
     /// refreshing does not move.
     #[serde(default = "default_warn_before_days")]
@@ -122,18 +109,11 @@ impl super::Section for Config {
         let c = self;
         let common = super::common(
             cx,
-            Keys {
-                enabled: c.enabled,
-                accounts: &c.accounts,
-                concurrency: c.concurrency,
-                base_url: c.base_url.as_deref(),
-                auth_url: c.auth_url.as_deref(),
-                client_id: (
+            c.keys((
                     "client_key",
                     c.client_key.as_deref(),
                     "the client key from your app page on the TikTok developer portal",
-                ),
-            },
+                )),
             BASE_URL,
             AUTH_URL,
         )?;

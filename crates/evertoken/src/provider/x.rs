@@ -34,7 +34,7 @@ use serde::Deserialize;
 use url::Url;
 
 use super::{
-    AccountState, BuildCx, Common, Cx, Grant, Keys, NewToken, OAuthError, Plan, Provider,
+    AccountState, BuildCx, Common, Cx, Grant, NewToken, OAuthError, Plan, Provider,
     ProviderError, Role, Slot,
 };
 use crate::error::{Error, Result};
@@ -63,21 +63,7 @@ pub enum ClientType {
     Public,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Config {
-    #[serde(default = "super::default_true")]
-    pub enabled: bool,
-    #[serde(default)]
-    pub accounts: Vec<String>,
-    #[serde(default = "super::default_concurrency")]
-    pub concurrency: usize,
-    /// API base (api.x.com).
-    #[serde(default)]
-    pub base_url: Option<String>,
-    /// Authorization endpoint base for `auth login` (x.com).
-    #[serde(default)]
-    pub auth_url: Option<String>,
+platform_config! {
     /// The OAuth 2.0 client id (developer portal → the app → Keys and tokens).
     #[serde(default)]
     pub client_id: Option<String>,
@@ -116,18 +102,11 @@ impl super::Section for Config {
         let c = self;
         let common = super::common(
             cx,
-            Keys {
-                enabled: c.enabled,
-                accounts: &c.accounts,
-                concurrency: c.concurrency,
-                base_url: c.base_url.as_deref(),
-                auth_url: c.auth_url.as_deref(),
-                client_id: (
+            c.keys((
                     "client_id",
                     c.client_id.as_deref(),
                     "the OAuth 2.0 Client ID from the X developer portal (your app → Keys and tokens)",
-                ),
-            },
+                )),
             BASE_URL,
             AUTH_URL,
         )?;

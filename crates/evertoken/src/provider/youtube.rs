@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 use url::Url;
 
-use super::{BuildCx, Common, Cx, Grant, Keys, NewToken, Plan, Provider, ProviderError, Role, Slot};
+use super::{BuildCx, Common, Cx, Grant, NewToken, Plan, Provider, ProviderError, Role, Slot};
 use crate::error::{Error, Result};
 use crate::http::{Call, endpoint};
 use crate::login::{self, Flow, Pkce, Tokens};
@@ -26,23 +26,10 @@ use crate::secret::Secret;
 
 const DEFAULT_SCOPE: &str = "https://www.googleapis.com/auth/youtube.upload";
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Config {
-    #[serde(default = "super::default_true")]
-    pub enabled: bool,
-    #[serde(default)]
-    pub accounts: Vec<String>,
-    #[serde(default = "super::default_concurrency")]
-    pub concurrency: usize,
-    #[serde(default)]
-    pub base_url: Option<String>,
+platform_config! {
     /// The OAuth client id (`….apps.googleusercontent.com`).
     #[serde(default)]
     pub client_id: Option<String>,
-    /// Authorization endpoint base for `auth login` (accounts.google.com).
-    #[serde(default)]
-    pub auth_url: Option<String>,
     /// Report `reauth_required` this many days before a time-limited refresh
     /// token's expiry (Google's `refresh_token_expires_in`; it never moves).
     #[serde(default = "default_warn_before_days")]
@@ -81,18 +68,11 @@ impl super::Section for Config {
         let c = self;
         let common = super::common(
             cx,
-            Keys {
-                enabled: c.enabled,
-                accounts: &c.accounts,
-                concurrency: c.concurrency,
-                base_url: c.base_url.as_deref(),
-                auth_url: c.auth_url.as_deref(),
-                client_id: (
+            c.keys((
                     "client_id",
                     c.client_id.as_deref(),
                     "the OAuth client id from Google Cloud Console, `….apps.googleusercontent.com`",
-                ),
-            },
+                )),
             BASE_URL,
             AUTH_URL,
         )?;
