@@ -99,6 +99,8 @@ registry!(instagram, youtube, tiktok, linkedin, x, threads, pinterest);
 
 mod graph;
 pub mod oauth2;
+#[cfg(test)]
+pub(crate) mod testing;
 
 /// The built-in platform `key`.
 pub fn builtin(key: &str) -> Option<Platform> {

@@ -255,15 +255,15 @@ const RESERVED: &[&str] = &[
 
 /// RFC 6749 §5.1.
 #[derive(Deserialize)]
-struct TokenReply {
+pub(crate) struct TokenReply {
     #[serde(default)]
-    access_token: Option<String>,
+    pub access_token: Option<String>,
     #[serde(default)]
-    expires_in: super::Lifetime,
+    pub expires_in: super::Lifetime,
     #[serde(default)]
-    refresh_token: Option<String>,
+    pub refresh_token: Option<String>,
     #[serde(default)]
-    refresh_token_expires_in: super::Lifetime,
+    pub refresh_token_expires_in: super::Lifetime,
 }
 
 impl Oauth2 {
@@ -276,26 +276,16 @@ impl Oauth2 {
         &self,
         c: &reqwest::Client,
         secret: &str,
-        mut form: Vec<(&'static str, String)>,
+        form: Vec<(&'static str, String)>,
     ) -> reqwest::RequestBuilder {
-        let req = c.post(self.token_url.clone());
-        match self.client_auth {
-            ClientAuth::Basic => req
-                .header(
-                    reqwest::header::AUTHORIZATION,
-                    basic_auth(self.client_id(), secret),
-                )
-                .form(&form),
-            ClientAuth::Post => {
-                form.push(("client_id", self.client_id().to_owned()));
-                form.push(("client_secret", secret.to_owned()));
-                req.form(&form)
-            }
-            ClientAuth::None => {
-                form.push(("client_id", self.client_id().to_owned()));
-                req.form(&form)
-            }
-        }
+        token_request(
+            c,
+            &self.token_url,
+            self.client_auth,
+            self.client_id(),
+            secret,
+            form,
+        )
     }
 
     fn who(&self) -> &'static str {
@@ -544,88 +534,121 @@ impl Flow for Oauth2 {
         pkce: Option<&Pkce>,
     ) -> Result<Tokens> {
         let who = self.who();
-        let reply = cx
-            .http
-            .send(&format!("{who} token endpoint"), Call::Rotating, |c| {
-                let mut form = vec![
-                    ("grant_type", "authorization_code".to_owned()),
-                    ("code", code.expose().to_owned()),
-                    ("redirect_uri", cx.redirect_uri.to_owned()),
-                ];
-                if let Some(p) = pkce {
-                    form.push(("code_verifier", p.verifier.expose().to_owned()));
-                }
-                self.request(c, cx.client_secret.expose(), form)
-            })
-            .await
-            .map_err(|f| login::failure(who, f))?;
-        if !reply.status.is_success() {
-            return Err(login::exchange_error(who, &reply));
-        }
-        let body: TokenReply = reply.json().map_err(|e| {
-            Error::failed(format!(
-                "{who}'s token endpoint answered {} with a body evertoken cannot read: {e}",
-                reply.status
-            ))
-        })?;
-        let Some(at) = body.access_token.filter(|s| !s.is_empty()) else {
-            return Err(login::exchange_error(who, &reply));
-        };
-        let mut warnings = Vec::new();
-        let refresh = match body.refresh_token.filter(|s| !s.is_empty()) {
-            Some(rt) => Some(NewToken {
-                value: rt.into(),
-                expires_at: login::expiry(cx.clock, body.refresh_token_expires_in),
-            }),
-            None => {
-                warnings.push(format!(
-                    "{who} issued no refresh token: the access token cannot be renewed without you; many servers issue one only for a scope such as `offline_access` (set `scopes:`)"
-                ));
-                None
-            }
-        };
-        Ok(Tokens {
-            access: Some(NewToken {
-                value: at.into(),
-                expires_at: login::expiry(cx.clock, body.expires_in),
-            }),
-            refresh,
-            warnings,
+        exchange_code(who, cx, NO_REFRESH_HINT, |c| {
+            self.request(c, cx.client_secret.expose(), code_form(cx, code, pkce))
         })
+        .await
     }
+}
+
+/// What a login says when the server issued no refresh token.
+const NO_REFRESH_HINT: &str =
+    "many servers issue one only for a scope such as `offline_access` (set `scopes:`)";
+
+/// A token request (RFC 6749 §4.1.3, §6) to `url`, the client authenticated as
+/// `auth` says: HTTP Basic (§2.3.1), the secret in the body, or a public client.
+pub(crate) fn token_request(
+    c: &reqwest::Client,
+    url: &Url,
+    auth: ClientAuth,
+    client_id: &str,
+    secret: &str,
+    mut form: Vec<(&'static str, String)>,
+) -> reqwest::RequestBuilder {
+    let req = c.post(url.clone());
+    match auth {
+        ClientAuth::Basic => req
+            .header(
+                reqwest::header::AUTHORIZATION,
+                basic_auth(client_id, secret),
+            )
+            .form(&form),
+        ClientAuth::Post => {
+            form.push(("client_id", client_id.to_owned()));
+            form.push(("client_secret", secret.to_owned()));
+            req.form(&form)
+        }
+        ClientAuth::None => {
+            form.push(("client_id", client_id.to_owned()));
+            req.form(&form)
+        }
+    }
+}
+
+/// The authorization-code grant's form (RFC 6749 §4.1.3, RFC 7636 §4.5).
+pub(crate) fn code_form(
+    cx: &login::Cx<'_>,
+    code: &Secret,
+    pkce: Option<&Pkce>,
+) -> Vec<(&'static str, String)> {
+    let mut form = vec![
+        ("grant_type", "authorization_code".to_owned()),
+        ("code", code.expose().to_owned()),
+        ("redirect_uri", cx.redirect_uri.to_owned()),
+    ];
+    if let Some(p) = pkce {
+        form.push(("code_verifier", p.verifier.expose().to_owned()));
+    }
+    form
+}
+
+/// Sends an authorization-code exchange built by `request` and reads its RFC
+/// 6749 answer: an access token is required; a missing refresh token is a
+/// warning naming `no_refresh_hint`.
+pub(crate) async fn exchange_code(
+    who: &str,
+    cx: &login::Cx<'_>,
+    no_refresh_hint: &str,
+    request: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+) -> Result<Tokens> {
+    let reply = cx
+        .http
+        .send(&format!("{who} token endpoint"), Call::Rotating, request)
+        .await
+        .map_err(|f| login::failure(who, f))?;
+    if !reply.status.is_success() {
+        return Err(login::exchange_error(who, &reply));
+    }
+    let body: TokenReply = reply.json().map_err(|e| {
+        Error::failed(format!(
+            "{who}'s token endpoint answered {} with a body evertoken cannot read: {e}",
+            reply.status
+        ))
+    })?;
+    let Some(at) = body.access_token.filter(|s| !s.is_empty()) else {
+        return Err(login::exchange_error(who, &reply));
+    };
+    let mut warnings = Vec::new();
+    let refresh = match body.refresh_token.filter(|s| !s.is_empty()) {
+        Some(rt) => Some(NewToken {
+            value: rt.into(),
+            expires_at: login::expiry(cx.clock, body.refresh_token_expires_in),
+        }),
+        None => {
+            warnings.push(format!(
+                "{who} issued no refresh token: the access token cannot be renewed without you; {no_refresh_hint}"
+            ));
+            None
+        }
+    };
+    Ok(Tokens {
+        access: Some(NewToken {
+            value: at.into(),
+            expires_at: login::expiry(cx.clock, body.expires_in),
+        }),
+        refresh,
+        warnings,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::provider::Held;
-    use crate::secret::Source;
-
-    fn t(s: &str) -> Timestamp {
-        s.parse().unwrap()
-    }
-
-    fn held(exp: Option<&str>) -> Held {
-        Held {
-            var: "X".into(),
-            value: Secret::new("v"),
-            source: Source::Env("X".into()),
-            expires_at: exp.map(t),
-            updated_at: None,
-        }
-    }
-
-    fn state(access: Option<Option<&str>>, refresh: Option<Option<&str>>) -> AccountState {
-        AccountState {
-            access: access.map(held),
-            refresh: refresh.map(held),
-        }
-    }
+    use crate::provider::testing::{Case, check_table, t};
 
     #[test]
     fn plan_table() {
         let now = t("2026-11-30T12:00:00Z");
-        type Case<'a> = (Option<Option<&'a str>>, Option<Option<&'a str>>, &'a str);
         let cases: &[Case] = &[
             // (access expiry, refresh expiry, expected plan kind)
             (None, None, "reauth"),
@@ -653,19 +676,6 @@ mod tests {
                 "reauth-dated",
             ),
         ];
-        for (access, refresh, want) in cases {
-            let got = match plan(&state(*access, *refresh), now, 14) {
-                Plan::Ok { .. } => "ok",
-                Plan::Refresh { .. } => "refresh",
-                Plan::Reauth {
-                    reauth_by: None, ..
-                } => "reauth",
-                Plan::Reauth {
-                    reauth_by: Some(_), ..
-                } => "reauth-dated",
-                other => panic!("unexpected {other:?}"),
-            };
-            assert_eq!(got, *want, "access {access:?} refresh {refresh:?}");
-        }
+        check_table(cases, |s| plan(s, now, 14));
     }
 }

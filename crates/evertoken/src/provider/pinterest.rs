@@ -185,13 +185,26 @@ fn describe(reply: &Reply) -> String {
     }
 }
 
-fn basic(id: &str, secret: &str) -> String {
-    super::oauth2::basic_auth(id, secret)
-}
-
 impl Pinterest {
     fn app_id(&self) -> &str {
         self.common.client_id().unwrap_or_default()
+    }
+
+    /// A token request: Pinterest takes HTTP Basic client authentication.
+    fn request(
+        &self,
+        c: &reqwest::Client,
+        secret: &str,
+        form: Vec<(&'static str, String)>,
+    ) -> reqwest::RequestBuilder {
+        super::oauth2::token_request(
+            c,
+            &self.token,
+            super::oauth2::ClientAuth::Basic,
+            self.app_id(),
+            secret,
+            form,
+        )
     }
 }
 
@@ -286,13 +299,15 @@ impl Provider for Pinterest {
         let reply = cx
             .http
             .send("Pinterest token endpoint", Call::Rotating, |c| {
-                c.post(self.token.clone())
-                    .header(reqwest::header::AUTHORIZATION, basic(self.app_id(), secret))
-                    .form(&[
-                        ("grant_type", "refresh_token"),
-                        ("refresh_token", rt.value.expose()),
-                        ("continuous_refresh", "true"),
-                    ])
+                self.request(
+                    c,
+                    secret,
+                    vec![
+                        ("grant_type", "refresh_token".into()),
+                        ("refresh_token", rt.value.expose().to_owned()),
+                        ("continuous_refresh", "true".into()),
+                    ],
+                )
             })
             .await?;
         if !reply.status.is_success() {
@@ -394,17 +409,9 @@ impl Flow for Pinterest {
         let reply = cx
             .http
             .send("Pinterest token endpoint", Call::Rotating, |c| {
-                c.post(self.token.clone())
-                    .header(
-                        reqwest::header::AUTHORIZATION,
-                        basic(self.app_id(), cx.client_secret.expose()),
-                    )
-                    .form(&[
-                        ("grant_type", "authorization_code"),
-                        ("code", code.expose()),
-                        ("redirect_uri", cx.redirect_uri),
-                        ("continuous_refresh", "true"),
-                    ])
+                let mut form = super::oauth2::code_form(cx, code, None);
+                form.push(("continuous_refresh", "true".into()));
+                self.request(c, cx.client_secret.expose(), form)
             })
             .await
             .map_err(|f| login::failure("Pinterest", f))?;
@@ -450,27 +457,13 @@ impl Flow for Pinterest {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::provider::Held;
-    use crate::secret::Source;
+    use crate::provider::testing::{Case, check_table, held, t};
 
-    fn t(s: &str) -> Timestamp {
-        s.parse().unwrap()
-    }
 
-    fn held(exp: Option<&str>) -> Held {
-        Held {
-            var: "P".into(),
-            value: Secret::new("v"),
-            source: Source::Env("P".into()),
-            expires_at: exp.map(t),
-            updated_at: None,
-        }
-    }
 
     #[test]
     fn plan_table() {
         let now = t("2026-11-30T12:00:00Z");
-        type Case<'a> = (Option<Option<&'a str>>, Option<Option<&'a str>>, &'a str);
         let cases: &[Case] = &[
             // (access expiry, refresh expiry, expected)
             (None, None, "reauth"),
@@ -485,24 +478,7 @@ mod tests {
             (Some(Some("2026-12-20T00:00:00Z")), Some(Some("2026-12-10T00:00:00Z")), "refresh"),
             (Some(Some("2026-12-20T00:00:00Z")), Some(Some("2026-11-29T00:00:00Z")), "reauth-dated"),
         ];
-        for (access, refresh, want) in cases {
-            let s = AccountState {
-                access: access.map(held),
-                refresh: refresh.map(held),
-            };
-            let got = match plan(&s, now, 5, 14) {
-                Plan::Ok { .. } => "ok",
-                Plan::Refresh { .. } => "refresh",
-                Plan::Reauth {
-                    reauth_by: None, ..
-                } => "reauth",
-                Plan::Reauth {
-                    reauth_by: Some(_), ..
-                } => "reauth-dated",
-                other => panic!("unexpected {other:?}"),
-            };
-            assert_eq!(got, *want, "access {access:?} refresh {refresh:?}");
-        }
+        check_table(cases, |s| plan(s, now, 5, 14));
     }
 
     #[test]
@@ -510,7 +486,7 @@ mod tests {
         let now = t("2026-11-30T12:00:00Z");
         let old = AccountState {
             access: None,
-            refresh: Some(held(Some("2026-12-08T00:00:00Z"))),
+            refresh: Some(held(Some("2026-12-08T00:00:00Z"), None)),
         };
         let legacy = Grant::default();
         assert_eq!(

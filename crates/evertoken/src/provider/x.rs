@@ -37,7 +37,7 @@ use super::{
     AccountState, BuildCx, Common, Cx, Grant, NewToken, OAuthError, Plan, Provider,
     ProviderError, Role, Slot,
 };
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::http::{Call, endpoint};
 use crate::login::{self, Flow, Pkce, Tokens};
 use crate::secret::Secret;
@@ -122,15 +122,7 @@ impl super::Section for Config {
     }
 }
 
-#[derive(Deserialize)]
-struct TokenReply {
-    #[serde(default)]
-    access_token: Option<String>,
-    #[serde(default)]
-    expires_in: super::Lifetime,
-    #[serde(default)]
-    refresh_token: Option<String>,
-}
+use super::oauth2::TokenReply;
 
 impl X {
     fn client_id(&self) -> &str {
@@ -146,21 +138,13 @@ impl X {
         &self,
         c: &reqwest::Client,
         secret: &str,
-        mut form: Vec<(&'static str, String)>,
+        form: Vec<(&'static str, String)>,
     ) -> reqwest::RequestBuilder {
-        let req = c.post(self.token.clone());
-        match self.client_type {
-            ClientType::Confidential => req
-                .header(
-                    reqwest::header::AUTHORIZATION,
-                    super::oauth2::basic_auth(self.client_id(), secret),
-                )
-                .form(&form),
-            ClientType::Public => {
-                form.push(("client_id", self.client_id().to_owned()));
-                req.form(&form)
-            }
-        }
+        let auth = match self.client_type {
+            ClientType::Confidential => super::oauth2::ClientAuth::Basic,
+            ClientType::Public => super::oauth2::ClientAuth::None,
+        };
+        super::oauth2::token_request(c, &self.token, auth, self.client_id(), secret, form)
     }
 }
 
@@ -338,79 +322,32 @@ impl Flow for X {
         code: &Secret,
         pkce: Option<&Pkce>,
     ) -> Result<Tokens> {
-        let reply = cx
-            .http
-            .send("X token endpoint", Call::Rotating, |c| {
-                let mut form = vec![
-                    ("grant_type", "authorization_code".to_owned()),
-                    ("code", code.expose().to_owned()),
-                    ("redirect_uri", cx.redirect_uri.to_owned()),
-                ];
-                if let Some(p) = pkce {
-                    form.push(("code_verifier", p.verifier.expose().to_owned()));
-                }
-                self.request(c, cx.client_secret.expose(), form)
-            })
-            .await
-            .map_err(|f| login::failure("X", f))?;
-        if !reply.status.is_success() {
-            return Err(login::exchange_error("X", &reply));
-        }
-        let body: TokenReply = reply.json().map_err(|e| {
-            Error::failed(format!(
-                "X's token endpoint answered {} with a body evertoken cannot read: {e}",
-                reply.status
-            ))
-        })?;
-        let Some(at) = body.access_token.filter(|s| !s.is_empty()) else {
-            return Err(login::exchange_error("X", &reply));
-        };
-        let mut warnings = Vec::new();
-        let refresh = match body.refresh_token.filter(|s| !s.is_empty()) {
-            Some(rt) => Some(NewToken {
-                value: rt.into(),
-                expires_at: None,
-            }),
-            None => {
-                warnings.push("X issued no refresh token: the access token lives two hours and cannot be renewed without you; log in again with the `offline.access` scope".to_owned());
-                None
-            }
-        };
-        Ok(Tokens {
-            access: Some(NewToken {
-                value: at.into(),
-                expires_at: login::expiry(cx.clock, body.expires_in),
-            }),
-            refresh,
-            warnings,
-        })
+        super::oauth2::exchange_code(
+            "X",
+            cx,
+            "log in again with the `offline.access` scope (X access tokens live two hours)",
+            |c| {
+                self.request(
+                    c,
+                    cx.client_secret.expose(),
+                    super::oauth2::code_form(cx, code, pkce),
+                )
+            },
+        )
+        .await
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::provider::Held;
-    use crate::secret::Source;
+    use crate::provider::testing::{Case, check_table, t};
 
-    fn t(s: &str) -> Timestamp {
-        s.parse().unwrap()
-    }
 
-    fn held(exp: Option<&str>) -> Held {
-        Held {
-            var: "X".into(),
-            value: Secret::new("v"),
-            source: Source::Env("X".into()),
-            expires_at: exp.map(t),
-            updated_at: None,
-        }
-    }
 
     #[test]
     fn plan_table() {
         let now = t("2026-11-30T12:00:00Z");
-        type Case<'a> = (Option<Option<&'a str>>, Option<Option<&'a str>>, &'a str);
         let cases: &[Case] = &[
             // (access expiry, refresh expiry, expected)
             (None, None, "reauth"),
@@ -426,24 +363,7 @@ mod tests {
                 "reauth-dated",
             ),
         ];
-        for (access, refresh, want) in cases {
-            let s = AccountState {
-                access: access.map(held),
-                refresh: refresh.map(held),
-            };
-            let got = match plan(&s, now) {
-                Plan::Ok { .. } => "ok",
-                Plan::Refresh { .. } => "refresh",
-                Plan::Reauth {
-                    reauth_by: None, ..
-                } => "reauth",
-                Plan::Reauth {
-                    reauth_by: Some(_), ..
-                } => "reauth-dated",
-                other => panic!("unexpected {other:?}"),
-            };
-            assert_eq!(got, *want, "access {access:?} refresh {refresh:?}");
-        }
+        check_table(cases, |s| plan(s, now));
     }
 
     #[test]
