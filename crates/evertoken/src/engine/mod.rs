@@ -39,6 +39,8 @@ use crate::store::{Store, StoreError, Stored};
 
 mod outcome;
 mod rotate;
+#[cfg(test)]
+mod tests;
 
 /// Named steps of a rotation where tests kill the process (debug builds only).
 pub mod failpoint {
@@ -151,6 +153,33 @@ impl Engine {
         // The process's one HTTP client: providers, the store and alerts share it.
         let http = Http::new(&cfg.file.http);
         let store = cfg.open_store(&http)?;
+        Self::assemble(cfg, http, store, providers, clock)
+    }
+
+    /// An engine over given parts (the unit tests' in-memory store and scripted
+    /// providers), ignoring the process environment.
+    #[cfg(test)]
+    pub(crate) fn with_parts(
+        cfg: Config,
+        store: Arc<dyn Store>,
+        providers: Vec<Arc<dyn Provider>>,
+        clock: Clock,
+    ) -> Result<Arc<Engine>> {
+        let http = Http::new(&cfg.file.http);
+        let mut e = Self::assemble(cfg, http, store, providers, clock)?;
+        if let Some(inner) = Arc::get_mut(&mut e) {
+            inner.use_env = false;
+        }
+        Ok(e)
+    }
+
+    fn assemble(
+        cfg: Config,
+        http: Http,
+        store: Arc<dyn Store>,
+        providers: Vec<Arc<dyn Provider>>,
+        clock: Clock,
+    ) -> Result<Arc<Engine>> {
         let state_dir = cfg.journal_dir();
         let journal = Journal::new(&state_dir);
         journal.check()?;
