@@ -145,6 +145,13 @@ impl Config {
         Self::resolve(file, Some(path.to_path_buf()), base_dir)
     }
 
+    /// A config from YAML text, as if read from `/test/evertoken.yaml` (unit tests).
+    #[cfg(test)]
+    pub(crate) fn from_text(text: &str) -> Result<Config> {
+        let path = Path::new("/test/evertoken.yaml");
+        Self::resolve(parse(text, path)?, Some(path.to_path_buf()), "/test".into())
+    }
+
     /// Checks the file and resolves its sections, once: building the resolved
     /// values is the validation, so an invalid combination is an error (exit 2)
     /// naming its key, and never a value later code must re-check.

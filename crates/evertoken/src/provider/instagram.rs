@@ -209,3 +209,54 @@ mod tests {
         crate::provider::graph::tests::plan_table(|s, now| graph.plan(s, now));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::provider::fixture::{held, kind, provider, state, t};
+
+    /// (expires_at, updated_at) of the one token → plan, at 2026-11-30 12:00
+    /// with the default `refresh_before_days` (15).
+    #[test]
+    fn plan_table() {
+        let p = provider("instagram: {}");
+        let now = t("2026-11-30T12:00:00Z");
+        type Case<'a> = (Option<(Option<&'a str>, Option<&'a str>)>, &'a str);
+        let cases: &[Case] = &[
+            // No token: log in.
+            (None, "reauth"),
+            // Expired (or expiring this instant): Instagram cannot refresh it.
+            (Some((Some("2026-11-30T11:00:00Z"), None)), "reauth-dated"),
+            (Some((Some("2026-11-30T12:00:00Z"), None)), "reauth-dated"),
+            (
+                Some((Some("2026-11-30T11:00:00Z"), Some("2026-11-30T10:00:00Z"))),
+                "reauth-dated",
+            ),
+            // The 24-hour rule: a token younger than a day is left alone.
+            (
+                Some((Some("2026-12-05T00:00:00Z"), Some("2026-11-29T13:00:00Z"))),
+                "ok",
+            ),
+            (Some((None, Some("2026-11-30T00:00:00Z"))), "ok"),
+            (
+                Some((Some("2026-12-05T00:00:00Z"), Some("2026-11-29T12:00:00Z"))),
+                "refresh",
+            ),
+            (
+                Some((Some("2026-12-05T00:00:00Z"), Some("2026-11-29T11:00:00Z"))),
+                "refresh",
+            ),
+            // Unknown expiry (and age): refresh, Instagram's answer decides.
+            (Some((None, None)), "refresh"),
+            // Inside refresh_before_days (boundary included), outside it.
+            (Some((Some("2026-12-10T00:00:00Z"), None)), "refresh"),
+            (Some((Some("2026-12-15T12:00:00Z"), None)), "refresh"),
+            (Some((Some("2026-12-15T12:00:01Z"), None)), "ok"),
+            (Some((Some("2027-01-29T00:00:00Z"), None)), "ok"),
+        ];
+        for (token, want) in cases {
+            let access = token.map(|(exp, upd)| held(exp, upd));
+            let got = kind(&p.plan(&state(access, None), now));
+            assert_eq!(got, *want, "token {token:?}");
+        }
+    }
+}

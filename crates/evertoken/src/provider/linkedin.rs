@@ -450,3 +450,64 @@ impl Flow for Linkedin {
         Ok(t)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::provider::fixture::{held, kind, provider, state, t};
+
+    /// (access expiry, refresh expiry) → plan, at 2026-11-30 12:00 with the
+    /// defaults (warn_before_days 14, refresh_before_days 15).
+    #[test]
+    fn plan_table() {
+        let p = provider("linkedin: { client_id: cid }");
+        let now = t("2026-11-30T12:00:00Z");
+        type Case<'a> = (Option<Option<&'a str>>, Option<Option<&'a str>>, &'a str);
+        let far = Some(Some("2027-06-01T00:00:00Z"));
+        let cases: &[Case] = &[
+            // Without a refresh token (most apps): the access token's expiry,
+            // read by introspection when unknown; a dated deadline in the window.
+            (None, None, "reauth"),
+            (Some(None), None, "introspect"),
+            (Some(Some("2026-11-30T11:00:00Z")), None, "reauth-dated"),
+            (Some(Some("2026-12-10T00:00:00Z")), None, "reauth-dated"),
+            (Some(Some("2026-12-14T12:00:00Z")), None, "reauth-dated"),
+            (Some(Some("2026-12-15T00:00:00Z")), None, "ok"),
+            (Some(Some("2027-01-20T00:00:00Z")), None, "ok"),
+            // With a partner refresh token far from its expiry: the access
+            // token is renewed inside refresh_before_days.
+            (None, far, "refresh"),
+            (Some(None), far, "refresh"),
+            (Some(Some("2026-12-10T00:00:00Z")), far, "refresh"),
+            (Some(Some("2027-01-20T00:00:00Z")), far, "ok"),
+            (Some(Some("2027-01-20T00:00:00Z")), Some(None), "ok"),
+            // The refresh token's fixed expiry in the warning window: keep the
+            // access token alive while due, else report the deadline.
+            (
+                Some(Some("2026-12-10T00:00:00Z")),
+                Some(Some("2026-12-08T00:00:00Z")),
+                "refresh",
+            ),
+            (
+                Some(Some("2027-01-20T00:00:00Z")),
+                Some(Some("2026-12-08T00:00:00Z")),
+                "reauth-dated",
+            ),
+            (
+                Some(Some("2026-12-10T00:00:00Z")),
+                Some(Some("2026-11-29T00:00:00Z")),
+                "reauth-dated",
+            ),
+        ];
+        for (access, refresh, want) in cases {
+            let st = state(
+                access.map(|exp| held(exp, None)),
+                refresh.map(|exp| held(exp, None)),
+            );
+            assert_eq!(
+                kind(&p.plan(&st, now)),
+                *want,
+                "access {access:?} refresh {refresh:?}"
+            );
+        }
+    }
+}

@@ -796,3 +796,58 @@ mod fuzz {
         }
     }
 }
+
+/// What the platforms' plan tables share: a provider built from its config
+/// block, tokens with given dates, and a plan's kind as a word.
+#[cfg(test)]
+pub(crate) mod fixture {
+    use std::sync::Arc;
+
+    use jiff::Timestamp;
+
+    use super::{AccountState, Held, Plan, Provider};
+    use crate::secret::{Secret, Source};
+
+    pub fn t(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    /// The provider of `platforms: { <block> }` (YAML, one platform).
+    pub fn provider(block: &str) -> Arc<dyn Provider> {
+        let cfg = crate::config::Config::from_text(&format!("platforms:\n  {block}\n")).unwrap();
+        super::build(&cfg).unwrap().remove(0)
+    }
+
+    /// A token expiring at `expires_at` and last written at `updated_at`.
+    pub fn held(expires_at: Option<&str>, updated_at: Option<&str>) -> Held {
+        Held {
+            var: "X".into(),
+            value: Secret::new("v"),
+            source: Source::Env("X".into()),
+            expires_at: expires_at.map(t),
+            updated_at: updated_at.map(t),
+        }
+    }
+
+    pub fn state(access: Option<Held>, refresh: Option<Held>) -> AccountState {
+        AccountState { access, refresh }
+    }
+
+    /// `ok`, `expiring`, `refresh`, `health-check`, `introspect`, `reauth`
+    /// (now) or `reauth-dated`.
+    pub fn kind(p: &Plan) -> &'static str {
+        match p {
+            Plan::Ok { .. } => "ok",
+            Plan::Expiring { .. } => "expiring",
+            Plan::Refresh { .. } => "refresh",
+            Plan::HealthCheck { .. } => "health-check",
+            Plan::Introspect => "introspect",
+            Plan::Reauth {
+                reauth_by: None, ..
+            } => "reauth",
+            Plan::Reauth {
+                reauth_by: Some(_), ..
+            } => "reauth-dated",
+        }
+    }
+}

@@ -369,3 +369,61 @@ impl Flow for Tiktok {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::provider::fixture::{held, kind, provider, state, t};
+
+    /// (access expiry, refresh expiry) → plan, at 2026-11-30 12:00 with the
+    /// defaults (refresh_before_days 15, warn_before_days 14).
+    #[test]
+    fn plan_table() {
+        let p = provider("tiktok: { client_key: ck }");
+        let now = t("2026-11-30T12:00:00Z");
+        type Case<'a> = (Option<Option<&'a str>>, Option<Option<&'a str>>, &'a str);
+        let far = Some(Some("2027-06-01T00:00:00Z"));
+        let cases: &[Case] = &[
+            // No refresh token, or an expired one: log in.
+            (Some(Some("2026-12-30T00:00:00Z")), None, "reauth"),
+            (None, None, "reauth"),
+            (far, Some(Some("2026-11-30T12:00:00Z")), "reauth-dated"),
+            (None, Some(Some("2026-11-01T00:00:00Z")), "reauth-dated"),
+            // The access token is missing, of unknown expiry, expired or
+            // expires within the hour: rotate.
+            (None, far, "refresh"),
+            (Some(None), far, "refresh"),
+            (Some(Some("2026-11-30T11:00:00Z")), far, "refresh"),
+            (Some(Some("2026-11-30T12:59:00Z")), far, "refresh"),
+            (Some(Some("2026-11-30T13:00:00Z")), far, "refresh"),
+            // A live access token: the refresh token's window decides.
+            (Some(Some("2026-11-30T14:00:00Z")), far, "ok"),
+            (Some(Some("2026-11-30T14:00:00Z")), Some(None), "ok"),
+            (
+                Some(Some("2026-11-30T14:00:00Z")),
+                Some(Some("2026-12-10T00:00:00Z")),
+                "refresh",
+            ),
+            (
+                Some(Some("2026-11-30T14:00:00Z")),
+                Some(Some("2026-12-15T12:00:00Z")),
+                "refresh",
+            ),
+            (
+                Some(Some("2026-11-30T14:00:00Z")),
+                Some(Some("2026-12-16T00:00:00Z")),
+                "ok",
+            ),
+        ];
+        for (access, refresh, want) in cases {
+            let st = state(
+                access.map(|exp| held(exp, None)),
+                refresh.map(|exp| held(exp, None)),
+            );
+            assert_eq!(
+                kind(&p.plan(&st, now)),
+                *want,
+                "access {access:?} refresh {refresh:?}"
+            );
+        }
+    }
+}

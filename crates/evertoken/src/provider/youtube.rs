@@ -325,3 +325,69 @@ impl Flow for Youtube {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::provider::fixture::{held, kind, provider, state, t};
+    use crate::provider::{Grant, NewToken};
+    use crate::secret::Secret;
+
+    /// The refresh token's expiry → plan: a live one is health-checked (YouTube
+    /// keeps no access token to watch), a missing or expired one is a login.
+    #[test]
+    fn plan_table() {
+        let p = provider("youtube: { client_id: cid }");
+        let now = t("2026-11-30T12:00:00Z");
+        let cases: &[(Option<Option<&str>>, &str)] = &[
+            (None, "reauth"),
+            (Some(None), "health-check"),
+            (Some(Some("2027-06-01T00:00:00Z")), "health-check"),
+            // Inside warn_before_days: still checked; the refresh result carries
+            // the deadline (see `hard_deadline_table`).
+            (Some(Some("2026-12-03T00:00:00Z")), "health-check"),
+            (Some(Some("2026-11-30T12:00:00Z")), "reauth-dated"),
+            (Some(Some("2026-11-01T00:00:00Z")), "reauth-dated"),
+        ];
+        for (refresh, want) in cases {
+            let st = state(None, refresh.map(|exp| held(exp, None)));
+            assert_eq!(kind(&p.plan(&st, now)), *want, "refresh {refresh:?}");
+        }
+    }
+
+    /// A time-limited grant: a refresh that does not move the refresh token's
+    /// expiry inside `warn_before_days` (14) is a dated deadline.
+    #[test]
+    fn hard_deadline_table() {
+        let p = provider("youtube: { client_id: cid }");
+        let now = t("2026-11-30T12:00:00Z");
+        let new = |exp: &str| NewToken {
+            value: Secret::new("n"),
+            expires_at: Some(t(exp)),
+        };
+        let cases: &[(Option<&str>, Option<&str>, Option<&str>)] = &[
+            // (stored expiry, expiry in the answer, deadline)
+            (Some("2026-12-05T00:00:00Z"), None, Some("2026-12-05T00:00:00Z")),
+            (
+                Some("2026-12-05T00:00:00Z"),
+                Some("2026-12-05T00:30:00Z"),
+                Some("2026-12-05T00:30:00Z"),
+            ),
+            (Some("2026-12-05T00:00:00Z"), Some("2027-06-01T00:00:00Z"), None),
+            (Some("2027-06-01T00:00:00Z"), None, None),
+            (None, None, None),
+            (None, Some("2026-12-05T00:00:00Z"), Some("2026-12-05T00:00:00Z")),
+        ];
+        for (old, answer, want) in cases {
+            let st = state(None, Some(held(*old, None)));
+            let grant = Grant {
+                refresh: answer.map(new),
+                ..Grant::default()
+            };
+            assert_eq!(
+                p.hard_deadline(&st, &grant, now),
+                want.map(t),
+                "stored {old:?} answer {answer:?}"
+            );
+        }
+    }
+}
