@@ -442,37 +442,11 @@ impl Graph {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::provider::Held;
-    use crate::secret::Source;
-
-    pub fn t(s: &str) -> Timestamp {
-        s.parse().unwrap()
-    }
-
-    /// The plan kind of a Graph platform's `plan` for a token (expiry, updated).
-    pub fn kind(p: Plan) -> &'static str {
-        match p {
-            Plan::Ok { .. } => "ok",
-            Plan::Refresh { .. } => "refresh",
-            Plan::Reauth {
-                reauth_by: None, ..
-            } => "reauth",
-            Plan::Reauth {
-                reauth_by: Some(_), ..
-            } => "reauth-dated",
-            other => panic!("unexpected {other:?}"),
-        }
-    }
+    pub use crate::provider::testing::{held, kind, t};
 
     pub fn state(token: Option<(Option<&str>, Option<&str>)>) -> AccountState {
         AccountState {
-            access: token.map(|(exp, upd)| Held {
-                var: "T".into(),
-                value: Secret::new("v"),
-                source: Source::Env("T".into()),
-                expires_at: exp.map(t),
-                updated_at: upd.map(t),
-            }),
+            access: token.map(|(exp, upd)| held(exp, upd)),
             refresh: None,
         }
     }
@@ -506,7 +480,7 @@ pub(crate) mod tests {
             ),
         ];
         for (token, want) in cases {
-            assert_eq!(kind(plan(&state(*token), now)), *want, "{token:?}");
+            assert_eq!(kind(&plan(&state(*token), now)), *want, "{token:?}");
         }
     }
 }

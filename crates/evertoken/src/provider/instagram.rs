@@ -189,30 +189,7 @@ impl Flow for Instagram {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn plan_table() {
-        let graph = super::Graph {
-            who: "Instagram",
-            refresh_grant: "ig_refresh_token",
-            exchange_grant: "ig_exchange_token",
-            secret_var: super::SECRET_VAR,
-            key: super::KEY,
-            client_id: "app".into(),
-            default_scope: super::DEFAULT_SCOPE,
-            refresh_before_days: 15,
-            refresh: "https://a.example".parse().unwrap(),
-            me: "https://a.example".parse().unwrap(),
-            authorize: "https://a.example".parse().unwrap(),
-            code_exchange: "https://a.example".parse().unwrap(),
-            long_lived: "https://a.example".parse().unwrap(),
-        };
-        crate::provider::graph::tests::plan_table(|s, now| graph.plan(s, now));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use crate::provider::fixture::{held, kind, provider, state, t};
+    use crate::provider::testing::{held, kind, provider, t, with as state};
 
     /// (expires_at, updated_at) of the one token → plan, at 2026-11-30 12:00
     /// with the default `refresh_before_days` (15).

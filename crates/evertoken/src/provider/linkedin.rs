@@ -453,7 +453,7 @@ impl Flow for Linkedin {
 
 #[cfg(test)]
 mod tests {
-    use crate::provider::fixture::{held, kind, provider, state, t};
+    use crate::provider::testing::{held, kind, provider, t, with as state};
 
     /// (access expiry, refresh expiry) → plan, at 2026-11-30 12:00 with the
     /// defaults (warn_before_days 14, refresh_before_days 15).

@@ -1,12 +1,25 @@
 //! Fixtures for the table tests of the platforms' pure `plan()`.
 
+use std::sync::Arc;
+
 use jiff::Timestamp;
 
-use super::{AccountState, Held, Plan};
+use super::{AccountState, Held, Plan, Provider};
 use crate::secret::{Secret, Source};
 
 pub fn t(s: &str) -> Timestamp {
     s.parse().unwrap()
+}
+
+/// The provider of `platforms: { <block> }` (YAML, one platform).
+pub fn provider(block: &str) -> Arc<dyn Provider> {
+    let cfg = crate::config::Config::from_text(&format!("platforms:\n  {block}\n")).unwrap();
+    super::build(&cfg).unwrap().remove(0)
+}
+
+/// An account holding these tokens.
+pub fn with(access: Option<Held>, refresh: Option<Held>) -> AccountState {
+    AccountState { access, refresh }
 }
 
 /// A stored token with this expiry and last update (RFC 3339, `None`: unknown).
@@ -30,7 +43,7 @@ pub fn state(access: Option<Option<&str>>, refresh: Option<Option<&str>>) -> Acc
 }
 
 /// The kind of a plan, as the tables spell it.
-pub fn kind(p: Plan) -> &'static str {
+pub fn kind(p: &Plan) -> &'static str {
     match p {
         Plan::Ok { .. } => "ok",
         Plan::Expiring { .. } => "expiring",
@@ -52,7 +65,7 @@ pub type Case<'a> = (Option<Option<&'a str>>, Option<Option<&'a str>>, &'a str);
 /// Checks every case of a table against `plan`.
 pub fn check_table(cases: &[Case<'_>], plan: impl Fn(&AccountState) -> Plan) {
     for (access, refresh, want) in cases {
-        let got = kind(plan(&state(*access, *refresh)));
+        let got = kind(&plan(&state(*access, *refresh)));
         assert_eq!(got, *want, "access {access:?} refresh {refresh:?}");
     }
 }

@@ -372,7 +372,7 @@ impl Flow for Tiktok {
 
 #[cfg(test)]
 mod tests {
-    use crate::provider::fixture::{held, kind, provider, state, t};
+    use crate::provider::testing::{held, kind, provider, t, with as state};
 
     /// (access expiry, refresh expiry) → plan, at 2026-11-30 12:00 with the
     /// defaults (refresh_before_days 15, warn_before_days 14).

@@ -328,7 +328,7 @@ impl Flow for Youtube {
 
 #[cfg(test)]
 mod tests {
-    use crate::provider::fixture::{held, kind, provider, state, t};
+    use crate::provider::testing::{held, kind, provider, t, with as state};
     use crate::provider::{Grant, NewToken};
     use crate::secret::Secret;
 
