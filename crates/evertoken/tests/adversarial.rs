@@ -7,7 +7,7 @@
 //! its directory; `bootstrap --from-takopi-ghauth` never half-writes; login refuses
 //! ambiguous callbacks; unbounded inputs are capped.
 
-mod common;
+use crate::common;
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};

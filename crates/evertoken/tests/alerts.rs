@@ -3,7 +3,7 @@
 //! and email over a real SMTP server (aiosmtpd, plain and STARTTLS with a test CA);
 //! retries, delivery failure, dedup across runs, and `auth test-alert`.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

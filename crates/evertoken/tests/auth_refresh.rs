@@ -3,7 +3,7 @@
 //! journal's kill -9 recovery, one-host locking and file modes. Every output is
 //! scanned for the test secrets by `TestEnv::run`.
 
-mod common;
+use crate::common;
 
 use std::process::Stdio;
 

@@ -5,7 +5,7 @@
 //! shell form survives `eval`; GitHub Actions gets `::add-mask::`. A store value
 //! changed behind evertoken's back is reported as a likely second rotator.
 
-mod common;
+use crate::common;
 
 use common::TestEnv;
 use evertoken_sim::scenario::{Scenario, platform};

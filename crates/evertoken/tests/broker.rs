@@ -6,7 +6,7 @@
 //! `github.apps.<a>.broker` entry, GitHub Actions' ID token), `/metrics`, graceful
 //! SIGTERM, and no token in any output or in the audit log.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
@@ -932,7 +932,7 @@ fn in_flight_request_survives_sigterm(b: Broker) {
     b.env.sim.sim().set_latency(Duration::from_millis(1500));
     let url = format!("{}/v1/token", b.url);
     let ca = b.env.path("tls-ca.pem");
-    let ca = ca.exists().then(|| std::fs::read(&ca).unwrap());
+    let ca: Option<Vec<u8>> = ca.exists().then(|| std::fs::read(&ca).unwrap());
     let inflight = std::thread::spawn(move || {
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(async {

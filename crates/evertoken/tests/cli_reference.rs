@@ -5,7 +5,7 @@
 //! files differ.
 //!
 //! After changing a command's help, regenerate with
-//! `cargo test -p evertoken --test cli_reference -- --ignored regenerate`.
+//! `cargo test -p evertoken --test it cli_reference::regenerate -- --ignored`.
 
 use std::path::PathBuf;
 
@@ -76,7 +76,7 @@ fn markdown() -> String {
         "# Command-line reference\n\n\
          <!-- Generated from the clap definitions by crates/evertoken/tests/cli_reference.rs; \
          do not edit. Regenerate with \
-         `cargo test -p evertoken --test cli_reference -- --ignored regenerate`. -->\n\n\
+         `cargo test -p evertoken --test it cli_reference::regenerate -- --ignored`. -->\n\n\
          Every command's `--help`, exactly as the binary prints it. The same text is in \
          the man pages (`docs/man/`, `man ./docs/man/evertoken.1`).\n\n",
     );
@@ -110,7 +110,7 @@ fn committed_cli_reference_and_man_pages_match_the_code() {
     let committed = std::fs::read_to_string(&md_path).unwrap_or_default();
     assert!(
         committed == markdown(),
-        "{} is out of date with the clap definitions; regenerate it with `cargo test -p evertoken --test cli_reference -- --ignored regenerate`",
+        "{} is out of date with the clap definitions; regenerate it with `cargo test -p evertoken --test it cli_reference::regenerate -- --ignored`",
         md_path.display()
     );
     let man_dir = root().join("docs/man");

@@ -2,7 +2,7 @@
 //! a clear error naming the file and key, exit 2, with nothing contacted and
 //! nothing written.
 
-mod common;
+use crate::common;
 
 use common::TestEnv;
 

@@ -2,7 +2,7 @@
 //! runs the full cycle against the in-process simulator, explains it, and leaves
 //! nothing behind.
 
-mod common;
+use crate::common;
 
 use common::TestEnv;
 

@@ -4,7 +4,7 @@
 //! Actions example equals the generated workflow; and the mdBook builds with no
 //! broken internal link (checked offline over the built HTML).
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 //! `--json`, exit 1 when any check fails, and nothing changed. Each test plants
 //! one misconfiguration and asserts its row and hint.
 
-mod common;
+use crate::common;
 
 use common::{TestEnv, days_from};
 use jiff::Timestamp;

@@ -2,7 +2,7 @@
 //! env file, status, `token`, clock skew, git's credential helper, gh's stored
 //! auth, GitHub Actions masking, and bootstrap with its systemd units.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

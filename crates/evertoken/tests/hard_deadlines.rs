@@ -3,7 +3,7 @@
 //! becomes `reauth_required` with `reauth_by` = that expiry from `warn_before_days`
 //! before it, while the refresh itself still happens and its tokens are stored.
 
-mod common;
+use crate::common;
 
 use common::{TestEnv, days_from};
 use jiff::Timestamp;

@@ -10,7 +10,7 @@
 //! With `EVERTOKEN_HOSTILE_TSV=FILE`, each case appends `class<TAB>target<TAB>outcome`
 //! to FILE; `scripts/hostile-table` turns that into the table of docs/RELIABILITY.md.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::CommandExt;

@@ -3,7 +3,7 @@
 //! ("refresh deferred"), whatever words the refusal used. Does not: a
 //! `reauth_required`. A token whose age the store keeps is not even sent.
 
-mod common;
+use crate::common;
 
 use common::{TestEnv, days_from};
 use jiff::Timestamp;

@@ -5,7 +5,7 @@
 //! reported `failed`, the other accounts are refreshed and written back, and the
 //! JSON report and the metrics file are still produced.
 
-mod common;
+use crate::common;
 
 use common::{TestEnv, days_from};
 

@@ -6,7 +6,7 @@
 //! simulator, through the real binary. Message texts are free to change; keys,
 //! types and words are not.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

@@ -14,7 +14,7 @@
 //! `scripts/apt-packages` (installed by ./scripts/test); under `CI=true` a missing
 //! one fails these tests.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::path::PathBuf;

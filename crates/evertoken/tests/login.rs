@@ -5,7 +5,7 @@
 //! redirected to on the CLI's stdin, or passes it with `--callback-url`. Then it
 //! checks the stored tokens and that the next refresh is healthy.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::process::{Child, Stdio};

@@ -3,7 +3,7 @@
 //! (exactly the read-only set, so adding a side-effecting tool fails here), call
 //! each tool, and check that results carry prefixes only and nothing changed.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 

@@ -4,7 +4,7 @@
 //! across runs) and the last-run gauges; written atomically, readable by a
 //! collector running as another user, and free of secrets.
 
-mod common;
+use crate::common;
 
 use common::{TestEnv, days_from, mode};
 use evertoken_sim::scenario::{Scenario, platform};

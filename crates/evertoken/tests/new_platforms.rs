@@ -3,7 +3,7 @@
 //! 24-hour rule), a login for each, and `auth refresh all` with every built-in
 //! platform in one run.
 
-mod common;
+use crate::common;
 
 use common::TestEnv;
 use evertoken_sim::scenario::{PLATFORMS, Scenario, platform};

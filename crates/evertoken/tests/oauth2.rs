@@ -4,7 +4,7 @@
 //! use and revokes the whole grant when a used one comes back, so these tests
 //! fail if evertoken ever loses a rotated token or sends a used one again.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};

@@ -4,7 +4,7 @@
 //! builds both Linux targets and publishes checksums under the asset names the
 //! install page documents. No container engine is needed.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

@@ -13,7 +13,7 @@
 //!    token, and the provider never sees a rotated-away refresh token: evertoken is
 //!    the only rotator.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};

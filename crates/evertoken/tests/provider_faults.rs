@@ -3,7 +3,7 @@
 //! `failed`, `reauth_required` or `unknown`), within a bounded time, with a
 //! clear message and no panic.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -7,7 +7,7 @@
 //! `EVERTOKEN_RELIABILITY_OUT` names a directory for the figures that
 //! `scripts/reliability` turns into docs/RELIABILITY.md.
 
-mod common;
+use crate::common;
 
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};

@@ -4,7 +4,7 @@
 //! many rotations are in flight at once and their write-backs share the credentials
 //! file. It asserts outcomes only, never times.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -6,7 +6,7 @@
 //! `auth refresh --shard K/N` splits the accounts into disjoint shards that together
 //! rotate every account exactly once. Outcomes and call counts only, never times.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

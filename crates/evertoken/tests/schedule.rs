@@ -3,7 +3,7 @@
 //! `actionlint` for the workflow, `systemd-analyze verify` for the units, and a
 //! YAML parse with the expected keys for the GitLab job.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

@@ -23,7 +23,7 @@
 //! the directory for the figures of docs/RELIABILITY.md). `EVERTOKEN_SIGNAL_BIN`
 //! names another build to signal (the release binary), for the provider step.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Stdio};

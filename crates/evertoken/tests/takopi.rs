@@ -3,7 +3,7 @@
 //! through its entry point, and `/ghauth status|refresh|flow` answer through
 //! Takopi's `CommandBackend` interface, calling evertoken against the simulator.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -6,7 +6,7 @@
 //! `/ghauth` plugin reads is fresh, a second run changes nothing, and `/ghauth
 //! status` answers through the real Takopi plugin from that file.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

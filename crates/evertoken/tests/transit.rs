@@ -3,7 +3,7 @@
 //! private key file anywhere under the test's HOME; `doctor` checks the key and
 //! the token's right to sign.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -4,7 +4,7 @@
 //! passes the current token in through the environment, since secrets cannot be
 //! read back.
 
-mod common;
+use crate::common;
 
 use common::{TestEnv, days_from};
 use evertoken_sim::{ActionsScope, Route};

@@ -2,7 +2,7 @@
 //! and `source`; the rotated token replaces its line, every other line stays, the
 //! file stays 0600, and the next run reads the new token from it.
 
-mod common;
+use crate::common;
 
 use common::{TestEnv, days_from};
 use evertoken_sim::Route;

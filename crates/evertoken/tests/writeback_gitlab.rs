@@ -4,7 +4,7 @@
 //! unprotected is refused before anything rotates; a PUT that fails after the
 //! rotation loses nothing, and the next run puts the provider's current token back.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

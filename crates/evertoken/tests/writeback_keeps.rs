@@ -5,7 +5,7 @@
 //! (the last line), the other lines stay. Credentials file: the other keys and
 //! their order. (GitHub Actions organization secrets: tests/writeback_actions.rs.)
 
-mod common;
+use crate::common;
 
 use std::io::{Read as _, Write as _};
 

@@ -6,7 +6,7 @@
 //! lock held by another host is waited for, a stale one taken over; AppRole login
 //! with the README's policy is enough.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
