@@ -164,6 +164,14 @@ impl Bao {
         ))
     }
 
+    /// Puts each variable the scenario's store holds ([`Scenario::store_vars`])
+    /// as `value=…`.
+    pub fn seed(&self, s: &evertoken_sim::scenario::Scenario) {
+        for (var, value) in s.store_vars() {
+            self.put(&var, &[&format!("value={value}")]);
+        }
+    }
+
     pub fn put(&self, name: &str, fields: &[&str]) {
         let path = format!("evertoken/{name}");
         let mut args = vec!["kv", "put", "-mount=secret", path.as_str()];
