@@ -281,13 +281,19 @@ pub fn tiktok() -> Platform {
     platform("tiktok").value(OLD_RT).expires_in_days(300)
 }
 
-/// TikTok against a store whose client secret the run passes in its environment,
-/// as a CI job does: `http: { retries: 1, timeout_seconds: 10 }`.
-pub fn tiktok_ci(store: evertoken_sim::scenario::Store) -> Scenario {
+/// [`tiktok`] against `store`, which holds the client secret too, with
+/// `http: { retries: 1, timeout_seconds: 10 }`.
+pub fn tiktok_against(store: evertoken_sim::scenario::Store) -> Scenario {
     Scenario::wall_clock()
-        .with(tiktok().client_secret_not_stored())
+        .with(tiktok())
         .store(store)
         .http("retries: 1, timeout_seconds: 10")
+}
+
+/// [`tiktok_against`] `store`, the client secret in the run's environment, as a
+/// CI job has it.
+pub fn tiktok_ci(store: evertoken_sim::scenario::Store) -> Scenario {
+    tiktok_against(store).with(tiktok().client_secret_not_stored())
 }
 
 /// `now` + days.
