@@ -235,13 +235,7 @@ fn rotated_token_lands_in_a_real_secret_service() {
     );
 
     let out = run(&["auth", "refresh", "tiktok", "--json"]);
-    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
-    assert_eq!(
-        out.json()["results"][0]["state"],
-        "rotated",
-        "{}",
-        out.stdout
-    );
+    out.assert_rotated();
     let live = env.sim.sim().tiktok_live_refresh_tokens();
     assert_eq!(live.len(), 1);
     let new = env.secret(&live[0]);

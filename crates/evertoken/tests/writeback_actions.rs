@@ -42,13 +42,7 @@ fn the_repository_secret_decrypts_to_the_rotated_token() {
     let env = TestEnv::new();
     let s = setup(&env, Store::github_repository("acme/publisher"));
     let out = refresh(&env, &s, ACTIONS_TOKEN);
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    assert_eq!(
-        out.json()["results"][0]["state"],
-        "rotated",
-        "{}",
-        out.stdout
-    );
+    out.assert_rotated();
     let new_rt = env.live_tiktok();
     assert_ne!(new_rt, OLD_RT);
     let sim = env.sim.sim();
@@ -201,13 +195,7 @@ fn an_organization_secret_keeps_its_visibility_and_repositories_after_a_rotation
         &[],
     );
     let out = refresh(&env, &s, ACTIONS_TOKEN);
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    assert_eq!(
-        out.json()["results"][0]["state"],
-        "rotated",
-        "{}",
-        out.stdout
-    );
+    out.assert_rotated();
     let org = ActionsScope::Org { org: "acme".into() };
     assert_eq!(
         sim.actions_secret_plaintext(org.clone(), "TIKTOK_REFRESH_TOKEN"),

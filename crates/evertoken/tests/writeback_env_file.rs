@@ -30,13 +30,7 @@ fn rotation_round_trips_through_the_file_and_keeps_other_lines() {
     let (s, path) = setup(&env, &original, 0o600);
 
     let out = env.refresh(&s, &[]);
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    assert_eq!(
-        out.json()["results"][0]["state"],
-        "rotated",
-        "{}",
-        out.stdout
-    );
+    out.assert_rotated();
     let live = env.sim.sim().tiktok_live_refresh_tokens();
     assert_eq!(live.len(), 1);
     let new_rt = &live[0];

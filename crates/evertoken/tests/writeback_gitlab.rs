@@ -28,6 +28,16 @@ fn project(env: &TestEnv) -> Scenario {
     setup(env, Store::gitlab_project("acme/publisher"))
 }
 
+/// Sets each variable the scenario's store holds (the TikTok refresh token) in
+/// `scope`, masked and protected, then as `edit` makes it.
+fn variables(env: &TestEnv, s: &Scenario, scope: GitLabScope, edit: impl Fn(&mut GitLabVariable)) {
+    for (key, value) in s.store_vars() {
+        let mut var = GitLabVariable::masked_protected(&key, &value);
+        edit(&mut var);
+        env.sim.sim().gitlab_set_variable(scope, var);
+    }
+}
+
 fn result(out: &common::Output) -> serde_json::Value {
     out.json()["results"][0].clone()
 }
@@ -49,10 +59,7 @@ fn rotation_updates_the_masked_protected_variable_in_place() {
     let env = TestEnv::new();
     let s = project(&env);
     let sim = env.sim.sim();
-    sim.gitlab_set_variable(
-        PROJECT,
-        GitLabVariable::masked_protected("TIKTOK_REFRESH_TOKEN", OLD_RT),
-    );
+    variables(&env, &s, PROJECT, |_| {});
     sim.gitlab_set_variable(
         PROJECT,
         GitLabVariable::masked_protected(
@@ -62,8 +69,7 @@ fn rotation_updates_the_masked_protected_variable_in_place() {
     );
 
     let out = env.refresh(&s, &[]);
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    assert_eq!(result(&out)["state"], "rotated", "{}", out.stdout);
+    out.assert_rotated();
     let new_rt = env.live_tiktok();
     assert_ne!(new_rt, OLD_RT);
     assert_not_in_output(&out, &new_rt);
@@ -127,10 +133,7 @@ fn a_missing_short_lived_variable_is_skipped_not_created() {
     let env = TestEnv::new();
     let s = project(&env);
     let sim = env.sim.sim();
-    sim.gitlab_set_variable(
-        PROJECT,
-        GitLabVariable::masked_protected("TIKTOK_REFRESH_TOKEN", OLD_RT),
-    );
+    variables(&env, &s, PROJECT, |_| {});
 
     let out = env.refresh(&s, &[]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
@@ -148,10 +151,23 @@ fn a_missing_short_lived_variable_is_skipped_not_created() {
     assert_eq!(sim.gitlab_writes(), 1);
 }
 
-/// Refused before the token rotates: the stored TikTok token still works afterwards.
-fn assert_refused_before_rotation(env: &TestEnv, out: &common::Output, words: &[&str]) {
+/// A project whose variable is as `edit` makes it (`None`: there is none, and the
+/// pipeline has the token in its environment) is refused before the token
+/// rotates, with `words` in the message and fix: the stored TikTok token still
+/// works afterwards.
+fn assert_refused_before_rotation(edit: Option<fn(&mut GitLabVariable)>, words: &[&str]) {
+    let env = TestEnv::new();
+    let s = project(&env);
+    let out = match edit {
+        Some(edit) => {
+            variables(&env, &s, PROJECT, edit);
+            env.refresh(&s, &[])
+        }
+        // The pipeline has the token in its environment, but no variable to write back to.
+        None => env.refresh(&s, &[("TIKTOK_REFRESH_TOKEN", OLD_RT)]),
+    };
     assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
-    let r = result(out);
+    let r = result(&out);
     assert_eq!(r["state"], "failed", "{}", out.stdout);
     let text = format!("{} {}", r["message"], r["fix"]);
     for w in words {
@@ -168,43 +184,24 @@ fn assert_refused_before_rotation(env: &TestEnv, out: &common::Output, words: &[
 
 #[test]
 fn an_unmasked_variable_is_refused_before_rotation() {
-    let env = TestEnv::new();
-    let s = project(&env);
-    let mut var = GitLabVariable::masked_protected("TIKTOK_REFRESH_TOKEN", OLD_RT);
-    var.masked = false;
-    env.sim.sim().gitlab_set_variable(PROJECT, var);
-    let out = env.refresh(&s, &[]);
     assert_refused_before_rotation(
-        &env,
-        &out,
+        Some(|v| v.masked = false),
         &["TIKTOK_REFRESH_TOKEN", "not masked", "Mask variable"],
     );
 }
 
 #[test]
 fn an_unprotected_variable_is_refused_before_rotation() {
-    let env = TestEnv::new();
-    let s = project(&env);
-    let mut var = GitLabVariable::masked_protected("TIKTOK_REFRESH_TOKEN", OLD_RT);
-    var.protected = false;
-    env.sim.sim().gitlab_set_variable(PROJECT, var);
-    let out = env.refresh(&s, &[]);
     assert_refused_before_rotation(
-        &env,
-        &out,
+        Some(|v| v.protected = false),
         &["TIKTOK_REFRESH_TOKEN", "not protected", "Protect variable"],
     );
 }
 
 #[test]
 fn a_missing_variable_is_refused_before_rotation() {
-    let env = TestEnv::new();
-    let s = project(&env);
-    // The pipeline has the token in its environment, but no variable to write back to.
-    let out = env.refresh(&s, &[("TIKTOK_REFRESH_TOKEN", OLD_RT)]);
     assert_refused_before_rotation(
-        &env,
-        &out,
+        None,
         &["TIKTOK_REFRESH_TOKEN", "does not exist", "never creates"],
     );
 }
@@ -214,10 +211,7 @@ fn a_failed_put_after_rotation_loses_nothing() {
     let env = TestEnv::new();
     let s = project(&env);
     let sim = env.sim.sim();
-    sim.gitlab_set_variable(
-        PROJECT,
-        GitLabVariable::masked_protected("TIKTOK_REFRESH_TOKEN", OLD_RT),
-    );
+    variables(&env, &s, PROJECT, |_| {});
 
     // GitLab starts failing the moment TikTok receives the rotating request: the
     // latency keeps TikTok's answer (and so the PUT) well behind the switch.
@@ -305,9 +299,9 @@ fn environment_scope_selects_the_variable() {
         Store::gitlab_project("4242").setting("environment_scope: production"),
     );
     let sim = env.sim.sim();
-    let mut prod = GitLabVariable::masked_protected("TIKTOK_REFRESH_TOKEN", OLD_RT);
-    prod.environment_scope = "production".into();
-    sim.gitlab_set_variable(PROJECT, prod);
+    variables(&env, &s, PROJECT, |v| {
+        v.environment_scope = "production".into()
+    });
     sim.gitlab_set_variable(
         PROJECT,
         GitLabVariable::masked_protected(
@@ -337,9 +331,7 @@ fn group_variables_and_hidden_values() {
     let env = TestEnv::new();
     let s = setup(&env, Store::gitlab_group());
     let sim = env.sim.sim();
-    let mut var = GitLabVariable::masked_protected("TIKTOK_REFRESH_TOKEN", OLD_RT);
-    var.hidden = true;
-    sim.gitlab_set_variable(GitLabScope::Group(77), var);
+    variables(&env, &s, GitLabScope::Group(77), |v| v.hidden = true);
 
     // A hidden variable's value cannot be read back: the pipeline passes it in.
     let out = env.refresh(&s, &[("TIKTOK_REFRESH_TOKEN", OLD_RT)]);
@@ -377,10 +369,7 @@ fn a_job_token_alone_is_explained() {
 fn a_rejected_gitlab_token_is_refused_before_rotation() {
     let env = TestEnv::new();
     let s = project(&env);
-    env.sim.sim().gitlab_set_variable(
-        PROJECT,
-        GitLabVariable::masked_protected("TIKTOK_REFRESH_TOKEN", OLD_RT),
-    );
+    variables(&env, &s, PROJECT, |_| {});
     let out = env.refresh(
         &s,
         &[
@@ -405,10 +394,7 @@ fn inside_a_pipeline_the_project_and_api_url_come_from_gitlab() {
         .store(Store::gitlab_from_pipeline());
     env.scenario(&s);
     let sim = env.sim.sim();
-    sim.gitlab_set_variable(
-        PROJECT,
-        GitLabVariable::masked_protected("TIKTOK_REFRESH_TOKEN", OLD_RT),
-    );
+    variables(&env, &s, PROJECT, |_| {});
     let api = format!("{}/api/v4", env.base_url());
     let out = env.refresh(
         &s,
@@ -453,9 +439,9 @@ fn a_group_put_that_lands_in_another_scope_is_reported_and_the_token_kept() {
     let mut staging = GitLabVariable::masked_protected("TIKTOK_REFRESH_TOKEN", other);
     staging.environment_scope = "*".into();
     sim.gitlab_set_variable(GitLabScope::Group(77), staging);
-    let mut production = GitLabVariable::masked_protected("TIKTOK_REFRESH_TOKEN", OLD_RT);
-    production.environment_scope = "production".into();
-    sim.gitlab_set_variable(GitLabScope::Group(77), production);
+    variables(&env, &s, GitLabScope::Group(77), |v| {
+        v.environment_scope = "production".into()
+    });
     sim.gitlab_set_group_put_ignores_scope(true);
 
     let out = env.refresh(&s, &[]);

@@ -22,13 +22,7 @@ fn setup(env: &TestEnv, store: Store) -> Scenario {
 
 fn refresh(env: &TestEnv, s: &Scenario, extra_env: &[(&str, &str)]) -> common::Output {
     let out = env.refresh(s, extra_env);
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    assert_eq!(
-        out.json()["results"][0]["state"],
-        "rotated",
-        "{}",
-        out.stdout
-    );
+    out.assert_rotated();
     out
 }
 

@@ -8,8 +8,7 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -45,13 +44,7 @@ fn the_rotated_token_lands_as_a_new_kv_version() {
     let s = setup(&env, &bao, &[]);
 
     let out = env.refresh(&s, &[]);
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    assert_eq!(
-        out.json()["results"][0]["state"],
-        "rotated",
-        "{}",
-        out.stdout
-    );
+    out.assert_rotated();
     let new_rt = env.live_tiktok();
     for form in common::encodings(&new_rt) {
         assert!(
@@ -223,13 +216,7 @@ fn approle_login_with_the_readme_policy_is_enough() {
             .env("VAULT_ROLE_ID", &role_id)
             .env("VAULT_SECRET_ID", &secret_id),
     );
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    assert_eq!(
-        out.json()["results"][0]["state"],
-        "rotated",
-        "{}",
-        out.stdout
-    );
+    out.assert_rotated();
     assert_eq!(
         bao.get("TIKTOK_REFRESH_TOKEN").unwrap().0["value"],
         env.live_tiktok().as_str()
@@ -350,18 +337,14 @@ fn a_value_changed_behind_the_lock_is_not_overwritten() {
     let done = Arc::new(AtomicBool::new(false));
     let tamper = {
         let (sim, done) = (sim.clone(), done.clone());
-        let bao = BaoClient {
-            bin: bao.bin.clone(),
-            addr: bao.addr.clone(),
-            home: bao.home.path().to_owned(),
-        };
+        let bao = bao.client();
         std::thread::spawn(move || {
             while sim.request_count(Route::TikTok) == 0 && !done.load(Ordering::SeqCst) {
                 std::thread::sleep(Duration::from_millis(2));
             }
             bao.put(
                 "TIKTOK_REFRESH_TOKEN",
-                "value=rft.test-written-by-hand-not-a-real-secret",
+                &["value=rft.test-written-by-hand-not-a-real-secret"],
             );
         })
     };
@@ -401,38 +384,6 @@ fn a_value_changed_behind_the_lock_is_not_overwritten() {
     let (data, version) = bao.get("TIKTOK_REFRESH_TOKEN").unwrap();
     assert_eq!(data["value"], rotated.as_str());
     assert_eq!(version, 3);
-}
-
-/// What a thread needs to run the bao CLI (the server stays owned by the test).
-struct BaoClient {
-    bin: PathBuf,
-    addr: String,
-    home: PathBuf,
-}
-
-impl BaoClient {
-    fn put(&self, name: &str, field: &str) {
-        let out = Command::new(&self.bin)
-            .env_clear()
-            .env("HOME", &self.home)
-            .env("BAO_ADDR", &self.addr)
-            .env("BAO_TOKEN", ROOT_TOKEN)
-            .args([
-                "kv",
-                "put",
-                "-mount=secret",
-                &format!("evertoken/{name}"),
-                field,
-            ])
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
 }
 
 #[test]

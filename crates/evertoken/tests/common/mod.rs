@@ -29,6 +29,17 @@ pub struct Output {
 }
 
 impl Output {
+    /// Exit 0, and the first result `rotated`.
+    pub fn assert_rotated(&self) {
+        assert_eq!(self.code, 0, "{}\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.json()["results"][0]["state"],
+            "rotated",
+            "{}",
+            self.stdout
+        );
+    }
+
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
             panic!(
