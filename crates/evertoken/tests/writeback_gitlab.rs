@@ -137,18 +137,22 @@ fn a_missing_short_lived_variable_is_skipped_not_created() {
 
     let out = env.refresh(&s, &[]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    assert_eq!(
-        sim.gitlab_variable(PROJECT, "TIKTOK_REFRESH_TOKEN", "*")
-            .unwrap()
-            .value,
-        env.live_tiktok()
-    );
+    assert_eq!(stored_token(&env, PROJECT, "*"), env.live_tiktok());
     assert!(
         sim.gitlab_variable(PROJECT, "TIKTOK_ACCESS_TOKEN", "*")
             .is_none(),
         "no variable is ever created"
     );
     assert_eq!(sim.gitlab_writes(), 1);
+}
+
+/// The value of the `TIKTOK_REFRESH_TOKEN` variable of `environment` in `scope`.
+fn stored_token(env: &TestEnv, scope: GitLabScope, environment: &str) -> String {
+    env.sim
+        .sim()
+        .gitlab_variable(scope, "TIKTOK_REFRESH_TOKEN", environment)
+        .unwrap()
+        .value
 }
 
 /// A project whose variable is as `edit` makes it (`None`: there is none, and the
@@ -247,9 +251,7 @@ fn a_failed_put_after_rotation_loses_nothing() {
     assert_ne!(rotated, OLD_RT, "the provider rotated");
     assert_not_in_output(&out, &rotated);
     assert_eq!(
-        sim.gitlab_variable(PROJECT, "TIKTOK_REFRESH_TOKEN", "*")
-            .unwrap()
-            .value,
+        stored_token(&env, PROJECT, "*"),
         OLD_RT,
         "GitLab still has the old value"
     );
@@ -271,9 +273,7 @@ fn a_failed_put_after_rotation_loses_nothing() {
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     let current = env.live_tiktok();
     assert_eq!(
-        sim.gitlab_variable(PROJECT, "TIKTOK_REFRESH_TOKEN", "*")
-            .unwrap()
-            .value,
+        stored_token(&env, PROJECT, "*"),
         current,
         "the variable holds the provider's current token"
     );
@@ -312,16 +312,9 @@ fn environment_scope_selects_the_variable() {
 
     let out = env.refresh(&s, &[]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(stored_token(&env, PROJECT, "production"), env.live_tiktok());
     assert_eq!(
-        sim.gitlab_variable(PROJECT, "TIKTOK_REFRESH_TOKEN", "production")
-            .unwrap()
-            .value,
-        env.live_tiktok()
-    );
-    assert_eq!(
-        sim.gitlab_variable(PROJECT, "TIKTOK_REFRESH_TOKEN", "*")
-            .unwrap()
-            .value,
+        stored_token(&env, PROJECT, "*"),
         "rft.test-other-scope-not-a-real-secret"
     );
 }
@@ -393,7 +386,6 @@ fn inside_a_pipeline_the_project_and_api_url_come_from_gitlab() {
         .with(common::tiktok().client_secret_not_stored())
         .store(Store::gitlab_from_pipeline());
     env.scenario(&s);
-    let sim = env.sim.sim();
     variables(&env, &s, PROJECT, |_| {});
     let api = format!("{}/api/v4", env.base_url());
     let out = env.refresh(
@@ -405,12 +397,7 @@ fn inside_a_pipeline_the_project_and_api_url_come_from_gitlab() {
         ],
     );
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    assert_eq!(
-        sim.gitlab_variable(PROJECT, "TIKTOK_REFRESH_TOKEN", "*")
-            .unwrap()
-            .value,
-        env.live_tiktok()
-    );
+    assert_eq!(stored_token(&env, PROJECT, "*"), env.live_tiktok());
 
     // Outside a pipeline, with no project configured: a config error naming the key.
     let out = env.run(env.cmd_for(&s).args(["auth", "refresh", "all"]));
@@ -465,9 +452,7 @@ fn a_group_put_that_lands_in_another_scope_is_reported_and_the_token_kept() {
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert_eq!(env.live_tiktok(), new_rt, "no second rotation");
     assert_eq!(
-        sim.gitlab_variable(GitLabScope::Group(77), "TIKTOK_REFRESH_TOKEN", "production")
-            .unwrap()
-            .value,
+        stored_token(&env, GitLabScope::Group(77), "production"),
         new_rt
     );
 }
