@@ -410,15 +410,11 @@ impl Store {
     }
     /// The variables of [`GITLAB_PROJECT`], by `project` (its path or id).
     pub fn gitlab_project(project: &str) -> Store {
-        Store::GitLab {
-            fields: vec![format!("project: \"{project}\"")],
-        }
+        Store::gitlab_from_pipeline().setting(&format!("project: \"{project}\""))
     }
     /// The variables of [`GITLAB_GROUP`].
     pub fn gitlab_group() -> Store {
-        Store::GitLab {
-            fields: vec![format!("group: {}", GITLAB_GROUP.1)],
-        }
+        Store::gitlab_from_pipeline().setting(&format!("group: {}", GITLAB_GROUP.1))
     }
     /// `backend: gitlab` alone: the pipeline's environment names the project.
     pub fn gitlab_from_pipeline() -> Store {
@@ -433,15 +429,12 @@ impl Store {
     }
     /// The secrets of the repository `repo` (`owner/name`).
     pub fn github_repository(repo: &str) -> Store {
-        Store::GitHubActions {
-            fields: vec![format!("repository: {repo}")],
-        }
+        Store::GitHubActions { fields: Vec::new() }.setting(&format!("repository: {repo}"))
     }
     /// The organization secrets of [`ACTIONS_REPO`]'s owner.
     pub fn github_organization() -> Store {
-        Store::GitHubActions {
-            fields: vec![format!("organization: {}", ACTIONS_REPO.0)],
-        }
+        Store::GitHubActions { fields: Vec::new() }
+            .setting(&format!("organization: {}", ACTIONS_REPO.0))
     }
     /// One more `key: value` in a remote store's block (`environment_scope:
     /// production`, `lock_timeout_seconds: 2`, `visibility: all`).
