@@ -355,24 +355,51 @@ impl Platform {
     }
 }
 
+/// The GitLab project and group the simulator serves to a [`Store::gitlab_project`]
+/// or [`Store::gitlab_group`] scenario: (id, path).
+pub const GITLAB_PROJECT: (u64, &str) = (4242, "acme/publisher");
+pub const GITLAB_GROUP: (u64, &str) = (77, "acme");
+/// The API token of the GitLab store (`GITLAB_TOKEN`).
+pub const GITLAB_TOKEN: &str = "test-gitlab-api-token-not-a-real-secret";
+/// The owner, repository and environment the simulator's Actions API knows; the
+/// organization is the owner.
+pub const ACTIONS_REPO: (&str, &str, &str) = ("acme", "publisher", "production");
+/// The token of the GitHub Actions store (`GITHUB_TOKEN`).
+pub const ACTIONS_TOKEN: &str = "test-actions-secrets-token-not-a-real-secret";
+
 /// Where the tokens live, and the `auth.writeback` block that says so.
 #[derive(Debug, Clone)]
 pub enum Store {
     /// The local store: the credentials file (YAML, mode 0600), with or without
-    /// the OS keychain in front (`keychain: off | auto`).
+    /// the OS keychain in front (`keychain: off | auto | required`).
     Local {
-        keychain_auto: bool,
+        keychain: &'static str,
         file: Option<String>,
     },
     /// `KEY=value` lines (systemd `EnvironmentFile=`).
     EnvFile { path: String },
+    /// GitLab CI/CD variables in the simulator: the `gitlab:` block's `fields`
+    /// (the simulator's `api_url` added); none: no block (a pipeline's `CI_*`
+    /// variables say where).
+    GitLab { fields: Vec<String> },
+    /// A Vault/OpenBao KV v2 mount (`secret`, path `evertoken`) at `address`,
+    /// reached with `token` (`VAULT_TOKEN`).
+    Vault {
+        address: String,
+        token: String,
+        fields: Vec<String>,
+    },
+    /// GitHub Actions secrets in the simulator: the `github_actions:` block's
+    /// `fields` (the simulator's `api_url` added). Secrets cannot be read back:
+    /// the workflow passes them in its environment.
+    GitHubActions { fields: Vec<String> },
 }
 
 impl Store {
     /// The credentials file `credentials.yaml`, keychain off.
     pub fn local() -> Store {
         Store::Local {
-            keychain_auto: false,
+            keychain: "off",
             file: None,
         }
     }
@@ -381,11 +408,56 @@ impl Store {
             path: path.to_owned(),
         }
     }
+    /// The variables of [`GITLAB_PROJECT`], by `project` (its path or id).
+    pub fn gitlab_project(project: &str) -> Store {
+        Store::gitlab_from_pipeline().setting(&format!("project: \"{project}\""))
+    }
+    /// The variables of [`GITLAB_GROUP`].
+    pub fn gitlab_group() -> Store {
+        Store::gitlab_from_pipeline().setting(&format!("group: {}", GITLAB_GROUP.1))
+    }
+    /// `backend: gitlab` alone: the pipeline's environment names the project.
+    pub fn gitlab_from_pipeline() -> Store {
+        Store::GitLab { fields: Vec::new() }
+    }
+    pub fn vault(address: &str, token: &str) -> Store {
+        Store::Vault {
+            address: address.to_owned(),
+            token: token.to_owned(),
+            fields: vec!["mount: secret".to_owned(), "path: evertoken".to_owned()],
+        }
+    }
+    /// The secrets of the repository `repo` (`owner/name`).
+    pub fn github_repository(repo: &str) -> Store {
+        Store::GitHubActions { fields: Vec::new() }.setting(&format!("repository: {repo}"))
+    }
+    /// The organization secrets of [`ACTIONS_REPO`]'s owner.
+    pub fn github_organization() -> Store {
+        Store::GitHubActions { fields: Vec::new() }
+            .setting(&format!("organization: {}", ACTIONS_REPO.0))
+    }
+    /// One more `key: value` in a remote store's block (`environment_scope:
+    /// production`, `lock_timeout_seconds: 2`, `visibility: all`).
+    pub fn setting(mut self, s: &str) -> Store {
+        match &mut self {
+            Store::GitLab { fields }
+            | Store::Vault { fields, .. }
+            | Store::GitHubActions { fields } => fields.push(s.to_owned()),
+            Store::Local { .. } | Store::EnvFile { .. } => {
+                panic!("scenario: `{s}` is a remote store's setting")
+            }
+        }
+        self
+    }
     /// `keychain: auto` (a headless machine falls back to the file).
     pub fn keychain_auto(self) -> Store {
+        self.keychain("auto")
+    }
+    /// `keychain: off | auto | required`.
+    pub fn keychain(self, mode: &'static str) -> Store {
         match self {
             Store::Local { file, .. } => Store::Local {
-                keychain_auto: true,
+                keychain: mode,
                 file,
             },
             s => s,
@@ -394,11 +466,81 @@ impl Store {
     /// The credentials file at `path` (relative to the config's directory).
     pub fn file(self, path: &str) -> Store {
         match self {
-            Store::Local { keychain_auto, .. } => Store::Local {
-                keychain_auto,
+            Store::Local { keychain, .. } => Store::Local {
+                keychain,
                 file: Some(path.to_owned()),
             },
             s => s,
+        }
+    }
+
+    /// The store's own credential: (variable, value) the run needs to reach it.
+    fn credential(&self) -> Option<(&str, &str)> {
+        match self {
+            Store::GitLab { .. } => Some(("GITLAB_TOKEN", GITLAB_TOKEN)),
+            Store::Vault { token, .. } => Some(("VAULT_TOKEN", token)),
+            Store::GitHubActions { .. } => Some(("GITHUB_TOKEN", ACTIONS_TOKEN)),
+            Store::Local { .. } | Store::EnvFile { .. } => None,
+        }
+    }
+
+    /// The `auth.writeback` block, the simulator at `base_url`.
+    fn writeback_yaml(&self, base_url: &str) -> String {
+        let block =
+            |key: &str, fields: &[String]| format!("    {key}: {{ {} }}\n", fields.join(", "));
+        let with_api = |fields: &[String], api_url: String| {
+            let mut f = fields.to_vec();
+            f.push(format!("api_url: \"{api_url}\""));
+            f
+        };
+        match self {
+            Store::Local { keychain, file } => {
+                let file = file
+                    .as_ref()
+                    .map(|f| format!(", file: {f}"))
+                    .unwrap_or_default();
+                format!("    backend: local\n    local: {{ keychain: {keychain}{file} }}\n")
+            }
+            Store::EnvFile { path } => {
+                format!("    backend: env-file\n    env_file: {{ path: {path} }}\n")
+            }
+            Store::GitLab { fields } if fields.is_empty() => "    backend: gitlab\n".to_owned(),
+            Store::GitLab { fields } => {
+                let fields = with_api(fields, format!("{base_url}/api/v4"));
+                format!("    backend: gitlab\n{}", block("gitlab", &fields))
+            }
+            Store::Vault {
+                address, fields, ..
+            } => {
+                let mut f = vec![format!("address: \"{address}\"")];
+                f.extend(fields.iter().cloned());
+                format!("    backend: vault\n{}", block("vault", &f))
+            }
+            Store::GitHubActions { fields } => {
+                let fields = with_api(fields, base_url.to_owned());
+                format!(
+                    "    backend: github-actions\n{}",
+                    block("github_actions", &fields)
+                )
+            }
+        }
+    }
+
+    /// Registers the store's credential and places with the simulator.
+    fn seed(&self, sim: &Sim) {
+        match self {
+            Store::GitLab { .. } => {
+                sim.gitlab_add_token(GITLAB_TOKEN);
+                sim.gitlab_add_project(GITLAB_PROJECT.0, GITLAB_PROJECT.1);
+                sim.gitlab_add_group(GITLAB_GROUP.0, GITLAB_GROUP.1);
+            }
+            Store::GitHubActions { .. } => {
+                let (owner, repo, env) = ACTIONS_REPO;
+                sim.actions_add_token(ACTIONS_TOKEN);
+                sim.actions_add_environment(owner, repo, env);
+                sim.actions_add_org(owner);
+            }
+            Store::Local { .. } | Store::EnvFile { .. } | Store::Vault { .. } => {}
         }
     }
 }
@@ -601,6 +743,44 @@ impl Scenario {
                 v.push(self.labelled(app.secret));
             }
         }
+        v.extend(self.store.credential().map(|(_, c)| c.to_owned()));
+        v
+    }
+
+    /// What the store holds: (variable, value) of each token and of each client
+    /// secret not left to the environment. A remote store's test seeds these
+    /// (GitLab variables, Vault KV entries, keychain items); the local stores'
+    /// are in [`Scenario::store_files`].
+    pub fn store_vars(&self) -> Vec<(String, String)> {
+        let mut v = Vec::new();
+        for p in &self.platforms {
+            v.extend(self.seeds(p).into_iter().map(|(var, s)| (var, s.value)));
+            if let Some(app) = p.d.app.as_ref().filter(|_| p.secret_in_store) {
+                v.push((app.secret_var.to_owned(), self.labelled(app.secret)));
+            }
+        }
+        v
+    }
+
+    /// What the run's environment holds, as a CI job or a service unit has it:
+    /// the store's credential (`GITLAB_TOKEN`, `VAULT_TOKEN`, `GITHUB_TOKEN`),
+    /// the client secrets the store does not hold, and for GitHub Actions, whose
+    /// secrets cannot be read back, every value of [`Scenario::store_vars`].
+    pub fn env_vars(&self) -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = self
+            .store
+            .credential()
+            .map(|(k, c)| (k.to_owned(), c.to_owned()))
+            .into_iter()
+            .collect();
+        for p in self.platforms.iter().filter(|p| !p.secret_in_store) {
+            if let Some(app) = &p.d.app {
+                v.push((app.secret_var.to_owned(), self.labelled(app.secret)));
+            }
+        }
+        if let Store::GitHubActions { .. } = self.store {
+            v.extend(self.store_vars());
+        }
         v
     }
 
@@ -610,6 +790,7 @@ impl Scenario {
         if self.pinned {
             sim.set_now(Some(self.now));
         }
+        self.store.seed(sim);
         for p in &self.platforms {
             let id = p.d.app.as_ref().map(|a| self.labelled(a.id));
             if let Some(app) = &p.d.app {
@@ -651,28 +832,7 @@ impl Scenario {
             let _ = writeln!(y, "  {line}");
         }
         y.push_str("  writeback:\n");
-        match &self.store {
-            Store::Local {
-                keychain_auto,
-                file,
-            } => {
-                let keychain = if *keychain_auto { "auto" } else { "off" };
-                let file = file
-                    .as_ref()
-                    .map(|f| format!(", file: {f}"))
-                    .unwrap_or_default();
-                let _ = write!(
-                    y,
-                    "    backend: local\n    local: {{ keychain: {keychain}{file} }}\n"
-                );
-            }
-            Store::EnvFile { path } => {
-                let _ = write!(
-                    y,
-                    "    backend: env-file\n    env_file: {{ path: {path} }}\n"
-                );
-            }
-        }
+        y.push_str(&self.store.writeback_yaml(base_url));
         if let Some(http) = &self.http {
             let _ = writeln!(y, "http: {{ {http} }}");
         }
@@ -681,8 +841,15 @@ impl Scenario {
     }
 
     /// The store's files: the tokens (with the metadata the store records) and
-    /// the client secrets.
+    /// the client secrets. A remote store has none.
     pub fn store_files(&self) -> Vec<StoreFile> {
+        let path = match &self.store {
+            Store::Local { file, .. } => file.clone().unwrap_or("credentials.yaml".to_owned()),
+            Store::EnvFile { path } => path.clone(),
+            Store::GitLab { .. } | Store::Vault { .. } | Store::GitHubActions { .. } => {
+                return Vec::new();
+            }
+        };
         let mut text = String::new();
         for p in &self.platforms {
             for (var, seed) in self.seeds(p) {
@@ -692,14 +859,10 @@ impl Scenario {
                 let secret = self.labelled(app.secret);
                 text.push_str(&match self.store {
                     Store::Local { .. } => format!("{}: \"{secret}\"\n", app.secret_var),
-                    Store::EnvFile { .. } => format!("{}={secret}\n", app.secret_var),
+                    _ => format!("{}={secret}\n", app.secret_var),
                 });
             }
         }
-        let path = match &self.store {
-            Store::Local { file, .. } => file.clone().unwrap_or("credentials.yaml".to_owned()),
-            Store::EnvFile { path } => path.clone(),
-        };
         vec![StoreFile {
             path,
             contents: text,
@@ -798,5 +961,47 @@ mod tests {
             f.contents,
             "TIKTOK_REFRESH_TOKEN=rft.test-tiktok-refresh-not-a-real-secret\n"
         );
+    }
+
+    #[test]
+    fn remote_stores_say_their_block_and_where_each_variable_goes() {
+        let tiktok = || platform("tiktok").client_secret_not_stored();
+        let g = Scenario::at(now())
+            .with(tiktok())
+            .store(Store::gitlab_project("4242").setting("environment_scope: production"));
+        assert!(g.config_yaml("http://h").contains("    backend: gitlab\n    gitlab: { project: \"4242\", environment_scope: production, api_url: \"http://h/api/v4\" }\n"));
+        assert!(g.store_files().is_empty());
+        let token = ("TIKTOK_REFRESH_TOKEN".to_owned(), g.token("tiktok"));
+        assert_eq!(g.store_vars(), [token.clone()]);
+        let secret = ("TIKTOK_CLIENT_SECRET".to_owned(), g.client_secret("tiktok"));
+        let gitlab = ("GITLAB_TOKEN".to_owned(), GITLAB_TOKEN.to_owned());
+        assert_eq!(g.env_vars(), [gitlab, secret.clone()]);
+        assert!(g.secrets().contains(&GITLAB_TOKEN.to_owned()));
+        let pipeline = g.clone().store(Store::gitlab_from_pipeline());
+        assert!(
+            pipeline
+                .config_yaml("x")
+                .ends_with("  writeback:\n    backend: gitlab\n")
+        );
+
+        let v = Scenario::at(now())
+            .platforms(&["tiktok"])
+            .store(Store::vault("http://bao", "root").setting("namespace: team-a"));
+        assert!(v.config_yaml("x").contains("    backend: vault\n    vault: { address: \"http://bao\", mount: secret, path: evertoken, namespace: team-a }\n"));
+        assert_eq!(v.store_vars(), [token.clone(), secret.clone()]);
+        assert_eq!(
+            v.env_vars(),
+            [("VAULT_TOKEN".to_owned(), "root".to_owned())]
+        );
+
+        let a = Scenario::at(now())
+            .with(tiktok())
+            .store(Store::github_organization().setting("visibility: all"));
+        assert!(a.config_yaml("http://h").contains("    backend: github-actions\n    github_actions: { organization: acme, visibility: all, api_url: \"http://h\" }\n"));
+        let github = ("GITHUB_TOKEN".to_owned(), ACTIONS_TOKEN.to_owned());
+        assert_eq!(a.env_vars(), [github, secret, token]);
+
+        let k = Scenario::at(now()).store(Store::local().keychain("required"));
+        assert!(k.config_yaml("x").contains("local: { keychain: required }"));
     }
 }

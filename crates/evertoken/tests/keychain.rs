@@ -21,11 +21,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{TestEnv, days_from, require_tool};
+use common::{OLD_RT, TestEnv, require_tool};
+use evertoken_sim::scenario::{Scenario, Store};
 
-const CLIENT_KEY: &str = "test-kc-client-key";
-const CLIENT_SECRET: &str = "test-kc-tiktok-client-secret";
-const OLD_RT: &str = "rft.test-kc-original-not-a-real-secret";
 const KEYRING_PASSWORD: &str = "test-keyring-password";
 
 /// A private D-Bus session with gnome-keyring's Secret Service, unlocked; torn
@@ -139,6 +137,13 @@ impl SecretService {
         );
     }
 
+    /// Stores what the scenario's store holds ([`Scenario::store_vars`]).
+    fn seed(&self, s: &Scenario) {
+        for (var, value) in s.store_vars() {
+            self.store(&var, &value);
+        }
+    }
+
     /// `secret-tool lookup service evertoken username VAR`.
     fn lookup(&self, var: &str) -> Option<String> {
         let out = self.secret_tool(&["lookup", "service", "evertoken", "username", var], None);
@@ -183,19 +188,16 @@ impl Drop for SecretService {
     }
 }
 
-fn rig(keychain: &str) -> TestEnv {
+/// TikTok against the local store with `keychain: <keychain>`; the token and the
+/// client secret are the store's (in the file, without metadata, if the test
+/// writes it).
+fn rig(keychain: &'static str) -> (TestEnv, Scenario) {
     let env = TestEnv::new();
-    for s in [CLIENT_SECRET, OLD_RT, KEYRING_PASSWORD] {
-        env.secret(s);
-    }
-    let sim = env.sim.sim();
-    sim.tiktok_add_client(CLIENT_KEY, CLIENT_SECRET);
-    sim.tiktok_add_refresh_token(CLIENT_KEY, OLD_RT, days_from(jiff::Timestamp::now(), 300));
-    env.config(&format!(
-        "platforms:\n  tiktok: {{ client_key: {CLIENT_KEY}, base_url: \"{}\" }}\nauth:\n  writeback: {{ backend: local, local: {{ keychain: {keychain} }} }}\n",
-        env.base_url()
-    ));
-    env
+    env.secret(KEYRING_PASSWORD);
+    let s = Scenario::wall_clock()
+        .with(common::tiktok().store_records_expiry(false))
+        .store(Store::local().keychain(keychain));
+    (env, s)
 }
 
 fn credentials_path(env: &TestEnv) -> PathBuf {
@@ -210,9 +212,9 @@ fn rotated_token_lands_in_a_real_secret_service() {
     let Some(ss) = SecretService::start() else {
         return;
     };
-    let env = rig("required");
-    ss.store("TIKTOK_REFRESH_TOKEN", OLD_RT);
-    ss.store("TIKTOK_CLIENT_SECRET", CLIENT_SECRET);
+    let (env, s) = rig("required");
+    env.scenario_without_files(&s);
+    ss.seed(&s);
     let run = |args: &[&str]| {
         let mut c = env.std_cmd();
         ss.apply(&mut c);
@@ -233,13 +235,7 @@ fn rotated_token_lands_in_a_real_secret_service() {
     );
 
     let out = run(&["auth", "refresh", "tiktok", "--json"]);
-    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
-    assert_eq!(
-        out.json()["results"][0]["state"],
-        "rotated",
-        "{}",
-        out.stdout
-    );
+    out.assert_rotated();
     let live = env.sim.sim().tiktok_live_refresh_tokens();
     assert_eq!(live.len(), 1);
     let new = env.secret(&live[0]);
@@ -294,10 +290,8 @@ fn rotated_token_lands_in_a_real_secret_service() {
 #[test]
 fn without_a_secret_service_auto_falls_back_and_required_refuses() {
     for keychain in ["auto", "required"] {
-        let env = rig(keychain);
-        env.credentials(&format!(
-            "TIKTOK_REFRESH_TOKEN: \"{OLD_RT}\"\nTIKTOK_CLIENT_SECRET: {CLIENT_SECRET}\n"
-        ));
+        let (env, s) = rig(keychain);
+        env.scenario(&s);
         let mut c = env.std_cmd();
         // A bus address where nothing listens, whatever the host has.
         c.env(

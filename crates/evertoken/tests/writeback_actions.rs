@@ -6,49 +6,28 @@
 
 use crate::common;
 
-use common::{TestEnv, days_from};
+use common::{OLD_RT, TestEnv};
+use evertoken_sim::scenario::{ACTIONS_TOKEN, Scenario, Store};
 use evertoken_sim::{ActionsScope, Route};
 
-const GH_TOKEN: &str = "test-actions-secrets-token-not-a-real-secret";
-const CLIENT_KEY: &str = "test-tiktok-client-key";
-const CLIENT_SECRET: &str = "test-tiktok-client-secret-not-a-real-secret";
-const OLD_RT: &str = "rft.test-old-refresh-token-not-a-real-secret";
-
-fn setup(env: &TestEnv, writeback: &str) {
-    env.secret(GH_TOKEN);
-    env.secret(CLIENT_SECRET);
-    env.secret(OLD_RT);
-    let sim = env.sim.sim();
-    sim.actions_add_token(GH_TOKEN);
-    sim.actions_add_environment("acme", "publisher", "production");
-    sim.actions_add_org("acme");
-    sim.tiktok_add_client(CLIENT_KEY, CLIENT_SECRET);
-    sim.tiktok_add_refresh_token(CLIENT_KEY, OLD_RT, days_from(jiff::Timestamp::now(), 300));
-    env.config(&format!(
-        "platforms:\n  tiktok: {{ enabled: true, client_key: {CLIENT_KEY}, base_url: \"{base}\" }}\n\
-         auth:\n  writeback:\n    backend: github-actions\n    github_actions: {writeback}\n\
-         http: {{ retries: 1, timeout_seconds: 10 }}\n",
-        base = env.base_url(),
-    ));
+/// TikTok against Actions secrets: the simulator knows the token, the repository,
+/// its `production` environment and the organization.
+fn setup(env: &TestEnv, store: Store) -> Scenario {
+    let s = common::tiktok_ci(store);
+    env.scenario(&s);
+    s
 }
 
-/// As a workflow runs it: the secrets arrive as environment variables.
-fn refresh(env: &TestEnv, token: &str) -> common::Output {
+/// As a workflow runs it: the secrets arrive as environment variables (the
+/// scenario's), here with `token` as `GITHUB_TOKEN`.
+fn refresh(env: &TestEnv, s: &Scenario, token: &str) -> common::Output {
     env.run(
-        env.cmd()
+        env.cmd_for(s)
             .args(["auth", "refresh", "all", "--json"])
             .env_remove("GITHUB_REPOSITORY")
             .env_remove("GITHUB_API_URL")
-            .env("GITHUB_TOKEN", token)
-            .env("TIKTOK_CLIENT_SECRET", CLIENT_SECRET)
-            .env("TIKTOK_REFRESH_TOKEN", OLD_RT),
+            .env("GITHUB_TOKEN", token),
     )
-}
-
-fn live_token(env: &TestEnv) -> String {
-    let live = env.sim.sim().tiktok_live_refresh_tokens();
-    assert_eq!(live.len(), 1, "{live:?}");
-    live[0].clone()
 }
 
 fn repo() -> ActionsScope {
@@ -61,22 +40,10 @@ fn repo() -> ActionsScope {
 #[test]
 fn the_repository_secret_decrypts_to_the_rotated_token() {
     let env = TestEnv::new();
-    setup(
-        &env,
-        &format!(
-            "{{ repository: acme/publisher, api_url: \"{}\" }}",
-            env.base_url()
-        ),
-    );
-    let out = refresh(&env, GH_TOKEN);
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    assert_eq!(
-        out.json()["results"][0]["state"],
-        "rotated",
-        "{}",
-        out.stdout
-    );
-    let new_rt = live_token(&env);
+    let s = setup(&env, Store::github_repository("acme/publisher"));
+    let out = refresh(&env, &s, ACTIONS_TOKEN);
+    out.assert_rotated();
+    let new_rt = env.live_tiktok();
     assert_ne!(new_rt, OLD_RT);
     let sim = env.sim.sim();
     assert_eq!(
@@ -116,14 +83,11 @@ fn the_repository_secret_decrypts_to_the_rotated_token() {
 #[test]
 fn environment_and_organization_secrets() {
     let env = TestEnv::new();
-    setup(
+    let s = setup(
         &env,
-        &format!(
-            "{{ repository: acme/publisher, environment: production, api_url: \"{}\" }}",
-            env.base_url()
-        ),
+        Store::github_repository("acme/publisher").setting("environment: production"),
     );
-    let out = refresh(&env, GH_TOKEN);
+    let out = refresh(&env, &s, ACTIONS_TOKEN);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     let scope = ActionsScope::Env {
         owner: "acme".into(),
@@ -133,7 +97,7 @@ fn environment_and_organization_secrets() {
     let sim = env.sim.sim();
     assert_eq!(
         sim.actions_secret_plaintext(scope, "TIKTOK_REFRESH_TOKEN"),
-        Some(live_token(&env))
+        Some(env.live_tiktok())
     );
     assert_eq!(
         sim.actions_secret_plaintext(repo(), "TIKTOK_REFRESH_TOKEN"),
@@ -142,14 +106,11 @@ fn environment_and_organization_secrets() {
     );
 
     let env = TestEnv::new();
-    setup(
+    let s = setup(
         &env,
-        &format!(
-            "{{ organization: acme, visibility: all, api_url: \"{}\" }}",
-            env.base_url()
-        ),
+        Store::github_organization().setting("visibility: all"),
     );
-    let out = refresh(&env, GH_TOKEN);
+    let out = refresh(&env, &s, ACTIONS_TOKEN);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     let sim = env.sim.sim();
     assert_eq!(
@@ -157,7 +118,7 @@ fn environment_and_organization_secrets() {
             ActionsScope::Org { org: "acme".into() },
             "TIKTOK_REFRESH_TOKEN"
         ),
-        Some(live_token(&env))
+        Some(env.live_tiktok())
     );
     assert_eq!(
         sim.actions_secret_visibility("acme", "TIKTOK_REFRESH_TOKEN")
@@ -169,15 +130,9 @@ fn environment_and_organization_secrets() {
 #[test]
 fn a_token_that_cannot_write_secrets_is_refused_before_rotation() {
     let env = TestEnv::new();
-    setup(
-        &env,
-        &format!(
-            "{{ repository: acme/publisher, api_url: \"{}\" }}",
-            env.base_url()
-        ),
-    );
+    let s = setup(&env, Store::github_repository("acme/publisher"));
     let bad = env.secret("test-unknown-github-token-not-a-real-secret");
-    let out = refresh(&env, &bad);
+    let out = refresh(&env, &s, &bad);
     assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
     let r = &out.json()["results"][0];
     assert_eq!(r["state"], "failed");
@@ -199,18 +154,17 @@ fn a_token_that_cannot_write_secrets_is_refused_before_rotation() {
 #[test]
 fn missing_token_or_repository_is_a_config_error() {
     let env = TestEnv::new();
-    setup(&env, "{ repository: acme/publisher }");
+    let s = setup(&env, Store::github_repository("acme/publisher"));
     let out = env.run(
-        env.cmd()
+        env.cmd_for(&s)
             .args(["auth", "refresh", "all"])
-            .env("TIKTOK_CLIENT_SECRET", CLIENT_SECRET)
-            .env("TIKTOK_REFRESH_TOKEN", OLD_RT),
+            .env_remove("GITHUB_TOKEN"),
     );
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("GITHUB_TOKEN"), "{}", out.stderr);
 
-    setup(&env, "{ repository: not-a-repo }");
-    let out = refresh(&env, GH_TOKEN);
+    let s = setup(&env, Store::github_repository("not-a-repo"));
+    let out = refresh(&env, &s, ACTIONS_TOKEN);
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(
         out.stderr
@@ -227,12 +181,9 @@ fn an_organization_secret_keeps_its_visibility_and_repositories_after_a_rotation
     let ids: Vec<u64> = (1..=130).map(|i| 1_000_000 + i * 7).collect();
     let env = TestEnv::new();
     // The config asks for `private` (for new secrets); the user shared this one.
-    setup(
+    let s = setup(
         &env,
-        &format!(
-            "{{ organization: acme, visibility: private, api_url: \"{}\" }}",
-            env.base_url()
-        ),
+        Store::github_organization().setting("visibility: private"),
     );
     let sim = env.sim.sim();
     sim.actions_set_org_secret("acme", "TIKTOK_REFRESH_TOKEN", OLD_RT, "selected", &ids);
@@ -243,18 +194,12 @@ fn an_organization_secret_keeps_its_visibility_and_repositories_after_a_rotation
         "all",
         &[],
     );
-    let out = refresh(&env, GH_TOKEN);
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    assert_eq!(
-        out.json()["results"][0]["state"],
-        "rotated",
-        "{}",
-        out.stdout
-    );
+    let out = refresh(&env, &s, ACTIONS_TOKEN);
+    out.assert_rotated();
     let org = ActionsScope::Org { org: "acme".into() };
     assert_eq!(
         sim.actions_secret_plaintext(org.clone(), "TIKTOK_REFRESH_TOKEN"),
-        Some(live_token(&env))
+        Some(env.live_tiktok())
     );
     assert_eq!(
         sim.actions_secret_visibility("acme", "TIKTOK_REFRESH_TOKEN")
@@ -281,25 +226,19 @@ fn an_organization_secret_keeps_its_visibility_and_repositories_after_a_rotation
 #[test]
 fn the_permission_hint_names_githubs_permissions() {
     let env = TestEnv::new();
-    setup(
+    let s = setup(
         &env,
-        &format!(
-            "{{ repository: acme/publisher, environment: production, api_url: \"{}\" }}",
-            env.base_url()
-        ),
+        Store::github_repository("acme/publisher").setting("environment: production"),
     );
     let bad = env.secret("test-unknown-github-token-not-a-real-secret");
-    let out = refresh(&env, &bad);
+    let out = refresh(&env, &s, &bad);
     assert_eq!(out.code, 1, "{}", out.stdout);
     let fix = out.json()["results"][0]["fix"].as_str().unwrap().to_owned();
     assert!(fix.contains("\"Environments\" (write)"), "{fix}");
 
     let env = TestEnv::new();
-    setup(
-        &env,
-        &format!("{{ organization: acme, api_url: \"{}\" }}", env.base_url()),
-    );
-    let out = refresh(&env, &bad);
+    let s = setup(&env, Store::github_organization());
+    let out = refresh(&env, &s, &bad);
     let fix = out.json()["results"][0]["fix"].as_str().unwrap().to_owned();
     assert!(
         fix.contains("organization permission \"Secrets\" (write)"),

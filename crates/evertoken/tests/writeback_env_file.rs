@@ -4,36 +4,21 @@
 
 use crate::common;
 
-use common::{TestEnv, days_from};
+use common::{OLD_RT, TestEnv};
 use evertoken_sim::Route;
+use evertoken_sim::scenario::{Scenario, Store};
 
-const CLIENT_KEY: &str = "test-tiktok-client-key";
-const CLIENT_SECRET: &str = "test-tiktok-client-secret-not-a-real-secret";
-const OLD_RT: &str = "rft.test-old-refresh-token-not-a-real-secret";
-
-fn setup(env: &TestEnv, file_text: &str, mode: u32) -> std::path::PathBuf {
-    env.secret(CLIENT_SECRET);
-    env.secret(OLD_RT);
-    let sim = env.sim.sim();
-    sim.tiktok_add_client(CLIENT_KEY, CLIENT_SECRET);
-    sim.tiktok_add_refresh_token(CLIENT_KEY, OLD_RT, days_from(jiff::Timestamp::now(), 300));
-    env.config(&format!(
-        "platforms:\n  tiktok: {{ enabled: true, client_key: {CLIENT_KEY}, base_url: \"{base}\" }}\n\
-         auth:\n  writeback:\n    backend: env-file\n    env_file: {{ path: tokens.env }}\n",
-        base = env.base_url(),
-    ));
+/// TikTok against `tokens.env`, holding `file_text` with `mode`; the client secret
+/// comes from the environment.
+fn setup(env: &TestEnv, file_text: &str, mode: u32) -> (Scenario, std::path::PathBuf) {
+    let s = Scenario::wall_clock()
+        .with(common::tiktok().client_secret_not_stored())
+        .store(Store::env_file("tokens.env"));
+    env.scenario(&s);
     let path = env.work().join("tokens.env");
     std::fs::write(&path, file_text).unwrap();
     common::set_mode(&path, mode);
-    path
-}
-
-fn refresh(env: &TestEnv) -> common::Output {
-    env.run(
-        env.cmd()
-            .args(["auth", "refresh", "all", "--json"])
-            .env("TIKTOK_CLIENT_SECRET", CLIENT_SECRET),
-    )
+    (s, path)
 }
 
 #[test]
@@ -42,16 +27,10 @@ fn rotation_round_trips_through_the_file_and_keeps_other_lines() {
     let original = format!(
         "# publisher settings\nPOST_HOUR=9\nexport TIKTOK_REFRESH_TOKEN='{OLD_RT}'\n\nOTHER_URL=https://example.invalid/x\n"
     );
-    let path = setup(&env, &original, 0o600);
+    let (s, path) = setup(&env, &original, 0o600);
 
-    let out = refresh(&env);
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    assert_eq!(
-        out.json()["results"][0]["state"],
-        "rotated",
-        "{}",
-        out.stdout
-    );
+    let out = env.refresh(&s, &[]);
+    out.assert_rotated();
     let live = env.sim.sim().tiktok_live_refresh_tokens();
     assert_eq!(live.len(), 1);
     let new_rt = &live[0];
@@ -109,7 +88,7 @@ fn rotation_round_trips_through_the_file_and_keeps_other_lines() {
     assert_eq!(String::from_utf8_lossy(&sourced.stdout), new_rt.as_str());
 
     // The next run reads the file: the access token is fresh, nothing to rotate.
-    let out = refresh(&env);
+    let out = env.refresh(&s, &[]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert_eq!(out.json()["results"][0]["state"], "ok", "{}", out.stdout);
     assert_eq!(env.sim.sim().stats().rotations, 1);
@@ -119,8 +98,8 @@ fn rotation_round_trips_through_the_file_and_keeps_other_lines() {
 #[test]
 fn a_file_readable_by_others_is_refused() {
     let env = TestEnv::new();
-    let path = setup(&env, &format!("TIKTOK_REFRESH_TOKEN={OLD_RT}\n"), 0o644);
-    let out = refresh(&env);
+    let (s, path) = setup(&env, &format!("TIKTOK_REFRESH_TOKEN={OLD_RT}\n"), 0o644);
+    let out = env.refresh(&s, &[]);
     assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
     assert!(out.stderr.contains("chmod 600"), "{}", out.stderr);
     assert_eq!(env.sim.sim().request_count(Route::TikTok), 0);
@@ -133,14 +112,9 @@ fn a_file_readable_by_others_is_refused() {
 #[test]
 fn a_shadowing_environment_variable_is_pointed_out() {
     let env = TestEnv::new();
-    let path = setup(&env, "", 0o600);
+    let (s, path) = setup(&env, "", 0o600);
     std::fs::remove_file(&path).unwrap();
-    let out = env.run(
-        env.cmd()
-            .args(["auth", "refresh", "all", "--json"])
-            .env("TIKTOK_CLIENT_SECRET", CLIENT_SECRET)
-            .env("TIKTOK_REFRESH_TOKEN", OLD_RT),
-    );
+    let out = env.refresh(&s, &[("TIKTOK_REFRESH_TOKEN", OLD_RT)]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     let warnings = out.json()["results"][0]["warnings"].to_string();
     assert!(

@@ -10,63 +10,32 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::{TestEnv, days_from};
+use common::{OLD_RT, TestEnv};
+use evertoken_sim::scenario::{Scenario, Store};
 use evertoken_sim::{Fault, GitLabScope, GitLabVariable, Route};
 
-const GITLAB_TOKEN: &str = "test-gitlab-api-token-not-a-real-secret";
-const CLIENT_KEY: &str = "test-tiktok-client-key";
-const CLIENT_SECRET: &str = "test-tiktok-client-secret-not-a-real-secret";
-const OLD_RT: &str = "rft.test-old-refresh-token-not-a-real-secret";
 const PROJECT: GitLabScope = GitLabScope::Project(4242);
 
-fn setup(env: &TestEnv) {
-    env.secret(GITLAB_TOKEN);
-    env.secret(CLIENT_SECRET);
-    env.secret(OLD_RT);
-    let sim = env.sim.sim();
-    sim.gitlab_add_token(GITLAB_TOKEN);
-    sim.gitlab_add_project(4242, "acme/publisher");
-    sim.gitlab_add_group(77, "acme");
-    sim.tiktok_add_client(CLIENT_KEY, CLIENT_SECRET);
-    sim.tiktok_add_refresh_token(CLIENT_KEY, OLD_RT, days_from(jiff::Timestamp::now(), 300));
+/// TikTok against GitLab CI/CD variables: the simulator knows the API token, the
+/// project and the group; the variables are each test's.
+fn setup(env: &TestEnv, store: Store) -> Scenario {
+    let s = common::tiktok_ci(store);
+    env.scenario(&s);
+    s
 }
 
-fn config(env: &TestEnv, gitlab: &str) {
-    env.config(&format!(
-        "platforms:\n  tiktok: {{ enabled: true, client_key: {CLIENT_KEY}, base_url: \"{base}\" }}\n\
-         auth:\n  writeback:\n    backend: gitlab\n    gitlab: {gitlab}\n\
-         http: {{ retries: 1, timeout_seconds: 10 }}\n",
-        base = env.base_url(),
-    ));
+fn project(env: &TestEnv) -> Scenario {
+    setup(env, Store::gitlab_project("acme/publisher"))
 }
 
-fn project_config(env: &TestEnv) {
-    config(
-        env,
-        &format!(
-            "{{ project: \"acme/publisher\", api_url: \"{}/api/v4\" }}",
-            env.base_url()
-        ),
-    );
-}
-
-fn refresh(env: &TestEnv) -> common::Output {
-    env.run(
-        env.cmd()
-            .args(["auth", "refresh", "all", "--json"])
-            .env("GITLAB_TOKEN", GITLAB_TOKEN)
-            .env("TIKTOK_CLIENT_SECRET", CLIENT_SECRET),
-    )
-}
-
-fn live_token(env: &TestEnv) -> String {
-    let live = env.sim.sim().tiktok_live_refresh_tokens();
-    assert_eq!(
-        live.len(),
-        1,
-        "exactly one live TikTok refresh token: {live:?}"
-    );
-    live[0].clone()
+/// Sets each variable the scenario's store holds (the TikTok refresh token) in
+/// `scope`, masked and protected, then as `edit` makes it.
+fn variables(env: &TestEnv, s: &Scenario, scope: GitLabScope, edit: impl Fn(&mut GitLabVariable)) {
+    for (key, value) in s.store_vars() {
+        let mut var = GitLabVariable::masked_protected(&key, &value);
+        edit(&mut var);
+        env.sim.sim().gitlab_set_variable(scope, var);
+    }
 }
 
 fn result(out: &common::Output) -> serde_json::Value {
@@ -88,13 +57,9 @@ fn assert_not_in_output(out: &common::Output, token: &str) {
 #[test]
 fn rotation_updates_the_masked_protected_variable_in_place() {
     let env = TestEnv::new();
-    setup(&env);
-    project_config(&env);
+    let s = project(&env);
     let sim = env.sim.sim();
-    sim.gitlab_set_variable(
-        PROJECT,
-        GitLabVariable::masked_protected("TIKTOK_REFRESH_TOKEN", OLD_RT),
-    );
+    variables(&env, &s, PROJECT, |_| {});
     sim.gitlab_set_variable(
         PROJECT,
         GitLabVariable::masked_protected(
@@ -103,10 +68,9 @@ fn rotation_updates_the_masked_protected_variable_in_place() {
         ),
     );
 
-    let out = refresh(&env);
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    assert_eq!(result(&out)["state"], "rotated", "{}", out.stdout);
-    let new_rt = live_token(&env);
+    let out = env.refresh(&s, &[]);
+    out.assert_rotated();
+    let new_rt = env.live_tiktok();
     assert_ne!(new_rt, OLD_RT);
     assert_not_in_output(&out, &new_rt);
 
@@ -167,22 +131,13 @@ fn rotation_updates_the_masked_protected_variable_in_place() {
 #[test]
 fn a_missing_short_lived_variable_is_skipped_not_created() {
     let env = TestEnv::new();
-    setup(&env);
-    project_config(&env);
+    let s = project(&env);
     let sim = env.sim.sim();
-    sim.gitlab_set_variable(
-        PROJECT,
-        GitLabVariable::masked_protected("TIKTOK_REFRESH_TOKEN", OLD_RT),
-    );
+    variables(&env, &s, PROJECT, |_| {});
 
-    let out = refresh(&env);
+    let out = env.refresh(&s, &[]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    assert_eq!(
-        sim.gitlab_variable(PROJECT, "TIKTOK_REFRESH_TOKEN", "*")
-            .unwrap()
-            .value,
-        live_token(&env)
-    );
+    assert_eq!(stored_token(&env, PROJECT, "*"), env.live_tiktok());
     assert!(
         sim.gitlab_variable(PROJECT, "TIKTOK_ACCESS_TOKEN", "*")
             .is_none(),
@@ -191,10 +146,32 @@ fn a_missing_short_lived_variable_is_skipped_not_created() {
     assert_eq!(sim.gitlab_writes(), 1);
 }
 
-/// Refused before the token rotates: the stored TikTok token still works afterwards.
-fn assert_refused_before_rotation(env: &TestEnv, out: &common::Output, words: &[&str]) {
+/// The value of the `TIKTOK_REFRESH_TOKEN` variable of `environment` in `scope`.
+fn stored_token(env: &TestEnv, scope: GitLabScope, environment: &str) -> String {
+    env.sim
+        .sim()
+        .gitlab_variable(scope, "TIKTOK_REFRESH_TOKEN", environment)
+        .unwrap()
+        .value
+}
+
+/// A project whose variable is as `edit` makes it (`None`: there is none, and the
+/// pipeline has the token in its environment) is refused before the token
+/// rotates, with `words` in the message and fix: the stored TikTok token still
+/// works afterwards.
+fn assert_refused_before_rotation(edit: Option<fn(&mut GitLabVariable)>, words: &[&str]) {
+    let env = TestEnv::new();
+    let s = project(&env);
+    let out = match edit {
+        Some(edit) => {
+            variables(&env, &s, PROJECT, edit);
+            env.refresh(&s, &[])
+        }
+        // The pipeline has the token in its environment, but no variable to write back to.
+        None => env.refresh(&s, &[("TIKTOK_REFRESH_TOKEN", OLD_RT)]),
+    };
     assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
-    let r = result(out);
+    let r = result(&out);
     assert_eq!(r["state"], "failed", "{}", out.stdout);
     let text = format!("{} {}", r["message"], r["fix"]);
     for w in words {
@@ -211,52 +188,24 @@ fn assert_refused_before_rotation(env: &TestEnv, out: &common::Output, words: &[
 
 #[test]
 fn an_unmasked_variable_is_refused_before_rotation() {
-    let env = TestEnv::new();
-    setup(&env);
-    project_config(&env);
-    let mut var = GitLabVariable::masked_protected("TIKTOK_REFRESH_TOKEN", OLD_RT);
-    var.masked = false;
-    env.sim.sim().gitlab_set_variable(PROJECT, var);
-    let out = refresh(&env);
     assert_refused_before_rotation(
-        &env,
-        &out,
+        Some(|v| v.masked = false),
         &["TIKTOK_REFRESH_TOKEN", "not masked", "Mask variable"],
     );
 }
 
 #[test]
 fn an_unprotected_variable_is_refused_before_rotation() {
-    let env = TestEnv::new();
-    setup(&env);
-    project_config(&env);
-    let mut var = GitLabVariable::masked_protected("TIKTOK_REFRESH_TOKEN", OLD_RT);
-    var.protected = false;
-    env.sim.sim().gitlab_set_variable(PROJECT, var);
-    let out = refresh(&env);
     assert_refused_before_rotation(
-        &env,
-        &out,
+        Some(|v| v.protected = false),
         &["TIKTOK_REFRESH_TOKEN", "not protected", "Protect variable"],
     );
 }
 
 #[test]
 fn a_missing_variable_is_refused_before_rotation() {
-    let env = TestEnv::new();
-    setup(&env);
-    project_config(&env);
-    // The pipeline has the token in its environment, but no variable to write back to.
-    let out = env.run(
-        env.cmd()
-            .args(["auth", "refresh", "all", "--json"])
-            .env("GITLAB_TOKEN", GITLAB_TOKEN)
-            .env("TIKTOK_CLIENT_SECRET", CLIENT_SECRET)
-            .env("TIKTOK_REFRESH_TOKEN", OLD_RT),
-    );
     assert_refused_before_rotation(
-        &env,
-        &out,
+        None,
         &["TIKTOK_REFRESH_TOKEN", "does not exist", "never creates"],
     );
 }
@@ -264,13 +213,9 @@ fn a_missing_variable_is_refused_before_rotation() {
 #[test]
 fn a_failed_put_after_rotation_loses_nothing() {
     let env = TestEnv::new();
-    setup(&env);
-    project_config(&env);
+    let s = project(&env);
     let sim = env.sim.sim();
-    sim.gitlab_set_variable(
-        PROJECT,
-        GitLabVariable::masked_protected("TIKTOK_REFRESH_TOKEN", OLD_RT),
-    );
+    variables(&env, &s, PROJECT, |_| {});
 
     // GitLab starts failing the moment TikTok receives the rotating request: the
     // latency keeps TikTok's answer (and so the PUT) well behind the switch.
@@ -285,7 +230,7 @@ fn a_failed_put_after_rotation_loses_nothing() {
             sim.set_persistent_fault(Route::GitLab, Some(Fault::Status(500)));
         })
     };
-    let out = refresh(&env);
+    let out = env.refresh(&s, &[]);
     done.store(true, Ordering::SeqCst);
     watcher.join().unwrap();
     sim.set_latency(Duration::ZERO);
@@ -302,13 +247,11 @@ fn a_failed_put_after_rotation_loses_nothing() {
         "{}",
         out.stdout
     );
-    let rotated = live_token(&env);
+    let rotated = env.live_tiktok();
     assert_ne!(rotated, OLD_RT, "the provider rotated");
     assert_not_in_output(&out, &rotated);
     assert_eq!(
-        sim.gitlab_variable(PROJECT, "TIKTOK_REFRESH_TOKEN", "*")
-            .unwrap()
-            .value,
+        stored_token(&env, PROJECT, "*"),
         OLD_RT,
         "GitLab still has the old value"
     );
@@ -326,13 +269,11 @@ fn a_failed_put_after_rotation_loses_nothing() {
 
     // GitLab is back: the next run first finishes the write-back from the journal.
     sim.clear_faults();
-    let out = refresh(&env);
+    let out = env.refresh(&s, &[]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    let current = live_token(&env);
+    let current = env.live_tiktok();
     assert_eq!(
-        sim.gitlab_variable(PROJECT, "TIKTOK_REFRESH_TOKEN", "*")
-            .unwrap()
-            .value,
+        stored_token(&env, PROJECT, "*"),
         current,
         "the variable holds the provider's current token"
     );
@@ -353,18 +294,14 @@ fn a_failed_put_after_rotation_loses_nothing() {
 #[test]
 fn environment_scope_selects_the_variable() {
     let env = TestEnv::new();
-    setup(&env);
-    config(
+    let s = setup(
         &env,
-        &format!(
-            "{{ project: \"4242\", environment_scope: production, api_url: \"{}/api/v4\" }}",
-            env.base_url()
-        ),
+        Store::gitlab_project("4242").setting("environment_scope: production"),
     );
     let sim = env.sim.sim();
-    let mut prod = GitLabVariable::masked_protected("TIKTOK_REFRESH_TOKEN", OLD_RT);
-    prod.environment_scope = "production".into();
-    sim.gitlab_set_variable(PROJECT, prod);
+    variables(&env, &s, PROJECT, |v| {
+        v.environment_scope = "production".into()
+    });
     sim.gitlab_set_variable(
         PROJECT,
         GitLabVariable::masked_protected(
@@ -373,18 +310,11 @@ fn environment_scope_selects_the_variable() {
         ),
     );
 
-    let out = refresh(&env);
+    let out = env.refresh(&s, &[]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(stored_token(&env, PROJECT, "production"), env.live_tiktok());
     assert_eq!(
-        sim.gitlab_variable(PROJECT, "TIKTOK_REFRESH_TOKEN", "production")
-            .unwrap()
-            .value,
-        live_token(&env)
-    );
-    assert_eq!(
-        sim.gitlab_variable(PROJECT, "TIKTOK_REFRESH_TOKEN", "*")
-            .unwrap()
-            .value,
+        stored_token(&env, PROJECT, "*"),
         "rft.test-other-scope-not-a-real-secret"
     );
 }
@@ -392,29 +322,17 @@ fn environment_scope_selects_the_variable() {
 #[test]
 fn group_variables_and_hidden_values() {
     let env = TestEnv::new();
-    setup(&env);
-    config(
-        &env,
-        &format!("{{ group: acme, api_url: \"{}/api/v4\" }}", env.base_url()),
-    );
+    let s = setup(&env, Store::gitlab_group());
     let sim = env.sim.sim();
-    let mut var = GitLabVariable::masked_protected("TIKTOK_REFRESH_TOKEN", OLD_RT);
-    var.hidden = true;
-    sim.gitlab_set_variable(GitLabScope::Group(77), var);
+    variables(&env, &s, GitLabScope::Group(77), |v| v.hidden = true);
 
     // A hidden variable's value cannot be read back: the pipeline passes it in.
-    let out = env.run(
-        env.cmd()
-            .args(["auth", "refresh", "all", "--json"])
-            .env("GITLAB_TOKEN", GITLAB_TOKEN)
-            .env("TIKTOK_CLIENT_SECRET", CLIENT_SECRET)
-            .env("TIKTOK_REFRESH_TOKEN", OLD_RT),
-    );
+    let out = env.refresh(&s, &[("TIKTOK_REFRESH_TOKEN", OLD_RT)]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     let stored = sim
         .gitlab_variable(GitLabScope::Group(77), "TIKTOK_REFRESH_TOKEN", "*")
         .unwrap();
-    assert_eq!(stored.value, live_token(&env));
+    assert_eq!(stored.value, env.live_tiktok());
     assert!(stored.hidden && stored.masked && stored.protected);
     assert!(
         !out.stdout.contains("shadows"),
@@ -426,13 +344,12 @@ fn group_variables_and_hidden_values() {
 #[test]
 fn a_job_token_alone_is_explained() {
     let env = TestEnv::new();
-    setup(&env);
-    project_config(&env);
+    let s = project(&env);
     let out = env.run(
-        env.cmd()
+        env.cmd_for(&s)
             .args(["auth", "refresh", "all"])
+            .env_remove("GITLAB_TOKEN")
             .env("CI_JOB_TOKEN", "test-job-token-not-a-real-secret")
-            .env("TIKTOK_CLIENT_SECRET", CLIENT_SECRET)
             .env("TIKTOK_REFRESH_TOKEN", OLD_RT),
     );
     assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
@@ -444,21 +361,17 @@ fn a_job_token_alone_is_explained() {
 #[test]
 fn a_rejected_gitlab_token_is_refused_before_rotation() {
     let env = TestEnv::new();
-    setup(&env);
-    project_config(&env);
-    env.sim.sim().gitlab_set_variable(
-        PROJECT,
-        GitLabVariable::masked_protected("TIKTOK_REFRESH_TOKEN", OLD_RT),
-    );
-    let out = env.run(
-        env.cmd()
-            .args(["auth", "refresh", "all", "--json"])
-            .env(
+    let s = project(&env);
+    variables(&env, &s, PROJECT, |_| {});
+    let out = env.refresh(
+        &s,
+        &[
+            (
                 "GITLAB_TOKEN",
                 "test-unknown-gitlab-token-not-a-real-secret",
-            )
-            .env("TIKTOK_CLIENT_SECRET", CLIENT_SECRET)
-            .env("TIKTOK_REFRESH_TOKEN", OLD_RT),
+            ),
+            ("TIKTOK_REFRESH_TOKEN", OLD_RT),
+        ],
     );
     assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("401"), "{}", out.stdout);
@@ -469,41 +382,25 @@ fn a_rejected_gitlab_token_is_refused_before_rotation() {
 #[test]
 fn inside_a_pipeline_the_project_and_api_url_come_from_gitlab() {
     let env = TestEnv::new();
-    setup(&env);
-    env.config(&format!(
-        "platforms:\n  tiktok: {{ enabled: true, client_key: {CLIENT_KEY}, base_url: \"{}\" }}\n\
-         auth:\n  writeback:\n    backend: gitlab\n",
-        env.base_url()
-    ));
-    let sim = env.sim.sim();
-    sim.gitlab_set_variable(
-        PROJECT,
-        GitLabVariable::masked_protected("TIKTOK_REFRESH_TOKEN", OLD_RT),
-    );
-    let out = env.run(
-        env.cmd()
-            .args(["auth", "refresh", "all", "--json"])
-            .env("CI_PROJECT_ID", "4242")
-            .env("CI_API_V4_URL", format!("{}/api/v4", env.base_url()))
-            .env("GITLAB_TOKEN", GITLAB_TOKEN)
-            .env("TIKTOK_CLIENT_SECRET", CLIENT_SECRET)
-            .env("TIKTOK_REFRESH_TOKEN", OLD_RT),
+    let s = Scenario::wall_clock()
+        .with(common::tiktok().client_secret_not_stored())
+        .store(Store::gitlab_from_pipeline());
+    env.scenario(&s);
+    variables(&env, &s, PROJECT, |_| {});
+    let api = format!("{}/api/v4", env.base_url());
+    let out = env.refresh(
+        &s,
+        &[
+            ("CI_PROJECT_ID", "4242"),
+            ("CI_API_V4_URL", &api),
+            ("TIKTOK_REFRESH_TOKEN", OLD_RT),
+        ],
     );
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    assert_eq!(
-        sim.gitlab_variable(PROJECT, "TIKTOK_REFRESH_TOKEN", "*")
-            .unwrap()
-            .value,
-        live_token(&env)
-    );
+    assert_eq!(stored_token(&env, PROJECT, "*"), env.live_tiktok());
 
     // Outside a pipeline, with no project configured: a config error naming the key.
-    let out = env.run(
-        env.cmd()
-            .args(["auth", "refresh", "all"])
-            .env("GITLAB_TOKEN", GITLAB_TOKEN)
-            .env("TIKTOK_CLIENT_SECRET", CLIENT_SECRET),
-    );
+    let out = env.run(env.cmd_for(&s).args(["auth", "refresh", "all"]));
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(
         out.stderr.contains("auth.writeback.gitlab.project"),
@@ -519,13 +416,9 @@ fn inside_a_pipeline_the_project_and_api_url_come_from_gitlab() {
 #[test]
 fn a_group_put_that_lands_in_another_scope_is_reported_and_the_token_kept() {
     let env = TestEnv::new();
-    setup(&env);
-    config(
+    let s = setup(
         &env,
-        &format!(
-            "{{ group: acme, environment_scope: production, api_url: \"{}/api/v4\" }}",
-            env.base_url()
-        ),
+        Store::gitlab_group().setting("environment_scope: production"),
     );
     let sim = env.sim.sim();
     let other = "rft.test-staging-scope-not-a-real-secret";
@@ -533,12 +426,12 @@ fn a_group_put_that_lands_in_another_scope_is_reported_and_the_token_kept() {
     let mut staging = GitLabVariable::masked_protected("TIKTOK_REFRESH_TOKEN", other);
     staging.environment_scope = "*".into();
     sim.gitlab_set_variable(GitLabScope::Group(77), staging);
-    let mut production = GitLabVariable::masked_protected("TIKTOK_REFRESH_TOKEN", OLD_RT);
-    production.environment_scope = "production".into();
-    sim.gitlab_set_variable(GitLabScope::Group(77), production);
+    variables(&env, &s, GitLabScope::Group(77), |v| {
+        v.environment_scope = "production".into()
+    });
     sim.gitlab_set_group_put_ignores_scope(true);
 
-    let out = refresh(&env);
+    let out = env.refresh(&s, &[]);
     assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
     let r = result(&out);
     assert_eq!(r["state"], "failed", "{r}");
@@ -549,19 +442,17 @@ fn a_group_put_that_lands_in_another_scope_is_reported_and_the_token_kept() {
             .contains("ignored the scope filter"),
         "{r}"
     );
-    let new_rt = live_token(&env);
+    let new_rt = env.live_tiktok();
     assert_not_in_output(&out, &new_rt);
 
     // A GitLab that honours the filter: the next run finishes the write-back from
     // the journal into the production variable, without rotating again.
     sim.gitlab_set_group_put_ignores_scope(false);
-    let out = refresh(&env);
+    let out = env.refresh(&s, &[]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    assert_eq!(live_token(&env), new_rt, "no second rotation");
+    assert_eq!(env.live_tiktok(), new_rt, "no second rotation");
     assert_eq!(
-        sim.gitlab_variable(GitLabScope::Group(77), "TIKTOK_REFRESH_TOKEN", "production")
-            .unwrap()
-            .value,
+        stored_token(&env, GitLabScope::Group(77), "production"),
         new_rt
     );
 }

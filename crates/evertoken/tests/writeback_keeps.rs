@@ -10,60 +10,30 @@ use crate::common;
 use std::io::{Read as _, Write as _};
 
 use common::bao::{Bao, ROOT_TOKEN};
-use common::{TestEnv, days_from};
+use common::{OLD_RT, TestEnv, days_from};
+use evertoken_sim::scenario::{GITLAB_TOKEN, Scenario, Store};
 use evertoken_sim::{GitLabScope, GitLabVariable};
 
-const CLIENT_KEY: &str = "test-tiktok-client-key";
-const CLIENT_SECRET: &str = "test-tiktok-client-secret-not-a-real-secret";
-const OLD_RT: &str = "rft.test-old-refresh-token-not-a-real-secret";
-const GITLAB_TOKEN: &str = "test-gitlab-api-token-not-a-real-secret";
-
-fn tiktok(env: &TestEnv, writeback: &str) {
-    env.secret(CLIENT_SECRET);
-    env.secret(OLD_RT);
-    let sim = env.sim.sim();
-    sim.tiktok_add_client(CLIENT_KEY, CLIENT_SECRET);
-    sim.tiktok_add_refresh_token(CLIENT_KEY, OLD_RT, days_from(jiff::Timestamp::now(), 300));
-    env.config(&format!(
-        "platforms:\n  tiktok: {{ enabled: true, client_key: {CLIENT_KEY}, base_url: \"{base}\" }}\n\
-         auth:\n  writeback:\n{writeback}\
-         http: {{ retries: 1, timeout_seconds: 10 }}\n",
-        base = env.base_url(),
-    ));
+fn setup(env: &TestEnv, store: Store) -> Scenario {
+    let s = common::tiktok_ci(store);
+    env.scenario(&s);
+    s
 }
 
-fn refresh(env: &TestEnv, extra_env: &[(&str, &str)]) -> common::Output {
-    let mut c = env.cmd();
-    c.args(["auth", "refresh", "all", "--json"])
-        .env("TIKTOK_CLIENT_SECRET", CLIENT_SECRET);
-    for (k, v) in extra_env {
-        c.env(k, v);
-    }
-    let out = env.run(&mut c);
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    assert_eq!(
-        out.json()["results"][0]["state"],
-        "rotated",
-        "{}",
-        out.stdout
-    );
+fn refresh(env: &TestEnv, s: &Scenario, extra_env: &[(&str, &str)]) -> common::Output {
+    let out = env.refresh(s, extra_env);
+    out.assert_rotated();
     out
 }
 
 fn live_token(env: &TestEnv) -> String {
-    let live = env.sim.sim().tiktok_live_refresh_tokens();
-    assert_eq!(live.len(), 1, "{live:?}");
-    env.secret(&live[0]);
-    live[0].clone()
+    env.secret(&env.live_tiktok())
 }
 
 #[test]
 fn env_file_a_key_written_twice_is_replaced_where_it_is_read() {
     let env = TestEnv::new();
-    tiktok(
-        &env,
-        "    backend: env-file\n    env_file: { path: tokens.env }\n",
-    );
+    let s = setup(&env, Store::env_file("tokens.env"));
     let dead = env.secret("rft.test-stale-first-line-not-a-real-secret");
     let original = format!(
         "# publisher\nTIKTOK_REFRESH_TOKEN={dead}\nPOST_HOUR=9\n# local override wins (last assignment)\nexport TIKTOK_REFRESH_TOKEN='{OLD_RT}'\nLAST=1\n"
@@ -71,7 +41,7 @@ fn env_file_a_key_written_twice_is_replaced_where_it_is_read() {
     let path = env.work().join("tokens.env");
     std::fs::write(&path, &original).unwrap();
     common::set_mode(&path, 0o600);
-    refresh(&env, &[]);
+    refresh(&env, &s, &[]);
     let new = live_token(&env);
     let text = std::fs::read_to_string(&path).unwrap();
     let lines: Vec<&str> = text.lines().collect();
@@ -98,7 +68,7 @@ fn env_file_a_key_written_twice_is_replaced_where_it_is_read() {
             env.secret(v);
         }
     }
-    refresh(&env, &[]);
+    refresh(&env, &s, &[]);
     let newer = live_token(&env);
     assert_ne!(newer, new);
 }
@@ -106,13 +76,13 @@ fn env_file_a_key_written_twice_is_replaced_where_it_is_read() {
 #[test]
 fn credentials_file_other_keys_stay_in_order() {
     let env = TestEnv::new();
-    tiktok(&env, "    backend: local\n    local: { keychain: off }\n");
+    let s = setup(&env, Store::local());
     let other = env.secret("test-other-key-value-not-a-real-secret");
     env.credentials(&format!(
         "ALPHA: \"{other}\"\nTIKTOK_REFRESH_TOKEN: {{ value: \"{OLD_RT}\", expires_at: {} }}\nZULU:\n  value: zulu-value-kept\n  expires_at: 2030-01-01T00:00:00Z\n",
         days_from(jiff::Timestamp::now(), 300)
     ));
-    refresh(&env, &[]);
+    refresh(&env, &s, &[]);
     let new = live_token(&env);
     assert_eq!(env.stored("TIKTOK_REFRESH_TOKEN").unwrap(), new);
     assert_eq!(env.stored("ALPHA").unwrap(), other);
@@ -163,17 +133,11 @@ fn variable_json(base: &str, key: &str) -> serde_json::Value {
 #[test]
 fn gitlab_variable_attributes_survive_a_rotation() {
     let env = TestEnv::new();
-    env.secret(GITLAB_TOKEN);
-    let sim = env.sim.sim();
-    sim.gitlab_add_token(GITLAB_TOKEN);
-    sim.gitlab_add_project(4242, "acme/publisher");
-    tiktok(
+    let s = setup(
         &env,
-        &format!(
-            "    backend: gitlab\n    gitlab: {{ project: \"4242\", api_url: \"{}/api/v4\", environment_scope: production }}\n",
-            env.base_url()
-        ),
+        Store::gitlab_project("4242").setting("environment_scope: production"),
     );
+    let sim = env.sim.sim();
     let set = GitLabVariable {
         key: "TIKTOK_REFRESH_TOKEN".into(),
         value: OLD_RT.into(),
@@ -198,13 +162,7 @@ fn gitlab_variable_attributes_survive_a_rotation() {
     );
     // A hidden variable's value cannot be read back: the job gets it as an
     // environment variable, as GitLab CI provides it.
-    refresh(
-        &env,
-        &[
-            ("GITLAB_TOKEN", GITLAB_TOKEN),
-            ("TIKTOK_REFRESH_TOKEN", OLD_RT),
-        ],
-    );
+    refresh(&env, &s, &[("TIKTOK_REFRESH_TOKEN", OLD_RT)]);
     let new = live_token(&env);
     let got = sim
         .gitlab_variable(
@@ -234,14 +192,7 @@ fn gitlab_variable_attributes_survive_a_rotation() {
 fn vault_other_fields_and_custom_metadata_survive_a_rotation() {
     let Some(bao) = Bao::start() else { return };
     let env = TestEnv::new();
-    env.secret(ROOT_TOKEN);
-    tiktok(
-        &env,
-        &format!(
-            "    backend: vault\n    vault: {{ address: \"{}\", mount: secret, path: evertoken }}\n",
-            bao.addr
-        ),
-    );
+    let s = setup(&env, Store::vault(&bao.addr, ROOT_TOKEN));
     bao.put(
         "TIKTOK_REFRESH_TOKEN",
         &[
@@ -258,7 +209,7 @@ fn vault_other_fields_and_custom_metadata_survive_a_rotation() {
         "-custom-metadata=ticket=OPS-42",
         "evertoken/TIKTOK_REFRESH_TOKEN",
     ]);
-    refresh(&env, &[("VAULT_TOKEN", ROOT_TOKEN)]);
+    refresh(&env, &s, &[]);
     let new = live_token(&env);
     let (data, _) = bao.get("TIKTOK_REFRESH_TOKEN").unwrap();
     assert_eq!(data["value"], new.as_str());

@@ -8,19 +8,15 @@
 
 use crate::common;
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::bao::{Bao, ROOT_TOKEN};
-use common::{TestEnv, days_from};
+use common::{OLD_RT, TestEnv, days_from};
 use evertoken_sim::Route;
-
-const CLIENT_KEY: &str = "test-tiktok-client-key";
-const CLIENT_SECRET: &str = "test-tiktok-client-secret-not-a-real-secret";
-const OLD_RT: &str = "rft.test-old-refresh-token-not-a-real-secret";
+use evertoken_sim::scenario::{Scenario, Store};
 
 /// The README's policy for the runner (kept in sync by this test using it).
 const POLICY: &str = r#"
@@ -29,54 +25,27 @@ path "secret/data/evertoken/*" {
 }
 "#;
 
-fn setup(env: &TestEnv, bao: &Bao, extra: &str) {
-    env.secret(ROOT_TOKEN);
-    env.secret(CLIENT_SECRET);
-    env.secret(OLD_RT);
-    let sim = env.sim.sim();
-    sim.tiktok_add_client(CLIENT_KEY, CLIENT_SECRET);
-    sim.tiktok_add_refresh_token(CLIENT_KEY, OLD_RT, days_from(jiff::Timestamp::now(), 300));
-    bao.put("TIKTOK_REFRESH_TOKEN", &[&format!("value={OLD_RT}")]);
-    // Client secrets live in Vault too: the runner's environment has none.
-    bao.put("TIKTOK_CLIENT_SECRET", &[&format!("value={CLIENT_SECRET}")]);
-    env.config(&format!(
-        "platforms:\n  tiktok: {{ enabled: true, client_key: {CLIENT_KEY}, base_url: \"{base}\" }}\n\
-         auth:\n  writeback:\n    backend: vault\n    vault: {{ address: \"{addr}\", mount: secret, path: evertoken{extra} }}\n\
-         http: {{ retries: 1, timeout_seconds: 10 }}\n",
-        base = env.base_url(),
-        addr = bao.addr,
-    ));
-}
-
-fn live_token(env: &TestEnv) -> String {
-    let live = env.sim.sim().tiktok_live_refresh_tokens();
-    assert_eq!(live.len(), 1, "{live:?}");
-    live[0].clone()
-}
-
-fn refresh(env: &TestEnv) -> common::Output {
-    env.run(
-        env.cmd()
-            .args(["auth", "refresh", "all", "--json"])
-            .env("VAULT_TOKEN", ROOT_TOKEN),
-    )
+/// TikTok against `bao` with `settings` in the `vault:` block: the refresh token
+/// and the client secret are in the KV store (the runner's environment has none).
+fn setup(env: &TestEnv, bao: &Bao, settings: &[&str]) -> Scenario {
+    let store = settings
+        .iter()
+        .fold(Store::vault(&bao.addr, ROOT_TOKEN), |st, f| st.setting(f));
+    let s = common::tiktok_against(store);
+    env.scenario(&s);
+    bao.seed(&s);
+    s
 }
 
 #[test]
 fn the_rotated_token_lands_as_a_new_kv_version() {
     let Some(bao) = Bao::start() else { return };
     let env = TestEnv::new();
-    setup(&env, &bao, "");
+    let s = setup(&env, &bao, &[]);
 
-    let out = refresh(&env);
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    assert_eq!(
-        out.json()["results"][0]["state"],
-        "rotated",
-        "{}",
-        out.stdout
-    );
-    let new_rt = live_token(&env);
+    let out = env.refresh(&s, &[]);
+    out.assert_rotated();
+    let new_rt = env.live_tiktok();
     for form in common::encodings(&new_rt) {
         assert!(
             !out.stdout.contains(&form) && !out.stderr.contains(&form),
@@ -106,9 +75,8 @@ fn the_rotated_token_lands_as_a_new_kv_version() {
 
     // The next run (another host, empty state dir) reads Vault: nothing to rotate.
     let out = env.run(
-        env.cmd()
+        env.cmd_for(&s)
             .args(["auth", "refresh", "all", "--json"])
-            .env("VAULT_TOKEN", ROOT_TOKEN)
             .env("XDG_STATE_HOME", env.path("state-other")),
     );
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
@@ -117,19 +85,10 @@ fn the_rotated_token_lands_as_a_new_kv_version() {
 }
 
 /// The binary as a child process, with its own state dir ("host").
-fn spawn_host(env: &TestEnv, host: &str) -> Child {
-    let mut c = Command::new(assert_cmd::cargo::cargo_bin("evertoken"));
-    for (k, _) in std::env::vars_os() {
-        c.env_remove(k);
-    }
-    c.current_dir(env.work())
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", env.home())
-        .env("XDG_CONFIG_HOME", env.path("config"))
+fn spawn_host(env: &TestEnv, s: &Scenario, host: &str) -> Child {
+    env.std_cmd()
+        .envs(s.env_vars())
         .env("XDG_STATE_HOME", env.path(host))
-        .env("CI", "true")
-        .env("NO_COLOR", "1")
-        .env("VAULT_TOKEN", ROOT_TOKEN)
         .args(["auth", "refresh", "all", "--json"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -141,12 +100,12 @@ fn spawn_host(env: &TestEnv, host: &str) -> Child {
 fn two_hosts_racing_rotate_once() {
     let Some(bao) = Bao::start() else { return };
     let env = TestEnv::new();
-    setup(&env, &bao, "");
+    let s = setup(&env, &bao, &[]);
     // Slow provider answers widen the window in which both runners want the lock.
     env.sim.sim().set_latency(Duration::from_millis(400));
 
-    let a = spawn_host(&env, "state-host-a");
-    let b = spawn_host(&env, "state-host-b");
+    let a = spawn_host(&env, &s, "state-host-a");
+    let b = spawn_host(&env, &s, "state-host-b");
     let mut states = Vec::new();
     for child in [a, b] {
         let out = child.wait_with_output().unwrap();
@@ -173,7 +132,7 @@ fn two_hosts_racing_rotate_once() {
     );
     assert_eq!(
         bao.get("TIKTOK_REFRESH_TOKEN").unwrap().0["value"],
-        live_token(&env).as_str()
+        env.live_tiktok().as_str()
     );
 }
 
@@ -181,14 +140,14 @@ fn two_hosts_racing_rotate_once() {
 fn a_live_lock_of_another_host_is_waited_for_and_a_stale_one_taken_over() {
     let Some(bao) = Bao::start() else { return };
     let env = TestEnv::new();
-    setup(&env, &bao, ", lock_timeout_seconds: 2");
+    let s = setup(&env, &bao, &["lock_timeout_seconds: 2"]);
     let later = days_from(jiff::Timestamp::now(), 1).to_string();
     bao.put(
         ".locks/tiktok",
         &["owner=other-host:4242:test", &format!("expires_at={later}")],
     );
 
-    let out = refresh(&env);
+    let out = env.refresh(&s, &[]);
     assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
     let r = &out.json()["results"][0];
     assert_eq!(r["state"], "failed");
@@ -216,11 +175,11 @@ fn a_live_lock_of_another_host_is_waited_for_and_a_stale_one_taken_over() {
             &format!("expires_at={earlier}"),
         ],
     );
-    let out = refresh(&env);
+    let out = env.refresh(&s, &[]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert_eq!(
         bao.get("TIKTOK_REFRESH_TOKEN").unwrap().0["value"],
-        live_token(&env).as_str()
+        env.live_tiktok().as_str()
     );
 }
 
@@ -228,7 +187,7 @@ fn a_live_lock_of_another_host_is_waited_for_and_a_stale_one_taken_over() {
 fn approle_login_with_the_readme_policy_is_enough() {
     let Some(bao) = Bao::start() else { return };
     let env = TestEnv::new();
-    setup(&env, &bao, "");
+    setup(&env, &bao, &[]);
     let policy = env.path("evertoken.hcl");
     std::fs::write(&policy, POLICY).unwrap();
     bao.ok(&["policy", "write", "evertoken", policy.to_str().unwrap()]);
@@ -257,16 +216,10 @@ fn approle_login_with_the_readme_policy_is_enough() {
             .env("VAULT_ROLE_ID", &role_id)
             .env("VAULT_SECRET_ID", &secret_id),
     );
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    assert_eq!(
-        out.json()["results"][0]["state"],
-        "rotated",
-        "{}",
-        out.stdout
-    );
+    out.assert_rotated();
     assert_eq!(
         bao.get("TIKTOK_REFRESH_TOKEN").unwrap().0["value"],
-        live_token(&env).as_str()
+        env.live_tiktok().as_str()
     );
 
     // A wrong secret id: a clear error before anything rotates.
@@ -294,8 +247,8 @@ fn tls_with_a_custom_ca_file() {
     let env = TestEnv::new();
     let ca = bao.ca.clone().unwrap();
     // Without the CA, the server's certificate is not trusted: nothing rotates.
-    setup(&env, &bao, "");
-    let out = refresh(&env);
+    let s = setup(&env, &bao, &[]);
+    let out = env.refresh(&s, &[]);
     assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
     let text = format!("{}{}", out.stdout, out.stderr);
     assert!(
@@ -305,38 +258,35 @@ fn tls_with_a_custom_ca_file() {
     assert_eq!(env.sim.sim().request_count(Route::TikTok), 0);
 
     // `ca_file` in the config …
-    setup(&env, &bao, &format!(", ca_file: \"{}\"", ca.display()));
-    let out = refresh(&env);
+    let ca_file = format!("ca_file: \"{}\"", ca.display());
+    let s = setup(&env, &bao, &[&ca_file]);
+    let out = env.refresh(&s, &[]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert_eq!(
         bao.get("TIKTOK_REFRESH_TOKEN").unwrap().0["value"],
-        live_token(&env).as_str()
+        env.live_tiktok().as_str()
     );
 
     // … or $VAULT_CACERT, as the vault and bao CLIs read it.
     let other = TestEnv::new();
-    setup(&other, &bao, "");
+    let s_other = setup(&other, &bao, &[]);
     let out = other.run(
         other
-            .cmd()
+            .cmd_for(&s_other)
             .args(["auth", "refresh", "all", "--json"])
-            .env("VAULT_TOKEN", ROOT_TOKEN)
             .env("VAULT_CACERT", &ca),
     );
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert_eq!(
         bao.get("TIKTOK_REFRESH_TOKEN").unwrap().0["value"],
-        live_token(&other).as_str()
+        other.live_tiktok().as_str()
     );
 
     // A CA file that is not a certificate is a configuration error.
     std::fs::write(env.path("not-a-cert.pem"), "not a certificate").unwrap();
-    setup(
-        &env,
-        &bao,
-        &format!(", ca_file: \"{}\"", env.path("not-a-cert.pem").display()),
-    );
-    let out = refresh(&env);
+    let ca_file = format!("ca_file: \"{}\"", env.path("not-a-cert.pem").display());
+    let s = setup(&env, &bao, &[&ca_file]);
+    let out = env.refresh(&s, &[]);
     assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
     assert!(
         out.stderr.contains("auth.writeback.vault.ca_file"),
@@ -360,12 +310,12 @@ fn a_namespace_is_sent_as_x_vault_namespace() {
     ]);
     bao.namespace = Some("team-a".into());
     let env = TestEnv::new();
-    setup(&env, &bao, ", namespace: team-a");
-    let out = refresh(&env);
+    let s = setup(&env, &bao, &["namespace: team-a"]);
+    let out = env.refresh(&s, &[]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert_eq!(
         bao.get("TIKTOK_REFRESH_TOKEN").unwrap().0["value"],
-        live_token(&env).as_str()
+        env.live_tiktok().as_str()
     );
     bao.namespace = None;
     assert!(
@@ -380,29 +330,25 @@ fn a_value_changed_behind_the_lock_is_not_overwritten() {
         return;
     };
     let env = TestEnv::new();
-    setup(&env, &bao, "");
+    let s = setup(&env, &bao, &[]);
     let sim = env.sim.sim();
     // Someone writes the secret by hand while TikTok is answering (outside the lock).
     sim.set_latency(Duration::from_millis(3000));
     let done = Arc::new(AtomicBool::new(false));
     let tamper = {
         let (sim, done) = (sim.clone(), done.clone());
-        let bao = BaoClient {
-            bin: bao.bin.clone(),
-            addr: bao.addr.clone(),
-            home: bao.home.path().to_owned(),
-        };
+        let bao = bao.client();
         std::thread::spawn(move || {
             while sim.request_count(Route::TikTok) == 0 && !done.load(Ordering::SeqCst) {
                 std::thread::sleep(Duration::from_millis(2));
             }
             bao.put(
                 "TIKTOK_REFRESH_TOKEN",
-                "value=rft.test-written-by-hand-not-a-real-secret",
+                &["value=rft.test-written-by-hand-not-a-real-secret"],
             );
         })
     };
-    let out = refresh(&env);
+    let out = env.refresh(&s, &[]);
     done.store(true, Ordering::SeqCst);
     tamper.join().unwrap();
     sim.set_latency(Duration::ZERO);
@@ -419,7 +365,7 @@ fn a_value_changed_behind_the_lock_is_not_overwritten() {
         "not overwritten"
     );
     assert_eq!(version, 2);
-    let rotated = live_token(&env);
+    let rotated = env.live_tiktok();
     let journal: Vec<_> = std::fs::read_dir(env.state_dir().join("journal"))
         .unwrap()
         .flatten()
@@ -433,49 +379,20 @@ fn a_value_changed_behind_the_lock_is_not_overwritten() {
     );
 
     // The next run reads the current version and finishes the write-back.
-    let out = refresh(&env);
+    let out = env.refresh(&s, &[]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     let (data, version) = bao.get("TIKTOK_REFRESH_TOKEN").unwrap();
     assert_eq!(data["value"], rotated.as_str());
     assert_eq!(version, 3);
 }
 
-/// What a thread needs to run the bao CLI (the server stays owned by the test).
-struct BaoClient {
-    bin: PathBuf,
-    addr: String,
-    home: PathBuf,
-}
-
-impl BaoClient {
-    fn put(&self, name: &str, field: &str) {
-        let out = Command::new(&self.bin)
-            .env_clear()
-            .env("HOME", &self.home)
-            .env("BAO_ADDR", &self.addr)
-            .env("BAO_TOKEN", ROOT_TOKEN)
-            .args([
-                "kv",
-                "put",
-                "-mount=secret",
-                &format!("evertoken/{name}"),
-                field,
-            ])
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-}
-
 #[test]
 fn missing_credentials_are_a_config_error() {
     let env = TestEnv::new();
-    env.config("platforms:\n  tiktok: { enabled: true, client_key: k }\nauth:\n  writeback:\n    backend: vault\n    vault: { address: \"http://127.0.0.1:1\" }\n");
+    env.scenario(&common::tiktok_against(Store::vault(
+        "http://127.0.0.1:1",
+        ROOT_TOKEN,
+    )));
     let out = env.ev(&["auth", "refresh", "all"]);
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("VAULT_TOKEN"), "{}", out.stderr);

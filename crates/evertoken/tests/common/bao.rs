@@ -117,32 +117,24 @@ impl Bao {
         false
     }
 
+    /// What runs the bao CLI against this server, for another thread (the
+    /// server stays owned by the test).
+    pub fn client(&self) -> BaoClient {
+        BaoClient {
+            bin: self.bin.clone(),
+            addr: self.addr.clone(),
+            home: self.home.path().to_owned(),
+            ca: self.ca.clone(),
+            namespace: self.namespace.clone(),
+        }
+    }
+
     pub fn cli(&self, args: &[&str]) -> std::process::Output {
-        let mut c = Command::new(&self.bin);
-        c.env_clear();
-        if let Some(ca) = &self.ca {
-            c.env("BAO_CACERT", ca);
-        }
-        if let Some(ns) = &self.namespace {
-            c.env("BAO_NAMESPACE", ns);
-        }
-        c.args(args)
-            .env("HOME", self.home.path())
-            .env("BAO_ADDR", &self.addr)
-            .env("BAO_TOKEN", ROOT_TOKEN)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
+        self.client().cli(args)
     }
 
     pub fn ok(&self, args: &[&str]) -> String {
-        let out = self.cli(args);
-        assert!(
-            out.status.success(),
-            "bao {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        self.client().ok(args)
     }
 
     /// `bao kv get -format=json secret/evertoken/<name>`: (data, version).
@@ -164,6 +156,58 @@ impl Bao {
         ))
     }
 
+    /// Puts each variable the scenario's store holds ([`Scenario::store_vars`])
+    /// as `value=…`.
+    pub fn seed(&self, s: &evertoken_sim::scenario::Scenario) {
+        for (var, value) in s.store_vars() {
+            self.put(&var, &[&format!("value={value}")]);
+        }
+    }
+
+    pub fn put(&self, name: &str, fields: &[&str]) {
+        self.client().put(name, fields)
+    }
+}
+
+/// The bao CLI against one server.
+pub struct BaoClient {
+    pub bin: PathBuf,
+    pub addr: String,
+    pub home: PathBuf,
+    pub ca: Option<PathBuf>,
+    pub namespace: Option<String>,
+}
+
+impl BaoClient {
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        let mut c = Command::new(&self.bin);
+        c.env_clear();
+        if let Some(ca) = &self.ca {
+            c.env("BAO_CACERT", ca);
+        }
+        if let Some(ns) = &self.namespace {
+            c.env("BAO_NAMESPACE", ns);
+        }
+        c.args(args)
+            .env("HOME", &self.home)
+            .env("BAO_ADDR", &self.addr)
+            .env("BAO_TOKEN", ROOT_TOKEN)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "bao {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// `bao kv put -mount=secret evertoken/<name> <fields>`.
     pub fn put(&self, name: &str, fields: &[&str]) {
         let path = format!("evertoken/{name}");
         let mut args = vec!["kv", "put", "-mount=secret", path.as_str()];

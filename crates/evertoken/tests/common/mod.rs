@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use assert_cmd::Command;
-use evertoken_sim::scenario::Scenario;
+use evertoken_sim::scenario::{Platform, Scenario, platform};
 use evertoken_sim::{SimOptions, SimServer};
 
 /// Variables the binary inherits from the test process; everything else is
@@ -29,6 +29,17 @@ pub struct Output {
 }
 
 impl Output {
+    /// Exit 0, and the first result `rotated`.
+    pub fn assert_rotated(&self) {
+        assert_eq!(self.code, 0, "{}\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.json()["results"][0]["state"],
+            "rotated",
+            "{}",
+            self.stdout
+        );
+    }
+
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
             panic!(
@@ -106,18 +117,52 @@ impl TestEnv {
 
     /// Sets up `s`: seeds the simulator, registers every secret it made, writes
     /// `work/evertoken.yaml` and the store's files (mode 0600) below `work/`.
+    /// A remote store's variables ([`Scenario::store_vars`]) are the test's to seed.
     pub fn scenario(&self, s: &Scenario) {
-        for secret in s.secrets() {
-            self.secret(&secret);
-        }
-        s.seed(&self.sim.sim());
-        self.config(&s.config_yaml(&self.base_url()));
+        self.scenario_without_files(s);
         for f in s.store_files() {
             let p = self.work().join(&f.path);
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
             std::fs::write(&p, f.contents).unwrap();
             set_mode(&p, 0o600);
         }
+    }
+
+    /// [`TestEnv::scenario`] without the store's files.
+    pub fn scenario_without_files(&self, s: &Scenario) {
+        for secret in s.secrets() {
+            self.secret(&secret);
+        }
+        s.seed(&self.sim.sim());
+        self.config(&s.config_yaml(&self.base_url()));
+    }
+
+    /// [`TestEnv::cmd`] with the environment `s` gives the run
+    /// ([`Scenario::env_vars`]: the store's credential, the client secrets the
+    /// store does not hold).
+    pub fn cmd_for(&self, s: &Scenario) -> Command {
+        let mut c = self.cmd();
+        c.envs(s.env_vars());
+        c
+    }
+
+    /// `evertoken auth refresh all --json` in the environment of `s`, plus `vars`.
+    pub fn refresh(&self, s: &Scenario, vars: &[(&str, &str)]) -> Output {
+        let mut c = self.cmd_for(s);
+        c.args(["auth", "refresh", "all", "--json"])
+            .envs(vars.iter().copied());
+        self.run(&mut c)
+    }
+
+    /// The one refresh token the simulator's TikTok accepts now.
+    pub fn live_tiktok(&self) -> String {
+        let live = self.sim.sim().tiktok_live_refresh_tokens();
+        assert_eq!(
+            live.len(),
+            1,
+            "exactly one live TikTok refresh token: {live:?}"
+        );
+        live[0].clone()
     }
 
     pub fn read_credentials(&self) -> serde_norway::Value {
@@ -236,6 +281,30 @@ pub fn set_mode(p: &Path, mode: u32) {
 pub fn mode(p: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(p).unwrap().permissions().mode() & 0o7777
+}
+
+/// The write-back tests' TikTok refresh token, before it rotates.
+pub const OLD_RT: &str = "rft.test-old-refresh-token-not-a-real-secret";
+
+/// The write-back tests' platform: TikTok with [`OLD_RT`] (300 days left, no
+/// access token yet: the first refresh rotates it), on the real clock.
+pub fn tiktok() -> Platform {
+    platform("tiktok").value(OLD_RT).expires_in_days(300)
+}
+
+/// [`tiktok`] against `store`, which holds the client secret too, with
+/// `http: { retries: 1, timeout_seconds: 10 }`.
+pub fn tiktok_against(store: evertoken_sim::scenario::Store) -> Scenario {
+    Scenario::wall_clock()
+        .with(tiktok())
+        .store(store)
+        .http("retries: 1, timeout_seconds: 10")
+}
+
+/// [`tiktok_against`] `store`, the client secret in the run's environment, as a
+/// CI job has it.
+pub fn tiktok_ci(store: evertoken_sim::scenario::Store) -> Scenario {
+    tiktok_against(store).with(tiktok().client_secret_not_stored())
 }
 
 /// `now` + days.
