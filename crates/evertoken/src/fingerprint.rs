@@ -28,8 +28,13 @@ use crate::store::Entry;
 
 /// The fingerprint of one value: 16 hex digits of its SHA-256.
 pub fn of(value: &Secret) -> String {
+    format!("{:016x}", raw(value))
+}
+
+/// [`of`] as the number it spells (what the maps hold: 8 bytes, not a string).
+fn raw(value: &Secret) -> u64 {
     let h = sha2::Sha256::digest(value.expose().as_bytes());
-    h.iter().take(8).map(|b| format!("{b:02x}")).collect()
+    u64::from_be_bytes(h[..8].try_into().expect("a SHA-256 has 32 bytes"))
 }
 
 /// The likely causes, for the warning.
@@ -38,8 +43,16 @@ pub const LIKELY_CAUSE: &str = "likely a second rotator (a publishing job or scr
 /// What evertoken last wrote to one variable.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Known {
-    fp: String,
+    fp: u64,
     expires_at: Option<jiff::Timestamp>,
+}
+
+/// An [`Entry`] this process wrote, without its variable (the map's key).
+struct Written {
+    value: Secret,
+    expires_at: Option<jiff::Timestamp>,
+    updated_at: jiff::Timestamp,
+    durable: bool,
 }
 
 /// The fingerprints of one store, loaded once per process.
@@ -47,13 +60,17 @@ pub struct Fingerprints {
     path: PathBuf,
     /// `None` until first used. Per variable: the fingerprint and, when known, the
     /// expiry of the value evertoken last wrote.
-    known: Mutex<Option<HashMap<String, Known>>>,
+    /// (Issue 15: compact, 20,000 of each at 10,000 accounts.)
+    known: Mutex<Option<HashMap<Box<str>, Known>>>,
     /// Variables whose store value differs from what evertoken last wrote.
     drift: Mutex<BTreeMap<String, ()>>,
     /// What this process wrote (values in memory only, never persisted): a store
     /// that cannot be read back (hidden GitLab variables, Actions secrets) still
-    /// lets `auth token` hand out the token it just stored.
-    written: Mutex<HashMap<String, Entry>>,
+    /// lets `auth token` hand out the token it just stored. Kept only once
+    /// [`Fingerprints::keep_written`] asked for it (issue 15: a 10,000-account
+    /// `auth refresh` held a second copy of all 20,000 tokens it never read).
+    written: Mutex<HashMap<Box<str>, Written>>,
+    keep_written: std::sync::atomic::AtomicBool,
 }
 
 impl Fingerprints {
@@ -66,6 +83,7 @@ impl Fingerprints {
             known: Mutex::new(None),
             drift: Mutex::new(BTreeMap::new()),
             written: Mutex::new(HashMap::new()),
+            keep_written: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -73,7 +91,7 @@ impl Fingerprints {
         &self.path
     }
 
-    fn with_known<T>(&self, f: impl FnOnce(&mut HashMap<String, Known>) -> T) -> T {
+    fn with_known<T>(&self, f: impl FnOnce(&mut HashMap<Box<str>, Known>) -> T) -> T {
         let mut guard = self.known.lock().unwrap_or_else(|e| e.into_inner());
         let map = guard.get_or_insert_with(|| load(&self.path));
         f(map)
@@ -83,8 +101,15 @@ impl Fingerprints {
     /// there. Returns true (and remembers it for [`Fingerprints::drifted`]) when
     /// they differ; a variable evertoken never wrote is not compared.
     pub fn check(&self, var: &str, value: &Secret) -> bool {
-        let fp = of(value);
-        let mut differs = self.with_known(|m| m.get(var).is_some_and(|last| last.fp != fp));
+        // Hashed only for a variable evertoken wrote (issue 15: `auth status` over
+        // 10,000 accounts hashed every value read).
+        let mut fp = 0;
+        let mut differs = self.with_known(|m| {
+            m.get(var).is_some_and(|last| {
+                fp = raw(value);
+                last.fp != fp
+            })
+        });
         if differs {
             // Another evertoken process on this host may have written it since this
             // one loaded the file: look again before calling it drift.
@@ -106,13 +131,13 @@ impl Fingerprints {
         let mut lines = String::new();
         self.with_known(|m| {
             for e in entries {
-                let fp = of(&e.value);
+                let fp = raw(&e.value);
                 match e.expires_at {
-                    Some(t) => lines.push_str(&format!("{} {fp} {t}\n", e.var)),
-                    None => lines.push_str(&format!("{} {fp}\n", e.var)),
+                    Some(t) => lines.push_str(&format!("{} {fp:016x} {t}\n", e.var)),
+                    None => lines.push_str(&format!("{} {fp:016x}\n", e.var)),
                 }
                 m.insert(
-                    e.var.clone(),
+                    e.var.as_str().into(),
                     Known {
                         fp,
                         expires_at: e.expires_at,
@@ -120,10 +145,18 @@ impl Fingerprints {
                 );
             }
         });
-        {
+        if self.keep_written.load(std::sync::atomic::Ordering::Relaxed) {
             let mut w = self.written.lock().unwrap_or_else(|e| e.into_inner());
             for e in entries {
-                w.insert(e.var.clone(), e.clone());
+                w.insert(
+                    e.var.as_str().into(),
+                    Written {
+                        value: e.value.clone(),
+                        expires_at: e.expires_at,
+                        updated_at: e.updated_at,
+                        durable: e.durable,
+                    },
+                );
             }
         }
         // Written by us, so no longer drifted.
@@ -142,17 +175,33 @@ impl Fingerprints {
     /// when it did not write this value or knew no expiry. For stores that keep no
     /// metadata beside a value (GitLab variables, Actions secrets).
     pub fn expiry_of(&self, var: &str, value: &Secret) -> Option<jiff::Timestamp> {
-        let fp = of(value);
-        self.with_known(|m| m.get(var).filter(|k| k.fp == fp).and_then(|k| k.expires_at))
+        self.with_known(|m| {
+            m.get(var)
+                .filter(|k| k.expires_at.is_some() && k.fp == raw(value))
+                .and_then(|k| k.expires_at)
+        })
     }
 
-    /// The entry this process last wrote for `var`, if any.
+    /// From now on, remember what is written for [`Fingerprints::written`].
+    pub fn keep_written(&self) {
+        self.keep_written
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The entry this process last wrote for `var` since
+    /// [`Fingerprints::keep_written`], if any.
     pub fn written(&self, var: &str) -> Option<Entry> {
         self.written
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(var)
-            .cloned()
+            .map(|w| Entry {
+                var: var.to_owned(),
+                value: w.value.clone(),
+                expires_at: w.expires_at,
+                updated_at: w.updated_at,
+                durable: w.durable,
+            })
     }
 
     /// Variables found changed behind evertoken's back during this process.
@@ -188,11 +237,11 @@ impl Fingerprints {
     }
 }
 
-fn load(path: &Path) -> HashMap<String, Known> {
+fn load(path: &Path) -> HashMap<Box<str>, Known> {
     let Ok(text) = std::fs::read_to_string(path) else {
         return HashMap::new();
     };
-    let mut map = HashMap::new();
+    let mut map: HashMap<Box<str>, Known> = HashMap::new();
     let mut lines = 0usize;
     for line in text.lines() {
         let mut it = line.split(' ');
@@ -213,13 +262,11 @@ fn load(path: &Path) -> HashMap<String, Known> {
         {
             continue;
         }
-        map.insert(
-            var.to_owned(),
-            Known {
-                fp: fp.to_owned(),
-                expires_at,
-            },
-        );
+        // Validated above: 16 hex digits.
+        let Ok(fp) = u64::from_str_radix(fp, 16) else {
+            continue;
+        };
+        map.insert(var.into(), Known { fp, expires_at });
         lines += 1;
     }
     // Mostly superseded lines: rewrite it with the current ones only.
@@ -229,8 +276,8 @@ fn load(path: &Path) -> HashMap<String, Known> {
         sorted.sort_by(|a, b| a.0.cmp(b.0));
         for (v, k) in sorted {
             match k.expires_at {
-                Some(t) => out.push_str(&format!("{v} {} {t}\n", k.fp)),
-                None => out.push_str(&format!("{v} {}\n", k.fp)),
+                Some(t) => out.push_str(&format!("{v} {:016x} {t}\n", k.fp)),
+                None => out.push_str(&format!("{v} {:016x}\n", k.fp)),
             }
         }
         let _ = crate::files::write_private_atomic(path, out.as_bytes());
@@ -254,6 +301,13 @@ fn append(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fingerprint_is_16_lowercase_hex_digits_of_the_sha256() {
+        let h = sha2::Sha256::digest(b"rt-1");
+        let want: String = h.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        assert_eq!(of(&Secret::new("rt-1")), want);
+    }
 
     fn entry(var: &str, v: &str) -> Entry {
         Entry {
@@ -284,6 +338,19 @@ mod tests {
         // The file never holds the value.
         let text = std::fs::read_to_string(g.path()).unwrap();
         assert!(!text.contains("rt-1"));
+    }
+
+    #[test]
+    fn written_entries_are_kept_only_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = Fingerprints::new(dir.path(), "s");
+        f.record(&[entry("A", "value-1")]);
+        assert!(f.written("A").is_none());
+        f.keep_written();
+        f.record(&[entry("A", "value-2")]);
+        let e = f.written("A").unwrap();
+        assert_eq!((e.var.as_str(), e.value.expose()), ("A", "value-2"));
+        assert!(e.durable);
     }
 
     #[test]

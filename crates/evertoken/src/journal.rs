@@ -12,7 +12,10 @@
 //! group/other-writable; [`Journal::read_for`] accepts a record only for the store
 //! and the variables of the account it is read for.
 
+use std::collections::HashSet;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -35,6 +38,10 @@ pub struct Record {
 pub struct Journal {
     dir: PathBuf,
     state_dir: PathBuf,
+    /// The directory's entries when [`Journal::listed`] read it: a read then opens
+    /// only a record that was there (issue 15: `auth status` over 10,000 accounts
+    /// paid one failed `open` per account). `None`: every read opens.
+    listing: Option<Arc<HashSet<OsString>>>,
 }
 
 impl Journal {
@@ -42,6 +49,26 @@ impl Journal {
         Self {
             dir: state_dir.join("journal"),
             state_dir: state_dir.to_path_buf(),
+            listing: None,
+        }
+    }
+
+    /// This journal as its directory is now: one `readdir` instead of one `open`
+    /// per account, for a read-only pass over many accounts (`auth status`) that
+    /// reports a point-in-time view anyway. A record written after this call is
+    /// not seen, so a run that acts on what it reads must not use it. When the
+    /// directory cannot be listed, reads open every record as usual.
+    pub fn listed(&self) -> Journal {
+        let listing = match std::fs::read_dir(&self.dir) {
+            Ok(rd) => Some(Arc::new(
+                rd.filter_map(|e| e.ok().map(|e| e.file_name())).collect(),
+            )),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(Arc::default()),
+            Err(_) => None,
+        };
+        Journal {
+            listing,
+            ..self.clone()
         }
     }
 
@@ -116,14 +143,17 @@ impl Journal {
 
     /// The record file for one store + account.
     pub fn path_for(&self, store_id: &str, account_key: &str) -> PathBuf {
-        use sha2::Digest;
-        let h = sha2::Sha256::digest(store_id.as_bytes());
-        let short: String = h.iter().take(6).map(|b| format!("{b:02x}")).collect();
-        self.dir.join(format!("{account_key}.{short}.json"))
+        self.dir.join(file_name(store_id, account_key))
     }
 
     pub fn read(&self, store_id: &str, account_key: &str) -> std::io::Result<Option<Record>> {
-        let path = self.path_for(store_id, account_key);
+        let name = file_name(store_id, account_key);
+        if let Some(listed) = &self.listing
+            && !listed.contains(std::ffi::OsStr::new(&name))
+        {
+            return Ok(None);
+        }
+        let path = self.dir.join(name);
         match read_record_file(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
                 std::io::Error::new(
@@ -200,6 +230,22 @@ impl Journal {
             })
             .unwrap_or_default()
     }
+}
+
+/// `<account key>.<12 hex digits of the store id's SHA-256>.json`.
+fn file_name(store_id: &str, account_key: &str) -> String {
+    use sha2::Digest;
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let h = sha2::Sha256::digest(store_id.as_bytes());
+    let mut name = String::with_capacity(account_key.len() + 18);
+    name.push_str(account_key);
+    name.push('.');
+    for b in &h[..6] {
+        name.push(HEX[usize::from(b >> 4)] as char);
+        name.push(HEX[usize::from(b & 0xf)] as char);
+    }
+    name.push_str(".json");
+    name
 }
 
 /// Reads a record without following a symlink, refusing one others could write.
@@ -312,6 +358,38 @@ mod tests {
         assert!(j.read("other-store", "tiktok").unwrap().is_none());
         j.clear("s", "tiktok").unwrap();
         assert!(j.read("s", "tiktok").unwrap().is_none());
+    }
+
+    #[test]
+    fn a_listed_journal_reads_the_records_that_were_there_and_checks_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::new(dir.path());
+        // No journal directory yet: nothing pending.
+        assert!(j.listed().read("s", "tiktok").unwrap().is_none());
+        j.record(
+            "s",
+            "tiktok",
+            "tiktok",
+            &[entry("R", "1", true)],
+            Timestamp::UNIX_EPOCH,
+        )
+        .unwrap();
+        let listed = j.listed();
+        assert!(listed.read("s", "tiktok").unwrap().is_some());
+        assert!(listed.read("s", "other").unwrap().is_none());
+        assert!(listed.read("other-store", "tiktok").unwrap().is_none());
+        // Still checked as it is read.
+        use std::os::unix::fs::PermissionsExt;
+        let p = j.path_for("s", "tiktok");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o666)).unwrap();
+        assert!(listed.read("s", "tiktok").is_err());
+        // The name is the one the unlisted journal opens.
+        assert_eq!(p.file_name().unwrap().to_str().unwrap(), {
+            use sha2::Digest;
+            let h = sha2::Sha256::digest(b"s");
+            let short: String = h.iter().take(6).map(|b| format!("{b:02x}")).collect();
+            format!("tiktok.{short}.json")
+        });
     }
 
     #[test]

@@ -63,7 +63,10 @@ impl Secret {
 
 impl Clone for Secret {
     fn clone(&self) -> Self {
-        Self::new(self.expose().to_owned())
+        // The original registered this value with the scrubber, whose registry is
+        // never emptied: registering it again would only cost a hash and a lookup
+        // (issue 15: two clones per credential in `auth status`).
+        Self(SecretString::from(self.expose().to_owned()))
     }
 }
 

@@ -164,7 +164,7 @@ impl Engine {
             };
             snap.journal = None;
             failpoint::hit(failpoint::BEFORE_JOURNAL_CLEANUP);
-            let (id, key) = (self.store.id(), a.key());
+            let (id, key) = (self.store_id.clone(), a.key());
             if let Err(e) = self.journal_io(move |j| j.clear(&id, &key)).await {
                 tracing::warn!("cannot remove journal record {}: {e}", path.display());
             }
@@ -376,7 +376,7 @@ impl Engine {
             let r = self.hard_deadline(p, a, state, &grant, now, r);
             return with_problem(r, problem);
         }
-        let store_id = self.store.id();
+        let store_id = self.store_id.clone();
         let (id, label, key, rec) = (store_id.clone(), a.to_string(), a.key(), entries.clone());
         let journal_path = match self
             .journal_io(move |j| {

@@ -25,6 +25,7 @@
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use indexmap::IndexMap;
@@ -78,6 +79,9 @@ struct Loaded {
 pub struct CredentialsFile {
     path: PathBuf,
     cache: Mutex<Option<Loaded>>,
+    /// Reads answer from the loaded contents without a `stat` each (see
+    /// [`CredentialsFile::hold`]); writes always look at the file.
+    held: AtomicBool,
     /// The group-commit queue (see the module docs).
     commit: Mutex<Commit>,
 }
@@ -104,6 +108,7 @@ impl CredentialsFile {
         let f = Self {
             path,
             cache: Mutex::new(None),
+            held: AtomicBool::new(false),
             commit: Mutex::new(Commit::default()),
         };
         f.check_mode()?;
@@ -158,13 +163,20 @@ impl CredentialsFile {
     /// changed. The cache lock is held while parsing, so concurrent readers wait for
     /// one parse instead of each doing their own.
     fn with_doc<T>(&self, f: impl FnOnce(&mut Loaded) -> T) -> Result<T, StoreError> {
-        let stamp = self.stamp().map_err(|e| self.io_err("stat", e))?;
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        // Looked at under the cache lock: a stamp taken before it could predate a
+        // flush of this process that finished meanwhile (which updated the cache's
+        // stamp), and would send this read to parse the whole file again while
+        // the old copy is still alive (issue 15: two copies at the peak of a
+        // 10,000-account run, and a cache stamped with the older stamp).
+        let stamp = self.stamp().map_err(|e| self.io_err("stat", e))?;
         if let Some(l) = cache.as_mut()
             && (l.flushing || l.stamp == stamp && stamp.is_some())
         {
             return Ok(f(l));
         }
+        // The stale copy goes before the new one is built, not after.
+        *cache = None;
         let doc = match stamp {
             None => Entries::new(),
             Some(_) => {
@@ -184,6 +196,29 @@ impl CredentialsFile {
         Ok(f(loaded))
     }
 
+    /// From now on, reads answer from the contents as loaded (read once more now
+    /// if the file changed) instead of a `stat` per read to see whether it
+    /// changed: for a read-only pass over every account (`auth status`, issue 15:
+    /// 20,000 `stat`s at 10,000 accounts), which then reports one consistent
+    /// view of the file. Writes still re-read a file another process changed.
+    pub fn hold(&self) -> Result<(), StoreError> {
+        self.with_doc(|_| ())?;
+        self.held.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// [`CredentialsFile::with_doc`] for a read: from the loaded contents alone
+    /// while [`CredentialsFile::hold`] is in effect.
+    fn with_doc_read<T>(&self, f: impl FnOnce(&Loaded) -> T) -> Result<T, StoreError> {
+        if self.held.load(Ordering::Relaxed) {
+            let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(l) = cache.as_ref() {
+                return Ok(f(l));
+            }
+        }
+        self.with_doc(|l| f(l))
+    }
+
     fn io_err(&self, what: &str, e: std::io::Error) -> StoreError {
         StoreError::permanent(format!(
             "cannot {what} credentials file {}: {e}",
@@ -192,7 +227,7 @@ impl CredentialsFile {
     }
 
     pub fn get(&self, var: &str) -> Result<Option<FileEntry>, StoreError> {
-        self.with_doc(|l| {
+        self.with_doc_read(|l| {
             l.doc.get(var).map(|i| FileEntry {
                 value: i.value.clone(),
                 expires_at: i.expires_at,
@@ -203,7 +238,7 @@ impl CredentialsFile {
 
     /// All variable names in the file.
     pub fn vars(&self) -> Result<Vec<String>, StoreError> {
-        self.with_doc(|l| l.doc.keys().map(|k| k.to_string()).collect())
+        self.with_doc_read(|l| l.doc.keys().map(|k| k.to_string()).collect())
     }
 
     /// Read-modify-write under the sidecar lock: re-reads the file from disk,
