@@ -601,3 +601,31 @@ async fn org_repositories(
         json!({"total_count": s.selected_repository_ids.len(), "repositories": repos}),
     )
 }
+
+// ------------------------------------------------------------ registry
+
+#[allow(non_upper_case_globals)]
+impl crate::Route {
+    /// The Actions secrets paths (repository, environment, organization).
+    pub const GitHubActions: crate::Route = crate::Route("github_actions");
+}
+
+pub(crate) type ProviderState = ActionsState;
+
+/// Asked before GitHub's catch-all, which would claim `/repos/…` and `/orgs/…`.
+pub(crate) const PROVIDER: crate::registry::Provider = crate::registry::Provider {
+    routes: &[(crate::Route::GitHubActions, &["actions"])],
+    owns: |path| {
+        let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        matches!(
+            segs.as_slice(),
+            ["repos", _, _, "actions", "secrets", ..]
+                | ["repos", _, _, "environments", _, "secrets", ..]
+                | ["orgs", _, "actions", "secrets", ..]
+        )
+        .then_some(crate::Route::GitHubActions)
+    },
+    router: routes,
+    wrap: None,
+    errors: crate::github::ERRORS,
+};

@@ -31,132 +31,72 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::util::{
-    GH_DOCS, github_error, gitlab_error, graph_error, json_response, oauth_error, reason,
-    tiktok_error,
-};
+use jiff::Timestamp;
 
-/// The provider endpoint groups faults and counters are keyed by.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Route {
-    Instagram,
-    /// Instagram's read-only `GET /me` (the token check after a refused refresh),
-    /// kept apart so a fault can hit the check without the refresh, or the reverse.
-    InstagramMe,
-    Google,
-    TikTok,
-    LinkedInToken,
-    LinkedInIntrospect,
-    GitHubApp,
-    GitLab,
-    GitHubActions,
-    Webhook,
-    X,
-    Pinterest,
+use crate::registry::{Errors, FaultCtx, errors_of};
+use crate::util::{json_response, reason};
+
+/// The provider endpoint groups faults and counters are keyed by: a name.
+///
+/// Each provider module declares its routes as constants (`Route::TikTok`,
+/// `Route::GitHubApp`, …) and lists them in its registry descriptor
+/// ([`crate::registry::Provider::routes`]), which also gives their aliases.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Route(pub(crate) &'static str);
+
+#[allow(non_upper_case_globals)]
+impl Route {
     /// Faults pushed here apply to a request on any provider route (after that
     /// route's own queue is empty).
-    Any,
+    pub const Any: Route = Route("any");
 }
 
 impl Route {
     /// The stable name used in [`crate::Stats::requests`] and the control API.
     pub fn name(self) -> &'static str {
-        match self {
-            Route::Instagram => "instagram",
-            Route::InstagramMe => "instagram_me",
-            Route::Google => "google",
-            Route::TikTok => "tiktok",
-            Route::LinkedInToken => "linkedin_token",
-            Route::LinkedInIntrospect => "linkedin_introspect",
-            Route::GitHubApp => "github_app",
-            Route::GitLab => "gitlab",
-            Route::GitHubActions => "github_actions",
-            Route::Webhook => "webhook",
-            Route::X => "x",
-            Route::Pinterest => "pinterest",
-            Route::Any => "any",
-        }
+        self.0
     }
 
-    /// Parses [`Route::name`] (and a few aliases).
+    /// Parses [`Route::name`] (and the aliases each provider declares).
     pub fn parse(s: &str) -> Option<Route> {
-        Some(match s.to_ascii_lowercase().replace('-', "_").as_str() {
-            "instagram" => Route::Instagram,
-            "instagram_me" => Route::InstagramMe,
-            "google" | "youtube" => Route::Google,
-            "tiktok" => Route::TikTok,
-            "linkedin_token" | "linkedin" => Route::LinkedInToken,
-            "linkedin_introspect" => Route::LinkedInIntrospect,
-            "github_app" | "github" => Route::GitHubApp,
-            "gitlab" => Route::GitLab,
-            "github_actions" | "actions" => Route::GitHubActions,
-            "webhook" | "webhooks" => Route::Webhook,
-            "x" | "twitter" => Route::X,
-            "pinterest" => Route::Pinterest,
-            "any" | "all" => Route::Any,
-            _ => return None,
-        })
+        let s = s.to_ascii_lowercase().replace('-', "_");
+        if s == "any" || s == "all" {
+            return Some(Route::Any);
+        }
+        crate::PROVIDERS
+            .iter()
+            .flat_map(|p| p.routes.iter())
+            .find(|(r, aliases)| r.0 == s || aliases.contains(&s.as_str()))
+            .map(|(r, _)| *r)
     }
 
     /// Which route a (GitHub-prefix-stripped) request path belongs to; `None`
-    /// for the control API and unknown paths.
+    /// for the control API and unknown paths. Providers are asked in registry
+    /// order.
     pub(crate) fn classify(path: &str) -> Option<Route> {
         if path.starts_with("/_sim") {
             return None;
         }
-        match path {
-            "/refresh_access_token"
-            | "/access_token"
-            | "/oauth/authorize"
-            | "/oauth/authorize/"
-            | "/oauth/access_token" => return Some(Route::Instagram),
-            "/me" => return Some(Route::InstagramMe),
-            "/token" | "/o/oauth2/v2/auth" | "/o/oauth2/auth" | "/revoke" => {
-                return Some(Route::Google);
-            }
-            "/v2/oauth/token/"
-            | "/v2/oauth/token"
-            | "/v2/auth/authorize/"
-            | "/v2/auth/authorize"
-            | "/v2/oauth/revoke/" => return Some(Route::TikTok),
-            "/oauth/v2/accessToken" | "/oauth/v2/authorization" => {
-                return Some(Route::LinkedInToken);
-            }
-            "/oauth/v2/introspectToken" => return Some(Route::LinkedInIntrospect),
-            "/2/oauth2/token" | "/2/oauth2/revoke" | "/i/oauth2/authorize" => {
-                return Some(Route::X);
-            }
-            "/v5/oauth/token" | "/oauth/" => return Some(Route::Pinterest),
-            // Threads (graph.threads.net) shares Instagram's Graph error shapes.
-            "/v1.0/refresh_access_token" | "/v1.0/access_token" | "/v1.0/oauth/access_token" => {
-                return Some(Route::Instagram);
-            }
-            _ => {}
-        }
-        if path.starts_with("/api/v4/") {
-            return Some(Route::GitLab);
-        }
-        if path.starts_with("/webhook/") {
-            return Some(Route::Webhook);
-        }
-        let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-        let is_actions = matches!(
-            segs.as_slice(),
-            ["repos", _, _, "actions", "secrets", ..]
-                | ["repos", _, _, "environments", _, "secrets", ..]
-                | ["orgs", _, "actions", "secrets", ..]
-        );
-        if is_actions {
-            return Some(Route::GitHubActions);
-        }
-        match segs.first().copied() {
-            Some("app" | "installation" | "repos" | "orgs" | "users" | "rate_limit" | "meta") => {
-                Some(Route::GitHubApp)
-            }
-            Some("") => Some(Route::GitHubApp),
-            _ => None,
-        }
+        crate::PROVIDERS.iter().find_map(|p| (p.owns)(path))
+    }
+}
+
+impl std::fmt::Debug for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Route({})", self.0)
+    }
+}
+
+impl Serialize for Route {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Route {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Route, D::Error> {
+        let s = String::deserialize(d)?;
+        Route::parse(&s).ok_or_else(|| serde::de::Error::custom(format!("unknown route `{s}`")))
     }
 }
 
@@ -225,39 +165,9 @@ pub const ESCAPES: &str =
     "\u{1b}]0;evertoken: all good\u{7}\u{1b}[2J\r\u{1b}[32m✓ all credentials ok\u{1b}[0m\n";
 
 /// The route's error envelope carrying `message` (for [`Fault::EchoSecrets`]).
-pub(crate) fn echo_response(
-    route: Route,
-    path: &str,
-    message: &str,
-    now: jiff::Timestamp,
-) -> Response {
-    match route {
-        Route::Instagram | Route::InstagramMe => {
-            graph_error(400, message, "OAuthException", 190, None, false)
-        }
-        Route::Google | Route::LinkedInToken | Route::LinkedInIntrospect => {
-            oauth_error(400, "invalid_request", message)
-        }
-        Route::TikTok => tiktok_error(400, "invalid_request", message, now),
-        Route::X => oauth_error(400, "invalid_request", message),
-        Route::Pinterest => json_response(400, json!({"code": 1, "message": message})),
-        // 4xx, so a client shows the body instead of retrying.
-        Route::GitHubApp | Route::GitHubActions | Route::Any => github_error(422, message, GH_DOCS),
-        Route::GitLab => gitlab_error(400, message),
-        Route::Webhook => match hook_kind(path) {
-            Hook::Slack => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-                message.to_owned(),
-            )
-                .into_response(),
-            Hook::Discord => json_response(500, json!({"message": message, "code": 0})),
-            Hook::Teams => json_response(
-                500,
-                json!({"error": {"code": "InternalServerError", "message": message}}),
-            ),
-        },
-    }
+pub(crate) fn echo_response(route: Route, path: &str, message: &str, now: Timestamp) -> Response {
+    let ctx = FaultCtx { route, path, now };
+    (errors_of(route).echo)(&ctx, message)
 }
 
 impl Fault {
@@ -343,31 +253,6 @@ impl Fault {
     }
 }
 
-enum Hook {
-    Slack,
-    Discord,
-    Teams,
-}
-
-fn hook_kind(path: &str) -> Hook {
-    if path.starts_with("/webhook/discord") {
-        Hook::Discord
-    } else if path.starts_with("/webhook/teams") {
-        Hook::Teams
-    } else {
-        Hook::Slack
-    }
-}
-
-fn text(code: u16, body: &'static str) -> Response {
-    (
-        crate::util::status(code),
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        body,
-    )
-        .into_response()
-}
-
 /// The 502 page a reverse proxy (nginx-style) sends when the upstream fails.
 pub(crate) fn html_error_page() -> Response {
     let body = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n\
@@ -380,139 +265,18 @@ pub(crate) fn html_error_page() -> Response {
         .into_response()
 }
 
-/// The provider's body for an HTTP error `code` on `route`.
-pub(crate) fn status_response(
-    route: Route,
-    path: &str,
-    code: u16,
-    now: jiff::Timestamp,
-) -> Response {
-    let server_side = code >= 500;
-    match route {
-        Route::Instagram | Route::InstagramMe => match code {
-            429 => graph_error(
-                429,
-                "Application request limit reached",
-                "OAuthException",
-                4,
-                None,
-                true,
-            ),
-            401 | 403 => graph_error(
-                code,
-                "Invalid OAuth access token - Cannot parse access token",
-                "OAuthException",
-                190,
-                None,
-                false,
-            ),
-            c if c >= 500 => graph_error(
-                c,
-                "An unexpected error has occurred. Please retry your request later.",
-                "OAuthException",
-                2,
-                None,
-                true,
-            ),
-            c => graph_error(c, "Invalid parameter", "OAuthException", 100, None, false),
-        },
-        Route::Google | Route::LinkedInToken | Route::LinkedInIntrospect => match code {
-            503 => oauth_error(
-                503,
-                "temporarily_unavailable",
-                "The service is temporarily unavailable. Try again later.",
-            ),
-            c if server_side => oauth_error(c, "server_error", reason(c)),
-            401 => oauth_error(401, "invalid_client", "Unauthorized"),
-            429 => oauth_error(429, "rate_limit_exceeded", "Rate Limit Exceeded"),
-            c => oauth_error(c, "invalid_request", reason(c)),
-        },
-        Route::TikTok => match code {
-            503 => tiktok_error(
-                503,
-                "temporarily_unavailable",
-                "Service is temporarily unavailable.",
-                now,
-            ),
-            c if server_side => {
-                tiktok_error(c, "server_error", "Other internal server errors.", now)
-            }
-            429 => tiktok_error(
-                429,
-                "rate_limit_exceeded",
-                "The API rate limit was exceeded. Please try again later.",
-                now,
-            ),
-            401 => tiktok_error(401, "invalid_client", "Client authentication failed.", now),
-            c => tiktok_error(
-                c,
-                "invalid_request",
-                "The request misses a required parameter or is otherwise malformed.",
-                now,
-            ),
-        },
-        Route::GitHubApp | Route::GitHubActions => match code {
-            401 => github_error(401, "Bad credentials", GH_DOCS),
-            403 => github_error(403, "Resource not accessible by integration", GH_DOCS),
-            404 => github_error(404, "Not Found", GH_DOCS),
-            429 => github_error(
-                429,
-                "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
-                "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits",
-            ),
-            500 => github_error(500, "Server Error", GH_DOCS),
-            c => github_error(c, reason(c), GH_DOCS),
-        },
-        Route::GitLab => match code {
-            429 => text(429, "Retry later\n"),
-            c => gitlab_error(c, &format!("{} {}", c, reason(c))),
-        },
-        Route::Webhook => match hook_kind(path) {
-            Hook::Slack => match code {
-                400 => text(400, "invalid_payload"),
-                403 => text(403, "invalid_token"),
-                404 => text(404, "no_service"),
-                410 => text(410, "channel_is_archived"),
-                429 => text(429, "rate_limited"),
-                c if server_side => (crate::util::status(c), "internal_error").into_response(),
-                c => (crate::util::status(c), "invalid_payload").into_response(),
-            },
-            Hook::Discord => match code {
-                429 => discord_429(0.5),
-                401 => json_response(401, json!({"message": "401: Unauthorized", "code": 0})),
-                404 => json_response(404, json!({"message": "Unknown Webhook", "code": 10015})),
-                c => json_response(c, json!({"message": reason(c), "code": 0})),
-            },
-            Hook::Teams => json_response(
-                code,
-                json!({"error": {"code": if server_side {"InternalServerError"} else {"BadRequest"}, "message": reason(code)}}),
-            ),
-        },
-        Route::X => crate::x::fault_status(code),
-        Route::Pinterest => crate::pinterest::fault_status(code),
-        Route::Any => json_response(code, json!({"message": reason(code)})),
-    }
+/// The `any` route's body for an HTTP error status ([`Errors::DEFAULT`]).
+pub(crate) fn default_status(_: &FaultCtx, code: u16) -> Response {
+    json_response(code, json!({"message": reason(code)}))
 }
 
-/// Graph's message for a throttling or outage `code`.
-fn throttle_message(code: u32) -> &'static str {
-    match code {
-        1 => "An unknown error occurred",
-        2 => "An unexpected error has occurred. Please retry your request later.",
-        4 => "Application request limit reached",
-        17 => "User request limit reached",
-        32 => "Page request limit reached",
-        341 => "Application limit reached",
-        613 => "Calls to this api have exceeded the rate limit.",
-        _ => "Please retry your request later.",
+/// The answer for an unknown path that belongs to `route`.
+pub(crate) fn not_found(route: Option<Route>, path: &str, now: Timestamp) -> Response {
+    let errors = route.map_or(Errors::DEFAULT, errors_of);
+    match (route, errors.not_found) {
+        (Some(route), Some(f)) => f(&FaultCtx { route, path, now }),
+        _ => json_response(404, json!({"message": "Not Found"})),
     }
-}
-
-fn discord_429(retry_after: f64) -> Response {
-    json_response(
-        429,
-        json!({"message": "You are being rate limited.", "retry_after": retry_after, "global": false}),
-    )
 }
 
 /// The response of a fault that answers without running the handler.
@@ -521,25 +285,22 @@ pub(crate) fn pre_response(
     route: Route,
     path: &str,
     fault: &Fault,
-    now: jiff::Timestamp,
+    now: Timestamp,
 ) -> Option<Response> {
+    let ctx = FaultCtx { route, path, now };
+    let errors = errors_of(route);
+    let unauthorized = errors.unauthorized;
     Some(match fault {
-        Fault::Status(code) => status_response(route, path, *code, now),
+        Fault::Status(code) => (errors.status)(&ctx, *code),
         Fault::TooManyRequests { retry_after_secs } => {
-            let mut r = match (route, hook_kind(path)) {
-                (Route::Webhook, Hook::Discord) => {
-                    discord_429(retry_after_secs.map(|s| s as f64).unwrap_or(0.5))
-                }
-                _ => status_response(route, path, 429, now),
+            let mut r = match errors.too_many_requests {
+                Some(f) => f(&ctx, *retry_after_secs),
+                None => (errors.status)(&ctx, 429),
             };
             if let Some(v) =
                 retry_after_secs.and_then(|s| HeaderValue::from_str(&s.to_string()).ok())
             {
                 r.headers_mut().insert(header::RETRY_AFTER, v);
-            }
-            if matches!(route, Route::GitHubApp | Route::GitHubActions) {
-                r.headers_mut()
-                    .insert("x-ratelimit-remaining", HeaderValue::from_static("0"));
             }
             r
         }
@@ -548,20 +309,13 @@ pub(crate) fn pre_response(
             status,
             code,
             transient,
-        } => match route {
-            Route::Instagram | Route::InstagramMe => graph_error(
-                *status,
-                throttle_message(*code),
-                "OAuthException",
-                *code,
-                None,
-                *transient,
-            ),
-            _ => status_response(route, path, 429, now),
+        } => match errors.throttled {
+            Some(f) => f(&ctx, *status, *code, *transient),
+            None => (errors.status)(&ctx, 429),
         },
-        Fault::InvalidGrant => invalid_grant(route, path, now),
-        Fault::InvalidClient => invalid_client(route, path, now),
-        Fault::Unauthorized => unauthorized(route, path, now),
+        Fault::InvalidGrant => errors.invalid_grant.unwrap_or(unauthorized)(&ctx),
+        Fault::InvalidClient => errors.invalid_client.unwrap_or(unauthorized)(&ctx),
+        Fault::Unauthorized => unauthorized(&ctx),
         Fault::HugeBody(n) => {
             let mut body = String::with_capacity(*n + 16);
             body.push_str("{\"pad\":\"");
@@ -595,83 +349,4 @@ pub(crate) fn pre_response(
         | Fault::EchoSecretsOk
         | Fault::SlowLoris(_) => return None,
     })
-}
-
-fn invalid_grant(route: Route, path: &str, now: jiff::Timestamp) -> Response {
-    match route {
-        Route::Instagram | Route::InstagramMe => crate::instagram::expired_error(now, now),
-        Route::Google => oauth_error(400, "invalid_grant", "Token has been expired or revoked."),
-        Route::TikTok => tiktok_error(
-            400,
-            "invalid_grant",
-            "Refresh token is invalid or expired.",
-            now,
-        ),
-        Route::LinkedInToken => oauth_error(400, "invalid_grant", crate::linkedin::INVALID_REFRESH),
-        Route::LinkedInIntrospect => json_response(200, json!({"active": false})),
-        Route::X => crate::x::fault_invalid_grant(),
-        Route::Pinterest => crate::pinterest::fault_invalid_grant(),
-        Route::GitHubApp | Route::GitHubActions | Route::GitLab | Route::Webhook | Route::Any => {
-            unauthorized(route, path, now)
-        }
-    }
-}
-
-fn invalid_client(route: Route, path: &str, now: jiff::Timestamp) -> Response {
-    match route {
-        Route::Instagram | Route::InstagramMe => graph_error(
-            400,
-            "Error validating client secret.",
-            "OAuthException",
-            1,
-            None,
-            false,
-        ),
-        Route::Google => oauth_error(401, "invalid_client", "Unauthorized"),
-        Route::TikTok => tiktok_error(
-            401,
-            "invalid_client",
-            "Client key or secret is incorrect.",
-            now,
-        ),
-        Route::LinkedInToken | Route::LinkedInIntrospect => {
-            oauth_error(401, "invalid_client", "Client authentication failed")
-        }
-        _ => unauthorized(route, path, now),
-    }
-}
-
-fn unauthorized(route: Route, path: &str, now: jiff::Timestamp) -> Response {
-    match route {
-        Route::Instagram | Route::InstagramMe => graph_error(
-            400,
-            "Invalid OAuth access token - Cannot parse access token",
-            "OAuthException",
-            190,
-            None,
-            false,
-        ),
-        Route::Google => oauth_error(401, "unauthorized_client", "Unauthorized"),
-        Route::TikTok => tiktok_error(401, "invalid_client", "Client authentication failed.", now),
-        Route::LinkedInToken | Route::LinkedInIntrospect => {
-            oauth_error(401, "invalid_client", "Client authentication failed")
-        }
-        Route::GitHubApp | Route::GitHubActions | Route::Any => {
-            github_error(401, "Bad credentials", GH_DOCS)
-        }
-        Route::GitLab => gitlab_error(401, "401 Unauthorized"),
-        Route::X => crate::x::fault_unauthorized(),
-        Route::Pinterest => crate::pinterest::fault_unauthorized(),
-        Route::Webhook => match hook_kind(path) {
-            Hook::Slack => text(403, "invalid_token"),
-            Hook::Discord => json_response(
-                401,
-                json!({"message": "Invalid Webhook Token", "code": 50027}),
-            ),
-            Hook::Teams => json_response(
-                401,
-                json!({"error": {"code": "DirectApiAuthorizationRequired", "message": "The request is not authorized."}}),
-            ),
-        },
-    }
 }

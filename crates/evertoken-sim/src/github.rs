@@ -916,3 +916,65 @@ async fn rate_limit(State(sim): State<Sim>) -> Response {
         json!({"resources": {"core": core.clone()}, "rate": core}),
     )
 }
+
+// ------------------------------------------------------------ registry
+
+#[allow(non_upper_case_globals)]
+impl crate::Route {
+    /// The GitHub App REST paths (app, installations, tokens, meta).
+    pub const GitHubApp: crate::Route = crate::Route("github_app");
+}
+
+pub(crate) type ProviderState = GitHubState;
+
+/// Asked last: it claims every path whose first segment is GitHub's.
+pub(crate) const PROVIDER: crate::registry::Provider = crate::registry::Provider {
+    routes: &[(crate::Route::GitHubApp, &["github"])],
+    owns: |path| match path.trim_start_matches('/').split('/').next() {
+        Some("" | "app" | "installation" | "repos" | "orgs" | "users" | "rate_limit" | "meta") => {
+            Some(crate::Route::GitHubApp)
+        }
+        _ => None,
+    },
+    router: routes,
+    wrap: None,
+    errors: ERRORS,
+};
+
+/// GitHub's REST error bodies (also the Actions secrets API's). Rate limits:
+/// <https://docs.github.com/rest/using-the-rest-api/rate-limits-for-the-rest-api>.
+pub(crate) const ERRORS: crate::registry::Errors = crate::registry::Errors {
+    status: |_, code| match code {
+        401 => github_error(401, "Bad credentials", GH_DOCS),
+        403 => github_error(403, "Resource not accessible by integration", GH_DOCS),
+        404 => github_error(404, "Not Found", GH_DOCS),
+        429 => github_error(
+            429,
+            "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
+            "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits",
+        ),
+        500 => github_error(500, "Server Error", GH_DOCS),
+        c => github_error(c, crate::util::reason(c), GH_DOCS),
+    },
+    too_many_requests: Some(|ctx, _| {
+        let mut r = (ERRORS.status)(ctx, 429);
+        r.headers_mut().insert(
+            "x-ratelimit-remaining",
+            axum::http::HeaderValue::from_static("0"),
+        );
+        r
+    }),
+    not_found: Some(|_| github_error(404, "Not Found", GH_DOCS)),
+    ..crate::registry::Errors::DEFAULT
+};
+
+/// GitHub's 401 (also the `any` route's).
+pub(crate) fn unauthorized_fault(_: &crate::registry::FaultCtx) -> Response {
+    github_error(401, "Bad credentials", GH_DOCS)
+}
+
+/// GitHub's 422 carrying `message` (also the `any` route's): 4xx, so a client
+/// shows the body instead of retrying.
+pub(crate) fn echo_fault(_: &crate::registry::FaultCtx, message: &str) -> Response {
+    github_error(422, message, GH_DOCS)
+}

@@ -788,3 +788,31 @@ async fn create_group(
 ) -> Response {
     create_one(&sim, Kind::Group, &id, &headers, &body)
 }
+
+// ------------------------------------------------------------ registry
+
+#[allow(non_upper_case_globals)]
+impl crate::Route {
+    /// Every GitLab REST API v4 path.
+    pub const GitLab: crate::Route = crate::Route("gitlab");
+}
+
+pub(crate) type ProviderState = GitLabState;
+
+pub(crate) const PROVIDER: crate::registry::Provider = crate::registry::Provider {
+    routes: &[(crate::Route::GitLab, &[])],
+    owns: |path| path.starts_with("/api/v4/").then_some(crate::Route::GitLab),
+    router: routes,
+    wrap: None,
+    errors: crate::registry::Errors {
+        status: |_, code| match code {
+            // rack-attack throttling
+            429 => crate::util::text(429, "Retry later\n"),
+            c => gitlab_error(c, &format!("{} {}", c, crate::util::reason(c))),
+        },
+        unauthorized: |_| gitlab_error(401, "401 Unauthorized"),
+        echo: |_, message| gitlab_error(400, message),
+        not_found: Some(|_| gitlab_error(404, "404 Not Found")),
+        ..crate::registry::Errors::DEFAULT
+    },
+};

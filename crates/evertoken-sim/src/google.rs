@@ -444,3 +444,36 @@ async fn authorize(State(sim): State<Sim>, RawQuery(q): RawQuery) -> Response {
         "",
     )
 }
+
+// ------------------------------------------------------------ registry
+
+#[allow(non_upper_case_globals)]
+impl crate::Route {
+    /// Google's token, revoke and authorize endpoints.
+    pub const Google: crate::Route = crate::Route("google");
+}
+
+pub(crate) type ProviderState = GoogleState;
+
+pub(crate) const PROVIDER: crate::registry::Provider = crate::registry::Provider {
+    routes: &[(crate::Route::Google, &["youtube"])],
+    owns: |path| {
+        matches!(
+            path,
+            "/token" | "/o/oauth2/v2/auth" | "/o/oauth2/auth" | "/revoke"
+        )
+        .then_some(crate::Route::Google)
+    },
+    router: routes,
+    wrap: None,
+    errors: crate::registry::Errors {
+        status: |_, code| crate::util::oauth_fault_status(code),
+        invalid_grant: Some(|_| {
+            oauth_error(400, "invalid_grant", "Token has been expired or revoked.")
+        }),
+        invalid_client: Some(|_| oauth_error(401, "invalid_client", "Unauthorized")),
+        unauthorized: |_| oauth_error(401, "unauthorized_client", "Unauthorized"),
+        echo: |_, message| oauth_error(400, "invalid_request", message),
+        ..crate::registry::Errors::DEFAULT
+    },
+};

@@ -479,3 +479,110 @@ async fn code_exchange(State(sim): State<Sim>, body: Bytes) -> Response {
         Err(_) => legacy_error("Matching code was not found or was already used"),
     }
 }
+
+// ------------------------------------------------------------ registry
+
+#[allow(non_upper_case_globals)]
+impl crate::Route {
+    /// The token routes: refresh, exchange, authorize and code exchange.
+    pub const Instagram: crate::Route = crate::Route("instagram");
+    /// Instagram's read-only `GET /me` (the token check after a refused refresh),
+    /// kept apart so a fault can hit the check without the refresh, or the reverse.
+    pub const InstagramMe: crate::Route = crate::Route("instagram_me");
+}
+
+pub(crate) type ProviderState = IgState;
+
+pub(crate) const PROVIDER: crate::registry::Provider = crate::registry::Provider {
+    routes: &[(crate::Route::Instagram, &[]), (crate::Route::InstagramMe, &[])],
+    owns: |path| match path {
+        "/refresh_access_token"
+        | "/access_token"
+        | "/oauth/authorize"
+        | "/oauth/authorize/"
+        | "/oauth/access_token" => Some(crate::Route::Instagram),
+        "/me" => Some(crate::Route::InstagramMe),
+        _ => None,
+    },
+    router: routes,
+    wrap: None,
+    errors: ERRORS,
+};
+
+/// Graph's error envelopes, also Threads' (graph.threads.net).
+const ERRORS: crate::registry::Errors = crate::registry::Errors {
+    status: |_, code| match code {
+        429 => graph_error(
+            429,
+            "Application request limit reached",
+            "OAuthException",
+            4,
+            None,
+            true,
+        ),
+        401 | 403 => graph_error(code, INVALID_TOKEN, "OAuthException", 190, None, false),
+        c if c >= 500 => graph_error(
+            c,
+            "An unexpected error has occurred. Please retry your request later.",
+            "OAuthException",
+            2,
+            None,
+            true,
+        ),
+        c => graph_error(c, "Invalid parameter", "OAuthException", 100, None, false),
+    },
+    too_many_requests: None,
+    throttled: Some(|_, status, code, transient| {
+        graph_error(
+            status,
+            throttle_message(code),
+            "OAuthException",
+            code,
+            None,
+            transient,
+        )
+    }),
+    invalid_grant: Some(|ctx| expired_error(ctx.now, ctx.now)),
+    invalid_client: Some(|_| {
+        graph_error(
+            400,
+            "Error validating client secret.",
+            "OAuthException",
+            1,
+            None,
+            false,
+        )
+    }),
+    unauthorized: |_| graph_error(400, INVALID_TOKEN, "OAuthException", 190, None, false),
+    echo: |_, message| graph_error(400, message, "OAuthException", 190, None, false),
+    not_found: Some(|ctx| {
+        if ctx.route == crate::Route::Instagram {
+            graph_error(
+                400,
+                "Unsupported get request.",
+                "GraphMethodException",
+                100,
+                Some(33),
+                false,
+            )
+        } else {
+            json_response(404, json!({"message": "Not Found"}))
+        }
+    }),
+};
+
+const INVALID_TOKEN: &str = "Invalid OAuth access token - Cannot parse access token";
+
+/// Graph's message for a throttling or outage `code`.
+fn throttle_message(code: u32) -> &'static str {
+    match code {
+        1 => "An unknown error occurred",
+        2 => "An unexpected error has occurred. Please retry your request later.",
+        4 => "Application request limit reached",
+        17 => "User request limit reached",
+        32 => "Page request limit reached",
+        341 => "Application limit reached",
+        613 => "Calls to this api have exceeded the rate limit.",
+        _ => "Please retry your request later.",
+    }
+}

@@ -20,27 +20,25 @@
 // HTTP answer itself; it is built once on the error path, so boxing gains nothing.
 #![allow(clippy::result_large_err)]
 
-mod actions;
 mod control;
 mod faults;
-mod github;
-mod gitlab;
-mod google;
-mod instagram;
-mod linkedin;
 mod middleware;
 mod oauth;
-mod oidc;
-mod pinterest;
+#[macro_use]
+mod registry;
 pub mod rs256;
 pub mod scenario;
 mod server;
 mod state;
-mod threads;
-mod tiktok;
 mod util;
-mod webhook;
-mod x;
+
+// The provider modules, in the order they are asked which request paths are
+// theirs (GitHub's catch-all last). Adding a provider: its module (handlers,
+// state, `Route` constants, `PROVIDER` descriptor) and its name here.
+providers!(
+    instagram, google, tiktok, linkedin, x, threads, pinterest, gitlab, webhook, actions, github,
+    oidc,
+);
 
 pub use actions::ActionsScope;
 pub use faults::{Fault, Route};

@@ -492,3 +492,43 @@ async fn authorize(State(sim): State<Sim>, RawQuery(q): RawQuery) -> Response {
     };
     oauth::issue_and_redirect(&sim, "AQSim", grant, param(&q, "state"), &[], "")
 }
+
+// ------------------------------------------------------------ registry
+
+#[allow(non_upper_case_globals)]
+impl crate::Route {
+    /// LinkedIn's token and authorization endpoints.
+    pub const LinkedInToken: crate::Route = crate::Route("linkedin_token");
+    /// LinkedIn's token introspection.
+    pub const LinkedInIntrospect: crate::Route = crate::Route("linkedin_introspect");
+}
+
+pub(crate) type ProviderState = LinkedInState;
+
+pub(crate) const PROVIDER: crate::registry::Provider = crate::registry::Provider {
+    routes: &[
+        (crate::Route::LinkedInToken, &["linkedin"]),
+        (crate::Route::LinkedInIntrospect, &[]),
+    ],
+    owns: |path| match path {
+        "/oauth/v2/accessToken" | "/oauth/v2/authorization" => Some(crate::Route::LinkedInToken),
+        "/oauth/v2/introspectToken" => Some(crate::Route::LinkedInIntrospect),
+        _ => None,
+    },
+    router: routes,
+    wrap: None,
+    errors: crate::registry::Errors {
+        status: |_, code| crate::util::oauth_fault_status(code),
+        invalid_grant: Some(|ctx| {
+            if ctx.route == crate::Route::LinkedInIntrospect {
+                json_response(200, json!({"active": false}))
+            } else {
+                oauth_error(400, "invalid_grant", INVALID_REFRESH)
+            }
+        }),
+        invalid_client: None,
+        unauthorized: |_| oauth_error(401, "invalid_client", "Client authentication failed"),
+        echo: |_, message| oauth_error(400, "invalid_request", message),
+        ..crate::registry::Errors::DEFAULT
+    },
+};

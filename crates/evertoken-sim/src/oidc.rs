@@ -300,3 +300,13 @@ async fn dev_token(
     let token = sim.oidc_token(alg, Value::Object(claims));
     axum::Json(json!({ "token": token })).into_response()
 }
+
+// ------------------------------------------------------------ registry
+
+pub(crate) type ProviderState = OidcState;
+
+/// OIDC discovery and keys: routes and state, no fault route.
+pub(crate) const PROVIDER: crate::registry::Provider = crate::registry::Provider {
+    router: routes,
+    ..crate::registry::Provider::ROUTES_ONLY
+};

@@ -490,7 +490,7 @@ async fn ctl_legacy(State(sim): State<Sim>, axum::Json(b): axum::Json<CtlLegacy>
 /// The body of an injected HTTP error on Pinterest's OAuth routes: always
 /// Pinterest's `{"code","message"}`. Which `code` Pinterest puts in a 429 or 5xx
 /// answer is not documented; the simulator uses 8 ("rate limit") and 0.
-pub(crate) fn fault_status(code: u16) -> Response {
+fn fault_status(code: u16) -> Response {
     match code {
         401 => auth_failed(),
         429 => pin_error(429, 8, "Rate limit exceeded. Please try again later."),
@@ -500,11 +500,35 @@ pub(crate) fn fault_status(code: u16) -> Response {
 }
 
 /// An injected dead-grant answer (code 283).
-pub(crate) fn fault_invalid_grant() -> Response {
+fn fault_invalid_grant() -> Response {
     invalid_grant()
 }
 
 /// An injected client-authentication failure (code 2).
-pub(crate) fn fault_unauthorized() -> Response {
+fn fault_unauthorized() -> Response {
     auth_failed()
 }
+
+// ------------------------------------------------------------ registry
+
+#[allow(non_upper_case_globals)]
+impl crate::Route {
+    /// Pinterest's token endpoint and authorize page.
+    pub const Pinterest: crate::Route = crate::Route("pinterest");
+}
+
+pub(crate) type ProviderState = PinterestState;
+
+pub(crate) const PROVIDER: crate::registry::Provider = crate::registry::Provider {
+    routes: &[(crate::Route::Pinterest, &[])],
+    owns: |path| matches!(path, "/v5/oauth/token" | "/oauth/").then_some(crate::Route::Pinterest),
+    router: routes,
+    wrap: None,
+    errors: crate::registry::Errors {
+        status: |_, code| fault_status(code),
+        invalid_grant: Some(|_| fault_invalid_grant()),
+        unauthorized: |_| fault_unauthorized(),
+        echo: |_, message| json_response(400, json!({"code": 1, "message": message})),
+        ..crate::registry::Errors::DEFAULT
+    },
+};

@@ -5,12 +5,11 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::Request;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use tokio::sync::oneshot;
 
 use crate::faults::Route;
 use crate::state::Sim;
-use crate::util::{GH_DOCS, github_error, gitlab_error, json_response};
 
 /// How the simulator starts.
 #[derive(Clone, Debug, Default)]
@@ -30,43 +29,16 @@ pub struct SimServer {
 }
 
 pub(crate) fn router(sim: Sim) -> Router {
-    Router::new()
-        .merge(crate::instagram::routes())
-        .merge(crate::google::routes())
-        .merge(crate::tiktok::routes())
-        .merge(crate::linkedin::routes())
-        .merge(crate::github::routes())
-        .merge(crate::oidc::routes())
-        .merge(crate::gitlab::routes())
-        .merge(crate::actions::routes())
-        .merge(crate::webhook::routes())
+    crate::registry::router(&sim)
         .merge(crate::control::routes())
-        .merge(crate::x::routes())
-        .merge(crate::threads::routes())
-        .merge(crate::pinterest::routes())
-        .layer(axum::middleware::from_fn_with_state(
-            sim.clone(),
-            crate::threads::dispatch,
-        ))
         .fallback(fallback)
         .with_state(sim)
 }
 
+/// An unknown path, answered in the shape of the provider it belongs to.
 async fn fallback(req: Request) -> Response {
     let path = req.uri().path();
-    match Route::classify(path) {
-        Some(Route::GitLab) => gitlab_error(404, "404 Not Found"),
-        Some(Route::GitHubApp | Route::GitHubActions) => github_error(404, "Not Found", GH_DOCS),
-        Some(Route::Instagram) => crate::util::graph_error(
-            400,
-            "Unsupported get request.",
-            "GraphMethodException",
-            100,
-            Some(33),
-            false,
-        ),
-        _ => json_response(404, serde_json::json!({"message": "Not Found"})).into_response(),
-    }
+    crate::faults::not_found(Route::classify(path), path, jiff::Timestamp::now())
 }
 
 fn app(sim: Sim) -> Router {

@@ -49,19 +49,22 @@ pub(crate) struct State {
     pub rotations: u64,
     pub reused_rotated_tokens: u64,
     pub log: VecDeque<RecordedRequest>,
-    pub instagram: crate::instagram::IgState,
-    pub google: crate::google::GoogleState,
-    pub tiktok: crate::tiktok::TikTokState,
-    pub linkedin: crate::linkedin::LinkedInState,
-    pub github: crate::github::GitHubState,
-    pub gitlab: crate::gitlab::GitLabState,
-    pub actions: crate::actions::ActionsState,
-    pub webhooks: Vec<(String, serde_json::Value)>,
     pub oauth: crate::oauth::OAuthState,
-    pub oidc: crate::oidc::OidcState,
-    pub x: crate::x::XState,
-    pub threads: crate::threads::ThreadsState,
-    pub pinterest: crate::pinterest::PinterestState,
+    /// Every provider module's state; `st.<module>` reaches it through `Deref`.
+    pub providers: crate::ProviderStates,
+}
+
+impl std::ops::Deref for State {
+    type Target = crate::ProviderStates;
+    fn deref(&self) -> &crate::ProviderStates {
+        &self.providers
+    }
+}
+
+impl std::ops::DerefMut for State {
+    fn deref_mut(&mut self) -> &mut crate::ProviderStates {
+        &mut self.providers
+    }
 }
 
 impl State {
@@ -76,19 +79,8 @@ impl State {
             rotations: 0,
             reused_rotated_tokens: 0,
             log: VecDeque::new(),
-            instagram: Default::default(),
-            google: Default::default(),
-            tiktok: Default::default(),
-            linkedin: Default::default(),
-            github: Default::default(),
-            gitlab: Default::default(),
-            actions: Default::default(),
-            webhooks: Vec::new(),
             oauth: Default::default(),
-            oidc: Default::default(),
-            x: Default::default(),
-            threads: Default::default(),
-            pinterest: Default::default(),
+            providers: Default::default(),
         }
     }
 
@@ -225,6 +217,6 @@ impl Sim {
 
     /// Every JSON body received on `/webhook/...`, with its path.
     pub fn webhook_received(&self) -> Vec<(String, serde_json::Value)> {
-        self.lock().webhooks.clone()
+        self.lock().webhook.clone()
     }
 }

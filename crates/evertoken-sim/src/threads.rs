@@ -168,7 +168,7 @@ fn is_threads(sim: &Sim, path: &str, q: &HashMap<String, String>) -> bool {
 
 /// The layer that sends Threads requests on Instagram's paths here. Every other
 /// request passes through unchanged.
-pub(crate) async fn dispatch(State(sim): State<Sim>, req: Request, next: Next) -> Response {
+async fn dispatch(State(sim): State<Sim>, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
     let shared = matches!(
         path.as_str(),
@@ -572,3 +572,22 @@ async fn ctl_token_get(
         }),
     )
 }
+
+// ------------------------------------------------------------ registry
+
+pub(crate) type ProviderState = ThreadsState;
+
+/// Threads has no route of its own: its requests count and fail as
+/// `Route::Instagram` (graph.threads.net shares Instagram's Graph error shapes).
+pub(crate) const PROVIDER: crate::registry::Provider = crate::registry::Provider {
+    owns: |path| {
+        matches!(
+            path,
+            "/v1.0/refresh_access_token" | "/v1.0/access_token" | "/v1.0/oauth/access_token"
+        )
+        .then_some(crate::Route::Instagram)
+    },
+    router: routes,
+    wrap: Some(|router, sim| router.layer(axum::middleware::from_fn_with_state(sim, dispatch))),
+    ..crate::registry::Provider::ROUTES_ONLY
+};

@@ -442,3 +442,77 @@ async fn authorize(State(sim): State<Sim>, RawQuery(q): RawQuery) -> Response {
         "",
     )
 }
+
+// ------------------------------------------------------------ registry
+
+#[allow(non_upper_case_globals)]
+impl crate::Route {
+    /// TikTok's token, authorize and revoke endpoints.
+    pub const TikTok: crate::Route = crate::Route("tiktok");
+}
+
+pub(crate) type ProviderState = TikTokState;
+
+pub(crate) const PROVIDER: crate::registry::Provider = crate::registry::Provider {
+    routes: &[(crate::Route::TikTok, &[])],
+    owns: |path| {
+        matches!(
+            path,
+            "/v2/oauth/token/"
+                | "/v2/oauth/token"
+                | "/v2/auth/authorize/"
+                | "/v2/auth/authorize"
+                | "/v2/oauth/revoke/"
+        )
+        .then_some(crate::Route::TikTok)
+    },
+    router: routes,
+    wrap: None,
+    errors: crate::registry::Errors {
+        status: |ctx, code| match code {
+            503 => tiktok_error(
+                503,
+                "temporarily_unavailable",
+                "Service is temporarily unavailable.",
+                ctx.now,
+            ),
+            c if c >= 500 => {
+                tiktok_error(c, "server_error", "Other internal server errors.", ctx.now)
+            }
+            429 => tiktok_error(
+                429,
+                "rate_limit_exceeded",
+                "The API rate limit was exceeded. Please try again later.",
+                ctx.now,
+            ),
+            401 => tiktok_error(401, "invalid_client", "Client authentication failed.", ctx.now),
+            c => tiktok_error(
+                c,
+                "invalid_request",
+                "The request misses a required parameter or is otherwise malformed.",
+                ctx.now,
+            ),
+        },
+        invalid_grant: Some(|ctx| {
+            tiktok_error(
+                400,
+                "invalid_grant",
+                "Refresh token is invalid or expired.",
+                ctx.now,
+            )
+        }),
+        invalid_client: Some(|ctx| {
+            tiktok_error(
+                401,
+                "invalid_client",
+                "Client key or secret is incorrect.",
+                ctx.now,
+            )
+        }),
+        unauthorized: |ctx| {
+            tiktok_error(401, "invalid_client", "Client authentication failed.", ctx.now)
+        },
+        echo: |ctx, message| tiktok_error(400, "invalid_request", message, ctx.now),
+        ..crate::registry::Errors::DEFAULT
+    },
+};

@@ -180,3 +180,32 @@ pub(crate) fn gitlab_error(code: u16, message: &str) -> Response {
 pub(crate) fn reason(code: u16) -> &'static str {
     status(code).canonical_reason().unwrap_or("Error")
 }
+
+/// A plain-text answer (Slack webhooks, GitLab's throttling page).
+pub(crate) fn text(code: u16, body: &'static str) -> Response {
+    (
+        status(code),
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// An RFC 6749 token endpoint's body for an injected HTTP error status
+/// (Google, LinkedIn).
+pub(crate) fn oauth_fault_status(code: u16) -> Response {
+    match code {
+        503 => oauth_error(
+            503,
+            "temporarily_unavailable",
+            "The service is temporarily unavailable. Try again later.",
+        ),
+        c if c >= 500 => oauth_error(c, "server_error", reason(c)),
+        401 => oauth_error(401, "invalid_client", "Unauthorized"),
+        429 => oauth_error(429, "rate_limit_exceeded", "Rate Limit Exceeded"),
+        c => oauth_error(c, "invalid_request", reason(c)),
+    }
+}

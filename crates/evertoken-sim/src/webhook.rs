@@ -40,10 +40,10 @@ fn text(code: StatusCode, body: &'static str) -> Response {
 
 fn record(sim: &Sim, path: String, v: Value) {
     let mut st = sim.lock();
-    if st.webhooks.len() >= 10_000 {
-        st.webhooks.remove(0);
+    if st.webhook.len() >= 10_000 {
+        st.webhook.remove(0);
     }
-    st.webhooks.push((path, v));
+    st.webhook.push((path, v));
 }
 
 async fn slack(State(sim): State<Sim>, Path(rest): Path<String>, body: Bytes) -> Response {
@@ -114,4 +114,103 @@ async fn teams(State(sim): State<Sim>, Path(rest): Path<String>, body: Bytes) ->
     };
     record(&sim, format!("/webhook/teams/{rest}"), v);
     StatusCode::ACCEPTED.into_response()
+}
+
+// ------------------------------------------------------------ registry
+
+#[allow(non_upper_case_globals)]
+impl crate::Route {
+    /// Every `/webhook/…` path (Slack, Discord, Teams).
+    pub const Webhook: crate::Route = crate::Route("webhook");
+}
+
+/// Every JSON body received, with its path.
+pub(crate) type ProviderState = Vec<(String, Value)>;
+
+pub(crate) const PROVIDER: crate::registry::Provider = crate::registry::Provider {
+    routes: &[(crate::Route::Webhook, &["webhooks"])],
+    owns: |path| path.starts_with("/webhook/").then_some(crate::Route::Webhook),
+    router: routes,
+    wrap: None,
+    errors: crate::registry::Errors {
+        status: |ctx, code| {
+            let server_side = code >= 500;
+            match hook_kind(ctx.path) {
+                Hook::Slack => match code {
+                    400 => crate::util::text(400, "invalid_payload"),
+                    403 => crate::util::text(403, "invalid_token"),
+                    404 => crate::util::text(404, "no_service"),
+                    410 => crate::util::text(410, "channel_is_archived"),
+                    429 => crate::util::text(429, "rate_limited"),
+                    c if server_side => (crate::util::status(c), "internal_error").into_response(),
+                    c => (crate::util::status(c), "invalid_payload").into_response(),
+                },
+                Hook::Discord => match code {
+                    429 => discord_429(0.5),
+                    401 => json_response(401, json!({"message": "401: Unauthorized", "code": 0})),
+                    404 => json_response(404, json!({"message": "Unknown Webhook", "code": 10015})),
+                    c => json_response(c, json!({"message": crate::util::reason(c), "code": 0})),
+                },
+                Hook::Teams => json_response(
+                    code,
+                    json!({"error": {"code": if server_side {"InternalServerError"} else {"BadRequest"}, "message": crate::util::reason(code)}}),
+                ),
+            }
+        },
+        too_many_requests: Some(|ctx, retry_after_secs| match hook_kind(ctx.path) {
+            Hook::Discord => discord_429(retry_after_secs.map(|s| s as f64).unwrap_or(0.5)),
+            _ => (PROVIDER.errors.status)(ctx, 429),
+        }),
+        throttled: None,
+        invalid_grant: None,
+        invalid_client: None,
+        unauthorized: |ctx| match hook_kind(ctx.path) {
+            Hook::Slack => crate::util::text(403, "invalid_token"),
+            Hook::Discord => json_response(
+                401,
+                json!({"message": "Invalid Webhook Token", "code": 50027}),
+            ),
+            Hook::Teams => json_response(
+                401,
+                json!({"error": {"code": "DirectApiAuthorizationRequired", "message": "The request is not authorized."}}),
+            ),
+        },
+        echo: |ctx, message| match hook_kind(ctx.path) {
+            Hook::Slack => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                message.to_owned(),
+            )
+                .into_response(),
+            Hook::Discord => json_response(500, json!({"message": message, "code": 0})),
+            Hook::Teams => json_response(
+                500,
+                json!({"error": {"code": "InternalServerError", "message": message}}),
+            ),
+        },
+        not_found: None,
+    },
+};
+
+enum Hook {
+    Slack,
+    Discord,
+    Teams,
+}
+
+fn hook_kind(path: &str) -> Hook {
+    if path.starts_with("/webhook/discord") {
+        Hook::Discord
+    } else if path.starts_with("/webhook/teams") {
+        Hook::Teams
+    } else {
+        Hook::Slack
+    }
+}
+
+fn discord_429(retry_after: f64) -> Response {
+    json_response(
+        429,
+        json!({"message": "You are being rate limited.", "retry_after": retry_after, "global": false}),
+    )
 }

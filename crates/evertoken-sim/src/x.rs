@@ -548,7 +548,7 @@ async fn ctl_live(State(sim): State<Sim>) -> Response {
 /// rate limits and server errors with its problem JSON (`title`, `detail`, `type`,
 /// `status`); for the token endpoint the docs are silent, so the simulator uses the
 /// same shape there, and the OAuth error JSON for 401 and other 4xx.
-pub(crate) fn fault_status(code: u16) -> Response {
+fn fault_status(code: u16) -> Response {
     match code {
         401 => unauthorized(),
         c if c == 429 || c >= 500 => {
@@ -563,11 +563,41 @@ pub(crate) fn fault_status(code: u16) -> Response {
 }
 
 /// An injected dead-grant answer: X's `invalid_request` for a refresh token.
-pub(crate) fn fault_invalid_grant() -> Response {
+fn fault_invalid_grant() -> Response {
     invalid_request(INVALID_TOKEN)
 }
 
 /// An injected client-authentication failure.
-pub(crate) fn fault_unauthorized() -> Response {
+fn fault_unauthorized() -> Response {
     unauthorized()
 }
+
+// ------------------------------------------------------------ registry
+
+#[allow(non_upper_case_globals)]
+impl crate::Route {
+    /// X's token, revoke and authorize endpoints.
+    pub const X: crate::Route = crate::Route("x");
+}
+
+pub(crate) type ProviderState = XState;
+
+pub(crate) const PROVIDER: crate::registry::Provider = crate::registry::Provider {
+    routes: &[(crate::Route::X, &["twitter"])],
+    owns: |path| {
+        matches!(
+            path,
+            "/2/oauth2/token" | "/2/oauth2/revoke" | "/i/oauth2/authorize"
+        )
+        .then_some(crate::Route::X)
+    },
+    router: routes,
+    wrap: None,
+    errors: crate::registry::Errors {
+        status: |_, code| fault_status(code),
+        invalid_grant: Some(|_| fault_invalid_grant()),
+        unauthorized: |_| fault_unauthorized(),
+        echo: |_, message| oauth_error(400, "invalid_request", message),
+        ..crate::registry::Errors::DEFAULT
+    },
+};
