@@ -972,7 +972,7 @@ mod tests {
         assert!(g.config_yaml("http://h").contains("    backend: gitlab\n    gitlab: { project: \"4242\", environment_scope: production, api_url: \"http://h/api/v4\" }\n"));
         assert!(g.store_files().is_empty());
         let token = ("TIKTOK_REFRESH_TOKEN".to_owned(), g.token("tiktok"));
-        assert_eq!(g.store_vars(), [token.clone()]);
+        assert_eq!(g.store_vars(), std::slice::from_ref(&token));
         let secret = ("TIKTOK_CLIENT_SECRET".to_owned(), g.client_secret("tiktok"));
         let gitlab = ("GITLAB_TOKEN".to_owned(), GITLAB_TOKEN.to_owned());
         assert_eq!(g.env_vars(), [gitlab, secret.clone()]);
