@@ -23,11 +23,53 @@ const KEY: usize = 8;
 
 #[derive(Default)]
 struct Registry {
-    /// Values by their first bytes, longest first within a bucket.
+    /// Values by their first bytes, longest first within a bucket, no repeats.
     by_head: HashMap<[u8; KEY], Vec<SecretString>>,
-    /// SHA-256 of every value, so registering a clone again costs one lookup.
-    seen: HashSet<[u8; 32]>,
-    count: usize,
+    /// Values registered since the last scrub: indexed (sorted, deduplicated)
+    /// only when text is scrubbed, so a run that reads 20,000 tokens and
+    /// scrubs nothing (`auth status`) pays one push per value.
+    pending: Vec<SecretString>,
+    /// One bit per possible first two bytes of a value: the scan looks a
+    /// position up in `by_head` only when its two bytes start some value.
+    lead: Vec<u64>,
+}
+
+/// The bit of `lead` for the two bytes `a`, `b`: (word, mask).
+fn lead_bit(a: u8, b: u8) -> (usize, u64) {
+    let i = (usize::from(a) << 8) | usize::from(b);
+    (i / 64, 1u64 << (i % 64))
+}
+
+impl Registry {
+    /// Moves the pending values into their buckets, then restores each touched
+    /// bucket's order (longest first, so a value that extends another is
+    /// replaced whole) and drops repeats.
+    fn settle(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        if self.lead.is_empty() {
+            self.lead = vec![0; 65536 / 64];
+        }
+        let mut touched = HashSet::new();
+        for v in std::mem::take(&mut self.pending) {
+            let mut head = [0u8; KEY];
+            head.copy_from_slice(&v.expose_secret().as_bytes()[..KEY]);
+            self.by_head.entry(head).or_default().push(v);
+            touched.insert(head);
+            let (w, m) = lead_bit(head[0], head[1]);
+            self.lead[w] |= m;
+        }
+        for head in touched {
+            if let Some(list) = self.by_head.get_mut(&head) {
+                list.sort_by(|a, b| {
+                    let (a, b) = (a.expose_secret(), b.expose_secret());
+                    b.len().cmp(&a.len()).then_with(|| a.cmp(b))
+                });
+                list.dedup_by(|a, b| a.expose_secret() == b.expose_secret());
+            }
+        }
+    }
 }
 
 fn registry() -> &'static Mutex<Registry> {
@@ -49,17 +91,7 @@ pub fn register(value: &str) {
     }
     let Ok(mut r) = registry().lock() else { return };
     for f in forms {
-        use sha2::Digest;
-        if !r.seen.insert(sha2::Sha256::digest(f.as_bytes()).into()) {
-            continue;
-        }
-        let mut head = [0u8; KEY];
-        head.copy_from_slice(&f.as_bytes()[..KEY]);
-        let list = r.by_head.entry(head).or_default();
-        // Longest first, so a value that extends another is replaced whole.
-        let at = list.partition_point(|s| s.expose_secret().len() >= f.len());
-        list.insert(at, SecretString::from(f.to_owned()));
-        r.count += 1;
+        r.pending.push(SecretString::from(f.to_owned()));
     }
 }
 
@@ -164,10 +196,11 @@ fn jwts(text: &str, replace: impl Fn(&str) -> String) -> String {
 }
 
 fn registered(text: &str, replace: impl Fn(&str) -> String) -> String {
-    let Ok(r) = registry().lock() else {
+    let Ok(mut r) = registry().lock() else {
         return text.to_owned();
     };
-    if r.count == 0 || text.len() < MIN_LEN {
+    r.settle();
+    if r.by_head.is_empty() || text.len() < MIN_LEN {
         return text.to_owned();
     }
     let bytes = text.as_bytes();
@@ -175,6 +208,11 @@ fn registered(text: &str, replace: impl Fn(&str) -> String) -> String {
     let mut i = 0;
     let mut copied = 0;
     while i + KEY <= bytes.len() {
+        let (w, m) = lead_bit(bytes[i], bytes[i + 1]);
+        if r.lead[w] & m == 0 {
+            i += 1;
+            continue;
+        }
         if text.is_char_boundary(i) {
             let mut head = [0u8; KEY];
             head.copy_from_slice(&bytes[i..i + KEY]);

@@ -90,8 +90,11 @@ impl FakeStore {
         self.journal
             .pending()
             .iter()
-            .flat_map(|p| {
-                let rec: Record = serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
+            // Another account's record may be cleared between listing and
+            // reading (accounts run concurrently): skip what vanished.
+            .filter_map(|p| std::fs::read(p).ok())
+            .flat_map(|bytes| {
+                let rec: Record = serde_json::from_slice(&bytes).unwrap();
                 rec.entries
                     .into_iter()
                     .map(|e| (e.var, e.value.expose().to_owned()))

@@ -215,6 +215,18 @@ impl<'de> Deserialize<'de> for PlatformsConfig {
                             };
                             A::Error::custom(format!("{at}: {}", e.inner()))
                         })?;
+                    // A service's name makes its variable names: two that make
+                    // the same ones would overwrite each other's tokens.
+                    let upper = crate::platform::upper_snake(&key);
+                    if let Some((other, _)) = out
+                        .blocks
+                        .iter()
+                        .find(|(p, _)| crate::platform::upper_snake(p.name()) == upper)
+                    {
+                        return Err(A::Error::custom(format!(
+                            "services `{other}` and `{key}` would use the same variables ({upper}_REFRESH_TOKEN, …): rename one"
+                        )));
+                    }
                     let name = crate::platform::intern(&key);
                     let display =
                         crate::platform::intern(c.display_name.as_deref().unwrap_or(&key));
