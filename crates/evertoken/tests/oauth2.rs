@@ -250,6 +250,10 @@ fn oauth2_blocks_are_checked_when_the_config_loads() {
             "  acme-x: { kind: oauth2, client_id: x, token_url: \"https://a.example/t\" }\n  acme_x: { kind: oauth2, client_id: y, token_url: \"https://a.example/t\" }\n",
             "would use the same variables",
         ),
+        (
+            "  acme: { kind: oauth2, client_id: x, token_url: \"https://a.example/t\", display_name: \"A\\e[31mcme\" }\n",
+            "platforms.acme.display_name",
+        ),
     ];
     for (block, want) in cases {
         env.config(&format!("platforms:\n{block}"));

@@ -227,6 +227,16 @@ impl<'de> Deserialize<'de> for PlatformsConfig {
                             "services `{other}` and `{key}` would use the same variables ({upper}_REFRESH_TOKEN, …): rename one"
                         )));
                     }
+                    // Shown in terminals, logs and alerts: printable and short.
+                    if let Some(d) = &c.display_name
+                        && (d.trim().is_empty()
+                            || d.chars().count() > 64
+                            || d.chars().any(|ch| ch.is_control()))
+                    {
+                        return Err(A::Error::custom(format!(
+                            "platforms.{key}.display_name: must be 1 to 64 printable characters"
+                        )));
+                    }
                     let name = crate::platform::intern(&key);
                     let display =
                         crate::platform::intern(c.display_name.as_deref().unwrap_or(&key));
