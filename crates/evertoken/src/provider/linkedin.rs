@@ -296,12 +296,7 @@ impl Provider for Linkedin {
     }
 
     async fn refresh(&self, cx: &Cx<'_>, state: &AccountState) -> Result<Grant, ProviderError> {
-        let rt = state
-            .refresh
-            .as_ref()
-            .ok_or_else(|| ProviderError::Reauth {
-                message: "no refresh token".into(),
-            })?;
+        let rt = state.refresh_token()?;
         let secret = cx.client_secret.map(|s| s.expose()).unwrap_or_default();
         let url = self.token.clone();
         let reply = cx

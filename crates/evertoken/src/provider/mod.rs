@@ -481,6 +481,31 @@ impl AccountState {
             Role::Refresh => &mut self.refresh,
         }
     }
+
+    /// The stored refresh token, for a call that sends it.
+    pub fn refresh_token(&self) -> Result<&Held, ProviderError> {
+        self.refresh.as_ref().ok_or_else(|| ProviderError::Reauth {
+            message: "no refresh token".into(),
+        })
+    }
+
+    /// The stored refresh token if it can still be used at `now`; otherwise the
+    /// plan every platform gives: log in again (by its expiry, when known).
+    pub fn usable_refresh(&self, now: Timestamp) -> Result<&Held, Plan> {
+        let Some(rt) = &self.refresh else {
+            return Err(Plan::Reauth {
+                message: "no refresh token is stored".into(),
+                reauth_by: None,
+            });
+        };
+        match rt.expires_at {
+            Some(exp) if exp <= now => Err(Plan::Reauth {
+                message: format!("the refresh token expired on {}", crate::clock::date(exp)),
+                reauth_by: Some(exp),
+            }),
+            _ => Ok(rt),
+        }
+    }
 }
 
 /// What should happen to an account, decided offline from its state and the clock.

@@ -318,12 +318,7 @@ impl Provider for Oauth2 {
     }
 
     async fn refresh(&self, cx: &Cx<'_>, state: &AccountState) -> Result<Grant, ProviderError> {
-        let rt = state
-            .refresh
-            .as_ref()
-            .ok_or_else(|| ProviderError::Reauth {
-                message: "no refresh token".into(),
-            })?;
+        let rt = state.refresh_token()?;
         let secret = cx.client_secret.map(|s| s.expose()).unwrap_or_default();
         let who = format!("{} token endpoint", self.who());
         let reply = cx
@@ -428,7 +423,7 @@ pub(crate) fn basic_auth(id: &str, secret: &str) -> String {
 
 /// The pure planning rule of a `kind: oauth2` service.
 pub(crate) fn plan(state: &AccountState, now: Timestamp, warn_before_days: i64) -> Plan {
-    let Some(rt) = &state.refresh else {
+    if state.refresh.is_none() {
         // Without a refresh token only a still-valid access token keeps it alive.
         return match state.access.as_ref().and_then(|a| a.expires_at) {
             Some(exp) if exp > now && !super::within_days(now, exp, warn_before_days) => Plan::Ok {
@@ -446,15 +441,11 @@ pub(crate) fn plan(state: &AccountState, now: Timestamp, warn_before_days: i64) 
                 reauth_by: None,
             },
         };
-    };
-    if let Some(exp) = rt.expires_at
-        && exp <= now
-    {
-        return Plan::Reauth {
-            message: format!("the refresh token expired on {}", crate::clock::date(exp)),
-            reauth_by: Some(exp),
-        };
     }
+    let rt = match state.usable_refresh(now) {
+        Ok(rt) => rt,
+        Err(plan) => return plan,
+    };
     let access_due = match state.access.as_ref().and_then(|a| a.expires_at) {
         None => Some("access token expiry unknown".to_owned()),
         Some(exp) if exp <= now => Some("access token expired".to_owned()),

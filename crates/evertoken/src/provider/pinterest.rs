@@ -215,20 +215,10 @@ pub(crate) fn plan(
     refresh_before_days: i64,
     warn_before_days: i64,
 ) -> Plan {
-    let Some(rt) = &state.refresh else {
-        return Plan::Reauth {
-            message: "no refresh token is stored".into(),
-            reauth_by: None,
-        };
+    let rt = match state.usable_refresh(now) {
+        Ok(rt) => rt,
+        Err(plan) => return plan,
     };
-    if let Some(exp) = rt.expires_at
-        && exp <= now
-    {
-        return Plan::Reauth {
-            message: format!("the refresh token expired on {}", crate::clock::date(exp)),
-            reauth_by: Some(exp),
-        };
-    }
     match state.access.as_ref().and_then(|a| a.expires_at) {
         None => {
             return Plan::Refresh {
@@ -289,12 +279,7 @@ impl Provider for Pinterest {
     }
 
     async fn refresh(&self, cx: &Cx<'_>, state: &AccountState) -> Result<Grant, ProviderError> {
-        let rt = state
-            .refresh
-            .as_ref()
-            .ok_or_else(|| ProviderError::Reauth {
-                message: "no refresh token".into(),
-            })?;
+        let rt = state.refresh_token()?;
         let secret = cx.client_secret.map(|s| s.expose()).unwrap_or_default();
         let reply = cx
             .http

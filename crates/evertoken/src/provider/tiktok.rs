@@ -166,20 +166,10 @@ impl Provider for Tiktok {
     }
 
     fn plan(&self, state: &super::AccountState, now: Timestamp) -> Plan {
-        let Some(rt) = &state.refresh else {
-            return Plan::Reauth {
-                message: "no refresh token is stored".into(),
-                reauth_by: None,
-            };
+        let rt = match state.usable_refresh(now) {
+            Ok(rt) => rt,
+            Err(plan) => return plan,
         };
-        if let Some(exp) = rt.expires_at
-            && exp <= now
-        {
-            return Plan::Reauth {
-                message: format!("the refresh token expired on {}", crate::clock::date(exp)),
-                reauth_by: Some(exp),
-            };
-        }
         let access_due = match state.access.as_ref().and_then(|a| a.expires_at) {
             None => Some("access token expiry unknown".to_owned()),
             Some(exp) if exp <= now.checked_add(ACCESS_MIN_MINUTES.minutes()).unwrap_or(now) => {
@@ -218,12 +208,7 @@ impl Provider for Tiktok {
         cx: &Cx<'_>,
         state: &super::AccountState,
     ) -> Result<Grant, ProviderError> {
-        let rt = state
-            .refresh
-            .as_ref()
-            .ok_or_else(|| ProviderError::Reauth {
-                message: "no refresh token".into(),
-            })?;
+        let rt = state.refresh_token()?;
         let secret = cx.client_secret.map(|s| s.expose()).unwrap_or_default();
         let url = self.token.clone();
         let reply = cx

@@ -163,19 +163,8 @@ fn dead(e: &OAuthError) -> bool {
 /// The pure planning rule: no refresh token ⇒ re-auth; an access token with
 /// less than half an hour left (or of unknown expiry) ⇒ rotate; else ok.
 pub(crate) fn plan(state: &AccountState, now: Timestamp) -> Plan {
-    let Some(rt) = &state.refresh else {
-        return Plan::Reauth {
-            message: "no refresh token is stored".into(),
-            reauth_by: None,
-        };
-    };
-    if let Some(exp) = rt.expires_at
-        && exp <= now
-    {
-        return Plan::Reauth {
-            message: format!("the refresh token expired on {}", crate::clock::date(exp)),
-            reauth_by: Some(exp),
-        };
+    if let Err(plan) = state.usable_refresh(now) {
+        return plan;
     }
     match state.access.as_ref().and_then(|a| a.expires_at) {
         None => Plan::Refresh {
@@ -220,12 +209,7 @@ impl Provider for X {
     }
 
     async fn refresh(&self, cx: &Cx<'_>, state: &AccountState) -> Result<Grant, ProviderError> {
-        let rt = state
-            .refresh
-            .as_ref()
-            .ok_or_else(|| ProviderError::Reauth {
-                message: "no refresh token".into(),
-            })?;
+        let rt = state.refresh_token()?;
         let secret = cx.client_secret.map(|s| s.expose()).unwrap_or_default();
         let reply = cx
             .http

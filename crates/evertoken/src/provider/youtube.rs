@@ -136,20 +136,11 @@ impl Provider for Youtube {
     }
 
     fn plan(&self, state: &super::AccountState, now: Timestamp) -> Plan {
-        match &state.refresh {
-            None => Plan::Reauth {
-                message: "no refresh token is stored".into(),
-                reauth_by: None,
+        match state.usable_refresh(now) {
+            Ok(_) => Plan::HealthCheck {
+                reason: "health-check the refresh token".into(),
             },
-            Some(t) => match t.expires_at {
-                Some(exp) if exp <= now => Plan::Reauth {
-                    message: format!("the refresh token expired on {}", crate::clock::date(exp)),
-                    reauth_by: Some(exp),
-                },
-                _ => Plan::HealthCheck {
-                    reason: "health-check the refresh token".into(),
-                },
-            },
+            Err(plan) => plan,
         }
     }
 
@@ -158,12 +149,7 @@ impl Provider for Youtube {
         cx: &Cx<'_>,
         state: &super::AccountState,
     ) -> Result<Grant, ProviderError> {
-        let rt = state
-            .refresh
-            .as_ref()
-            .ok_or_else(|| ProviderError::Reauth {
-                message: "no refresh token".into(),
-            })?;
+        let rt = state.refresh_token()?;
         let secret = cx.client_secret.map(|s| s.expose()).unwrap_or_default();
         let url = self.token.clone();
         let reply = cx
