@@ -91,7 +91,7 @@ fn or_days(sim: &Sim, t: Option<Timestamp>, days: i64) -> Timestamp {
 
 /// Every platform the simulator serves, with the config keys and variable names
 /// the client's platform modules read (`client_id`, `client_key`, `app_id`;
-/// `X_CLIENT_SECRET`, `THREADS_APP_SECRET`, `PINTEREST_APP_SECRET`). The X app is
+/// `X_CLIENT_SECRET`, `THREADS_CLIENT_SECRET`, `PINTEREST_CLIENT_SECRET`). The X app is
 /// a confidential client (the default `client_type`).
 pub static PLATFORMS: &[Descriptor] = &[
     Descriptor {
@@ -216,7 +216,7 @@ pub static PLATFORMS: &[Descriptor] = &[
         app: Some(App {
             id_key: "app_id",
             id: "{label}-threads-app",
-            secret_var: "THREADS_APP_SECRET",
+            secret_var: "THREADS_CLIENT_SECRET",
             secret: "{label}-threads-app-secret",
         }),
         settings: "",
@@ -242,9 +242,9 @@ pub static PLATFORMS: &[Descriptor] = &[
         token_var: "PINTEREST_REFRESH_TOKEN",
         token: "pinr.{label}-pinterest-refresh",
         app: Some(App {
-            id_key: "app_id",
+            id_key: "client_id",
             id: "{label}-pinterest-app",
-            secret_var: "PINTEREST_APP_SECRET",
+            secret_var: "PINTEREST_CLIENT_SECRET",
             secret: "{label}-pinterest-app-secret",
         }),
         settings: "",

@@ -475,7 +475,11 @@ fn auth_refresh_all_handles_every_built_in_and_a_configured_service_in_one_run()
     }
     let out = ev(&env, &["schedule", "gitlab"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    for var in ["X_CLIENT_SECRET", "PINTEREST_APP_SECRET", "X_REFRESH_TOKEN"] {
+    for var in [
+        "X_CLIENT_SECRET",
+        "PINTEREST_CLIENT_SECRET",
+        "X_REFRESH_TOKEN",
+    ] {
         assert!(out.stdout.contains(var), "{var}: {}", out.stdout);
     }
 }

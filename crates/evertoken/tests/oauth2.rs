@@ -251,6 +251,10 @@ fn oauth2_blocks_are_checked_when_the_config_loads() {
             "would use the same variables",
         ),
         (
+            "  acme: { kind: oauth2, client_id: x, token_url: \"https://a.example/t\", pkce: plain }\n",
+            "platforms.acme.pkce",
+        ),
+        (
             "  acme: { kind: oauth2, client_id: x, token_url: \"https://a.example/t\", display_name: \"A\\e[31mcme\" }\n",
             "platforms.acme.display_name",
         ),

@@ -26,7 +26,7 @@ Runs the OAuth authorization-code flow with a loopback redirect: register
 http://127.0.0.1:8765/callback (or the --port you use) as a redirect URI in the
 platform's app settings. The `state` is checked; PKCE S256 is used where the platform
 takes it (YouTube, X, TikTok desktop apps, `kind: oauth2` services unless
-`pkce: false`). With --no-browser, or where no browser can be opened, the URL
+`pkce: none`). With --no-browser, or where no browser can be opened, the URL
 is printed.
 
 On a headless host (a VPS, a CI box), forward the port from your laptop, run the login

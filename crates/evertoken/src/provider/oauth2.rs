@@ -1,6 +1,6 @@
 //! Any OAuth 2.0 service, by configuration alone (`kind: oauth2`): RFC 6749's
 //! refresh grant (§6) and authorization-code grant (§4.1), with PKCE S256
-//! (RFC 7636) when `pkce: true`.
+//! (RFC 7636) unless `pkce: none`.
 //!
 //! ```yaml
 //! platforms:
@@ -71,6 +71,17 @@ pub enum ClientAuth {
     None,
 }
 
+/// `pkce:` of a configured service.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PkceMethod {
+    /// `code_challenge_method=S256` with a base64url challenge.
+    #[default]
+    S256,
+    /// No PKCE (a server that rejects unknown parameters).
+    None,
+}
+
 #[derive(Clone, Copy, Debug, Deserialize)]
 enum Kind {
     #[serde(rename = "oauth2")]
@@ -105,9 +116,9 @@ pub struct Config {
     /// Scopes `auth login` asks for (space-joined).
     #[serde(default)]
     pub scopes: Vec<String>,
-    /// PKCE S256 on login (RFC 7636).
-    #[serde(default = "super::default_true")]
-    pub pkce: bool,
+    /// PKCE on login (RFC 7636): `s256` (the default) or `none`.
+    #[serde(default)]
+    pub pkce: PkceMethod,
     /// Extra query parameters of the authorize request (`prompt: consent`,
     /// `access_type: offline`): what some servers need to issue a refresh token.
     #[serde(default)]
@@ -197,7 +208,7 @@ impl super::Section for Config {
             authorize_url,
             client_auth: c.client_auth,
             scopes: c.scopes.join(" "),
-            pkce: c.pkce,
+            pkce: c.pkce == PkceMethod::S256,
             authorize_params: c.authorize_params.clone(),
             warn_before_days: c.warn_before_days,
         }))

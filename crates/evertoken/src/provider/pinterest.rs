@@ -1,5 +1,5 @@
 //! Pinterest (API v5): a 30-day access token and a refresh token, both from
-//! `POST /v5/oauth/token` with HTTP Basic `app_id:PINTEREST_APP_SECRET` and the
+//! `POST /v5/oauth/token` with HTTP Basic `client_id:PINTEREST_CLIENT_SECRET` and the
 //! form `grant_type=refresh_token`, `refresh_token`, `continuous_refresh=true`.
 //!
 //! Two kinds of refresh token:
@@ -44,7 +44,7 @@ use crate::secret::Secret;
 pub const KEY: &str = "pinterest";
 pub const DISPLAY: &str = "Pinterest";
 const DEFAULT_SCOPE: &str = "boards:read,pins:read,pins:write,user_accounts:read";
-const SECRET_VAR: &str = "PINTEREST_APP_SECRET";
+const SECRET_VAR: &str = "PINTEREST_CLIENT_SECRET";
 pub const BASE_URL: &str = "https://api.pinterest.com";
 pub const AUTH_URL: &str = "https://www.pinterest.com";
 /// Pinterest's "the authorization grant is invalid".
@@ -55,7 +55,7 @@ const AUTH_FAILED: i64 = 2;
 platform_config! {
     /// The Pinterest app id (developers.pinterest.com → My apps).
     #[serde(default)]
-    pub app_id: Option<String>,
+    pub client_id: Option<String>,
     /// Refresh when the access token expires within this many days.
     #[serde(default = "default_refresh_before_days")]
     pub refresh_before_days: i64,
@@ -109,8 +109,8 @@ impl super::Section for Config {
         let common = super::common(
             cx,
             c.keys((
-                    "app_id",
-                    c.app_id.as_deref(),
+                    "client_id",
+                    c.client_id.as_deref(),
                     "the app id from developers.pinterest.com → My apps",
                 )),
             BASE_URL,
@@ -186,7 +186,7 @@ fn describe(reply: &Reply) -> String {
 }
 
 impl Pinterest {
-    fn app_id(&self) -> &str {
+    fn client_id(&self) -> &str {
         self.common.client_id().unwrap_or_default()
     }
 
@@ -201,7 +201,7 @@ impl Pinterest {
             c,
             &self.token,
             super::oauth2::ClientAuth::Basic,
-            self.app_id(),
+            self.client_id(),
             secret,
             form,
         )
@@ -304,7 +304,7 @@ impl Provider for Pinterest {
                 Some(AUTH_FAILED) => ProviderError::Failed {
                     message: format!("Pinterest rejected the app: {}", describe(&reply)),
                     hint: Some(format!(
-                        "check platforms.pinterest.app_id and {SECRET_VAR} (developers.pinterest.com → My apps)"
+                        "check platforms.pinterest.client_id and {SECRET_VAR} (developers.pinterest.com → My apps)"
                     )),
                 },
                 _ => ProviderError::Failed {
@@ -378,7 +378,7 @@ impl Flow for Pinterest {
     fn authorize_url(&self, cx: &login::Cx<'_>, state: &str, _pkce: Option<&Pkce>) -> Url {
         let mut u = self.authorize.clone();
         u.query_pairs_mut()
-            .append_pair("client_id", self.app_id())
+            .append_pair("client_id", self.client_id())
             .append_pair("redirect_uri", cx.redirect_uri)
             .append_pair("response_type", "code")
             .append_pair("scope", cx.scope.unwrap_or(DEFAULT_SCOPE))
@@ -405,7 +405,7 @@ impl Flow for Pinterest {
                 "Pinterest refused the authorization code ({})",
                 describe(&reply)
             ))
-            .with_hint(format!("codes are single-use and short-lived: run `evertoken auth login pinterest` again; check platforms.pinterest.app_id, {SECRET_VAR} and that the redirect URI is registered")));
+            .with_hint(format!("codes are single-use and short-lived: run `evertoken auth login pinterest` again; check platforms.pinterest.client_id, {SECRET_VAR} and that the redirect URI is registered")));
         }
         let body: TokenReply = reply.json().map_err(|e| {
             Error::failed(format!(

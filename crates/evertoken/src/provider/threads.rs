@@ -14,7 +14,7 @@
 //! (the Threads app id), `scope=threads_basic,…`, then `POST /oauth/access_token`
 //! (on `base_url`) for a short-lived token, exchanged at once with
 //! `GET /access_token?grant_type=th_exchange_token` for the 60-day token. No
-//! PKCE; the Threads app secret (`THREADS_APP_SECRET`) authenticates. Meta accepts
+//! PKCE; the Threads app secret (`THREADS_CLIENT_SECRET`) authenticates. Meta accepts
 //! only the `https` redirect URIs registered in the app dashboard, so this login
 //! always runs as a pasted callback (`--redirect-uri`).
 //! Source: developers.facebook.com/docs/threads/get-started/get-access-tokens-and-permissions
@@ -32,7 +32,7 @@ use crate::secret::Secret;
 pub const KEY: &str = "threads";
 pub const DISPLAY: &str = "Threads";
 const DEFAULT_SCOPE: &str = "threads_basic,threads_content_publish";
-const SECRET_VAR: &str = "THREADS_APP_SECRET";
+const SECRET_VAR: &str = "THREADS_CLIENT_SECRET";
 
 platform_config! {
     /// The Threads app id (used by `auth login`).
