@@ -80,6 +80,33 @@ fn a_public_x_client_sends_its_id_in_the_body() {
 }
 
 #[test]
+fn an_x_client_without_a_type_or_a_secret_is_public() {
+    // The contract: X_CLIENT_SECRET absent means a public client, unless
+    // `client_type: confidential` says otherwise.
+    let env = TestEnv::new();
+    let s = at().with(platform("x").client_secret_not_stored());
+    env.scenario(&s);
+    env.sim.sim().x_add_client(&s.client_id("x"), None, &[]);
+    let (code, r) = refresh(&env, "x");
+    assert_eq!(code, 0, "{r:?}");
+    assert_eq!(result(&r, "x")["state"], "rotated", "{r:?}");
+    let confidential = at().with(
+        platform("x")
+            .client_secret_not_stored()
+            .setting("client_type: confidential"),
+    );
+    let env = TestEnv::new();
+    env.scenario(&confidential);
+    let out = ev(&env, &["auth", "refresh", "x"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("X_CLIENT_SECRET is not set"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
 fn a_dead_x_refresh_token_is_reauth_required() {
     let env = TestEnv::new();
     let s = at().with(platform("x"));

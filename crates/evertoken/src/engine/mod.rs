@@ -378,7 +378,7 @@ impl Engine {
                 Some((v, _)) => {
                     values.insert(var, v);
                 }
-                None if required => {
+                None if required && !p.client_secret_optional() => {
                     return Err(Error::config(format!(
                         "{var} is not set (looked in the environment, then {})",
                         self.store.describe()

@@ -328,6 +328,11 @@ pub async fn start(cfg: Config, clock: Clock, opts: &Options) -> Result<Pending>
             .lookup_secret(var)
             .await?
             .map(|(v, _)| v)
+            .or_else(|| {
+                provider
+                    .client_secret_optional()
+                    .then(|| Secret::new(String::new()))
+            })
             .ok_or_else(|| {
                 Error::config(format!(
                     "{var} is not set (looked in the environment, then {})",

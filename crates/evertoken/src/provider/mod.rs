@@ -600,6 +600,11 @@ pub trait Provider: Send + Sync {
     fn slots(&self) -> &[Slot];
     /// The client secret's variable, if the token endpoint needs one.
     fn client_secret_var(&self) -> Option<&'static str>;
+    /// Whether the client secret may be absent (its absence then means a
+    /// public client, as for X without `client_type`).
+    fn client_secret_optional(&self) -> bool {
+        false
+    }
     /// Whether a refresh issues a new refresh token and kills the old one.
     fn rotates(&self, state: &AccountState) -> bool;
     /// The pure planning rule.

@@ -5,11 +5,12 @@
 //! one sent stops working. The new refresh token is persisted before anything
 //! else ([`Provider::rotates`]).
 //!
-//! Client authentication follows the app's type in the developer portal
-//! (`client_type`): a **confidential** client (Web App, Automated App or Bot;
-//! the default) authenticates with HTTP Basic `client_id:X_CLIENT_SECRET`, a
-//! **public** client (Native App, Single Page App) sends `client_id` in the body
-//! and has no secret. X refuses a confidential client without its Basic
+//! Client authentication follows the app's type in the developer portal: a
+//! **confidential** client (Web App, Automated App or Bot) authenticates with
+//! HTTP Basic `client_id:X_CLIENT_SECRET`, a **public** client (Native App,
+//! Single Page App) sends `client_id` in the body and has no secret. Without
+//! `client_type`, the secret decides: set, confidential; absent, public.
+//! `client_type: confidential` makes a missing secret an error instead. X refuses a confidential client without its Basic
 //! credentials with `401 unauthorized_client` ("Missing valid authorization
 //! header"): a configuration problem.
 //!
@@ -53,11 +54,10 @@ pub const AUTH_URL: &str = "https://x.com";
 const ACCESS_MIN_MINUTES: i64 = 30;
 
 /// The app's type in the X developer portal.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum ClientType {
     /// Web App, Automated App or Bot: HTTP Basic with `X_CLIENT_SECRET`.
-    #[default]
     Confidential,
     /// Native App or Single Page App: `client_id` in the body, no secret.
     Public,
@@ -67,8 +67,9 @@ platform_config! {
     /// The OAuth 2.0 client id (developer portal → the app → Keys and tokens).
     #[serde(default)]
     pub client_id: Option<String>,
+    /// Absent: confidential when `X_CLIENT_SECRET` is set, public otherwise.
     #[serde(default)]
-    pub client_type: ClientType,
+    pub client_type: Option<ClientType>,
 }
 
 const SLOTS: &[Slot] = &[
@@ -88,7 +89,7 @@ pub struct X {
     common: Common,
     token: Url,
     authorize: Url,
-    client_type: ClientType,
+    client_type: Option<ClientType>,
 }
 
 impl super::Section for Config {
@@ -130,7 +131,7 @@ impl X {
     }
 
     fn secret_var(&self) -> Option<&'static str> {
-        (self.client_type == ClientType::Confidential).then_some(SECRET_VAR)
+        (self.client_type != Some(ClientType::Public)).then_some(SECRET_VAR)
     }
 
     /// A token request with the client authenticated as its type says.
@@ -141,8 +142,10 @@ impl X {
         form: Vec<(&'static str, String)>,
     ) -> reqwest::RequestBuilder {
         let auth = match self.client_type {
-            ClientType::Confidential => super::oauth2::ClientAuth::Basic,
-            ClientType::Public => super::oauth2::ClientAuth::None,
+            Some(ClientType::Confidential) => super::oauth2::ClientAuth::Basic,
+            Some(ClientType::Public) => super::oauth2::ClientAuth::None,
+            None if secret.is_empty() => super::oauth2::ClientAuth::None,
+            None => super::oauth2::ClientAuth::Basic,
         };
         super::oauth2::token_request(c, &self.token, auth, self.client_id(), secret, form)
     }
@@ -201,6 +204,9 @@ impl Provider for X {
     fn client_secret_var(&self) -> Option<&'static str> {
         self.secret_var()
     }
+    fn client_secret_optional(&self) -> bool {
+        self.client_type.is_none()
+    }
     fn rotates(&self, _: &AccountState) -> bool {
         true
     }
@@ -226,10 +232,10 @@ impl Provider for X {
             .await?;
         if !reply.status.is_success() {
             let hint = match self.client_type {
-                ClientType::Confidential => format!(
+                Some(ClientType::Confidential) | None => format!(
                     "check platforms.x.client_id and {SECRET_VAR}; a Native App or Single Page App is a public client: set `client_type: public`"
                 ),
-                ClientType::Public => "check platforms.x.client_id; a Web App, Automated App or Bot is a confidential client: remove `client_type: public` and set X_CLIENT_SECRET".to_owned(),
+                Some(ClientType::Public) => "check platforms.x.client_id; a Web App, Automated App or Bot is a confidential client: remove `client_type: public` and set X_CLIENT_SECRET".to_owned(),
             };
             return Err(super::oauth_error("X", &reply, &hint, dead));
         }
