@@ -205,6 +205,16 @@ fn auth_login_for_an_oauth2_service_through_a_real_authorization_server() {
     let out = env.ev(&["auth", "status", "acme", "--json"]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert_eq!(state_of(&out, "acme"), "ok");
+    // Every run refreshes a configured service, a valid access token included:
+    // the rotated refresh token is stored.
+    let before = env.stored("ACME_REFRESH_TOKEN").unwrap();
+    let out = env.ev(&["auth", "refresh", "acme", "--json"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(state_of(&out, "acme"), "rotated");
+    let after = env.stored("ACME_REFRESH_TOKEN").unwrap();
+    env.secret(&after);
+    env.secret(&env.stored("ACME_ACCESS_TOKEN").unwrap());
+    assert_ne!(before, after);
     let token = env.cmd().args(["auth", "token", "gamma"]).output().unwrap();
     assert!(token.status.success());
     assert_eq!(

@@ -27,6 +27,8 @@
 //! - **Errors** (§5.2): `invalid_grant` is a dead grant (a human logs in again);
 //!   `invalid_client` / `unauthorized_client` a configuration problem; anything
 //!   else fails and the next run retries.
+//! - **Every run** refreshes (a valid access token included): servers that
+//!   expire idle refresh tokens keep them alive.
 //! - **Lifetimes**: `expires_in` (§5.1) for the access token; a refresh token's
 //!   own expiry only when the server states one (`refresh_token_expires_in`, as
 //!   Google and GitHub do; the RFC defines none), then `warn_before_days` before
@@ -468,16 +470,23 @@ pub(crate) fn plan(state: &AccountState, now: Timestamp, warn_before_days: i64) 
     if let Some(reason) = access_due {
         return Plan::Refresh { reason };
     }
+    // A configured service is refreshed on every run (the contract): servers
+    // that expire idle refresh tokens keep them alive. Inside the warning window
+    // it is due (only a refresh tells whether the expiry moves: `hard_deadline`);
+    // otherwise, with a valid access token, it checks a healthy grant (`auth
+    // status` says `ok`).
     match rt.expires_at {
-        // Inside the warning window: only a refresh tells whether the expiry moves.
         Some(exp) if super::within_days(now, exp, warn_before_days) => Plan::Refresh {
             reason: format!("refresh token {}", expiry_text(now, exp)),
         },
-        Some(exp) => Plan::Ok {
-            message: format!("refresh token {}", expiry_text(now, exp)),
+        Some(exp) => Plan::HealthCheck {
+            reason: format!(
+                "refreshed every run; refresh token {}",
+                expiry_text(now, exp)
+            ),
         },
-        None => Plan::Ok {
-            message: "access token valid".into(),
+        None => Plan::HealthCheck {
+            reason: "refreshed every run".into(),
         },
     }
 }
@@ -661,7 +670,11 @@ mod tests {
             (Some(None), Some(None), "refresh"),
             (Some(Some("2026-11-30T11:00:00Z")), Some(None), "refresh"),
             (Some(Some("2026-11-30T12:03:00Z")), Some(None), "refresh"),
-            (Some(Some("2026-11-30T13:00:00Z")), Some(None), "ok"),
+            (
+                Some(Some("2026-11-30T13:00:00Z")),
+                Some(None),
+                "health-check",
+            ),
             (
                 Some(Some("2026-11-30T13:00:00Z")),
                 Some(Some("2026-12-02T00:00:00Z")),
@@ -670,7 +683,7 @@ mod tests {
             (
                 Some(Some("2026-11-30T13:00:00Z")),
                 Some(Some("2027-03-01T00:00:00Z")),
-                "ok",
+                "health-check",
             ),
             (
                 Some(Some("2026-11-30T13:00:00Z")),
