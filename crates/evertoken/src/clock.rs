@@ -144,7 +144,7 @@ fn shorten(s: &str) -> String {
     if s.chars().count() > 40 {
         format!("{cut}…")
     } else {
-        cut
+        cut.into_owned()
     }
 }
 

@@ -107,7 +107,7 @@ impl Journal {
         &self,
         store_id: &str,
         account_key: &str,
-        vars: &[String],
+        vars: &[impl AsRef<str>],
     ) -> std::io::Result<Option<Record>> {
         let Some(rec) = self.read(store_id, account_key)? else {
             return Ok(None);
@@ -128,7 +128,11 @@ impl Journal {
                 crate::scrub::external(&rec.store)
             )));
         }
-        if let Some(e) = rec.entries.iter().find(|e| !vars.contains(&e.var)) {
+        if let Some(e) = rec
+            .entries
+            .iter()
+            .find(|e| !vars.iter().any(|v| v.as_ref() == e.var))
+        {
             return Err(bad(format!(
                 "holds `{}`, which is not a variable of this account",
                 crate::scrub::external(&e.var)

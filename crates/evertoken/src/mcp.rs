@@ -360,7 +360,7 @@ fn respond(r: Result<Value>) -> CallToolResult {
 
 fn scrub_value(v: Value) -> Value {
     match v {
-        Value::String(s) => Value::String(crate::scrub::external(&s)),
+        Value::String(s) => Value::String(crate::scrub::external(&s).into_owned()),
         Value::Array(a) => Value::Array(a.into_iter().map(scrub_value).collect()),
         Value::Object(o) => {
             Value::Object(o.into_iter().map(|(k, v)| (k, scrub_value(v))).collect())

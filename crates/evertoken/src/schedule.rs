@@ -356,7 +356,7 @@ pub struct Schedule {
 /// outside `[A-Za-z_][A-Za-z0-9_]*`, or a GitHub Actions expression (`${{`) in
 /// the config path, which the runner would evaluate. `Err` names the value.
 pub fn check(kind: Kind, s: &Settings) -> std::result::Result<(), String> {
-    let shown = |v: &str| crate::scrub::escape_controls(v);
+    let shown = |v: &str| crate::scrub::escape_controls(v).into_owned();
     let mut values: Vec<(&str, String)> = vec![
         ("the config path", s.ci_config.clone()),
         (

@@ -8,6 +8,7 @@
 //! It owns the registry of known secret values and the escaping rules. It never
 //! logs, and never returns a registered value whole.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, OnceLock};
 
@@ -138,14 +139,23 @@ pub fn register_url(url: &str) {
 /// (`eyJ….….…`, such as the GitHub App's bearer JWT or an `id_token`, which no
 /// registry sees) too. Control characters are left alone (see [`external`]).
 pub fn secrets(text: &str) -> String {
-    jwts(&registered(text, prefix_form), prefix_form)
+    secrets_in(text).into_owned()
+}
+
+/// [`secrets`], borrowing `text` when it holds none (the common case: no
+/// allocation for each cell of a 10,000-row table).
+fn secrets_in(text: &str) -> Cow<'_, str> {
+    match registered(text, prefix_form) {
+        Cow::Borrowed(t) => jwts(t, prefix_form),
+        Cow::Owned(t) => Cow::Owned(jwts(&t, prefix_form).into_owned()),
+    }
 }
 
 /// For alerts, which carry no part of a secret, not even its prefix: every known
 /// secret and every JWT replaced by `[token]`, controls escaped.
 pub fn hidden(text: &str) -> String {
     let token = |_: &str| "[token]".to_owned();
-    escape_controls(&jwts(&registered(text, token), token))
+    escape_controls(&jwts(&registered(text, token), token)).into_owned()
 }
 
 fn prefix_form(hit: &str) -> String {
@@ -153,13 +163,14 @@ fn prefix_form(hit: &str) -> String {
 }
 
 /// Replaces JWT-shaped runs (three base64url segments, the first starting `eyJ`).
-fn jwts(text: &str, replace: impl Fn(&str) -> String) -> String {
+fn jwts(text: &str, replace: impl Fn(&str) -> String) -> Cow<'_, str> {
     if !text.contains("eyJ") {
-        return text.to_owned();
+        return Cow::Borrowed(text);
     }
     let b64 = |c: u8| c.is_ascii_alphanumeric() || c == b'-' || c == b'_';
     let bytes = text.as_bytes();
-    let mut out = String::with_capacity(text.len());
+    // Allocated at the first hit: most text holds no secret.
+    let mut out = String::new();
     let mut copied = 0;
     let mut from = 0;
     while let Some(rel) = text[from..].find("eyJ") {
@@ -183,6 +194,7 @@ fn jwts(text: &str, replace: impl Fn(&str) -> String) -> String {
         }
         let starts_word = start == 0 || !b64(bytes[start - 1]);
         if segments == 3 && starts_word {
+            out.reserve(text.len());
             out.push_str(&text[copied..start]);
             out.push_str(&replace(&text[start..i]));
             copied = i;
@@ -191,20 +203,24 @@ fn jwts(text: &str, replace: impl Fn(&str) -> String) -> String {
             from = start + 3;
         }
     }
+    if copied == 0 {
+        return Cow::Borrowed(text);
+    }
     out.push_str(&text[copied..]);
-    out
+    Cow::Owned(out)
 }
 
-fn registered(text: &str, replace: impl Fn(&str) -> String) -> String {
+fn registered(text: &str, replace: impl Fn(&str) -> String) -> Cow<'_, str> {
     let Ok(mut r) = registry().lock() else {
-        return text.to_owned();
+        return Cow::Borrowed(text);
     };
     r.settle();
     if r.by_head.is_empty() || text.len() < MIN_LEN {
-        return text.to_owned();
+        return Cow::Borrowed(text);
     }
     let bytes = text.as_bytes();
-    let mut out = String::with_capacity(text.len());
+    // Allocated at the first hit: most text holds no secret.
+    let mut out = String::new();
     let mut i = 0;
     let mut copied = 0;
     while i + KEY <= bytes.len() {
@@ -222,6 +238,7 @@ fn registered(text: &str, replace: impl Fn(&str) -> String) -> String {
                     .map(|s| s.expose_secret())
                     .find(|s| text[i..].starts_with(s))
             {
+                out.reserve(text.len());
                 out.push_str(&text[copied..i]);
                 out.push_str(&replace(hit));
                 i += hit.len();
@@ -231,8 +248,11 @@ fn registered(text: &str, replace: impl Fn(&str) -> String) -> String {
         }
         i += 1;
     }
+    if copied == 0 {
+        return Cow::Borrowed(text);
+    }
     out.push_str(&text[copied..]);
-    out
+    Cow::Owned(out)
 }
 
 /// True for characters that must never reach a terminal raw from outside text:
@@ -246,9 +266,9 @@ fn dangerous(c: char) -> bool {
 
 /// Escapes every dangerous character, newlines and tabs included (`\u{1b}`, `\n`),
 /// so text from outside is one inert line.
-pub fn escape_controls(s: &str) -> String {
+pub fn escape_controls(s: &str) -> Cow<'_, str> {
     if !s.chars().any(dangerous) {
-        return s.to_owned();
+        return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
@@ -258,31 +278,36 @@ pub fn escape_controls(s: &str) -> String {
             out.push(c);
         }
     }
-    out
+    Cow::Owned(out)
 }
 
 /// Escapes dangerous characters but keeps `\n` (for multi-line messages evertoken
 /// builds itself, whose parts from outside were already made inert).
-pub fn escape_controls_keep_newlines(s: &str) -> String {
+pub fn escape_controls_keep_newlines(s: &str) -> Cow<'_, str> {
     if !s.chars().any(|c| c != '\n' && dangerous(c)) {
-        return s.to_owned();
+        return Cow::Borrowed(s);
     }
-    s.split('\n')
-        .map(escape_controls)
-        .collect::<Vec<_>>()
-        .join("\n")
+    Cow::Owned(
+        s.split('\n')
+            .map(escape_controls)
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
 }
 
 /// Text from outside (a provider or webhook body, an error a library built from
 /// one): known secrets replaced by their prefix form, controls escaped.
-pub fn external(text: &str) -> String {
-    escape_controls(&secrets(text))
+pub fn external(text: &str) -> Cow<'_, str> {
+    match secrets_in(text) {
+        Cow::Borrowed(t) => escape_controls(t),
+        Cow::Owned(t) => Cow::Owned(escape_controls(&t).into_owned()),
+    }
 }
 
 /// A line about to be shown, logged or alerted: known secrets replaced, controls
 /// escaped except line breaks.
 pub fn shown(text: &str) -> String {
-    escape_controls_keep_newlines(&secrets(text))
+    escape_controls_keep_newlines(&secrets_in(text)).into_owned()
 }
 
 /// The log sink: each formatted log line is scrubbed of known secrets (and, when
@@ -376,7 +401,7 @@ mod tests {
         #[test]
         fn never_panics_and_never_leaves_a_registered_value(pre in "\\PC{0,40}", post in "\\PC{0,40}", secret in "[A-Za-z0-9._-]{8,40}") {
             register(&secret);
-            let s = external(&format!("{pre}{secret}{post}"));
+            let s = external(&format!("{pre}{secret}{post}")).into_owned();
             prop_assert!(!s.chars().any(dangerous));
             let wrapped = format!("<{}>", secret);
             let scrubbed = secrets(&wrapped);

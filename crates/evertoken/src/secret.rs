@@ -91,9 +91,18 @@ impl Prefix {
     pub const MAX: usize = 8;
 
     pub fn of(value: &str) -> Self {
-        let chars = value.chars().count();
+        let chars = if value.is_ascii() {
+            value.len()
+        } else {
+            value.chars().count()
+        };
         let shown = Self::MAX.min(chars / 3);
-        let mut s: String = value.chars().take(shown).collect();
+        let end = value
+            .char_indices()
+            .nth(shown)
+            .map_or(value.len(), |(i, _)| i);
+        let mut s = String::with_capacity(end + '…'.len_utf8());
+        s.push_str(&value[..end]);
         s.push('…');
         Self(s)
     }
@@ -129,8 +138,8 @@ pub enum Source {
     Env(String),
     /// The OS keychain (service `evertoken`).
     Keychain,
-    /// The local credentials file (path).
-    File(String),
+    /// The local credentials file (path; shared by every value read from it).
+    File(std::sync::Arc<str>),
     /// The rotation journal: a token received but not yet written back (path).
     Journal(String),
     /// A remote write-back store (its description).

@@ -568,7 +568,7 @@ pub async fn dispatch(
                 error: None,
             });
         }
-        Err(e) => fail(report, crate::scrub::external(&e)),
+        Err(e) => fail(report, crate::scrub::external(&e).into_owned()),
     }
 }
 

@@ -211,7 +211,7 @@ pub fn escape(s: &str) -> String {
         end = i;
         cut = true;
     }
-    let mut out = crate::scrub::escape_controls(&s[..end]);
+    let mut out = crate::scrub::escape_controls(&s[..end]).into_owned();
     if cut {
         out.push('…');
     }

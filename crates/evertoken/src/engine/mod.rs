@@ -145,9 +145,17 @@ pub struct Engine {
 /// What was read for one account.
 struct Snapshot {
     state: AccountState,
-    /// The store's own values (not env, not journal), to detect another runner.
-    stored: BTreeMap<String, Stored>,
+    /// The store's own values (not env, not journal), to detect another runner:
+    /// one per slot at most, so a list.
+    stored: Vec<(String, Stored)>,
     journal: Option<(PathBuf, Record)>,
+}
+
+impl Snapshot {
+    /// The store's own value of `var`, when it has one.
+    fn stored(&self, var: &str) -> Option<&Stored> {
+        self.stored.iter().find(|(v, _)| v == var).map(|(_, s)| s)
+    }
 }
 
 impl Engine {
@@ -581,7 +589,7 @@ impl Engine {
         // A plain read (usually one failed open): cheaper inline than on a
         // blocking thread, which matters for `auth status` over 10,000 accounts.
         let vars = self.vars(p, a);
-        let own_vars: Vec<String> = vars.iter().map(|(_, v)| v.clone()).collect();
+        let own_vars: Vec<&str> = vars.iter().map(|(_, v)| v.as_str()).collect();
         let journal = match journal.read_for(store_id, &key, &own_vars) {
             Ok(Some(rec)) => Some((journal.path_for(store_id, &key), rec)),
             Ok(None) => None,
@@ -590,7 +598,7 @@ impl Engine {
             )),
         };
         let mut state = AccountState::default();
-        let mut stored = BTreeMap::new();
+        let mut stored = Vec::with_capacity(vars.len());
         for (slot, var) in vars {
             let from_store = self.store.read(&var).await?;
             if let Some(s) = &from_store {
@@ -612,10 +620,10 @@ impl Engine {
             if let Some(h) = held.as_mut().filter(|h| h.expires_at.is_none()) {
                 h.expires_at = self.fingerprints.expiry_of(&var, &h.value);
             }
-            if let Some(s) = from_store {
-                stored.insert(var.clone(), s);
-            }
             *state.slot_mut(slot.role) = held;
+            if let Some(s) = from_store {
+                stored.push((var, s));
+            }
         }
         Ok(Snapshot {
             state,

@@ -178,7 +178,7 @@ impl Engine {
         let changed_by_other = !finished_journal
             && p.slots().iter().any(|s| {
                 let var = a.var(s.base);
-                s.durable && !same_stored(before.stored.get(&var), snap.stored.get(&var))
+                s.durable && !same_stored(before.stored(&var), snap.stored(&var))
             });
         let plan = match p.plan(&snap.state, now) {
             Plan::Ok { .. } | Plan::Expiring { .. } if mint => Plan::HealthCheck {

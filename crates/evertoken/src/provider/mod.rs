@@ -365,7 +365,7 @@ pub(crate) fn assemble(
             .error("concurrency", "must be at least 1")
             .with_hint("the default is 8"));
     }
-    let mut seen = std::collections::BTreeSet::new();
+    let mut seen = std::collections::HashSet::with_capacity(k.accounts.len());
     for a in k.accounts {
         if a.is_empty() || a.chars().any(|c| c.is_whitespace() || c == ':') {
             return Err(cx
@@ -711,7 +711,7 @@ impl OAuthError {
             Some(d) if !d.is_empty() => format!("{}: {d}", self.error),
             _ => self.error.clone(),
         };
-        crate::scrub::external(&text)
+        crate::scrub::external(&text).into_owned()
     }
 }
 

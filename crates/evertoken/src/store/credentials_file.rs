@@ -554,10 +554,10 @@ pub fn parse_canonical(text: &str) -> Option<Entries> {
                     ));
                 }
                 "expires_at" if item.expires_at.is_none() => {
-                    item.expires_at = Some(timestamp(&scalar(raw, true)?)?);
+                    item.expires_at = Some(timestamp(&time_scalar(raw)?)?);
                 }
                 "updated_at" if item.updated_at.is_none() => {
-                    item.updated_at = Some(timestamp(&scalar(raw, true)?)?);
+                    item.updated_at = Some(timestamp(&time_scalar(raw)?)?);
                 }
                 _ => return None,
             }
@@ -652,16 +652,31 @@ fn split_key(line: &str) -> Option<(String, &str)> {
 
 /// The byte index just past the closing quote of the scalar `s` starts with.
 fn quoted_end(s: &str) -> Option<usize> {
+    // Bytewise: `"` and `\` never occur inside a multi-byte UTF-8 character.
     let mut escaped = false;
-    for (i, c) in s.char_indices().skip(1) {
+    for (i, &c) in s.as_bytes().iter().enumerate().skip(1) {
         match c {
             _ if escaped => escaped = false,
-            '\\' => escaped = true,
-            '"' => return Some(i + 1),
+            b'\\' => escaped = true,
+            b'"' => return Some(i + 1),
             _ => {}
         }
     }
     None
+}
+
+/// A plain timestamp scalar (what evertoken writes), borrowed; anything else
+/// (quoted, odd characters) through [`scalar`].
+fn time_scalar(raw: &str) -> Option<std::borrow::Cow<'_, str>> {
+    let plain = raw.starts_with(|c: char| c.is_ascii_digit())
+        && raw
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b':' | b'.' | b'+' | b'-'));
+    if plain {
+        Some(std::borrow::Cow::Borrowed(raw))
+    } else {
+        scalar(raw, true).map(std::borrow::Cow::Owned)
+    }
 }
 
 /// One scalar that is the whole rest of a line.

@@ -173,7 +173,7 @@ impl Store for EnvFileStore {
         format!("env file {}", self.path.display())
     }
     fn source(&self) -> Source {
-        Source::File(self.path.display().to_string())
+        Source::File(self.path.display().to_string().into())
     }
 
     async fn read(&self, var: &str) -> Result<Option<Stored>, StoreError> {
