@@ -4,211 +4,65 @@
 //! missing or wrong PKCE verifier, TikTok's hex challenge vs RFC 7636 base64url;
 //! and the knobs the client tests lean on (non-extending refresh tokens, `/me`).
 
-use base64::Engine as _;
-use evertoken_sim::{SimOptions, SimServer};
-use serde_json::Value;
-use sha2::Digest as _;
+use evertoken_sim::scenario::{Scenario, platform};
 
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client")
-}
+use crate::common::*;
 
-fn query_of(location: &str) -> std::collections::HashMap<String, String> {
-    url::Url::parse(location)
-        .expect("url")
-        .query_pairs()
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect()
-}
-
-const VERIFIER: &str = "sim-verifier-0123456789-0123456789-0123456789";
-
-fn b64(v: &str) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(v))
-}
-
-fn hexed(v: &str) -> String {
-    hex::encode(sha2::Sha256::digest(v))
-}
-
-/// GET an authorize endpoint: (status, Location).
-async fn authorize(c: &reqwest::Client, url: String, q: &[(&str, &str)]) -> (u16, Option<String>) {
-    let r = c.get(url).query(q).send().await.expect("send");
-    let loc = r
-        .headers()
-        .get("location")
-        .map(|v| v.to_str().expect("loc").to_string());
-    (r.status().as_u16(), loc)
-}
-
-async fn tiktok_authorize(
-    c: &reqwest::Client,
-    base: &str,
-    key: &str,
-    redirect: &str,
-    challenge: Option<&str>,
-) -> (u16, Option<String>) {
-    let mut q = vec![
-        ("client_key", key),
-        ("redirect_uri", redirect),
-        ("response_type", "code"),
-        ("scope", "user.info.basic"),
-        ("state", "st"),
-    ];
-    if let Some(ch) = challenge {
-        q.push(("code_challenge", ch));
-        q.push(("code_challenge_method", "S256"));
-    }
-    authorize(c, format!("{base}/v2/auth/authorize/"), &q).await
-}
-
-async fn tiktok_token(
-    c: &reqwest::Client,
-    base: &str,
-    key: &str,
-    code: &str,
-    redirect: &str,
-    verifier: Option<&str>,
-) -> (u16, Value) {
-    let mut f = vec![
-        ("client_key", key),
-        ("client_secret", "sim-tt-secret"),
-        ("code", code),
-        ("grant_type", "authorization_code"),
-        ("redirect_uri", redirect),
-    ];
-    if let Some(v) = verifier {
-        f.push(("code_verifier", v));
-    }
-    let r = c
-        .post(format!("{base}/v2/oauth/token/"))
-        .form(&f)
-        .send()
-        .await
-        .expect("send");
-    (r.status().as_u16(), r.json().await.expect("json"))
-}
+const WEB: App = App::new(&TIKTOK, "web-app", "sim-tt-secret").scoped("user.info.basic");
+const DESK: App = App::new(&TIKTOK_DESKTOP, "desk-app", "sim-tt-secret").scoped("user.info.basic");
 
 #[tokio::test]
 async fn tiktok_desktop_wants_loopback_and_hex_pkce_web_wants_https() {
-    let server = SimServer::start(SimOptions::default())
-        .await
-        .expect("start");
-    let sim = server.sim();
-    let base = server.base_url();
-    let c = client();
-    sim.tiktok_add_client("web-app", "sim-tt-secret");
-    sim.tiktok_add_desktop_client("desk-app", "sim-tt-secret");
+    let e = Env::start().await;
+    e.register(&WEB, &[]);
+    e.register(&DESK, &[]);
     let lo = "http://127.0.0.1:43123/callback/";
 
     // Web apps: https only.
-    assert_eq!(
-        tiktok_authorize(&c, &base, "web-app", lo, None).await.0,
-        400
-    );
-    assert_eq!(
-        tiktok_authorize(&c, &base, "web-app", "http://app.example/cb/", None)
-            .await
-            .0,
-        400
-    );
-    let (s, loc) = tiktok_authorize(&c, &base, "web-app", "https://app.example/cb/", None).await;
-    assert_eq!(s, 302);
-    assert!(loc.unwrap().starts_with("https://app.example/cb/?code="));
+    let web = [(lo, 400), ("http://app.example/cb/", 400)];
+    e.authorize_statuses(&WEB, None, &web).await;
+    let https = "https://app.example/cb/";
+    let a = e.authorize(&WEB, https, None, &[]).await;
+    a.code();
+    assert!(a.loc.starts_with("https://app.example/cb/?code="));
 
     // Desktop apps: loopback only, PKCE required.
-    let (s, _) = tiktok_authorize(
-        &c,
-        &base,
-        "desk-app",
-        "https://app.example/cb/",
-        Some(&hexed(VERIFIER)),
-    )
-    .await;
-    assert_eq!(s, 400, "a desktop app cannot redirect to a web URL");
-    let (s, loc) = tiktok_authorize(&c, &base, "desk-app", lo, None).await;
-    assert_eq!(s, 302);
-    assert_eq!(
-        query_of(&loc.unwrap())["error"],
-        "invalid_request",
-        "PKCE is required"
-    );
+    let hex = hexed(VERIFIER);
+    let a = e.authorize(&DESK, https, Some(&hex), &[]).await;
+    assert_eq!(a.status, 400, "a desktop app cannot redirect to a web URL");
+    // PKCE is required.
+    let a = e.authorize(&DESK, lo, None, &[]).await;
+    a.error_redirect("invalid_request");
 
     // A base64url (RFC 7636) challenge does not match TikTok's hex.
-    let (_, loc) = tiktok_authorize(&c, &base, "desk-app", lo, Some(&b64(VERIFIER))).await;
-    let code = query_of(&loc.unwrap())["code"].clone();
-    let (s, b) = tiktok_token(&c, &base, "desk-app", &code, lo, Some(VERIFIER)).await;
-    assert_eq!(
-        (s, b["error"].as_str()),
-        (400, Some("invalid_request")),
-        "{b}"
-    );
-    assert!(
-        b["error_description"]
-            .as_str()
-            .unwrap()
-            .contains("Code verifier")
-    );
+    let a = e.authorize(&DESK, lo, Some(&s256(VERIFIER)), &[]).await;
+    let b = e.exchange(&DESK, &a.code(), Some(lo), Some(VERIFIER)).await;
+    let b = b.check(400, json!({"error": "invalid_request"}));
+    let description = b["error_description"].as_str().expect("description");
+    assert!(description.contains("Code verifier"), "{b}");
 
     // Hex challenge: a missing or wrong verifier fails, the right one works,
     // and the redirect URI must be repeated exactly.
     for (verifier, redirect) in [
         (None, lo),
-        (Some("wrong-verifier-wrong-verifier-wrong-verifier"), lo),
+        (Some(WRONG_VERIFIER), lo),
         (Some(VERIFIER), "http://127.0.0.1:43123/callback"),
     ] {
-        let (_, loc) = tiktok_authorize(&c, &base, "desk-app", lo, Some(&hexed(VERIFIER))).await;
-        let code = query_of(&loc.unwrap())["code"].clone();
-        let (s, b) = tiktok_token(&c, &base, "desk-app", &code, redirect, verifier).await;
-        assert_eq!(s, 400, "{verifier:?} {redirect}: {b}");
+        let code = e.code(&DESK, lo, Some(VERIFIER)).await;
+        let b = e.exchange(&DESK, &code, Some(redirect), verifier).await;
+        assert_eq!(b.status, 400, "{verifier:?} {redirect}: {}", b.body);
     }
-    let (_, loc) = tiktok_authorize(&c, &base, "desk-app", lo, Some(&hexed(VERIFIER))).await;
-    let code = query_of(&loc.unwrap())["code"].clone();
-    let (s, b) = tiktok_token(&c, &base, "desk-app", &code, lo, Some(VERIFIER)).await;
-    assert_eq!(s, 200, "{b}");
+    e.login(&DESK, lo, Some(VERIFIER)).await.ok();
 
     // Registered URIs: TikTok's wildcard port matches any port, nothing else.
-    sim.oauth_register_redirect("tiktok", "desk-app", "http://127.0.0.1:*/callback/");
-    let ch = hexed(VERIFIER);
-    assert_eq!(
-        tiktok_authorize(
-            &c,
-            &base,
-            "desk-app",
-            "http://127.0.0.1:5/callback/",
-            Some(&ch)
-        )
-        .await
-        .0,
-        302
-    );
-    assert_eq!(
-        tiktok_authorize(
-            &c,
-            &base,
-            "desk-app",
-            "http://127.0.0.1:5/callback",
-            Some(&ch)
-        )
-        .await
-        .0,
-        400
-    );
-    assert_eq!(
-        tiktok_authorize(
-            &c,
-            &base,
-            "desk-app",
-            "http://127.0.0.1:5/other/",
-            Some(&ch)
-        )
-        .await
-        .0,
-        400
-    );
+    e.sim
+        .oauth_register_redirect("tiktok", "desk-app", "http://127.0.0.1:*/callback/");
+    let registered = [
+        ("http://127.0.0.1:5/callback/", 302),
+        ("http://127.0.0.1:5/callback", 400),
+        ("http://127.0.0.1:5/other/", 400),
+    ];
+    e.authorize_statuses(&DESK, Some(&hex), &registered).await;
 }
 
 /// TikTok desktop: "Only localhost or loopback IP 127.0.0.1 are allowed host
@@ -216,15 +70,9 @@ async fn tiktok_desktop_wants_loopback_and_hex_pkce_web_wants_https() {
 /// docs' 2 hours and 180 days.
 #[tokio::test]
 async fn tiktok_desktop_hosts_and_default_lifetimes() {
-    let server = SimServer::start(SimOptions::default())
-        .await
-        .expect("start");
-    let sim = server.sim();
-    let base = server.base_url();
-    let c = client();
-    sim.tiktok_add_desktop_client("desk-app", "sim-tt-secret");
-    let ch = hexed(VERIFIER);
-    for (redirect, want) in [
+    let e = Env::start().await;
+    e.register(&DESK, &[]);
+    let hosts = [
         ("http://127.0.0.1:5/callback/", 302),
         ("http://localhost:5/callback/", 302),
         ("https://127.0.0.1:3455/callback/", 302),
@@ -232,327 +80,118 @@ async fn tiktok_desktop_hosts_and_default_lifetimes() {
         ("http://[::1]:5/callback/", 400),
         ("https://[::1]:3455/callback/", 400),
         ("http://127.0.0.1/callback/", 400),
-    ] {
-        let (s, _) = tiktok_authorize(&c, &base, "desk-app", redirect, Some(&ch)).await;
-        assert_eq!(s, want, "{redirect}");
-    }
+    ];
+    e.authorize_statuses(&DESK, Some(&hexed(VERIFIER)), &hosts)
+        .await;
     let lo = "https://127.0.0.1:3455/callback/";
-    let (_, loc) = tiktok_authorize(&c, &base, "desk-app", lo, Some(&ch)).await;
-    let code = query_of(&loc.unwrap())["code"].clone();
-    let (s, b) = tiktok_token(&c, &base, "desk-app", &code, lo, Some(VERIFIER)).await;
-    assert_eq!(s, 200, "{b}");
-    assert_eq!(b["expires_in"], 7200, "{b}");
-    assert_eq!(b["refresh_expires_in"], 15_552_000, "{b}");
+    let b = e.login(&DESK, lo, Some(VERIFIER)).await;
+    let lifetimes = json!({"expires_in": 7200, "refresh_expires_in": 15_552_000});
+    b.check(200, lifetimes);
 }
 
 #[tokio::test]
 async fn google_linkedin_instagram_redirect_rules() {
-    let server = SimServer::start(SimOptions::default())
-        .await
-        .expect("start");
-    let sim = server.sim();
-    let base = server.base_url();
-    let c = client();
-    sim.google_add_client("g", "g-secret");
-    sim.linkedin_add_client("li", "li-secret");
-    sim.instagram_add_app("ig", "ig-secret");
+    const G: App = App::new(&GOOGLE, "g", "g-secret").scoped("s");
+    const LI: App = App::new(&LINKEDIN, "li", "li-secret").scoped("w_member_social");
+    const IG: App = App::new(&INSTAGRAM, "ig", "ig-secret").scoped("instagram_business_basic");
+    let e = Env::start().await;
+    for app in [&G, &LI, &IG] {
+        e.register(app, &[]);
+    }
 
-    let google = |redirect: &'static str, challenge: String| {
-        let c = c.clone();
-        let base = base.clone();
-        async move {
-            authorize(
-                &c,
-                format!("{base}/o/oauth2/v2/auth"),
-                &[
-                    ("client_id", "g"),
-                    ("redirect_uri", redirect),
-                    ("response_type", "code"),
-                    ("scope", "s"),
-                    ("state", "st"),
-                    ("code_challenge", challenge.as_str()),
-                    ("code_challenge_method", "S256"),
-                ],
-            )
-            .await
-        }
-    };
-    assert_eq!(
-        google("http://example.com/cb", b64(VERIFIER)).await.0,
-        400,
-        "non-loopback http"
-    );
-    // Google: the loopback port is free even when a port is registered.
-    sim.oauth_register_redirect("google", "g", "http://127.0.0.1:1/");
-    assert_eq!(google("http://127.0.0.1:4000/", b64(VERIFIER)).await.0, 302);
-    assert_eq!(
-        google("https://other.example/", b64(VERIFIER)).await.0,
-        400,
-        "unregistered"
-    );
+    // Google: no non-loopback http; the loopback port is free even when a port
+    // is registered; an unregistered URI is refused.
+    let ch = s256(VERIFIER);
+    e.authorize_statuses(&G, Some(&ch), &[("http://example.com/cb", 400)])
+        .await;
+    e.sim
+        .oauth_register_redirect("google", "g", "http://127.0.0.1:1/");
+    let registered = [
+        ("http://127.0.0.1:4000/", 302),
+        ("https://other.example/", 400),
+    ];
+    e.authorize_statuses(&G, Some(&ch), &registered).await;
     // A hex challenge is not Google's S256.
-    let (_, loc) = google("http://127.0.0.1:4000/", hexed(VERIFIER)).await;
-    let code = query_of(&loc.unwrap())["code"].clone();
-    let r = c
-        .post(format!("{base}/token"))
-        .form(&[
-            ("client_id", "g"),
-            ("client_secret", "g-secret"),
-            ("code", code.as_str()),
-            ("code_verifier", VERIFIER),
-            ("grant_type", "authorization_code"),
-            ("redirect_uri", "http://127.0.0.1:4000/"),
-        ])
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(r.status().as_u16(), 400);
+    let lo = "http://127.0.0.1:4000/";
+    let a = e.authorize(&G, lo, Some(&hexed(VERIFIER)), &[]).await;
+    let b = e.exchange(&G, &a.code(), Some(lo), Some(VERIFIER)).await;
+    assert_eq!(b.status, 400, "{}", b.body);
 
-    // LinkedIn: exact registered string, trailing slash included.
-    let li = |redirect: &'static str| {
-        let c = c.clone();
-        let base = base.clone();
-        async move {
-            authorize(
-                &c,
-                format!("{base}/oauth/v2/authorization"),
-                &[
-                    ("client_id", "li"),
-                    ("redirect_uri", redirect),
-                    ("response_type", "code"),
-                    ("scope", "w_member_social"),
-                    ("state", "st"),
-                ],
-            )
-            .await
-        }
-    };
+    // LinkedIn: no non-loopback http; the exact registered string, trailing
+    // slash included, at authorize and at the exchange.
+    e.authorize_statuses(&LI, None, &[("http://example.com/cb/", 400)])
+        .await;
+    e.sim
+        .oauth_register_redirect("linkedin", "li", "https://app.example/li/cb/");
+    let (cb, no_slash) = ("https://app.example/li/cb/", "https://app.example/li/cb");
+    e.authorize_statuses(&LI, None, &[(no_slash, 400)]).await;
+    let code = e.code(&LI, cb, None).await;
     assert_eq!(
-        li("http://example.com/cb/").await.0,
-        400,
-        "non-loopback http"
-    );
-    sim.oauth_register_redirect("linkedin", "li", "https://app.example/li/cb/");
-    assert_eq!(
-        li("https://app.example/li/cb").await.0,
-        400,
-        "trailing slash matters"
-    );
-    let (s, loc) = li("https://app.example/li/cb/").await;
-    assert_eq!(s, 302);
-    let code = query_of(&loc.unwrap())["code"].clone();
-    let token = |redirect: Option<&'static str>, code: String| {
-        let c = c.clone();
-        let base = base.clone();
-        async move {
-            let mut f = vec![
-                ("grant_type", "authorization_code"),
-                ("code", code.as_str()),
-                ("client_id", "li"),
-                ("client_secret", "li-secret"),
-            ];
-            if let Some(r) = redirect {
-                f.push(("redirect_uri", r));
-            }
-            let r = c
-                .post(format!("{base}/oauth/v2/accessToken"))
-                .form(&f)
-                .send()
-                .await
-                .expect("send");
-            r.status().as_u16()
-        }
-    };
-    assert_eq!(
-        token(Some("https://app.example/li/cb"), code.clone()).await,
+        e.exchange(&LI, &code, Some(no_slash), None).await.status,
         400
     );
-    let (_, loc) = li("https://app.example/li/cb/").await;
-    let code2 = query_of(&loc.unwrap())["code"].clone();
-    assert_eq!(token(Some("https://app.example/li/cb/"), code2).await, 200);
+    e.login(&LI, cb, None).await.ok();
 
     // Instagram (Meta): https only, even on loopback; redirect repeated at the exchange.
-    let ig = |redirect: &'static str| {
-        let c = c.clone();
-        let base = base.clone();
-        async move {
-            authorize(
-                &c,
-                format!("{base}/oauth/authorize"),
-                &[
-                    ("client_id", "ig"),
-                    ("redirect_uri", redirect),
-                    ("response_type", "code"),
-                    ("scope", "instagram_business_basic"),
-                    ("state", "st"),
-                ],
-            )
-            .await
-        }
-    };
-    assert_eq!(ig("http://127.0.0.1:8765/callback").await.0, 400);
-    let (s, loc) = ig("https://app.example/ig/").await;
-    assert_eq!(s, 302);
-    let code = query_of(&loc.unwrap())["code"].clone();
-    let r = c
-        .post(format!("{base}/oauth/access_token"))
-        .form(&[
-            ("client_id", "ig"),
-            ("client_secret", "ig-secret"),
-            ("grant_type", "authorization_code"),
-            ("code", code.as_str()),
-        ])
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(r.status().as_u16(), 400, "no redirect_uri at the exchange");
+    e.authorize_statuses(&IG, None, &[("http://127.0.0.1:8765/callback", 400)])
+        .await;
+    let code = e.code(&IG, "https://app.example/ig/", None).await;
+    let b = e.exchange(&IG, &code, None, None).await;
+    assert_eq!(b.status, 400, "no redirect_uri at the exchange");
 }
 
 #[tokio::test]
 async fn the_new_knobs_are_on_the_control_api() {
-    use serde_json::json;
-    let server = SimServer::start(SimOptions::default())
-        .await
-        .expect("start");
-    let sim = server.sim();
-    let base = server.base_url();
-    let c = client();
-    let post = |path: &'static str, body: Value| {
-        let c = c.clone();
-        let base = base.clone();
-        async move {
-            c.post(format!("{base}{path}"))
-                .json(&body)
-                .send()
-                .await
-                .expect("send")
-                .status()
-                .as_u16()
-        }
-    };
-    assert_eq!(
-        post(
-            "/_sim/tiktok/desktop_client",
-            json!({"client_key": "d", "client_secret": "s"})
-        )
-        .await,
-        200
-    );
-    assert_eq!(
-        post(
-            "/_sim/oauth/redirect",
-            json!({"provider": "tiktok", "client_id": "d", "uri": "http://127.0.0.1:*/cb/"})
-        )
-        .await,
-        200
-    );
-    let ch = hexed(VERIFIER);
-    assert_eq!(
-        tiktok_authorize(&c, &base, "d", "http://127.0.0.1:7/cb/", Some(&ch))
-            .await
-            .0,
-        302
-    );
-    assert_eq!(
-        tiktok_authorize(&c, &base, "d", "http://127.0.0.1:7/other/", Some(&ch))
-            .await
-            .0,
-        400
-    );
-    assert_eq!(
-        post("/_sim/tiktok/refresh_extends", json!({"extends": false})).await,
-        200
-    );
-    assert_eq!(post("/_sim/tiktok/refresh_extends", json!({})).await, 400);
-    assert_eq!(
-        post("/_sim/linkedin/refresh_extends", json!({"extends": true})).await,
-        200
-    );
-    assert_eq!(
-        post("/_sim/instagram/young_message", json!({"message": "nope"})).await,
-        200
-    );
-    assert_eq!(
-        post(
-            "/_sim/actions/org_secret",
-            json!({"org": "acme", "name": "T", "value": "v", "visibility": "selected", "selected_repository_ids": [3, 5]})
-        )
-        .await,
-        200
-    );
-    assert_eq!(sim.actions_secret_repositories("acme", "T"), vec![3, 5]);
-    let got: Value = c
-        .get(format!("{base}/_sim/actions/org_secret?org=acme&name=T"))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let e = Env::start().await;
+    e.controls(json!([
+        ["/_sim/tiktok/desktop_client", {"client_key": "d", "client_secret": "s"}, 200],
+        ["/_sim/oauth/redirect", {"provider": "tiktok", "client_id": "d", "uri": "http://127.0.0.1:*/cb/"}, 200],
+    ]))
+    .await;
+    let d = App::new(&TIKTOK_DESKTOP, "d", "s").scoped("user.info.basic");
+    let wildcard = [
+        ("http://127.0.0.1:7/cb/", 302),
+        ("http://127.0.0.1:7/other/", 400),
+    ];
+    e.authorize_statuses(&d, Some(&hexed(VERIFIER)), &wildcard)
+        .await;
+    let secret = |visibility: &str| json!({"org": "acme", "name": "T", "value": "v", "visibility": visibility});
+    let mut selected = secret("selected");
+    selected["selected_repository_ids"] = json!([3, 5]);
+    e.controls(json!([
+        ["/_sim/tiktok/refresh_extends", {"extends": false}, 200],
+        ["/_sim/tiktok/refresh_extends", {}, 400],
+        ["/_sim/linkedin/refresh_extends", {"extends": true}, 200],
+        ["/_sim/instagram/young_message", {"message": "nope"}, 200],
+        ["/_sim/actions/org_secret", selected, 200],
+        ["/_sim/actions/org_secret", secret("public"), 400],
+    ]))
+    .await;
+    assert_eq!(e.sim.actions_secret_repositories("acme", "T"), vec![3, 5]);
+    let got = e.inspect("/_sim/actions/org_secret?org=acme&name=T").await;
     assert_eq!(got["visibility"], "selected");
-    assert_eq!(
-        post(
-            "/_sim/actions/org_secret",
-            json!({"org": "acme", "name": "T", "value": "v", "visibility": "public"})
-        )
-        .await,
-        400
-    );
 }
 
 #[tokio::test]
 async fn non_extending_refresh_tokens_and_instagram_me() {
-    let server = SimServer::start(SimOptions::default())
-        .await
-        .expect("start");
-    let sim = server.sim();
-    let base = server.base_url();
-    let c = client();
-    sim.tiktok_add_client("tt", "sim-tt-secret");
-    let exp = sim.now() + jiff::SignedDuration::from_hours(24 * 10);
-    sim.tiktok_add_refresh_token("tt", "sim-rt-0", exp);
-    sim.tiktok_set_refresh_extends(false);
-    let r = c
-        .post(format!("{base}/v2/oauth/token/"))
-        .form(&[
-            ("client_key", "tt"),
-            ("client_secret", "sim-tt-secret"),
-            ("grant_type", "refresh_token"),
-            ("refresh_token", "sim-rt-0"),
-        ])
-        .send()
-        .await
-        .expect("send");
-    let b: Value = r.json().await.expect("json");
-    let left = b["refresh_expires_in"]
-        .as_i64()
-        .expect("refresh_expires_in");
-    assert!(left <= 10 * 86400 && left > 10 * 86400 - 60, "{b}");
-    assert_ne!(b["refresh_token"], "sim-rt-0", "still rotates");
+    let s = Scenario::wall_clock()
+        .with(platform("tiktok").value("sim-rt-0").expires_in_days(10))
+        .with(platform("instagram").value("sim-ig-tok"));
+    let (e, tt) = Env::seeded_app(&s, &TIKTOK, "tiktok").await;
+    e.sim.tiktok_set_refresh_extends(false);
+    let b = e.refresh(&tt, "sim-rt-0").await;
+    let left = b.body["refresh_expires_in"].as_i64();
+    let left = left.expect("refresh_expires_in");
+    assert!(left <= 10 * 86400 && left > 10 * 86400 - 60, "{}", b.body);
+    assert_ne!(b.body["refresh_token"], "sim-rt-0", "still rotates");
 
-    let now = sim.now();
-    sim.instagram_add_token(
-        "sim-ig-tok",
-        now,
-        now + jiff::SignedDuration::from_hours(24 * 60),
-    );
-    let me = |t: &'static str| {
-        let c = c.clone();
-        let base = base.clone();
-        async move {
-            let r = c
-                .get(format!("{base}/me"))
-                .query(&[("fields", "id"), ("access_token", t)])
-                .send()
-                .await
-                .expect("send");
-            (r.status().as_u16(), r.json::<Value>().await.expect("json"))
-        }
+    let me = |t| {
+        e.get("/me")
+            .query(&[("fields", "id"), ("access_token", t)])
+            .answer()
     };
-    let (s, b) = me("sim-ig-tok").await;
-    assert_eq!(s, 200);
-    assert!(b["id"].is_string());
-    sim.instagram_revoke("sim-ig-tok");
-    let (s, b) = me("sim-ig-tok").await;
-    assert_eq!((s, b["error"]["code"].as_i64()), (400, Some(190)));
+    me("sim-ig-tok").await.check(200, json!({"id": STRING}));
+    e.sim.instagram_revoke("sim-ig-tok");
+    let b = me("sim-ig-tok").await;
+    b.check(400, json!({"error": {"code": 190}}));
 }
