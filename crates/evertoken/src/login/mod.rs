@@ -421,7 +421,8 @@ pub async fn start(cfg: Config, clock: Clock, opts: &Options) -> Result<Pending>
         let pkce = provider.login().pkce(loopback_host).map(Pkce::with);
         (state, pkce, opts.scope.clone(), false)
     };
-    let http = Http::new(&engine.cfg.file.http);
+    // The engine's client: one HTTP client per process.
+    let http = engine.http().clone();
     let url = {
         let cx = Cx {
             cfg: &engine.cfg,
