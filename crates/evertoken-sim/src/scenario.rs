@@ -6,6 +6,10 @@
 //! store's contents ([`Scenario::store_files`]), and lists every secret it made
 //! ([`Scenario::secrets`]) so a test can check no output leaks one.
 //!
+//! A login test's platform is [`login`]`(key)`: its app registered (of the
+//! [`Client`] kind and with the redirect URIs it is told), `auth_url` at the
+//! simulator, the client secret stored, no token yet.
+//!
 //! A platform is one entry in [`PLATFORMS`]: its config section, the variable of
 //! the credential it seeds, its app (client id and secret), its default token and
 //! how the simulator learns them. Adding a platform is one entry there.
@@ -42,6 +46,38 @@ pub struct App {
     pub secret: &'static str,
 }
 
+/// The kinds of client a platform's console registers, where it has several.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Client {
+    /// The usual kind: TikTok's web app, LinkedIn's standard app.
+    #[default]
+    Standard,
+    /// TikTok's desktop app: loopback redirects only, hex PKCE required.
+    Desktop,
+    /// LinkedIn's partner app: the code exchange issues a refresh token too.
+    Partner,
+}
+
+/// An app as [`Descriptor::seed_app`] registers it with the simulator.
+#[derive(Debug)]
+pub struct ClientSeed<'a> {
+    pub id: &'a str,
+    pub secret: &'a str,
+    pub kind: Client,
+    /// The redirect URIs registered in its console (none: any the provider takes).
+    pub redirects: &'a [&'a str],
+}
+
+impl ClientSeed<'_> {
+    /// Registers the redirect URIs with the simulator's `provider`
+    /// ([`Sim::oauth_register_redirect`]).
+    pub fn register_redirects(&self, sim: &Sim, provider: &str) {
+        for uri in self.redirects {
+            sim.oauth_register_redirect(provider, self.id, uri);
+        }
+    }
+}
+
 /// One token as seeded: its value and its times on the scenario's clock.
 #[derive(Debug, Clone)]
 pub struct Seed {
@@ -62,6 +98,10 @@ pub struct Descriptor {
     /// The start of the seeded token's value, before `-not-a-real-secret`.
     pub token: &'static str,
     pub app: Option<App>,
+    /// The app `auth login` signs in with where a refresh needs none (Instagram's).
+    pub login_app: Option<App>,
+    /// The [`Client`] kinds its console offers besides [`Client::Standard`].
+    pub clients: &'static [Client],
     /// Settings every scenario gives this platform's config section.
     pub settings: &'static str,
     /// The default token's age and remaining life, in days (`None`: unknown).
@@ -70,8 +110,8 @@ pub struct Descriptor {
     /// Whether the store records the token's expiry by default (a LinkedIn token
     /// pasted from the developer portal comes without one).
     pub store_records_expiry: bool,
-    /// Registers the app with the simulator (client id, secret).
-    pub seed_app: fn(&Sim, &str, &str),
+    /// Registers the app with the simulator.
+    pub seed_app: fn(&Sim, &ClientSeed),
     /// Registers one token with the simulator (client id, token).
     pub seed_token: fn(&Sim, &str, &Seed),
     /// Whether the simulator accepts `token` now.
@@ -99,11 +139,21 @@ pub static PLATFORMS: &[Descriptor] = &[
         token_var: "INSTAGRAM_ACCESS_TOKEN",
         token: "{label}-ig-token",
         app: None,
+        login_app: Some(App {
+            id_key: "app_id",
+            id: "{label}-instagram-app",
+            secret_var: "INSTAGRAM_APP_SECRET",
+            secret: "{label}-instagram-app-secret",
+        }),
+        clients: &[],
         settings: "",
         issued_days_ago: Some(50),
         expires_in_days: Some(10),
         store_records_expiry: true,
-        seed_app: |_, _, _| {},
+        seed_app: |sim, c| {
+            sim.instagram_add_app(c.id, c.secret);
+            c.register_redirects(sim, "instagram");
+        },
         seed_token: |sim, _, t| {
             sim.instagram_add_token(
                 &t.value,
@@ -127,11 +177,16 @@ pub static PLATFORMS: &[Descriptor] = &[
             secret_var: "YOUTUBE_CLIENT_SECRET",
             secret: "{label}-google-client-secret",
         }),
+        login_app: None,
+        clients: &[],
         settings: "",
         issued_days_ago: None,
         expires_in_days: None,
         store_records_expiry: true,
-        seed_app: |sim, id, secret| sim.google_add_client(id, secret),
+        seed_app: |sim, c| {
+            sim.google_add_client(c.id, c.secret);
+            c.register_redirects(sim, "google");
+        },
         seed_token: |sim, id, t| sim.google_add_refresh_token(id, &t.value),
         is_live: |sim, t| sim.google_is_valid(t),
         demo: (
@@ -149,11 +204,19 @@ pub static PLATFORMS: &[Descriptor] = &[
             secret_var: "TIKTOK_CLIENT_SECRET",
             secret: "{label}-tiktok-client-secret",
         }),
+        login_app: None,
+        clients: &[Client::Desktop],
         settings: "",
         issued_days_ago: None,
         expires_in_days: Some(120),
         store_records_expiry: true,
-        seed_app: |sim, id, secret| sim.tiktok_add_client(id, secret),
+        seed_app: |sim, c| {
+            match c.kind {
+                Client::Desktop => sim.tiktok_add_desktop_client(c.id, c.secret),
+                _ => sim.tiktok_add_client(c.id, c.secret),
+            }
+            c.register_redirects(sim, "tiktok");
+        },
         seed_token: |sim, id, t| {
             sim.tiktok_add_refresh_token(id, &t.value, or_days(sim, t.expires_at, 365));
         },
@@ -173,11 +236,19 @@ pub static PLATFORMS: &[Descriptor] = &[
             secret_var: "LINKEDIN_CLIENT_SECRET",
             secret: "{label}-linkedin-client-secret",
         }),
+        login_app: None,
+        clients: &[Client::Partner],
         settings: "warn_before_days: 14",
         issued_days_ago: None,
         expires_in_days: Some(5),
         store_records_expiry: false,
-        seed_app: |sim, id, secret| sim.linkedin_add_client(id, secret),
+        seed_app: |sim, c| {
+            sim.linkedin_add_client(c.id, c.secret);
+            if c.kind == Client::Partner {
+                sim.linkedin_set_programmatic_refresh(c.id, true);
+            }
+            c.register_redirects(sim, "linkedin");
+        },
         seed_token: |sim, _, t| {
             sim.linkedin_add_access_token(&t.value, or_days(sim, t.expires_at, 60));
         },
@@ -197,11 +268,13 @@ pub static PLATFORMS: &[Descriptor] = &[
             secret_var: "X_CLIENT_SECRET",
             secret: "{label}-x-client-secret",
         }),
+        login_app: None,
+        clients: &[],
         settings: "",
         issued_days_ago: None,
         expires_in_days: None,
         store_records_expiry: true,
-        seed_app: |sim, id, secret| sim.x_add_client(id, Some(secret), &[]),
+        seed_app: |sim, c| sim.x_add_client(c.id, Some(c.secret), c.redirects),
         seed_token: |sim, id, t| sim.x_add_refresh_token(id, &t.value),
         is_live: |sim, t| sim.x_is_live(t),
         demo: (
@@ -219,11 +292,13 @@ pub static PLATFORMS: &[Descriptor] = &[
             secret_var: "THREADS_CLIENT_SECRET",
             secret: "{label}-threads-app-secret",
         }),
+        login_app: None,
+        clients: &[],
         settings: "",
         issued_days_ago: Some(50),
         expires_in_days: Some(10),
         store_records_expiry: true,
-        seed_app: |sim, id, secret| sim.threads_add_app(id, secret, &[]),
+        seed_app: |sim, c| sim.threads_add_app(c.id, c.secret, c.redirects),
         seed_token: |sim, _, t| {
             sim.threads_add_token(
                 &t.value,
@@ -247,11 +322,13 @@ pub static PLATFORMS: &[Descriptor] = &[
             secret_var: "PINTEREST_CLIENT_SECRET",
             secret: "{label}-pinterest-app-secret",
         }),
+        login_app: None,
+        clients: &[],
         settings: "",
         issued_days_ago: None,
         expires_in_days: Some(60),
         store_records_expiry: true,
-        seed_app: |sim, id, secret| sim.pinterest_add_app(id, secret, &[]),
+        seed_app: |sim, c| sim.pinterest_add_app(c.id, c.secret, c.redirects),
         seed_token: |sim, id, t| {
             sim.pinterest_add_refresh_token(id, &t.value, or_days(sim, t.expires_at, 60), true);
         },
@@ -295,7 +372,16 @@ pub fn platform(key: &str) -> Platform {
         records_expiry: d.store_records_expiry,
         secret_in_store: true,
         settings: Vec::new(),
+        tokens: true,
+        signs_in: false,
+        client: Client::Standard,
+        redirects: Vec::new(),
     }
+}
+
+/// `key` before its first `auth login`: [`Platform::signs_in`] with no token.
+pub fn login(key: &str) -> Platform {
+    platform(key).signs_in().no_token()
 }
 
 /// One platform in a scenario: its accounts and their token's times.
@@ -309,6 +395,10 @@ pub struct Platform {
     records_expiry: bool,
     secret_in_store: bool,
     settings: Vec<String>,
+    tokens: bool,
+    signs_in: bool,
+    client: Client,
+    redirects: Vec<String>,
 }
 
 impl Platform {
@@ -352,6 +442,43 @@ impl Platform {
     pub fn setting(mut self, s: &str) -> Self {
         self.settings.push(s.to_owned());
         self
+    }
+    /// No token is seeded or stored (the app and its secret still are).
+    pub fn no_token(mut self) -> Self {
+        self.tokens = false;
+        self
+    }
+    /// `auth login` signs in at the simulator (`auth_url`), with the app it
+    /// takes ([`Descriptor::login_app`] where a refresh needs none).
+    pub fn signs_in(mut self) -> Self {
+        self.signs_in = true;
+        self
+    }
+    /// The kind of client the app is registered as; panics on one the platform
+    /// does not have.
+    pub fn client(mut self, kind: Client) -> Self {
+        assert!(
+            kind == Client::Standard || self.d.clients.contains(&kind),
+            "scenario: `{}` has no {kind:?} client",
+            self.d.key
+        );
+        self.client = kind;
+        self
+    }
+    /// One more redirect URI registered for the app, as its console stores it.
+    pub fn redirect(mut self, uri: &str) -> Self {
+        self.redirects.push(uri.to_owned());
+        self
+    }
+    /// The platform's key (`tiktok`).
+    pub fn key(&self) -> &'static str {
+        self.d.key
+    }
+    fn app(&self) -> Option<&'static App> {
+        match &self.d.login_app {
+            Some(app) if self.signs_in => Some(app),
+            _ => self.d.app.as_ref(),
+        }
     }
 }
 
@@ -677,6 +804,7 @@ impl Scenario {
     fn seeds(&self, p: &Platform) -> Vec<(String, Seed)> {
         Self::accounts(p)
             .into_iter()
+            .filter(|_| p.tokens)
             .map(|(account, suffix)| {
                 let value = match (&p.value, account) {
                     (Some(v), _) => v.clone(),
@@ -698,7 +826,11 @@ impl Scenario {
     /// The seeded token of `key`'s default (or only) account.
     pub fn token(&self, key: &str) -> String {
         let p = self.get(key);
-        self.seeds(p).remove(0).1.value
+        let mut seeds = self.seeds(p).into_iter();
+        let (_, first) = seeds
+            .next()
+            .unwrap_or_else(|| panic!("scenario: `{key}` has no token"));
+        first.value
     }
 
     /// The seeded token of `key`'s account `account`.
@@ -714,23 +846,13 @@ impl Scenario {
 
     /// The client id of `key`'s app.
     pub fn client_id(&self, key: &str) -> String {
-        let app = self
-            .get(key)
-            .d
-            .app
-            .as_ref()
-            .expect("the platform has an app");
+        let app = self.get(key).app().expect("the platform has an app");
         self.labelled(app.id)
     }
 
     /// The client secret of `key`'s app.
     pub fn client_secret(&self, key: &str) -> String {
-        let app = self
-            .get(key)
-            .d
-            .app
-            .as_ref()
-            .expect("the platform has an app");
+        let app = self.get(key).app().expect("the platform has an app");
         self.labelled(app.secret)
     }
 
@@ -739,7 +861,7 @@ impl Scenario {
         let mut v = Vec::new();
         for p in &self.platforms {
             v.extend(self.seeds(p).into_iter().map(|(_, s)| s.value));
-            if let Some(app) = &p.d.app {
+            if let Some(app) = p.app() {
                 v.push(self.labelled(app.secret));
             }
         }
@@ -755,7 +877,7 @@ impl Scenario {
         let mut v = Vec::new();
         for p in &self.platforms {
             v.extend(self.seeds(p).into_iter().map(|(var, s)| (var, s.value)));
-            if let Some(app) = p.d.app.as_ref().filter(|_| p.secret_in_store) {
+            if let Some(app) = p.app().filter(|_| p.secret_in_store) {
                 v.push((app.secret_var.to_owned(), self.labelled(app.secret)));
             }
         }
@@ -774,7 +896,7 @@ impl Scenario {
             .into_iter()
             .collect();
         for p in self.platforms.iter().filter(|p| !p.secret_in_store) {
-            if let Some(app) = &p.d.app {
+            if let Some(app) = p.app() {
                 v.push((app.secret_var.to_owned(), self.labelled(app.secret)));
             }
         }
@@ -784,17 +906,26 @@ impl Scenario {
         v
     }
 
-    /// Seeds the simulator: each app, each token, and (on a fixed clock) the
-    /// simulator's clock.
+    /// Seeds the simulator: each app (its client kind, its redirect URIs), each
+    /// token, and (on a fixed clock) the simulator's clock.
     pub fn seed(&self, sim: &Sim) {
         if self.pinned {
             sim.set_now(Some(self.now));
         }
         self.store.seed(sim);
         for p in &self.platforms {
-            let id = p.d.app.as_ref().map(|a| self.labelled(a.id));
-            if let Some(app) = &p.d.app {
-                (p.d.seed_app)(sim, &self.labelled(app.id), &self.labelled(app.secret));
+            let id = p.app().map(|a| self.labelled(a.id));
+            if let Some(app) = p.app() {
+                let redirects: Vec<&str> = p.redirects.iter().map(String::as_str).collect();
+                (p.d.seed_app)(
+                    sim,
+                    &ClientSeed {
+                        id: &self.labelled(app.id),
+                        secret: &self.labelled(app.secret),
+                        kind: p.client,
+                        redirects: &redirects,
+                    },
+                );
             }
             for (_, seed) in self.seeds(p) {
                 (p.d.seed_token)(sim, id.as_deref().unwrap_or(""), &seed);
@@ -815,7 +946,10 @@ impl Scenario {
                 "enabled: true".to_owned(),
                 format!("base_url: \"{base_url}\""),
             ];
-            if let Some(app) = &p.d.app {
+            if p.signs_in {
+                fields.push(format!("auth_url: \"{base_url}\""));
+            }
+            if let Some(app) = p.app() {
                 fields.push(format!("{}: {}", app.id_key, self.labelled(app.id)));
             }
             if !p.d.settings.is_empty() {
@@ -855,7 +989,7 @@ impl Scenario {
             for (var, seed) in self.seeds(p) {
                 text.push_str(&self.entry(p, &var, &seed));
             }
-            if let Some(app) = p.d.app.as_ref().filter(|_| p.secret_in_store) {
+            if let Some(app) = p.app().filter(|_| p.secret_in_store) {
                 let secret = self.labelled(app.secret);
                 text.push_str(&match self.store {
                     Store::Local { .. } => format!("{}: \"{secret}\"\n", app.secret_var),
@@ -961,6 +1095,39 @@ mod tests {
             f.contents,
             "TIKTOK_REFRESH_TOKEN=rft.test-tiktok-refresh-not-a-real-secret\n"
         );
+    }
+
+    #[test]
+    fn a_login_platform_registers_its_client_and_stores_only_the_secret() {
+        let s = Scenario::at(now())
+            .with(
+                login("tiktok")
+                    .client(Client::Desktop)
+                    .redirect("http://127.0.0.1:*/callback"),
+            )
+            .with(login("instagram"))
+            .with(platform("linkedin").signs_in().client(Client::Partner));
+        let y = s.config_yaml("http://h");
+        assert!(y.contains("  tiktok: { enabled: true, base_url: \"http://h\", auth_url: \"http://h\", client_key: test-client-key }\n"), "{y}");
+        assert!(
+            y.contains("auth_url: \"http://h\", app_id: test-instagram-app }"),
+            "{y}"
+        );
+        let c = &s.store_files()[0].contents;
+        assert!(c.starts_with("TIKTOK_CLIENT_SECRET: \"test-tiktok-client-secret\"\nINSTAGRAM_APP_SECRET: \"test-instagram-app-secret\"\nLINKEDIN_ACCESS_TOKEN:"), "{c}");
+        assert_eq!(
+            s.secrets().len(),
+            4,
+            "three client secrets, LinkedIn's token"
+        );
+        let sim = Sim::new(std::time::Duration::ZERO, false);
+        s.seed(&sim);
+        let st = sim.lock();
+        assert!(st.tiktok.desktop.contains("test-client-key"));
+        assert!(st.instagram.apps.contains_key("test-instagram-app"));
+        assert!(st.linkedin.clients["test-linkedin-client"].refresh_enabled);
+        let key = ("tiktok".to_owned(), "test-client-key".to_owned());
+        assert_eq!(st.oauth.registered[&key], ["http://127.0.0.1:*/callback"]);
     }
 
     #[test]

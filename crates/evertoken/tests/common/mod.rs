@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod bao;
+pub mod login;
 pub mod oidc;
 
 use std::path::{Path, PathBuf};
