@@ -117,16 +117,16 @@ fn a_token_with_line_breaks_is_never_masked_or_printed() {
         .push_faults(Route::TikTok, Fault::Patch(patch), 1);
     let gha = [("GITHUB_ACTIONS", "true")];
     let out = ev(&env, &["auth", "token", "tiktok"], &gha);
-    assert_eq!(out.code, 1, "{}", out.stderr);
+    out.expect_code(1);
     assert_eq!(out.stdout, "");
     assert_no_workflow_command(&out.stderr);
-    assert!(out.stderr.contains("control character"), "{}", out.stderr);
+    out.stderr_has(&["control character"]);
     let out = ev(&env, &["auth", "token", "tiktok", "--json"], &gha);
-    assert_eq!(out.code, 1, "{}", out.stderr);
+    out.expect_code(1);
     assert_eq!(out.stdout, "");
     assert_no_workflow_command(&out.stderr);
     let out = ev(&env, &["auth", "env", "tiktok"], &gha);
-    assert_eq!(out.code, 1, "{}", out.stderr);
+    out.expect_code(1);
     assert_eq!(out.stdout, "unset TIKTOK_ACCESS_TOKEN\n");
     assert_no_workflow_command(&out.stderr);
 }
@@ -209,7 +209,7 @@ fn a_hostile_token_file_is_not_printed_by_github_token_or_git_credential() {
             .args(["github", "token"])
             .env("GITHUB_ACTIONS", "true"),
     );
-    assert_eq!(out.code, 1, "{}", out.stderr);
+    out.expect_code(1);
     assert_eq!(out.stdout, "");
     assert_no_workflow_command(&out.stderr);
     let out = env.run(
@@ -218,7 +218,7 @@ fn a_hostile_token_file_is_not_printed_by_github_token_or_git_credential() {
             .env("GITHUB_ACTIONS", "true")
             .write_stdin("protocol=https\nhost=github.com\n\n"),
     );
-    assert_eq!(out.code, 1, "{}", out.stderr);
+    out.expect_code(1);
     assert_eq!(out.stdout, "");
     assert_no_workflow_command(&out.stderr);
 }
@@ -350,9 +350,9 @@ fn takopi_migration_resolves_a_relative_key_path_against_the_env_file() {
         &api,
         "--no-systemd",
     ];
-    let out = env.run(env.cmd().env("PATH", empty_path(&env)).args(args));
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(out.stderr.contains("github-app.env"), "{}", out.stderr);
+    env.run(env.cmd().env("PATH", empty_path(&env)).args(args))
+        .expect_code(2)
+        .stderr_has(&["github-app.env"]);
     let mut after = tree(&env);
     after.retain(|(p, _)| !p.ends_with("emptybin"));
     assert_eq!(after, before);
@@ -368,8 +368,8 @@ fn takopi_migration_resolves_a_relative_key_path_against_the_env_file() {
     )
     .unwrap();
     common::set_mode(&envf, 0o600);
-    let out = env.run(env.cmd().env("PATH", empty_path(&env)).args(args));
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    env.run(env.cmd().env("PATH", empty_path(&env)).args(args))
+        .expect_code(0);
     let cfg = std::fs::read_to_string(env.path("config/evertoken/config.yaml"))
         .or_else(|_| std::fs::read_to_string(env.work().join("evertoken.yaml")))
         .expect("a config was written");
@@ -428,7 +428,7 @@ fn schedule_quotes_yaml_scalars_and_refuses_actions_expressions() {
         name.replace('\'', "'\\''")
     );
     let out = env.ev(&["--config", name, "schedule", "gitlab"]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.expect_code(0);
     let doc: serde_norway::Value = serde_norway::from_str(&out.stdout).unwrap();
     let script = doc["evertoken-refresh"]["script"][0].as_str().unwrap();
     assert!(
@@ -436,7 +436,7 @@ fn schedule_quotes_yaml_scalars_and_refuses_actions_expressions() {
         "{script}"
     );
     let out = env.ev(&["--config", name, "schedule", "github-actions"]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.expect_code(0);
     let doc: serde_norway::Value = serde_norway::from_str(&out.stdout).unwrap();
     let steps = doc["jobs"]["refresh"]["steps"].as_sequence().unwrap();
     let run = steps
@@ -464,9 +464,9 @@ fn schedule_quotes_yaml_scalars_and_refuses_actions_expressions() {
     let evil = "${{ secrets.EVERTOKEN_SECRETS_TOKEN }}.yaml";
     std::fs::write(env.work().join(evil), SCHEDULE_CONFIG).unwrap();
     let out = env.ev(&["--config", evil, "schedule", "github-actions"]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
+    out.expect_code(2);
     assert_eq!(out.stdout, "");
-    assert!(out.stderr.contains("${{"), "{}", out.stderr);
+    out.stderr_has(&["${{"]);
 }
 
 /// `token_env` must be a variable name: `FOO: ${{ secrets.X }}` or a line break
@@ -498,7 +498,7 @@ fn systemd_exec_start_escapes_dollar_percent_and_quotes() {
     let name = "my $HOME %h ; x.yaml";
     std::fs::write(env.work().join(name), SCHEDULE_CONFIG).unwrap();
     let out = env.ev(&["--config", name, "schedule", "systemd"]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.expect_code(0);
     let exec = out
         .stdout
         .lines()
@@ -571,13 +571,7 @@ fn login_to_gitlab_preflights_the_variables_before_the_consent() {
     c.stdin(Stdio::null());
     let out = env.run(&mut assert_cmd::Command::from_std(c));
     assert_ne!(out.code, 0, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("LINKEDIN_ACCESS_TOKEN"),
-        "{}",
-        out.stderr
-    );
-    assert!(out.stderr.contains("does not exist"), "{}", out.stderr);
-    assert!(out.stderr.contains("not started"), "{}", out.stderr);
+    out.stderr_has(&["LINKEDIN_ACCESS_TOKEN", "does not exist", "not started"]);
     assert!(
         !out.stderr.contains("/oauth/v2/authorization"),
         "no authorize URL: {}",
@@ -597,7 +591,7 @@ fn login_to_gitlab_preflights_the_variables_before_the_consent() {
     c.stdin(Stdio::null());
     let out = env.run(&mut assert_cmd::Command::from_std(c));
     assert_ne!(out.code, 0, "{}", out.stderr);
-    assert!(out.stderr.contains("not protected"), "{}", out.stderr);
+    out.stderr_has(&["not protected"]);
     assert!(
         !out.stderr.contains("/oauth/v2/authorization"),
         "{}",
@@ -782,15 +776,15 @@ fn a_refused_write_back_is_named_and_its_token_is_not_printed() {
     for l in sim.tiktok_live_refresh_tokens() {
         env.secret(&l);
     }
-    assert_eq!(out.code, 1, "{}", out.stderr);
+    out.expect_code(1);
     assert_eq!(out.stdout, "");
-    assert!(out.stderr.contains("kept in the journal"), "{}", out.stderr);
+    out.stderr_has(&["kept in the journal"]);
     let out = env.run(
         env.cmd()
             .args(["auth", "refresh", "tiktok"])
             .env("TIKTOK_CLIENT_SECRET", &client_secret),
     );
-    assert_eq!(out.code, 1, "{}", out.stderr);
+    out.expect_code(1);
     let all = format!("{}{}", out.stdout, out.stderr);
     assert!(all.contains("the value was refused"), "{all}");
     assert!(!all.contains("fix the store's access"), "{all}");

@@ -73,7 +73,7 @@ fn slack_gets_text_and_blocks_naming_linkedin_and_the_date() {
     let env = TestEnv::new();
     setup(&env, 5, &webhook(&env, "slack", "slack"));
     let out = refresh(&env, NOW);
-    assert_eq!(out.code, 1, "{}", out.stderr);
+    out.expect_code(1);
     let doc = out.json();
     assert_eq!(doc["alert"]["backend"], "webhook");
     assert_eq!(doc["alert"]["delivered"], true, "{}", out.stderr);
@@ -107,7 +107,7 @@ fn discord_gets_content_and_an_embed_within_limits() {
     let env = TestEnv::new();
     setup(&env, 5, &webhook(&env, "discord", "discord"));
     let out = refresh(&env, NOW);
-    assert_eq!(out.code, 1, "{}", out.stderr);
+    out.expect_code(1);
     assert_eq!(out.json()["alert"]["delivered"], true, "{}", out.stderr);
     let got = hooks(&env);
     assert_eq!(got.len(), 1);
@@ -137,7 +137,7 @@ fn teams_gets_a_workflows_envelope_with_an_adaptive_card() {
     let env = TestEnv::new();
     setup(&env, 5, &webhook(&env, "teams", "teams"));
     let out = refresh(&env, NOW);
-    assert_eq!(out.code, 1, "{}", out.stderr);
+    out.expect_code(1);
     assert_eq!(out.json()["alert"]["delivered"], true, "{}", out.stderr);
     let got = hooks(&env);
     assert_eq!(got.len(), 1);
@@ -167,7 +167,7 @@ fn a_webhook_answering_500_then_200_is_retried_and_delivered() {
     setup(&env, 5, &webhook(&env, "slack", "slack"));
     env.sim.sim().push_fault(Route::Webhook, Fault::Status(500));
     let out = refresh(&env, NOW);
-    assert_eq!(out.code, 1, "{}", out.stderr);
+    out.expect_code(1);
     assert_eq!(out.json()["alert"]["delivered"], true, "{}", out.stderr);
     assert_eq!(env.sim.sim().request_count(Route::Webhook), 2);
     assert_eq!(hooks(&env).len(), 1);
@@ -201,7 +201,7 @@ fn an_always_failing_webhook_is_reported_and_exits_1_without_hiding_the_problem(
         .sim()
         .set_persistent_fault(Route::Webhook, Some(Fault::Status(500)));
     let out = refresh(&env, NOW);
-    assert_eq!(out.code, 1, "{}", out.stderr);
+    out.expect_code(1);
     let doc = out.json();
     assert_eq!(doc["alert"]["backend"], "webhook");
     assert_eq!(doc["alert"]["delivered"], false);
@@ -212,11 +212,7 @@ fn an_always_failing_webhook_is_reported_and_exits_1_without_hiding_the_problem(
         !err.contains("test-hook") && !err.contains("/webhook/"),
         "leaks the webhook path: {err}"
     );
-    assert!(
-        out.stderr.contains("could not be delivered"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has(&["could not be delivered"]);
     // The original problem is still there.
     assert_eq!(doc["results"][0]["state"], "reauth_required");
     assert_eq!(doc["results"][0]["reauth_by"], DEADLINE);
@@ -246,7 +242,7 @@ fn alerts_are_deduplicated_escalate_and_announce_recovery() {
 
     // Same problem, two hours later: nothing sent, still exit 1.
     let second = refresh(&env, "2026-11-23T11:00:00Z");
-    assert_eq!(second.code, 1);
+    second.expect_code(1);
     assert!(
         second.json().get("alert").is_none_or(Value::is_null),
         "{}",
@@ -273,8 +269,7 @@ fn alerts_are_deduplicated_escalate_and_announce_recovery() {
     env.credentials(&format!(
         "LINKEDIN_ACCESS_TOKEN:\n  value: \"{ACCESS}\"\n  expires_at: {exp}\nLINKEDIN_CLIENT_SECRET: \"{CLIENT_SECRET}\"\n"
     ));
-    let fifth = refresh(&env, "2026-11-27T09:00:00Z");
-    assert_eq!(fifth.code, 0, "{}", fifth.stderr);
+    refresh(&env, "2026-11-27T09:00:00Z").expect_code(0);
     let got = hooks(&env);
     assert_eq!(got.len(), 4);
     let text = got[3].1.to_string();
@@ -282,8 +277,7 @@ fn alerts_are_deduplicated_escalate_and_announce_recovery() {
         text.contains("recovered") || text.contains("Recovered"),
         "{text}"
     );
-    let sixth = refresh(&env, "2026-11-28T09:00:00Z");
-    assert_eq!(sixth.code, 0);
+    refresh(&env, "2026-11-28T09:00:00Z").expect_code(0);
     assert_eq!(hooks(&env).len(), 4, "recovery is announced once");
 }
 
@@ -292,18 +286,17 @@ fn nothing_is_sent_when_nothing_needs_attention_or_on_dry_run() {
     let env = TestEnv::new();
     setup(&env, 40, &webhook(&env, "slack", "slack"));
     let out = refresh(&env, NOW);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.expect_code(0);
     assert!(out.json().get("alert").is_none_or(Value::is_null));
 
     let env = TestEnv::new();
     setup(&env, 5, &webhook(&env, "slack", "slack"));
-    let out = env.run(env.cmd().env("EVERTOKEN_NOW", NOW).args([
-        "auth",
-        "refresh",
-        "--dry-run",
-        "--json",
-    ]));
-    assert_eq!(out.code, 1);
+    env.run(
+        env.cmd()
+            .env("EVERTOKEN_NOW", NOW)
+            .args(["auth", "refresh", "--dry-run", "--json"]),
+    )
+    .expect_code(1);
     assert!(hooks(&env).is_empty());
 }
 
@@ -322,7 +315,7 @@ fn the_webhook_url_can_come_from_the_environment_and_auto_needs_a_known_host() {
             .env("ALERT_WEBHOOK_URL", &url)
             .args(["auth", "refresh", "--json"]),
     );
-    assert_eq!(out.code, 1);
+    out.expect_code(1);
     let doc = out.json();
     assert_eq!(doc["alert"]["delivered"], false);
     let err = doc["alert"]["error"].as_str().unwrap();
@@ -349,13 +342,8 @@ fn a_config_url_on_an_unknown_host_with_format_auto_is_a_config_error() {
     let env = TestEnv::new();
     setup(&env, 5, &webhook(&env, "slack", "auto"));
     let out = env.ev(&["auth", "status"]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("auth.alerts.webhook.format"),
-        "{}",
-        out.stderr
-    );
-    assert!(out.stderr.contains("hint:"), "{}", out.stderr);
+    out.expect_code(2)
+        .stderr_has(&["auth.alerts.webhook.format", "hint:"]);
     assert!(!out.stderr.contains("test-hook"), "{}", out.stderr);
 }
 
@@ -363,21 +351,20 @@ fn a_config_url_on_an_unknown_host_with_format_auto_is_a_config_error() {
 fn test_alert_sends_a_sample_and_refuses_backend_none() {
     let env = TestEnv::new();
     setup(&env, 40, "    backend: none\n");
-    let out = env.ev(&["auth", "test-alert"]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(out.stderr.contains("auth.alerts.backend"), "{}", out.stderr);
-    assert!(out.stderr.contains("hint:"), "{}", out.stderr);
+    env.ev(&["auth", "test-alert"])
+        .expect_code(2)
+        .stderr_has(&["auth.alerts.backend", "hint:"]);
 
     setup(&env, 40, &webhook(&env, "teams", "teams"));
     let out = env.ev(&["auth", "test-alert"]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.expect_code(0);
     // Teams Workflows answers 202: accepted, not (yet) delivered.
     assert!(
         out.stderr.contains("Accepted") && !out.stderr.contains("Delivered"),
         "{}",
         out.stderr
     );
-    assert!(out.stderr.contains("http://127.0.0.1"), "{}", out.stderr);
+    out.stderr_has(&["http://127.0.0.1"]);
     assert!(!out.stderr.contains("test-hook"), "{}", out.stderr);
     let got = hooks(&env);
     assert_eq!(got.len(), 1);
@@ -386,9 +373,9 @@ fn test_alert_sends_a_sample_and_refuses_backend_none() {
     env.sim
         .sim()
         .set_persistent_fault(Route::Webhook, Some(Fault::Status(404)));
-    let out = env.ev(&["auth", "test-alert"]);
-    assert_eq!(out.code, 1, "{}", out.stderr);
-    assert!(out.stderr.contains("404"), "{}", out.stderr);
+    env.ev(&["auth", "test-alert"])
+        .expect_code(1)
+        .stderr_has(&["404"]);
 }
 
 // ---- email over a real SMTP server ------------------------------------------
@@ -614,7 +601,7 @@ fn email_goes_through_a_real_smtp_server_with_starttls_and_a_private_ca() {
             .env("ALERT_SMTP_PASSWORD", &password)
             .args(["auth", "refresh", "--json"]),
     );
-    assert_eq!(out.code, 1, "{}", out.stderr);
+    out.expect_code(1);
     assert_eq!(
         out.json()["alert"],
         serde_json::json!({"backend": "email", "delivered": true, "error": null}),
@@ -636,7 +623,7 @@ fn email_goes_through_a_real_smtp_server_with_starttls_and_a_private_ca() {
             .env("ALERT_SMTP_PASSWORD", &password)
             .args(["auth", "refresh", "--json"]),
     );
-    assert_eq!(out.code, 1);
+    out.expect_code(1);
     let doc = out.json();
     assert_eq!(doc["alert"]["delivered"], false, "{}", out.stdout);
     let err = doc["alert"]["error"].as_str().unwrap();
@@ -644,11 +631,7 @@ fn email_goes_through_a_real_smtp_server_with_starttls_and_a_private_ca() {
         err.contains("127.0.0.1") && err.contains("ca_file"),
         "says where and what to do: {err}"
     );
-    assert!(
-        out.stderr.contains("could not be delivered"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has(&["could not be delivered"]);
     assert_eq!(smtp.messages().len(), 1);
 }
 
@@ -659,7 +642,7 @@ fn email_goes_through_a_plain_local_relay() {
     let smtp = Smtp::start(&py, env.dir.path(), None, None);
     setup(&env, 5, &email_alerts(smtp.port, "none", None));
     let out = refresh(&env, NOW);
-    assert_eq!(out.code, 1, "{}", out.stderr);
+    out.expect_code(1);
     assert_eq!(out.json()["alert"]["delivered"], true, "{}", out.stderr);
     let mail = smtp.messages();
     assert_eq!(mail.len(), 1);
@@ -667,8 +650,7 @@ fn email_goes_through_a_plain_local_relay() {
     assert_alert_mail(&mail[0]);
 
     // test-alert through the same relay.
-    let out = env.ev(&["auth", "test-alert"]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    env.ev(&["auth", "test-alert"]).expect_code(0);
     let mail = smtp.messages();
     assert_eq!(mail.len(), 2);
     assert!(mail[1]["content"].as_str().unwrap().contains("[TEST]"));
@@ -682,14 +664,9 @@ fn tls_none_is_refused_for_a_remote_host() {
         5,
         "    backend: email\n    email: { host: smtp.example.com, from: a@example.test, to: [b@example.test], tls: none }\n",
     );
-    let out = env.ev(&["auth", "status"]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("auth.alerts.email.tls"),
-        "{}",
-        out.stderr
-    );
-    assert!(out.stderr.contains("hint:"), "{}", out.stderr);
+    env.ev(&["auth", "status"])
+        .expect_code(2)
+        .stderr_has(&["auth.alerts.email.tls", "hint:"]);
 }
 
 #[test]
@@ -700,12 +677,7 @@ fn a_misspelt_alert_key_is_a_config_error_with_a_suggestion() {
         5,
         "    backend: webhook\n    webhook: { urll: \"https://hooks.slack.com/x\" }\n",
     );
-    let out = env.ev(&["auth", "status"]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("auth.alerts.webhook.urll"),
-        "{}",
-        out.stderr
-    );
-    assert!(out.stderr.contains("did you mean `url`?"), "{}", out.stderr);
+    env.ev(&["auth", "status"])
+        .expect_code(2)
+        .stderr_has(&["auth.alerts.webhook.urll", "did you mean `url`?"]);
 }

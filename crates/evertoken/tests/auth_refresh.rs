@@ -60,7 +60,7 @@ fn refresh_all_does_each_platforms_action_and_exits_1_for_linkedin() {
     let s = set_up_four(&env);
     let sim = env.sim.sim();
     let out = refresh(&env, &["all", "--json"]);
-    assert_eq!(out.code, 1, "stderr: {}", out.stderr);
+    out.expect_code(1);
     let doc = out.json();
     assert_eq!(doc["version"], 1);
     assert_eq!(doc["attention"], 1);
@@ -143,7 +143,7 @@ fn refresh_all_does_each_platforms_action_and_exits_1_for_linkedin() {
     // A second run with the persisted tokens: nothing rotates again.
     let rotations = sim.stats().rotations;
     let again = refresh(&env, &["--json"]);
-    assert_eq!(again.code, 1);
+    again.expect_code(1);
     let doc = again.json();
     assert_eq!(result(&doc, "tiktok")["state"], "ok");
     assert_eq!(result(&doc, "instagram")["state"], "ok");
@@ -156,14 +156,12 @@ fn human_output_is_a_table_with_a_summary() {
     let env = TestEnv::new();
     set_up_four(&env);
     let out = refresh(&env, &[]);
-    assert_eq!(out.code, 1);
+    out.expect_code(1);
     let first = out.stdout.lines().next().unwrap();
     for col in ["PLATFORM", "ACCOUNT", "STATE", "EXPIRES", "DAYS", "ACTION"] {
         assert!(first.contains(col), "{first}");
     }
-    assert!(out.stdout.contains("rotated"), "{}", out.stdout);
-    assert!(out.stdout.contains("4 credentials: "), "{}", out.stdout);
-    assert!(out.stdout.contains("1 needs attention"), "{}", out.stdout);
+    out.stdout_has(&["rotated", "4 credentials: ", "1 needs attention"]);
     // The headless machine has no keychain: the fallback is said, once.
     assert_eq!(
         out.stderr.matches("using the credentials file").count(),
@@ -219,8 +217,7 @@ fn dry_run_changes_nothing_and_predicts_the_exit_code() {
     );
 
     // Without LinkedIn, the real run would succeed: the dry-run says 0.
-    let out = refresh(&env, &["tiktok", "--dry-run"]);
-    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    refresh(&env, &["tiktok", "--dry-run"]).expect_code(0);
 }
 
 #[test]
@@ -242,7 +239,7 @@ fn young_instagram_tokens_are_left_alone() {
         now()
     ));
     let out = refresh(&env, &["--json"]);
-    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    out.expect_code(0);
     let doc = out.json();
     let rs = doc["results"].as_array().unwrap();
     assert!(rs.iter().all(|r| r["state"] == "ok"), "{doc}");
@@ -252,7 +249,7 @@ fn young_instagram_tokens_are_left_alone() {
         sim.stats().requests.get("instagram").copied().unwrap_or(0),
         1
     );
-    assert!(out.stdout.contains("refresh deferred"), "{}", out.stdout);
+    out.stdout_has(&["refresh deferred"]);
     assert_eq!(
         env.stored("INSTAGRAM_ACCESS_TOKEN_FRESH").unwrap(),
         unknown_age
@@ -265,7 +262,7 @@ fn youtube_invalid_grant_is_reauth_with_likely_causes() {
     let s = set_up_four(&env);
     env.sim.sim().google_revoke(&s.token("youtube"));
     let out = refresh(&env, &["youtube", "--json"]);
-    assert_eq!(out.code, 1);
+    out.expect_code(1);
     let yt = result(&out.json(), "youtube").clone();
     assert_eq!(yt["state"], "reauth_required", "{yt}");
     let msg = yt["message"].as_str().unwrap();
@@ -290,7 +287,7 @@ fn transient_failures_are_retried_and_permanent_ones_are_not() {
         },
     );
     let out = refresh(&env, &["tiktok", "--json"]);
-    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    out.expect_code(0);
     assert_eq!(result(&out.json(), "tiktok")["state"], "rotated");
     assert_eq!(
         sim.stats().requests["tiktok"],
@@ -305,7 +302,7 @@ fn transient_failures_are_retried_and_permanent_ones_are_not() {
     c.env("EVERTOKEN_NOW", days_from(now(), 3).to_string())
         .args(["auth", "refresh", "tiktok", "--json"]);
     let out = env.run(&mut c);
-    assert_eq!(out.code, 1);
+    out.expect_code(1);
     let tt = result(&out.json(), "tiktok").clone();
     assert_eq!(tt["state"], "failed", "{tt}");
     assert!(
@@ -334,7 +331,7 @@ fn a_lost_answer_to_a_rotation_is_unknown_not_success_and_not_retried() {
     );
     let stored = env.stored("TIKTOK_REFRESH_TOKEN").unwrap();
     let out = refresh(&env, &["--json"]);
-    assert_eq!(out.code, 1);
+    out.expect_code(1);
     let tt = result(&out.json(), "tiktok").clone();
     assert_eq!(tt["state"], "unknown", "{tt}");
     assert!(
@@ -364,7 +361,7 @@ fn a_stale_environment_token_is_recovered_by_one_store_re_read() {
         .env("TIKTOK_REFRESH_TOKEN", s.token("tiktok"))
         .args(["auth", "refresh", "tiktok", "--json"]);
     let out = env.run(&mut c);
-    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    out.expect_code(0);
     let tt = result(&out.json(), "tiktok").clone();
     assert_eq!(tt["state"], "rotated", "{tt}");
     let warnings = tt["warnings"].to_string();
@@ -393,7 +390,7 @@ fn linkedin_with_a_partner_refresh_token_is_refreshed() {
         days_from(now(), 300)
     ));
     let out = refresh(&env, &["--json"]);
-    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    out.expect_code(0);
     let li = result(&out.json(), "linkedin").clone();
     assert!(
         li["state"] == "refreshed" || li["state"] == "rotated",
@@ -417,7 +414,7 @@ fn accounts_get_suffixed_variables_and_run_side_by_side() {
         ),
     );
     let out = env.ev(&["auth", "refresh", "--json"]);
-    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    out.expect_code(0);
     let doc = out.json();
     let accounts: Vec<_> = doc["results"]
         .as_array()
@@ -450,9 +447,9 @@ fn accounts_get_suffixed_variables_and_run_side_by_side() {
     // One account by name.
     let out = env.ev(&["auth", "status", "tiktok:brand-b", "--json"]);
     assert_eq!(out.json()["results"].as_array().unwrap().len(), 1);
-    let out = env.ev(&["auth", "status", "tiktok:brand-c"]);
-    assert_eq!(out.code, 2);
-    assert!(out.stderr.contains("brand-a, brand-b"), "{}", out.stderr);
+    env.ev(&["auth", "status", "tiktok:brand-c"])
+        .expect_code(2)
+        .stderr_has(&["brand-a, brand-b"]);
 }
 
 #[test]
@@ -471,7 +468,7 @@ fn status_is_offline_and_says_where_each_secret_came_from() {
     );
     // Offline, LinkedIn's expiry is unknown and Instagram's refresh is merely due:
     // nothing needs a human yet.
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.expect_code(0);
     let doc = out.json();
     assert_eq!(result(&doc, "linkedin")["state"], "unknown");
     let source = |var: &str| {
@@ -490,11 +487,7 @@ fn status_is_offline_and_says_where_each_secret_came_from() {
     assert_eq!(ig["state"], "expiring");
     assert_eq!(ig["credentials"][0]["prefix"], "test-ig-…");
     let human = env.run(env.cmd().env("EVERTOKEN_NOW", NOW).args(["auth", "status"]));
-    assert!(
-        human.stdout.contains("YOUTUBE_CLIENT_SECRET: file "),
-        "{}",
-        human.stdout
-    );
+    human.stdout_has(&["YOUTUBE_CLIENT_SECRET: file "]);
     assert!(
         human
             .stdout
@@ -508,14 +501,9 @@ fn status_is_offline_and_says_where_each_secret_came_from() {
 fn a_missing_client_secret_is_a_config_error_before_any_call() {
     let env = TestEnv::new();
     env.scenario(&four_platforms().with(platform("tiktok").client_secret_not_stored()));
-    let out = refresh(&env, &["all"]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("TIKTOK_CLIENT_SECRET is not set"),
-        "{}",
-        out.stderr
-    );
-    assert!(out.stderr.contains("hint:"), "{}", out.stderr);
+    refresh(&env, &["all"])
+        .expect_code(2)
+        .stderr_has(&["TIKTOK_CLIENT_SECRET is not set", "hint:"]);
     assert_eq!(env.sim.sim().stats().requests.values().sum::<u64>(), 0);
 }
 
@@ -647,13 +635,13 @@ fn write_back_creates_a_private_store_in_a_private_directory() {
     env.scenario(&s);
     let dir = env.work().join("secrets/new");
     common::set_mode(&dir, 0o700);
-    let out = env.run(
+    env.run(
         env.cmd()
             .env("EVERTOKEN_NOW", NOW)
             .env("TIKTOK_CLIENT_SECRET", s.client_secret("tiktok"))
             .args(["auth", "refresh", "tiktok"]),
-    );
-    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    )
+    .expect_code(0);
     assert_eq!(mode(&dir.join("credentials.yaml")), 0o600);
     let journal = env.state_dir().join("journal");
     assert_eq!(mode(&journal), 0o700);

@@ -45,7 +45,7 @@ fn auth_token_rotates_when_due_then_serves_the_stored_token_without_a_call() {
     let env = TestEnv::new();
     let old_rt = tiktok(&env);
     let out = ev(&env, &["auth", "token", "tiktok"], &[]);
-    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    out.expect_code(0);
     let token = out.stdout.trim_end_matches('\n');
     assert_eq!(out.stdout.lines().count(), 1, "the token alone on stdout");
     // The rotation went through the store: the printed token is the stored one,
@@ -65,7 +65,7 @@ fn auth_token_rotates_when_due_then_serves_the_stored_token_without_a_call() {
 
     // Valid for 2 hours: the next job gets the same token and TikTok hears nothing.
     let again = ev(&env, &["auth", "token", "tiktok", "--json"], &[]);
-    assert_eq!(again.code, 0, "stderr: {}", again.stderr);
+    again.expect_code(0);
     let doc = again.json();
     assert_eq!(doc["access_token"], token);
     assert_eq!(doc["variable"], "TIKTOK_ACCESS_TOKEN");
@@ -82,7 +82,7 @@ fn auth_token_rotates_when_due_then_serves_the_stored_token_without_a_call() {
     c.env("EVERTOKEN_NOW", &late)
         .args(["auth", "token", "tiktok"]);
     let third = env.run(&mut c);
-    assert_eq!(third.code, 0, "stderr: {}", third.stderr);
+    third.expect_code(0);
     assert_ne!(third.stdout.trim_end(), token);
     assert_eq!(
         env.stored("TIKTOK_ACCESS_TOKEN").as_deref(),
@@ -100,7 +100,7 @@ fn auth_env_is_safe_to_eval_and_masks_under_github_actions() {
         &["auth", "env", "tiktok"],
         &[("GITHUB_ACTIONS", "true")],
     );
-    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    out.expect_code(0);
     let token = env.stored("TIKTOK_ACCESS_TOKEN").expect("stored");
     assert_eq!(
         out.stdout,
@@ -121,7 +121,7 @@ fn auth_env_is_safe_to_eval_and_masks_under_github_actions() {
     assert_eq!(String::from_utf8(sh.stdout).unwrap(), token);
 
     let dotenv = ev(&env, &["auth", "env", "all", "--format", "dotenv"], &[]);
-    assert_eq!(dotenv.code, 0, "stderr: {}", dotenv.stderr);
+    dotenv.expect_code(0);
     assert_eq!(dotenv.stdout, format!("TIKTOK_ACCESS_TOKEN={token}\n"));
     // Outside Actions: no mask line.
     assert!(!dotenv.stderr.contains("::add-mask::"));
@@ -143,27 +143,20 @@ fn no_token_to_be_had_means_exit_1_the_reason_and_no_token_on_stdout() {
         let out = ev(&env, args, &[]);
         assert_eq!(out.code, 1, "{args:?}: {}", out.stderr);
         assert_eq!(out.stdout, stdout, "{args:?}");
-        assert!(
-            out.stderr.contains("no valid access token for tiktok"),
-            "{}",
-            out.stderr
-        );
-        assert!(out.stderr.contains("auth login tiktok"), "{}", out.stderr);
+        out.stderr_has(&["no valid access token for tiktok", "auth login tiktok"]);
     }
     // Usage errors: exit 2, nothing contacted.
     let all = ev(&env, &["auth", "token", "all"], &[]);
-    assert_eq!(all.code, 2);
+    all.expect_code(2);
     assert_eq!(all.stdout, "");
-    let unknown = ev(&env, &["auth", "token", "tiktok:nobody"], &[]);
-    assert_eq!(unknown.code, 2);
+    ev(&env, &["auth", "token", "tiktok:nobody"], &[]).expect_code(2);
 }
 
 #[test]
 fn a_store_value_changed_behind_evertokens_back_is_reported_as_a_second_rotator() {
     let env = TestEnv::new();
     tiktok(&env);
-    let out = ev(&env, &["auth", "token", "tiktok"], &[]);
-    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    ev(&env, &["auth", "token", "tiktok"], &[]).expect_code(0);
     // Evertoken's own writes are not reported.
     let quiet = ev(&env, &["auth", "status", "tiktok"], &[]);
     assert!(
@@ -184,7 +177,7 @@ fn a_store_value_changed_behind_evertokens_back_is_reported_as_a_second_rotator(
         "{}",
         st.stdout
     );
-    assert!(st.stdout.contains("second rotator"), "{}", st.stdout);
+    st.stdout_has(&["second rotator"]);
     // The fingerprint file holds no value.
     let dir = env.state_dir().join("fingerprints");
     for f in std::fs::read_dir(&dir).unwrap() {
@@ -242,12 +235,11 @@ fn several_accounts_need_a_name_for_auth_token_and_all_come_out_of_auth_env() {
         ),
     );
     let out = ev(&env, &["auth", "token", "tiktok"], &[]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(out.stderr.contains("tiktok:brand-a"), "{}", out.stderr);
+    out.expect_code(2).stderr_has(&["tiktok:brand-a"]);
     assert_eq!(out.stdout, "");
 
     let out = ev(&env, &["auth", "env", "tiktok"], &[]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.expect_code(0);
     let ta = env.stored("TIKTOK_ACCESS_TOKEN_BRAND_A").unwrap();
     let tb = env.stored("TIKTOK_ACCESS_TOKEN_BRAND_B").unwrap();
     assert_eq!(
@@ -257,7 +249,7 @@ fn several_accounts_need_a_name_for_auth_token_and_all_come_out_of_auth_env() {
         )
     );
     let one = ev(&env, &["auth", "token", "tiktok:brand-b"], &[]);
-    assert_eq!(one.code, 0, "{}", one.stderr);
+    one.expect_code(0);
     assert_eq!(one.stdout, format!("{tb}\n"));
 }
 
@@ -318,11 +310,7 @@ fn auth_token_mints_a_youtube_access_token_without_storing_it() {
     // A dead refresh token: nothing on stdout, exit 1, the fix named.
     env.sim.sim().google_revoke(&rt);
     let out = ev(&env, &["auth", "token", "youtube"], &[]);
-    assert_eq!(out.code, 1, "{}", out.stderr);
+    out.expect_code(1);
     assert!(out.stdout.is_empty());
-    assert!(
-        out.stderr.contains("evertoken auth login youtube"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has(&["evertoken auth login youtube"]);
 }

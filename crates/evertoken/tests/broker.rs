@@ -619,7 +619,7 @@ fn clients_get_tokens_without_any_key_or_config() {
             "--id-token-env",
             "CI_JOB_JWT_EVERTOKEN",
         ]));
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.expect_code(0);
     let t = b.env.secret(out.stdout.trim());
     assert_eq!(out.stdout, format!("{t}\n"));
     assert!(b.env.sim.sim().github_is_valid_token(&t));
@@ -648,7 +648,7 @@ fn clients_get_tokens_without_any_key_or_config() {
                 "site-deploy",
             ]),
     );
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.expect_code(0);
     let t = b.env.secret(out.stdout.trim());
     assert!(out.stderr.starts_with("::add-mask::"), "{}", out.stderr);
     assert!(b.env.sim.sim().github_is_valid_token(&t));
@@ -672,7 +672,7 @@ fn clients_get_tokens_without_any_key_or_config() {
                 "other",
             ]),
     );
-    assert_eq!(wrong.code, 1);
+    wrong.expect_code(1);
     assert!(
         wrong.stderr.contains("401") && wrong.stderr.contains("wrong audience"),
         "{}",
@@ -681,18 +681,19 @@ fn clients_get_tokens_without_any_key_or_config() {
     assert_eq!(wrong.stdout, "");
 
     // A plain-http broker that is not on loopback is refused before anything is sent.
-    let remote = b.env.run(b.env.cmd().args([
-        "github",
-        "token",
-        "--broker",
-        "http://broker.example.com",
-        "--policy",
-        "x",
-        "--id-token-env",
-        "X",
-    ]));
-    assert_eq!(remote.code, 2, "{}", remote.stderr);
-    assert!(remote.stderr.contains("plain http"), "{}", remote.stderr);
+    b.env
+        .run(b.env.cmd().args([
+            "github",
+            "token",
+            "--broker",
+            "http://broker.example.com",
+            "--policy",
+            "x",
+            "--id-token-env",
+            "X",
+        ]))
+        .expect_code(2)
+        .stderr_has(&["plain http"]);
 
     // A host whose app entry names the broker: `github refresh` (the timer's command)
     // writes the token file and `github status` judges it, with no key anywhere.
@@ -713,12 +714,7 @@ fn clients_get_tokens_without_any_key_or_config() {
             .env("EVERTOKEN_BROKER_SECRET", CLIENT_SECRET)
             .args(["--config", host.to_str().unwrap(), "github", "refresh"]),
     );
-    assert_eq!(refresh.code, 0, "{}", refresh.stderr);
-    assert!(
-        refresh.stderr.contains("token broker"),
-        "{}",
-        refresh.stderr
-    );
+    refresh.expect_code(0).stderr_has(&["token broker"]);
     let text = std::fs::read_to_string(b.env.path("host-token.env")).unwrap();
     let t = text
         .lines()
@@ -736,26 +732,20 @@ fn clients_get_tokens_without_any_key_or_config() {
         "--json",
     ]));
     assert_eq!(st.json()["token_file"]["present"], true, "{}", st.stdout);
-    let doc = b.env.run(
-        b.env
-            .cmd()
-            .args(["--config", host.to_str().unwrap(), "doctor"]),
-    );
-    assert!(
-        doc.stdout.contains("github default: broker"),
-        "{}",
-        doc.stdout
-    );
-    let flow = b.env.run(
-        b.env
-            .cmd()
-            .args(["--config", host.to_str().unwrap(), "github", "flow"]),
-    );
-    assert!(
-        flow.stdout.contains("tokens come from the broker"),
-        "{}",
-        flow.stdout
-    );
+    b.env
+        .run(
+            b.env
+                .cmd()
+                .args(["--config", host.to_str().unwrap(), "doctor"]),
+        )
+        .stdout_has(&["github default: broker"]);
+    b.env
+        .run(
+            b.env
+                .cmd()
+                .args(["--config", host.to_str().unwrap(), "github", "flow"]),
+        )
+        .stdout_has(&["tokens come from the broker"]);
     // Without the secret, it says which variable to set.
     let missing =
         b.env.run(
@@ -763,12 +753,9 @@ fn clients_get_tokens_without_any_key_or_config() {
                 .cmd()
                 .args(["--config", host.to_str().unwrap(), "github", "refresh"]),
         );
-    assert_eq!(missing.code, 2, "{}", missing.stderr);
-    assert!(
-        missing.stderr.contains("EVERTOKEN_BROKER_SECRET"),
-        "{}",
-        missing.stderr
-    );
+    missing
+        .expect_code(2)
+        .stderr_has(&["EVERTOKEN_BROKER_SECRET"]);
     b.stop();
 }
 
@@ -1328,8 +1315,7 @@ fn the_client_checks_its_bearer_and_the_brokers_answer() {
         r#"{"token":"ghs_testFAKEnotarealtoken0123456789abcdef"}"#,
     );
     let out = token(&ok, "eyJh.eyJi\nx.c2ln");
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(out.stderr.contains("not visible ASCII"), "{}", out.stderr);
+    out.expect_code(2).stderr_has(&["not visible ASCII"]);
     assert!(!out.stderr.contains("builder error"), "{}", out.stderr);
     assert_eq!(token(&ok, "eyJh.eyJi.c2ln").code, 0);
 

@@ -269,7 +269,7 @@ fn the_github_actions_guide_shows_the_generated_workflow() {
     let env = common::TestEnv::new();
     env.config(config);
     let out = env.ev(&["--config", "evertoken.yaml", "schedule", "github-actions"]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.expect_code(0);
     assert!(
         *shown == out.stdout,
         "docs/src/guides/github-actions.md shows another workflow than `evertoken schedule github-actions` generates for its config; paste this:\n{}",

@@ -61,7 +61,7 @@ fn rfc3339(t: jiff::Timestamp) -> String {
 fn refresh_writes_a_0600_env_file_with_a_token_github_accepts() {
     let env = setup("");
     let out = env.ev(&["github", "refresh"]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.expect_code(0);
     let path = token_file(&env);
     assert_eq!(mode(&path), 0o600);
     assert_eq!(mode(path.parent().unwrap()), 0o700);
@@ -76,14 +76,14 @@ fn refresh_writes_a_0600_env_file_with_a_token_github_accepts() {
     assert!(exp.parse::<jiff::Timestamp>().is_ok(), "expiry `{exp}`");
     assert!(env.sim.sim().github_is_valid_token(&token));
     // stderr names the prefix, never the token (TestEnv::run scans for it).
-    assert!(out.stderr.contains(&token[..8]), "{}", out.stderr);
+    out.stderr_has(&[&token[..8]]);
 }
 
 #[test]
 fn status_shows_only_the_prefix_and_judges_missing_and_stale_tokens() {
     let env = setup("");
     let missing = env.ev(&["github", "status"]);
-    assert_eq!(missing.code, 1);
+    missing.expect_code(1);
     assert!(
         missing.stdout.contains("missing") && missing.stdout.contains("evertoken github refresh"),
         "{}",
@@ -93,12 +93,12 @@ fn status_shows_only_the_prefix_and_judges_missing_and_stale_tokens() {
     assert_eq!(env.ev(&["github", "refresh"]).code, 0);
     let token = env.secret(&stored_token(&env));
     let human = env.ev(&["github", "status"]);
-    assert_eq!(human.code, 0, "{}{}", human.stdout, human.stderr);
+    human.expect_code(0);
     assert!(human.stdout.contains(&token[..8]));
     assert!(!human.stdout.contains(&token));
 
     let js = env.ev(&["github", "status", "--json"]);
-    assert_eq!(js.code, 0);
+    js.expect_code(0);
     let v = js.json();
     assert_eq!(v["version"], 1);
     assert_eq!(v["app"], "default");
@@ -121,7 +121,7 @@ fn status_shows_only_the_prefix_and_judges_missing_and_stale_tokens() {
             .env("EVERTOKEN_NOW", &later)
             .args(["github", "status", "--json"]),
     );
-    assert_eq!(old.code, 1);
+    old.expect_code(1);
     let v = old.json();
     assert_eq!(v["healthy"], false);
     assert_eq!(v["token_file"]["stale"], true);
@@ -139,13 +139,9 @@ fn a_key_readable_by_others_is_refused_with_the_chmod_fix() {
     let env = setup("");
     let key = env.work().join("app.pem");
     set_mode(&key, 0o644);
-    let out = env.ev(&["github", "refresh"]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(
-        out.stderr.contains(&format!("chmod 600 {}", key.display())),
-        "{}",
-        out.stderr
-    );
+    env.ev(&["github", "refresh"])
+        .expect_code(2)
+        .stderr_has(&[&format!("chmod 600 {}", key.display())]);
     assert_eq!(env.sim.sim().github_tokens_issued(), 0);
     assert!(!token_file(&env).exists());
 }
@@ -154,25 +150,20 @@ fn a_key_readable_by_others_is_refused_with_the_chmod_fix() {
 fn a_wrong_installation_id_names_the_installation() {
     let env = setup("installation_id: 999001");
     let out = env.ev(&["github", "refresh"]);
-    assert_eq!(out.code, 1, "{}", out.stderr);
-    assert!(out.stderr.contains("installation 999001"), "{}", out.stderr);
-    assert!(out.stderr.contains("404"), "{}", out.stderr);
-    assert!(out.stderr.contains("hint:"), "{}", out.stderr);
+    out.expect_code(1)
+        .stderr_has(&["installation 999001", "404"]);
+    out.stderr_has(&["hint:"]);
 }
 
 #[test]
 fn the_installation_is_looked_up_from_the_owner() {
     let env = setup("owner: sim-org");
-    let out = env.ev(&["github", "refresh"]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(
-        out.stderr.contains(&format!("installation {INSTALLATION}")),
-        "{}",
-        out.stderr
-    );
+    env.ev(&["github", "refresh"])
+        .expect_code(0)
+        .stderr_has(&[&format!("installation {INSTALLATION}")]);
     let none = setup("owner: nobody-here");
     let out = none.ev(&["github", "refresh"]);
-    assert_eq!(out.code, 1);
+    out.expect_code(1);
     assert!(
         out.stderr
             .contains("not installed on the installation on nobody-here"),
@@ -186,7 +177,7 @@ fn token_prints_a_usable_token_and_reuses_a_fresh_one() {
     let env = setup("");
     env.sim.sim().github_set_token_style(true);
     let first = env.ev(&["github", "token"]);
-    assert_eq!(first.code, 0, "{}", first.stderr);
+    first.expect_code(0);
     let token = first.stdout.strip_suffix('\n').expect("one line");
     assert!(!token.contains('\n'));
     // The stateless ~520-character form works like any other token.
@@ -203,7 +194,7 @@ fn token_prints_a_usable_token_and_reuses_a_fresh_one() {
             .env("EVERTOKEN_NOW", &later)
             .args(["github", "token"]),
     );
-    assert_eq!(third.code, 0, "{}", third.stderr);
+    third.expect_code(0);
     assert_ne!(third.stdout, first.stdout);
     assert_eq!(env.sim.sim().github_tokens_issued(), 2);
 }
@@ -213,14 +204,13 @@ fn clock_skew_is_corrected_once_from_githubs_date_header() {
     let env = setup("");
     // The local clock is 20 minutes behind GitHub's: the JWT looks expired.
     let behind = rfc3339(jiff::Timestamp::now() - jiff::SignedDuration::from_mins(20));
-    let out = env.run(
+    env.run(
         env.cmd()
             .env("EVERTOKEN_NOW", &behind)
             .args(["github", "refresh"]),
-    );
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(out.stderr.contains("behind GitHub's"), "{}", out.stderr);
-    assert!(out.stderr.contains("NTP"), "{}", out.stderr);
+    )
+    .expect_code(0)
+    .stderr_has(&["behind GitHub's", "NTP"]);
     assert_eq!(env.sim.sim().github_tokens_issued(), 1);
     assert_eq!(
         env.sim.sim().request_count(evertoken_sim::Route::GitHubApp),
@@ -247,7 +237,7 @@ fn narrowing_to_a_repository_the_installation_lacks_explains_422() {
     set_mode(&key, 0o600);
     env.config(&app_config(&env, "repositories: [repo-b]"));
     let out = env.ev(&["github", "refresh"]);
-    assert_eq!(out.code, 1);
+    out.expect_code(1);
     assert!(
         out.stderr.contains("422") && out.stderr.contains("not granted"),
         "{}",
@@ -261,18 +251,14 @@ fn verify_and_revoke_previous_keep_one_live_token() {
     assert_eq!(env.ev(&["github", "refresh"]).code, 0);
     let first = stored_token(&env);
     let out = env.ev(&["github", "refresh"]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.expect_code(0);
     let second = stored_token(&env);
     assert_ne!(first, second);
     let sim = env.sim.sim();
     assert!(!sim.github_is_valid_token(&first));
     assert!(sim.github_is_valid_token(&second));
     assert_eq!(sim.github_revoked_count(), 1);
-    assert!(
-        out.stderr.contains("revoked the previous token"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has(&["revoked the previous token"]);
 }
 
 #[test]
@@ -340,7 +326,7 @@ fn git_credential_fill_returns_the_token() {
                 .args(["github", "git-credential", op])
                 .write_stdin("protocol=https\nhost=github.com\n\n"),
         );
-        assert_eq!(o.code, 0);
+        o.expect_code(0);
         assert!(o.stdout.is_empty());
     }
     // Another host: nothing, so git asks its next helper.
@@ -349,7 +335,7 @@ fn git_credential_fill_returns_the_token() {
             .args(["github", "git-credential", "get"])
             .write_stdin("protocol=https\nhost=gitlab.com\n\n"),
     );
-    assert_eq!(other.code, 0);
+    other.expect_code(0);
     assert!(other.stdout.is_empty());
 }
 
@@ -361,7 +347,7 @@ fn github_actions_masks_the_token_before_anything_else() {
             .env("GITHUB_ACTIONS", "true")
             .args(["github", "refresh"]),
     );
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.expect_code(0);
     let token = stored_token(&env);
     assert_eq!(out.stdout, format!("::add-mask::{token}\n"));
     // `github token` keeps stdout to the token alone; the mask goes first on stderr.
@@ -372,7 +358,7 @@ fn github_actions_masks_the_token_before_anything_else() {
             .env("EVERTOKEN_NOW", &later)
             .args(["github", "token"]),
     );
-    assert_eq!(t.code, 0, "{}", t.stderr);
+    t.expect_code(0);
     let new = stored_token(&env);
     assert_eq!(t.stdout, format!("{new}\n"));
     assert!(
@@ -413,7 +399,7 @@ fn gh_gets_the_token_on_stdin_never_in_argv_and_without_gh_token() {
             .env("GH_TOKEN", "test-stale-gh-token-not-a-real-secret")
             .args(["github", "refresh"]),
     );
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.expect_code(0);
     let token = stored_token(&env);
     let argv = std::fs::read_to_string(rec.join("argv")).unwrap();
     assert_eq!(argv, "auth\nlogin\n--hostname\ngithub.com\n--with-token\n");
@@ -427,11 +413,7 @@ fn gh_gets_the_token_on_stdin_never_in_argv_and_without_gh_token() {
         "GH_TOKEN=unset GITHUB_TOKEN=unset\n"
     );
     // The consumer's GH_TOKEN shadows gh's stored auth: said, with the fix.
-    assert!(
-        out.stderr.contains("GH_TOKEN is set in this environment"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has(&["GH_TOKEN is set in this environment"]);
 }
 
 #[test]
@@ -440,21 +422,21 @@ fn gh_missing_is_explained_and_fails_the_refresh_after_writing_the_file() {
     let empty = env.path("emptybin");
     std::fs::create_dir_all(&empty).unwrap();
     let out = env.run(env.cmd().env("PATH", &empty).args(["github", "refresh"]));
-    assert_eq!(out.code, 1, "{}", out.stderr);
+    out.expect_code(1);
     assert!(
         out.stderr
             .contains("`gh` (the GitHub CLI) is not installed"),
         "{}",
         out.stderr
     );
-    assert!(out.stderr.contains("gh_cli: false"), "{}", out.stderr);
+    out.stderr_has(&["gh_cli: false"]);
     assert!(token_file(&env).exists());
     let st = env.run(
         env.cmd()
             .env("PATH", &empty)
             .args(["github", "status", "--json"]),
     );
-    assert_eq!(st.code, 1);
+    st.expect_code(1);
     assert_eq!(st.json()["gh"]["authenticated"], false);
 }
 
@@ -478,7 +460,7 @@ fn real_gh_uses_the_minted_token() {
     let mut c = env.cmd();
     with_gh_env(&mut c);
     let out = env.run(c.args(["github", "refresh"]));
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.expect_code(0);
     let token = stored_token(&env);
     let mut t = assert_cmd::Command::new(&gh);
     with_gh_env(&mut t);
@@ -498,11 +480,11 @@ fn real_gh_uses_the_minted_token() {
     let hosts = std::fs::read_to_string(gh_dir.join("hosts.yml")).unwrap();
     assert!(hosts.contains("github.localhost"));
     // No keyring here: gh keeps it in plain text, and evertoken says so.
-    assert!(out.stderr.contains("plain text"), "{}", out.stderr);
+    out.stderr_has(&["plain text"]);
     let mut s = env.cmd();
     with_gh_env(&mut s);
     let st = env.run(s.args(["github", "status", "--json"]));
-    assert_eq!(st.code, 0, "{}", st.stdout);
+    st.expect_code(0);
     assert_eq!(st.json()["gh"]["authenticated"], true);
 }
 
@@ -555,7 +537,7 @@ fn bootstrap_twice_produces_the_same_files_and_valid_units() {
         staged.to_str().unwrap(),
     ];
     let first = env.ev(&args);
-    assert_eq!(first.code, 0, "{}", first.stderr);
+    first.expect_code(0);
     let key = cfg_dir.join("github-app.pem");
     let units = env.path("config/systemd/user");
     let service = units.join("evertoken-github-token-refresh.service");
@@ -612,22 +594,18 @@ fn bootstrap_twice_produces_the_same_files_and_valid_units() {
     assert!(env.sim.sim().github_is_valid_token(&stored_token(&env)));
 
     let second = env.ev(&args);
-    assert_eq!(second.code, 0, "{}", second.stderr);
+    second.expect_code(0);
     assert_eq!(
         snapshot(&files),
         before,
         "a second bootstrap changed a file"
     );
-    assert!(
-        second.stderr.contains("config unchanged"),
-        "{}",
-        second.stderr
-    );
+    second.stderr_has(&["config unchanged"]);
     assert_eq!(env.sim.sim().github_tokens_issued(), 1);
 
     // --remove-source deletes the staged copy.
-    let third = env.ev(&[&args[..], &["--remove-source"]].concat());
-    assert_eq!(third.code, 0, "{}", third.stderr);
+    env.ev(&[&args[..], &["--remove-source"]].concat())
+        .expect_code(0);
     assert!(!staged.exists());
     assert_eq!(snapshot(&files), before);
 
@@ -655,7 +633,7 @@ fn bootstrap_twice_produces_the_same_files_and_valid_units() {
 fn flow_explains_the_architecture() {
     let env = setup("gh_cli: true");
     let out = env.ev(&["github", "flow"]);
-    assert_eq!(out.code, 0);
+    out.expect_code(0);
     for part in [
         "work/app.pem",
         "github-token.env",
@@ -675,8 +653,7 @@ fn ghes_api_url_keeps_its_api_v3_path() {
         &format!("api_url: {}\n", env.base_url()),
         &format!("api_url: {}/api/v3\n", env.base_url()),
     ));
-    let out = env.ev(&["github", "refresh"]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    env.ev(&["github", "refresh"]).expect_code(0);
     assert!(env.sim.sim().github_is_valid_token(&stored_token(&env)));
     // The path of api_url is kept (only a prefix GitHub does not serve fails, naming the URL).
     env.config(&app_config(&env, "").replace(
@@ -684,7 +661,7 @@ fn ghes_api_url_keeps_its_api_v3_path() {
         &format!("api_url: {}/elsewhere/api/v3\n", env.base_url()),
     ));
     let out = env.ev(&["github", "refresh"]);
-    assert_eq!(out.code, 1);
+    out.expect_code(1);
     assert!(
         out.stderr
             .contains("/elsewhere/api/v3/app/installations/777/access_tokens"),
@@ -730,18 +707,18 @@ fn the_source_scripts_environment_variables_still_work() {
         env.base_url()
     ));
     let key = env.work().join("app.pem");
-    let out = env.run(
+    env.run(
         env.cmd()
             .env("GITHUB_APP_ID", APP_ID.to_string())
             .env("GITHUB_APP_INSTALLATION_ID", INSTALLATION.to_string())
             .env("GITHUB_APP_PRIVATE_KEY_PATH", &key)
             .args(["github", "refresh"]),
-    );
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    )
+    .expect_code(0);
     assert!(env.sim.sim().github_is_valid_token(&stored_token(&env)));
     // Without them, the error says which key or variable to set.
     let missing = env.ev(&["github", "refresh"]);
-    assert_eq!(missing.code, 2);
+    missing.expect_code(2);
     assert!(
         missing.stderr.contains("github.apps.default.app_id")
             && missing.stderr.contains("GITHUB_APP_ID"),
@@ -757,13 +734,13 @@ fn the_source_scripts_environment_variables_still_work() {
 fn github_refresh_and_status_write_metrics_files() {
     let env = setup("");
     let prom = env.path("metrics/github.prom");
-    let out = env.ev(&[
+    env.ev(&[
         "github",
         "refresh",
         "--metrics-file",
         prom.to_str().unwrap(),
-    ]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    ])
+    .expect_code(0);
     let token = env.secret(&stored_token(&env));
     let text = std::fs::read_to_string(&prom).unwrap();
     assert!(
@@ -777,8 +754,8 @@ fn github_refresh_and_status_write_metrics_files() {
     assert!(!text.contains(&token[..12]), "metrics carry no token");
     env.assert_no_leak(&text);
     common::promtool_check(&prom);
-    let out = env.ev(&["github", "status", "--metrics-file", prom.to_str().unwrap()]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    env.ev(&["github", "status", "--metrics-file", prom.to_str().unwrap()])
+        .expect_code(0);
     let text = std::fs::read_to_string(&prom).unwrap();
     assert!(
         text.contains("evertoken_last_run_success{command=\"github\"} 1"),

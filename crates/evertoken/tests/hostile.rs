@@ -475,7 +475,7 @@ fn github_echoing_its_jwt_is_scrubbed() {
         .set_persistent_fault(Route::GitHubApp, Some(Fault::EchoSecrets));
     let out = env.ev(&["-vv", "github", "refresh"]);
     assert_invariants(&env, &out, "github echo");
-    assert_eq!(out.code, 1, "{}", out.stderr);
+    out.expect_code(1);
     assert!(
         out.stderr.contains("Bearer eyJ"),
         "the echo reached the message: {}",
@@ -506,7 +506,7 @@ fn a_webhook_echoing_its_url_secret_is_scrubbed() {
         let out = env.ev(&["auth", "test-alert"]);
         assert_invariants(&env, &out, service);
         assert_eq!(out.code, 1, "{service}: {}", out.stderr);
-        assert!(out.stderr.contains("500"), "{}", out.stderr);
+        out.stderr_has(&["500"]);
         assert!(
             out.stderr.contains("you sent"),
             "the echo reached the output: {}",
@@ -568,14 +568,9 @@ fn an_smtp_server_echoing_the_password_is_scrubbed() {
             .env("ALERT_SMTP_PASSWORD", SMTP_PASS),
     );
     assert_invariants(&env, &out, "smtp echo");
-    assert_eq!(out.code, 1, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("could not be delivered"),
-        "{}",
-        out.stderr
-    );
-    assert!(out.stderr.contains("535"), "{}", out.stderr);
-    assert!(out.stderr.contains("bad credentials"), "{}", out.stderr);
+    out.expect_code(1)
+        .stderr_has(&["could not be delivered", "535"]);
+    out.stderr_has(&["bad credentials"]);
     tally(
         "echoed password + escapes",
         "email (SMTP)",
@@ -610,8 +605,7 @@ fn a_gitlab_store_echoing_its_token_is_scrubbed() {
             .env("EVERTOKEN_NOW", NOW),
     );
     assert_invariants(&env, &out, "gitlab echo");
-    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
-    assert!(out.stdout.contains("400"), "{}", out.stdout);
+    out.expect_code(1).stdout_has(&["400"]);
     assert!(
         out.stdout.contains("you sent"),
         "the echo reached the output: {}",
@@ -654,7 +648,7 @@ fn an_actions_store_echoing_its_token_is_scrubbed() {
             .env("EVERTOKEN_NOW", NOW),
     );
     assert_invariants(&env, &out, "actions echo");
-    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    out.expect_code(1);
     assert!(
         out.stdout.contains("you sent"),
         "the echo reached the output: {}",
@@ -909,11 +903,7 @@ fn a_tampered_journal_is_refused() {
         env.stored("TIKTOK_CLIENT_SECRET").as_deref(),
         Some(TT_SECRET)
     );
-    assert!(
-        out.stdout.contains("not a variable of this account"),
-        "{}",
-        out.stdout
-    );
+    out.stdout_has(&["not a variable of this account"]);
     tally(
         "journal record for another variable",
         "journal",
@@ -922,9 +912,7 @@ fn a_tampered_journal_is_refused() {
 
     // A group-writable record: exit 2 with the chmod hint.
     set_mode(&record, 0o666);
-    let out = refresh(&env);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(out.stderr.contains("chmod 600"), "{}", out.stderr);
+    refresh(&env).expect_code(2).stderr_has(&["chmod 600"]);
     std::fs::remove_file(&record).unwrap();
     tally(
         "group-writable journal record",
@@ -934,9 +922,7 @@ fn a_tampered_journal_is_refused() {
 
     // An open journal directory.
     set_mode(&journal, 0o777);
-    let out = refresh(&env);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(out.stderr.contains("chmod 700"), "{}", out.stderr);
+    refresh(&env).expect_code(2).stderr_has(&["chmod 700"]);
     set_mode(&journal, 0o700);
     tally(
         "world-writable journal directory",
@@ -950,9 +936,7 @@ fn a_tampered_journal_is_refused() {
     std::fs::create_dir(&elsewhere).unwrap();
     set_mode(&elsewhere, 0o700);
     std::os::unix::fs::symlink(&elsewhere, &journal).unwrap();
-    let out = refresh(&env);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(out.stderr.contains("symbolic link"), "{}", out.stderr);
+    refresh(&env).expect_code(2).stderr_has(&["symbolic link"]);
     tally("symlinked journal directory", "state dir", "exit 2");
 }
 
@@ -1058,7 +1042,7 @@ fn bootstrap_remove_source_refuses_a_symlinked_key() {
     set_mode(&real, 0o644);
     let link = env.path("staged.pem");
     std::os::unix::fs::symlink(&real, &link).unwrap();
-    let out = env.ev(&[
+    env.ev(&[
         "github",
         "bootstrap",
         "--app-id",
@@ -1068,9 +1052,9 @@ fn bootstrap_remove_source_refuses_a_symlinked_key() {
         "--private-key",
         link.to_str().unwrap(),
         "--remove-source",
-    ]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(out.stderr.contains("symbolic link"), "{}", out.stderr);
+    ])
+    .expect_code(2)
+    .stderr_has(&["symbolic link"]);
     assert!(real.exists() && link.exists());
     tally(
         "symlinked staged key + --remove-source",
@@ -1092,7 +1076,7 @@ fn tokens_with_surrounding_whitespace_are_trimmed() {
             .env("TIKTOK_REFRESH_TOKEN", format!("{TT_RT}\n"))
             .env("TIKTOK_CLIENT_SECRET", format!("  {TT_SECRET}\r\n")),
     );
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    out.expect_code(0);
     assert_eq!(result(&out.json(), "tiktok")["state"], "rotated");
     assert_eq!(
         out.stderr
@@ -1118,9 +1102,9 @@ fn tokens_with_surrounding_whitespace_are_trimmed() {
             .args(["auth", "refresh", "tiktok", "--json"])
             .env("EVERTOKEN_NOW", NOW),
     );
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    out.expect_code(0);
     assert_eq!(result(&out.json(), "tiktok")["state"], "rotated");
-    assert!(out.stderr.contains("whitespace"), "{}", out.stderr);
+    out.stderr_has(&["whitespace"]);
     assert_not_lost(&env, P::Tiktok, "credentials file newline");
     tally(
         "token with trailing newline",

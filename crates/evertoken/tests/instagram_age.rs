@@ -41,7 +41,7 @@ fn a_young_token_of_unknown_age_is_ok_whatever_the_refusal_says() {
     sim.instagram_add_token(&token, now(), days_from(now(), 60));
     setup(&env, &token);
     let out = refresh(&env);
-    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    out.expect_code(0);
     let r = out.json()["results"][0].clone();
     assert_eq!(r["state"], "ok", "{r}");
     assert!(
@@ -71,7 +71,7 @@ fn a_refused_token_that_no_longer_works_is_a_reauth() {
     );
     setup(&env, &token);
     let out = refresh(&env);
-    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    out.expect_code(1);
     let r = out.json()["results"][0].clone();
     assert_eq!(r["state"], "reauth_required", "{r}");
     assert!(r["message"].as_str().unwrap().contains("GET /me"), "{r}");
@@ -100,7 +100,7 @@ fn the_env_file_keeps_the_age_so_a_young_token_is_not_sent() {
         env.base_url()
     ));
     let out = refresh(&env);
-    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    out.expect_code(0);
     assert_eq!(out.json()["results"][0]["state"], "refreshed");
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(
@@ -110,7 +110,7 @@ fn the_env_file_keeps_the_age_so_a_young_token_is_not_sent() {
     // The next run, a minute later by the same clock, knows the token is young.
     let before = sim.stats().requests.get("instagram").copied().unwrap_or(0);
     let out = refresh(&env);
-    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    out.expect_code(0);
     assert_eq!(out.json()["results"][0]["state"], "ok");
     assert_eq!(
         sim.stats().requests.get("instagram").copied().unwrap_or(0),
@@ -133,7 +133,7 @@ fn graphs_invalid_token_answer_is_a_reauth_at_once() {
     sim.instagram_add_token(&token, days_from(now(), -90), days_from(now(), -30));
     setup(&env, &token);
     let out = refresh(&env);
-    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    out.expect_code(1);
     let r = out.json()["results"][0].clone();
     assert_eq!(r["state"], "reauth_required", "{r}");
     assert!(r["message"].as_str().unwrap().contains("190"), "{r}");
@@ -203,7 +203,7 @@ fn throttling_as_400_or_403_is_a_retry_not_a_reauth() {
     sim.push_fault(Route::InstagramMe, throttled(403, 4, false));
     setup(&env, &token);
     let out = refresh(&env);
-    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    out.expect_code(1);
     let r = out.json()["results"][0].clone();
     assert_eq!(r["state"], "failed", "{r}");
     assert!(

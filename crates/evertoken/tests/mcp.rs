@@ -267,6 +267,6 @@ fn stdout_carries_nothing_but_json_rpc() {
     setup(&env);
     // A client that hangs up at once: the server exits cleanly without a stray byte.
     let out = env.run(env.cmd().arg("mcp").write_stdin(""));
-    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    out.expect_code(0);
     assert_eq!(out.stdout, "");
 }

@@ -182,8 +182,7 @@ fn counters_carry_across_runs_and_status_and_dry_run_do_not_count() {
     assert_eq!(value(&first, ig_ok), Some(1.0), "{first}");
 
     // status and dry-run keep the counters and update the gauges.
-    let out = run(&env, &["auth", "status", "--metrics-file", f]);
-    assert_eq!(out.code, 1, "stderr: {}", out.stderr);
+    run(&env, &["auth", "status", "--metrics-file", f]).expect_code(1);
     let text = std::fs::read_to_string(&file).unwrap();
     env.assert_no_leak(&text);
     common::promtool_check(&file);
@@ -217,18 +216,9 @@ fn an_unwritable_metrics_path_fails_with_the_path_and_a_hint() {
             missing.to_str().unwrap(),
         ],
     );
-    assert_eq!(out.code, 1);
-    assert!(
-        out.stderr.contains("cannot write the metrics file"),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        out.stderr.contains("not-a-dir/evertoken.prom"),
-        "{}",
-        out.stderr
-    );
-    assert!(out.stderr.contains("hint:"), "{}", out.stderr);
+    out.expect_code(1)
+        .stderr_has(&["cannot write the metrics file", "not-a-dir/evertoken.prom"]);
+    out.stderr_has(&["hint:"]);
 }
 
 /// The README's alert rules load in Prometheus and fire when they should:

@@ -97,13 +97,9 @@ fn an_x_client_without_a_type_or_a_secret_is_public() {
     );
     let env = TestEnv::new();
     env.scenario(&confidential);
-    let out = ev(&env, &["auth", "refresh", "x"]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("X_CLIENT_SECRET is not set"),
-        "{}",
-        out.stderr
-    );
+    ev(&env, &["auth", "refresh", "x"])
+        .expect_code(2)
+        .stderr_has(&["X_CLIENT_SECRET is not set"]);
 }
 
 #[test]
@@ -246,7 +242,7 @@ fn pasted_login(env: &TestEnv, key: &str, redirect: &str, authorize_path: &str) 
             redirect,
         ],
     );
-    assert_eq!(out.code, 1, "{}", out.stderr);
+    out.expect_code(1);
     let prefix = format!("{}{authorize_path}?", env.base_url());
     let url = out
         .stderr
@@ -258,7 +254,7 @@ fn pasted_login(env: &TestEnv, key: &str, redirect: &str, authorize_path: &str) 
     let (status, landed) = common::http_get(&url);
     let landed = landed.unwrap_or_else(|| panic!("{status}: no redirect from {url}"));
     assert!(landed.starts_with(redirect), "{landed}");
-    let out = ev(
+    ev(
         env,
         &[
             "auth",
@@ -269,8 +265,8 @@ fn pasted_login(env: &TestEnv, key: &str, redirect: &str, authorize_path: &str) 
             "--callback-url",
             &landed,
         ],
-    );
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    )
+    .expect_code(0);
     url
 }
 
@@ -348,9 +344,9 @@ fn threads_login_exchanges_for_a_long_lived_token() {
         &[redirect],
     );
     // Meta takes no loopback redirect.
-    let out = ev(&env, &["auth", "login", "threads", "--no-browser"]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(out.stderr.contains("https"), "{}", out.stderr);
+    ev(&env, &["auth", "login", "threads", "--no-browser"])
+        .expect_code(2)
+        .stderr_has(&["https"]);
     pasted_login(&env, "threads", redirect, "/oauth/authorize");
     let token = env.stored("THREADS_ACCESS_TOKEN").unwrap();
     env.secret(&token);
@@ -470,7 +466,7 @@ fn auth_refresh_all_handles_every_built_in_and_a_configured_service_in_one_run()
         assert_eq!(out.stdout.trim(), env.stored(&var).unwrap(), "{key}");
     }
     let metrics = env.path("work/metrics.prom");
-    let out = ev(
+    ev(
         &env,
         &[
             "auth",
@@ -480,8 +476,8 @@ fn auth_refresh_all_handles_every_built_in_and_a_configured_service_in_one_run()
             "--metrics-file",
             metrics.to_str().unwrap(),
         ],
-    );
-    assert_eq!(out.code, 1, "{}", out.stderr);
+    )
+    .expect_code(1);
     let prom = std::fs::read_to_string(&metrics).unwrap();
     for key in ["x", "threads", "pinterest"] {
         assert!(
@@ -501,7 +497,7 @@ fn auth_refresh_all_handles_every_built_in_and_a_configured_service_in_one_run()
         assert!(out.stdout.contains(&row), "{key}: {}", out.stdout);
     }
     let out = ev(&env, &["schedule", "gitlab"]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.expect_code(0);
     for var in [
         "X_CLIENT_SECRET",
         "PINTEREST_CLIENT_SECRET",

@@ -91,10 +91,9 @@ fn any_oauth2_service_rotates_and_persists_every_new_refresh_token() {
 
     // The status names the services by their display names and JSON keys.
     let status = env.ev(&["auth", "status", "--json"]);
-    assert_eq!(status.code, 0, "{}", status.stderr);
+    status.expect_code(0);
     assert_eq!(results(&status).len(), CLIENTS.len());
-    let text = env.ev(&["auth", "status"]);
-    assert!(text.stdout.contains("acme"), "{}", text.stdout);
+    env.ev(&["auth", "status"]).stdout_has(&["acme"]);
 
     // A copy of the first tokens (a second runner that never saw the rotation)
     // sends a used refresh token: the server revokes that whole grant, so this
@@ -107,10 +106,10 @@ fn any_oauth2_service_rotates_and_persists_every_new_refresh_token() {
     ));
     stale.secret(old);
     let out = stale.ev(&["auth", "refresh", "acme", "--json"]);
-    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    out.expect_code(1);
     assert_eq!(state_of(&out, "acme"), "reauth_required");
     let out = env.ev(&["auth", "refresh", "acme", "--json"]);
-    assert_eq!(out.code, 1, "{}", out.stdout);
+    out.expect_code(1);
     assert_eq!(state_of(&out, "acme"), "reauth_required");
     let r = results(&out).remove(0);
     assert!(
@@ -203,13 +202,13 @@ fn auth_login_for_an_oauth2_service_through_a_real_authorization_server() {
     // What the logins stored is healthy, and `auth token` hands the access token
     // over (stdout only, for `$(…)`).
     let out = env.ev(&["auth", "status", "acme", "--json"]);
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    out.expect_code(0);
     assert_eq!(state_of(&out, "acme"), "ok");
     // Every run refreshes a configured service, a valid access token included:
     // the rotated refresh token is stored.
     let before = env.stored("ACME_REFRESH_TOKEN").unwrap();
     let out = env.ev(&["auth", "refresh", "acme", "--json"]);
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    out.expect_code(0);
     assert_eq!(state_of(&out, "acme"), "rotated");
     let after = env.stored("ACME_REFRESH_TOKEN").unwrap();
     env.secret(&after);
@@ -283,12 +282,7 @@ fn oauth2_blocks_are_checked_when_the_config_loads() {
     env.config(
         "platforms:\n  acme: { kind: oauth2, client_id: x, token_url: \"https://a.example/t\" }\n",
     );
-    let out = env.ev(&["auth", "status", "acne"]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("unknown target `acne`"),
-        "{}",
-        out.stderr
-    );
-    assert!(out.stderr.contains("acme"), "{}", out.stderr);
+    env.ev(&["auth", "status", "acne"])
+        .expect_code(2)
+        .stderr_has(&["unknown target `acne`", "acme"]);
 }

@@ -485,7 +485,7 @@ fn trace_logs_carry_no_secret() {
     let out = rig
         .env
         .run(rig.cmd().args(["-vvv", "auth", "refresh", "tiktok"]));
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.expect_code(0);
     rig.live();
     assert!(
         out.stderr.contains("DEBUG") || out.stderr.contains("TRACE") || out.stderr.contains("INFO"),
@@ -493,8 +493,7 @@ fn trace_logs_carry_no_secret() {
         out.stderr
     );
     // `run` scanned stdout and stderr; scan the new token and the journal-free state too.
-    let out = rig
-        .env
-        .run(rig.cmd().args(["-vvv", "auth", "status", "--json"]));
-    assert_eq!(out.code, 0);
+    rig.env
+        .run(rig.cmd().args(["-vvv", "auth", "status", "--json"]))
+        .expect_code(0);
 }

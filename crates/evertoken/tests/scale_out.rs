@@ -93,7 +93,7 @@ fn gitlab_write_back_costs_at_most_three_calls_per_rotated_account() {
     let before = sim.request_count(Route::GitLab);
 
     let out = gitlab_cmd(&env, &["auth", "refresh", "all", "--json"]);
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    out.expect_code(0);
     let doc = out.json();
     let results = doc["results"].as_array().unwrap();
     assert_eq!(results.len(), n);
@@ -176,7 +176,7 @@ fn the_preflight_still_refuses_before_any_rotation_at_scale() {
     sim.gitlab_set_variable(PROJECT, v);
 
     let out = gitlab_cmd(&env, &["auth", "refresh", "all", "--json"]);
-    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    out.expect_code(1);
     let doc = out.json();
     let r = doc["results"]
         .as_array()
@@ -256,7 +256,7 @@ fn an_unreachable_gitlab_is_not_reported_as_slow() {
                 "rft.test-old-refresh-not-a-real-secret",
             ),
     );
-    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    out.expect_code(1);
     let r = &out.json()["results"][0];
     let hint = r["fix"].as_str().unwrap_or_default();
     assert!(hint.contains("could not be reached"), "{r}");
@@ -306,7 +306,7 @@ fn shards_are_disjoint_and_together_rotate_every_account_once() {
             "--shard",
             &format!("{k}/4"),
         ]);
-        assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+        out.expect_code(0);
         let mine = rotated(&out);
         assert_eq!(
             out.json()["results"].as_array().unwrap().len(),
@@ -326,7 +326,7 @@ fn shards_are_disjoint_and_together_rotate_every_account_once() {
 
     // The same shard again: everything is fresh now, nothing rotates twice.
     let again = env.ev(&["auth", "refresh", "all", "--json", "--shard", "2/4"]);
-    assert_eq!(again.code, 0, "{}", again.stderr);
+    again.expect_code(0);
     assert!(rotated(&again).is_empty());
 }
 
@@ -401,7 +401,7 @@ fn shard_ci_reads_gitlab_parallel_variables_and_only_when_asked() {
         }
         let out = env.run(&mut cmd);
         assert_eq!(out.code, 2, "--shard {arg}: {}", out.stderr);
-        assert!(out.stderr.contains("hint:"), "{}", out.stderr);
+        out.stderr_has(&["hint:"]);
     }
     assert_eq!(env.sim.sim().request_count(Route::TikTok), 0);
 }

@@ -52,13 +52,9 @@ fn gitlab_job_runs_refresh_weekly_with_resource_group_cache_and_artifacts() {
     let env = TestEnv::new();
     config(&env, "local");
     let out = env.ev(&["schedule", "gitlab"]);
-    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    out.expect_code(0);
     // The configured write-back would lose rotated tokens in CI: say so.
-    assert!(
-        out.stderr.contains("auth.writeback.backend: gitlab"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has(&["auth.writeback.backend: gitlab"]);
 
     let doc = yaml(&out.stdout);
     let job = &doc["evertoken-refresh"];
@@ -100,8 +96,7 @@ fn gitlab_job_runs_refresh_weekly_with_resource_group_cache_and_artifacts() {
     );
 
     // --write puts it where the include line expects it.
-    let out = env.ev(&["schedule", "gitlab", "--write"]);
-    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    env.ev(&["schedule", "gitlab", "--write"]).expect_code(0);
     let written = std::fs::read_to_string(env.work().join("evertoken.gitlab-ci.yml")).unwrap();
     assert_eq!(yaml(&written), doc);
 }
@@ -120,7 +115,7 @@ auth:
 ",
     );
     let out = env.ev(&["schedule", "github-actions", "--write"]);
-    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    out.expect_code(0);
     assert!(!out.stderr.contains("warning:"), "{}", out.stderr);
     let path = env.work().join(".github/workflows/evertoken.yml");
     let text = std::fs::read_to_string(&path).unwrap();
@@ -212,7 +207,7 @@ fn systemd_units_pass_systemd_analyze_verify() {
     let env = TestEnv::new();
     config(&env, "local");
     let out = env.ev(&["schedule", "systemd", "--write"]);
-    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    out.expect_code(0);
     assert!(
         out.stderr.contains("systemctl --user daemon-reload"),
         "next steps: {}",
@@ -289,18 +284,13 @@ fn write_refuses_to_replace_a_different_file_unless_forced() {
     let env = TestEnv::new();
     let path = env.work().join("evertoken.gitlab-ci.yml");
     std::fs::write(&path, "# my own job\n").unwrap();
-    let out = env.ev(&["schedule", "gitlab", "--write"]);
-    assert_eq!(out.code, 2, "stderr: {}", out.stderr);
-    assert!(
-        out.stderr.contains("exists with other contents"),
-        "{}",
-        out.stderr
-    );
-    assert!(out.stderr.contains("--force"), "{}", out.stderr);
+    env.ev(&["schedule", "gitlab", "--write"])
+        .expect_code(2)
+        .stderr_has(&["exists with other contents", "--force"]);
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "# my own job\n");
 
-    let out = env.ev(&["schedule", "gitlab", "--write", "--force"]);
-    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    env.ev(&["schedule", "gitlab", "--write", "--force"])
+        .expect_code(0);
     assert!(
         std::fs::read_to_string(&path)
             .unwrap()
@@ -314,7 +304,7 @@ fn write_refuses_to_replace_a_different_file_unless_forced() {
 fn unknown_scheduler_is_a_usage_error() {
     let env = TestEnv::new();
     let out = env.ev(&["schedule", "cron"]);
-    assert_eq!(out.code, 2);
+    out.expect_code(2);
     assert!(
         out.stderr.contains("gitlab") && out.stderr.contains("systemd"),
         "{}",
@@ -378,7 +368,7 @@ fn the_gitlab_job_names_its_config_and_lists_every_variable_it_reads() {
     let env = TestEnv::new();
     pipeline_config(&env, "    backend: gitlab");
     let out = env.ev(&["--config", "evertoken.yaml", "schedule", "gitlab"]);
-    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    out.expect_code(0);
     let vars = listed(&out.stdout);
     for v in PIPELINE_VARS.iter().chain(&["GITLAB_TOKEN"]) {
         assert!(
@@ -410,7 +400,7 @@ fn the_gitlab_job_names_its_config_and_lists_every_variable_it_reads() {
     std::fs::create_dir_all(&other).unwrap();
     std::fs::copy(env.work().join("evertoken.yaml"), other.join("tokens.yaml")).unwrap();
     let out = env.ev(&["--config", "ci/tokens.yaml", "schedule", "gitlab"]);
-    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    out.expect_code(0);
     assert!(
         out.stdout
             .contains("evertoken --config ci/tokens.yaml auth refresh all")
@@ -425,7 +415,7 @@ fn the_actions_workflow_maps_every_variable_the_config_reads() {
         "    backend: github-actions\n    github_actions: { token_env: EVERTOKEN_ADMIN_TOKEN }",
     );
     let out = env.ev(&["schedule", "github-actions"]);
-    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    out.expect_code(0);
     let doc = yaml(&out.stdout);
     let env_map = &doc["jobs"]["refresh"]["env"];
     for v in PIPELINE_VARS {
@@ -447,7 +437,7 @@ fn the_systemd_service_lists_every_variable_and_reads_the_environment_file() {
         "    backend: vault\n    vault: { address: \"https://vault.example:8200\" }",
     );
     let out = env.ev(&["schedule", "systemd"]);
-    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    out.expect_code(0);
     let vars = listed(&out.stdout);
     for v in PIPELINE_VARS
         .iter()
@@ -461,7 +451,7 @@ fn the_systemd_service_lists_every_variable_and_reads_the_environment_file() {
     }
     // The address is in the config, so VAULT_ADDR is not needed.
     assert!(!vars.contains(&"VAULT_ADDR".to_string()), "{}", out.stdout);
-    assert!(out.stdout.contains("EnvironmentFile="), "{}", out.stdout);
+    out.stdout_has(&["EnvironmentFile="]);
 }
 
 #[test]
@@ -469,7 +459,7 @@ fn shards_become_a_gitlab_parallel_job_and_an_actions_matrix() {
     let env = TestEnv::new();
     pipeline_config(&env, "    backend: gitlab");
     let out = env.ev(&["schedule", "gitlab", "--shards", "4"]);
-    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    out.expect_code(0);
     let doc = yaml(&out.stdout);
     let job = &doc["evertoken-refresh"];
     assert_eq!(job["parallel"].as_u64(), Some(4), "{}", out.stdout);
@@ -482,8 +472,8 @@ fn shards_become_a_gitlab_parallel_job_and_an_actions_matrix() {
     );
 
     pipeline_config(&env, "    backend: github-actions");
-    let out = env.ev(&["schedule", "github-actions", "--shards", "3", "--write"]);
-    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    env.ev(&["schedule", "github-actions", "--shards", "3", "--write"])
+        .expect_code(0);
     let path = env.work().join(".github/workflows/evertoken.yml");
     let text = std::fs::read_to_string(&path).unwrap();
     let doc = yaml(&text);
@@ -534,21 +524,13 @@ fn install_from_a_mirror_or_cargo() {
     let env = TestEnv::new();
     pipeline_config(&env, "    backend: gitlab");
     let url = "https://mirror.example/evertoken/evertoken-x86_64-unknown-linux-gnu.tar.gz";
-    let out = env.ev(&["schedule", "gitlab", "--install-from", url]);
-    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
-    assert!(
-        out.stdout.contains(&format!("url=\"{url}\"")),
-        "{}",
-        out.stdout
-    );
+    env.ev(&["schedule", "gitlab", "--install-from", url])
+        .expect_code(0)
+        .stdout_has(&[&format!("url=\"{url}\"")]);
     let out = env.ev(&["schedule", "gitlab", "--install-from", "cargo"]);
-    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    out.expect_code(0);
     assert!(!out.stdout.contains("curl"), "{}", out.stdout);
-    assert!(
-        out.stdout.contains("cargo install --locked"),
-        "{}",
-        out.stdout
-    );
+    out.stdout_has(&["cargo install --locked"]);
 }
 
 #[test]
@@ -565,13 +547,13 @@ fn an_existing_environment_file_is_kept_and_a_readable_one_is_flagged() {
         "--env-file",
         env_file.to_str().unwrap(),
     ]);
-    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    out.expect_code(0);
     assert_eq!(
         std::fs::read_to_string(&env_file).unwrap(),
         "TIKTOK_CLIENT_SECRET=kept\n",
         "never emptied"
     );
-    assert!(out.stderr.contains("chmod 600"), "{}", out.stderr);
+    out.stderr_has(&["chmod 600"]);
     let unit =
         std::fs::read_to_string(env.path("config/systemd/user/evertoken-refresh.service")).unwrap();
     assert!(
@@ -595,7 +577,7 @@ fn broker_snippets_for_actions_and_gitlab_request_an_id_token_and_pass_actionlin
         "site-ci",
         "--write",
     ]);
-    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    out.expect_code(0);
     assert!(!out.stderr.contains("warning:"), "{}", out.stderr);
     let path = env
         .work()
@@ -639,7 +621,7 @@ fn broker_snippets_for_actions_and_gitlab_request_an_id_token_and_pass_actionlin
         "--audience",
         "broker.example.com",
     ]);
-    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    out.expect_code(0);
     let doc = yaml(&out.stdout);
     let job = &doc[".evertoken-github-token"];
     assert_eq!(

@@ -220,22 +220,21 @@ fn one_bootstrap_moves_a_takopi_host_and_a_second_changes_nothing() {
     // --dry-run: says what it would do, changes nothing, mints nothing.
     let before = host.snapshot();
     let dry = host.bootstrap(&["--dry-run"]);
-    assert_eq!(dry.code, 0, "{}", dry.stderr);
+    dry.expect_code(0);
     assert!(
         dry.stderr
             .contains("would stop and disable takopi-github-token-refresh.timer"),
         "{}",
         dry.stderr
     );
-    assert!(dry.stderr.contains("would write"), "{}", dry.stderr);
-    assert!(dry.stderr.contains("nothing was changed"), "{}", dry.stderr);
+    dry.stderr_has(&["would write", "nothing was changed"]);
     assert_eq!(host.snapshot(), before, "--dry-run changed a file");
     assert!(!host.calls().contains("disable") && !host.calls().contains("enable --now"));
     assert_eq!(sim.github_tokens_issued(), 0);
 
     // The move.
     let out = host.bootstrap(&[]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.expect_code(0);
     assert!(
         out.stderr
             .contains("stopped and disabled takopi-github-token-refresh.timer"),
@@ -264,11 +263,7 @@ fn one_bootstrap_moves_a_takopi_host_and_a_second_changes_nothing() {
             .contains("--user enable --now evertoken-github-token-refresh.timer")
     );
     // The linger hint, with the command.
-    assert!(
-        out.stderr.contains("sudo loginctl enable-linger takopi"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has(&["sudo loginctl enable-linger takopi"]);
     // The key stayed where it was, now 0600; no copy elsewhere.
     assert_eq!(std::fs::read(&key).unwrap(), key_bytes);
     assert_eq!(mode(&key), 0o600);
@@ -308,13 +303,9 @@ fn one_bootstrap_moves_a_takopi_host_and_a_second_changes_nothing() {
     let after = host.snapshot();
     let calls_before = host.calls();
     let again = host.bootstrap(&[]);
-    assert_eq!(again.code, 0, "{}", again.stderr);
+    again.expect_code(0);
     assert_eq!(host.snapshot(), after, "a second run changed a file");
-    assert!(
-        again.stderr.contains("config unchanged"),
-        "{}",
-        again.stderr
-    );
+    again.stderr_has(&["config unchanged"]);
     assert!(
         again
             .stderr
@@ -322,7 +313,7 @@ fn one_bootstrap_moves_a_takopi_host_and_a_second_changes_nothing() {
         "{}",
         again.stderr
     );
-    assert!(again.stderr.contains("is current"), "{}", again.stderr);
+    again.stderr_has(&["is current"]);
     assert_eq!(sim.github_tokens_issued(), 1);
     let new_calls = &host.calls()[calls_before.len()..];
     assert!(!new_calls.contains("disable"), "{new_calls}");
@@ -334,7 +325,7 @@ fn one_bootstrap_moves_a_takopi_host_and_a_second_changes_nothing() {
             .env("PATH", host.path_var())
             .args(["github", "refresh"]),
     );
-    assert_eq!(refresh.code, 0, "{}", refresh.stderr);
+    refresh.expect_code(0);
     assert_eq!(sim.github_tokens_issued(), 2);
 
     // The units are valid for systemd itself.
@@ -364,7 +355,7 @@ fn without_a_user_manager_the_exact_commands_are_printed() {
     )
     .unwrap();
     let out = host.bootstrap(&[]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.expect_code(0);
     assert!(
         out.stderr
             .contains("systemctl --user disable --now takopi-github-token-refresh.timer"),
@@ -385,18 +376,13 @@ fn a_missing_or_broken_source_setup_is_explained() {
     let host = plant();
     let envf = host.env.home().join(".config/takopi/github-app.env");
     std::fs::write(&envf, "GITHUB_APP_ID=abc\nGITHUB_APP_INSTALLATION_ID=1\n").unwrap();
-    let out = host.bootstrap(&[]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("GITHUB_APP_ID is `abc`"),
-        "{}",
-        out.stderr
-    );
+    host.bootstrap(&[])
+        .expect_code(2)
+        .stderr_has(&["GITHUB_APP_ID is `abc`"]);
     std::fs::remove_file(&envf).unwrap();
-    let out = host.bootstrap(&[]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(out.stderr.contains("github-app.env"), "{}", out.stderr);
-    assert!(out.stderr.contains("--private-key"), "{}", out.stderr);
+    host.bootstrap(&[])
+        .expect_code(2)
+        .stderr_has(&["github-app.env", "--private-key"]);
     assert_eq!(host.env.sim.sim().github_tokens_issued(), 0);
     assert_eq!(
         host.state("takopi-github-token-refresh.timer", "enabled"),
@@ -439,8 +425,7 @@ fn ghauth_status_reads_the_fresh_token_through_the_unchanged_plugin_config() {
          max_token_age_minutes = 55\nrefresh_timeout_seconds = 30\n",
     )
     .unwrap();
-    let out = host.bootstrap(&[]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    host.bootstrap(&[]).expect_code(0);
     let token = std::fs::read_to_string(host.token_file())
         .unwrap()
         .lines()

@@ -105,12 +105,12 @@ fn refresh_mints_with_a_transit_key_and_no_key_file_on_the_host() {
     let env = setup(&bao, "github-app");
     env.secret(&token);
     env.secret(common::bao::ROOT_TOKEN);
-    let out = env.run(
+    env.run(
         env.cmd()
             .env("VAULT_TOKEN", &token)
             .args(["github", "refresh"]),
-    );
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    )
+    .expect_code(0);
     let text = std::fs::read_to_string(env.path("config/evertoken/github-token.env")).unwrap();
     let minted = text
         .lines()
@@ -134,7 +134,7 @@ fn refresh_mints_with_a_transit_key_and_no_key_file_on_the_host() {
         "{}",
         doc.stdout
     );
-    assert!(doc.stdout.contains("signing allowed"), "{}", doc.stdout);
+    doc.stdout_has(&["signing allowed"]);
     assert!(!doc.stdout.contains("private key"), "{}", doc.stdout);
 }
 
@@ -168,7 +168,7 @@ fn a_token_without_sign_rights_and_a_non_rsa_key_are_explained() {
             .env("VAULT_TOKEN", &reader)
             .args(["github", "refresh"]),
     );
-    assert_eq!(refresh.code, 1, "{}", refresh.stderr);
+    refresh.expect_code(1);
     assert!(
         refresh.stderr.contains("403")
             && refresh.stderr.contains("transit/sign/github-app/sha2-256"),
@@ -190,9 +190,9 @@ fn a_token_without_sign_rights_and_a_non_rsa_key_are_explained() {
     );
 
     // No Vault credentials at all: refresh says how to log in.
-    let none = env.run(env.cmd().args(["github", "refresh"]));
-    assert_eq!(none.code, 2, "{}", none.stderr);
-    assert!(none.stderr.contains("VAULT_TOKEN"), "{}", none.stderr);
+    env.run(env.cmd().args(["github", "refresh"]))
+        .expect_code(2)
+        .stderr_has(&["VAULT_TOKEN"]);
 }
 
 /// Transit's sign endpoint is an `update`: a policy granting only `create` and
@@ -214,13 +214,13 @@ fn create_or_sudo_alone_is_not_a_right_to_sign() {
     env.secret(&signer);
     env.secret(&token);
     // Vault itself refuses the signature with this token …
-    let refresh = env.run(
+    env.run(
         env.cmd()
             .env("VAULT_TOKEN", &token)
             .args(["github", "refresh"]),
-    );
-    assert_eq!(refresh.code, 1, "{}", refresh.stderr);
-    assert!(refresh.stderr.contains("403"), "{}", refresh.stderr);
+    )
+    .expect_code(1)
+    .stderr_has(&["403"]);
     // … so doctor must not call it allowed.
     let doc = env.run(env.cmd().env("VAULT_TOKEN", &token).arg("doctor"));
     assert_ne!(doc.code, 0, "{}", doc.stdout);
@@ -257,7 +257,7 @@ fn approle_login_signs_too() {
             .env("VAULT_SECRET_ID", &secret_id)
             .args(["github", "token"]),
     );
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.expect_code(0);
     let t = env.secret(out.stdout.trim());
     assert!(env.sim.sim().github_is_valid_token(&t));
 }
@@ -323,7 +323,7 @@ fn the_broker_mints_with_a_transit_signer() {
     );
     let _ = child.kill();
     let _ = child.wait();
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.expect_code(0);
     let minted = env.secret(out.stdout.trim());
     assert!(env.sim.sim().github_is_valid_token(&minted));
     assert_eq!(

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod bao;
+pub mod child;
 pub mod oidc;
 
 use std::path::{Path, PathBuf};
@@ -31,13 +32,38 @@ pub struct Output {
 impl Output {
     /// Exit 0, and the first result `rotated`.
     pub fn assert_rotated(&self) {
-        assert_eq!(self.code, 0, "{}\n{}", self.stdout, self.stderr);
+        self.expect_code(0);
         assert_eq!(
             self.json()["results"][0]["state"],
             "rotated",
             "{}",
             self.stdout
         );
+    }
+
+    /// Fails unless the exit code is `code`, showing both streams.
+    #[track_caller]
+    pub fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code, code,
+            "exit code\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// Fails unless stderr contains each of `needles`.
+    #[track_caller]
+    pub fn stderr_has(&self, needles: &[&str]) -> &Self {
+        assert_contains(&self.stderr, needles);
+        self
+    }
+
+    /// Fails unless stdout contains each of `needles`.
+    #[track_caller]
+    pub fn stdout_has(&self, needles: &[&str]) -> &Self {
+        assert_contains(&self.stdout, needles);
+        self
     }
 
     pub fn json(&self) -> serde_json::Value {
@@ -152,6 +178,20 @@ impl TestEnv {
         c.args(["auth", "refresh", "all", "--json"])
             .envs(vars.iter().copied());
         self.run(&mut c)
+    }
+
+    /// The simulator's GitLab with the project [`GITLAB_PROJECT`] (`acme/publisher`,
+    /// id 4242) reached with API token `token`, registered as a secret; returns
+    /// the simulator.
+    ///
+    /// [`GITLAB_PROJECT`]: evertoken_sim::scenario::GITLAB_PROJECT
+    pub fn gitlab_project(&self, token: &str) -> evertoken_sim::Sim {
+        use evertoken_sim::scenario::GITLAB_PROJECT;
+        self.secret(token);
+        let sim = self.sim.sim();
+        sim.gitlab_add_token(token);
+        sim.gitlab_add_project(GITLAB_PROJECT.0, GITLAB_PROJECT.1);
+        sim
     }
 
     /// The one refresh token the simulator's TikTok accepts now.
@@ -311,6 +351,21 @@ pub fn tiktok_ci(store: evertoken_sim::scenario::Store) -> Scenario {
 #[allow(unused_imports)]
 pub use evertoken_sim::scenario::days_from;
 
+/// The repository's root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A tool a test needs, as `scripts/setup-*` installs it below the repository
+/// (the first of `installed` that is a file), else [`require_tool`] `name`.
+pub fn test_tool(name: &str, installed: &[&str]) -> Option<PathBuf> {
+    installed
+        .iter()
+        .map(|rel| repo_root().join(rel))
+        .find(|p| p.is_file())
+        .or_else(|| require_tool(name))
+}
+
 /// A tool a test needs: its path, or (outside CI) `None` with a printed reason.
 /// Under `CI=true` a missing tool fails the test: CI must never skip silently.
 pub fn require_tool(name: &str) -> Option<PathBuf> {
@@ -379,4 +434,59 @@ pub fn http_get(url: &str) -> (u16, Option<String>) {
             .map(|(_, v)| v.trim().to_owned())
     });
     (status, location)
+}
+
+/// Fails unless `text` contains each of `needles`, showing `text`.
+#[track_caller]
+pub fn assert_contains(text: &str, needles: &[&str]) {
+    for n in needles {
+        assert!(text.contains(n), "expected `{n}` in:\n{text}");
+    }
+}
+
+/// Fails unless, for each `(key, needle)`, the string `v[key]` contains
+/// `needle`, showing `v`.
+#[track_caller]
+pub fn assert_fields(v: &serde_json::Value, fields: &[(&str, &str)]) {
+    for (key, needle) in fields {
+        let s = v[*key]
+            .as_str()
+            .unwrap_or_else(|| panic!("`{key}` is not a string in {v:#}"));
+        assert!(
+            s.contains(needle),
+            "expected `{needle}` in `{key}` of {v:#}"
+        );
+    }
+}
+
+/// The entry of `doc["results"]` whose `platform` is `platform`.
+#[track_caller]
+pub fn result<'a>(doc: &'a serde_json::Value, platform: &str) -> &'a serde_json::Value {
+    doc["results"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no results in {doc:#}"))
+        .iter()
+        .find(|r| r["platform"] == platform)
+        .unwrap_or_else(|| panic!("no {platform} in {doc:#}"))
+}
+
+/// Runs an outside tool (a linter, `openssl`, `git`): fails unless it exits 0,
+/// showing `what` and both its streams; returns its output.
+#[track_caller]
+pub fn tool_ok(cmd: &mut std::process::Command, what: &str) -> std::process::Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
+    assert!(
+        out.status.success(),
+        "{what}:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A named pipe at `path`: a file that never ends when read.
+pub fn mkfifo(path: &Path) {
+    tool_ok(std::process::Command::new("mkfifo").arg(path), "mkfifo");
 }
