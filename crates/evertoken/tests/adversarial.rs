@@ -12,7 +12,7 @@ use crate::common;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{TestEnv, days_from};
+use common::{TestEnv, apps, days_from};
 use evertoken_sim::scenario::{Scenario, Store, platform};
 use evertoken_sim::{Fault, Route};
 
@@ -133,17 +133,12 @@ fn a_token_with_line_breaks_is_never_masked_or_printed() {
 
 /// A simulator with one GitHub App, its key at `work/app.pem`, host github.com.
 fn github(env: &TestEnv) {
-    let (private, public) = evertoken_sim::test_rsa_keypair();
-    let sim = env.sim.sim();
-    sim.github_add_app(APP_ID, "Iv1.test-adv-client-not-a-real-id", &public);
-    sim.github_add_installation(APP_ID, INSTALLATION, "sim-org", "Organization", vec![]);
-    let key = env.work().join("app.pem");
-    std::fs::write(&key, private).unwrap();
-    common::set_mode(&key, 0o600);
-    env.config(&format!(
-        "github:\n  apps:\n    default:\n      app_id: {APP_ID}\n      installation_id: {INSTALLATION}\n      private_key_path: app.pem\n      api_url: {}\n      host: github.com\n      gh_cli: false\n",
-        env.base_url()
-    ));
+    apps::installed(
+        env,
+        APP_ID,
+        INSTALLATION,
+        &["host: github.com", "gh_cli: false"],
+    );
 }
 
 fn token_file(env: &TestEnv) -> std::path::PathBuf {
@@ -204,11 +199,7 @@ fn a_hostile_token_file_is_not_printed_by_github_token_or_git_credential() {
     )
     .unwrap();
     common::set_mode(&file, 0o600);
-    let out = env.run(
-        env.cmd()
-            .args(["github", "token"])
-            .env("GITHUB_ACTIONS", "true"),
-    );
+    let out = env.ev_env(&["github", "token"], &[("GITHUB_ACTIONS", "true")]);
     out.expect_code(1);
     assert_eq!(out.stdout, "");
     assert_no_workflow_command(&out.stderr);
@@ -256,10 +247,7 @@ fn empty_path(env: &TestEnv) -> String {
 #[test]
 fn bootstrap_refuses_a_path_like_app_name_before_writing_anything() {
     let env = TestEnv::new();
-    let (private, _) = evertoken_sim::test_rsa_keypair();
-    let key = env.work().join("app.pem");
-    std::fs::write(&key, private).unwrap();
-    common::set_mode(&key, 0o600);
+    apps::write_key(&env);
     let before = tree(&env);
     for name in ["x/../../../outside", "../outside", "a/b", "..", "x y", ""] {
         let out = env.run(env.cmd().env("PATH", empty_path(&env)).args([
@@ -283,22 +271,20 @@ fn bootstrap_refuses_a_path_like_app_name_before_writing_anything() {
     }
 }
 
+/// Files that never end or are too large, by their names below `work/`: the
+/// device `/dev/zero`, a FIFO `fifo` and `huge`, `size` bytes.
+fn endless_and_huge<'a>(env: &TestEnv, fifo: &'a str, huge: &'a str, size: usize) -> [&'a str; 3] {
+    common::mkfifo(&env.work().join(fifo));
+    std::fs::write(env.work().join(huge), vec![b'A'; size]).unwrap();
+    ["/dev/zero", fifo, huge]
+}
+
 /// A key "file" that never ends (`/dev/zero`), a FIFO or a huge file is refused
 /// at once (exit 2) instead of hanging or exhausting memory.
 #[test]
 fn bootstrap_refuses_endless_or_huge_key_files() {
     let env = TestEnv::new();
-    let fifo = env.work().join("fifo.pem");
-    assert!(
-        std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
-    let huge = env.work().join("huge.pem");
-    std::fs::write(&huge, vec![b'A'; 2 << 20]).unwrap();
-    for key in ["/dev/zero", "fifo.pem", "huge.pem"] {
+    for key in endless_and_huge(&env, "fifo.pem", "huge.pem", 2 << 20) {
         let out = env.run(env.cmd().env("PATH", empty_path(&env)).args([
             "github",
             "bootstrap",
@@ -321,25 +307,13 @@ fn bootstrap_refuses_endless_or_huge_key_files() {
 #[test]
 fn takopi_migration_resolves_a_relative_key_path_against_the_env_file() {
     let env = TestEnv::new();
-    let (private, public) = evertoken_sim::test_rsa_keypair();
-    env.sim
-        .sim()
-        .github_add_app(APP_ID, "Iv1.test-adv-client-not-a-real-id", &public);
-    env.sim
-        .sim()
-        .github_add_installation(APP_ID, INSTALLATION, "sim-org", "Organization", vec![]);
+    let private = apps::install(&env, APP_ID, INSTALLATION, "sim-org", &[]);
     let takopi = env.home().join(".config/takopi");
     std::fs::create_dir_all(&takopi).unwrap();
     common::set_mode(&takopi, 0o700);
     let envf = takopi.join("github-app.env");
     // First a FIFO: refused, nothing written.
-    assert!(
-        std::process::Command::new("mkfifo")
-            .arg(&envf)
-            .status()
-            .unwrap()
-            .success()
-    );
+    common::mkfifo(&envf);
     let before = tree(&env);
     let api = env.base_url();
     let args = [
@@ -508,7 +482,7 @@ fn systemd_exec_start_escapes_dollar_percent_and_quotes() {
         "--config \"{}\" auth refresh all",
         env.work().join("my $$HOME %%h ; x.yaml").display()
     );
-    assert!(exec.contains(&want), "{exec}");
+    common::assert_contains(exec, &[&want]);
 }
 
 const LI_SECRET: &str = "test-adv-li-client-secret-not-real";
@@ -666,17 +640,14 @@ fn a_login_whose_store_write_fails_keeps_the_tokens_in_the_journal() {
     std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
     seen.push_str(&rest);
     assert_eq!(status.code(), Some(1), "{seen}");
-    assert!(seen.contains("kept in the journal record"), "{seen}");
+    common::assert_contains(&seen, &["kept in the journal record"]);
     assert!(!seen.contains("the next run writes it"), "{seen}");
     let pending: Vec<_> = std::fs::read_dir(env.state_dir().join("journal"))
         .unwrap()
         .flatten()
         .collect();
     assert_eq!(pending.len(), 1, "{seen}");
-    assert!(
-        seen.contains(&pending[0].path().display().to_string()),
-        "{seen}"
-    );
+    common::assert_contains(&seen, &[&pending[0].path().display().to_string()]);
 
     // Fixed: the next refresh writes the journaled token to GitLab.
     sim.gitlab_set_variable(
@@ -686,11 +657,12 @@ fn a_login_whose_store_write_fails_keeps_the_tokens_in_the_journal() {
             "test-adv-old-access-value",
         ),
     );
-    let out = env.run(
-        env.cmd()
-            .env("GITLAB_TOKEN", GITLAB_TOKEN)
-            .env("LINKEDIN_CLIENT_SECRET", LI_SECRET)
-            .args(["auth", "refresh", "linkedin", "--json"]),
+    let out = env.ev_env(
+        &["auth", "refresh", "linkedin", "--json"],
+        &[
+            ("GITLAB_TOKEN", GITLAB_TOKEN),
+            ("LINKEDIN_CLIENT_SECRET", LI_SECRET),
+        ],
     );
     let stored = sim
         .gitlab_variable(scope, "LINKEDIN_ACCESS_TOKEN", "*")
@@ -738,10 +710,10 @@ fn pasted_callbacks_with_two_states_or_no_end_are_refused() {
     };
     let (code, stderr) = run(format!("{REDIRECT}?code=abc&state=x&state=y\n").into_bytes());
     assert_eq!(code, Some(1), "{stderr}");
-    assert!(stderr.contains("`state` more than once"), "{stderr}");
+    common::assert_contains(&stderr, &["`state` more than once"]);
     let (code, stderr) = run(vec![b'a'; 200 * 1024]);
     assert_eq!(code, Some(1), "{stderr}");
-    assert!(stderr.contains("longer than 64 KiB"), "{stderr}");
+    common::assert_contains(&stderr, &["longer than 64 KiB"]);
     assert_eq!(linkedin_calls(&env), 0);
 }
 
@@ -768,10 +740,9 @@ fn a_refused_write_back_is_named_and_its_token_is_not_printed() {
     let mut patch = serde_json::Map::new();
     patch.insert("access_token".into(), odd.into());
     sim.push_faults(Route::TikTok, Fault::Patch(patch), 1);
-    let out = env.run(
-        env.cmd()
-            .args(["auth", "token", "tiktok"])
-            .env("TIKTOK_CLIENT_SECRET", &client_secret),
+    let out = env.ev_env(
+        &["auth", "token", "tiktok"],
+        &[("TIKTOK_CLIENT_SECRET", &client_secret)],
     );
     for l in sim.tiktok_live_refresh_tokens() {
         env.secret(&l);
@@ -779,22 +750,18 @@ fn a_refused_write_back_is_named_and_its_token_is_not_printed() {
     out.expect_code(1);
     assert_eq!(out.stdout, "");
     out.stderr_has(&["kept in the journal"]);
-    let out = env.run(
-        env.cmd()
-            .args(["auth", "refresh", "tiktok"])
-            .env("TIKTOK_CLIENT_SECRET", &client_secret),
+    let out = env.ev_env(
+        &["auth", "refresh", "tiktok"],
+        &[("TIKTOK_CLIENT_SECRET", &client_secret)],
     );
     out.expect_code(1);
     let all = format!("{}{}", out.stdout, out.stderr);
-    assert!(all.contains("the value was refused"), "{all}");
+    common::assert_contains(&all, &["the value was refused"]);
     assert!(!all.contains("fix the store's access"), "{all}");
     // The durable refresh token went in first; the refused access token did not.
     let text = std::fs::read_to_string(&path).unwrap();
     let live = sim.tiktok_live_refresh_tokens();
-    assert!(
-        text.contains(&format!("TIKTOK_REFRESH_TOKEN={}\n", live[0])),
-        "{text}"
-    );
+    common::assert_contains(&text, &[&format!("TIKTOK_REFRESH_TOKEN={}\n", live[0])]);
     assert!(!text.contains("TIKTOK_ACCESS_TOKEN="), "{text}");
 }
 
@@ -803,17 +770,7 @@ fn a_refused_write_back_is_named_and_its_token_is_not_printed() {
 #[test]
 fn an_endless_or_huge_id_token_file_is_refused() {
     let env = TestEnv::new();
-    let fifo = env.work().join("id.fifo");
-    assert!(
-        std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
-    let huge = env.work().join("huge.jwt");
-    std::fs::write(&huge, vec![b'a'; 100 * 1024]).unwrap();
-    for f in ["/dev/zero", "id.fifo", "huge.jwt"] {
+    for f in endless_and_huge(&env, "id.fifo", "huge.jwt", 100 * 1024) {
         let out = env.ev(&[
             "github",
             "token",

@@ -33,6 +33,11 @@ fn setup(env: &TestEnv, days: i64, alerts: &str) {
         "platforms:\n  linkedin: {{ enabled: true, client_id: test-li-client, base_url: \"{}\" }}\nhttp: {{ retries: 2 }}\nauth:\n  alerts:\n{alerts}",
         env.base_url()
     ));
+    linkedin_expiring(env, days);
+}
+
+/// The LinkedIn access token, expiring `days` after NOW, and its client secret.
+fn linkedin_expiring(env: &TestEnv, days: i64) {
     let exp = common::days_from(now(), days);
     env.credentials(&format!(
         "LINKEDIN_ACCESS_TOKEN:\n  value: \"{ACCESS}\"\n  expires_at: {exp}\nLINKEDIN_CLIENT_SECRET: \"{CLIENT_SECRET}\"\n"
@@ -47,11 +52,42 @@ fn webhook(env: &TestEnv, service: &str, format: &str) -> String {
 }
 
 fn refresh(env: &TestEnv, now: &str) -> common::Output {
-    env.run(
-        env.cmd()
-            .env("EVERTOKEN_NOW", now)
-            .args(["auth", "refresh", "--json"]),
+    refresh_with(env, now, &[])
+}
+
+/// `auth refresh --json` at `now`, these variables set.
+fn refresh_with(env: &TestEnv, now: &str, vars: &[(&str, &str)]) -> common::Output {
+    env.ev_env(
+        &["auth", "refresh", "--json"],
+        &[&[("EVERTOKEN_NOW", now)], vars].concat(),
     )
+}
+
+/// Fails unless the run's alert was delivered.
+#[track_caller]
+fn assert_delivered(out: &common::Output) {
+    assert_eq!(
+        out.json()["alert"]["delivered"],
+        true,
+        "{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+}
+
+/// A webhook alert to `service` in `format` about a LinkedIn token five days
+/// from expiry: the refresh exits 1 (LinkedIn needs a human) and delivers one
+/// call. Returns the env, the run, and that call's path and body.
+fn one_webhook_alert(service: &str, format: &str) -> (TestEnv, common::Output, String, Value) {
+    let env = TestEnv::new();
+    setup(&env, 5, &webhook(&env, service, format));
+    let out = refresh(&env, NOW);
+    out.expect_code(1);
+    assert_delivered(&out);
+    let mut got = hooks(&env);
+    assert_eq!(got.len(), 1, "{got:?}");
+    let (path, body) = got.remove(0);
+    (env, out, path, body)
 }
 
 /// The alert must not carry the token, nor the prefix a terminal may show of it.
@@ -70,33 +106,29 @@ fn hooks(env: &TestEnv) -> Vec<(String, Value)> {
 
 #[test]
 fn slack_gets_text_and_blocks_naming_linkedin_and_the_date() {
-    let env = TestEnv::new();
-    setup(&env, 5, &webhook(&env, "slack", "slack"));
-    let out = refresh(&env, NOW);
-    out.expect_code(1);
+    let (_env, out, path, body) = one_webhook_alert("slack", "slack");
     let doc = out.json();
     assert_eq!(doc["alert"]["backend"], "webhook");
-    assert_eq!(doc["alert"]["delivered"], true, "{}", out.stderr);
     assert_eq!(doc["results"][0]["state"], "reauth_required");
 
-    let got = hooks(&env);
-    assert_eq!(got.len(), 1, "{got:?}");
-    let (path, body) = &got[0];
     assert!(path.starts_with("/webhook/slack/"));
     let text = body["text"].as_str().unwrap();
-    assert!(
-        text.contains("LinkedIn") && text.contains(DEADLINE),
-        "{text}"
-    );
+    common::assert_contains(text, &["LinkedIn", DEADLINE]);
     let blocks = body["blocks"].as_array().unwrap();
     assert_eq!(blocks[0]["type"], "header");
     assert_eq!(blocks[0]["text"]["type"], "plain_text");
     let section = blocks.iter().find(|b| b["type"] == "section").unwrap();
     let s = section["text"]["text"].as_str().unwrap();
     assert_eq!(section["text"]["type"], "mrkdwn");
-    assert!(s.contains("LinkedIn") && s.contains(DEADLINE), "{s}");
-    assert!(s.contains("evertoken auth login linkedin"), "{s}");
-    assert!(s.contains("reauth_required"), "{s}");
+    common::assert_contains(
+        s,
+        &[
+            "LinkedIn",
+            DEADLINE,
+            "evertoken auth login linkedin",
+            "reauth_required",
+        ],
+    );
     assert_no_token(&body.to_string());
     // The webhook URL is a secret: not even in the human output.
     assert!(!out.stderr.contains("test-hook"), "{}", out.stderr);
@@ -104,28 +136,15 @@ fn slack_gets_text_and_blocks_naming_linkedin_and_the_date() {
 
 #[test]
 fn discord_gets_content_and_an_embed_within_limits() {
-    let env = TestEnv::new();
-    setup(&env, 5, &webhook(&env, "discord", "discord"));
-    let out = refresh(&env, NOW);
-    out.expect_code(1);
-    assert_eq!(out.json()["alert"]["delivered"], true, "{}", out.stderr);
-    let got = hooks(&env);
-    assert_eq!(got.len(), 1);
-    let body = &got[0].1;
+    let (_env, _, _, body) = one_webhook_alert("discord", "discord");
     let content = body["content"].as_str().unwrap();
-    assert!(
-        content.contains("LinkedIn") && content.contains(DEADLINE),
-        "{content}"
-    );
+    common::assert_contains(content, &["LinkedIn", DEADLINE]);
     assert!(content.chars().count() <= 2000);
     let embed = &body["embeds"][0];
     let field = &embed["fields"][0];
     assert!(field["name"].as_str().unwrap().contains("LinkedIn"));
     let value = field["value"].as_str().unwrap();
-    assert!(
-        value.contains(DEADLINE) && value.contains("evertoken auth login linkedin"),
-        "{value}"
-    );
+    common::assert_contains(value, &[DEADLINE, "evertoken auth login linkedin"]);
     assert!(value.chars().count() <= 1024);
     // No @everyone pings from text that came from a provider.
     assert_eq!(body["allowed_mentions"]["parse"], serde_json::json!([]));
@@ -134,14 +153,7 @@ fn discord_gets_content_and_an_embed_within_limits() {
 
 #[test]
 fn teams_gets_a_workflows_envelope_with_an_adaptive_card() {
-    let env = TestEnv::new();
-    setup(&env, 5, &webhook(&env, "teams", "teams"));
-    let out = refresh(&env, NOW);
-    out.expect_code(1);
-    assert_eq!(out.json()["alert"]["delivered"], true, "{}", out.stderr);
-    let got = hooks(&env);
-    assert_eq!(got.len(), 1);
-    let body = &got[0].1;
+    let (_env, _, _, body) = one_webhook_alert("teams", "teams");
     assert_eq!(body["type"], "message");
     let att = &body["attachments"][0];
     assert_eq!(
@@ -152,11 +164,10 @@ fn teams_gets_a_workflows_envelope_with_an_adaptive_card() {
     assert_eq!(card["type"], "AdaptiveCard");
     assert!(card["version"].as_str().is_some());
     let text = card["body"].to_string();
-    assert!(
-        text.contains("LinkedIn") && text.contains(DEADLINE),
-        "{text}"
+    common::assert_contains(
+        &text,
+        &["LinkedIn", DEADLINE, "evertoken auth login linkedin"],
     );
-    assert!(text.contains("evertoken auth login linkedin"), "{text}");
     assert_eq!(card["body"][0]["type"], "TextBlock");
     assert_no_token(&body.to_string());
 }
@@ -168,7 +179,7 @@ fn a_webhook_answering_500_then_200_is_retried_and_delivered() {
     env.sim.sim().push_fault(Route::Webhook, Fault::Status(500));
     let out = refresh(&env, NOW);
     out.expect_code(1);
-    assert_eq!(out.json()["alert"]["delivered"], true, "{}", out.stderr);
+    assert_delivered(&out);
     assert_eq!(env.sim.sim().request_count(Route::Webhook), 2);
     assert_eq!(hooks(&env).len(), 1);
 }
@@ -184,8 +195,7 @@ fn discord_429_retry_after_is_honoured() {
         },
     );
     let start = Instant::now();
-    let out = refresh(&env, NOW);
-    assert_eq!(out.json()["alert"]["delivered"], true, "{}", out.stderr);
+    assert_delivered(&refresh(&env, NOW));
     assert!(
         start.elapsed() >= Duration::from_secs(1),
         "did not wait for retry_after"
@@ -206,7 +216,7 @@ fn an_always_failing_webhook_is_reported_and_exits_1_without_hiding_the_problem(
     assert_eq!(doc["alert"]["backend"], "webhook");
     assert_eq!(doc["alert"]["delivered"], false);
     let err = doc["alert"]["error"].as_str().unwrap();
-    assert!(err.contains("500"), "{err}");
+    common::assert_contains(err, &["500"]);
     assert!(err.contains("http://127.0.0.1"), "names the host: {err}");
     assert!(
         !err.contains("test-hook") && !err.contains("/webhook/"),
@@ -224,8 +234,7 @@ fn an_always_failing_webhook_is_reported_and_exits_1_without_hiding_the_problem(
 
     // Undelivered: the next run tries again instead of thinking it was sent.
     env.sim.sim().set_persistent_fault(Route::Webhook, None);
-    let again = refresh(&env, "2026-11-23T10:00:00Z");
-    assert_eq!(again.json()["alert"]["delivered"], true, "{}", again.stderr);
+    assert_delivered(&refresh(&env, "2026-11-23T10:00:00Z"));
     assert_eq!(hooks(&env).len(), 1);
 }
 
@@ -233,8 +242,7 @@ fn an_always_failing_webhook_is_reported_and_exits_1_without_hiding_the_problem(
 fn alerts_are_deduplicated_escalate_and_announce_recovery() {
     let env = TestEnv::new();
     setup(&env, 5, &webhook(&env, "slack", "slack"));
-    let first = refresh(&env, NOW);
-    assert_eq!(first.json()["alert"]["delivered"], true);
+    assert_delivered(&refresh(&env, NOW));
     let state = env.state_dir().join("alerts.json");
     assert_eq!(common::mode(&state), 0o600);
     let st = std::fs::read_to_string(&state).unwrap();
@@ -251,24 +259,19 @@ fn alerts_are_deduplicated_escalate_and_announce_recovery() {
     assert_eq!(hooks(&env).len(), 1);
 
     // A day later: re-sent once.
-    let third = refresh(&env, "2026-11-24T09:30:00Z");
-    assert_eq!(third.json()["alert"]["delivered"], true);
+    assert_delivered(&refresh(&env, "2026-11-24T09:30:00Z"));
     assert_eq!(hooks(&env).len(), 2);
 
     // The deadline is tomorrow: escalated at once, in stronger words.
-    let fourth = refresh(&env, "2026-11-27T08:00:00Z");
-    assert_eq!(fourth.json()["alert"]["delivered"], true);
+    assert_delivered(&refresh(&env, "2026-11-27T08:00:00Z"));
     let got = hooks(&env);
     assert_eq!(got.len(), 3);
     let text = got[2].1["text"].as_str().unwrap();
-    assert!(text.contains("URGENT"), "{text}");
+    common::assert_contains(text, &["URGENT"]);
     assert!(!got[0].1["text"].as_str().unwrap().contains("URGENT"));
 
     // Re-authorised (a token good for 60 days): one short "recovered" message.
-    let exp = common::days_from(now(), 64);
-    env.credentials(&format!(
-        "LINKEDIN_ACCESS_TOKEN:\n  value: \"{ACCESS}\"\n  expires_at: {exp}\nLINKEDIN_CLIENT_SECRET: \"{CLIENT_SECRET}\"\n"
-    ));
+    linkedin_expiring(&env, 64);
     refresh(&env, "2026-11-27T09:00:00Z").expect_code(0);
     let got = hooks(&env);
     assert_eq!(got.len(), 4);
@@ -291,10 +294,9 @@ fn nothing_is_sent_when_nothing_needs_attention_or_on_dry_run() {
 
     let env = TestEnv::new();
     setup(&env, 5, &webhook(&env, "slack", "slack"));
-    env.run(
-        env.cmd()
-            .env("EVERTOKEN_NOW", NOW)
-            .args(["auth", "refresh", "--dry-run", "--json"]),
+    env.ev_env(
+        &["auth", "refresh", "--dry-run", "--json"],
+        &[("EVERTOKEN_NOW", NOW)],
     )
     .expect_code(1);
     assert!(hooks(&env).is_empty());
@@ -309,17 +311,12 @@ fn the_webhook_url_can_come_from_the_environment_and_auto_needs_a_known_host() {
         "    backend: webhook\n    webhook: { format: auto }\n",
     );
     let url = format!("{}/webhook/slack/{HOOK_SECRET}", env.base_url());
-    let out = env.run(
-        env.cmd()
-            .env("EVERTOKEN_NOW", NOW)
-            .env("ALERT_WEBHOOK_URL", &url)
-            .args(["auth", "refresh", "--json"]),
-    );
+    let out = refresh_with(&env, NOW, &[("ALERT_WEBHOOK_URL", &url)]);
     out.expect_code(1);
     let doc = out.json();
     assert_eq!(doc["alert"]["delivered"], false);
     let err = doc["alert"]["error"].as_str().unwrap();
-    assert!(err.contains("format"), "{err}");
+    common::assert_contains(err, &["format"]);
     assert!(!err.contains("test-hook"), "{err}");
 
     setup(
@@ -327,23 +324,25 @@ fn the_webhook_url_can_come_from_the_environment_and_auto_needs_a_known_host() {
         5,
         "    backend: webhook\n    webhook: { format: slack }\n",
     );
-    let out = env.run(
-        env.cmd()
-            .env("EVERTOKEN_NOW", NOW)
-            .env("ALERT_WEBHOOK_URL", &url)
-            .args(["auth", "refresh", "--json"]),
-    );
-    assert_eq!(out.json()["alert"]["delivered"], true, "{}", out.stderr);
+    assert_delivered(&refresh_with(&env, NOW, &[("ALERT_WEBHOOK_URL", &url)]));
     assert_eq!(hooks(&env).len(), 1);
+}
+
+/// `auth status` with the alerts block `alerts` makes exits 2 naming `needles`.
+fn config_error(alerts: impl FnOnce(&TestEnv) -> String, needles: &[&str]) -> common::Output {
+    let env = TestEnv::new();
+    setup(&env, 5, &alerts(&env));
+    let out = env.ev(&["auth", "status"]);
+    out.expect_code(2).stderr_has(needles);
+    out
 }
 
 #[test]
 fn a_config_url_on_an_unknown_host_with_format_auto_is_a_config_error() {
-    let env = TestEnv::new();
-    setup(&env, 5, &webhook(&env, "slack", "auto"));
-    let out = env.ev(&["auth", "status"]);
-    out.expect_code(2)
-        .stderr_has(&["auth.alerts.webhook.format", "hint:"]);
+    let out = config_error(
+        |env| webhook(env, "slack", "auto"),
+        &["auth.alerts.webhook.format", "hint:"],
+    );
     assert!(!out.stderr.contains("test-hook"), "{}", out.stderr);
 }
 
@@ -479,15 +478,9 @@ impl Smtp {
 fn test_ca(dir: &Path) -> Option<(PathBuf, PathBuf, PathBuf)> {
     common::require_tool("openssl")?;
     let run = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
+        common::tool_ok(
+            Command::new("openssl").args(args).current_dir(dir),
+            &format!("openssl {args:?}"),
         );
     };
     run(&[
@@ -567,15 +560,8 @@ fn assert_alert_mail(m: &Value) {
         .replace("\r\n ", " ")
         .replace("\r\n\t", " ");
     let subject = head.lines().find(|l| l.starts_with("Subject:")).unwrap();
-    assert!(
-        subject.contains("LinkedIn") && subject.contains(DEADLINE),
-        "{subject}"
-    );
-    assert!(content.contains("text/plain"), "{content}");
-    assert!(
-        content.contains("evertoken auth login linkedin"),
-        "{content}"
-    );
+    common::assert_contains(subject, &["LinkedIn", DEADLINE]);
+    common::assert_contains(content, &["text/plain", "evertoken auth login linkedin"]);
     assert_no_token(content);
 }
 
@@ -594,13 +580,11 @@ fn email_goes_through_a_real_smtp_server_with_starttls_and_a_private_ca() {
         Some(&format!("alerts:{password}")),
     );
     setup(&env, 5, &email_alerts(smtp.port, "starttls", Some(&ca)));
-    let out = env.run(
-        env.cmd()
-            .env("EVERTOKEN_NOW", NOW)
-            .env("ALERT_SMTP_USERNAME", "alerts")
-            .env("ALERT_SMTP_PASSWORD", &password)
-            .args(["auth", "refresh", "--json"]),
-    );
+    let login = [
+        ("ALERT_SMTP_USERNAME", "alerts"),
+        ("ALERT_SMTP_PASSWORD", password.as_str()),
+    ];
+    let out = refresh_with(&env, NOW, &login);
     out.expect_code(1);
     assert_eq!(
         out.json()["alert"],
@@ -616,20 +600,14 @@ fn email_goes_through_a_real_smtp_server_with_starttls_and_a_private_ca() {
 
     // Without the private CA the server's certificate is not trusted: reported, exit 1.
     setup(&env, 5, &email_alerts(smtp.port, "starttls", None));
-    let out = env.run(
-        env.cmd()
-            .env("EVERTOKEN_NOW", "2026-11-25T09:00:00Z")
-            .env("ALERT_SMTP_USERNAME", "alerts")
-            .env("ALERT_SMTP_PASSWORD", &password)
-            .args(["auth", "refresh", "--json"]),
-    );
+    let out = refresh_with(&env, "2026-11-25T09:00:00Z", &login);
     out.expect_code(1);
     let doc = out.json();
     assert_eq!(doc["alert"]["delivered"], false, "{}", out.stdout);
-    let err = doc["alert"]["error"].as_str().unwrap();
-    assert!(
-        err.contains("127.0.0.1") && err.contains("ca_file"),
-        "says where and what to do: {err}"
+    // Says where and what to do.
+    common::assert_fields(
+        &doc["alert"],
+        &[("error", "127.0.0.1"), ("error", "ca_file")],
     );
     out.stderr_has(&["could not be delivered"]);
     assert_eq!(smtp.messages().len(), 1);
@@ -643,7 +621,7 @@ fn email_goes_through_a_plain_local_relay() {
     setup(&env, 5, &email_alerts(smtp.port, "none", None));
     let out = refresh(&env, NOW);
     out.expect_code(1);
-    assert_eq!(out.json()["alert"]["delivered"], true, "{}", out.stderr);
+    assert_delivered(&out);
     let mail = smtp.messages();
     assert_eq!(mail.len(), 1);
     assert_eq!(mail[0]["tls"], false);
@@ -658,26 +636,18 @@ fn email_goes_through_a_plain_local_relay() {
 
 #[test]
 fn tls_none_is_refused_for_a_remote_host() {
-    let env = TestEnv::new();
-    setup(
-        &env,
-        5,
-        "    backend: email\n    email: { host: smtp.example.com, from: a@example.test, to: [b@example.test], tls: none }\n",
+    config_error(
+        |_| {
+            "    backend: email\n    email: { host: smtp.example.com, from: a@example.test, to: [b@example.test], tls: none }\n".into()
+        },
+        &["auth.alerts.email.tls", "hint:"],
     );
-    env.ev(&["auth", "status"])
-        .expect_code(2)
-        .stderr_has(&["auth.alerts.email.tls", "hint:"]);
 }
 
 #[test]
 fn a_misspelt_alert_key_is_a_config_error_with_a_suggestion() {
-    let env = TestEnv::new();
-    setup(
-        &env,
-        5,
-        "    backend: webhook\n    webhook: { urll: \"https://hooks.slack.com/x\" }\n",
+    config_error(
+        |_| "    backend: webhook\n    webhook: { urll: \"https://hooks.slack.com/x\" }\n".into(),
+        &["auth.alerts.webhook.urll", "did you mean `url`?"],
     );
-    env.ev(&["auth", "status"])
-        .expect_code(2)
-        .stderr_has(&["auth.alerts.webhook.urll", "did you mean `url`?"]);
 }

@@ -5,9 +5,7 @@
 
 use crate::common;
 
-use std::process::Stdio;
-
-use common::{TestEnv, days_from, mode};
+use common::{TestEnv, days_from, mode, result};
 use evertoken_sim::scenario::{Scenario, Store, platform};
 use evertoken_sim::{Fault, Route};
 use jiff::Timestamp;
@@ -35,15 +33,6 @@ fn set_up_four(env: &TestEnv) -> Scenario {
     let s = four_platforms();
     env.scenario(&s);
     s
-}
-
-fn result<'a>(doc: &'a serde_json::Value, platform: &str) -> &'a serde_json::Value {
-    doc["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["platform"] == platform)
-        .unwrap_or_else(|| panic!("no {platform} in {doc}"))
 }
 
 fn refresh(env: &TestEnv, args: &[&str]) -> common::Output {
@@ -159,7 +148,7 @@ fn human_output_is_a_table_with_a_summary() {
     out.expect_code(1);
     let first = out.stdout.lines().next().unwrap();
     for col in ["PLATFORM", "ACCOUNT", "STATE", "EXPIRES", "DAYS", "ACTION"] {
-        assert!(first.contains(col), "{first}");
+        common::assert_contains(first, &[col]);
     }
     out.stdout_has(&["rotated", "4 credentials: ", "1 needs attention"]);
     // The headless machine has no keychain: the fallback is said, once.
@@ -266,10 +255,7 @@ fn youtube_invalid_grant_is_reauth_with_likely_causes() {
     let yt = result(&out.json(), "youtube").clone();
     assert_eq!(yt["state"], "reauth_required", "{yt}");
     let msg = yt["message"].as_str().unwrap();
-    assert!(
-        msg.contains("invalid_grant") && msg.contains("Testing mode") && msg.contains("6 months"),
-        "{msg}"
-    );
+    common::assert_contains(msg, &["invalid_grant", "Testing mode", "6 months"]);
     assert_eq!(yt["reauth_by"], "2026-11-23");
     assert_eq!(yt["fix"], "evertoken auth login youtube");
 }
@@ -486,15 +472,10 @@ fn status_is_offline_and_says_where_each_secret_came_from() {
     let ig = result(&doc, "instagram");
     assert_eq!(ig["state"], "expiring");
     assert_eq!(ig["credentials"][0]["prefix"], "test-ig-…");
-    let human = env.run(env.cmd().env("EVERTOKEN_NOW", NOW).args(["auth", "status"]));
-    human.stdout_has(&["YOUTUBE_CLIENT_SECRET: file "]);
-    assert!(
-        human
-            .stdout
-            .contains("INSTAGRAM_ACCESS_TOKEN: test-ig-… from file"),
-        "{}",
-        human.stdout
-    );
+    env.ev_at(NOW, &["auth", "status"], &[]).stdout_has(&[
+        "YOUTUBE_CLIENT_SECRET: file ",
+        "INSTAGRAM_ACCESS_TOKEN: test-ig-… from file",
+    ]);
 }
 
 #[test]
@@ -578,30 +559,22 @@ fn concurrent_runners_on_one_host_rotate_once() {
     let env = TestEnv::new();
     set_up_four(&env);
     let sim = env.sim.sim();
-    let children: Vec<_> = (0..8)
-        .map(|_| {
-            let mut c = env.std_cmd();
-            c.env("EVERTOKEN_NOW", NOW)
-                .args(["auth", "refresh", "tiktok", "--json"])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped());
-            c.spawn().unwrap()
-        })
-        .collect();
-    let outs: Vec<_> = children
-        .into_iter()
-        .map(|c| c.wait_with_output().unwrap())
-        .collect();
+    let outs = env.run_concurrently(
+        (0..8)
+            .map(|_| {
+                let mut c = env.std_cmd();
+                c.env("EVERTOKEN_NOW", NOW)
+                    .args(["auth", "refresh", "tiktok", "--json"]);
+                c
+            })
+            .collect(),
+    );
     let live = sim.tiktok_live_refresh_tokens();
     env.secret(&live[0]);
     for o in &outs {
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        env.assert_no_leak(&text);
-        assert_eq!(o.status.code(), Some(0), "{text}");
+        // Scanned again: the new token is a secret now.
+        env.assert_no_leak(&format!("{}{}", o.stdout, o.stderr));
+        o.expect_code(0);
     }
     assert_eq!(sim.stats().rotations, 1);
     assert_eq!(sim.stats().reused_rotated_tokens, 0);
@@ -610,10 +583,7 @@ fn concurrent_runners_on_one_host_rotate_once() {
     // or because the token it read was already fresh.
     let states: Vec<String> = outs
         .iter()
-        .map(|o| {
-            let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-            doc["results"][0]["state"].as_str().unwrap().to_owned()
-        })
+        .map(|o| o.json()["results"][0]["state"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(
         states.iter().filter(|s| *s == "rotated").count(),
@@ -635,11 +605,10 @@ fn write_back_creates_a_private_store_in_a_private_directory() {
     env.scenario(&s);
     let dir = env.work().join("secrets/new");
     common::set_mode(&dir, 0o700);
-    env.run(
-        env.cmd()
-            .env("EVERTOKEN_NOW", NOW)
-            .env("TIKTOK_CLIENT_SECRET", s.client_secret("tiktok"))
-            .args(["auth", "refresh", "tiktok"]),
+    env.ev_at(
+        NOW,
+        &["auth", "refresh", "tiktok"],
+        &[("TIKTOK_CLIENT_SECRET", &s.client_secret("tiktok"))],
     )
     .expect_code(0);
     assert_eq!(mode(&dir.join("credentials.yaml")), 0o600);

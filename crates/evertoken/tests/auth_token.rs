@@ -170,14 +170,10 @@ fn a_store_value_changed_behind_evertokens_back_is_reported_as_a_second_rotator(
     doc["TIKTOK_REFRESH_TOKEN"]["value"] = serde_norway::Value::String(foreign.clone());
     let path = env.work().join("credentials.yaml");
     std::fs::write(&path, serde_norway::to_string(&doc).unwrap()).unwrap();
-    let st = ev(&env, &["auth", "status", "tiktok"], &[]);
-    assert!(
-        st.stdout
-            .contains("TIKTOK_REFRESH_TOKEN changed in the store since evertoken last wrote it"),
-        "{}",
-        st.stdout
-    );
-    st.stdout_has(&["second rotator"]);
+    ev(&env, &["auth", "status", "tiktok"], &[]).stdout_has(&[
+        "TIKTOK_REFRESH_TOKEN changed in the store since evertoken last wrote it",
+        "second rotator",
+    ]);
     // The fingerprint file holds no value.
     let dir = env.state_dir().join("fingerprints");
     for f in std::fs::read_dir(&dir).unwrap() {
@@ -263,21 +259,10 @@ fn auth_token_mints_a_youtube_access_token_without_storing_it() {
     env.scenario(&s);
     let rt = s.token("youtube");
     let before = std::fs::read_to_string(env.work().join("credentials.yaml")).unwrap();
-    let out = env
-        .cmd()
-        .env("EVERTOKEN_NOW", NOW)
-        .args(["auth", "token", "youtube"])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    env.assert_no_leak(&String::from_utf8_lossy(&out.stderr));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let token = stdout.trim_end_matches('\n');
-    assert_eq!(stdout.lines().count(), 1, "the token alone on stdout");
+    let out = ev(&env, &["auth", "token", "youtube"], &[]);
+    out.expect_code(0);
+    let token = out.stdout.trim_end_matches('\n');
+    assert_eq!(out.stdout.lines().count(), 1, "the token alone on stdout");
     assert!(
         env.sim.sim().google_access_token_valid(token),
         "a live Google access token"
@@ -289,18 +274,9 @@ fn auth_token_mints_a_youtube_access_token_without_storing_it() {
     let after = std::fs::read_to_string(env.work().join("credentials.yaml")).unwrap();
     assert_eq!(before, after, "nothing stored");
     // `auth env` hands it over the same way, under the variable a job expects.
-    let out = env
-        .cmd()
-        .env("EVERTOKEN_NOW", NOW)
-        .args(["auth", "env", "youtube"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let line = String::from_utf8_lossy(&out.stdout).into_owned();
+    let out = ev(&env, &["auth", "env", "youtube"], &[]);
+    out.expect_code(0);
+    let line = out.stdout;
     let value = line
         .trim()
         .strip_prefix("export YOUTUBE_ACCESS_TOKEN=")

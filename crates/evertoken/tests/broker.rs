@@ -13,7 +13,7 @@ use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{TestEnv, set_mode};
+use common::{TestEnv, apps, set_mode};
 use evertoken_sim::OidcAlg;
 use serde_json::{Value, json};
 
@@ -22,13 +22,7 @@ const INSTALLATION: u64 = 3737;
 const CLIENT_SECRET: &str = "broker-client-secret-not-a-real-secret-0123456789";
 const MAIN: &str = "repo:acme/site:ref:refs/heads/main";
 
-fn sha256_hex(s: &str) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(s.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
+use common::sha256_hex;
 
 struct Broker {
     env: TestEnv,
@@ -51,19 +45,14 @@ fn start(rate: u32) -> Broker {
 fn start_with(rate: u32, extra: impl Fn(&TestEnv) -> String) -> Broker {
     let env = TestEnv::new();
     env.secret(CLIENT_SECRET);
-    let (private, public) = evertoken_sim::test_rsa_keypair();
-    let sim = env.sim.sim();
-    sim.github_add_app(APP_ID, "Iv1.test-client-not-a-real-id", &public);
-    sim.github_add_installation(
+    apps::install(
+        &env,
         APP_ID,
         INSTALLATION,
         "acme",
-        "Organization",
-        vec!["site".into(), "docs".into(), "other".into()],
+        &["site", "docs", "other"],
     );
-    let key = env.work().join("app.pem");
-    std::fs::write(&key, private).unwrap();
-    set_mode(&key, 0o600);
+    apps::write_key(&env);
     let iss = issuer(&env);
     env.config(&format!(
         r#"github:
@@ -283,7 +272,7 @@ fn a_matching_ci_job_gets_a_token_narrowed_to_its_policy() {
     assert_eq!(audit[3]["who"], "client:takopi-host");
     let (code, err) = b.stop();
     assert_eq!(code, 0, "{err}");
-    assert!(err.contains("shut down cleanly"), "{err}");
+    common::assert_contains(&err, &["shut down cleanly"]);
 }
 
 #[test]
@@ -456,17 +445,13 @@ fn every_refusal_is_a_401_or_403_with_an_audit_line() {
     // /metrics counts every outcome, in Prometheus' text format.
     let (st, m) = b.get("/metrics");
     assert_eq!(st, 200);
-    assert!(
-        m.contains("evertoken_broker_requests_total{outcome=\"unauthorized\"} 9"),
-        "{m}"
-    );
-    assert!(
-        m.contains("evertoken_broker_requests_total{outcome=\"forbidden\"} 6"),
-        "{m}"
-    );
-    assert!(
-        m.contains("evertoken_broker_requests_total{outcome=\"upstream_failed\"} 1"),
-        "{m}"
+    common::assert_contains(
+        &m,
+        &[
+            "evertoken_broker_requests_total{outcome=\"unauthorized\"} 9",
+            "evertoken_broker_requests_total{outcome=\"forbidden\"} 6",
+            "evertoken_broker_requests_total{outcome=\"upstream_failed\"} 1",
+        ],
     );
     let mf = b.env.path("metrics.prom");
     std::fs::write(&mf, &m).unwrap();
@@ -630,54 +615,36 @@ fn clients_get_tokens_without_any_key_or_config() {
         b.env.base_url(),
         MAIN.replace(':', "%3A").replace('/', "%2F")
     );
-    let out = b.env.run(
-        b.env
-            .cmd()
-            .env("GITHUB_ACTIONS", "true")
-            .env("ACTIONS_ID_TOKEN_REQUEST_URL", &request_url)
-            .env(
-                "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
-                "actions-request-token-not-a-real-secret",
-            )
-            .args([
-                "github",
-                "token",
-                "--broker",
-                &b.url,
-                "--policy",
-                "site-deploy",
-            ]),
+    let site_deploy = [
+        "github",
+        "token",
+        "--broker",
+        &b.url,
+        "--policy",
+        "site-deploy",
+    ];
+    // What the runner gives a job that may ask for an ID token.
+    let runner = [
+        ("ACTIONS_ID_TOKEN_REQUEST_URL", request_url.as_str()),
+        (
+            "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+            "actions-request-token-not-a-real-secret",
+        ),
+    ];
+    let out = b.env.ev_env(
+        &site_deploy,
+        &[&[("GITHUB_ACTIONS", "true")], &runner[..]].concat(),
     );
     out.expect_code(0);
     let t = b.env.secret(out.stdout.trim());
     assert!(out.stderr.starts_with("::add-mask::"), "{}", out.stderr);
     assert!(b.env.sim.sim().github_is_valid_token(&t));
     // The audience the broker requires is what the client asked the runner for.
-    let wrong = b.env.run(
-        b.env
-            .cmd()
-            .env("ACTIONS_ID_TOKEN_REQUEST_URL", &request_url)
-            .env(
-                "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
-                "actions-request-token-not-a-real-secret",
-            )
-            .args([
-                "github",
-                "token",
-                "--broker",
-                &b.url,
-                "--policy",
-                "site-deploy",
-                "--audience",
-                "other",
-            ]),
+    let wrong = b.env.ev_env(
+        &[&site_deploy[..], &["--audience", "other"]].concat(),
+        &runner,
     );
-    wrong.expect_code(1);
-    assert!(
-        wrong.stderr.contains("401") && wrong.stderr.contains("wrong audience"),
-        "{}",
-        wrong.stderr
-    );
+    wrong.expect_code(1).stderr_has(&["401", "wrong audience"]);
     assert_eq!(wrong.stdout, "");
 
     // A plain-http broker that is not on loopback is refused before anything is sent.
@@ -708,11 +675,9 @@ fn clients_get_tokens_without_any_key_or_config() {
         ),
     )
     .unwrap();
-    let refresh = b.env.run(
-        b.env
-            .cmd()
-            .env("EVERTOKEN_BROKER_SECRET", CLIENT_SECRET)
-            .args(["--config", host.to_str().unwrap(), "github", "refresh"]),
+    let refresh = b.env.ev_env(
+        &["--config", host.to_str().unwrap(), "github", "refresh"],
+        &[("EVERTOKEN_BROKER_SECRET", CLIENT_SECRET)],
     );
     refresh.expect_code(0).stderr_has(&["token broker"]);
     let text = std::fs::read_to_string(b.env.path("host-token.env")).unwrap();
@@ -724,13 +689,13 @@ fn clients_get_tokens_without_any_key_or_config() {
     b.env.secret(&t);
     assert!(b.env.sim.sim().github_is_valid_token(&t));
     assert_eq!(common::mode(&b.env.path("host-token.env")), 0o600);
-    let st = b.env.run(b.env.cmd().args([
+    let st = b.env.ev(&[
         "--config",
         host.to_str().unwrap(),
         "github",
         "status",
         "--json",
-    ]));
+    ]);
     assert_eq!(st.json()["token_file"]["present"], true, "{}", st.stdout);
     b.env
         .run(
@@ -747,12 +712,9 @@ fn clients_get_tokens_without_any_key_or_config() {
         )
         .stdout_has(&["tokens come from the broker"]);
     // Without the secret, it says which variable to set.
-    let missing =
-        b.env.run(
-            b.env
-                .cmd()
-                .args(["--config", host.to_str().unwrap(), "github", "refresh"]),
-        );
+    let missing = b
+        .env
+        .ev(&["--config", host.to_str().unwrap(), "github", "refresh"]);
     missing
         .expect_code(2)
         .stderr_has(&["EVERTOKEN_BROKER_SECRET"]);
@@ -816,15 +778,7 @@ fn tls_broker() -> Option<Broker> {
             ],
         ];
         for args in steps {
-            let out = std::process::Command::new(&openssl)
-                .args(&args)
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            common::tool_ok(std::process::Command::new(&openssl).args(&args), "openssl");
         }
         set_mode(&env.path("tls-key.pem"), 0o600);
         format!(
@@ -862,10 +816,7 @@ fn tls_with_rustls_serves_the_same_answers() {
 #[test]
 fn a_bad_broker_config_is_refused_before_listening() {
     let env = TestEnv::new();
-    let (private, _) = evertoken_sim::test_rsa_keypair();
-    let key = env.work().join("app.pem");
-    std::fs::write(&key, private).unwrap();
-    set_mode(&key, 0o600);
+    apps::write_key(&env);
     let app = format!(
         "github:\n  apps:\n    default:\n      app_id: 1\n      installation_id: 2\n      private_key_path: app.pem\n      api_url: {}\n",
         env.base_url()
@@ -957,7 +908,7 @@ fn in_flight_request_survives_sigterm(b: Broker) {
     b.env.secret(v["token"].as_str().unwrap());
     let (code, err) = b.stop();
     assert_eq!(code, 0, "{err}");
-    assert!(err.contains("shut down cleanly"), "{err}");
+    common::assert_contains(&err, &["shut down cleanly"]);
 }
 
 #[test]
@@ -1187,10 +1138,7 @@ fn audit_fields_from_outside_are_escaped() {
 }
 
 fn broker_config(env: &TestEnv, audit_log: &str) {
-    let (private, _) = evertoken_sim::test_rsa_keypair();
-    let key = env.work().join("app.pem");
-    std::fs::write(&key, private).unwrap();
-    set_mode(&key, 0o600);
+    apps::write_key(env);
     env.config(&format!(
         "github:\n  apps:\n    default:\n      app_id: 1\n      installation_id: 2\n      private_key_path: app.pem\n      api_url: {}\n\
          broker:\n  clients: [{{ name: c, token_sha256: \"{}\" }}]\n  policies:\n    - {{ name: p, client: c, repositories: [r], permissions: {{ contents: read }} }}\n  audit_log: {audit_log}\n",
@@ -1297,18 +1245,21 @@ fn fake_broker(status: u16, body: &'static str) -> String {
 fn the_client_checks_its_bearer_and_the_brokers_answer() {
     let env = TestEnv::new();
     let token = |url: &str, bearer: &str| {
-        env.run(env.cmd().env("EV_BEARER", bearer).args([
-            "--config",
-            "/nonexistent/none.yaml",
-            "github",
-            "token",
-            "--broker",
-            url,
-            "--policy",
-            "p",
-            "--id-token-env",
-            "EV_BEARER",
-        ]))
+        env.ev_env(
+            &[
+                "--config",
+                "/nonexistent/none.yaml",
+                "github",
+                "token",
+                "--broker",
+                url,
+                "--policy",
+                "p",
+                "--id-token-env",
+                "EV_BEARER",
+            ],
+            &[("EV_BEARER", bearer)],
+        )
     };
     let ok = fake_broker(
         200,

@@ -202,14 +202,9 @@ fn bad_targets_and_flags_are_usage_errors() {
     env.ev(&["frobnicate"]).expect_code(2);
     let mut c = env.cmd();
     c.env("EVERTOKEN_NOW", "yesterday").args(["auth", "status"]);
-    let out = env.run(&mut c);
-    out.expect_code(2);
-    assert!(
-        out.stderr
-            .contains("EVERTOKEN_NOW must be an RFC 3339 timestamp"),
-        "{}",
-        out.stderr
-    );
+    env.run(&mut c)
+        .expect_code(2)
+        .stderr_has(&["EVERTOKEN_NOW must be an RFC 3339 timestamp"]);
 }
 
 #[test]
@@ -284,12 +279,8 @@ fn help_teaches_and_version_works() {
     for w in ["auth", "demo", "--config", "Exit codes"] {
         assert!(out.stdout.contains(w), "{w}: {}", out.stdout);
     }
-    let out = env.ev(&["auth", "refresh", "--help"]);
-    assert!(
-        out.stdout.contains("--dry-run") && out.stdout.contains("TikTok"),
-        "{}",
-        out.stdout
-    );
+    env.ev(&["auth", "refresh", "--help"])
+        .stdout_has(&["--dry-run", "TikTok"]);
     let out = env.ev(&["--version"]);
     assert!(out.stdout.starts_with("evertoken "), "{}", out.stdout);
 }

@@ -19,11 +19,7 @@ fn now() -> Timestamp {
 }
 
 fn refresh(env: &TestEnv) -> common::Output {
-    env.run(
-        env.cmd()
-            .env("EVERTOKEN_NOW", NOW)
-            .args(["auth", "refresh", "--json"]),
-    )
+    env.ev_at(NOW, &["auth", "refresh", "--json"], &[])
 }
 
 /// TikTok with a refresh token 10 days from expiry (stored with its expiry, or

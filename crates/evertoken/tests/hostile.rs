@@ -16,7 +16,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 
-use common::{Output, TestEnv, days_from, set_mode};
+use common::{Output, TestEnv, days_from, result, set_mode};
 use evertoken_sim::{Fault, GitLabScope, GitLabVariable, Route};
 use jiff::Timestamp;
 use proptest::prelude::*;
@@ -158,18 +158,12 @@ fn webhook_alerts(env: &TestEnv, service: &str) -> String {
 }
 
 fn refresh(env: &TestEnv) -> Output {
-    env.run(
-        env.cmd()
-            .args(["auth", "refresh", "all", "--json"])
-            .env("EVERTOKEN_NOW", NOW),
-    )
+    env.ev_at(NOW, &["auth", "refresh", "all", "--json"], &[])
 }
 
-fn result<'a>(doc: &'a Value, platform: &str) -> &'a Value {
-    doc["results"]
-        .as_array()
-        .and_then(|r| r.iter().find(|x| x["platform"] == platform))
-        .unwrap_or_else(|| panic!("no {platform} result in {doc:#}"))
+/// `auth refresh tiktok --json` at NOW, these variables set.
+fn refresh_tiktok(env: &TestEnv, vars: &[(&str, &str)]) -> Output {
+    env.ev_at(NOW, &["auth", "refresh", "tiktok", "--json"], vars)
 }
 
 /// The invariants every hostile case keeps.
@@ -375,17 +369,7 @@ fn github_answers_with_a_past_expiry_or_a_nul_are_refused() {
 
 fn github_env() -> TestEnv {
     let env = TestEnv::new();
-    let (private, public) = evertoken_sim::test_rsa_keypair();
-    let sim = env.sim.sim();
-    sim.github_add_app(4242, "Iv1.test-client-not-a-real-id", &public);
-    sim.github_add_installation(4242, 777, "sim-org", "Organization", vec![]);
-    let key = env.work().join("app.pem");
-    std::fs::write(&key, &private).unwrap();
-    set_mode(&key, 0o600);
-    env.config(&format!(
-        "github:\n  apps:\n    default:\n      app_id: 4242\n      installation_id: 777\n      private_key_path: app.pem\n      api_url: {}\n      gh_cli: false\n",
-        env.base_url()
-    ));
+    common::apps::installed(&env, 4242, 777, &["gh_cli: false"]);
     env
 }
 
@@ -400,11 +384,7 @@ fn echoed_secrets_and_escapes_are_scrubbed_for_every_provider_and_webhook() {
             setup(&env, &webhook_alerts(&env, service));
             env.sim.sim().push_fault(p.route(), Fault::EchoSecrets);
             // With debug logging: every log line goes through the scrubber too.
-            let out = env.run(
-                env.cmd()
-                    .args(["-vv", "auth", "refresh", "all", "--json"])
-                    .env("EVERTOKEN_NOW", NOW),
-            );
+            let out = env.ev_at(NOW, &["-vv", "auth", "refresh", "all", "--json"], &[]);
             let what = format!("{} echo, {service} alert", p.name());
             assert_invariants(&env, &out, &what);
             assert!(
@@ -420,11 +400,7 @@ fn echoed_secrets_and_escapes_are_scrubbed_for_every_provider_and_webhook() {
             assert_not_lost(&env, p, &what);
             // The human table too.
             env.sim.sim().push_fault(p.route(), Fault::EchoSecrets);
-            let table = env.run(
-                env.cmd()
-                    .args(["--color", "never", "auth", "refresh", "all"])
-                    .env("EVERTOKEN_NOW", NOW),
-            );
+            let table = env.ev_at(NOW, &["--color", "never", "auth", "refresh", "all"], &[]);
             assert_invariants(&env, &table, &what);
             assert!(
                 table.stdout.contains("you sent"),
@@ -561,11 +537,12 @@ fn an_smtp_server_echoing_the_password_is_scrubbed() {
             "  alerts:\n    backend: email\n    email: {{ host: 127.0.0.1, port: {port}, tls: none, from: \"evertoken <ops@example.test>\", to: [\"oncall@example.test\"] }}\n"
         ),
     );
-    let out = env.run(
-        env.cmd()
-            .args(["auth", "test-alert"])
-            .env("ALERT_SMTP_USERNAME", "ops")
-            .env("ALERT_SMTP_PASSWORD", SMTP_PASS),
+    let out = env.ev_env(
+        &["auth", "test-alert"],
+        &[
+            ("ALERT_SMTP_USERNAME", "ops"),
+            ("ALERT_SMTP_PASSWORD", SMTP_PASS),
+        ],
     );
     assert_invariants(&env, &out, "smtp echo");
     out.expect_code(1)
@@ -597,12 +574,13 @@ fn a_gitlab_store_echoing_its_token_is_scrubbed() {
         base = env.base_url()
     ));
     sim.set_persistent_fault(Route::GitLab, Some(Fault::EchoSecrets));
-    let out = env.run(
-        env.cmd()
-            .args(["auth", "refresh", "all", "--json"])
-            .env("GITLAB_TOKEN", GITLAB_TOKEN)
-            .env("TIKTOK_CLIENT_SECRET", TT_SECRET)
-            .env("EVERTOKEN_NOW", NOW),
+    let out = env.ev_at(
+        NOW,
+        &["auth", "refresh", "all", "--json"],
+        &[
+            ("GITLAB_TOKEN", GITLAB_TOKEN),
+            ("TIKTOK_CLIENT_SECRET", TT_SECRET),
+        ],
     );
     assert_invariants(&env, &out, "gitlab echo");
     out.expect_code(1).stdout_has(&["400"]);
@@ -807,27 +785,21 @@ fn two_state_dirs(env_file: bool) {
     env.sim
         .sim()
         .set_latency(std::time::Duration::from_millis(300));
-    let spawn = |state: &str| {
-        let mut c = env.std_cmd();
-        c.args(["auth", "refresh", "tiktok", "--json"])
-            .env("EVERTOKEN_NOW", NOW)
-            .env("XDG_STATE_HOME", env.path(state))
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        c.spawn().unwrap()
-    };
-    let a = spawn("state-a");
-    let b = spawn("state-b");
-    let outs: Vec<_> = [a, b]
-        .into_iter()
-        .map(|c| c.wait_with_output().unwrap())
-        .collect();
+    let outs = env.run_concurrently(
+        ["state-a", "state-b"]
+            .into_iter()
+            .map(|state| {
+                let mut c = env.std_cmd();
+                c.args(["auth", "refresh", "tiktok", "--json"])
+                    .env("EVERTOKEN_NOW", NOW)
+                    .env("XDG_STATE_HOME", env.path(state));
+                c
+            })
+            .collect(),
+    );
     for o in &outs {
-        let stdout = String::from_utf8_lossy(&o.stdout);
-        let stderr = String::from_utf8_lossy(&o.stderr);
-        env.assert_no_leak(&format!("{stdout}\n{stderr}"));
-        assert_eq!(o.status.code(), Some(0), "{stdout}\n{stderr}");
-        assert!(!stdout.contains("reauth_required"), "{stdout}");
+        o.expect_code(0);
+        assert!(!o.stdout.contains("reauth_required"), "{}", o.stdout);
     }
     assert_eq!(env.sim.sim().tiktok_live_refresh_tokens().len(), 1);
     if env_file {
@@ -864,12 +836,7 @@ fn a_tampered_journal_is_refused() {
     let env = TestEnv::new();
     setup(&env, "");
     // First, learn where TikTok's record lives: an interrupted run leaves one.
-    let out = env.run(
-        env.cmd()
-            .args(["auth", "refresh", "tiktok", "--json"])
-            .env("EVERTOKEN_NOW", NOW)
-            .env("EVERTOKEN_FAILPOINT", "after_journal"),
-    );
+    let out = refresh_tiktok(&env, &[("EVERTOKEN_FAILPOINT", "after_journal")]);
     let journal = env.state_dir().join("journal");
     let record = walk(&journal).into_iter().find(|p| {
         p.file_name()
@@ -1036,25 +1003,17 @@ fn umask_000_creates_nothing_writable_by_others() {
 #[test]
 fn bootstrap_remove_source_refuses_a_symlinked_key() {
     let env = github_env();
-    let (private, _) = evertoken_sim::test_rsa_keypair();
     let real = env.path("real-key.pem");
-    std::fs::write(&real, private).unwrap();
-    set_mode(&real, 0o644);
+    common::apps::write_key_to(&real, 0o644);
     let link = env.path("staged.pem");
     std::os::unix::fs::symlink(&real, &link).unwrap();
     env.ev(&[
-        "github",
-        "bootstrap",
-        "--app-id",
-        "4242",
-        "--installation-id",
-        "777",
-        "--private-key",
-        link.to_str().unwrap(),
-        "--remove-source",
-    ])
-    .expect_code(2)
-    .stderr_has(&["symbolic link"]);
+        &common::apps::bootstrap_args(&link)[..],
+        &["--remove-source"],
+    ]
+    .concat())
+        .expect_code(2)
+        .stderr_has(&["symbolic link"]);
     assert!(real.exists() && link.exists());
     tally(
         "symlinked staged key + --remove-source",
@@ -1069,12 +1028,12 @@ fn bootstrap_remove_source_refuses_a_symlinked_key() {
 fn tokens_with_surrounding_whitespace_are_trimmed() {
     let env = TestEnv::new();
     setup(&env, "");
-    let out = env.run(
-        env.cmd()
-            .args(["auth", "refresh", "tiktok", "--json"])
-            .env("EVERTOKEN_NOW", NOW)
-            .env("TIKTOK_REFRESH_TOKEN", format!("{TT_RT}\n"))
-            .env("TIKTOK_CLIENT_SECRET", format!("  {TT_SECRET}\r\n")),
+    let out = refresh_tiktok(
+        &env,
+        &[
+            ("TIKTOK_REFRESH_TOKEN", &format!("{TT_RT}\n")),
+            ("TIKTOK_CLIENT_SECRET", &format!("  {TT_SECRET}\r\n")),
+        ],
     );
     out.expect_code(0);
     assert_eq!(result(&out.json(), "tiktok")["state"], "rotated");
@@ -1097,11 +1056,7 @@ fn tokens_with_surrounding_whitespace_are_trimmed() {
         &format!("TIKTOK_REFRESH_TOKEN: \"{TT_RT}\""),
         &format!("TIKTOK_REFRESH_TOKEN: \"{live}\\n\""),
     ));
-    let out = env.run(
-        env.cmd()
-            .args(["auth", "refresh", "tiktok", "--json"])
-            .env("EVERTOKEN_NOW", NOW),
-    );
+    let out = refresh_tiktok(&env, &[]);
     out.expect_code(0);
     assert_eq!(result(&out.json(), "tiktok")["state"], "rotated");
     out.stderr_has(&["whitespace"]);

@@ -23,11 +23,7 @@ fn setup(env: &TestEnv, token: &str) {
 }
 
 fn refresh(env: &TestEnv) -> common::Output {
-    env.run(
-        env.cmd()
-            .env("EVERTOKEN_NOW", NOW)
-            .args(["auth", "refresh", "--json"]),
-    )
+    env.ev_at(NOW, &["auth", "refresh", "--json"], &[])
 }
 
 #[test]
@@ -103,10 +99,7 @@ fn the_env_file_keeps_the_age_so_a_young_token_is_not_sent() {
     out.expect_code(0);
     assert_eq!(out.json()["results"][0]["state"], "refreshed");
     let text = std::fs::read_to_string(&path).unwrap();
-    assert!(
-        text.contains("INSTAGRAM_ACCESS_TOKEN_UPDATED_AT="),
-        "{text}"
-    );
+    common::assert_contains(&text, &["INSTAGRAM_ACCESS_TOKEN_UPDATED_AT="]);
     // The next run, a minute later by the same clock, knows the token is young.
     let before = sim.stats().requests.get("instagram").copied().unwrap_or(0);
     let out = refresh(&env);

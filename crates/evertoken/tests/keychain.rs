@@ -253,10 +253,12 @@ fn rotated_token_lands_in_a_real_secret_service() {
     assert!(!access.is_empty() && !access.ends_with('\n'));
     // What keyring v4 wrote: the attributes secret-tool searches by.
     let item = ss.describe("TIKTOK_REFRESH_TOKEN");
-    assert!(item.contains("attribute.service = evertoken"), "{item}");
-    assert!(
-        item.contains("attribute.username = TIKTOK_REFRESH_TOKEN"),
-        "{item}"
+    common::assert_contains(
+        &item,
+        &[
+            "attribute.service = evertoken",
+            "attribute.username = TIKTOK_REFRESH_TOKEN",
+        ],
     );
     // The file beside the config keeps metadata only, never the value.
     let file = std::fs::read_to_string(credentials_path(&env)).unwrap_or_default();

@@ -157,13 +157,12 @@ fn refresh_writes_a_promtool_clean_file_with_every_expiry_and_state() {
         value(&text, "evertoken_last_run_success{command=\"auth\"}"),
         Some(0.0)
     );
-    assert!(
-        text.contains("# TYPE evertoken_refresh_total counter\n"),
-        "{text}"
-    );
-    assert!(
-        text.contains("# TYPE evertoken_credential_expiry_timestamp_seconds gauge\n"),
-        "{text}"
+    common::assert_contains(
+        &text,
+        &[
+            "# TYPE evertoken_refresh_total counter\n",
+            "# TYPE evertoken_credential_expiry_timestamp_seconds gauge\n",
+        ],
     );
 }
 
@@ -276,15 +275,10 @@ tests:
               summary: "evertoken has not written its metrics for more than 8 days: is the schedule running?"
 "#;
     std::fs::write(dir.path().join("test.yml"), test).unwrap();
-    let out = std::process::Command::new(promtool)
-        .args(["test", "rules", "test.yml"])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "promtool test rules:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    common::tool_ok(
+        std::process::Command::new(promtool)
+            .args(["test", "rules", "test.yml"])
+            .current_dir(dir.path()),
+        "promtool test rules",
     );
 }

@@ -286,8 +286,7 @@ fn x_login_uses_pkce_and_offline_access() {
         "https://app.example/x/callback",
         "/i/oauth2/authorize",
     );
-    assert!(url.contains("code_challenge_method=S256"), "{url}");
-    assert!(url.contains("offline.access"), "{url}");
+    common::assert_contains(&url, &["code_challenge_method=S256", "offline.access"]);
     let rt = env.stored("X_REFRESH_TOKEN").unwrap();
     env.secret(&rt);
     assert_ne!(rt, s.token("x"));

@@ -15,11 +15,7 @@ fn root() -> PathBuf {
 /// A tool from `scripts/setup-*` (under target/test-tools) or PATH; under CI=true a
 /// missing tool fails the test.
 fn tool(name: &str, installed: &str) -> Option<PathBuf> {
-    let p = root().join(installed);
-    if p.is_file() {
-        return Some(p);
-    }
-    common::require_tool(name)
+    common::test_tool(name, &[installed])
 }
 
 fn read(rel: &str) -> String {
@@ -31,15 +27,9 @@ fn the_dockerfile_passes_hadolint() {
     let Some(hadolint) = tool("hadolint", "target/test-tools/hadolint-venv/bin/hadolint") else {
         return;
     };
-    let out = std::process::Command::new(hadolint)
-        .arg(root().join("Dockerfile"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "hadolint:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    common::tool_ok(
+        std::process::Command::new(hadolint).arg(root().join("Dockerfile")),
+        "hadolint",
     );
 }
 
@@ -99,15 +89,9 @@ fn the_release_workflow_passes_actionlint() {
     let Some(actionlint) = tool("actionlint", "target/test-tools/ops-venv/bin/actionlint") else {
         return;
     };
-    let out = std::process::Command::new(actionlint)
-        .arg(root().join(".github/workflows/release.yml"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "actionlint:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    common::tool_ok(
+        std::process::Command::new(actionlint).arg(root().join(".github/workflows/release.yml")),
+        "actionlint",
     );
 }
 

@@ -185,7 +185,7 @@ fn a_gitlab_posting_pipeline_from_first_login_to_a_rotating_schedule() {
     for v in [&rt, &at] {
         assert!(v.masked && v.protected && v.hidden, "{} is {v:?}", v.key);
     }
-    assert!(stderr.contains("Created TIKTOK_REFRESH_TOKEN"), "{stderr}");
+    common::assert_contains(&stderr, &["Created TIKTOK_REFRESH_TOKEN"]);
     assert!(sim.tiktok_is_live(&rt.value));
     // Nothing went to the laptop's local store.
     assert!(!env.work().join("credentials.yaml").exists());
@@ -243,7 +243,7 @@ fn a_gitlab_posting_pipeline_from_first_login_to_a_rotating_schedule() {
     assert!(ok, "the scheduled job failed:\n{log}");
     // The locally built binary was on PATH: the install step fetched and built nothing.
     assert!(!log.contains("no prebuilt evertoken"), "{log}");
-    assert!(log.contains("rotated"), "{log}");
+    common::assert_contains(&log, &["rotated"]);
     assert_ne!(new_rt.value, rt.value, "rotated and written back");
     assert!(new_rt.masked && new_rt.protected && new_rt.hidden);
     assert_eq!(sim.tiktok_live_refresh_tokens(), vec![new_rt.value.clone()]);
@@ -263,13 +263,7 @@ fn a_gitlab_posting_pipeline_from_first_login_to_a_rotating_schedule() {
     env.assert_no_leak(&log);
     assert!(ok, "the posting job failed:\n{log}");
     let posted = std::fs::read_to_string(env.work().join("posted-with.sha256")).unwrap();
-    let expected = {
-        use sha2::Digest;
-        sha2::Sha256::digest(current_at.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    };
+    let expected = common::sha256_hex(&current_at);
     assert_eq!(
         posted.trim(),
         expected,
@@ -308,7 +302,7 @@ fn create_variable_on_a_gitlab_without_hidden_variables_and_usage_errors() {
 
     let (rt, stderr) = login_creating_variables(&env);
     assert!(rt.masked && rt.protected && !rt.hidden, "{rt:?}");
-    assert!(stderr.contains("no hidden variables"), "{stderr}");
+    common::assert_contains(&stderr, &["no hidden variables"]);
 
     // A second login updates the existing variables and creates nothing.
     let writes = sim.gitlab_writes();

@@ -206,15 +206,16 @@ fn auth_status_with_the_gitlab_backend_calls_nothing() {
     gitlab_setup(&env, 5);
     let sim = env.sim.sim();
     let before = sim.stats().requests.values().sum::<u64>();
-    let out = env.run(
-        env.cmd()
-            .args(["auth", "status", "--json"])
-            .env("GITLAB_TOKEN", GITLAB_TOKEN)
-            .env("TIKTOK_CLIENT_SECRET", CLIENT_SECRET)
-            .env(
+    let out = env.ev_env(
+        &["auth", "status", "--json"],
+        &[
+            ("GITLAB_TOKEN", GITLAB_TOKEN),
+            ("TIKTOK_CLIENT_SECRET", CLIENT_SECRET),
+            (
                 "TIKTOK_REFRESH_TOKEN_ACCT_000",
                 "rft.test-from-the-job-environment-not-a-real-secret",
             ),
+        ],
     );
     assert!(out.code <= 1, "{}\n{}", out.stdout, out.stderr);
     assert_eq!(
@@ -246,15 +247,16 @@ fn an_unreachable_gitlab_is_not_reported_as_slow() {
          http: {{ retries: 0, timeout_seconds: 5 }}\n",
         env.base_url()
     ));
-    let out = env.run(
-        env.cmd()
-            .args(["auth", "refresh", "all", "--json"])
-            .env("GITLAB_TOKEN", GITLAB_TOKEN)
-            .env("TIKTOK_CLIENT_SECRET", CLIENT_SECRET)
-            .env(
+    let out = env.ev_env(
+        &["auth", "refresh", "all", "--json"],
+        &[
+            ("GITLAB_TOKEN", GITLAB_TOKEN),
+            ("TIKTOK_CLIENT_SECRET", CLIENT_SECRET),
+            (
                 "TIKTOK_REFRESH_TOKEN",
                 "rft.test-old-refresh-not-a-real-secret",
             ),
+        ],
     );
     out.expect_code(1);
     let r = &out.json()["results"][0];
@@ -335,11 +337,9 @@ fn shard_ci_reads_gitlab_parallel_variables_and_only_when_asked() {
     let env = lenient();
     let names = local_setup(&env, 12);
     // GitLab `parallel: matrix:` sets these too: without --shard they change nothing.
-    let all = env.run(
-        env.cmd()
-            .args(["auth", "refresh", "all", "--json", "--dry-run"])
-            .env("CI_NODE_INDEX", "1")
-            .env("CI_NODE_TOTAL", "3"),
+    let all = env.ev_env(
+        &["auth", "refresh", "all", "--json", "--dry-run"],
+        &[("CI_NODE_INDEX", "1"), ("CI_NODE_TOTAL", "3")],
     );
     assert_eq!(
         all.json()["results"].as_array().unwrap().len(),
@@ -349,19 +349,17 @@ fn shard_ci_reads_gitlab_parallel_variables_and_only_when_asked() {
     );
     let mut seen = BTreeSet::new();
     for k in 1..=3 {
-        let by_env = env.run(
-            env.cmd()
-                .args([
-                    "auth",
-                    "refresh",
-                    "all",
-                    "--json",
-                    "--dry-run",
-                    "--shard",
-                    "ci",
-                ])
-                .env("CI_NODE_INDEX", k.to_string())
-                .env("CI_NODE_TOTAL", "3"),
+        let by_env = env.ev_env(
+            &[
+                "auth",
+                "refresh",
+                "all",
+                "--json",
+                "--dry-run",
+                "--shard",
+                "ci",
+            ],
+            &[("CI_NODE_INDEX", &k.to_string()), ("CI_NODE_TOTAL", "3")],
         );
         let by_flag = env.ev(&[
             "auth",
@@ -435,11 +433,11 @@ fn mis_sharded_runners_through_openbao_rotate_each_account_once() {
     bao.put("TIKTOK_CLIENT_SECRET", &[&format!("value={CLIENT_SECRET}")]);
     env.config(&format!(
         "platforms:\n  tiktok:\n    base_url: \"{}\"\n    client_key: {CLIENT_KEY}\n    concurrency: 4\n    accounts: [{}]\n\
-         auth:\n  writeback: {{ backend: vault, vault: {{ address: \"{}\", mount: secret, path: evertoken }} }}\n\
+         auth:\n  writeback: {}\n\
          http: {{ retries: 1, timeout_seconds: 10 }}\n",
         env.base_url(),
         names.join(", "),
-        bao.addr
+        bao.writeback()
     ));
     let spawn = |shard: &str, host: &str| {
         let state = env.path(&format!("{host}/state"));

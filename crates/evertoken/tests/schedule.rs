@@ -37,14 +37,18 @@ auth:
 /// actionlint from the ops venv (scripts/setup-ops-tools) or PATH; under CI=true
 /// its absence fails the test.
 fn actionlint() -> Option<PathBuf> {
-    let venv = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../target/test-tools/ops-venv/bin/actionlint"
-    ));
-    if venv.is_file() {
-        return Some(venv);
-    }
-    common::require_tool("actionlint")
+    common::test_tool("actionlint", &["target/test-tools/ops-venv/bin/actionlint"])
+}
+
+/// `actionlint -no-color` accepts the workflow at `path` (its text shown when not).
+fn lint(actionlint: &Path, env: &TestEnv, path: &Path, text: &str) {
+    common::tool_ok(
+        std::process::Command::new(actionlint)
+            .arg("-no-color")
+            .arg(path)
+            .current_dir(env.work()),
+        &format!("actionlint rejects the workflow:\n{text}"),
+    );
 }
 
 #[test]
@@ -65,12 +69,9 @@ fn gitlab_job_runs_refresh_weekly_with_resource_group_cache_and_artifacts() {
         script.contains("evertoken --config evertoken.yaml auth refresh all"),
         "the job names its config: {script}"
     );
-    assert!(script.contains("--metrics-file evertoken.prom"), "{script}");
+    common::assert_contains(&script, &["--metrics-file evertoken.prom"]);
     let rules = format!("{:?}", job["rules"]);
-    assert!(
-        rules.contains("$CI_PIPELINE_SOURCE == \\\"schedule\\\""),
-        "{rules}"
-    );
+    common::assert_contains(&rules, &["$CI_PIPELINE_SOURCE == \\\"schedule\\\""]);
     // Install and journal cache live in a template posting jobs extend too.
     assert_eq!(job["extends"].as_str(), Some(".evertoken"));
     let job = &doc[".evertoken"];
@@ -188,18 +189,7 @@ auth:
     let Some(actionlint) = actionlint() else {
         return;
     };
-    let lint = std::process::Command::new(actionlint)
-        .arg("-no-color")
-        .arg(&path)
-        .current_dir(env.work())
-        .output()
-        .unwrap();
-    assert!(
-        lint.status.success(),
-        "actionlint rejects the workflow:\n{}{}\n{text}",
-        String::from_utf8_lossy(&lint.stdout),
-        String::from_utf8_lossy(&lint.stderr)
-    );
+    lint(&actionlint, &env, &path, &text);
 }
 
 #[test]
@@ -231,50 +221,28 @@ fn systemd_units_pass_systemd_analyze_verify() {
         )),
         "{exec}"
     );
-    assert!(exec.contains("auth refresh all"), "{exec}");
-    assert!(s.contains("Type=oneshot"), "{s}");
+    common::assert_contains(exec, &["auth refresh all"]);
+    common::assert_contains(&s, &["Type=oneshot"]);
     // Secrets come from an environment file, created empty and private by --write.
     let env_file = env.path("config/evertoken/evertoken.env");
-    assert!(
-        s.contains(&format!("EnvironmentFile={}", env_file.display())),
-        "{s}"
-    );
+    common::assert_contains(&s, &[&format!("EnvironmentFile={}", env_file.display())]);
     assert_eq!(std::fs::read_to_string(&env_file).unwrap(), "");
     assert_eq!(common::mode(&env_file), 0o600);
     // Lingering off (no /var/lib/systemd/linger/$USER here): say the command.
     let user = std::env::var("USER").unwrap_or_default();
     if !user.is_empty() && !Path::new("/var/lib/systemd/linger").join(&user).exists() {
-        assert!(
-            out.stderr.contains("lingering is off")
-                && out.stderr.contains("loginctl enable-linger"),
-            "{}",
-            out.stderr
-        );
+        out.stderr_has(&["lingering is off", "loginctl enable-linger"]);
     }
-    assert!(
-        t.contains("Persistent=true") && t.contains("OnCalendar="),
-        "{t}"
+    common::assert_contains(
+        &t,
+        &["Persistent=true", "OnCalendar=", "WantedBy=timers.target"],
     );
-    assert!(t.contains("WantedBy=timers.target"), "{t}");
 
-    let Some(sa) = common::require_tool("systemd-analyze") else {
+    let Some(stderr) = common::systemd_verify(&env, true, &[&service, &timer]) else {
         return;
     };
-    let runtime = env.path("runtime");
-    std::fs::create_dir_all(&runtime).unwrap();
-    common::set_mode(&runtime, 0o700);
-    let v = std::process::Command::new(sa)
-        .args(["--user", "verify"])
-        .arg(&service)
-        .arg(&timer)
-        .env("XDG_RUNTIME_DIR", &runtime)
-        .env("HOME", env.home())
-        .env("XDG_CONFIG_HOME", env.path("config"))
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&v.stderr);
     assert!(
-        v.status.success() && stderr.trim().is_empty(),
+        stderr.trim().is_empty(),
         "systemd-analyze verify:\n{stderr}\n{s}\n{t}"
     );
 }
@@ -303,13 +271,9 @@ fn write_refuses_to_replace_a_different_file_unless_forced() {
 #[test]
 fn unknown_scheduler_is_a_usage_error() {
     let env = TestEnv::new();
-    let out = env.ev(&["schedule", "cron"]);
-    out.expect_code(2);
-    assert!(
-        out.stderr.contains("gitlab") && out.stderr.contains("systemd"),
-        "{}",
-        out.stderr
-    );
+    env.ev(&["schedule", "cron"])
+        .expect_code(2)
+        .stderr_has(&["gitlab", "systemd"]);
     assert!(!Path::new(&env.work().join("evertoken.gitlab-ci.yml")).exists());
 }
 
@@ -379,14 +343,17 @@ fn the_gitlab_job_names_its_config_and_lists_every_variable_it_reads() {
     }
     let doc = yaml(&out.stdout);
     let script = strings(&doc["evertoken-refresh"]["script"]).join("\n");
-    assert!(script.contains("--config evertoken.yaml"), "{script}");
+    common::assert_contains(&script, &["--config evertoken.yaml"]);
     // Installs a prebuilt binary, falls back to one cached build; skipped when on PATH.
     let before = strings(&doc[".evertoken"]["before_script"]).join("\n");
-    assert!(before.contains("command -v evertoken"), "{before}");
-    assert!(before.contains("sha256sum -c"), "{before}");
-    assert!(
-        before.contains("url=\"https://") && before.contains("/releases/download/v"),
-        "{before}"
+    common::assert_contains(
+        &before,
+        &[
+            "command -v evertoken",
+            "sha256sum -c",
+            "url=\"https://",
+            "/releases/download/v",
+        ],
     );
     let download = before.find("curl").unwrap();
     let build = before.find("cargo install").unwrap();
@@ -464,7 +431,7 @@ fn shards_become_a_gitlab_parallel_job_and_an_actions_matrix() {
     let job = &doc["evertoken-refresh"];
     assert_eq!(job["parallel"].as_u64(), Some(4), "{}", out.stdout);
     let script = strings(&job["script"]).join("\n");
-    assert!(script.contains("auth refresh all --shard ci"), "{script}");
+    common::assert_contains(&script, &["auth refresh all --shard ci"]);
     // Each shard keeps its own journal.
     assert_eq!(
         job["cache"][0]["key"].as_str(),
@@ -486,23 +453,9 @@ fn shards_become_a_gitlab_parallel_job_and_an_actions_matrix() {
         .collect();
     assert_eq!(shards, [1, 2, 3]);
     assert_eq!(job["strategy"]["fail-fast"].as_bool(), Some(false));
-    assert!(
-        text.contains("auth refresh all --shard ${{ matrix.shard }}/3"),
-        "{text}"
-    );
+    common::assert_contains(&text, &["auth refresh all --shard ${{ matrix.shard }}/3"]);
     if let Some(actionlint) = actionlint() {
-        let lint = std::process::Command::new(actionlint)
-            .arg("-no-color")
-            .arg(&path)
-            .current_dir(env.work())
-            .output()
-            .unwrap();
-        assert!(
-            lint.status.success(),
-            "actionlint:\n{}{}\n{text}",
-            String::from_utf8_lossy(&lint.stdout),
-            String::from_utf8_lossy(&lint.stderr)
-        );
+        lint(&actionlint, &env, &path, &text);
     }
     // Usage errors: shards for systemd, a bad count, a bad install source.
     assert_eq!(env.ev(&["schedule", "systemd", "--shards", "2"]).code, 2);
@@ -556,10 +509,7 @@ fn an_existing_environment_file_is_kept_and_a_readable_one_is_flagged() {
     out.stderr_has(&["chmod 600"]);
     let unit =
         std::fs::read_to_string(env.path("config/systemd/user/evertoken-refresh.service")).unwrap();
-    assert!(
-        unit.contains(&format!("EnvironmentFile={}", env_file.display())),
-        "{unit}"
-    );
+    common::assert_contains(&unit, &[&format!("EnvironmentFile={}", env_file.display())]);
 }
 
 /// Keys off the host: the broker snippets give a CI job a GitHub App token from
@@ -592,23 +542,14 @@ fn broker_snippets_for_actions_and_gitlab_request_an_id_token_and_pass_actionlin
     );
     assert_eq!(doc["permissions"]["contents"].as_str(), Some("read"));
     let steps = format!("{:?}", doc["jobs"]["with-github-token"]["steps"]);
-    assert!(
-        steps.contains(&format!(
+    common::assert_contains(
+        &steps,
+        &[&format!(
             "evertoken github token --broker {url} --policy site-ci --audience evertoken"
-        )),
-        "{steps}"
+        )],
     );
     if let Some(lint) = actionlint() {
-        let o = std::process::Command::new(lint)
-            .arg(&path)
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "actionlint: {}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
+        common::tool_ok(std::process::Command::new(lint).arg(&path), "actionlint");
     }
 
     let out = env.ev(&[
@@ -631,9 +572,11 @@ fn broker_snippets_for_actions_and_gitlab_request_an_id_token_and_pass_actionlin
         out.stdout
     );
     let before = strings(&job["before_script"]).join("\n");
-    assert!(
-        before.contains(&format!("evertoken github token --broker {url} --policy site-ci --id-token-env EVERTOKEN_ID_TOKEN")),
-        "{before}"
+    common::assert_contains(
+        &before,
+        &[&format!(
+            "evertoken github token --broker {url} --policy site-ci --id-token-env EVERTOKEN_ID_TOKEN"
+        )],
     );
 }
 

@@ -162,14 +162,9 @@ fn missing_token_or_repository_is_a_config_error() {
     .stderr_has(&["GITHUB_TOKEN"]);
 
     let s = setup(&env, Store::github_repository("not-a-repo"));
-    let out = refresh(&env, &s, ACTIONS_TOKEN);
-    out.expect_code(2);
-    assert!(
-        out.stderr
-            .contains("auth.writeback.github_actions.repository"),
-        "{}",
-        out.stderr
-    );
+    refresh(&env, &s, ACTIONS_TOKEN)
+        .expect_code(2)
+        .stderr_has(&["auth.writeback.github_actions.repository"]);
     assert_eq!(env.sim.sim().request_count(Route::TikTok), 0);
 }
 
@@ -232,14 +227,11 @@ fn the_permission_hint_names_githubs_permissions() {
     let out = refresh(&env, &s, &bad);
     out.expect_code(1);
     let fix = out.json()["results"][0]["fix"].as_str().unwrap().to_owned();
-    assert!(fix.contains("\"Environments\" (write)"), "{fix}");
+    common::assert_contains(&fix, &["\"Environments\" (write)"]);
 
     let env = TestEnv::new();
     let s = setup(&env, Store::github_organization());
     let out = refresh(&env, &s, &bad);
     let fix = out.json()["results"][0]["fix"].as_str().unwrap().to_owned();
-    assert!(
-        fix.contains("organization permission \"Secrets\" (write)"),
-        "{fix}"
-    );
+    common::assert_contains(&fix, &["organization permission \"Secrets\" (write)"]);
 }

@@ -209,11 +209,9 @@ fn approle_login_with_the_readme_policy_is_enough() {
         "auth/approle/role/evertoken/secret-id",
     ]));
 
-    let out = env.run(
-        env.cmd()
-            .args(["auth", "refresh", "all", "--json"])
-            .env("VAULT_ROLE_ID", &role_id)
-            .env("VAULT_SECRET_ID", &secret_id),
+    let out = env.ev_env(
+        &["auth", "refresh", "all", "--json"],
+        &[("VAULT_ROLE_ID", &role_id), ("VAULT_SECRET_ID", &secret_id)],
     );
     out.assert_rotated();
     assert_eq!(
@@ -222,11 +220,12 @@ fn approle_login_with_the_readme_policy_is_enough() {
     );
 
     // A wrong secret id: a clear error before anything rotates.
-    let out = env.run(
-        env.cmd()
-            .args(["auth", "refresh", "all", "--json"])
-            .env("VAULT_ROLE_ID", &role_id)
-            .env("VAULT_SECRET_ID", "test-wrong-secret-id-not-a-real-secret"),
+    let out = env.ev_env(
+        &["auth", "refresh", "all", "--json"],
+        &[
+            ("VAULT_ROLE_ID", &role_id),
+            ("VAULT_SECRET_ID", "test-wrong-secret-id-not-a-real-secret"),
+        ],
     );
     assert_ne!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert!(
@@ -389,10 +388,9 @@ fn missing_credentials_are_a_config_error() {
     env.ev(&["auth", "refresh", "all"])
         .expect_code(2)
         .stderr_has(&["VAULT_TOKEN"]);
-    env.run(
-        env.cmd()
-            .args(["auth", "refresh", "all"])
-            .env("VAULT_ROLE_ID", "test-role-id"),
+    env.ev_env(
+        &["auth", "refresh", "all"],
+        &[("VAULT_ROLE_ID", "test-role-id")],
     )
     .expect_code(2)
     .stderr_has(&["VAULT_SECRET_ID"]);

@@ -5,6 +5,7 @@
 //! ever contains a whole secret).
 #![allow(dead_code)]
 
+pub mod apps;
 pub mod bao;
 pub mod child;
 pub mod oidc;
@@ -194,6 +195,73 @@ impl TestEnv {
         sim
     }
 
+    /// [`TestEnv::gitlab_project`] holding each `(key, value)` as a masked,
+    /// protected variable; returns the `auth.writeback` value that stores there.
+    pub fn gitlab_store(&self, token: &str, vars: &[(&str, &str)]) -> String {
+        use evertoken_sim::scenario::GITLAB_PROJECT;
+        let sim = self.gitlab_project(token);
+        for (k, v) in vars {
+            sim.gitlab_set_variable(
+                evertoken_sim::GitLabScope::Project(GITLAB_PROJECT.0),
+                evertoken_sim::GitLabVariable::masked_protected(k, v),
+            );
+        }
+        format!(
+            "{{ backend: gitlab, gitlab: {{ project: \"{}\", api_url: \"{}/api/v4\" }} }}",
+            GITLAB_PROJECT.1,
+            self.base_url()
+        )
+    }
+
+    /// `work/tokens.env` with `text` (mode 0600); returns the `auth.writeback`
+    /// value that stores there.
+    pub fn env_file_store(&self, text: &str) -> String {
+        let p = self.work().join("tokens.env");
+        std::fs::write(&p, text).unwrap();
+        set_mode(&p, 0o600);
+        "{ backend: env-file, env_file: { path: tokens.env } }".to_owned()
+    }
+
+    /// Whether the journal holds a pending record (a kill during the journal's
+    /// own atomic write leaves only a hidden temp file, which does not count).
+    pub fn journal_pending(&self) -> bool {
+        std::fs::read_dir(self.state_dir().join("journal"))
+            .map(|d| {
+                d.filter_map(|e| e.ok()).any(|e| {
+                    let n = e.file_name().to_string_lossy().into_owned();
+                    !n.starts_with('.') && n.ends_with(".json")
+                })
+            })
+            .unwrap_or(false)
+    }
+
+    /// Starts every command at once (stdout and stderr piped), waits for each,
+    /// and scans what each printed as [`TestEnv::run`] does.
+    pub fn run_concurrently(&self, cmds: Vec<std::process::Command>) -> Vec<Output> {
+        let children: Vec<_> = cmds
+            .into_iter()
+            .map(|mut c| {
+                c.stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("spawns")
+            })
+            .collect();
+        children
+            .into_iter()
+            .map(|c| {
+                let out = c.wait_with_output().unwrap();
+                let o = Output {
+                    code: out.status.code().unwrap_or(-1),
+                    stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+                    stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+                };
+                self.assert_no_leak(&format!("{}\n{}", o.stdout, o.stderr));
+                o
+            })
+            .collect()
+    }
+
     /// The one refresh token the simulator's TikTok accepts now.
     pub fn live_tiktok(&self) -> String {
         let live = self.sim.sim().tiktok_live_refresh_tokens();
@@ -266,6 +334,16 @@ impl TestEnv {
     pub fn ev_env(&self, args: &[&str], vars: &[(&str, &str)]) -> Output {
         let mut c = self.cmd();
         c.envs(vars.iter().copied()).args(args);
+        self.run(&mut c)
+    }
+
+    /// `evertoken <args>` at the instant `now` (`EVERTOKEN_NOW`), with these
+    /// variables set, through [`TestEnv::run`].
+    pub fn ev_at(&self, now: &str, args: &[&str], vars: &[(&str, &str)]) -> Output {
+        let mut c = self.cmd();
+        c.env("EVERTOKEN_NOW", now)
+            .envs(vars.iter().copied())
+            .args(args);
         self.run(&mut c)
     }
 
@@ -353,7 +431,10 @@ pub use evertoken_sim::scenario::days_from;
 
 /// The repository's root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 /// A tool a test needs, as `scripts/setup-*` installs it below the repository
@@ -364,6 +445,54 @@ pub fn test_tool(name: &str, installed: &[&str]) -> Option<PathBuf> {
         .map(|rel| repo_root().join(rel))
         .find(|p| p.is_file())
         .or_else(|| require_tool(name))
+}
+
+/// The venv with takopi and its ghauth plugin (`scripts/setup-takopi`), built on
+/// first use. Under `CI=true` a venv that cannot be built fails the test;
+/// elsewhere `None`, and the test is skipped.
+pub fn takopi_venv() -> Option<PathBuf> {
+    let venv = repo_root().join("target/test-tools/takopi-venv");
+    if venv.join("bin/takopi").is_file() && venv.join("bin/python").is_file() {
+        return Some(venv);
+    }
+    let out = std::process::Command::new(repo_root().join("scripts/setup-takopi")).output();
+    let ok = matches!(&out, Ok(o) if o.status.success()) && venv.join("bin/takopi").is_file();
+    if !ok {
+        let why = match out {
+            Ok(o) => String::from_utf8_lossy(&o.stderr).into_owned(),
+            Err(e) => e.to_string(),
+        };
+        let msg = format!("the takopi venv could not be built (scripts/setup-takopi): {why}");
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{msg}");
+        }
+        eprintln!("skipping: {msg}");
+        return None;
+    }
+    Some(venv)
+}
+
+/// `systemd-analyze verify` of `units` with this env's HOME and config dir (as
+/// the user manager, `--user`, with a private runtime dir; else `--man=no`):
+/// fails unless it exits 0, and returns what it said on stderr. `None` (outside
+/// CI) where systemd-analyze is missing.
+pub fn systemd_verify(env: &TestEnv, user_manager: bool, units: &[&Path]) -> Option<String> {
+    let analyze = require_tool("systemd-analyze")?;
+    let mut c = std::process::Command::new(analyze);
+    if user_manager {
+        let runtime = env.path("runtime");
+        std::fs::create_dir_all(&runtime).unwrap();
+        set_mode(&runtime, 0o700);
+        c.args(["--user", "verify"])
+            .env("XDG_RUNTIME_DIR", &runtime);
+    } else {
+        c.args(["verify", "--man=no"]);
+    }
+    c.args(units)
+        .env("HOME", env.home())
+        .env("XDG_CONFIG_HOME", env.path("config"));
+    let out = tool_ok(&mut c, "systemd-analyze verify");
+    Some(String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 /// A tool a test needs: its path, or (outside CI) `None` with a printed reason.
@@ -484,6 +613,15 @@ pub fn tool_ok(cmd: &mut std::process::Command, what: &str) -> std::process::Out
         String::from_utf8_lossy(&out.stderr)
     );
     out
+}
+
+/// The SHA-256 of `s`, in lowercase hex.
+pub fn sha256_hex(s: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(s.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// A named pipe at `path`: a file that never ends when read.
