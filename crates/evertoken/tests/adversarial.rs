@@ -8,6 +8,7 @@
 //! ambiguous callbacks; unbounded inputs are capped.
 
 use crate::common;
+use common::{NOW, now};
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -16,13 +17,8 @@ use common::{TestEnv, apps, days_from};
 use evertoken_sim::scenario::{Scenario, Store, platform};
 use evertoken_sim::{Fault, Route};
 
-const NOW: &str = "2026-11-23T09:00:00Z";
 const APP_ID: u64 = 4343;
 const INSTALLATION: u64 = 778;
-
-fn now() -> jiff::Timestamp {
-    NOW.parse().unwrap()
-}
 
 /// TikTok with a stored refresh token and no access token: `auth token` rotates.
 fn tiktok(env: &TestEnv) -> String {
@@ -32,11 +28,6 @@ fn tiktok(env: &TestEnv) -> String {
         .http("timeout_seconds: 10, retries: 1");
     env.scenario(&s);
     s.token("tiktok")
-}
-
-/// `evertoken <args>` at [`NOW`], with `extra` variables.
-fn ev(env: &TestEnv, args: &[&str], extra: &[(&str, &str)]) -> common::Output {
-    env.ev_env(args, &[&[("EVERTOKEN_NOW", NOW)], extra].concat())
 }
 
 /// No line of `stderr` is a GitHub Actions workflow command.
@@ -116,16 +107,16 @@ fn a_token_with_line_breaks_is_never_masked_or_printed() {
         .sim()
         .push_faults(Route::TikTok, Fault::Patch(patch), 1);
     let gha = [("GITHUB_ACTIONS", "true")];
-    let out = ev(&env, &["auth", "token", "tiktok"], &gha);
+    let out = env.ev_at(NOW, &["auth", "token", "tiktok"], &gha);
     out.expect_code(1);
     assert_eq!(out.stdout, "");
     assert_no_workflow_command(&out.stderr);
     out.stderr_has(&["control character"]);
-    let out = ev(&env, &["auth", "token", "tiktok", "--json"], &gha);
+    let out = env.ev_at(NOW, &["auth", "token", "tiktok", "--json"], &gha);
     out.expect_code(1);
     assert_eq!(out.stdout, "");
     assert_no_workflow_command(&out.stderr);
-    let out = ev(&env, &["auth", "env", "tiktok"], &gha);
+    let out = env.ev_at(NOW, &["auth", "env", "tiktok"], &gha);
     out.expect_code(1);
     assert_eq!(out.stdout, "unset TIKTOK_ACCESS_TOKEN\n");
     assert_no_workflow_command(&out.stderr);
@@ -263,8 +254,8 @@ fn bootstrap_refuses_a_path_like_app_name_before_writing_anything() {
             "app.pem",
             "--no-systemd",
         ]));
-        assert_eq!(out.code, 2, "{name:?}: {}", out.stderr);
-        assert!(out.stderr.contains("app names"), "{name:?}: {}", out.stderr);
+        out.expect_code_for(format_args!("{name:?}"), 2)
+            .stderr_has_for(format_args!("{name:?}"), &["app names"]);
         let mut after = tree(&env);
         after.retain(|(p, _)| !p.ends_with("emptybin"));
         assert_eq!(after, before, "{name:?}: a file was written");
@@ -296,8 +287,8 @@ fn bootstrap_refuses_endless_or_huge_key_files() {
             key,
             "--no-systemd",
         ]));
-        assert_eq!(out.code, 2, "{key}: {}", out.stderr);
-        assert!(out.stderr.contains("private key"), "{key}: {}", out.stderr);
+        out.expect_code_for(format_args!("{key}"), 2)
+            .stderr_has_for(format_args!("{key}"), &["private key"]);
     }
 }
 
@@ -378,14 +369,9 @@ fn schedule_refuses_a_config_path_with_a_line_break() {
     for kind in ["gitlab", "github-actions", "systemd"] {
         let before = tree(&env);
         let out = env.ev(&["--config", name, "schedule", kind, "--write"]);
-        assert_eq!(out.code, 2, "{kind}: {}", out.stderr);
+        out.expect_code_for(format_args!("{kind}"), 2);
         assert_eq!(out.stdout, "", "{kind}");
-        assert!(
-            out.stderr.contains("control character"),
-            "{kind}: {}",
-            out.stderr
-        );
-        assert!(out.stderr.contains("ev.yaml\\n"), "{kind}: {}", out.stderr);
+        out.stderr_has_for(format_args!("{kind}"), &["control character", "ev.yaml\\n"]);
         assert_eq!(tree(&env), before, "{kind}: something was written");
     }
 }
@@ -458,9 +444,9 @@ fn a_token_env_that_is_not_a_variable_name_is_a_config_error() {
             "platforms:\n  tiktok: {{ enabled: true, client_key: test-client-key }}\nauth:\n  writeback:\n    backend: github-actions\n    github_actions: {{ repository: o/r, token_env: {bad} }}\n"
         ));
         let out = env.ev(&["schedule", "github-actions"]);
-        assert_eq!(out.code, 2, "{bad}: {}", out.stderr);
+        out.expect_code_for(format_args!("{bad}"), 2);
         assert_eq!(out.stdout, "", "{bad}");
-        assert!(out.stderr.contains("token_env"), "{bad}: {}", out.stderr);
+        out.stderr_has_for(format_args!("{bad}"), &["token_env"]);
     }
 }
 
@@ -526,13 +512,7 @@ fn login_cmd(env: &TestEnv) -> std::process::Command {
 }
 
 fn linkedin_calls(env: &TestEnv) -> u64 {
-    env.sim
-        .sim()
-        .stats()
-        .requests
-        .get("linkedin_token")
-        .copied()
-        .unwrap_or(0)
+    env.calls("linkedin_token")
 }
 
 /// `auth login --store gitlab` checks the target variables before the browser
@@ -781,8 +761,8 @@ fn an_endless_or_huge_id_token_file_is_refused() {
             "--id-token-file",
             f,
         ]);
-        assert_eq!(out.code, 2, "{f}: {}", out.stderr);
-        assert!(out.stderr.contains("ID token file"), "{f}: {}", out.stderr);
+        out.expect_code_for(format_args!("{f}"), 2)
+            .stderr_has_for(format_args!("{f}"), &["ID token file"]);
         assert_eq!(out.stdout, "");
     }
 }

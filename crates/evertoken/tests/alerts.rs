@@ -4,6 +4,7 @@
 //! retries, delivery failure, dedup across runs, and `auth test-alert`.
 
 use crate::common;
+use common::{NOW, now};
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -13,16 +14,11 @@ use common::TestEnv;
 use evertoken_sim::{Fault, Route};
 use serde_json::Value;
 
-const NOW: &str = "2026-11-23T09:00:00Z";
 /// Five days after NOW: the LinkedIn token's expiry, the alert's deadline.
 const DEADLINE: &str = "2026-11-28";
 const ACCESS: &str = "li-at-test-value-not-a-real-secret";
 const CLIENT_SECRET: &str = "li-client-secret-test-not-a-real-secret";
 const HOOK_SECRET: &str = "T0TEST/B0TEST/test-hook-not-a-real-secret";
-
-fn now() -> jiff::Timestamp {
-    NOW.parse().unwrap()
-}
 
 /// A LinkedIn token expiring `days` after NOW, and an alerts block.
 fn setup(env: &TestEnv, days: i64, alerts: &str) {

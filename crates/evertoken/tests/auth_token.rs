@@ -6,15 +6,10 @@
 //! changed behind evertoken's back is reported as a likely second rotator.
 
 use crate::common;
+use common::{NOW, now};
 
 use common::TestEnv;
 use evertoken_sim::scenario::{Scenario, platform};
-
-const NOW: &str = "2026-11-23T09:00:00Z";
-
-fn now() -> jiff::Timestamp {
-    NOW.parse().unwrap()
-}
 
 /// TikTok with a stored refresh token and no access token (a first run after login).
 fn tiktok(env: &TestEnv) -> String {
@@ -25,26 +20,15 @@ fn tiktok(env: &TestEnv) -> String {
     s.token("tiktok")
 }
 
-/// `evertoken <args>` at [`NOW`], with `extra` variables.
-fn ev(env: &TestEnv, args: &[&str], extra: &[(&str, &str)]) -> common::Output {
-    env.ev_env(args, &[&[("EVERTOKEN_NOW", NOW)], extra].concat())
-}
-
 fn tiktok_calls(env: &TestEnv) -> u64 {
-    env.sim
-        .sim()
-        .stats()
-        .requests
-        .get("tiktok")
-        .copied()
-        .unwrap_or(0)
+    env.calls("tiktok")
 }
 
 #[test]
 fn auth_token_rotates_when_due_then_serves_the_stored_token_without_a_call() {
     let env = TestEnv::new();
     let old_rt = tiktok(&env);
-    let out = ev(&env, &["auth", "token", "tiktok"], &[]);
+    let out = env.ev_at(NOW, &["auth", "token", "tiktok"], &[]);
     out.expect_code(0);
     let token = out.stdout.trim_end_matches('\n');
     assert_eq!(out.stdout.lines().count(), 1, "the token alone on stdout");
@@ -64,7 +48,7 @@ fn auth_token_rotates_when_due_then_serves_the_stored_token_without_a_call() {
     assert_eq!(calls, 1);
 
     // Valid for 2 hours: the next job gets the same token and TikTok hears nothing.
-    let again = ev(&env, &["auth", "token", "tiktok", "--json"], &[]);
+    let again = env.ev_at(NOW, &["auth", "token", "tiktok", "--json"], &[]);
     again.expect_code(0);
     let doc = again.json();
     assert_eq!(doc["access_token"], token);
@@ -95,8 +79,8 @@ fn auth_token_rotates_when_due_then_serves_the_stored_token_without_a_call() {
 fn auth_env_is_safe_to_eval_and_masks_under_github_actions() {
     let env = TestEnv::new();
     tiktok(&env);
-    let out = ev(
-        &env,
+    let out = env.ev_at(
+        NOW,
         &["auth", "env", "tiktok"],
         &[("GITHUB_ACTIONS", "true")],
     );
@@ -120,7 +104,7 @@ fn auth_env_is_safe_to_eval_and_masks_under_github_actions() {
         .unwrap();
     assert_eq!(String::from_utf8(sh.stdout).unwrap(), token);
 
-    let dotenv = ev(&env, &["auth", "env", "all", "--format", "dotenv"], &[]);
+    let dotenv = env.ev_at(NOW, &["auth", "env", "all", "--format", "dotenv"], &[]);
     dotenv.expect_code(0);
     assert_eq!(dotenv.stdout, format!("TIKTOK_ACCESS_TOKEN={token}\n"));
     // Outside Actions: no mask line.
@@ -140,25 +124,27 @@ fn no_token_to_be_had_means_exit_1_the_reason_and_no_token_on_stdout() {
             "unset TIKTOK_ACCESS_TOKEN\n",
         ),
     ] {
-        let out = ev(&env, args, &[]);
-        assert_eq!(out.code, 1, "{args:?}: {}", out.stderr);
+        let out = env.ev_at(NOW, args, &[]);
+        out.expect_code_for(format_args!("{args:?}"), 1);
         assert_eq!(out.stdout, stdout, "{args:?}");
         out.stderr_has(&["no valid access token for tiktok", "auth login tiktok"]);
     }
     // Usage errors: exit 2, nothing contacted.
-    let all = ev(&env, &["auth", "token", "all"], &[]);
+    let all = env.ev_at(NOW, &["auth", "token", "all"], &[]);
     all.expect_code(2);
     assert_eq!(all.stdout, "");
-    ev(&env, &["auth", "token", "tiktok:nobody"], &[]).expect_code(2);
+    env.ev_at(NOW, &["auth", "token", "tiktok:nobody"], &[])
+        .expect_code(2);
 }
 
 #[test]
 fn a_store_value_changed_behind_evertokens_back_is_reported_as_a_second_rotator() {
     let env = TestEnv::new();
     tiktok(&env);
-    ev(&env, &["auth", "token", "tiktok"], &[]).expect_code(0);
+    env.ev_at(NOW, &["auth", "token", "tiktok"], &[])
+        .expect_code(0);
     // Evertoken's own writes are not reported.
-    let quiet = ev(&env, &["auth", "status", "tiktok"], &[]);
+    let quiet = env.ev_at(NOW, &["auth", "status", "tiktok"], &[]);
     assert!(
         !quiet.stdout.contains("changed in the store"),
         "{}",
@@ -170,10 +156,11 @@ fn a_store_value_changed_behind_evertokens_back_is_reported_as_a_second_rotator(
     doc["TIKTOK_REFRESH_TOKEN"]["value"] = serde_norway::Value::String(foreign.clone());
     let path = env.work().join("credentials.yaml");
     std::fs::write(&path, serde_norway::to_string(&doc).unwrap()).unwrap();
-    ev(&env, &["auth", "status", "tiktok"], &[]).stdout_has(&[
-        "TIKTOK_REFRESH_TOKEN changed in the store since evertoken last wrote it",
-        "second rotator",
-    ]);
+    env.ev_at(NOW, &["auth", "status", "tiktok"], &[])
+        .stdout_has(&[
+            "TIKTOK_REFRESH_TOKEN changed in the store since evertoken last wrote it",
+            "second rotator",
+        ]);
     // The fingerprint file holds no value.
     let dir = env.state_dir().join("fingerprints");
     for f in std::fs::read_dir(&dir).unwrap() {
@@ -187,7 +174,7 @@ fn a_store_value_changed_behind_evertokens_back_is_reported_as_a_second_rotator(
 fn doctor_warns_about_a_second_rotator() {
     let env = TestEnv::new();
     tiktok(&env);
-    assert_eq!(ev(&env, &["auth", "token", "tiktok"], &[]).code, 0);
+    assert_eq!(env.ev_at(NOW, &["auth", "token", "tiktok"], &[]).code, 0);
     let row = |out: &common::Output| -> serde_json::Value {
         out.json()["checks"]
             .as_array()
@@ -197,7 +184,7 @@ fn doctor_warns_about_a_second_rotator() {
             .cloned()
             .unwrap_or_else(|| panic!("no `one rotator` row: {}", out.stdout))
     };
-    let ok = ev(&env, &["doctor", "--json"], &[]);
+    let ok = env.ev_at(NOW, &["doctor", "--json"], &[]);
     assert_eq!(row(&ok)["status"], "ok", "{}", ok.stdout);
     let foreign = env.secret("rft.test-written-by-a-second-rotator-0010");
     let mut doc = env.read_credentials();
@@ -207,7 +194,7 @@ fn doctor_warns_about_a_second_rotator() {
         serde_norway::to_string(&doc).unwrap(),
     )
     .unwrap();
-    let warn = ev(&env, &["doctor", "--json"], &[]);
+    let warn = env.ev_at(NOW, &["doctor", "--json"], &[]);
     let r = row(&warn);
     assert_eq!(r["status"], "warn", "{}", warn.stdout);
     assert!(
@@ -230,11 +217,11 @@ fn several_accounts_need_a_name_for_auth_token_and_all_come_out_of_auth_env() {
                 .store_records_expiry(false),
         ),
     );
-    let out = ev(&env, &["auth", "token", "tiktok"], &[]);
+    let out = env.ev_at(NOW, &["auth", "token", "tiktok"], &[]);
     out.expect_code(2).stderr_has(&["tiktok:brand-a"]);
     assert_eq!(out.stdout, "");
 
-    let out = ev(&env, &["auth", "env", "tiktok"], &[]);
+    let out = env.ev_at(NOW, &["auth", "env", "tiktok"], &[]);
     out.expect_code(0);
     let ta = env.stored("TIKTOK_ACCESS_TOKEN_BRAND_A").unwrap();
     let tb = env.stored("TIKTOK_ACCESS_TOKEN_BRAND_B").unwrap();
@@ -244,7 +231,7 @@ fn several_accounts_need_a_name_for_auth_token_and_all_come_out_of_auth_env() {
             "export TIKTOK_ACCESS_TOKEN_BRAND_A='{ta}'\nexport TIKTOK_ACCESS_TOKEN_BRAND_B='{tb}'\n"
         )
     );
-    let one = ev(&env, &["auth", "token", "tiktok:brand-b"], &[]);
+    let one = env.ev_at(NOW, &["auth", "token", "tiktok:brand-b"], &[]);
     one.expect_code(0);
     assert_eq!(one.stdout, format!("{tb}\n"));
 }
@@ -259,7 +246,7 @@ fn auth_token_mints_a_youtube_access_token_without_storing_it() {
     env.scenario(&s);
     let rt = s.token("youtube");
     let before = std::fs::read_to_string(env.work().join("credentials.yaml")).unwrap();
-    let out = ev(&env, &["auth", "token", "youtube"], &[]);
+    let out = env.ev_at(NOW, &["auth", "token", "youtube"], &[]);
     out.expect_code(0);
     let token = out.stdout.trim_end_matches('\n');
     assert_eq!(out.stdout.lines().count(), 1, "the token alone on stdout");
@@ -274,7 +261,7 @@ fn auth_token_mints_a_youtube_access_token_without_storing_it() {
     let after = std::fs::read_to_string(env.work().join("credentials.yaml")).unwrap();
     assert_eq!(before, after, "nothing stored");
     // `auth env` hands it over the same way, under the variable a job expects.
-    let out = ev(&env, &["auth", "env", "youtube"], &[]);
+    let out = env.ev_at(NOW, &["auth", "env", "youtube"], &[]);
     out.expect_code(0);
     let line = out.stdout;
     let value = line
@@ -285,7 +272,7 @@ fn auth_token_mints_a_youtube_access_token_without_storing_it() {
     assert!(env.sim.sim().google_access_token_valid(value));
     // A dead refresh token: nothing on stdout, exit 1, the fix named.
     env.sim.sim().google_revoke(&rt);
-    let out = ev(&env, &["auth", "token", "youtube"], &[]);
+    let out = env.ev_at(NOW, &["auth", "token", "youtube"], &[]);
     out.expect_code(1);
     assert!(out.stdout.is_empty());
     out.stderr_has(&["evertoken auth login youtube"]);

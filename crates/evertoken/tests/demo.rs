@@ -39,12 +39,7 @@ fn demo_runs_the_four_platform_cycle_and_cleans_up() {
     let out = env.ev(&["demo", "--json"]);
     out.expect_code(0);
     let doc = out.json();
-    let states: Vec<_> = doc["first"]["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["state"].as_str().unwrap().to_owned())
-        .collect();
+    let states = common::states(&doc["first"]);
     assert_eq!(states, ["refreshed", "ok", "rotated", "reauth_required"]);
     assert_eq!(doc["second"]["attention"], 1);
 }
@@ -80,12 +75,7 @@ fn demo_platform_picks_any_built_in() {
     ]);
     out.expect_code(0);
     let doc = out.json();
-    let states: Vec<_> = doc["first"]["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["state"].as_str().unwrap().to_owned())
-        .collect();
+    let states = common::states(&doc["first"]);
     assert_eq!(states, ["rotated", "refreshed", "rotated"]);
     assert_eq!(doc["second"]["attention"], 0);
     env.ev(&["demo", "--platform", "x"])

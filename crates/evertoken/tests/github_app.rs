@@ -41,11 +41,7 @@ fn token_file(env: &TestEnv) -> PathBuf {
 
 /// The token in the env file.
 fn stored_token(env: &TestEnv) -> String {
-    let text = std::fs::read_to_string(token_file(env)).unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix("GH_TOKEN="))
-        .expect("GH_TOKEN line")
-        .to_owned()
+    apps::token_in(&token_file(env))
 }
 
 fn rfc3339(t: jiff::Timestamp) -> String {

@@ -4,19 +4,14 @@
 //! before it, while the refresh itself still happens and its tokens are stored.
 
 use crate::common;
+use common::{NOW, now};
 
 use common::{TestEnv, days_from};
-use jiff::Timestamp;
 
-const NOW: &str = "2026-11-23T09:00:00Z";
 const CLIENT_KEY: &str = "test-client-key";
 const TT_SECRET: &str = "test-tiktok-client-secret-xyz";
 const LI_CLIENT: &str = "test-linkedin-client";
 const LI_SECRET: &str = "test-linkedin-client-secret-xyz";
-
-fn now() -> Timestamp {
-    NOW.parse().unwrap()
-}
 
 fn refresh(env: &TestEnv) -> common::Output {
     env.ev_at(NOW, &["auth", "refresh", "--json"], &[])
@@ -58,13 +53,7 @@ fn a_tiktok_refresh_token_that_does_not_extend_is_a_dated_reauth() {
         let r = out.json()["results"][0].clone();
         assert_eq!(r["state"], "reauth_required", "known={known}: {r}");
         assert_eq!(r["reauth_by"], "2026-12-03", "{r}");
-        assert!(
-            r["fix"]
-                .as_str()
-                .unwrap()
-                .contains("evertoken auth login tiktok"),
-            "{r}"
-        );
+        common::assert_fields(&r, &[("fix", "evertoken auth login tiktok")]);
         // The rotation itself was kept: the new refresh token is stored and live.
         let new = env.stored("TIKTOK_REFRESH_TOKEN").unwrap();
         env.secret(&new);

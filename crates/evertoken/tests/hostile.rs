@@ -11,18 +11,16 @@
 //! to FILE; `scripts/hostile-table` turns that into the table of docs/RELIABILITY.md.
 
 use crate::common;
+use common::{NOW, now};
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use common::{Output, TestEnv, days_from, result, set_mode};
+use common::{ALL, Output, P, TestEnv, days_from, result, set_mode};
 use evertoken_sim::{Fault, GitLabScope, GitLabVariable, Route};
-use jiff::Timestamp;
 use proptest::prelude::*;
 use serde_json::{Value, json};
-
-const NOW: &str = "2026-11-23T09:00:00Z";
 
 const TT_KEY: &str = "test-hostile-tt-key";
 const TT_SECRET: &str = "test-hostile-tiktok-client-secret";
@@ -40,10 +38,6 @@ const HOOK_PASS: &str = "hostile-webhook-basic-password";
 const GITLAB_TOKEN: &str = "test-hostile-gitlab-token-not-real";
 const SMTP_PASS: &str = "hostile-smtp-password-not-real";
 
-fn now() -> Timestamp {
-    NOW.parse().unwrap()
-}
-
 /// Appends one line to the hostile-input table, when asked to.
 fn tally(class: &str, target: &str, outcome: &str) {
     if let Some(path) = std::env::var_os("EVERTOKEN_HOSTILE_TSV")
@@ -56,25 +50,8 @@ fn tally(class: &str, target: &str, outcome: &str) {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum P {
-    Instagram,
-    Youtube,
-    Tiktok,
-    Linkedin,
-}
-
-const ALL: [P; 4] = [P::Instagram, P::Youtube, P::Tiktok, P::Linkedin];
-
+/// Each built-in OAuth platform's token route: where an evil answer goes.
 impl P {
-    fn name(self) -> &'static str {
-        match self {
-            P::Instagram => "instagram",
-            P::Youtube => "youtube",
-            P::Tiktok => "tiktok",
-            P::Linkedin => "linkedin",
-        }
-    }
     fn route(self) -> Route {
         match self {
             P::Instagram => Route::Instagram,
@@ -166,6 +143,21 @@ fn refresh_tiktok(env: &TestEnv, vars: &[(&str, &str)]) -> Output {
     env.ev_at(NOW, &["auth", "refresh", "tiktok", "--json"], vars)
 }
 
+/// A run whose `p` cannot finish: the invariants hold, exit 1, `p` ends
+/// `failed` or `unknown`, and its token is not lost. Returns that state.
+fn refresh_fails_safely(env: &TestEnv, p: P, what: &str) -> String {
+    let out = refresh(env);
+    assert_invariants(env, &out, what);
+    out.expect_code_for(format_args!("{what}"), 1);
+    let state = outcome_of(&out, p.name());
+    assert!(
+        ["failed", "unknown"].contains(&state.as_str()),
+        "{what}: {state}"
+    );
+    assert_not_lost(env, p, what);
+    state
+}
+
 /// The invariants every hostile case keeps.
 fn assert_invariants(env: &TestEnv, out: &Output, what: &str) {
     assert_ne!(
@@ -217,23 +209,7 @@ fn assert_no_open_paths(root: &Path, what: &str) {
     }
 }
 
-fn walk(root: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let p = e.path();
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                stack.push(p.clone());
-            }
-            out.push(p);
-        }
-    }
-    out
-}
+use common::walk;
 
 /// The durable token of `p` in the store still works at the provider (nothing
 /// was lost: either it was never rotated, or the rotated one was kept).
@@ -357,7 +333,7 @@ fn github_answers_with_a_past_expiry_or_a_nul_are_refused() {
         );
         let out = env.ev(&["github", "refresh"]);
         assert_invariants(&env, &out, label);
-        assert_eq!(out.code, 1, "{label}: {}", out.stderr);
+        out.expect_code_for(format_args!("{label}"), 1);
         assert!(!out.stderr.contains("Minted"), "{label}: {}", out.stderr);
         assert!(
             !env.path("config/evertoken/github-token.env").exists(),
@@ -392,7 +368,7 @@ fn echoed_secrets_and_escapes_are_scrubbed_for_every_provider_and_webhook() {
                 "{what}: the echo reached the output: {}",
                 out.stdout
             );
-            assert_eq!(out.code, 1, "{what}: {}", out.stderr);
+            out.expect_code_for(format_args!("{what}"), 1);
             assert!(
                 !env.sim.sim().webhook_received().is_empty(),
                 "{what}: the alert was sent"
@@ -423,16 +399,7 @@ fn a_non_json_200_echo_is_scrubbed() {
         let env = TestEnv::new();
         setup(&env, &webhook_alerts(&env, "slack"));
         env.sim.sim().push_fault(p.route(), Fault::EchoSecretsOk);
-        let out = refresh(&env);
-        let what = format!("{} non-JSON 200 echo", p.name());
-        assert_invariants(&env, &out, &what);
-        assert_eq!(out.code, 1, "{what}: {}", out.stderr);
-        let state = outcome_of(&out, p.name());
-        assert!(
-            ["failed", "unknown"].contains(&state.as_str()),
-            "{what}: {state}"
-        );
-        assert_not_lost(&env, p, &what);
+        let state = refresh_fails_safely(&env, p, &format!("{} non-JSON 200 echo", p.name()));
         tally(
             "non-JSON 200 echoing secrets",
             p.name(),
@@ -481,7 +448,7 @@ fn a_webhook_echoing_its_url_secret_is_scrubbed() {
             .set_persistent_fault(Route::Webhook, Some(Fault::EchoSecrets));
         let out = env.ev(&["auth", "test-alert"]);
         assert_invariants(&env, &out, service);
-        assert_eq!(out.code, 1, "{service}: {}", out.stderr);
+        out.expect_code_for(format_args!("{service}"), 1);
         out.stderr_has(&["500"]);
         assert!(
             out.stderr.contains("you sent"),
@@ -664,16 +631,7 @@ fn huge_endless_and_slow_bodies_are_cut_off() {
             env.sim
                 .sim()
                 .set_persistent_fault(p.route(), Some(fault.clone()));
-            let out = refresh(&env);
-            let what = format!("{} {label}", p.name());
-            assert_invariants(&env, &out, &what);
-            assert_eq!(out.code, 1, "{what}: {}", out.stderr);
-            let state = outcome_of(&out, p.name());
-            assert!(
-                ["failed", "unknown"].contains(&state.as_str()),
-                "{what}: {state}"
-            );
-            assert_not_lost(&env, p, &what);
+            let state = refresh_fails_safely(&env, p, &format!("{} {label}", p.name()));
             tally(label, p.name(), &state);
         }
     }
@@ -695,7 +653,7 @@ fn an_endless_retry_after_is_refused_not_a_panic() {
         let out = refresh(&env);
         let what = format!("{} Retry-After u64::MAX", p.name());
         assert_invariants(&env, &out, &what);
-        assert_eq!(out.code, 1, "{what}: {}", out.stderr);
+        out.expect_code_for(format_args!("{what}"), 1);
         assert!(out.stdout.contains("Retry-After"), "{what}: {}", out.stdout);
         assert_not_lost(&env, p, &what);
         tally(
@@ -715,7 +673,7 @@ fn an_endless_retry_after_is_refused_not_a_panic() {
         );
         let out = env.ev(&["auth", "test-alert"]);
         assert_invariants(&env, &out, service);
-        assert_eq!(out.code, 1, "{service}: {}", out.stderr);
+        out.expect_code_for(format_args!("{service}"), 1);
         tally(
             "Retry-After 2^64-1 s",
             &format!("webhook {service}"),
@@ -812,14 +770,7 @@ fn two_state_dirs(env_file: bool) {
     } else {
         assert_not_lost(&env, P::Tiktok, "two state dirs");
     }
-    let rotations = env
-        .sim
-        .sim()
-        .stats()
-        .requests
-        .get("tiktok")
-        .copied()
-        .unwrap_or(0);
+    let rotations = env.calls("tiktok");
     assert_eq!(rotations, 1, "the token was rotated {rotations} times");
     tally(
         "two state dirs, one store",

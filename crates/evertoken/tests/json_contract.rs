@@ -7,6 +7,7 @@
 //! types and words are not.
 
 use crate::common;
+use common::{NOW, now};
 
 use std::collections::BTreeSet;
 
@@ -14,12 +15,6 @@ use common::TestEnv;
 use evertoken_sim::scenario::{Scenario, platform};
 use jiff::Timestamp;
 use serde_json::Value;
-
-const NOW: &str = "2026-11-23T09:00:00Z";
-
-fn now() -> Timestamp {
-    NOW.parse().unwrap()
-}
 
 /// Instagram inside its refresh window, YouTube healthy, TikTok (named account
 /// `brand-a`) due, LinkedIn 5 days from expiry without a refresh token.
@@ -119,19 +114,11 @@ fn check_document(doc: &Value, dry_run: bool) -> Vec<(String, Value)> {
     let mut out = Vec::new();
     for r in results {
         let k = keys(r);
-        let required: BTreeSet<&str> = [
-            "platform",
-            "account",
-            "state",
-            "action",
-            "expires_at",
-            "refresh_expires_at",
-            "message",
-            "reauth_by",
-            "credentials",
-        ]
-        .into_iter()
-        .collect();
+        let required: BTreeSet<&str> = common::RESULT_KEYS
+            .iter()
+            .copied()
+            .chain(["credentials"])
+            .collect();
         assert!(k.is_superset(&required), "result keys {k:?}: {r}");
         assert!(
             k.difference(&required)

@@ -5,16 +5,10 @@
 //! collector running as another user, and free of secrets.
 
 use crate::common;
+use common::{NOW, now};
 
 use common::{TestEnv, days_from, mode};
 use evertoken_sim::scenario::{Scenario, platform};
-use jiff::Timestamp;
-
-const NOW: &str = "2026-11-23T09:00:00Z";
-
-fn now() -> Timestamp {
-    NOW.parse().unwrap()
-}
 
 /// Instagram healthy, TikTok due (rotates), LinkedIn 5 days from expiry without
 /// a refresh token (needs a human: the run exits 1); every expiry in the store.
@@ -33,9 +27,15 @@ fn setup(env: &TestEnv) {
 }
 
 fn run(env: &TestEnv, args: &[&str]) -> common::Output {
-    let mut c = env.cmd();
-    c.env("EVERTOKEN_NOW", NOW).args(args);
-    env.run(&mut c)
+    env.ev_at(NOW, args, &[])
+}
+
+/// [`run`] of `args` writing its metrics to `file`.
+fn with_metrics(env: &TestEnv, args: &[&str], file: &std::path::Path) -> common::Output {
+    run(
+        env,
+        &[args, &["--metrics-file", file.to_str().unwrap()]].concat(),
+    )
 }
 
 /// The value of the sample whose line starts with `series ` (name and labels).
@@ -54,16 +54,7 @@ fn refresh_writes_a_promtool_clean_file_with_every_expiry_and_state() {
     // The collector directory does not exist yet: the first write creates it.
     let dir = env.path("textfile");
     let file = dir.join("evertoken.prom");
-    let out = run(
-        &env,
-        &[
-            "auth",
-            "refresh",
-            "all",
-            "--metrics-file",
-            file.to_str().unwrap(),
-        ],
-    );
+    let out = with_metrics(&env, &["auth", "refresh", "all"], &file);
     assert_eq!(
         out.code, 1,
         "LinkedIn needs a human; stderr: {}",
@@ -206,15 +197,7 @@ fn an_unwritable_metrics_path_fails_with_the_path_and_a_hint() {
     let blocker = env.path("not-a-dir");
     std::fs::write(&blocker, "").unwrap();
     let missing = env.path("not-a-dir/evertoken.prom");
-    let out = run(
-        &env,
-        &[
-            "auth",
-            "status",
-            "--metrics-file",
-            missing.to_str().unwrap(),
-        ],
-    );
+    let out = with_metrics(&env, &["auth", "status"], &missing);
     out.expect_code(1)
         .stderr_has(&["cannot write the metrics file", "not-a-dir/evertoken.prom"]);
     out.stderr_has(&["hint:"]);

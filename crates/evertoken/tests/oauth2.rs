@@ -6,12 +6,10 @@
 
 use crate::common;
 
-use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
 
 use common::TestEnv;
+use common::child::Spawned;
 use common::oidc::{CLIENTS, block, first_token, free_port, oidc, support};
 
 fn config(env: &TestEnv, issuer: &str) {
@@ -112,10 +110,7 @@ fn any_oauth2_service_rotates_and_persists_every_new_refresh_token() {
     out.expect_code(1);
     assert_eq!(state_of(&out, "acme"), "reauth_required");
     let r = results(&out).remove(0);
-    assert!(
-        r["message"].as_str().unwrap().contains("invalid_grant"),
-        "{r}"
-    );
+    common::assert_fields(&r, &[("message", "invalid_grant")]);
     assert!(
         r["fix"].to_string().contains("evertoken auth login acme"),
         "{r}"
@@ -135,62 +130,32 @@ fn auth_login_for_an_oauth2_service_through_a_real_authorization_server() {
 
     for service in ["acme", "gamma"] {
         let mut login = env.std_cmd();
-        login
-            .args([
-                "auth",
-                "login",
-                service,
-                "--no-browser",
-                "--redirect-uri",
-                &redirect,
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = login.spawn().unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for l in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(l);
-            }
-        });
-        let prefix = format!("{}/auth?", server.issuer);
-        let mut seen = Vec::new();
-        let url = loop {
-            let l = lines
-                .recv_timeout(Duration::from_secs(30))
-                .unwrap_or_else(|_| panic!("no authorize URL:\n{}", seen.join("\n")));
-            seen.push(l.clone());
-            if let Some(i) = l.find(&prefix) {
-                break l[i..].trim().to_owned();
-            }
-        };
+        login.args([
+            "auth",
+            "login",
+            service,
+            "--no-browser",
+            "--redirect-uri",
+            &redirect,
+        ]);
+        let mut child = Spawned::start(&mut login);
+        let url = child.rest_of_line(&format!("{}/auth?", server.issuer));
         let u = url::Url::parse(&url).unwrap();
         let q: std::collections::BTreeMap<String, String> = u.query_pairs().into_owned().collect();
         assert_eq!(q["response_type"], "code");
         assert_eq!(q["code_challenge_method"], "S256");
         assert_eq!(q["scope"], "openid offline_access api");
         assert_eq!(q["prompt"], "consent");
-        let browser = Command::new("node")
-            .arg(support("get-first-token.mjs"))
-            .args(["--authorize-url", &url])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .output()
-            .unwrap();
-        assert!(
-            browser.status.success(),
-            "{}",
-            String::from_utf8_lossy(&browser.stderr)
+        common::tool_ok(
+            Command::new("node")
+                .arg(support("get-first-token.mjs"))
+                .args(["--authorize-url", &url])
+                .stdout(Stdio::null()),
+            "the browser's part (get-first-token.mjs)",
         );
-        let status = child.wait().unwrap();
-        while let Ok(l) = lines.recv_timeout(Duration::from_secs(2)) {
-            seen.push(l);
-        }
-        let all = seen.join("\n");
+        let (code, all, _) = child.finish();
         env.assert_no_leak(&all);
-        assert!(status.success(), "login {service}:\n{all}");
+        assert_eq!(code, 0, "login {service}:\n{all}");
         let var = service.to_uppercase();
         let rt = env
             .stored(&format!("{var}_REFRESH_TOKEN"))
@@ -271,7 +236,7 @@ fn oauth2_blocks_are_checked_when_the_config_loads() {
     for (block, want) in cases {
         env.config(&format!("platforms:\n{block}"));
         let out = env.ev(&["auth", "status"]);
-        assert_eq!(out.code, 2, "{block}: {}", out.stderr);
+        out.expect_code_for(format_args!("{block}"), 2);
         assert!(
             out.stderr.contains(want),
             "{block}: want {want}:\n{}",

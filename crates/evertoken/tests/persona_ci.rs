@@ -117,7 +117,7 @@ fn login_usage_error(env: &TestEnv, args: &[&str]) -> common::Output {
     ])
     .args(args);
     let out = env.run(&mut c);
-    assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
+    out.expect_code_for(format_args!("{args:?}"), 2);
     out
 }
 

@@ -4,27 +4,20 @@
 //! clear message and no panic.
 
 use crate::common;
+use common::NOW;
 
 use std::time::{Duration, Instant};
 
-use common::{TestEnv, days_from};
+use common::{ALL, P, TestEnv, days_from};
 use evertoken_sim::{Fault, Route};
 use jiff::Timestamp;
 
-const NOW: &str = "2026-11-23T09:00:00Z";
 /// http.retries in the matrix config: a failing transient call makes 1 + 2 attempts.
 const ATTEMPTS: u64 = 3;
 
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum P {
-    Instagram,
-    Youtube,
-    Tiktok,
-    Linkedin,
-}
-
+/// The call each platform makes on a healthy refresh.
 impl P {
-    fn route(self) -> Route {
+    fn probe_route(self) -> Route {
         match self {
             P::Instagram => Route::Instagram,
             P::Youtube => Route::Google,
@@ -143,8 +136,8 @@ fn cell(p: P, inject: &Inject) -> (String, u64, String) {
     let sim = env.sim.sim();
     match inject {
         Inject::Refused => {}
-        Inject::Once(f) => sim.push_fault(p.route(), f.clone()),
-        Inject::Always(f) => sim.set_persistent_fault(p.route(), Some(f.clone())),
+        Inject::Once(f) => sim.push_fault(p.probe_route(), f.clone()),
+        Inject::Always(f) => sim.set_persistent_fault(p.probe_route(), Some(f.clone())),
     }
     let started = Instant::now();
     let mut c = env.cmd();
@@ -205,7 +198,7 @@ fn check(p: P, inject: Inject, state: &str, requests: u64) {
 
 #[test]
 fn fault_matrix() {
-    let providers = [P::Instagram, P::Youtube, P::Tiktok, P::Linkedin];
+    let providers = ALL;
     let handles: Vec<_> = providers
         .into_iter()
         .map(|p| {

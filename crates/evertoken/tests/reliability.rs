@@ -172,12 +172,7 @@ impl Rig {
     fn assert_store_intact(&self, what: &str) {
         match self.backend {
             Backend::LocalFile | Backend::KeychainFallback => {
-                self.env.read_credentials();
-                assert_eq!(
-                    mode(&self.env.work().join("credentials.yaml")),
-                    0o600,
-                    "{what}"
-                );
+                self.env.assert_credentials_intact(what)
             }
             Backend::EnvFile => {
                 assert_eq!(mode(&self.env.work().join("tokens.env")), 0o600, "{what}")

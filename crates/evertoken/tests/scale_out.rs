@@ -84,11 +84,17 @@ fn gitlab_cmd(env: &TestEnv, args: &[&str]) -> common::Output {
     )
 }
 
+/// A lenient simulator with `n` TikTok accounts in GitLab ([`gitlab_setup`]).
+fn gitlab_accounts(n: usize) -> (TestEnv, Vec<String>) {
+    let env = lenient();
+    let old = gitlab_setup(&env, n);
+    (env, old)
+}
+
 #[test]
 fn gitlab_write_back_costs_at_most_three_calls_per_rotated_account() {
-    let env = lenient();
     let n = 120;
-    let old = gitlab_setup(&env, n);
+    let (env, old) = gitlab_accounts(n);
     let sim = env.sim.sim();
     let before = sim.request_count(Route::GitLab);
 
@@ -165,9 +171,8 @@ fn gitlab_write_back_costs_at_most_three_calls_per_rotated_account() {
 
 #[test]
 fn the_preflight_still_refuses_before_any_rotation_at_scale() {
-    let env = lenient();
     let n = 30;
-    let old = gitlab_setup(&env, n);
+    let (env, old) = gitlab_accounts(n);
     let sim = env.sim.sim();
     // One account's refresh-token variable is not protected.
     let bad = var("TIKTOK_REFRESH_TOKEN", "acct-017");
@@ -186,7 +191,7 @@ fn the_preflight_still_refuses_before_any_rotation_at_scale() {
         .unwrap()
         .clone();
     assert_eq!(r["state"], "failed", "{r}");
-    assert!(r["message"].as_str().unwrap().contains("protected"), "{r}");
+    common::assert_fields(&r, &[("message", "protected")]);
     assert_eq!(r["action"], "none (pre-flight failed)", "{r}");
     assert_eq!(
         sim.request_count(Route::TikTok),
@@ -349,27 +354,25 @@ fn shard_ci_reads_gitlab_parallel_variables_and_only_when_asked() {
     );
     let mut seen = BTreeSet::new();
     for k in 1..=3 {
-        let by_env = env.ev_env(
-            &[
-                "auth",
-                "refresh",
-                "all",
-                "--json",
-                "--dry-run",
-                "--shard",
-                "ci",
-            ],
+        let plan = |shard: &str, vars: &[(&str, &str)]| {
+            env.ev_env(
+                &[
+                    "auth",
+                    "refresh",
+                    "all",
+                    "--json",
+                    "--dry-run",
+                    "--shard",
+                    shard,
+                ],
+                vars,
+            )
+        };
+        let by_env = plan(
+            "ci",
             &[("CI_NODE_INDEX", &k.to_string()), ("CI_NODE_TOTAL", "3")],
         );
-        let by_flag = env.ev(&[
-            "auth",
-            "refresh",
-            "all",
-            "--json",
-            "--dry-run",
-            "--shard",
-            &format!("{k}/3"),
-        ]);
+        let by_flag = plan(&format!("{k}/3"), &[]);
         let accounts = |o: &common::Output| -> BTreeSet<String> {
             o.json()["results"]
                 .as_array()

@@ -279,6 +279,28 @@ fn unknown_scheduler_is_a_usage_error() {
 
 /// A posting pipeline's config: four platforms (two TikTok accounts), the given
 /// write-back and Slack alerts whose URL comes from the environment.
+/// `evertoken <args>` (exit 0) for [`pipeline_config`] with `writeback`; returns
+/// the env and the run.
+fn pipeline(writeback: &str, args: &[&str]) -> (TestEnv, common::Output) {
+    let env = TestEnv::new();
+    pipeline_config(&env, writeback);
+    let out = env.ev(args);
+    out.expect_code(0);
+    (env, out)
+}
+
+/// GitHub Actions secrets, written with the token in `EVERTOKEN_ADMIN_TOKEN`.
+const ACTIONS_STORE: &str =
+    "    backend: github-actions\n    github_actions: { token_env: EVERTOKEN_ADMIN_TOKEN }";
+/// A Vault server's KV store.
+const VAULT_STORE: &str =
+    "    backend: vault\n    vault: { address: \"https://vault.example:8200\" }";
+
+/// [`pipeline`] writing back to GitLab.
+fn gitlab_pipeline(args: &[&str]) -> (TestEnv, common::Output) {
+    pipeline("    backend: gitlab", args)
+}
+
 fn pipeline_config(env: &TestEnv, writeback: &str) {
     env.config(&format!(
         "platforms:
@@ -329,10 +351,7 @@ fn listed(text: &str) -> Vec<String> {
 
 #[test]
 fn the_gitlab_job_names_its_config_and_lists_every_variable_it_reads() {
-    let env = TestEnv::new();
-    pipeline_config(&env, "    backend: gitlab");
-    let out = env.ev(&["--config", "evertoken.yaml", "schedule", "gitlab"]);
-    out.expect_code(0);
+    let (env, out) = gitlab_pipeline(&["--config", "evertoken.yaml", "schedule", "gitlab"]);
     let vars = listed(&out.stdout);
     for v in PIPELINE_VARS.iter().chain(&["GITLAB_TOKEN"]) {
         assert!(
@@ -376,13 +395,7 @@ fn the_gitlab_job_names_its_config_and_lists_every_variable_it_reads() {
 
 #[test]
 fn the_actions_workflow_maps_every_variable_the_config_reads() {
-    let env = TestEnv::new();
-    pipeline_config(
-        &env,
-        "    backend: github-actions\n    github_actions: { token_env: EVERTOKEN_ADMIN_TOKEN }",
-    );
-    let out = env.ev(&["schedule", "github-actions"]);
-    out.expect_code(0);
+    let (_env, out) = pipeline(ACTIONS_STORE, &["schedule", "github-actions"]);
     let doc = yaml(&out.stdout);
     let env_map = &doc["jobs"]["refresh"]["env"];
     for v in PIPELINE_VARS {
@@ -398,13 +411,7 @@ fn the_actions_workflow_maps_every_variable_the_config_reads() {
 
 #[test]
 fn the_systemd_service_lists_every_variable_and_reads_the_environment_file() {
-    let env = TestEnv::new();
-    pipeline_config(
-        &env,
-        "    backend: vault\n    vault: { address: \"https://vault.example:8200\" }",
-    );
-    let out = env.ev(&["schedule", "systemd"]);
-    out.expect_code(0);
+    let (_env, out) = pipeline(VAULT_STORE, &["schedule", "systemd"]);
     let vars = listed(&out.stdout);
     for v in PIPELINE_VARS
         .iter()
@@ -423,10 +430,7 @@ fn the_systemd_service_lists_every_variable_and_reads_the_environment_file() {
 
 #[test]
 fn shards_become_a_gitlab_parallel_job_and_an_actions_matrix() {
-    let env = TestEnv::new();
-    pipeline_config(&env, "    backend: gitlab");
-    let out = env.ev(&["schedule", "gitlab", "--shards", "4"]);
-    out.expect_code(0);
+    let (env, out) = gitlab_pipeline(&["schedule", "gitlab", "--shards", "4"]);
     let doc = yaml(&out.stdout);
     let job = &doc["evertoken-refresh"];
     assert_eq!(job["parallel"].as_u64(), Some(4), "{}", out.stdout);
@@ -583,46 +587,28 @@ fn broker_snippets_for_actions_and_gitlab_request_an_id_token_and_pass_actionlin
 #[test]
 fn broker_snippets_refuse_what_would_break_the_file() {
     let env = TestEnv::new();
+    // `schedule <kind> --broker <url>`, then the rest.
+    let snippet = |kind: &'static str, url: &'static str, rest: &[&'static str]| {
+        [&["schedule", kind, "--broker", url][..], rest].concat()
+    };
     for args in [
         // no policy
-        vec!["schedule", "broker-gitlab", "--broker", "https://b.example"],
+        snippet("broker-gitlab", "https://b.example", &[]),
         // plain http to another host
-        vec![
-            "schedule",
-            "broker-gitlab",
-            "--broker",
-            "http://b.example",
-            "--policy",
-            "p",
-        ],
+        snippet("broker-gitlab", "http://b.example", &["--policy", "p"]),
         // YAML / expression injection through the names
-        vec![
-            "schedule",
+        snippet(
             "broker-github-actions",
-            "--broker",
             "https://b.example",
-            "--policy",
-            "p\nevil: job",
-        ],
-        vec![
-            "schedule",
+            &["--policy", "p\nevil: job"],
+        ),
+        snippet(
             "broker-github-actions",
-            "--broker",
             "https://b.example",
-            "--policy",
-            "p",
-            "--audience",
-            "${{ secrets.X }}",
-        ],
+            &["--policy", "p", "--audience", "${{ secrets.X }}"],
+        ),
         // --broker on a refresh schedule
-        vec![
-            "schedule",
-            "gitlab",
-            "--broker",
-            "https://b.example",
-            "--policy",
-            "p",
-        ],
+        snippet("gitlab", "https://b.example", &["--policy", "p"]),
     ] {
         let out = env.ev(&args);
         assert_eq!(out.code, 2, "{args:?}: {}{}", out.stdout, out.stderr);

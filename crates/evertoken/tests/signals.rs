@@ -289,14 +289,7 @@ impl Rig {
     /// The store parses and keeps its mode (file stores); remote stores answer.
     fn assert_store_intact(&self, what: &str) {
         match self.backend {
-            Backend::LocalFile => {
-                self.env.read_credentials();
-                assert_eq!(
-                    mode(&self.env.work().join("credentials.yaml")),
-                    0o600,
-                    "{what}"
-                );
-            }
+            Backend::LocalFile => self.env.assert_credentials_intact(what),
             Backend::EnvFile => {
                 let p = self.env.work().join("tokens.env");
                 assert_eq!(mode(&p), 0o600, "{what}");
@@ -664,19 +657,7 @@ fn random_signals(backend: Backend) {
             Some(c) if c == signals.expected_code() => interrupted += 1,
             // The signal beat the handler's installation at process start: the
             // default action killed it before anything was sent.
-            None if rig
-                .env
-                .sim
-                .sim()
-                .stats()
-                .requests
-                .get("tiktok")
-                .copied()
-                .unwrap_or(0)
-                == 0 =>
-            {
-                before_start += 1
-            }
+            None if rig.env.calls("tiktok") == 0 => before_start += 1,
             other => panic!("{what}: exit {other:?}:\n{stderr}"),
         }
         rig.assert_store_intact(&what);
@@ -800,13 +781,7 @@ fn a_signal_while_login_waits_for_the_browser_stops_it() {
         Some(LI_OLD_ACCESS)
     );
     assert_eq!(
-        env.sim
-            .sim()
-            .stats()
-            .requests
-            .get("linkedin_token")
-            .copied()
-            .unwrap_or(0),
+        env.calls("linkedin_token"),
         0,
         "no code exchange after the signal"
     );
@@ -887,12 +862,7 @@ fn a_signal_during_a_github_mint_keeps_the_minted_token() {
     Signals::Term.send(&run.child);
     let (code, stdout, stderr) = run.finish("github mint");
     let file = env.path("config/evertoken/github-token.env");
-    let text = std::fs::read_to_string(&file).expect("the token file is written");
-    let token = text
-        .lines()
-        .find_map(|l| l.strip_prefix("GH_TOKEN="))
-        .expect("GH_TOKEN line")
-        .to_owned();
+    let token = common::apps::token_in(&file);
     env.secret(&token);
     env.assert_no_leak(&stdout);
     env.assert_no_leak(&stderr);

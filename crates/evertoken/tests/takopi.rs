@@ -87,19 +87,14 @@ impl Chat {
     /// `/ghauth <sub>` for each sub, through Takopi; the replies by subcommand.
     fn ghauth(&self, subs: &[&str]) -> serde_json::Value {
         let script = repo_root().join("integrations/takopi/tests/run_ghauth.py");
-        let out = self
-            .command(&self.venv.join("bin/python"))
-            .arg(script)
-            .arg(&self.toml)
-            .args(subs)
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "run_ghauth.py failed:\n{stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
+        let out = common::tool_ok(
+            self.command(&self.venv.join("bin/python"))
+                .arg(script)
+                .arg(&self.toml)
+                .args(subs),
+            "run_ghauth.py failed",
         );
+        let stdout = String::from_utf8_lossy(&out.stdout);
         let last = stdout.lines().last().unwrap_or_default();
         let v: serde_json::Value =
             serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {stdout}"));
@@ -120,17 +115,12 @@ impl Chat {
 fn takopi_lists_the_ghauth_command_backend() {
     let Some(venv) = takopi_venv() else { return };
     let chat = Chat::new(venv, "");
-    let out = chat
-        .command(&chat.venv.join("bin/takopi"))
-        .args(["plugins", "--load"])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = common::tool_ok(
+        chat.command(&chat.venv.join("bin/takopi"))
+            .args(["plugins", "--load"]),
+        "takopi plugins --load",
     );
+    let stdout = String::from_utf8_lossy(&out.stdout);
     let section = stdout
         .split("command backends:")
         .nth(1)

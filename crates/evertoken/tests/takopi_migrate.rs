@@ -249,11 +249,7 @@ fn one_bootstrap_moves_a_takopi_host_and_a_second_changes_nothing() {
     assert!(!host.env.path("config/evertoken/github-app.pem").exists());
     // The token file the plugin reads holds a fresh token GitHub accepts.
     let text = std::fs::read_to_string(host.token_file()).unwrap();
-    let token = text
-        .lines()
-        .find_map(|l| l.strip_prefix("GH_TOKEN="))
-        .unwrap()
-        .to_owned();
+    let token = common::apps::token_in(&host.token_file());
     host.env.secret(&token);
     assert_ne!(token, OLD_TOKEN);
     assert!(sim.github_is_valid_token(&token));
@@ -383,15 +379,9 @@ fn ghauth_status_reads_the_fresh_token_through_the_unchanged_plugin_config() {
         .env("HOME", host.env.home())
         .env("XDG_CONFIG_HOME", host.env.path("config"))
         .env("XDG_STATE_HOME", host.env.path("state"))
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
+        .env("NO_COLOR", "1");
+    let run = common::tool_ok(run, "run_ghauth.py status");
     let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(
-        run.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
     host.env.assert_no_leak(&stdout);
     let v: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     let s = v["status"].as_str().unwrap();

@@ -71,25 +71,16 @@ fn setup(bao: &Bao, key: &str) -> TestEnv {
 
 /// Every file under `dir` that holds a private key.
 fn private_keys_under(dir: &Path) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if std::fs::read(&p)
-                .map(|b| String::from_utf8_lossy(&b).contains("PRIVATE KEY"))
-                .unwrap_or(false)
-            {
-                found.push(p.display().to_string());
-            }
-        }
-    }
-    found
+    common::walk(dir)
+        .into_iter()
+        .filter(|p| {
+            !p.is_dir()
+                && std::fs::read(p)
+                    .map(|b| String::from_utf8_lossy(&b).contains("PRIVATE KEY"))
+                    .unwrap_or(false)
+        })
+        .map(|p| p.display().to_string())
+        .collect()
 }
 
 #[test]
@@ -101,12 +92,7 @@ fn refresh_mints_with_a_transit_key_and_no_key_file_on_the_host() {
     env.secret(common::bao::ROOT_TOKEN);
     env.ev_env(&["github", "refresh"], &[("VAULT_TOKEN", &token)])
         .expect_code(0);
-    let text = std::fs::read_to_string(env.path("config/evertoken/github-token.env")).unwrap();
-    let minted = text
-        .lines()
-        .find_map(|l| l.strip_prefix("GH_TOKEN="))
-        .unwrap()
-        .to_owned();
+    let minted = common::apps::token_in(&env.path("config/evertoken/github-token.env"));
     env.secret(&minted);
     assert!(env.sim.sim().github_is_valid_token(&minted));
     assert_eq!(env.sim.sim().github_tokens_issued(), 1);

@@ -34,6 +34,17 @@ pub fn bootstrap_args(key: &Path) -> [&str; 8] {
     ]
 }
 
+/// The token in a token env file (`GH_TOKEN=` line) at `path`.
+#[track_caller]
+pub fn token_in(path: &Path) -> String {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("the token file {}: {e}", path.display()));
+    text.lines()
+        .find_map(|l| l.strip_prefix("GH_TOKEN="))
+        .expect("GH_TOKEN line")
+        .to_owned()
+}
+
 /// Registers app `app_id` (the test key pair's public half, [`CLIENT_ID`]) with
 /// the simulator, installed as `installation` on the organization `org` for
 /// `repos` (none: every repository). Returns the app's private key (PEM).

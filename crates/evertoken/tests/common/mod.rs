@@ -53,6 +53,30 @@ impl Output {
         self
     }
 
+    /// [`Output::expect_code`] for one case of a table, named on failure.
+    #[track_caller]
+    pub fn expect_code_for(&self, case: std::fmt::Arguments, code: i32) -> &Self {
+        assert_eq!(
+            self.code, code,
+            "{case}: exit code\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// [`Output::stderr_has`] for one case of a table, named on failure.
+    #[track_caller]
+    pub fn stderr_has_for(&self, case: std::fmt::Arguments, needles: &[&str]) -> &Self {
+        for n in needles {
+            assert!(
+                self.stderr.contains(n),
+                "{case}: expected `{n}` in:\n{}",
+                self.stderr
+            );
+        }
+        self
+    }
+
     /// Fails unless stderr contains each of `needles`.
     #[track_caller]
     pub fn stderr_has(&self, needles: &[&str]) -> &Self {
@@ -262,6 +286,25 @@ impl TestEnv {
             .collect()
     }
 
+    /// How many requests the simulator counted under `stat` (`tiktok`,
+    /// `linkedin_token`, …).
+    pub fn calls(&self, stat: &str) -> u64 {
+        self.sim
+            .sim()
+            .stats()
+            .requests
+            .get(stat)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// The credentials file parses and is still private (mode 0600).
+    #[track_caller]
+    pub fn assert_credentials_intact(&self, what: &str) {
+        self.read_credentials();
+        assert_eq!(mode(&self.work().join("credentials.yaml")), 0o600, "{what}");
+    }
+
     /// The one refresh token the simulator's TikTok accepts now.
     pub fn live_tiktok(&self) -> String {
         let live = self.sim.sim().tiktok_live_refresh_tokens();
@@ -401,6 +444,30 @@ pub fn mode(p: &Path) -> u32 {
     std::fs::metadata(p).unwrap().permissions().mode() & 0o7777
 }
 
+/// The four built-in OAuth platforms of the fault matrices (`hostile`,
+/// `provider_faults`); each file adds what it needs of them in its own `impl`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum P {
+    Instagram,
+    Youtube,
+    Tiktok,
+    Linkedin,
+}
+
+pub const ALL: [P; 4] = [P::Instagram, P::Youtube, P::Tiktok, P::Linkedin];
+
+impl P {
+    /// The platform's key: its config section and its name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            P::Instagram => "instagram",
+            P::Youtube => "youtube",
+            P::Tiktok => "tiktok",
+            P::Linkedin => "linkedin",
+        }
+    }
+}
+
 /// The write-back tests' TikTok refresh token, before it rotates.
 pub const OLD_RT: &str = "rft.test-old-refresh-token-not-a-real-secret";
 
@@ -423,6 +490,14 @@ pub fn tiktok_against(store: evertoken_sim::scenario::Store) -> Scenario {
 /// CI job has it.
 pub fn tiktok_ci(store: evertoken_sim::scenario::Store) -> Scenario {
     tiktok_against(store).with(tiktok().client_secret_not_stored())
+}
+
+/// The fixed instant of the tests on a pinned clock (`EVERTOKEN_NOW`).
+pub const NOW: &str = "2026-11-23T09:00:00Z";
+
+/// [`NOW`] as a timestamp.
+pub fn now() -> jiff::Timestamp {
+    NOW.parse().unwrap()
 }
 
 /// `now` + days.
@@ -599,6 +674,29 @@ pub fn result<'a>(doc: &'a serde_json::Value, platform: &str) -> &'a serde_json:
         .unwrap_or_else(|| panic!("no {platform} in {doc:#}"))
 }
 
+/// The `state` of each of `doc["results"]`, in order.
+#[track_caller]
+pub fn states(doc: &serde_json::Value) -> Vec<String> {
+    doc["results"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no results in {doc:#}"))
+        .iter()
+        .map(|r| r["state"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The keys every result of `auth refresh|status --json` carries.
+pub const RESULT_KEYS: &[&str] = &[
+    "platform",
+    "account",
+    "state",
+    "action",
+    "expires_at",
+    "refresh_expires_at",
+    "message",
+    "reauth_by",
+];
+
 /// Runs an outside tool (a linter, `openssl`, `git`): fails unless it exits 0,
 /// showing `what` and both its streams; returns its output.
 #[track_caller]
@@ -622,6 +720,25 @@ pub fn sha256_hex(s: &str) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// Every path below `root` (directories too), depth first.
+pub fn walk(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(p.clone());
+            }
+            out.push(p);
+        }
+    }
+    out
 }
 
 /// A named pipe at `path`: a file that never ends when read.
