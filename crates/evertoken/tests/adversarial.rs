@@ -8,21 +8,17 @@
 //! ambiguous callbacks; unbounded inputs are capped.
 
 use crate::common;
+use common::{NOW, now};
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{TestEnv, days_from};
+use common::{TestEnv, apps, days_from};
 use evertoken_sim::scenario::{Scenario, Store, platform};
 use evertoken_sim::{Fault, Route};
 
-const NOW: &str = "2026-11-23T09:00:00Z";
 const APP_ID: u64 = 4343;
 const INSTALLATION: u64 = 778;
-
-fn now() -> jiff::Timestamp {
-    NOW.parse().unwrap()
-}
 
 /// TikTok with a stored refresh token and no access token: `auth token` rotates.
 fn tiktok(env: &TestEnv) -> String {
@@ -32,11 +28,6 @@ fn tiktok(env: &TestEnv) -> String {
         .http("timeout_seconds: 10, retries: 1");
     env.scenario(&s);
     s.token("tiktok")
-}
-
-/// `evertoken <args>` at [`NOW`], with `extra` variables.
-fn ev(env: &TestEnv, args: &[&str], extra: &[(&str, &str)]) -> common::Output {
-    env.ev_env(args, &[&[("EVERTOKEN_NOW", NOW)], extra].concat())
 }
 
 /// No line of `stderr` is a GitHub Actions workflow command.
@@ -116,34 +107,29 @@ fn a_token_with_line_breaks_is_never_masked_or_printed() {
         .sim()
         .push_faults(Route::TikTok, Fault::Patch(patch), 1);
     let gha = [("GITHUB_ACTIONS", "true")];
-    let out = ev(&env, &["auth", "token", "tiktok"], &gha);
-    assert_eq!(out.code, 1, "{}", out.stderr);
+    let out = env.ev_at(NOW, &["auth", "token", "tiktok"], &gha);
+    out.expect_code(1);
     assert_eq!(out.stdout, "");
     assert_no_workflow_command(&out.stderr);
-    assert!(out.stderr.contains("control character"), "{}", out.stderr);
-    let out = ev(&env, &["auth", "token", "tiktok", "--json"], &gha);
-    assert_eq!(out.code, 1, "{}", out.stderr);
+    out.stderr_has(&["control character"]);
+    let out = env.ev_at(NOW, &["auth", "token", "tiktok", "--json"], &gha);
+    out.expect_code(1);
     assert_eq!(out.stdout, "");
     assert_no_workflow_command(&out.stderr);
-    let out = ev(&env, &["auth", "env", "tiktok"], &gha);
-    assert_eq!(out.code, 1, "{}", out.stderr);
+    let out = env.ev_at(NOW, &["auth", "env", "tiktok"], &gha);
+    out.expect_code(1);
     assert_eq!(out.stdout, "unset TIKTOK_ACCESS_TOKEN\n");
     assert_no_workflow_command(&out.stderr);
 }
 
 /// A simulator with one GitHub App, its key at `work/app.pem`, host github.com.
 fn github(env: &TestEnv) {
-    let (private, public) = evertoken_sim::test_rsa_keypair();
-    let sim = env.sim.sim();
-    sim.github_add_app(APP_ID, "Iv1.test-adv-client-not-a-real-id", &public);
-    sim.github_add_installation(APP_ID, INSTALLATION, "sim-org", "Organization", vec![]);
-    let key = env.work().join("app.pem");
-    std::fs::write(&key, private).unwrap();
-    common::set_mode(&key, 0o600);
-    env.config(&format!(
-        "github:\n  apps:\n    default:\n      app_id: {APP_ID}\n      installation_id: {INSTALLATION}\n      private_key_path: app.pem\n      api_url: {}\n      host: github.com\n      gh_cli: false\n",
-        env.base_url()
-    ));
+    apps::installed(
+        env,
+        APP_ID,
+        INSTALLATION,
+        &["host: github.com", "gh_cli: false"],
+    );
 }
 
 fn token_file(env: &TestEnv) -> std::path::PathBuf {
@@ -204,12 +190,8 @@ fn a_hostile_token_file_is_not_printed_by_github_token_or_git_credential() {
     )
     .unwrap();
     common::set_mode(&file, 0o600);
-    let out = env.run(
-        env.cmd()
-            .args(["github", "token"])
-            .env("GITHUB_ACTIONS", "true"),
-    );
-    assert_eq!(out.code, 1, "{}", out.stderr);
+    let out = env.ev_env(&["github", "token"], &[("GITHUB_ACTIONS", "true")]);
+    out.expect_code(1);
     assert_eq!(out.stdout, "");
     assert_no_workflow_command(&out.stderr);
     let out = env.run(
@@ -218,7 +200,7 @@ fn a_hostile_token_file_is_not_printed_by_github_token_or_git_credential() {
             .env("GITHUB_ACTIONS", "true")
             .write_stdin("protocol=https\nhost=github.com\n\n"),
     );
-    assert_eq!(out.code, 1, "{}", out.stderr);
+    out.expect_code(1);
     assert_eq!(out.stdout, "");
     assert_no_workflow_command(&out.stderr);
 }
@@ -256,10 +238,7 @@ fn empty_path(env: &TestEnv) -> String {
 #[test]
 fn bootstrap_refuses_a_path_like_app_name_before_writing_anything() {
     let env = TestEnv::new();
-    let (private, _) = evertoken_sim::test_rsa_keypair();
-    let key = env.work().join("app.pem");
-    std::fs::write(&key, private).unwrap();
-    common::set_mode(&key, 0o600);
+    apps::write_key(&env);
     let before = tree(&env);
     for name in ["x/../../../outside", "../outside", "a/b", "..", "x y", ""] {
         let out = env.run(env.cmd().env("PATH", empty_path(&env)).args([
@@ -275,12 +254,20 @@ fn bootstrap_refuses_a_path_like_app_name_before_writing_anything() {
             "app.pem",
             "--no-systemd",
         ]));
-        assert_eq!(out.code, 2, "{name:?}: {}", out.stderr);
-        assert!(out.stderr.contains("app names"), "{name:?}: {}", out.stderr);
+        out.expect_code_for(format_args!("{name:?}"), 2)
+            .stderr_has_for(format_args!("{name:?}"), &["app names"]);
         let mut after = tree(&env);
         after.retain(|(p, _)| !p.ends_with("emptybin"));
         assert_eq!(after, before, "{name:?}: a file was written");
     }
+}
+
+/// Files that never end or are too large, by their names below `work/`: the
+/// device `/dev/zero`, a FIFO `fifo` and `huge`, `size` bytes.
+fn endless_and_huge<'a>(env: &TestEnv, fifo: &'a str, huge: &'a str, size: usize) -> [&'a str; 3] {
+    common::mkfifo(&env.work().join(fifo));
+    std::fs::write(env.work().join(huge), vec![b'A'; size]).unwrap();
+    ["/dev/zero", fifo, huge]
 }
 
 /// A key "file" that never ends (`/dev/zero`), a FIFO or a huge file is refused
@@ -288,17 +275,7 @@ fn bootstrap_refuses_a_path_like_app_name_before_writing_anything() {
 #[test]
 fn bootstrap_refuses_endless_or_huge_key_files() {
     let env = TestEnv::new();
-    let fifo = env.work().join("fifo.pem");
-    assert!(
-        std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
-    let huge = env.work().join("huge.pem");
-    std::fs::write(&huge, vec![b'A'; 2 << 20]).unwrap();
-    for key in ["/dev/zero", "fifo.pem", "huge.pem"] {
+    for key in endless_and_huge(&env, "fifo.pem", "huge.pem", 2 << 20) {
         let out = env.run(env.cmd().env("PATH", empty_path(&env)).args([
             "github",
             "bootstrap",
@@ -310,8 +287,8 @@ fn bootstrap_refuses_endless_or_huge_key_files() {
             key,
             "--no-systemd",
         ]));
-        assert_eq!(out.code, 2, "{key}: {}", out.stderr);
-        assert!(out.stderr.contains("private key"), "{key}: {}", out.stderr);
+        out.expect_code_for(format_args!("{key}"), 2)
+            .stderr_has_for(format_args!("{key}"), &["private key"]);
     }
 }
 
@@ -321,25 +298,13 @@ fn bootstrap_refuses_endless_or_huge_key_files() {
 #[test]
 fn takopi_migration_resolves_a_relative_key_path_against_the_env_file() {
     let env = TestEnv::new();
-    let (private, public) = evertoken_sim::test_rsa_keypair();
-    env.sim
-        .sim()
-        .github_add_app(APP_ID, "Iv1.test-adv-client-not-a-real-id", &public);
-    env.sim
-        .sim()
-        .github_add_installation(APP_ID, INSTALLATION, "sim-org", "Organization", vec![]);
+    let private = apps::install(&env, APP_ID, INSTALLATION, "sim-org", &[]);
     let takopi = env.home().join(".config/takopi");
     std::fs::create_dir_all(&takopi).unwrap();
     common::set_mode(&takopi, 0o700);
     let envf = takopi.join("github-app.env");
     // First a FIFO: refused, nothing written.
-    assert!(
-        std::process::Command::new("mkfifo")
-            .arg(&envf)
-            .status()
-            .unwrap()
-            .success()
-    );
+    common::mkfifo(&envf);
     let before = tree(&env);
     let api = env.base_url();
     let args = [
@@ -350,9 +315,9 @@ fn takopi_migration_resolves_a_relative_key_path_against_the_env_file() {
         &api,
         "--no-systemd",
     ];
-    let out = env.run(env.cmd().env("PATH", empty_path(&env)).args(args));
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(out.stderr.contains("github-app.env"), "{}", out.stderr);
+    env.run(env.cmd().env("PATH", empty_path(&env)).args(args))
+        .expect_code(2)
+        .stderr_has(&["github-app.env"]);
     let mut after = tree(&env);
     after.retain(|(p, _)| !p.ends_with("emptybin"));
     assert_eq!(after, before);
@@ -368,8 +333,8 @@ fn takopi_migration_resolves_a_relative_key_path_against_the_env_file() {
     )
     .unwrap();
     common::set_mode(&envf, 0o600);
-    let out = env.run(env.cmd().env("PATH", empty_path(&env)).args(args));
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    env.run(env.cmd().env("PATH", empty_path(&env)).args(args))
+        .expect_code(0);
     let cfg = std::fs::read_to_string(env.path("config/evertoken/config.yaml"))
         .or_else(|_| std::fs::read_to_string(env.work().join("evertoken.yaml")))
         .expect("a config was written");
@@ -404,14 +369,9 @@ fn schedule_refuses_a_config_path_with_a_line_break() {
     for kind in ["gitlab", "github-actions", "systemd"] {
         let before = tree(&env);
         let out = env.ev(&["--config", name, "schedule", kind, "--write"]);
-        assert_eq!(out.code, 2, "{kind}: {}", out.stderr);
+        out.expect_code_for(format_args!("{kind}"), 2);
         assert_eq!(out.stdout, "", "{kind}");
-        assert!(
-            out.stderr.contains("control character"),
-            "{kind}: {}",
-            out.stderr
-        );
-        assert!(out.stderr.contains("ev.yaml\\n"), "{kind}: {}", out.stderr);
+        out.stderr_has_for(format_args!("{kind}"), &["control character", "ev.yaml\\n"]);
         assert_eq!(tree(&env), before, "{kind}: something was written");
     }
 }
@@ -428,7 +388,7 @@ fn schedule_quotes_yaml_scalars_and_refuses_actions_expressions() {
         name.replace('\'', "'\\''")
     );
     let out = env.ev(&["--config", name, "schedule", "gitlab"]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.expect_code(0);
     let doc: serde_norway::Value = serde_norway::from_str(&out.stdout).unwrap();
     let script = doc["evertoken-refresh"]["script"][0].as_str().unwrap();
     assert!(
@@ -436,7 +396,7 @@ fn schedule_quotes_yaml_scalars_and_refuses_actions_expressions() {
         "{script}"
     );
     let out = env.ev(&["--config", name, "schedule", "github-actions"]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.expect_code(0);
     let doc: serde_norway::Value = serde_norway::from_str(&out.stdout).unwrap();
     let steps = doc["jobs"]["refresh"]["steps"].as_sequence().unwrap();
     let run = steps
@@ -464,9 +424,9 @@ fn schedule_quotes_yaml_scalars_and_refuses_actions_expressions() {
     let evil = "${{ secrets.EVERTOKEN_SECRETS_TOKEN }}.yaml";
     std::fs::write(env.work().join(evil), SCHEDULE_CONFIG).unwrap();
     let out = env.ev(&["--config", evil, "schedule", "github-actions"]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
+    out.expect_code(2);
     assert_eq!(out.stdout, "");
-    assert!(out.stderr.contains("${{"), "{}", out.stderr);
+    out.stderr_has(&["${{"]);
 }
 
 /// `token_env` must be a variable name: `FOO: ${{ secrets.X }}` or a line break
@@ -484,9 +444,9 @@ fn a_token_env_that_is_not_a_variable_name_is_a_config_error() {
             "platforms:\n  tiktok: {{ enabled: true, client_key: test-client-key }}\nauth:\n  writeback:\n    backend: github-actions\n    github_actions: {{ repository: o/r, token_env: {bad} }}\n"
         ));
         let out = env.ev(&["schedule", "github-actions"]);
-        assert_eq!(out.code, 2, "{bad}: {}", out.stderr);
+        out.expect_code_for(format_args!("{bad}"), 2);
         assert_eq!(out.stdout, "", "{bad}");
-        assert!(out.stderr.contains("token_env"), "{bad}: {}", out.stderr);
+        out.stderr_has_for(format_args!("{bad}"), &["token_env"]);
     }
 }
 
@@ -498,7 +458,7 @@ fn systemd_exec_start_escapes_dollar_percent_and_quotes() {
     let name = "my $HOME %h ; x.yaml";
     std::fs::write(env.work().join(name), SCHEDULE_CONFIG).unwrap();
     let out = env.ev(&["--config", name, "schedule", "systemd"]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.expect_code(0);
     let exec = out
         .stdout
         .lines()
@@ -508,7 +468,7 @@ fn systemd_exec_start_escapes_dollar_percent_and_quotes() {
         "--config \"{}\" auth refresh all",
         env.work().join("my $$HOME %%h ; x.yaml").display()
     );
-    assert!(exec.contains(&want), "{exec}");
+    common::assert_contains(exec, &[&want]);
 }
 
 const LI_SECRET: &str = "test-adv-li-client-secret-not-real";
@@ -552,13 +512,7 @@ fn login_cmd(env: &TestEnv) -> std::process::Command {
 }
 
 fn linkedin_calls(env: &TestEnv) -> u64 {
-    env.sim
-        .sim()
-        .stats()
-        .requests
-        .get("linkedin_token")
-        .copied()
-        .unwrap_or(0)
+    env.calls("linkedin_token")
 }
 
 /// `auth login --store gitlab` checks the target variables before the browser
@@ -571,13 +525,7 @@ fn login_to_gitlab_preflights_the_variables_before_the_consent() {
     c.stdin(Stdio::null());
     let out = env.run(&mut assert_cmd::Command::from_std(c));
     assert_ne!(out.code, 0, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("LINKEDIN_ACCESS_TOKEN"),
-        "{}",
-        out.stderr
-    );
-    assert!(out.stderr.contains("does not exist"), "{}", out.stderr);
-    assert!(out.stderr.contains("not started"), "{}", out.stderr);
+    out.stderr_has(&["LINKEDIN_ACCESS_TOKEN", "does not exist", "not started"]);
     assert!(
         !out.stderr.contains("/oauth/v2/authorization"),
         "no authorize URL: {}",
@@ -597,7 +545,7 @@ fn login_to_gitlab_preflights_the_variables_before_the_consent() {
     c.stdin(Stdio::null());
     let out = env.run(&mut assert_cmd::Command::from_std(c));
     assert_ne!(out.code, 0, "{}", out.stderr);
-    assert!(out.stderr.contains("not protected"), "{}", out.stderr);
+    out.stderr_has(&["not protected"]);
     assert!(
         !out.stderr.contains("/oauth/v2/authorization"),
         "{}",
@@ -672,17 +620,14 @@ fn a_login_whose_store_write_fails_keeps_the_tokens_in_the_journal() {
     std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
     seen.push_str(&rest);
     assert_eq!(status.code(), Some(1), "{seen}");
-    assert!(seen.contains("kept in the journal record"), "{seen}");
+    common::assert_contains(&seen, &["kept in the journal record"]);
     assert!(!seen.contains("the next run writes it"), "{seen}");
     let pending: Vec<_> = std::fs::read_dir(env.state_dir().join("journal"))
         .unwrap()
         .flatten()
         .collect();
     assert_eq!(pending.len(), 1, "{seen}");
-    assert!(
-        seen.contains(&pending[0].path().display().to_string()),
-        "{seen}"
-    );
+    common::assert_contains(&seen, &[&pending[0].path().display().to_string()]);
 
     // Fixed: the next refresh writes the journaled token to GitLab.
     sim.gitlab_set_variable(
@@ -692,11 +637,12 @@ fn a_login_whose_store_write_fails_keeps_the_tokens_in_the_journal() {
             "test-adv-old-access-value",
         ),
     );
-    let out = env.run(
-        env.cmd()
-            .env("GITLAB_TOKEN", GITLAB_TOKEN)
-            .env("LINKEDIN_CLIENT_SECRET", LI_SECRET)
-            .args(["auth", "refresh", "linkedin", "--json"]),
+    let out = env.ev_env(
+        &["auth", "refresh", "linkedin", "--json"],
+        &[
+            ("GITLAB_TOKEN", GITLAB_TOKEN),
+            ("LINKEDIN_CLIENT_SECRET", LI_SECRET),
+        ],
     );
     let stored = sim
         .gitlab_variable(scope, "LINKEDIN_ACCESS_TOKEN", "*")
@@ -744,10 +690,10 @@ fn pasted_callbacks_with_two_states_or_no_end_are_refused() {
     };
     let (code, stderr) = run(format!("{REDIRECT}?code=abc&state=x&state=y\n").into_bytes());
     assert_eq!(code, Some(1), "{stderr}");
-    assert!(stderr.contains("`state` more than once"), "{stderr}");
+    common::assert_contains(&stderr, &["`state` more than once"]);
     let (code, stderr) = run(vec![b'a'; 200 * 1024]);
     assert_eq!(code, Some(1), "{stderr}");
-    assert!(stderr.contains("longer than 64 KiB"), "{stderr}");
+    common::assert_contains(&stderr, &["longer than 64 KiB"]);
     assert_eq!(linkedin_calls(&env), 0);
 }
 
@@ -774,33 +720,28 @@ fn a_refused_write_back_is_named_and_its_token_is_not_printed() {
     let mut patch = serde_json::Map::new();
     patch.insert("access_token".into(), odd.into());
     sim.push_faults(Route::TikTok, Fault::Patch(patch), 1);
-    let out = env.run(
-        env.cmd()
-            .args(["auth", "token", "tiktok"])
-            .env("TIKTOK_CLIENT_SECRET", &client_secret),
+    let out = env.ev_env(
+        &["auth", "token", "tiktok"],
+        &[("TIKTOK_CLIENT_SECRET", &client_secret)],
     );
     for l in sim.tiktok_live_refresh_tokens() {
         env.secret(&l);
     }
-    assert_eq!(out.code, 1, "{}", out.stderr);
+    out.expect_code(1);
     assert_eq!(out.stdout, "");
-    assert!(out.stderr.contains("kept in the journal"), "{}", out.stderr);
-    let out = env.run(
-        env.cmd()
-            .args(["auth", "refresh", "tiktok"])
-            .env("TIKTOK_CLIENT_SECRET", &client_secret),
+    out.stderr_has(&["kept in the journal"]);
+    let out = env.ev_env(
+        &["auth", "refresh", "tiktok"],
+        &[("TIKTOK_CLIENT_SECRET", &client_secret)],
     );
-    assert_eq!(out.code, 1, "{}", out.stderr);
+    out.expect_code(1);
     let all = format!("{}{}", out.stdout, out.stderr);
-    assert!(all.contains("the value was refused"), "{all}");
+    common::assert_contains(&all, &["the value was refused"]);
     assert!(!all.contains("fix the store's access"), "{all}");
     // The durable refresh token went in first; the refused access token did not.
     let text = std::fs::read_to_string(&path).unwrap();
     let live = sim.tiktok_live_refresh_tokens();
-    assert!(
-        text.contains(&format!("TIKTOK_REFRESH_TOKEN={}\n", live[0])),
-        "{text}"
-    );
+    common::assert_contains(&text, &[&format!("TIKTOK_REFRESH_TOKEN={}\n", live[0])]);
     assert!(!text.contains("TIKTOK_ACCESS_TOKEN="), "{text}");
 }
 
@@ -809,17 +750,7 @@ fn a_refused_write_back_is_named_and_its_token_is_not_printed() {
 #[test]
 fn an_endless_or_huge_id_token_file_is_refused() {
     let env = TestEnv::new();
-    let fifo = env.work().join("id.fifo");
-    assert!(
-        std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
-    let huge = env.work().join("huge.jwt");
-    std::fs::write(&huge, vec![b'a'; 100 * 1024]).unwrap();
-    for f in ["/dev/zero", "id.fifo", "huge.jwt"] {
+    for f in endless_and_huge(&env, "id.fifo", "huge.jwt", 100 * 1024) {
         let out = env.ev(&[
             "github",
             "token",
@@ -830,8 +761,8 @@ fn an_endless_or_huge_id_token_file_is_refused() {
             "--id-token-file",
             f,
         ]);
-        assert_eq!(out.code, 2, "{f}: {}", out.stderr);
-        assert!(out.stderr.contains("ID token file"), "{f}: {}", out.stderr);
+        out.expect_code_for(format_args!("{f}"), 2)
+            .stderr_has_for(format_args!("{f}"), &["ID token file"]);
         assert_eq!(out.stdout, "");
     }
 }

@@ -4,6 +4,7 @@
 //! retries, delivery failure, dedup across runs, and `auth test-alert`.
 
 use crate::common;
+use common::{NOW, now};
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -13,16 +14,11 @@ use common::TestEnv;
 use evertoken_sim::{Fault, Route};
 use serde_json::Value;
 
-const NOW: &str = "2026-11-23T09:00:00Z";
 /// Five days after NOW: the LinkedIn token's expiry, the alert's deadline.
 const DEADLINE: &str = "2026-11-28";
 const ACCESS: &str = "li-at-test-value-not-a-real-secret";
 const CLIENT_SECRET: &str = "li-client-secret-test-not-a-real-secret";
 const HOOK_SECRET: &str = "T0TEST/B0TEST/test-hook-not-a-real-secret";
-
-fn now() -> jiff::Timestamp {
-    NOW.parse().unwrap()
-}
 
 /// A LinkedIn token expiring `days` after NOW, and an alerts block.
 fn setup(env: &TestEnv, days: i64, alerts: &str) {
@@ -33,6 +29,11 @@ fn setup(env: &TestEnv, days: i64, alerts: &str) {
         "platforms:\n  linkedin: {{ enabled: true, client_id: test-li-client, base_url: \"{}\" }}\nhttp: {{ retries: 2 }}\nauth:\n  alerts:\n{alerts}",
         env.base_url()
     ));
+    linkedin_expiring(env, days);
+}
+
+/// The LinkedIn access token, expiring `days` after NOW, and its client secret.
+fn linkedin_expiring(env: &TestEnv, days: i64) {
     let exp = common::days_from(now(), days);
     env.credentials(&format!(
         "LINKEDIN_ACCESS_TOKEN:\n  value: \"{ACCESS}\"\n  expires_at: {exp}\nLINKEDIN_CLIENT_SECRET: \"{CLIENT_SECRET}\"\n"
@@ -47,11 +48,42 @@ fn webhook(env: &TestEnv, service: &str, format: &str) -> String {
 }
 
 fn refresh(env: &TestEnv, now: &str) -> common::Output {
-    env.run(
-        env.cmd()
-            .env("EVERTOKEN_NOW", now)
-            .args(["auth", "refresh", "--json"]),
+    refresh_with(env, now, &[])
+}
+
+/// `auth refresh --json` at `now`, these variables set.
+fn refresh_with(env: &TestEnv, now: &str, vars: &[(&str, &str)]) -> common::Output {
+    env.ev_env(
+        &["auth", "refresh", "--json"],
+        &[&[("EVERTOKEN_NOW", now)], vars].concat(),
     )
+}
+
+/// Fails unless the run's alert was delivered.
+#[track_caller]
+fn assert_delivered(out: &common::Output) {
+    assert_eq!(
+        out.json()["alert"]["delivered"],
+        true,
+        "{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+}
+
+/// A webhook alert to `service` in `format` about a LinkedIn token five days
+/// from expiry: the refresh exits 1 (LinkedIn needs a human) and delivers one
+/// call. Returns the env, the run, and that call's path and body.
+fn one_webhook_alert(service: &str, format: &str) -> (TestEnv, common::Output, String, Value) {
+    let env = TestEnv::new();
+    setup(&env, 5, &webhook(&env, service, format));
+    let out = refresh(&env, NOW);
+    out.expect_code(1);
+    assert_delivered(&out);
+    let mut got = hooks(&env);
+    assert_eq!(got.len(), 1, "{got:?}");
+    let (path, body) = got.remove(0);
+    (env, out, path, body)
 }
 
 /// The alert must not carry the token, nor the prefix a terminal may show of it.
@@ -70,33 +102,29 @@ fn hooks(env: &TestEnv) -> Vec<(String, Value)> {
 
 #[test]
 fn slack_gets_text_and_blocks_naming_linkedin_and_the_date() {
-    let env = TestEnv::new();
-    setup(&env, 5, &webhook(&env, "slack", "slack"));
-    let out = refresh(&env, NOW);
-    assert_eq!(out.code, 1, "{}", out.stderr);
+    let (_env, out, path, body) = one_webhook_alert("slack", "slack");
     let doc = out.json();
     assert_eq!(doc["alert"]["backend"], "webhook");
-    assert_eq!(doc["alert"]["delivered"], true, "{}", out.stderr);
     assert_eq!(doc["results"][0]["state"], "reauth_required");
 
-    let got = hooks(&env);
-    assert_eq!(got.len(), 1, "{got:?}");
-    let (path, body) = &got[0];
     assert!(path.starts_with("/webhook/slack/"));
     let text = body["text"].as_str().unwrap();
-    assert!(
-        text.contains("LinkedIn") && text.contains(DEADLINE),
-        "{text}"
-    );
+    common::assert_contains(text, &["LinkedIn", DEADLINE]);
     let blocks = body["blocks"].as_array().unwrap();
     assert_eq!(blocks[0]["type"], "header");
     assert_eq!(blocks[0]["text"]["type"], "plain_text");
     let section = blocks.iter().find(|b| b["type"] == "section").unwrap();
     let s = section["text"]["text"].as_str().unwrap();
     assert_eq!(section["text"]["type"], "mrkdwn");
-    assert!(s.contains("LinkedIn") && s.contains(DEADLINE), "{s}");
-    assert!(s.contains("evertoken auth login linkedin"), "{s}");
-    assert!(s.contains("reauth_required"), "{s}");
+    common::assert_contains(
+        s,
+        &[
+            "LinkedIn",
+            DEADLINE,
+            "evertoken auth login linkedin",
+            "reauth_required",
+        ],
+    );
     assert_no_token(&body.to_string());
     // The webhook URL is a secret: not even in the human output.
     assert!(!out.stderr.contains("test-hook"), "{}", out.stderr);
@@ -104,28 +132,15 @@ fn slack_gets_text_and_blocks_naming_linkedin_and_the_date() {
 
 #[test]
 fn discord_gets_content_and_an_embed_within_limits() {
-    let env = TestEnv::new();
-    setup(&env, 5, &webhook(&env, "discord", "discord"));
-    let out = refresh(&env, NOW);
-    assert_eq!(out.code, 1, "{}", out.stderr);
-    assert_eq!(out.json()["alert"]["delivered"], true, "{}", out.stderr);
-    let got = hooks(&env);
-    assert_eq!(got.len(), 1);
-    let body = &got[0].1;
+    let (_env, _, _, body) = one_webhook_alert("discord", "discord");
     let content = body["content"].as_str().unwrap();
-    assert!(
-        content.contains("LinkedIn") && content.contains(DEADLINE),
-        "{content}"
-    );
+    common::assert_contains(content, &["LinkedIn", DEADLINE]);
     assert!(content.chars().count() <= 2000);
     let embed = &body["embeds"][0];
     let field = &embed["fields"][0];
     assert!(field["name"].as_str().unwrap().contains("LinkedIn"));
     let value = field["value"].as_str().unwrap();
-    assert!(
-        value.contains(DEADLINE) && value.contains("evertoken auth login linkedin"),
-        "{value}"
-    );
+    common::assert_contains(value, &[DEADLINE, "evertoken auth login linkedin"]);
     assert!(value.chars().count() <= 1024);
     // No @everyone pings from text that came from a provider.
     assert_eq!(body["allowed_mentions"]["parse"], serde_json::json!([]));
@@ -134,14 +149,7 @@ fn discord_gets_content_and_an_embed_within_limits() {
 
 #[test]
 fn teams_gets_a_workflows_envelope_with_an_adaptive_card() {
-    let env = TestEnv::new();
-    setup(&env, 5, &webhook(&env, "teams", "teams"));
-    let out = refresh(&env, NOW);
-    assert_eq!(out.code, 1, "{}", out.stderr);
-    assert_eq!(out.json()["alert"]["delivered"], true, "{}", out.stderr);
-    let got = hooks(&env);
-    assert_eq!(got.len(), 1);
-    let body = &got[0].1;
+    let (_env, _, _, body) = one_webhook_alert("teams", "teams");
     assert_eq!(body["type"], "message");
     let att = &body["attachments"][0];
     assert_eq!(
@@ -152,11 +160,10 @@ fn teams_gets_a_workflows_envelope_with_an_adaptive_card() {
     assert_eq!(card["type"], "AdaptiveCard");
     assert!(card["version"].as_str().is_some());
     let text = card["body"].to_string();
-    assert!(
-        text.contains("LinkedIn") && text.contains(DEADLINE),
-        "{text}"
+    common::assert_contains(
+        &text,
+        &["LinkedIn", DEADLINE, "evertoken auth login linkedin"],
     );
-    assert!(text.contains("evertoken auth login linkedin"), "{text}");
     assert_eq!(card["body"][0]["type"], "TextBlock");
     assert_no_token(&body.to_string());
 }
@@ -167,8 +174,8 @@ fn a_webhook_answering_500_then_200_is_retried_and_delivered() {
     setup(&env, 5, &webhook(&env, "slack", "slack"));
     env.sim.sim().push_fault(Route::Webhook, Fault::Status(500));
     let out = refresh(&env, NOW);
-    assert_eq!(out.code, 1, "{}", out.stderr);
-    assert_eq!(out.json()["alert"]["delivered"], true, "{}", out.stderr);
+    out.expect_code(1);
+    assert_delivered(&out);
     assert_eq!(env.sim.sim().request_count(Route::Webhook), 2);
     assert_eq!(hooks(&env).len(), 1);
 }
@@ -184,8 +191,7 @@ fn discord_429_retry_after_is_honoured() {
         },
     );
     let start = Instant::now();
-    let out = refresh(&env, NOW);
-    assert_eq!(out.json()["alert"]["delivered"], true, "{}", out.stderr);
+    assert_delivered(&refresh(&env, NOW));
     assert!(
         start.elapsed() >= Duration::from_secs(1),
         "did not wait for retry_after"
@@ -201,22 +207,18 @@ fn an_always_failing_webhook_is_reported_and_exits_1_without_hiding_the_problem(
         .sim()
         .set_persistent_fault(Route::Webhook, Some(Fault::Status(500)));
     let out = refresh(&env, NOW);
-    assert_eq!(out.code, 1, "{}", out.stderr);
+    out.expect_code(1);
     let doc = out.json();
     assert_eq!(doc["alert"]["backend"], "webhook");
     assert_eq!(doc["alert"]["delivered"], false);
     let err = doc["alert"]["error"].as_str().unwrap();
-    assert!(err.contains("500"), "{err}");
+    common::assert_contains(err, &["500"]);
     assert!(err.contains("http://127.0.0.1"), "names the host: {err}");
     assert!(
         !err.contains("test-hook") && !err.contains("/webhook/"),
         "leaks the webhook path: {err}"
     );
-    assert!(
-        out.stderr.contains("could not be delivered"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has(&["could not be delivered"]);
     // The original problem is still there.
     assert_eq!(doc["results"][0]["state"], "reauth_required");
     assert_eq!(doc["results"][0]["reauth_by"], DEADLINE);
@@ -228,8 +230,7 @@ fn an_always_failing_webhook_is_reported_and_exits_1_without_hiding_the_problem(
 
     // Undelivered: the next run tries again instead of thinking it was sent.
     env.sim.sim().set_persistent_fault(Route::Webhook, None);
-    let again = refresh(&env, "2026-11-23T10:00:00Z");
-    assert_eq!(again.json()["alert"]["delivered"], true, "{}", again.stderr);
+    assert_delivered(&refresh(&env, "2026-11-23T10:00:00Z"));
     assert_eq!(hooks(&env).len(), 1);
 }
 
@@ -237,8 +238,7 @@ fn an_always_failing_webhook_is_reported_and_exits_1_without_hiding_the_problem(
 fn alerts_are_deduplicated_escalate_and_announce_recovery() {
     let env = TestEnv::new();
     setup(&env, 5, &webhook(&env, "slack", "slack"));
-    let first = refresh(&env, NOW);
-    assert_eq!(first.json()["alert"]["delivered"], true);
+    assert_delivered(&refresh(&env, NOW));
     let state = env.state_dir().join("alerts.json");
     assert_eq!(common::mode(&state), 0o600);
     let st = std::fs::read_to_string(&state).unwrap();
@@ -246,7 +246,7 @@ fn alerts_are_deduplicated_escalate_and_announce_recovery() {
 
     // Same problem, two hours later: nothing sent, still exit 1.
     let second = refresh(&env, "2026-11-23T11:00:00Z");
-    assert_eq!(second.code, 1);
+    second.expect_code(1);
     assert!(
         second.json().get("alert").is_none_or(Value::is_null),
         "{}",
@@ -255,26 +255,20 @@ fn alerts_are_deduplicated_escalate_and_announce_recovery() {
     assert_eq!(hooks(&env).len(), 1);
 
     // A day later: re-sent once.
-    let third = refresh(&env, "2026-11-24T09:30:00Z");
-    assert_eq!(third.json()["alert"]["delivered"], true);
+    assert_delivered(&refresh(&env, "2026-11-24T09:30:00Z"));
     assert_eq!(hooks(&env).len(), 2);
 
     // The deadline is tomorrow: escalated at once, in stronger words.
-    let fourth = refresh(&env, "2026-11-27T08:00:00Z");
-    assert_eq!(fourth.json()["alert"]["delivered"], true);
+    assert_delivered(&refresh(&env, "2026-11-27T08:00:00Z"));
     let got = hooks(&env);
     assert_eq!(got.len(), 3);
     let text = got[2].1["text"].as_str().unwrap();
-    assert!(text.contains("URGENT"), "{text}");
+    common::assert_contains(text, &["URGENT"]);
     assert!(!got[0].1["text"].as_str().unwrap().contains("URGENT"));
 
     // Re-authorised (a token good for 60 days): one short "recovered" message.
-    let exp = common::days_from(now(), 64);
-    env.credentials(&format!(
-        "LINKEDIN_ACCESS_TOKEN:\n  value: \"{ACCESS}\"\n  expires_at: {exp}\nLINKEDIN_CLIENT_SECRET: \"{CLIENT_SECRET}\"\n"
-    ));
-    let fifth = refresh(&env, "2026-11-27T09:00:00Z");
-    assert_eq!(fifth.code, 0, "{}", fifth.stderr);
+    linkedin_expiring(&env, 64);
+    refresh(&env, "2026-11-27T09:00:00Z").expect_code(0);
     let got = hooks(&env);
     assert_eq!(got.len(), 4);
     let text = got[3].1.to_string();
@@ -282,8 +276,7 @@ fn alerts_are_deduplicated_escalate_and_announce_recovery() {
         text.contains("recovered") || text.contains("Recovered"),
         "{text}"
     );
-    let sixth = refresh(&env, "2026-11-28T09:00:00Z");
-    assert_eq!(sixth.code, 0);
+    refresh(&env, "2026-11-28T09:00:00Z").expect_code(0);
     assert_eq!(hooks(&env).len(), 4, "recovery is announced once");
 }
 
@@ -292,18 +285,16 @@ fn nothing_is_sent_when_nothing_needs_attention_or_on_dry_run() {
     let env = TestEnv::new();
     setup(&env, 40, &webhook(&env, "slack", "slack"));
     let out = refresh(&env, NOW);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.expect_code(0);
     assert!(out.json().get("alert").is_none_or(Value::is_null));
 
     let env = TestEnv::new();
     setup(&env, 5, &webhook(&env, "slack", "slack"));
-    let out = env.run(env.cmd().env("EVERTOKEN_NOW", NOW).args([
-        "auth",
-        "refresh",
-        "--dry-run",
-        "--json",
-    ]));
-    assert_eq!(out.code, 1);
+    env.ev_env(
+        &["auth", "refresh", "--dry-run", "--json"],
+        &[("EVERTOKEN_NOW", NOW)],
+    )
+    .expect_code(1);
     assert!(hooks(&env).is_empty());
 }
 
@@ -316,17 +307,12 @@ fn the_webhook_url_can_come_from_the_environment_and_auto_needs_a_known_host() {
         "    backend: webhook\n    webhook: { format: auto }\n",
     );
     let url = format!("{}/webhook/slack/{HOOK_SECRET}", env.base_url());
-    let out = env.run(
-        env.cmd()
-            .env("EVERTOKEN_NOW", NOW)
-            .env("ALERT_WEBHOOK_URL", &url)
-            .args(["auth", "refresh", "--json"]),
-    );
-    assert_eq!(out.code, 1);
+    let out = refresh_with(&env, NOW, &[("ALERT_WEBHOOK_URL", &url)]);
+    out.expect_code(1);
     let doc = out.json();
     assert_eq!(doc["alert"]["delivered"], false);
     let err = doc["alert"]["error"].as_str().unwrap();
-    assert!(err.contains("format"), "{err}");
+    common::assert_contains(err, &["format"]);
     assert!(!err.contains("test-hook"), "{err}");
 
     setup(
@@ -334,28 +320,25 @@ fn the_webhook_url_can_come_from_the_environment_and_auto_needs_a_known_host() {
         5,
         "    backend: webhook\n    webhook: { format: slack }\n",
     );
-    let out = env.run(
-        env.cmd()
-            .env("EVERTOKEN_NOW", NOW)
-            .env("ALERT_WEBHOOK_URL", &url)
-            .args(["auth", "refresh", "--json"]),
-    );
-    assert_eq!(out.json()["alert"]["delivered"], true, "{}", out.stderr);
+    assert_delivered(&refresh_with(&env, NOW, &[("ALERT_WEBHOOK_URL", &url)]));
     assert_eq!(hooks(&env).len(), 1);
+}
+
+/// `auth status` with the alerts block `alerts` makes exits 2 naming `needles`.
+fn config_error(alerts: impl FnOnce(&TestEnv) -> String, needles: &[&str]) -> common::Output {
+    let env = TestEnv::new();
+    setup(&env, 5, &alerts(&env));
+    let out = env.ev(&["auth", "status"]);
+    out.expect_code(2).stderr_has(needles);
+    out
 }
 
 #[test]
 fn a_config_url_on_an_unknown_host_with_format_auto_is_a_config_error() {
-    let env = TestEnv::new();
-    setup(&env, 5, &webhook(&env, "slack", "auto"));
-    let out = env.ev(&["auth", "status"]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("auth.alerts.webhook.format"),
-        "{}",
-        out.stderr
+    let out = config_error(
+        |env| webhook(env, "slack", "auto"),
+        &["auth.alerts.webhook.format", "hint:"],
     );
-    assert!(out.stderr.contains("hint:"), "{}", out.stderr);
     assert!(!out.stderr.contains("test-hook"), "{}", out.stderr);
 }
 
@@ -363,21 +346,20 @@ fn a_config_url_on_an_unknown_host_with_format_auto_is_a_config_error() {
 fn test_alert_sends_a_sample_and_refuses_backend_none() {
     let env = TestEnv::new();
     setup(&env, 40, "    backend: none\n");
-    let out = env.ev(&["auth", "test-alert"]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(out.stderr.contains("auth.alerts.backend"), "{}", out.stderr);
-    assert!(out.stderr.contains("hint:"), "{}", out.stderr);
+    env.ev(&["auth", "test-alert"])
+        .expect_code(2)
+        .stderr_has(&["auth.alerts.backend", "hint:"]);
 
     setup(&env, 40, &webhook(&env, "teams", "teams"));
     let out = env.ev(&["auth", "test-alert"]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.expect_code(0);
     // Teams Workflows answers 202: accepted, not (yet) delivered.
     assert!(
         out.stderr.contains("Accepted") && !out.stderr.contains("Delivered"),
         "{}",
         out.stderr
     );
-    assert!(out.stderr.contains("http://127.0.0.1"), "{}", out.stderr);
+    out.stderr_has(&["http://127.0.0.1"]);
     assert!(!out.stderr.contains("test-hook"), "{}", out.stderr);
     let got = hooks(&env);
     assert_eq!(got.len(), 1);
@@ -386,9 +368,9 @@ fn test_alert_sends_a_sample_and_refuses_backend_none() {
     env.sim
         .sim()
         .set_persistent_fault(Route::Webhook, Some(Fault::Status(404)));
-    let out = env.ev(&["auth", "test-alert"]);
-    assert_eq!(out.code, 1, "{}", out.stderr);
-    assert!(out.stderr.contains("404"), "{}", out.stderr);
+    env.ev(&["auth", "test-alert"])
+        .expect_code(1)
+        .stderr_has(&["404"]);
 }
 
 // ---- email over a real SMTP server ------------------------------------------
@@ -492,15 +474,9 @@ impl Smtp {
 fn test_ca(dir: &Path) -> Option<(PathBuf, PathBuf, PathBuf)> {
     common::require_tool("openssl")?;
     let run = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
+        common::tool_ok(
+            Command::new("openssl").args(args).current_dir(dir),
+            &format!("openssl {args:?}"),
         );
     };
     run(&[
@@ -580,15 +556,8 @@ fn assert_alert_mail(m: &Value) {
         .replace("\r\n ", " ")
         .replace("\r\n\t", " ");
     let subject = head.lines().find(|l| l.starts_with("Subject:")).unwrap();
-    assert!(
-        subject.contains("LinkedIn") && subject.contains(DEADLINE),
-        "{subject}"
-    );
-    assert!(content.contains("text/plain"), "{content}");
-    assert!(
-        content.contains("evertoken auth login linkedin"),
-        "{content}"
-    );
+    common::assert_contains(subject, &["LinkedIn", DEADLINE]);
+    common::assert_contains(content, &["text/plain", "evertoken auth login linkedin"]);
     assert_no_token(content);
 }
 
@@ -607,14 +576,12 @@ fn email_goes_through_a_real_smtp_server_with_starttls_and_a_private_ca() {
         Some(&format!("alerts:{password}")),
     );
     setup(&env, 5, &email_alerts(smtp.port, "starttls", Some(&ca)));
-    let out = env.run(
-        env.cmd()
-            .env("EVERTOKEN_NOW", NOW)
-            .env("ALERT_SMTP_USERNAME", "alerts")
-            .env("ALERT_SMTP_PASSWORD", &password)
-            .args(["auth", "refresh", "--json"]),
-    );
-    assert_eq!(out.code, 1, "{}", out.stderr);
+    let login = [
+        ("ALERT_SMTP_USERNAME", "alerts"),
+        ("ALERT_SMTP_PASSWORD", password.as_str()),
+    ];
+    let out = refresh_with(&env, NOW, &login);
+    out.expect_code(1);
     assert_eq!(
         out.json()["alert"],
         serde_json::json!({"backend": "email", "delivered": true, "error": null}),
@@ -629,26 +596,16 @@ fn email_goes_through_a_real_smtp_server_with_starttls_and_a_private_ca() {
 
     // Without the private CA the server's certificate is not trusted: reported, exit 1.
     setup(&env, 5, &email_alerts(smtp.port, "starttls", None));
-    let out = env.run(
-        env.cmd()
-            .env("EVERTOKEN_NOW", "2026-11-25T09:00:00Z")
-            .env("ALERT_SMTP_USERNAME", "alerts")
-            .env("ALERT_SMTP_PASSWORD", &password)
-            .args(["auth", "refresh", "--json"]),
-    );
-    assert_eq!(out.code, 1);
+    let out = refresh_with(&env, "2026-11-25T09:00:00Z", &login);
+    out.expect_code(1);
     let doc = out.json();
     assert_eq!(doc["alert"]["delivered"], false, "{}", out.stdout);
-    let err = doc["alert"]["error"].as_str().unwrap();
-    assert!(
-        err.contains("127.0.0.1") && err.contains("ca_file"),
-        "says where and what to do: {err}"
+    // Says where and what to do.
+    common::assert_fields(
+        &doc["alert"],
+        &[("error", "127.0.0.1"), ("error", "ca_file")],
     );
-    assert!(
-        out.stderr.contains("could not be delivered"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has(&["could not be delivered"]);
     assert_eq!(smtp.messages().len(), 1);
 }
 
@@ -659,16 +616,15 @@ fn email_goes_through_a_plain_local_relay() {
     let smtp = Smtp::start(&py, env.dir.path(), None, None);
     setup(&env, 5, &email_alerts(smtp.port, "none", None));
     let out = refresh(&env, NOW);
-    assert_eq!(out.code, 1, "{}", out.stderr);
-    assert_eq!(out.json()["alert"]["delivered"], true, "{}", out.stderr);
+    out.expect_code(1);
+    assert_delivered(&out);
     let mail = smtp.messages();
     assert_eq!(mail.len(), 1);
     assert_eq!(mail[0]["tls"], false);
     assert_alert_mail(&mail[0]);
 
     // test-alert through the same relay.
-    let out = env.ev(&["auth", "test-alert"]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    env.ev(&["auth", "test-alert"]).expect_code(0);
     let mail = smtp.messages();
     assert_eq!(mail.len(), 2);
     assert!(mail[1]["content"].as_str().unwrap().contains("[TEST]"));
@@ -676,36 +632,18 @@ fn email_goes_through_a_plain_local_relay() {
 
 #[test]
 fn tls_none_is_refused_for_a_remote_host() {
-    let env = TestEnv::new();
-    setup(
-        &env,
-        5,
-        "    backend: email\n    email: { host: smtp.example.com, from: a@example.test, to: [b@example.test], tls: none }\n",
+    config_error(
+        |_| {
+            "    backend: email\n    email: { host: smtp.example.com, from: a@example.test, to: [b@example.test], tls: none }\n".into()
+        },
+        &["auth.alerts.email.tls", "hint:"],
     );
-    let out = env.ev(&["auth", "status"]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("auth.alerts.email.tls"),
-        "{}",
-        out.stderr
-    );
-    assert!(out.stderr.contains("hint:"), "{}", out.stderr);
 }
 
 #[test]
 fn a_misspelt_alert_key_is_a_config_error_with_a_suggestion() {
-    let env = TestEnv::new();
-    setup(
-        &env,
-        5,
-        "    backend: webhook\n    webhook: { urll: \"https://hooks.slack.com/x\" }\n",
+    config_error(
+        |_| "    backend: webhook\n    webhook: { urll: \"https://hooks.slack.com/x\" }\n".into(),
+        &["auth.alerts.webhook.urll", "did you mean `url`?"],
     );
-    let out = env.ev(&["auth", "status"]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("auth.alerts.webhook.urll"),
-        "{}",
-        out.stderr
-    );
-    assert!(out.stderr.contains("did you mean `url`?"), "{}", out.stderr);
 }

@@ -4,20 +4,14 @@
 //! scanned for the test secrets by `TestEnv::run`.
 
 use crate::common;
+use common::{NOW, now};
 
-use std::process::Stdio;
-
-use common::{TestEnv, days_from, mode};
+use common::{TestEnv, days_from, mode, result};
 use evertoken_sim::scenario::{Scenario, Store, platform};
 use evertoken_sim::{Fault, Route};
 use jiff::Timestamp;
 
-const NOW: &str = "2026-11-23T09:00:00Z";
 const LI_CLIENT: &str = "test-linkedin-client";
-
-fn now() -> Timestamp {
-    NOW.parse().unwrap()
-}
 
 /// The four platforms with the builder's default tokens: Instagram inside its
 /// refresh window, YouTube healthy, TikTok due (no access token), LinkedIn 5 days
@@ -37,15 +31,6 @@ fn set_up_four(env: &TestEnv) -> Scenario {
     s
 }
 
-fn result<'a>(doc: &'a serde_json::Value, platform: &str) -> &'a serde_json::Value {
-    doc["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["platform"] == platform)
-        .unwrap_or_else(|| panic!("no {platform} in {doc}"))
-}
-
 fn refresh(env: &TestEnv, args: &[&str]) -> common::Output {
     let mut c = env.cmd();
     c.env("EVERTOKEN_NOW", NOW)
@@ -60,7 +45,7 @@ fn refresh_all_does_each_platforms_action_and_exits_1_for_linkedin() {
     let s = set_up_four(&env);
     let sim = env.sim.sim();
     let out = refresh(&env, &["all", "--json"]);
-    assert_eq!(out.code, 1, "stderr: {}", out.stderr);
+    out.expect_code(1);
     let doc = out.json();
     assert_eq!(doc["version"], 1);
     assert_eq!(doc["attention"], 1);
@@ -114,25 +99,10 @@ fn refresh_all_does_each_platforms_action_and_exits_1_for_linkedin() {
     let li = result(&doc, "linkedin");
     assert_eq!(li["state"], "reauth_required", "{li}");
     assert_eq!(li["reauth_by"], "2026-11-28");
-    assert!(
-        li["message"]
-            .as_str()
-            .unwrap()
-            .contains("evertoken auth login linkedin"),
-        "{li}"
-    );
+    common::assert_fields(li, &[("message", "evertoken auth login linkedin")]);
     assert_eq!(li["fix"], "evertoken auth login linkedin");
     for r in doc["results"].as_array().unwrap() {
-        for key in [
-            "platform",
-            "account",
-            "state",
-            "action",
-            "expires_at",
-            "refresh_expires_at",
-            "message",
-            "reauth_by",
-        ] {
+        for key in common::RESULT_KEYS {
             assert!(r.get(key).is_some(), "result lacks `{key}`: {r}");
         }
     }
@@ -143,7 +113,7 @@ fn refresh_all_does_each_platforms_action_and_exits_1_for_linkedin() {
     // A second run with the persisted tokens: nothing rotates again.
     let rotations = sim.stats().rotations;
     let again = refresh(&env, &["--json"]);
-    assert_eq!(again.code, 1);
+    again.expect_code(1);
     let doc = again.json();
     assert_eq!(result(&doc, "tiktok")["state"], "ok");
     assert_eq!(result(&doc, "instagram")["state"], "ok");
@@ -156,14 +126,12 @@ fn human_output_is_a_table_with_a_summary() {
     let env = TestEnv::new();
     set_up_four(&env);
     let out = refresh(&env, &[]);
-    assert_eq!(out.code, 1);
+    out.expect_code(1);
     let first = out.stdout.lines().next().unwrap();
     for col in ["PLATFORM", "ACCOUNT", "STATE", "EXPIRES", "DAYS", "ACTION"] {
-        assert!(first.contains(col), "{first}");
+        common::assert_contains(first, &[col]);
     }
-    assert!(out.stdout.contains("rotated"), "{}", out.stdout);
-    assert!(out.stdout.contains("4 credentials: "), "{}", out.stdout);
-    assert!(out.stdout.contains("1 needs attention"), "{}", out.stdout);
+    out.stdout_has(&["rotated", "4 credentials: ", "1 needs attention"]);
     // The headless machine has no keychain: the fallback is said, once.
     assert_eq!(
         out.stderr.matches("using the credentials file").count(),
@@ -219,8 +187,7 @@ fn dry_run_changes_nothing_and_predicts_the_exit_code() {
     );
 
     // Without LinkedIn, the real run would succeed: the dry-run says 0.
-    let out = refresh(&env, &["tiktok", "--dry-run"]);
-    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    refresh(&env, &["tiktok", "--dry-run"]).expect_code(0);
 }
 
 #[test]
@@ -242,7 +209,7 @@ fn young_instagram_tokens_are_left_alone() {
         now()
     ));
     let out = refresh(&env, &["--json"]);
-    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    out.expect_code(0);
     let doc = out.json();
     let rs = doc["results"].as_array().unwrap();
     assert!(rs.iter().all(|r| r["state"] == "ok"), "{doc}");
@@ -252,7 +219,7 @@ fn young_instagram_tokens_are_left_alone() {
         sim.stats().requests.get("instagram").copied().unwrap_or(0),
         1
     );
-    assert!(out.stdout.contains("refresh deferred"), "{}", out.stdout);
+    out.stdout_has(&["refresh deferred"]);
     assert_eq!(
         env.stored("INSTAGRAM_ACCESS_TOKEN_FRESH").unwrap(),
         unknown_age
@@ -265,14 +232,11 @@ fn youtube_invalid_grant_is_reauth_with_likely_causes() {
     let s = set_up_four(&env);
     env.sim.sim().google_revoke(&s.token("youtube"));
     let out = refresh(&env, &["youtube", "--json"]);
-    assert_eq!(out.code, 1);
+    out.expect_code(1);
     let yt = result(&out.json(), "youtube").clone();
     assert_eq!(yt["state"], "reauth_required", "{yt}");
     let msg = yt["message"].as_str().unwrap();
-    assert!(
-        msg.contains("invalid_grant") && msg.contains("Testing mode") && msg.contains("6 months"),
-        "{msg}"
-    );
+    common::assert_contains(msg, &["invalid_grant", "Testing mode", "6 months"]);
     assert_eq!(yt["reauth_by"], "2026-11-23");
     assert_eq!(yt["fix"], "evertoken auth login youtube");
 }
@@ -290,7 +254,7 @@ fn transient_failures_are_retried_and_permanent_ones_are_not() {
         },
     );
     let out = refresh(&env, &["tiktok", "--json"]);
-    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    out.expect_code(0);
     assert_eq!(result(&out.json(), "tiktok")["state"], "rotated");
     assert_eq!(
         sim.stats().requests["tiktok"],
@@ -305,13 +269,10 @@ fn transient_failures_are_retried_and_permanent_ones_are_not() {
     c.env("EVERTOKEN_NOW", days_from(now(), 3).to_string())
         .args(["auth", "refresh", "tiktok", "--json"]);
     let out = env.run(&mut c);
-    assert_eq!(out.code, 1);
+    out.expect_code(1);
     let tt = result(&out.json(), "tiktok").clone();
     assert_eq!(tt["state"], "failed", "{tt}");
-    assert!(
-        tt["fix"].as_str().unwrap().contains("TIKTOK_CLIENT_SECRET"),
-        "{tt}"
-    );
+    common::assert_fields(&tt, &[("fix", "TIKTOK_CLIENT_SECRET")]);
     assert_eq!(
         sim.stats().requests["tiktok"],
         before + 1,
@@ -334,13 +295,10 @@ fn a_lost_answer_to_a_rotation_is_unknown_not_success_and_not_retried() {
     );
     let stored = env.stored("TIKTOK_REFRESH_TOKEN").unwrap();
     let out = refresh(&env, &["--json"]);
-    assert_eq!(out.code, 1);
+    out.expect_code(1);
     let tt = result(&out.json(), "tiktok").clone();
     assert_eq!(tt["state"], "unknown", "{tt}");
-    assert!(
-        tt["message"].as_str().unwrap().contains("may have rotated"),
-        "{tt}"
-    );
+    common::assert_fields(&tt, &[("message", "may have rotated")]);
     assert_eq!(
         sim.stats().requests["tiktok"],
         1,
@@ -364,7 +322,7 @@ fn a_stale_environment_token_is_recovered_by_one_store_re_read() {
         .env("TIKTOK_REFRESH_TOKEN", s.token("tiktok"))
         .args(["auth", "refresh", "tiktok", "--json"]);
     let out = env.run(&mut c);
-    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    out.expect_code(0);
     let tt = result(&out.json(), "tiktok").clone();
     assert_eq!(tt["state"], "rotated", "{tt}");
     let warnings = tt["warnings"].to_string();
@@ -393,7 +351,7 @@ fn linkedin_with_a_partner_refresh_token_is_refreshed() {
         days_from(now(), 300)
     ));
     let out = refresh(&env, &["--json"]);
-    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    out.expect_code(0);
     let li = result(&out.json(), "linkedin").clone();
     assert!(
         li["state"] == "refreshed" || li["state"] == "rotated",
@@ -417,7 +375,7 @@ fn accounts_get_suffixed_variables_and_run_side_by_side() {
         ),
     );
     let out = env.ev(&["auth", "refresh", "--json"]);
-    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    out.expect_code(0);
     let doc = out.json();
     let accounts: Vec<_> = doc["results"]
         .as_array()
@@ -450,9 +408,9 @@ fn accounts_get_suffixed_variables_and_run_side_by_side() {
     // One account by name.
     let out = env.ev(&["auth", "status", "tiktok:brand-b", "--json"]);
     assert_eq!(out.json()["results"].as_array().unwrap().len(), 1);
-    let out = env.ev(&["auth", "status", "tiktok:brand-c"]);
-    assert_eq!(out.code, 2);
-    assert!(out.stderr.contains("brand-a, brand-b"), "{}", out.stderr);
+    env.ev(&["auth", "status", "tiktok:brand-c"])
+        .expect_code(2)
+        .stderr_has(&["brand-a, brand-b"]);
 }
 
 #[test]
@@ -471,7 +429,7 @@ fn status_is_offline_and_says_where_each_secret_came_from() {
     );
     // Offline, LinkedIn's expiry is unknown and Instagram's refresh is merely due:
     // nothing needs a human yet.
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.expect_code(0);
     let doc = out.json();
     assert_eq!(result(&doc, "linkedin")["state"], "unknown");
     let source = |var: &str| {
@@ -489,33 +447,19 @@ fn status_is_offline_and_says_where_each_secret_came_from() {
     let ig = result(&doc, "instagram");
     assert_eq!(ig["state"], "expiring");
     assert_eq!(ig["credentials"][0]["prefix"], "test-ig-…");
-    let human = env.run(env.cmd().env("EVERTOKEN_NOW", NOW).args(["auth", "status"]));
-    assert!(
-        human.stdout.contains("YOUTUBE_CLIENT_SECRET: file "),
-        "{}",
-        human.stdout
-    );
-    assert!(
-        human
-            .stdout
-            .contains("INSTAGRAM_ACCESS_TOKEN: test-ig-… from file"),
-        "{}",
-        human.stdout
-    );
+    env.ev_at(NOW, &["auth", "status"], &[]).stdout_has(&[
+        "YOUTUBE_CLIENT_SECRET: file ",
+        "INSTAGRAM_ACCESS_TOKEN: test-ig-… from file",
+    ]);
 }
 
 #[test]
 fn a_missing_client_secret_is_a_config_error_before_any_call() {
     let env = TestEnv::new();
     env.scenario(&four_platforms().with(platform("tiktok").client_secret_not_stored()));
-    let out = refresh(&env, &["all"]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("TIKTOK_CLIENT_SECRET is not set"),
-        "{}",
-        out.stderr
-    );
-    assert!(out.stderr.contains("hint:"), "{}", out.stderr);
+    refresh(&env, &["all"])
+        .expect_code(2)
+        .stderr_has(&["TIKTOK_CLIENT_SECRET is not set", "hint:"]);
     assert_eq!(env.sim.sim().stats().requests.values().sum::<u64>(), 0);
 }
 
@@ -558,13 +502,7 @@ fn kill_9_at_every_rotation_step_loses_nothing() {
             assert_eq!(out.code, 1, "{fp}: {}{}", out.stdout, out.stderr);
             let tt = result(&out.json(), "tiktok").clone();
             assert_eq!(tt["state"], "reauth_required", "{fp}: {tt}");
-            assert!(
-                tt["message"]
-                    .as_str()
-                    .unwrap()
-                    .contains("rotated it and the new one was lost"),
-                "{tt}"
-            );
+            common::assert_fields(&tt, &[("message", "rotated it and the new one was lost")]);
             continue;
         }
         assert_eq!(out.code, 0, "{fp}: {}{}", out.stdout, out.stderr);
@@ -590,30 +528,22 @@ fn concurrent_runners_on_one_host_rotate_once() {
     let env = TestEnv::new();
     set_up_four(&env);
     let sim = env.sim.sim();
-    let children: Vec<_> = (0..8)
-        .map(|_| {
-            let mut c = env.std_cmd();
-            c.env("EVERTOKEN_NOW", NOW)
-                .args(["auth", "refresh", "tiktok", "--json"])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped());
-            c.spawn().unwrap()
-        })
-        .collect();
-    let outs: Vec<_> = children
-        .into_iter()
-        .map(|c| c.wait_with_output().unwrap())
-        .collect();
+    let outs = env.run_concurrently(
+        (0..8)
+            .map(|_| {
+                let mut c = env.std_cmd();
+                c.env("EVERTOKEN_NOW", NOW)
+                    .args(["auth", "refresh", "tiktok", "--json"]);
+                c
+            })
+            .collect(),
+    );
     let live = sim.tiktok_live_refresh_tokens();
     env.secret(&live[0]);
     for o in &outs {
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        env.assert_no_leak(&text);
-        assert_eq!(o.status.code(), Some(0), "{text}");
+        // Scanned again: the new token is a secret now.
+        env.assert_no_leak(&format!("{}{}", o.stdout, o.stderr));
+        o.expect_code(0);
     }
     assert_eq!(sim.stats().rotations, 1);
     assert_eq!(sim.stats().reused_rotated_tokens, 0);
@@ -622,10 +552,7 @@ fn concurrent_runners_on_one_host_rotate_once() {
     // or because the token it read was already fresh.
     let states: Vec<String> = outs
         .iter()
-        .map(|o| {
-            let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-            doc["results"][0]["state"].as_str().unwrap().to_owned()
-        })
+        .map(|o| o.json()["results"][0]["state"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(
         states.iter().filter(|s| *s == "rotated").count(),
@@ -647,13 +574,12 @@ fn write_back_creates_a_private_store_in_a_private_directory() {
     env.scenario(&s);
     let dir = env.work().join("secrets/new");
     common::set_mode(&dir, 0o700);
-    let out = env.run(
-        env.cmd()
-            .env("EVERTOKEN_NOW", NOW)
-            .env("TIKTOK_CLIENT_SECRET", s.client_secret("tiktok"))
-            .args(["auth", "refresh", "tiktok"]),
-    );
-    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    env.ev_at(
+        NOW,
+        &["auth", "refresh", "tiktok"],
+        &[("TIKTOK_CLIENT_SECRET", &s.client_secret("tiktok"))],
+    )
+    .expect_code(0);
     assert_eq!(mode(&dir.join("credentials.yaml")), 0o600);
     let journal = env.state_dir().join("journal");
     assert_eq!(mode(&journal), 0o700);

@@ -6,15 +6,10 @@
 //! changed behind evertoken's back is reported as a likely second rotator.
 
 use crate::common;
+use common::{NOW, now};
 
 use common::TestEnv;
 use evertoken_sim::scenario::{Scenario, platform};
-
-const NOW: &str = "2026-11-23T09:00:00Z";
-
-fn now() -> jiff::Timestamp {
-    NOW.parse().unwrap()
-}
 
 /// TikTok with a stored refresh token and no access token (a first run after login).
 fn tiktok(env: &TestEnv) -> String {
@@ -25,27 +20,16 @@ fn tiktok(env: &TestEnv) -> String {
     s.token("tiktok")
 }
 
-/// `evertoken <args>` at [`NOW`], with `extra` variables.
-fn ev(env: &TestEnv, args: &[&str], extra: &[(&str, &str)]) -> common::Output {
-    env.ev_env(args, &[&[("EVERTOKEN_NOW", NOW)], extra].concat())
-}
-
 fn tiktok_calls(env: &TestEnv) -> u64 {
-    env.sim
-        .sim()
-        .stats()
-        .requests
-        .get("tiktok")
-        .copied()
-        .unwrap_or(0)
+    env.calls("tiktok")
 }
 
 #[test]
 fn auth_token_rotates_when_due_then_serves_the_stored_token_without_a_call() {
     let env = TestEnv::new();
     let old_rt = tiktok(&env);
-    let out = ev(&env, &["auth", "token", "tiktok"], &[]);
-    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    let out = env.ev_at(NOW, &["auth", "token", "tiktok"], &[]);
+    out.expect_code(0);
     let token = out.stdout.trim_end_matches('\n');
     assert_eq!(out.stdout.lines().count(), 1, "the token alone on stdout");
     // The rotation went through the store: the printed token is the stored one,
@@ -64,8 +48,8 @@ fn auth_token_rotates_when_due_then_serves_the_stored_token_without_a_call() {
     assert_eq!(calls, 1);
 
     // Valid for 2 hours: the next job gets the same token and TikTok hears nothing.
-    let again = ev(&env, &["auth", "token", "tiktok", "--json"], &[]);
-    assert_eq!(again.code, 0, "stderr: {}", again.stderr);
+    let again = env.ev_at(NOW, &["auth", "token", "tiktok", "--json"], &[]);
+    again.expect_code(0);
     let doc = again.json();
     assert_eq!(doc["access_token"], token);
     assert_eq!(doc["variable"], "TIKTOK_ACCESS_TOKEN");
@@ -82,7 +66,7 @@ fn auth_token_rotates_when_due_then_serves_the_stored_token_without_a_call() {
     c.env("EVERTOKEN_NOW", &late)
         .args(["auth", "token", "tiktok"]);
     let third = env.run(&mut c);
-    assert_eq!(third.code, 0, "stderr: {}", third.stderr);
+    third.expect_code(0);
     assert_ne!(third.stdout.trim_end(), token);
     assert_eq!(
         env.stored("TIKTOK_ACCESS_TOKEN").as_deref(),
@@ -95,12 +79,12 @@ fn auth_token_rotates_when_due_then_serves_the_stored_token_without_a_call() {
 fn auth_env_is_safe_to_eval_and_masks_under_github_actions() {
     let env = TestEnv::new();
     tiktok(&env);
-    let out = ev(
-        &env,
+    let out = env.ev_at(
+        NOW,
         &["auth", "env", "tiktok"],
         &[("GITHUB_ACTIONS", "true")],
     );
-    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    out.expect_code(0);
     let token = env.stored("TIKTOK_ACCESS_TOKEN").expect("stored");
     assert_eq!(
         out.stdout,
@@ -120,8 +104,8 @@ fn auth_env_is_safe_to_eval_and_masks_under_github_actions() {
         .unwrap();
     assert_eq!(String::from_utf8(sh.stdout).unwrap(), token);
 
-    let dotenv = ev(&env, &["auth", "env", "all", "--format", "dotenv"], &[]);
-    assert_eq!(dotenv.code, 0, "stderr: {}", dotenv.stderr);
+    let dotenv = env.ev_at(NOW, &["auth", "env", "all", "--format", "dotenv"], &[]);
+    dotenv.expect_code(0);
     assert_eq!(dotenv.stdout, format!("TIKTOK_ACCESS_TOKEN={token}\n"));
     // Outside Actions: no mask line.
     assert!(!dotenv.stderr.contains("::add-mask::"));
@@ -140,32 +124,27 @@ fn no_token_to_be_had_means_exit_1_the_reason_and_no_token_on_stdout() {
             "unset TIKTOK_ACCESS_TOKEN\n",
         ),
     ] {
-        let out = ev(&env, args, &[]);
-        assert_eq!(out.code, 1, "{args:?}: {}", out.stderr);
+        let out = env.ev_at(NOW, args, &[]);
+        out.expect_code_for(format_args!("{args:?}"), 1);
         assert_eq!(out.stdout, stdout, "{args:?}");
-        assert!(
-            out.stderr.contains("no valid access token for tiktok"),
-            "{}",
-            out.stderr
-        );
-        assert!(out.stderr.contains("auth login tiktok"), "{}", out.stderr);
+        out.stderr_has(&["no valid access token for tiktok", "auth login tiktok"]);
     }
     // Usage errors: exit 2, nothing contacted.
-    let all = ev(&env, &["auth", "token", "all"], &[]);
-    assert_eq!(all.code, 2);
+    let all = env.ev_at(NOW, &["auth", "token", "all"], &[]);
+    all.expect_code(2);
     assert_eq!(all.stdout, "");
-    let unknown = ev(&env, &["auth", "token", "tiktok:nobody"], &[]);
-    assert_eq!(unknown.code, 2);
+    env.ev_at(NOW, &["auth", "token", "tiktok:nobody"], &[])
+        .expect_code(2);
 }
 
 #[test]
 fn a_store_value_changed_behind_evertokens_back_is_reported_as_a_second_rotator() {
     let env = TestEnv::new();
     tiktok(&env);
-    let out = ev(&env, &["auth", "token", "tiktok"], &[]);
-    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    env.ev_at(NOW, &["auth", "token", "tiktok"], &[])
+        .expect_code(0);
     // Evertoken's own writes are not reported.
-    let quiet = ev(&env, &["auth", "status", "tiktok"], &[]);
+    let quiet = env.ev_at(NOW, &["auth", "status", "tiktok"], &[]);
     assert!(
         !quiet.stdout.contains("changed in the store"),
         "{}",
@@ -177,14 +156,11 @@ fn a_store_value_changed_behind_evertokens_back_is_reported_as_a_second_rotator(
     doc["TIKTOK_REFRESH_TOKEN"]["value"] = serde_norway::Value::String(foreign.clone());
     let path = env.work().join("credentials.yaml");
     std::fs::write(&path, serde_norway::to_string(&doc).unwrap()).unwrap();
-    let st = ev(&env, &["auth", "status", "tiktok"], &[]);
-    assert!(
-        st.stdout
-            .contains("TIKTOK_REFRESH_TOKEN changed in the store since evertoken last wrote it"),
-        "{}",
-        st.stdout
-    );
-    assert!(st.stdout.contains("second rotator"), "{}", st.stdout);
+    env.ev_at(NOW, &["auth", "status", "tiktok"], &[])
+        .stdout_has(&[
+            "TIKTOK_REFRESH_TOKEN changed in the store since evertoken last wrote it",
+            "second rotator",
+        ]);
     // The fingerprint file holds no value.
     let dir = env.state_dir().join("fingerprints");
     for f in std::fs::read_dir(&dir).unwrap() {
@@ -198,7 +174,7 @@ fn a_store_value_changed_behind_evertokens_back_is_reported_as_a_second_rotator(
 fn doctor_warns_about_a_second_rotator() {
     let env = TestEnv::new();
     tiktok(&env);
-    assert_eq!(ev(&env, &["auth", "token", "tiktok"], &[]).code, 0);
+    assert_eq!(env.ev_at(NOW, &["auth", "token", "tiktok"], &[]).code, 0);
     let row = |out: &common::Output| -> serde_json::Value {
         out.json()["checks"]
             .as_array()
@@ -208,7 +184,7 @@ fn doctor_warns_about_a_second_rotator() {
             .cloned()
             .unwrap_or_else(|| panic!("no `one rotator` row: {}", out.stdout))
     };
-    let ok = ev(&env, &["doctor", "--json"], &[]);
+    let ok = env.ev_at(NOW, &["doctor", "--json"], &[]);
     assert_eq!(row(&ok)["status"], "ok", "{}", ok.stdout);
     let foreign = env.secret("rft.test-written-by-a-second-rotator-0010");
     let mut doc = env.read_credentials();
@@ -218,7 +194,7 @@ fn doctor_warns_about_a_second_rotator() {
         serde_norway::to_string(&doc).unwrap(),
     )
     .unwrap();
-    let warn = ev(&env, &["doctor", "--json"], &[]);
+    let warn = env.ev_at(NOW, &["doctor", "--json"], &[]);
     let r = row(&warn);
     assert_eq!(r["status"], "warn", "{}", warn.stdout);
     assert!(
@@ -241,13 +217,12 @@ fn several_accounts_need_a_name_for_auth_token_and_all_come_out_of_auth_env() {
                 .store_records_expiry(false),
         ),
     );
-    let out = ev(&env, &["auth", "token", "tiktok"], &[]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(out.stderr.contains("tiktok:brand-a"), "{}", out.stderr);
+    let out = env.ev_at(NOW, &["auth", "token", "tiktok"], &[]);
+    out.expect_code(2).stderr_has(&["tiktok:brand-a"]);
     assert_eq!(out.stdout, "");
 
-    let out = ev(&env, &["auth", "env", "tiktok"], &[]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = env.ev_at(NOW, &["auth", "env", "tiktok"], &[]);
+    out.expect_code(0);
     let ta = env.stored("TIKTOK_ACCESS_TOKEN_BRAND_A").unwrap();
     let tb = env.stored("TIKTOK_ACCESS_TOKEN_BRAND_B").unwrap();
     assert_eq!(
@@ -256,8 +231,8 @@ fn several_accounts_need_a_name_for_auth_token_and_all_come_out_of_auth_env() {
             "export TIKTOK_ACCESS_TOKEN_BRAND_A='{ta}'\nexport TIKTOK_ACCESS_TOKEN_BRAND_B='{tb}'\n"
         )
     );
-    let one = ev(&env, &["auth", "token", "tiktok:brand-b"], &[]);
-    assert_eq!(one.code, 0, "{}", one.stderr);
+    let one = env.ev_at(NOW, &["auth", "token", "tiktok:brand-b"], &[]);
+    one.expect_code(0);
     assert_eq!(one.stdout, format!("{tb}\n"));
 }
 
@@ -271,21 +246,10 @@ fn auth_token_mints_a_youtube_access_token_without_storing_it() {
     env.scenario(&s);
     let rt = s.token("youtube");
     let before = std::fs::read_to_string(env.work().join("credentials.yaml")).unwrap();
-    let out = env
-        .cmd()
-        .env("EVERTOKEN_NOW", NOW)
-        .args(["auth", "token", "youtube"])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    env.assert_no_leak(&String::from_utf8_lossy(&out.stderr));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let token = stdout.trim_end_matches('\n');
-    assert_eq!(stdout.lines().count(), 1, "the token alone on stdout");
+    let out = env.ev_at(NOW, &["auth", "token", "youtube"], &[]);
+    out.expect_code(0);
+    let token = out.stdout.trim_end_matches('\n');
+    assert_eq!(out.stdout.lines().count(), 1, "the token alone on stdout");
     assert!(
         env.sim.sim().google_access_token_valid(token),
         "a live Google access token"
@@ -297,18 +261,9 @@ fn auth_token_mints_a_youtube_access_token_without_storing_it() {
     let after = std::fs::read_to_string(env.work().join("credentials.yaml")).unwrap();
     assert_eq!(before, after, "nothing stored");
     // `auth env` hands it over the same way, under the variable a job expects.
-    let out = env
-        .cmd()
-        .env("EVERTOKEN_NOW", NOW)
-        .args(["auth", "env", "youtube"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let line = String::from_utf8_lossy(&out.stdout).into_owned();
+    let out = env.ev_at(NOW, &["auth", "env", "youtube"], &[]);
+    out.expect_code(0);
+    let line = out.stdout;
     let value = line
         .trim()
         .strip_prefix("export YOUTUBE_ACCESS_TOKEN=")
@@ -317,12 +272,8 @@ fn auth_token_mints_a_youtube_access_token_without_storing_it() {
     assert!(env.sim.sim().google_access_token_valid(value));
     // A dead refresh token: nothing on stdout, exit 1, the fix named.
     env.sim.sim().google_revoke(&rt);
-    let out = ev(&env, &["auth", "token", "youtube"], &[]);
-    assert_eq!(out.code, 1, "{}", out.stderr);
+    let out = env.ev_at(NOW, &["auth", "token", "youtube"], &[]);
+    out.expect_code(1);
     assert!(out.stdout.is_empty());
-    assert!(
-        out.stderr.contains("evertoken auth login youtube"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has(&["evertoken auth login youtube"]);
 }

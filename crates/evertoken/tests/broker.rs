@@ -13,7 +13,7 @@ use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{TestEnv, set_mode};
+use common::{TestEnv, apps, set_mode};
 use evertoken_sim::OidcAlg;
 use serde_json::{Value, json};
 
@@ -22,13 +22,7 @@ const INSTALLATION: u64 = 3737;
 const CLIENT_SECRET: &str = "broker-client-secret-not-a-real-secret-0123456789";
 const MAIN: &str = "repo:acme/site:ref:refs/heads/main";
 
-fn sha256_hex(s: &str) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(s.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
+use common::sha256_hex;
 
 struct Broker {
     env: TestEnv,
@@ -51,19 +45,14 @@ fn start(rate: u32) -> Broker {
 fn start_with(rate: u32, extra: impl Fn(&TestEnv) -> String) -> Broker {
     let env = TestEnv::new();
     env.secret(CLIENT_SECRET);
-    let (private, public) = evertoken_sim::test_rsa_keypair();
-    let sim = env.sim.sim();
-    sim.github_add_app(APP_ID, "Iv1.test-client-not-a-real-id", &public);
-    sim.github_add_installation(
+    apps::install(
+        &env,
         APP_ID,
         INSTALLATION,
         "acme",
-        "Organization",
-        vec!["site".into(), "docs".into(), "other".into()],
+        &["site", "docs", "other"],
     );
-    let key = env.work().join("app.pem");
-    std::fs::write(&key, private).unwrap();
-    set_mode(&key, 0o600);
+    apps::write_key(&env);
     let iss = issuer(&env);
     env.config(&format!(
         r#"github:
@@ -283,7 +272,7 @@ fn a_matching_ci_job_gets_a_token_narrowed_to_its_policy() {
     assert_eq!(audit[3]["who"], "client:takopi-host");
     let (code, err) = b.stop();
     assert_eq!(code, 0, "{err}");
-    assert!(err.contains("shut down cleanly"), "{err}");
+    common::assert_contains(&err, &["shut down cleanly"]);
 }
 
 #[test]
@@ -446,7 +435,7 @@ fn every_refusal_is_a_401_or_403_with_an_audit_line() {
     // GitHub refusing the mint is a 502, audited.
     let (st, v) = b.ask(CLIENT_SECRET, "broken");
     assert_eq!(st, 502, "{v}");
-    assert!(v["error"].as_str().unwrap().contains("422"), "{v}");
+    common::assert_fields(&v, &[("error", "422")]);
     let last = b.audit().pop().unwrap();
     assert_eq!(last["status"], 502);
     assert_eq!(last["policy"], "broken");
@@ -456,17 +445,13 @@ fn every_refusal_is_a_401_or_403_with_an_audit_line() {
     // /metrics counts every outcome, in Prometheus' text format.
     let (st, m) = b.get("/metrics");
     assert_eq!(st, 200);
-    assert!(
-        m.contains("evertoken_broker_requests_total{outcome=\"unauthorized\"} 9"),
-        "{m}"
-    );
-    assert!(
-        m.contains("evertoken_broker_requests_total{outcome=\"forbidden\"} 6"),
-        "{m}"
-    );
-    assert!(
-        m.contains("evertoken_broker_requests_total{outcome=\"upstream_failed\"} 1"),
-        "{m}"
+    common::assert_contains(
+        &m,
+        &[
+            "evertoken_broker_requests_total{outcome=\"unauthorized\"} 9",
+            "evertoken_broker_requests_total{outcome=\"forbidden\"} 6",
+            "evertoken_broker_requests_total{outcome=\"upstream_failed\"} 1",
+        ],
     );
     let mf = b.env.path("metrics.prom");
     std::fs::write(&mf, &m).unwrap();
@@ -492,10 +477,7 @@ fn jwks_is_cached_and_refetched_once_on_a_rotated_key() {
     // The retired key is gone, and unknown kids do not make the broker refetch in a loop.
     let (st, v) = b.ask(&old, "site-deploy");
     assert_eq!(st, 401, "{v}");
-    assert!(
-        v["error"].as_str().unwrap().contains("unknown key id"),
-        "{v}"
-    );
+    common::assert_fields(&v, &[("error", "unknown key id")]);
     for _ in 0..5 {
         b.ask(&old, "site-deploy");
     }
@@ -605,21 +587,24 @@ fn clients_get_tokens_without_any_key_or_config() {
     let b = start(1000);
     // `github token --broker` with the ID token in an env var: the token alone on stdout.
     let id = b.id_token(OidcAlg::Rs256, json!({}));
-    let out = b
-        .env
-        .run(b.env.cmd().env("CI_JOB_JWT_EVERTOKEN", &id).args([
-            "--config",
-            "/nonexistent/none.yaml",
-            "github",
-            "token",
-            "--broker",
-            &b.url,
-            "--policy",
-            "site-deploy",
-            "--id-token-env",
-            "CI_JOB_JWT_EVERTOKEN",
-        ]));
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    let site_deploy = [
+        "github",
+        "token",
+        "--broker",
+        &b.url,
+        "--policy",
+        "site-deploy",
+    ];
+    let out = b.env.ev_env(
+        &[
+            &["--config", "/nonexistent/none.yaml"][..],
+            &site_deploy,
+            &["--id-token-env", "CI_JOB_JWT_EVERTOKEN"],
+        ]
+        .concat(),
+        &[("CI_JOB_JWT_EVERTOKEN", &id)],
+    );
+    out.expect_code(0);
     let t = b.env.secret(out.stdout.trim());
     assert_eq!(out.stdout, format!("{t}\n"));
     assert!(b.env.sim.sim().github_is_valid_token(&t));
@@ -630,69 +615,44 @@ fn clients_get_tokens_without_any_key_or_config() {
         b.env.base_url(),
         MAIN.replace(':', "%3A").replace('/', "%2F")
     );
-    let out = b.env.run(
-        b.env
-            .cmd()
-            .env("GITHUB_ACTIONS", "true")
-            .env("ACTIONS_ID_TOKEN_REQUEST_URL", &request_url)
-            .env(
-                "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
-                "actions-request-token-not-a-real-secret",
-            )
-            .args([
-                "github",
-                "token",
-                "--broker",
-                &b.url,
-                "--policy",
-                "site-deploy",
-            ]),
+    // What the runner gives a job that may ask for an ID token.
+    let runner = [
+        ("ACTIONS_ID_TOKEN_REQUEST_URL", request_url.as_str()),
+        (
+            "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+            "actions-request-token-not-a-real-secret",
+        ),
+    ];
+    let out = b.env.ev_env(
+        &site_deploy,
+        &[&[("GITHUB_ACTIONS", "true")], &runner[..]].concat(),
     );
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.expect_code(0);
     let t = b.env.secret(out.stdout.trim());
     assert!(out.stderr.starts_with("::add-mask::"), "{}", out.stderr);
     assert!(b.env.sim.sim().github_is_valid_token(&t));
     // The audience the broker requires is what the client asked the runner for.
-    let wrong = b.env.run(
-        b.env
-            .cmd()
-            .env("ACTIONS_ID_TOKEN_REQUEST_URL", &request_url)
-            .env(
-                "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
-                "actions-request-token-not-a-real-secret",
-            )
-            .args([
-                "github",
-                "token",
-                "--broker",
-                &b.url,
-                "--policy",
-                "site-deploy",
-                "--audience",
-                "other",
-            ]),
+    let wrong = b.env.ev_env(
+        &[&site_deploy[..], &["--audience", "other"]].concat(),
+        &runner,
     );
-    assert_eq!(wrong.code, 1);
-    assert!(
-        wrong.stderr.contains("401") && wrong.stderr.contains("wrong audience"),
-        "{}",
-        wrong.stderr
-    );
+    wrong.expect_code(1).stderr_has(&["401", "wrong audience"]);
     assert_eq!(wrong.stdout, "");
 
     // A plain-http broker that is not on loopback is refused before anything is sent.
-    let remote = b.env.run(b.env.cmd().args([
-        "github",
-        "token",
-        "--broker",
-        "http://broker.example.com",
-        "--policy",
-        "x",
-        "--id-token-env",
-        "X",
-    ]));
-    assert_eq!(remote.code, 2, "{}", remote.stderr);
-    assert!(remote.stderr.contains("plain http"), "{}", remote.stderr);
+    b.env
+        .run(b.env.cmd().args([
+            "github",
+            "token",
+            "--broker",
+            "http://broker.example.com",
+            "--policy",
+            "x",
+            "--id-token-env",
+            "X",
+        ]))
+        .expect_code(2)
+        .stderr_has(&["plain http"]);
 
     // A host whose app entry names the broker: `github refresh` (the timer's command)
     // writes the token file and `github status` judges it, with no key anywhere.
@@ -707,68 +667,44 @@ fn clients_get_tokens_without_any_key_or_config() {
         ),
     )
     .unwrap();
-    let refresh = b.env.run(
-        b.env
-            .cmd()
-            .env("EVERTOKEN_BROKER_SECRET", CLIENT_SECRET)
-            .args(["--config", host.to_str().unwrap(), "github", "refresh"]),
+    let refresh = b.env.ev_env(
+        &["--config", host.to_str().unwrap(), "github", "refresh"],
+        &[("EVERTOKEN_BROKER_SECRET", CLIENT_SECRET)],
     );
-    assert_eq!(refresh.code, 0, "{}", refresh.stderr);
-    assert!(
-        refresh.stderr.contains("token broker"),
-        "{}",
-        refresh.stderr
-    );
-    let text = std::fs::read_to_string(b.env.path("host-token.env")).unwrap();
-    let t = text
-        .lines()
-        .find_map(|l| l.strip_prefix("GH_TOKEN="))
-        .unwrap()
-        .to_owned();
+    refresh.expect_code(0).stderr_has(&["token broker"]);
+    let t = common::apps::token_in(&b.env.path("host-token.env"));
     b.env.secret(&t);
     assert!(b.env.sim.sim().github_is_valid_token(&t));
     assert_eq!(common::mode(&b.env.path("host-token.env")), 0o600);
-    let st = b.env.run(b.env.cmd().args([
+    let st = b.env.ev(&[
         "--config",
         host.to_str().unwrap(),
         "github",
         "status",
         "--json",
-    ]));
+    ]);
     assert_eq!(st.json()["token_file"]["present"], true, "{}", st.stdout);
-    let doc = b.env.run(
-        b.env
-            .cmd()
-            .args(["--config", host.to_str().unwrap(), "doctor"]),
-    );
-    assert!(
-        doc.stdout.contains("github default: broker"),
-        "{}",
-        doc.stdout
-    );
-    let flow = b.env.run(
-        b.env
-            .cmd()
-            .args(["--config", host.to_str().unwrap(), "github", "flow"]),
-    );
-    assert!(
-        flow.stdout.contains("tokens come from the broker"),
-        "{}",
-        flow.stdout
-    );
-    // Without the secret, it says which variable to set.
-    let missing =
-        b.env.run(
+    b.env
+        .run(
             b.env
                 .cmd()
-                .args(["--config", host.to_str().unwrap(), "github", "refresh"]),
-        );
-    assert_eq!(missing.code, 2, "{}", missing.stderr);
-    assert!(
-        missing.stderr.contains("EVERTOKEN_BROKER_SECRET"),
-        "{}",
-        missing.stderr
-    );
+                .args(["--config", host.to_str().unwrap(), "doctor"]),
+        )
+        .stdout_has(&["github default: broker"]);
+    b.env
+        .run(
+            b.env
+                .cmd()
+                .args(["--config", host.to_str().unwrap(), "github", "flow"]),
+        )
+        .stdout_has(&["tokens come from the broker"]);
+    // Without the secret, it says which variable to set.
+    let missing = b
+        .env
+        .ev(&["--config", host.to_str().unwrap(), "github", "refresh"]);
+    missing
+        .expect_code(2)
+        .stderr_has(&["EVERTOKEN_BROKER_SECRET"]);
     b.stop();
 }
 
@@ -829,15 +765,7 @@ fn tls_broker() -> Option<Broker> {
             ],
         ];
         for args in steps {
-            let out = std::process::Command::new(&openssl)
-                .args(&args)
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            common::tool_ok(std::process::Command::new(&openssl).args(&args), "openssl");
         }
         set_mode(&env.path("tls-key.pem"), 0o600);
         format!(
@@ -875,10 +803,7 @@ fn tls_with_rustls_serves_the_same_answers() {
 #[test]
 fn a_bad_broker_config_is_refused_before_listening() {
     let env = TestEnv::new();
-    let (private, _) = evertoken_sim::test_rsa_keypair();
-    let key = env.work().join("app.pem");
-    std::fs::write(&key, private).unwrap();
-    set_mode(&key, 0o600);
+    apps::write_key(&env);
     let app = format!(
         "github:\n  apps:\n    default:\n      app_id: 1\n      installation_id: 2\n      private_key_path: app.pem\n      api_url: {}\n",
         env.base_url()
@@ -919,7 +844,7 @@ fn a_bad_broker_config_is_refused_before_listening() {
     for (yaml, key, hint) in cases {
         env.config(&format!("{app}{yaml}"));
         let out = env.ev(&["broker", "serve", "--listen", "127.0.0.1:0"]);
-        assert_eq!(out.code, 2, "{yaml}: {}", out.stderr);
+        out.expect_code_for(format_args!("{yaml}"), 2);
         assert!(out.stderr.contains(key), "{yaml}: {}", out.stderr);
         assert!(out.stderr.contains(hint), "{yaml}: {}", out.stderr);
         assert!(!out.stderr.contains("Listening"), "{}", out.stderr);
@@ -970,7 +895,7 @@ fn in_flight_request_survives_sigterm(b: Broker) {
     b.env.secret(v["token"].as_str().unwrap());
     let (code, err) = b.stop();
     assert_eq!(code, 0, "{err}");
-    assert!(err.contains("shut down cleanly"), "{err}");
+    common::assert_contains(&err, &["shut down cleanly"]);
 }
 
 #[test]
@@ -1068,10 +993,7 @@ fn a_flood_of_identities_does_not_lock_out_other_callers() {
     }
     let (st, v) = b.ask(&newcomer, "site-read");
     assert_eq!(st, 429, "{v}");
-    assert!(
-        v["error"].as_str().unwrap().contains("3 requests a minute"),
-        "{v}"
-    );
+    common::assert_fields(&v, &[("error", "3 requests a minute")]);
     assert_eq!(b.ask(CLIENT_SECRET, "host").0, 200);
     b.stop();
 }
@@ -1109,10 +1031,7 @@ fn failed_authentications_are_limited_and_cannot_flood_the_audit_log() {
     assert_eq!(st, 413);
     let last = b.audit().pop().unwrap();
     assert_eq!(last["status"], 413, "{last}");
-    assert!(
-        last["reason"].as_str().unwrap().contains("16 KiB"),
-        "{last}"
-    );
+    common::assert_fields(&last, &[("reason", "16 KiB")]);
 
     let local = std::net::IpAddr::from([127, 0, 0, 1]);
     let mut seen = Vec::new();
@@ -1163,13 +1082,7 @@ fn failed_authentications_are_limited_and_cannot_flood_the_audit_log() {
         .map(|v| v.as_u64().unwrap())
         .sum();
     assert_eq!(counted, 951 - 100, "{summary}");
-    assert!(
-        summary["reason"]
-            .as_str()
-            .unwrap()
-            .contains("851 more refusals"),
-        "{summary}"
-    );
+    common::assert_fields(&summary, &[("reason", "851 more refusals")]);
     let audit = std::fs::read_to_string(b.env.work().join("audit.jsonl")).unwrap();
     assert!(audit.len() < 100_000, "{} bytes", audit.len());
 }
@@ -1188,22 +1101,12 @@ fn audit_fields_from_outside_are_escaped() {
         assert!(!raw.contains(c), "{c:?} in {raw}");
     }
     let last = b.audit().pop().unwrap();
-    assert!(
-        last["who"].as_str().unwrap().contains("\\u{2028}"),
-        "{last}"
-    );
-    assert!(
-        last["policy"].as_str().unwrap().contains("\\u{202e}"),
-        "{last}"
-    );
+    common::assert_fields(&last, &[("who", "\\u{2028}"), ("policy", "\\u{202e}")]);
     b.stop();
 }
 
 fn broker_config(env: &TestEnv, audit_log: &str) {
-    let (private, _) = evertoken_sim::test_rsa_keypair();
-    let key = env.work().join("app.pem");
-    std::fs::write(&key, private).unwrap();
-    set_mode(&key, 0o600);
+    apps::write_key(env);
     env.config(&format!(
         "github:\n  apps:\n    default:\n      app_id: 1\n      installation_id: 2\n      private_key_path: app.pem\n      api_url: {}\n\
          broker:\n  clients: [{{ name: c, token_sha256: \"{}\" }}]\n  policies:\n    - {{ name: p, client: c, repositories: [r], permissions: {{ contents: read }} }}\n  audit_log: {audit_log}\n",
@@ -1310,26 +1213,28 @@ fn fake_broker(status: u16, body: &'static str) -> String {
 fn the_client_checks_its_bearer_and_the_brokers_answer() {
     let env = TestEnv::new();
     let token = |url: &str, bearer: &str| {
-        env.run(env.cmd().env("EV_BEARER", bearer).args([
-            "--config",
-            "/nonexistent/none.yaml",
-            "github",
-            "token",
-            "--broker",
-            url,
-            "--policy",
-            "p",
-            "--id-token-env",
-            "EV_BEARER",
-        ]))
+        env.ev_env(
+            &[
+                "--config",
+                "/nonexistent/none.yaml",
+                "github",
+                "token",
+                "--broker",
+                url,
+                "--policy",
+                "p",
+                "--id-token-env",
+                "EV_BEARER",
+            ],
+            &[("EV_BEARER", bearer)],
+        )
     };
     let ok = fake_broker(
         200,
         r#"{"token":"ghs_testFAKEnotarealtoken0123456789abcdef"}"#,
     );
     let out = token(&ok, "eyJh.eyJi\nx.c2ln");
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(out.stderr.contains("not visible ASCII"), "{}", out.stderr);
+    out.expect_code(2).stderr_has(&["not visible ASCII"]);
     assert!(!out.stderr.contains("builder error"), "{}", out.stderr);
     assert_eq!(token(&ok, "eyJh.eyJi.c2ln").code, 0);
 
@@ -1349,7 +1254,7 @@ fn the_client_checks_its_bearer_and_the_brokers_answer() {
         ),
     ] {
         let out = token(&fake_broker(status, body), "eyJh.eyJi.c2ln");
-        assert_eq!(out.code, 1, "{status}: {}", out.stderr);
+        out.expect_code_for(format_args!("{status}"), 1);
         assert!(out.stderr.contains(says), "{status}: {}", out.stderr);
         if status != 502 {
             assert!(
@@ -1365,9 +1270,9 @@ fn the_client_checks_its_bearer_and_the_brokers_answer() {
         r#"{"token":"ghs_\u202eabc"}"#,
     ] {
         let out = token(&fake_broker(200, body), "eyJh.eyJi.c2ln");
-        assert_eq!(out.code, 1, "{body}: {}", out.stderr);
+        out.expect_code_for(format_args!("{body}"), 1);
         assert_eq!(out.stdout, "", "{body}");
-        assert!(out.stderr.contains("refused"), "{body}: {}", out.stderr);
+        out.stderr_has_for(format_args!("{body}"), &["refused"]);
         assert!(
             !out.stderr.contains("pwned") && !out.stderr.contains("set-env"),
             "{}",

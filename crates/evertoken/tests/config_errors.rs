@@ -159,9 +159,9 @@ fn no_config_anywhere_says_where_it_looked() {
     let mut c = env.cmd();
     c.env("EVERTOKEN_CONFIG", env.path("nope.yaml"))
         .args(["auth", "status"]);
-    let out = env.run(&mut c);
-    assert_eq!(out.code, 2);
-    assert!(out.stderr.contains("EVERTOKEN_CONFIG"), "{}", out.stderr);
+    env.run(&mut c)
+        .expect_code(2)
+        .stderr_has(&["EVERTOKEN_CONFIG"]);
 }
 
 #[test]
@@ -198,20 +198,13 @@ fn bad_targets_and_flags_are_usage_errors() {
         &["auth", "refresh", "instagram"],
         &["platform `instagram` is not enabled", "hint:"],
     );
-    let out = env.ev(&["auth", "refresh", "--bogus"]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    let out = env.ev(&["frobnicate"]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
+    env.ev(&["auth", "refresh", "--bogus"]).expect_code(2);
+    env.ev(&["frobnicate"]).expect_code(2);
     let mut c = env.cmd();
     c.env("EVERTOKEN_NOW", "yesterday").args(["auth", "status"]);
-    let out = env.run(&mut c);
-    assert_eq!(out.code, 2);
-    assert!(
-        out.stderr
-            .contains("EVERTOKEN_NOW must be an RFC 3339 timestamp"),
-        "{}",
-        out.stderr
-    );
+    env.run(&mut c)
+        .expect_code(2)
+        .stderr_has(&["EVERTOKEN_NOW must be an RFC 3339 timestamp"]);
 }
 
 #[test]
@@ -282,16 +275,12 @@ fn keychain_required_without_a_keychain_is_a_config_error() {
 fn help_teaches_and_version_works() {
     let env = TestEnv::new();
     let out = env.ev(&["--help"]);
-    assert_eq!(out.code, 0);
+    out.expect_code(0);
     for w in ["auth", "demo", "--config", "Exit codes"] {
         assert!(out.stdout.contains(w), "{w}: {}", out.stdout);
     }
-    let out = env.ev(&["auth", "refresh", "--help"]);
-    assert!(
-        out.stdout.contains("--dry-run") && out.stdout.contains("TikTok"),
-        "{}",
-        out.stdout
-    );
+    env.ev(&["auth", "refresh", "--help"])
+        .stdout_has(&["--dry-run", "TikTok"]);
     let out = env.ev(&["--version"]);
     assert!(out.stdout.starts_with("evertoken "), "{}", out.stdout);
 }

@@ -10,7 +10,7 @@ use common::TestEnv;
 fn demo_runs_the_four_platform_cycle_and_cleans_up() {
     let env = TestEnv::new();
     let out = env.ev(&["demo"]);
-    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    out.expect_code(0);
     for w in [
         "rotated",
         "refreshed",
@@ -37,14 +37,9 @@ fn demo_runs_the_four_platform_cycle_and_cleans_up() {
         );
     }
     let out = env.ev(&["demo", "--json"]);
-    assert_eq!(out.code, 0);
+    out.expect_code(0);
     let doc = out.json();
-    let states: Vec<_> = doc["first"]["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["state"].as_str().unwrap().to_owned())
-        .collect();
+    let states = common::states(&doc["first"]);
     assert_eq!(states, ["refreshed", "ok", "rotated", "reauth_required"]);
     assert_eq!(doc["second"]["attention"], 1);
 }
@@ -62,9 +57,7 @@ fn demo_ignores_a_users_real_environment() {
         env.secret("users-fake-client-secret-99"),
     )
     .arg("demo");
-    let out = env.run(&mut c);
-    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
-    assert!(out.stdout.contains("rotated"), "{}", out.stdout);
+    env.run(&mut c).expect_code(0).stdout_has(&["rotated"]);
 }
 
 #[test]
@@ -80,24 +73,15 @@ fn demo_platform_picks_any_built_in() {
         "--platform",
         "pinterest",
     ]);
-    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    out.expect_code(0);
     let doc = out.json();
-    let states: Vec<_> = doc["first"]["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["state"].as_str().unwrap().to_owned())
-        .collect();
+    let states = common::states(&doc["first"]);
     assert_eq!(states, ["rotated", "refreshed", "rotated"]);
     assert_eq!(doc["second"]["attention"], 0);
-    let out = env.ev(&["demo", "--platform", "x"]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(
-        out.stdout.contains("X rotates its refresh token"),
-        "{}",
-        out.stdout
-    );
-    let out = env.ev(&["demo", "--platform", "myspace"]);
-    assert_eq!(out.code, 2);
-    assert!(out.stderr.contains("pinterest"), "{}", out.stderr);
+    env.ev(&["demo", "--platform", "x"])
+        .expect_code(0)
+        .stdout_has(&["X rotates its refresh token"]);
+    env.ev(&["demo", "--platform", "myspace"])
+        .expect_code(2)
+        .stderr_has(&["pinterest"]);
 }

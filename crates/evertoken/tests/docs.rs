@@ -76,8 +76,7 @@ fn readme_is_short_and_starts_with_the_two_commands() {
         "README.md has {n} lines; the rest belongs in the book"
     );
     let head: String = readme.lines().take(20).collect::<Vec<_>>().join("\n");
-    assert!(head.contains("evertoken demo"), "{head}");
-    assert!(head.contains("./scripts/test"), "{head}");
+    common::assert_contains(&head, &["evertoken demo", "./scripts/test"]);
     for link in ["RELIABILITY.md", "SECURITY.md", "BENCHMARKS.md"] {
         assert!(readme.contains(link), "README links {link}");
     }
@@ -269,7 +268,7 @@ fn the_github_actions_guide_shows_the_generated_workflow() {
     let env = common::TestEnv::new();
     env.config(config);
     let out = env.ev(&["--config", "evertoken.yaml", "schedule", "github-actions"]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.expect_code(0);
     assert!(
         *shown == out.stdout,
         "docs/src/guides/github-actions.md shows another workflow than `evertoken schedule github-actions` generates for its config; paste this:\n{}",
@@ -280,16 +279,13 @@ fn the_github_actions_guide_shows_the_generated_workflow() {
 // ---- The book builds with no broken internal link.
 
 fn mdbook() -> Option<PathBuf> {
-    for rel in [
-        "target/test-tools/docs-venv/bin/mdbook",
-        "target/test-tools/bin/mdbook",
-    ] {
-        let p = root().join(rel);
-        if p.is_file() {
-            return Some(p);
-        }
-    }
-    common::require_tool("mdbook")
+    common::test_tool(
+        "mdbook",
+        &[
+            "target/test-tools/docs-venv/bin/mdbook",
+            "target/test-tools/bin/mdbook",
+        ],
+    )
 }
 
 fn html_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -423,17 +419,14 @@ fn help(args: &[&str]) -> String {
 fn login_help_and_the_docs_agree_on_headless_login() {
     let h = help(&["auth", "login"]);
     let tunnel = "ssh -L 8765:127.0.0.1:8765";
-    assert!(h.contains(tunnel), "{h}");
+    common::assert_contains(&h, &[tunnel]);
     assert!(!h.contains("open it on the same machine"), "{h}");
     let page = read("docs/src/guides/login.md");
     assert!(
         page.contains(tunnel),
         "docs/src/guides/login.md must show {tunnel}"
     );
-    assert!(
-        h.contains("--store") && h.contains("--create-variable"),
-        "{h}"
-    );
+    common::assert_contains(&h, &["--store", "--create-variable"]);
 }
 
 #[test]

@@ -11,9 +11,15 @@ use serde_json::Value;
 const CLIENT_KEY: &str = "test-client-key";
 const TT: &str = "rft.test-tiktok-not-a-real-secret-0301";
 const TT_SECRET: &str = "test-tiktok-client-secret-xyz";
+/// The `auth:` block of the local store, keychain off.
+const LOCAL_STORE: &str = "auth:\n  writeback: { backend: local, local: { keychain: off } }\n";
 
 fn config(env: &TestEnv, extra: &str) {
-    let base = env.base_url();
+    config_at(env, &env.base_url(), extra);
+}
+
+/// [`config`] with TikTok at `base`.
+fn config_at(env: &TestEnv, base: &str, extra: &str) {
     env.config(&format!(
         "platforms:
   tiktok: {{ enabled: true, base_url: \"{base}\", client_key: {CLIENT_KEY} }}
@@ -31,20 +37,29 @@ fn healthy(env: &TestEnv) {
     env.sim
         .sim()
         .tiktok_add_refresh_token(CLIENT_KEY, TT, days_from(now, 120));
-    config(
-        env,
-        "auth:\n  writeback: { backend: local, local: { keychain: off } }\n",
-    );
+    config(env, LOCAL_STORE);
     env.credentials(&format!(
         "TIKTOK_REFRESH_TOKEN:\n  value: \"{TT}\"\n  expires_at: {}\nTIKTOK_CLIENT_SECRET: {TT_SECRET}\n",
         days_from(now, 120)
     ));
 }
 
-fn doctor(env: &TestEnv) -> (i32, Value) {
-    let out = env.ev(&["doctor", "--json"]);
+/// `doctor --json`, these variables set, exits `code`; returns its report.
+#[track_caller]
+fn doctor_exits(env: &TestEnv, code: i32, vars: &[(&str, &str)]) -> Value {
+    let out = env.ev_env(&["doctor", "--json"], vars);
     let doc = out.json();
-    (out.code, doc)
+    assert_eq!(out.code, code, "{doc:#}\nstderr: {}", out.stderr);
+    doc
+}
+
+/// The row `check` has `status`, and each `(field, needle)` in it; returns the row.
+#[track_caller]
+fn expect_row<'a>(doc: &'a Value, check: &str, status: &str, has: &[(&str, &str)]) -> &'a Value {
+    let r = row(doc, check);
+    assert_eq!(r["status"], status, "{r}");
+    common::assert_fields(r, has);
+    r
 }
 
 /// The row named `check` (the first one).
@@ -63,38 +78,26 @@ fn a_healthy_setup_passes_shows_sources_not_values_and_changes_nothing() {
     healthy(&env);
     let creds = env.work().join("credentials.yaml");
     let before = std::fs::read(&creds).unwrap();
-    let (code, doc) = doctor(&env);
-    assert_eq!(code, 0, "{doc:#}");
+    let doc = doctor_exits(&env, 0, &[]);
     assert_eq!(doc["failed"], 0, "{doc:#}");
     assert_eq!(row(&doc, "config")["status"], "ok");
-    let secret = row(&doc, "secret TIKTOK_CLIENT_SECRET");
-    assert_eq!(secret["status"], "ok", "{secret}");
-    assert!(
-        secret["detail"]
-            .as_str()
-            .unwrap()
-            .contains("credentials.yaml"),
-        "the source is shown: {secret}"
+    // The source is shown; of the token, the prefix only.
+    expect_row(
+        &doc,
+        "secret TIKTOK_CLIENT_SECRET",
+        "ok",
+        &[("detail", "credentials.yaml")],
     );
-    let token = row(&doc, "token TIKTOK_REFRESH_TOKEN");
-    assert!(
-        token["detail"].as_str().unwrap().contains("rft.test…"),
-        "prefix only: {token}"
+    common::assert_fields(
+        row(&doc, "token TIKTOK_REFRESH_TOKEN"),
+        &[("detail", "rft.test…")],
     );
     assert_eq!(row(&doc, "write-back pre-flight")["status"], "ok");
     assert_eq!(row(&doc, "keychain")["status"], "ok");
-    let clock = row(&doc, "clock skew");
-    assert_eq!(
-        clock["status"], "ok",
-        "the simulator's Date header matches: {clock}"
-    );
+    // The simulator's Date header matches.
+    expect_row(&doc, "clock skew", "ok", &[]);
     // No alert backend: worth a warning and a hint, not a failure.
-    let alerts = row(&doc, "alerts");
-    assert_eq!(alerts["status"], "warn");
-    assert!(
-        alerts["hint"].as_str().unwrap().contains("webhook"),
-        "{alerts}"
-    );
+    expect_row(&doc, "alerts", "warn", &[("hint", "webhook")]);
 
     assert_eq!(
         std::fs::read(&creds).unwrap(),
@@ -104,19 +107,12 @@ fn a_healthy_setup_passes_shows_sources_not_values_and_changes_nothing() {
     assert!(env.sim.sim().tiktok_is_live(TT), "doctor never refreshes");
 
     // The table: one row per check, hints indented under their row.
-    let out = env.ev(&["doctor"]);
-    assert_eq!(out.code, 0);
-    assert!(
-        out.stdout.contains("CHECK") && out.stdout.contains("clock skew"),
-        "{}",
-        out.stdout
-    );
-    assert!(
-        out.stdout.contains("hint: set `auth.alerts.backend"),
-        "{}",
-        out.stdout
-    );
-    assert!(out.stdout.contains("0 failed"), "{}", out.stdout);
+    env.ev(&["doctor"]).expect_code(0).stdout_has(&[
+        "CHECK",
+        "clock skew",
+        "hint: set `auth.alerts.backend",
+        "0 failed",
+    ]);
 }
 
 #[test]
@@ -125,17 +121,15 @@ fn a_credentials_file_readable_by_others_fails_with_chmod_hint() {
     healthy(&env);
     let creds = env.work().join("credentials.yaml");
     common::set_mode(&creds, 0o644);
-    let (code, doc) = doctor(&env);
-    assert_eq!(code, 1, "{doc:#}");
-    let r = row(&doc, "write-back (local)");
-    assert_eq!(r["status"], "fail", "{r}");
-    assert!(r["detail"].as_str().unwrap().contains("0644"), "{r}");
-    assert!(
-        r["hint"]
-            .as_str()
-            .unwrap()
-            .contains(&format!("chmod 600 {}", creds.display())),
-        "{r}"
+    let doc = doctor_exits(&env, 1, &[]);
+    expect_row(
+        &doc,
+        "write-back (local)",
+        "fail",
+        &[
+            ("detail", "0644"),
+            ("hint", &format!("chmod 600 {}", creds.display())),
+        ],
     );
     assert_eq!(
         common::mode(&creds),
@@ -149,17 +143,15 @@ fn a_missing_client_secret_fails_with_where_to_put_it() {
     let env = TestEnv::new();
     healthy(&env);
     env.credentials(&format!("TIKTOK_REFRESH_TOKEN: \"{TT}\"\n"));
-    let (code, doc) = doctor(&env);
-    assert_eq!(code, 1, "{doc:#}");
-    let r = row(&doc, "secret TIKTOK_CLIENT_SECRET");
-    assert_eq!(r["status"], "fail", "{r}");
-    assert!(r["detail"].as_str().unwrap().contains("not set"), "{r}");
-    assert!(
-        r["hint"]
-            .as_str()
-            .unwrap()
-            .contains("export TIKTOK_CLIENT_SECRET="),
-        "{r}"
+    let doc = doctor_exits(&env, 1, &[]);
+    expect_row(
+        &doc,
+        "secret TIKTOK_CLIENT_SECRET",
+        "fail",
+        &[
+            ("detail", "not set"),
+            ("hint", "export TIKTOK_CLIENT_SECRET="),
+        ],
     );
 }
 
@@ -168,13 +160,12 @@ fn a_missing_refresh_token_fails_with_the_login_command() {
     let env = TestEnv::new();
     healthy(&env);
     env.credentials(&format!("TIKTOK_CLIENT_SECRET: {TT_SECRET}\n"));
-    let (code, doc) = doctor(&env);
-    assert_eq!(code, 1, "{doc:#}");
-    let r = row(&doc, "token TIKTOK_REFRESH_TOKEN");
-    assert_eq!(r["status"], "fail", "{r}");
-    assert!(
-        r["hint"].as_str().unwrap().contains("auth login tiktok"),
-        "{r}"
+    let doc = doctor_exits(&env, 1, &[]);
+    expect_row(
+        &doc,
+        "token TIKTOK_REFRESH_TOKEN",
+        "fail",
+        &[("hint", "auth login tiktok")],
     );
 }
 
@@ -186,23 +177,21 @@ fn an_unreachable_write_back_host_fails_the_preflight() {
         &env,
         "auth:\n  writeback:\n    backend: gitlab\n    gitlab: { project: \"1\", api_url: \"http://gitlab.evertoken-test.invalid/api/v4\" }\n",
     );
-    let out = env.run(
-        env.cmd()
-            .args(["doctor", "--json"])
-            .env("GITLAB_TOKEN", "test-gitlab-token-not-a-real-secret")
-            .env("TIKTOK_CLIENT_SECRET", TT_SECRET)
-            .env("TIKTOK_REFRESH_TOKEN", TT),
+    let doc = doctor_exits(
+        &env,
+        1,
+        &[
+            ("GITLAB_TOKEN", "test-gitlab-token-not-a-real-secret"),
+            ("TIKTOK_CLIENT_SECRET", TT_SECRET),
+            ("TIKTOK_REFRESH_TOKEN", TT),
+        ],
     );
-    assert_eq!(out.code, 1, "stderr: {}", out.stderr);
-    let doc = out.json();
-    let r = row(&doc, "write-back pre-flight");
-    assert_eq!(r["status"], "fail", "{r}");
-    assert!(
-        r["detail"]
-            .as_str()
-            .unwrap()
-            .contains("gitlab.evertoken-test.invalid"),
-        "names the host: {r}"
+    // Names the host, and hints.
+    let r = expect_row(
+        &doc,
+        "write-back pre-flight",
+        "fail",
+        &[("detail", "gitlab.evertoken-test.invalid")],
     );
     assert!(r["hint"].as_str().is_some_and(|h| !h.is_empty()), "{r}");
 }
@@ -210,26 +199,13 @@ fn an_unreachable_write_back_host_fails_the_preflight() {
 #[test]
 fn no_config_and_a_mistyped_key_are_failed_rows_with_hints() {
     let env = TestEnv::new();
-    let (code, doc) = doctor(&env);
-    assert_eq!(code, 1);
-    let r = row(&doc, "config");
-    assert_eq!(r["status"], "fail");
-    assert!(
-        r["hint"].as_str().unwrap().contains("evertoken.yaml"),
-        "{r}"
-    );
+    let doc = doctor_exits(&env, 1, &[]);
+    expect_row(&doc, "config", "fail", &[("hint", "evertoken.yaml")]);
 
     env.config("platforms:\n  tiktok: { enabeld: true, client_key: k }\n");
-    let (code, doc) = doctor(&env);
-    assert_eq!(code, 1);
+    let doc = doctor_exits(&env, 1, &[]);
     let r = row(&doc, "config");
-    assert!(
-        r["detail"]
-            .as_str()
-            .unwrap()
-            .contains("platforms.tiktok.enabeld"),
-        "{r}"
-    );
+    common::assert_fields(r, &[("detail", "platforms.tiktok.enabeld")]);
     assert_eq!(r["hint"], "did you mean `enabled`?");
 }
 
@@ -251,20 +227,18 @@ fn github_key_too_open_and_missing_token_file_are_caught_then_pass_once_fixed() 
             token_file.display()
         ),
     );
-    let (code, doc) = doctor(&env);
-    assert_eq!(code, 1, "{doc:#}");
-    let k = row(&doc, "github default: private key");
-    assert_eq!(k["status"], "fail", "{k}");
-    assert!(k["hint"].as_str().unwrap().contains("chmod 600"), "{k}");
-    let t = row(&doc, "github default: token file");
-    assert_eq!(t["status"], "fail", "{t}");
-    assert!(t["detail"].as_str().unwrap().contains("missing"), "{t}");
-    assert!(
-        t["hint"]
-            .as_str()
-            .unwrap()
-            .contains("evertoken github refresh"),
-        "{t}"
+    let doc = doctor_exits(&env, 1, &[]);
+    expect_row(
+        &doc,
+        "github default: private key",
+        "fail",
+        &[("hint", "chmod 600")],
+    );
+    expect_row(
+        &doc,
+        "github default: token file",
+        "fail",
+        &[("detail", "missing"), ("hint", "evertoken github refresh")],
     );
 
     // Fixed: key 0600, a fresh token file. The rows pass, with the prefix only.
@@ -276,12 +250,14 @@ fn github_key_too_open_and_missing_token_file_are_caught_then_pass_once_fixed() 
     )
     .unwrap();
     common::set_mode(&token_file, 0o600);
-    let (code, doc) = doctor(&env);
-    assert_eq!(code, 0, "{doc:#}");
+    let doc = doctor_exits(&env, 0, &[]);
     assert_eq!(row(&doc, "github default: private key")["status"], "ok");
-    let t = row(&doc, "github default: token file");
-    assert_eq!(t["status"], "ok", "{t}");
-    assert!(t["detail"].as_str().unwrap().contains("test-gh-…"), "{t}");
+    expect_row(
+        &doc,
+        "github default: token file",
+        "ok",
+        &[("detail", "test-gh-…")],
+    );
     // The timer's state is reported, never judged.
     let timer = doc["checks"]
         .as_array()
@@ -301,12 +277,9 @@ fn github_key_too_open_and_missing_token_file_are_caught_then_pass_once_fixed() 
 fn an_unprotected_gitlab_variable_fails_the_preflight_and_nothing_is_written() {
     const GL_TOKEN: &str = "test-gitlab-api-token-not-a-real-secret";
     let env = TestEnv::new();
-    env.secret(GL_TOKEN);
+    let sim = env.gitlab_project(GL_TOKEN);
     env.secret(TT);
     env.secret(TT_SECRET);
-    let sim = env.sim.sim();
-    sim.gitlab_add_token(GL_TOKEN);
-    sim.gitlab_add_project(4242, "acme/publisher");
     sim.tiktok_add_client(CLIENT_KEY, TT_SECRET);
     sim.tiktok_add_refresh_token(CLIENT_KEY, TT, days_from(Timestamp::now(), 120));
     let mut var = evertoken_sim::GitLabVariable::masked_protected("TIKTOK_REFRESH_TOKEN", TT);
@@ -319,27 +292,23 @@ fn an_unprotected_gitlab_variable_fails_the_preflight_and_nothing_is_written() {
             env.base_url()
         ),
     );
-    let out = env.run(
-        env.cmd()
-            .args(["doctor", "--json"])
-            .env("GITLAB_TOKEN", GL_TOKEN)
-            .env("TIKTOK_CLIENT_SECRET", TT_SECRET),
+    let doc = doctor_exits(
+        &env,
+        1,
+        &[
+            ("GITLAB_TOKEN", GL_TOKEN),
+            ("TIKTOK_CLIENT_SECRET", TT_SECRET),
+        ],
     );
-    assert_eq!(out.code, 1, "stderr: {}", out.stderr);
-    let doc = out.json();
-    let r = row(&doc, "write-back pre-flight");
-    assert_eq!(r["status"], "fail", "{r}");
-    assert!(
-        r["detail"]
-            .as_str()
-            .unwrap()
-            .contains("TIKTOK_REFRESH_TOKEN"),
-        "{r}"
-    );
-    assert!(r["detail"].as_str().unwrap().contains("protected"), "{r}");
-    assert!(
-        r["hint"].as_str().unwrap().contains("Protect variable"),
-        "{r}"
+    expect_row(
+        &doc,
+        "write-back pre-flight",
+        "fail",
+        &[
+            ("detail", "TIKTOK_REFRESH_TOKEN"),
+            ("detail", "protected"),
+            ("hint", "Protect variable"),
+        ],
     );
     assert_eq!(sim.gitlab_writes(), 0, "doctor never writes");
     assert!(sim.tiktok_is_live(TT), "doctor never refreshes");
@@ -353,26 +322,12 @@ fn a_webhook_backend_without_its_url_fails_and_with_it_passes() {
         &env,
         "auth:\n  writeback: { backend: local, local: { keychain: off } }\n  alerts: { backend: webhook }\n",
     );
-    let (code, doc) = doctor(&env);
-    assert_eq!(code, 1, "{doc:#}");
-    let r = row(&doc, "alerts");
-    assert_eq!(r["status"], "fail", "{r}");
-    assert!(
-        r["hint"].as_str().unwrap().contains("ALERT_WEBHOOK_URL"),
-        "{r}"
-    );
+    let doc = doctor_exits(&env, 1, &[]);
+    expect_row(&doc, "alerts", "fail", &[("hint", "ALERT_WEBHOOK_URL")]);
 
     let url = env.secret("https://hooks.slack.com/services/TEST/NOT/a-real-webhook-secret");
-    let out = env.run(
-        env.cmd()
-            .args(["doctor", "--json"])
-            .env("ALERT_WEBHOOK_URL", &url),
-    );
-    assert_eq!(out.code, 0, "{}", out.stdout);
-    let doc = out.json();
-    let r = row(&doc, "alerts");
-    assert_eq!(r["status"], "ok", "{r}");
-    assert!(r["detail"].as_str().unwrap().contains("slack"), "{r}");
+    let doc = doctor_exits(&env, 0, &[("ALERT_WEBHOOK_URL", &url)]);
+    expect_row(&doc, "alerts", "ok", &[("detail", "slack")]);
 }
 
 /// A loopback HTTP server whose `Date` header is a day behind; it answers up to
@@ -408,21 +363,13 @@ fn a_skewed_clock_fails_with_a_time_sync_hint() {
     let env = TestEnv::new();
     healthy(&env);
     let base = skewed_server(4);
-    env.config(&format!(
-        "platforms:
-  tiktok: {{ enabled: true, base_url: \"{base}\", client_key: {CLIENT_KEY} }}
-auth:
-  writeback: {{ backend: local, local: {{ keychain: off }} }}
-http: {{ timeout_seconds: 2, retries: 0 }}
-"
-    ));
-    let (code, doc) = doctor(&env);
-    assert_eq!(code, 1, "{doc:#}");
-    let r = row(&doc, "clock skew");
-    assert_eq!(r["status"], "fail", "{r}");
-    assert!(
-        r["detail"].as_str().unwrap().contains("+8640"),
-        "a day off: {r}"
+    config_at(&env, &base, LOCAL_STORE);
+    let doc = doctor_exits(&env, 1, &[]);
+    // A day off.
+    expect_row(
+        &doc,
+        "clock skew",
+        "fail",
+        &[("detail", "+8640"), ("hint", "time sync")],
     );
-    assert!(r["hint"].as_str().unwrap().contains("time sync"), "{r}");
 }

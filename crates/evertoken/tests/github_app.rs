@@ -6,7 +6,7 @@ use crate::common;
 
 use std::path::{Path, PathBuf};
 
-use common::{TestEnv, mode, require_tool, set_mode};
+use common::{TestEnv, apps, mode, require_tool, set_mode};
 
 const APP_ID: u64 = 4242;
 const INSTALLATION: u64 = 777;
@@ -15,13 +15,8 @@ const INSTALLATION: u64 = 777;
 /// (0600) and a config pointing at the simulator; `extra` is appended to the app.
 fn setup(extra: &str) -> TestEnv {
     let env = TestEnv::new();
-    let (private, public) = evertoken_sim::test_rsa_keypair();
-    let sim = env.sim.sim();
-    sim.github_add_app(APP_ID, "Iv1.test-client-not-a-real-id", &public);
-    sim.github_add_installation(APP_ID, INSTALLATION, "sim-org", "Organization", vec![]);
-    let key = env.work().join("app.pem");
-    std::fs::write(&key, private).unwrap();
-    set_mode(&key, 0o600);
+    apps::install(&env, APP_ID, INSTALLATION, "sim-org", &[]);
+    apps::write_key(&env);
     env.config(&app_config(&env, extra));
     env
 }
@@ -46,11 +41,7 @@ fn token_file(env: &TestEnv) -> PathBuf {
 
 /// The token in the env file.
 fn stored_token(env: &TestEnv) -> String {
-    let text = std::fs::read_to_string(token_file(env)).unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix("GH_TOKEN="))
-        .expect("GH_TOKEN line")
-        .to_owned()
+    apps::token_in(&token_file(env))
 }
 
 fn rfc3339(t: jiff::Timestamp) -> String {
@@ -61,7 +52,7 @@ fn rfc3339(t: jiff::Timestamp) -> String {
 fn refresh_writes_a_0600_env_file_with_a_token_github_accepts() {
     let env = setup("");
     let out = env.ev(&["github", "refresh"]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.expect_code(0);
     let path = token_file(&env);
     assert_eq!(mode(&path), 0o600);
     assert_eq!(mode(path.parent().unwrap()), 0o700);
@@ -76,29 +67,25 @@ fn refresh_writes_a_0600_env_file_with_a_token_github_accepts() {
     assert!(exp.parse::<jiff::Timestamp>().is_ok(), "expiry `{exp}`");
     assert!(env.sim.sim().github_is_valid_token(&token));
     // stderr names the prefix, never the token (TestEnv::run scans for it).
-    assert!(out.stderr.contains(&token[..8]), "{}", out.stderr);
+    out.stderr_has(&[&token[..8]]);
 }
 
 #[test]
 fn status_shows_only_the_prefix_and_judges_missing_and_stale_tokens() {
     let env = setup("");
-    let missing = env.ev(&["github", "status"]);
-    assert_eq!(missing.code, 1);
-    assert!(
-        missing.stdout.contains("missing") && missing.stdout.contains("evertoken github refresh"),
-        "{}",
-        missing.stdout
-    );
+    env.ev(&["github", "status"])
+        .expect_code(1)
+        .stdout_has(&["missing", "evertoken github refresh"]);
 
     assert_eq!(env.ev(&["github", "refresh"]).code, 0);
     let token = env.secret(&stored_token(&env));
     let human = env.ev(&["github", "status"]);
-    assert_eq!(human.code, 0, "{}{}", human.stdout, human.stderr);
+    human.expect_code(0);
     assert!(human.stdout.contains(&token[..8]));
     assert!(!human.stdout.contains(&token));
 
     let js = env.ev(&["github", "status", "--json"]);
-    assert_eq!(js.code, 0);
+    js.expect_code(0);
     let v = js.json();
     assert_eq!(v["version"], 1);
     assert_eq!(v["app"], "default");
@@ -116,12 +103,8 @@ fn status_shows_only_the_prefix_and_judges_missing_and_stale_tokens() {
 
     // Two hours later the same file is stale and expired: exit 1, says what to do.
     let later = rfc3339(jiff::Timestamp::now() + jiff::SignedDuration::from_hours(2));
-    let old = env.run(
-        env.cmd()
-            .env("EVERTOKEN_NOW", &later)
-            .args(["github", "status", "--json"]),
-    );
-    assert_eq!(old.code, 1);
+    let old = env.ev_at(&later, &["github", "status", "--json"], &[]);
+    old.expect_code(1);
     let v = old.json();
     assert_eq!(v["healthy"], false);
     assert_eq!(v["token_file"]["stale"], true);
@@ -139,13 +122,9 @@ fn a_key_readable_by_others_is_refused_with_the_chmod_fix() {
     let env = setup("");
     let key = env.work().join("app.pem");
     set_mode(&key, 0o644);
-    let out = env.ev(&["github", "refresh"]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(
-        out.stderr.contains(&format!("chmod 600 {}", key.display())),
-        "{}",
-        out.stderr
-    );
+    env.ev(&["github", "refresh"])
+        .expect_code(2)
+        .stderr_has(&[&format!("chmod 600 {}", key.display())]);
     assert_eq!(env.sim.sim().github_tokens_issued(), 0);
     assert!(!token_file(&env).exists());
 }
@@ -154,31 +133,21 @@ fn a_key_readable_by_others_is_refused_with_the_chmod_fix() {
 fn a_wrong_installation_id_names_the_installation() {
     let env = setup("installation_id: 999001");
     let out = env.ev(&["github", "refresh"]);
-    assert_eq!(out.code, 1, "{}", out.stderr);
-    assert!(out.stderr.contains("installation 999001"), "{}", out.stderr);
-    assert!(out.stderr.contains("404"), "{}", out.stderr);
-    assert!(out.stderr.contains("hint:"), "{}", out.stderr);
+    out.expect_code(1)
+        .stderr_has(&["installation 999001", "404"]);
+    out.stderr_has(&["hint:"]);
 }
 
 #[test]
 fn the_installation_is_looked_up_from_the_owner() {
     let env = setup("owner: sim-org");
-    let out = env.ev(&["github", "refresh"]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(
-        out.stderr.contains(&format!("installation {INSTALLATION}")),
-        "{}",
-        out.stderr
-    );
+    env.ev(&["github", "refresh"])
+        .expect_code(0)
+        .stderr_has(&[&format!("installation {INSTALLATION}")]);
     let none = setup("owner: nobody-here");
-    let out = none.ev(&["github", "refresh"]);
-    assert_eq!(out.code, 1);
-    assert!(
-        out.stderr
-            .contains("not installed on the installation on nobody-here"),
-        "{}",
-        out.stderr
-    );
+    none.ev(&["github", "refresh"])
+        .expect_code(1)
+        .stderr_has(&["not installed on the installation on nobody-here"]);
 }
 
 #[test]
@@ -186,7 +155,7 @@ fn token_prints_a_usable_token_and_reuses_a_fresh_one() {
     let env = setup("");
     env.sim.sim().github_set_token_style(true);
     let first = env.ev(&["github", "token"]);
-    assert_eq!(first.code, 0, "{}", first.stderr);
+    first.expect_code(0);
     let token = first.stdout.strip_suffix('\n').expect("one line");
     assert!(!token.contains('\n'));
     // The stateless ~520-character form works like any other token.
@@ -198,12 +167,8 @@ fn token_prints_a_usable_token_and_reuses_a_fresh_one() {
     assert_eq!(env.sim.sim().github_tokens_issued(), 1);
     // Close to expiry (an hour later), it mints again.
     let later = rfc3339(jiff::Timestamp::now() + jiff::SignedDuration::from_mins(58));
-    let third = env.run(
-        env.cmd()
-            .env("EVERTOKEN_NOW", &later)
-            .args(["github", "token"]),
-    );
-    assert_eq!(third.code, 0, "{}", third.stderr);
+    let third = env.ev_at(&later, &["github", "token"], &[]);
+    third.expect_code(0);
     assert_ne!(third.stdout, first.stdout);
     assert_eq!(env.sim.sim().github_tokens_issued(), 2);
 }
@@ -213,14 +178,9 @@ fn clock_skew_is_corrected_once_from_githubs_date_header() {
     let env = setup("");
     // The local clock is 20 minutes behind GitHub's: the JWT looks expired.
     let behind = rfc3339(jiff::Timestamp::now() - jiff::SignedDuration::from_mins(20));
-    let out = env.run(
-        env.cmd()
-            .env("EVERTOKEN_NOW", &behind)
-            .args(["github", "refresh"]),
-    );
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(out.stderr.contains("behind GitHub's"), "{}", out.stderr);
-    assert!(out.stderr.contains("NTP"), "{}", out.stderr);
+    env.ev_at(&behind, &["github", "refresh"], &[])
+        .expect_code(0)
+        .stderr_has(&["behind GitHub's", "NTP"]);
     assert_eq!(env.sim.sim().github_tokens_issued(), 1);
     assert_eq!(
         env.sim.sim().request_count(evertoken_sim::Route::GitHubApp),
@@ -231,28 +191,12 @@ fn clock_skew_is_corrected_once_from_githubs_date_header() {
 #[test]
 fn narrowing_to_a_repository_the_installation_lacks_explains_422() {
     let env = TestEnv::new();
-    let (private, public) = evertoken_sim::test_rsa_keypair();
-    env.sim
-        .sim()
-        .github_add_app(APP_ID, "Iv1.test-client-not-a-real-id", &public);
-    env.sim.sim().github_add_installation(
-        APP_ID,
-        INSTALLATION,
-        "sim-org",
-        "Organization",
-        vec!["repo-a".into()],
-    );
-    let key = env.work().join("app.pem");
-    std::fs::write(&key, private).unwrap();
-    set_mode(&key, 0o600);
+    apps::install(&env, APP_ID, INSTALLATION, "sim-org", &["repo-a"]);
+    apps::write_key(&env);
     env.config(&app_config(&env, "repositories: [repo-b]"));
-    let out = env.ev(&["github", "refresh"]);
-    assert_eq!(out.code, 1);
-    assert!(
-        out.stderr.contains("422") && out.stderr.contains("not granted"),
-        "{}",
-        out.stderr
-    );
+    env.ev(&["github", "refresh"])
+        .expect_code(1)
+        .stderr_has(&["422", "not granted"]);
 }
 
 #[test]
@@ -261,18 +205,14 @@ fn verify_and_revoke_previous_keep_one_live_token() {
     assert_eq!(env.ev(&["github", "refresh"]).code, 0);
     let first = stored_token(&env);
     let out = env.ev(&["github", "refresh"]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.expect_code(0);
     let second = stored_token(&env);
     assert_ne!(first, second);
     let sim = env.sim.sim();
     assert!(!sim.github_is_valid_token(&first));
     assert!(sim.github_is_valid_token(&second));
     assert_eq!(sim.github_revoked_count(), 1);
-    assert!(
-        out.stderr.contains("revoked the previous token"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has(&["revoked the previous token"]);
 }
 
 #[test]
@@ -285,17 +225,10 @@ fn git_credential_fill_returns_the_token() {
     let bin = assert_cmd::cargo::cargo_bin("evertoken");
     let helper = format!("!'{}' github git-credential", bin.display());
     let mut git_cmd = std::process::Command::new(&git);
-    for v in [
-        "GH_TOKEN",
-        "GITHUB_TOKEN",
-        "GITHUB_ACTIONS",
-        "GITHUB_APP_ID",
-        "GITHUB_APP_INSTALLATION_ID",
-        "GITHUB_APP_PRIVATE_KEY_PATH",
-        "EVERTOKEN_NOW",
-        "GIT_DIR",
-        "GIT_CONFIG_GLOBAL",
-    ] {
+    for v in apps::AMBIENT_GITHUB_VARS
+        .iter()
+        .chain(&["GIT_DIR", "GIT_CONFIG_GLOBAL"])
+    {
         git_cmd.env_remove(v);
     }
     git_cmd
@@ -330,7 +263,7 @@ fn git_credential_fill_returns_the_token() {
         String::from_utf8_lossy(&out.stderr)
     );
     let token = stored_token(&env);
-    assert!(stdout.contains("username=x-access-token\n"), "{stdout}");
+    common::assert_contains(&stdout, &["username=x-access-token\n"]);
     assert!(stdout.contains(&format!("password={token}\n")));
     assert!(env.sim.sim().github_is_valid_token(&token));
     // store and erase are accepted and change nothing.
@@ -340,7 +273,7 @@ fn git_credential_fill_returns_the_token() {
                 .args(["github", "git-credential", op])
                 .write_stdin("protocol=https\nhost=github.com\n\n"),
         );
-        assert_eq!(o.code, 0);
+        o.expect_code(0);
         assert!(o.stdout.is_empty());
     }
     // Another host: nothing, so git asks its next helper.
@@ -349,30 +282,21 @@ fn git_credential_fill_returns_the_token() {
             .args(["github", "git-credential", "get"])
             .write_stdin("protocol=https\nhost=gitlab.com\n\n"),
     );
-    assert_eq!(other.code, 0);
+    other.expect_code(0);
     assert!(other.stdout.is_empty());
 }
 
 #[test]
 fn github_actions_masks_the_token_before_anything_else() {
     let env = setup("");
-    let out = env.run(
-        env.cmd()
-            .env("GITHUB_ACTIONS", "true")
-            .args(["github", "refresh"]),
-    );
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = env.ev_env(&["github", "refresh"], &[("GITHUB_ACTIONS", "true")]);
+    out.expect_code(0);
     let token = stored_token(&env);
     assert_eq!(out.stdout, format!("::add-mask::{token}\n"));
     // `github token` keeps stdout to the token alone; the mask goes first on stderr.
     let later = rfc3339(jiff::Timestamp::now() + jiff::SignedDuration::from_hours(2));
-    let t = env.run(
-        env.cmd()
-            .env("GITHUB_ACTIONS", "true")
-            .env("EVERTOKEN_NOW", &later)
-            .args(["github", "token"]),
-    );
-    assert_eq!(t.code, 0, "{}", t.stderr);
+    let t = env.ev_at(&later, &["github", "token"], &[("GITHUB_ACTIONS", "true")]);
+    t.expect_code(0);
     let new = stored_token(&env);
     assert_eq!(t.stdout, format!("{new}\n"));
     assert!(
@@ -407,13 +331,14 @@ fn gh_gets_the_token_on_stdin_never_in_argv_and_without_gh_token() {
         bin.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let out = env.run(
-        env.cmd()
-            .env("PATH", &path)
-            .env("GH_TOKEN", "test-stale-gh-token-not-a-real-secret")
-            .args(["github", "refresh"]),
+    let out = env.ev_env(
+        &["github", "refresh"],
+        &[
+            ("PATH", &path),
+            ("GH_TOKEN", "test-stale-gh-token-not-a-real-secret"),
+        ],
     );
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.expect_code(0);
     let token = stored_token(&env);
     let argv = std::fs::read_to_string(rec.join("argv")).unwrap();
     assert_eq!(argv, "auth\nlogin\n--hostname\ngithub.com\n--with-token\n");
@@ -427,11 +352,7 @@ fn gh_gets_the_token_on_stdin_never_in_argv_and_without_gh_token() {
         "GH_TOKEN=unset GITHUB_TOKEN=unset\n"
     );
     // The consumer's GH_TOKEN shadows gh's stored auth: said, with the fix.
-    assert!(
-        out.stderr.contains("GH_TOKEN is set in this environment"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has(&["GH_TOKEN is set in this environment"]);
 }
 
 #[test]
@@ -439,22 +360,15 @@ fn gh_missing_is_explained_and_fails_the_refresh_after_writing_the_file() {
     let env = setup("gh_cli: true");
     let empty = env.path("emptybin");
     std::fs::create_dir_all(&empty).unwrap();
-    let out = env.run(env.cmd().env("PATH", &empty).args(["github", "refresh"]));
-    assert_eq!(out.code, 1, "{}", out.stderr);
-    assert!(
-        out.stderr
-            .contains("`gh` (the GitHub CLI) is not installed"),
-        "{}",
-        out.stderr
-    );
-    assert!(out.stderr.contains("gh_cli: false"), "{}", out.stderr);
+    env.ev_env(&["github", "refresh"], &[("PATH", empty.to_str().unwrap())])
+        .expect_code(1)
+        .stderr_has(&["`gh` (the GitHub CLI) is not installed", "gh_cli: false"]);
     assert!(token_file(&env).exists());
-    let st = env.run(
-        env.cmd()
-            .env("PATH", &empty)
-            .args(["github", "status", "--json"]),
+    let st = env.ev_env(
+        &["github", "status", "--json"],
+        &[("PATH", empty.to_str().unwrap())],
     );
-    assert_eq!(st.code, 1);
+    st.expect_code(1);
     assert_eq!(st.json()["gh"]["authenticated"], false);
 }
 
@@ -468,41 +382,32 @@ fn real_gh_uses_the_minted_token() {
     let env = setup("gh_cli: true\nhost: github.localhost");
     let gh_dir = env.path("gh-config");
     let proxy = env.base_url();
-    let with_gh_env = |c: &mut assert_cmd::Command| {
-        c.env("GH_CONFIG_DIR", &gh_dir)
-            .env("HTTP_PROXY", &proxy)
-            .env("http_proxy", &proxy)
-            .env("NO_PROXY", "127.0.0.1")
-            .env("no_proxy", "127.0.0.1");
-    };
-    let mut c = env.cmd();
-    with_gh_env(&mut c);
-    let out = env.run(c.args(["github", "refresh"]));
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    let gh_env = [
+        ("GH_CONFIG_DIR", gh_dir.as_os_str()),
+        ("HTTP_PROXY", proxy.as_ref()),
+        ("http_proxy", proxy.as_ref()),
+        ("NO_PROXY", "127.0.0.1".as_ref()),
+        ("no_proxy", "127.0.0.1".as_ref()),
+    ];
+    let out = env.run(env.cmd().envs(gh_env).args(["github", "refresh"]));
+    out.expect_code(0);
     let token = stored_token(&env);
-    let mut t = assert_cmd::Command::new(&gh);
-    with_gh_env(&mut t);
-    let shown = t
-        .env("HOME", env.home())
-        .env_remove("GH_TOKEN")
-        .env_remove("GITHUB_TOKEN")
-        .args(["auth", "token", "--hostname", "github.localhost"])
-        .output()
-        .unwrap();
-    assert!(
-        shown.status.success(),
-        "{}",
-        String::from_utf8_lossy(&shown.stderr)
+    let shown = common::tool_ok(
+        std::process::Command::new(&gh)
+            .envs(gh_env)
+            .env("HOME", env.home())
+            .env_remove("GH_TOKEN")
+            .env_remove("GITHUB_TOKEN")
+            .args(["auth", "token", "--hostname", "github.localhost"]),
+        "gh auth token",
     );
     assert_eq!(String::from_utf8_lossy(&shown.stdout).trim(), token);
     let hosts = std::fs::read_to_string(gh_dir.join("hosts.yml")).unwrap();
     assert!(hosts.contains("github.localhost"));
     // No keyring here: gh keeps it in plain text, and evertoken says so.
-    assert!(out.stderr.contains("plain text"), "{}", out.stderr);
-    let mut s = env.cmd();
-    with_gh_env(&mut s);
-    let st = env.run(s.args(["github", "status", "--json"]));
-    assert_eq!(st.code, 0, "{}", st.stdout);
+    out.stderr_has(&["plain text"]);
+    let st = env.run(env.cmd().envs(gh_env).args(["github", "status", "--json"]));
+    st.expect_code(0);
     assert_eq!(st.json()["gh"]["authenticated"], true);
 }
 
@@ -522,13 +427,7 @@ fn snapshot(paths: &[PathBuf]) -> Vec<(PathBuf, Vec<u8>, u32)> {
 #[test]
 fn bootstrap_twice_produces_the_same_files_and_valid_units() {
     let env = TestEnv::new();
-    let (private, public) = evertoken_sim::test_rsa_keypair();
-    env.sim
-        .sim()
-        .github_add_app(APP_ID, "Iv1.test-client-not-a-real-id", &public);
-    env.sim
-        .sim()
-        .github_add_installation(APP_ID, INSTALLATION, "sim-org", "Organization", vec![]);
+    apps::install(&env, APP_ID, INSTALLATION, "sim-org", &[]);
     // The config lives where evertoken looks by default; it already points at the simulator.
     let cfg_dir = env.path("config/evertoken");
     std::fs::create_dir_all(&cfg_dir).unwrap();
@@ -542,20 +441,10 @@ fn bootstrap_twice_produces_the_same_files_and_valid_units() {
     )
     .unwrap();
     let staged = env.path("staged-github-app.pem");
-    std::fs::write(&staged, private).unwrap();
-    set_mode(&staged, 0o644);
-    let args = [
-        "github",
-        "bootstrap",
-        "--app-id",
-        "4242",
-        "--installation-id",
-        "777",
-        "--private-key",
-        staged.to_str().unwrap(),
-    ];
+    apps::write_key_to(&staged, 0o644);
+    let args = apps::bootstrap_args(&staged);
     let first = env.ev(&args);
-    assert_eq!(first.code, 0, "{}", first.stderr);
+    first.expect_code(0);
     let key = cfg_dir.join("github-app.pem");
     let units = env.path("config/systemd/user");
     let service = units.join("evertoken-github-token-refresh.service");
@@ -573,31 +462,25 @@ fn bootstrap_twice_produces_the_same_files_and_valid_units() {
         std::fs::read(&key).unwrap(),
         std::fs::read(&staged).unwrap()
     );
-    assert!(
-        first
-            .stderr
-            .contains(&format!("rm -f {}", staged.display())),
-        "{}",
-        first.stderr
-    );
+    first.stderr_has(&[&format!("rm -f {}", staged.display())]);
     let conf = std::fs::read_to_string(&cfg).unwrap();
-    assert!(
-        conf.contains("app_id: 4242") && conf.contains("installation_id: 777"),
-        "{conf}"
-    );
-    assert!(
-        conf.contains(&format!("private_key_path: {}", key.display())),
-        "{conf}"
+    common::assert_contains(
+        &conf,
+        &[
+            "app_id: 4242",
+            "installation_id: 777",
+            &format!("private_key_path: {}", key.display()),
+        ],
     );
     let svc = std::fs::read_to_string(&service).unwrap();
     let bin = assert_cmd::cargo::cargo_bin("evertoken");
-    assert!(
-        svc.contains(&format!(
+    common::assert_contains(
+        &svc,
+        &[&format!(
             "ExecStart={} --config {} github refresh --app default",
             bin.display(),
             cfg.display()
-        )),
-        "{svc}"
+        )],
     );
     let tmr = std::fs::read_to_string(&timer).unwrap();
     for line in [
@@ -606,45 +489,31 @@ fn bootstrap_twice_produces_the_same_files_and_valid_units() {
         "Persistent=true",
         "WantedBy=timers.target",
     ] {
-        assert!(tmr.contains(line), "{tmr}");
+        common::assert_contains(&tmr, &[line]);
     }
     assert_eq!(env.sim.sim().github_tokens_issued(), 1);
     assert!(env.sim.sim().github_is_valid_token(&stored_token(&env)));
 
     let second = env.ev(&args);
-    assert_eq!(second.code, 0, "{}", second.stderr);
+    second.expect_code(0);
     assert_eq!(
         snapshot(&files),
         before,
         "a second bootstrap changed a file"
     );
-    assert!(
-        second.stderr.contains("config unchanged"),
-        "{}",
-        second.stderr
-    );
+    second.stderr_has(&["config unchanged"]);
     assert_eq!(env.sim.sim().github_tokens_issued(), 1);
 
     // --remove-source deletes the staged copy.
-    let third = env.ev(&[&args[..], &["--remove-source"]].concat());
-    assert_eq!(third.code, 0, "{}", third.stderr);
+    env.ev(&[&args[..], &["--remove-source"]].concat())
+        .expect_code(0);
     assert!(!staged.exists());
     assert_eq!(snapshot(&files), before);
 
     // The units are valid for systemd itself.
-    let Some(analyze) = require_tool("systemd-analyze") else {
+    let Some(msg) = common::systemd_verify(&env, false, &[&service, &timer]) else {
         return;
     };
-    let v = std::process::Command::new(analyze)
-        .args(["verify", "--man=no"])
-        .arg(&service)
-        .arg(&timer)
-        .env("HOME", env.home())
-        .env("XDG_CONFIG_HOME", env.path("config"))
-        .output()
-        .unwrap();
-    let msg = String::from_utf8_lossy(&v.stderr);
-    assert!(v.status.success(), "systemd-analyze verify: {msg}");
     assert!(
         !msg.contains("evertoken-github-token-refresh"),
         "systemd-analyze verify complained: {msg}"
@@ -655,7 +524,7 @@ fn bootstrap_twice_produces_the_same_files_and_valid_units() {
 fn flow_explains_the_architecture() {
     let env = setup("gh_cli: true");
     let out = env.ev(&["github", "flow"]);
-    assert_eq!(out.code, 0);
+    out.expect_code(0);
     for part in [
         "work/app.pem",
         "github-token.env",
@@ -675,43 +544,35 @@ fn ghes_api_url_keeps_its_api_v3_path() {
         &format!("api_url: {}\n", env.base_url()),
         &format!("api_url: {}/api/v3\n", env.base_url()),
     ));
-    let out = env.ev(&["github", "refresh"]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    env.ev(&["github", "refresh"]).expect_code(0);
     assert!(env.sim.sim().github_is_valid_token(&stored_token(&env)));
     // The path of api_url is kept (only a prefix GitHub does not serve fails, naming the URL).
     env.config(&app_config(&env, "").replace(
         &format!("api_url: {}\n", env.base_url()),
         &format!("api_url: {}/elsewhere/api/v3\n", env.base_url()),
     ));
-    let out = env.ev(&["github", "refresh"]);
-    assert_eq!(out.code, 1);
-    assert!(
-        out.stderr
-            .contains("/elsewhere/api/v3/app/installations/777/access_tokens"),
-        "{}",
-        out.stderr
-    );
+    env.ev(&["github", "refresh"])
+        .expect_code(1)
+        .stderr_has(&["/elsewhere/api/v3/app/installations/777/access_tokens"]);
 }
 
 #[test]
 fn concurrent_token_requests_mint_once() {
     let env = setup("");
-    let children: Vec<_> = (0..4)
-        .map(|_| {
-            env.std_cmd()
-                .args(["github", "token"])
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    let outputs: Vec<String> = children
+    let outputs: Vec<String> = env
+        .run_concurrently(
+            (0..4)
+                .map(|_| {
+                    let mut c = env.std_cmd();
+                    c.args(["github", "token"]);
+                    c
+                })
+                .collect(),
+        )
         .into_iter()
-        .map(|c| {
-            let o = c.wait_with_output().unwrap();
-            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-            String::from_utf8_lossy(&o.stdout).into_owned()
+        .map(|o| {
+            o.expect_code(0);
+            o.stdout
         })
         .collect();
     assert!(
@@ -730,24 +591,20 @@ fn the_source_scripts_environment_variables_still_work() {
         env.base_url()
     ));
     let key = env.work().join("app.pem");
-    let out = env.run(
-        env.cmd()
-            .env("GITHUB_APP_ID", APP_ID.to_string())
-            .env("GITHUB_APP_INSTALLATION_ID", INSTALLATION.to_string())
-            .env("GITHUB_APP_PRIVATE_KEY_PATH", &key)
-            .args(["github", "refresh"]),
-    );
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    env.ev_env(
+        &["github", "refresh"],
+        &[
+            ("GITHUB_APP_ID", &APP_ID.to_string()),
+            ("GITHUB_APP_INSTALLATION_ID", &INSTALLATION.to_string()),
+            ("GITHUB_APP_PRIVATE_KEY_PATH", key.to_str().unwrap()),
+        ],
+    )
+    .expect_code(0);
     assert!(env.sim.sim().github_is_valid_token(&stored_token(&env)));
     // Without them, the error says which key or variable to set.
-    let missing = env.ev(&["github", "refresh"]);
-    assert_eq!(missing.code, 2);
-    assert!(
-        missing.stderr.contains("github.apps.default.app_id")
-            && missing.stderr.contains("GITHUB_APP_ID"),
-        "{}",
-        missing.stderr
-    );
+    env.ev(&["github", "refresh"])
+        .expect_code(2)
+        .stderr_has(&["github.apps.default.app_id", "GITHUB_APP_ID"]);
 }
 
 /// Metrics on `github refresh|status`: the textfile-collector file carries
@@ -757,31 +614,27 @@ fn the_source_scripts_environment_variables_still_work() {
 fn github_refresh_and_status_write_metrics_files() {
     let env = setup("");
     let prom = env.path("metrics/github.prom");
-    let out = env.ev(&[
+    env.ev(&[
         "github",
         "refresh",
         "--metrics-file",
         prom.to_str().unwrap(),
-    ]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    ])
+    .expect_code(0);
     let token = env.secret(&stored_token(&env));
     let text = std::fs::read_to_string(&prom).unwrap();
-    assert!(
-        text.contains("evertoken_credential_expiry_timestamp_seconds{"),
-        "{text}"
-    );
-    assert!(
-        text.contains("evertoken_last_run_success{command=\"github\"} 1"),
-        "{text}"
+    common::assert_contains(
+        &text,
+        &[
+            "evertoken_credential_expiry_timestamp_seconds{",
+            "evertoken_last_run_success{command=\"github\"} 1",
+        ],
     );
     assert!(!text.contains(&token[..12]), "metrics carry no token");
     env.assert_no_leak(&text);
     common::promtool_check(&prom);
-    let out = env.ev(&["github", "status", "--metrics-file", prom.to_str().unwrap()]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    env.ev(&["github", "status", "--metrics-file", prom.to_str().unwrap()])
+        .expect_code(0);
     let text = std::fs::read_to_string(&prom).unwrap();
-    assert!(
-        text.contains("evertoken_last_run_success{command=\"github\"} 1"),
-        "{text}"
-    );
+    common::assert_contains(&text, &["evertoken_last_run_success{command=\"github\"} 1"]);
 }

@@ -4,26 +4,17 @@
 //! before it, while the refresh itself still happens and its tokens are stored.
 
 use crate::common;
+use common::{NOW, now};
 
 use common::{TestEnv, days_from};
-use jiff::Timestamp;
 
-const NOW: &str = "2026-11-23T09:00:00Z";
 const CLIENT_KEY: &str = "test-client-key";
 const TT_SECRET: &str = "test-tiktok-client-secret-xyz";
 const LI_CLIENT: &str = "test-linkedin-client";
 const LI_SECRET: &str = "test-linkedin-client-secret-xyz";
 
-fn now() -> Timestamp {
-    NOW.parse().unwrap()
-}
-
 fn refresh(env: &TestEnv) -> common::Output {
-    env.run(
-        env.cmd()
-            .env("EVERTOKEN_NOW", NOW)
-            .args(["auth", "refresh", "--json"]),
-    )
+    env.ev_at(NOW, &["auth", "refresh", "--json"], &[])
 }
 
 /// TikTok with a refresh token 10 days from expiry (stored with its expiry, or
@@ -58,17 +49,11 @@ fn a_tiktok_refresh_token_that_does_not_extend_is_a_dated_reauth() {
     for known in [true, false] {
         let (env, old) = tiktok(false, known);
         let out = refresh(&env);
-        assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+        out.expect_code(1);
         let r = out.json()["results"][0].clone();
         assert_eq!(r["state"], "reauth_required", "known={known}: {r}");
         assert_eq!(r["reauth_by"], "2026-12-03", "{r}");
-        assert!(
-            r["fix"]
-                .as_str()
-                .unwrap()
-                .contains("evertoken auth login tiktok"),
-            "{r}"
-        );
+        common::assert_fields(&r, &[("fix", "evertoken auth login tiktok")]);
         // The rotation itself was kept: the new refresh token is stored and live.
         let new = env.stored("TIKTOK_REFRESH_TOKEN").unwrap();
         env.secret(&new);
@@ -82,7 +67,7 @@ fn a_tiktok_refresh_token_that_does_not_extend_is_a_dated_reauth() {
 fn a_tiktok_refresh_token_that_extends_is_just_rotated() {
     let (env, _) = tiktok(true, true);
     let out = refresh(&env);
-    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    out.expect_code(0);
     let r = out.json()["results"][0].clone();
     assert_eq!(r["state"], "rotated", "{r}");
     assert!(r["reauth_by"].is_null(), "{r}");
@@ -124,7 +109,7 @@ fn a_linkedin_partner_refresh_token_is_a_dated_reauth_and_the_access_token_stays
     for known in [true, false] {
         let env = linkedin(false, known);
         let out = refresh(&env);
-        assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+        out.expect_code(1);
         let r = out.json()["results"][0].clone();
         assert_eq!(r["state"], "reauth_required", "known={known}: {r}");
         assert_eq!(r["reauth_by"], "2026-12-03", "{r}");
@@ -140,7 +125,7 @@ fn a_linkedin_partner_refresh_token_is_a_dated_reauth_and_the_access_token_stays
 fn a_linkedin_refresh_token_that_extends_is_not_a_deadline() {
     let env = linkedin(true, false);
     let out = refresh(&env);
-    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    out.expect_code(0);
     let r = out.json()["results"][0].clone();
     assert!(r["state"] == "refreshed" || r["state"] == "rotated", "{r}");
     env.secret(&env.stored("LINKEDIN_ACCESS_TOKEN").unwrap());
@@ -166,7 +151,7 @@ fn a_time_limited_google_grant_is_a_dated_reauth() {
         days_from(now(), 5)
     ));
     let out = refresh(&env);
-    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    out.expect_code(1);
     let r = out.json()["results"][0].clone();
     assert_eq!(r["state"], "reauth_required", "{r}");
     assert_eq!(r["reauth_by"], "2026-11-28", "{r}");

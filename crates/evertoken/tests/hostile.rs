@@ -11,18 +11,16 @@
 //! to FILE; `scripts/hostile-table` turns that into the table of docs/RELIABILITY.md.
 
 use crate::common;
+use common::{NOW, now};
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use common::{Output, TestEnv, days_from, set_mode};
+use common::{ALL, Output, P, TestEnv, days_from, result, set_mode};
 use evertoken_sim::{Fault, GitLabScope, GitLabVariable, Route};
-use jiff::Timestamp;
 use proptest::prelude::*;
 use serde_json::{Value, json};
-
-const NOW: &str = "2026-11-23T09:00:00Z";
 
 const TT_KEY: &str = "test-hostile-tt-key";
 const TT_SECRET: &str = "test-hostile-tiktok-client-secret";
@@ -40,10 +38,6 @@ const HOOK_PASS: &str = "hostile-webhook-basic-password";
 const GITLAB_TOKEN: &str = "test-hostile-gitlab-token-not-real";
 const SMTP_PASS: &str = "hostile-smtp-password-not-real";
 
-fn now() -> Timestamp {
-    NOW.parse().unwrap()
-}
-
 /// Appends one line to the hostile-input table, when asked to.
 fn tally(class: &str, target: &str, outcome: &str) {
     if let Some(path) = std::env::var_os("EVERTOKEN_HOSTILE_TSV")
@@ -56,25 +50,8 @@ fn tally(class: &str, target: &str, outcome: &str) {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum P {
-    Instagram,
-    Youtube,
-    Tiktok,
-    Linkedin,
-}
-
-const ALL: [P; 4] = [P::Instagram, P::Youtube, P::Tiktok, P::Linkedin];
-
+/// Each built-in OAuth platform's token route: where an evil answer goes.
 impl P {
-    fn name(self) -> &'static str {
-        match self {
-            P::Instagram => "instagram",
-            P::Youtube => "youtube",
-            P::Tiktok => "tiktok",
-            P::Linkedin => "linkedin",
-        }
-    }
     fn route(self) -> Route {
         match self {
             P::Instagram => Route::Instagram,
@@ -158,18 +135,27 @@ fn webhook_alerts(env: &TestEnv, service: &str) -> String {
 }
 
 fn refresh(env: &TestEnv) -> Output {
-    env.run(
-        env.cmd()
-            .args(["auth", "refresh", "all", "--json"])
-            .env("EVERTOKEN_NOW", NOW),
-    )
+    env.ev_at(NOW, &["auth", "refresh", "all", "--json"], &[])
 }
 
-fn result<'a>(doc: &'a Value, platform: &str) -> &'a Value {
-    doc["results"]
-        .as_array()
-        .and_then(|r| r.iter().find(|x| x["platform"] == platform))
-        .unwrap_or_else(|| panic!("no {platform} result in {doc:#}"))
+/// `auth refresh tiktok --json` at NOW, these variables set.
+fn refresh_tiktok(env: &TestEnv, vars: &[(&str, &str)]) -> Output {
+    env.ev_at(NOW, &["auth", "refresh", "tiktok", "--json"], vars)
+}
+
+/// A run whose `p` cannot finish: the invariants hold, exit 1, `p` ends
+/// `failed` or `unknown`, and its token is not lost. Returns that state.
+fn refresh_fails_safely(env: &TestEnv, p: P, what: &str) -> String {
+    let out = refresh(env);
+    assert_invariants(env, &out, what);
+    out.expect_code_for(format_args!("{what}"), 1);
+    let state = outcome_of(&out, p.name());
+    assert!(
+        ["failed", "unknown"].contains(&state.as_str()),
+        "{what}: {state}"
+    );
+    assert_not_lost(env, p, what);
+    state
 }
 
 /// The invariants every hostile case keeps.
@@ -223,23 +209,7 @@ fn assert_no_open_paths(root: &Path, what: &str) {
     }
 }
 
-fn walk(root: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let p = e.path();
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                stack.push(p.clone());
-            }
-            out.push(p);
-        }
-    }
-    out
-}
+use common::walk;
 
 /// The durable token of `p` in the store still works at the provider (nothing
 /// was lost: either it was never rotated, or the rotated one was kept).
@@ -363,7 +333,7 @@ fn github_answers_with_a_past_expiry_or_a_nul_are_refused() {
         );
         let out = env.ev(&["github", "refresh"]);
         assert_invariants(&env, &out, label);
-        assert_eq!(out.code, 1, "{label}: {}", out.stderr);
+        out.expect_code_for(format_args!("{label}"), 1);
         assert!(!out.stderr.contains("Minted"), "{label}: {}", out.stderr);
         assert!(
             !env.path("config/evertoken/github-token.env").exists(),
@@ -375,17 +345,7 @@ fn github_answers_with_a_past_expiry_or_a_nul_are_refused() {
 
 fn github_env() -> TestEnv {
     let env = TestEnv::new();
-    let (private, public) = evertoken_sim::test_rsa_keypair();
-    let sim = env.sim.sim();
-    sim.github_add_app(4242, "Iv1.test-client-not-a-real-id", &public);
-    sim.github_add_installation(4242, 777, "sim-org", "Organization", vec![]);
-    let key = env.work().join("app.pem");
-    std::fs::write(&key, &private).unwrap();
-    set_mode(&key, 0o600);
-    env.config(&format!(
-        "github:\n  apps:\n    default:\n      app_id: 4242\n      installation_id: 777\n      private_key_path: app.pem\n      api_url: {}\n      gh_cli: false\n",
-        env.base_url()
-    ));
+    common::apps::installed(&env, 4242, 777, &["gh_cli: false"]);
     env
 }
 
@@ -400,11 +360,7 @@ fn echoed_secrets_and_escapes_are_scrubbed_for_every_provider_and_webhook() {
             setup(&env, &webhook_alerts(&env, service));
             env.sim.sim().push_fault(p.route(), Fault::EchoSecrets);
             // With debug logging: every log line goes through the scrubber too.
-            let out = env.run(
-                env.cmd()
-                    .args(["-vv", "auth", "refresh", "all", "--json"])
-                    .env("EVERTOKEN_NOW", NOW),
-            );
+            let out = env.ev_at(NOW, &["-vv", "auth", "refresh", "all", "--json"], &[]);
             let what = format!("{} echo, {service} alert", p.name());
             assert_invariants(&env, &out, &what);
             assert!(
@@ -412,7 +368,7 @@ fn echoed_secrets_and_escapes_are_scrubbed_for_every_provider_and_webhook() {
                 "{what}: the echo reached the output: {}",
                 out.stdout
             );
-            assert_eq!(out.code, 1, "{what}: {}", out.stderr);
+            out.expect_code_for(format_args!("{what}"), 1);
             assert!(
                 !env.sim.sim().webhook_received().is_empty(),
                 "{what}: the alert was sent"
@@ -420,11 +376,7 @@ fn echoed_secrets_and_escapes_are_scrubbed_for_every_provider_and_webhook() {
             assert_not_lost(&env, p, &what);
             // The human table too.
             env.sim.sim().push_fault(p.route(), Fault::EchoSecrets);
-            let table = env.run(
-                env.cmd()
-                    .args(["--color", "never", "auth", "refresh", "all"])
-                    .env("EVERTOKEN_NOW", NOW),
-            );
+            let table = env.ev_at(NOW, &["--color", "never", "auth", "refresh", "all"], &[]);
             assert_invariants(&env, &table, &what);
             assert!(
                 table.stdout.contains("you sent"),
@@ -447,16 +399,7 @@ fn a_non_json_200_echo_is_scrubbed() {
         let env = TestEnv::new();
         setup(&env, &webhook_alerts(&env, "slack"));
         env.sim.sim().push_fault(p.route(), Fault::EchoSecretsOk);
-        let out = refresh(&env);
-        let what = format!("{} non-JSON 200 echo", p.name());
-        assert_invariants(&env, &out, &what);
-        assert_eq!(out.code, 1, "{what}: {}", out.stderr);
-        let state = outcome_of(&out, p.name());
-        assert!(
-            ["failed", "unknown"].contains(&state.as_str()),
-            "{what}: {state}"
-        );
-        assert_not_lost(&env, p, &what);
+        let state = refresh_fails_safely(&env, p, &format!("{} non-JSON 200 echo", p.name()));
         tally(
             "non-JSON 200 echoing secrets",
             p.name(),
@@ -475,7 +418,7 @@ fn github_echoing_its_jwt_is_scrubbed() {
         .set_persistent_fault(Route::GitHubApp, Some(Fault::EchoSecrets));
     let out = env.ev(&["-vv", "github", "refresh"]);
     assert_invariants(&env, &out, "github echo");
-    assert_eq!(out.code, 1, "{}", out.stderr);
+    out.expect_code(1);
     assert!(
         out.stderr.contains("Bearer eyJ"),
         "the echo reached the message: {}",
@@ -505,8 +448,8 @@ fn a_webhook_echoing_its_url_secret_is_scrubbed() {
             .set_persistent_fault(Route::Webhook, Some(Fault::EchoSecrets));
         let out = env.ev(&["auth", "test-alert"]);
         assert_invariants(&env, &out, service);
-        assert_eq!(out.code, 1, "{service}: {}", out.stderr);
-        assert!(out.stderr.contains("500"), "{}", out.stderr);
+        out.expect_code_for(format_args!("{service}"), 1);
+        out.stderr_has(&["500"]);
         assert!(
             out.stderr.contains("you sent"),
             "the echo reached the output: {}",
@@ -561,21 +504,17 @@ fn an_smtp_server_echoing_the_password_is_scrubbed() {
             "  alerts:\n    backend: email\n    email: {{ host: 127.0.0.1, port: {port}, tls: none, from: \"evertoken <ops@example.test>\", to: [\"oncall@example.test\"] }}\n"
         ),
     );
-    let out = env.run(
-        env.cmd()
-            .args(["auth", "test-alert"])
-            .env("ALERT_SMTP_USERNAME", "ops")
-            .env("ALERT_SMTP_PASSWORD", SMTP_PASS),
+    let out = env.ev_env(
+        &["auth", "test-alert"],
+        &[
+            ("ALERT_SMTP_USERNAME", "ops"),
+            ("ALERT_SMTP_PASSWORD", SMTP_PASS),
+        ],
     );
     assert_invariants(&env, &out, "smtp echo");
-    assert_eq!(out.code, 1, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("could not be delivered"),
-        "{}",
-        out.stderr
-    );
-    assert!(out.stderr.contains("535"), "{}", out.stderr);
-    assert!(out.stderr.contains("bad credentials"), "{}", out.stderr);
+    out.expect_code(1)
+        .stderr_has(&["could not be delivered", "535"]);
+    out.stderr_has(&["bad credentials"]);
     tally(
         "echoed password + escapes",
         "email (SMTP)",
@@ -602,16 +541,16 @@ fn a_gitlab_store_echoing_its_token_is_scrubbed() {
         base = env.base_url()
     ));
     sim.set_persistent_fault(Route::GitLab, Some(Fault::EchoSecrets));
-    let out = env.run(
-        env.cmd()
-            .args(["auth", "refresh", "all", "--json"])
-            .env("GITLAB_TOKEN", GITLAB_TOKEN)
-            .env("TIKTOK_CLIENT_SECRET", TT_SECRET)
-            .env("EVERTOKEN_NOW", NOW),
+    let out = env.ev_at(
+        NOW,
+        &["auth", "refresh", "all", "--json"],
+        &[
+            ("GITLAB_TOKEN", GITLAB_TOKEN),
+            ("TIKTOK_CLIENT_SECRET", TT_SECRET),
+        ],
     );
     assert_invariants(&env, &out, "gitlab echo");
-    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
-    assert!(out.stdout.contains("400"), "{}", out.stdout);
+    out.expect_code(1).stdout_has(&["400"]);
     assert!(
         out.stdout.contains("you sent"),
         "the echo reached the output: {}",
@@ -654,7 +593,7 @@ fn an_actions_store_echoing_its_token_is_scrubbed() {
             .env("EVERTOKEN_NOW", NOW),
     );
     assert_invariants(&env, &out, "actions echo");
-    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    out.expect_code(1);
     assert!(
         out.stdout.contains("you sent"),
         "the echo reached the output: {}",
@@ -692,16 +631,7 @@ fn huge_endless_and_slow_bodies_are_cut_off() {
             env.sim
                 .sim()
                 .set_persistent_fault(p.route(), Some(fault.clone()));
-            let out = refresh(&env);
-            let what = format!("{} {label}", p.name());
-            assert_invariants(&env, &out, &what);
-            assert_eq!(out.code, 1, "{what}: {}", out.stderr);
-            let state = outcome_of(&out, p.name());
-            assert!(
-                ["failed", "unknown"].contains(&state.as_str()),
-                "{what}: {state}"
-            );
-            assert_not_lost(&env, p, &what);
+            let state = refresh_fails_safely(&env, p, &format!("{} {label}", p.name()));
             tally(label, p.name(), &state);
         }
     }
@@ -723,7 +653,7 @@ fn an_endless_retry_after_is_refused_not_a_panic() {
         let out = refresh(&env);
         let what = format!("{} Retry-After u64::MAX", p.name());
         assert_invariants(&env, &out, &what);
-        assert_eq!(out.code, 1, "{what}: {}", out.stderr);
+        out.expect_code_for(format_args!("{what}"), 1);
         assert!(out.stdout.contains("Retry-After"), "{what}: {}", out.stdout);
         assert_not_lost(&env, p, &what);
         tally(
@@ -743,7 +673,7 @@ fn an_endless_retry_after_is_refused_not_a_panic() {
         );
         let out = env.ev(&["auth", "test-alert"]);
         assert_invariants(&env, &out, service);
-        assert_eq!(out.code, 1, "{service}: {}", out.stderr);
+        out.expect_code_for(format_args!("{service}"), 1);
         tally(
             "Retry-After 2^64-1 s",
             &format!("webhook {service}"),
@@ -813,27 +743,21 @@ fn two_state_dirs(env_file: bool) {
     env.sim
         .sim()
         .set_latency(std::time::Duration::from_millis(300));
-    let spawn = |state: &str| {
-        let mut c = env.std_cmd();
-        c.args(["auth", "refresh", "tiktok", "--json"])
-            .env("EVERTOKEN_NOW", NOW)
-            .env("XDG_STATE_HOME", env.path(state))
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        c.spawn().unwrap()
-    };
-    let a = spawn("state-a");
-    let b = spawn("state-b");
-    let outs: Vec<_> = [a, b]
-        .into_iter()
-        .map(|c| c.wait_with_output().unwrap())
-        .collect();
+    let outs = env.run_concurrently(
+        ["state-a", "state-b"]
+            .into_iter()
+            .map(|state| {
+                let mut c = env.std_cmd();
+                c.args(["auth", "refresh", "tiktok", "--json"])
+                    .env("EVERTOKEN_NOW", NOW)
+                    .env("XDG_STATE_HOME", env.path(state));
+                c
+            })
+            .collect(),
+    );
     for o in &outs {
-        let stdout = String::from_utf8_lossy(&o.stdout);
-        let stderr = String::from_utf8_lossy(&o.stderr);
-        env.assert_no_leak(&format!("{stdout}\n{stderr}"));
-        assert_eq!(o.status.code(), Some(0), "{stdout}\n{stderr}");
-        assert!(!stdout.contains("reauth_required"), "{stdout}");
+        o.expect_code(0);
+        assert!(!o.stdout.contains("reauth_required"), "{}", o.stdout);
     }
     assert_eq!(env.sim.sim().tiktok_live_refresh_tokens().len(), 1);
     if env_file {
@@ -846,14 +770,7 @@ fn two_state_dirs(env_file: bool) {
     } else {
         assert_not_lost(&env, P::Tiktok, "two state dirs");
     }
-    let rotations = env
-        .sim
-        .sim()
-        .stats()
-        .requests
-        .get("tiktok")
-        .copied()
-        .unwrap_or(0);
+    let rotations = env.calls("tiktok");
     assert_eq!(rotations, 1, "the token was rotated {rotations} times");
     tally(
         "two state dirs, one store",
@@ -870,12 +787,7 @@ fn a_tampered_journal_is_refused() {
     let env = TestEnv::new();
     setup(&env, "");
     // First, learn where TikTok's record lives: an interrupted run leaves one.
-    let out = env.run(
-        env.cmd()
-            .args(["auth", "refresh", "tiktok", "--json"])
-            .env("EVERTOKEN_NOW", NOW)
-            .env("EVERTOKEN_FAILPOINT", "after_journal"),
-    );
+    let out = refresh_tiktok(&env, &[("EVERTOKEN_FAILPOINT", "after_journal")]);
     let journal = env.state_dir().join("journal");
     let record = walk(&journal).into_iter().find(|p| {
         p.file_name()
@@ -909,11 +821,7 @@ fn a_tampered_journal_is_refused() {
         env.stored("TIKTOK_CLIENT_SECRET").as_deref(),
         Some(TT_SECRET)
     );
-    assert!(
-        out.stdout.contains("not a variable of this account"),
-        "{}",
-        out.stdout
-    );
+    out.stdout_has(&["not a variable of this account"]);
     tally(
         "journal record for another variable",
         "journal",
@@ -922,9 +830,7 @@ fn a_tampered_journal_is_refused() {
 
     // A group-writable record: exit 2 with the chmod hint.
     set_mode(&record, 0o666);
-    let out = refresh(&env);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(out.stderr.contains("chmod 600"), "{}", out.stderr);
+    refresh(&env).expect_code(2).stderr_has(&["chmod 600"]);
     std::fs::remove_file(&record).unwrap();
     tally(
         "group-writable journal record",
@@ -934,9 +840,7 @@ fn a_tampered_journal_is_refused() {
 
     // An open journal directory.
     set_mode(&journal, 0o777);
-    let out = refresh(&env);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(out.stderr.contains("chmod 700"), "{}", out.stderr);
+    refresh(&env).expect_code(2).stderr_has(&["chmod 700"]);
     set_mode(&journal, 0o700);
     tally(
         "world-writable journal directory",
@@ -950,9 +854,7 @@ fn a_tampered_journal_is_refused() {
     std::fs::create_dir(&elsewhere).unwrap();
     set_mode(&elsewhere, 0o700);
     std::os::unix::fs::symlink(&elsewhere, &journal).unwrap();
-    let out = refresh(&env);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(out.stderr.contains("symbolic link"), "{}", out.stderr);
+    refresh(&env).expect_code(2).stderr_has(&["symbolic link"]);
     tally("symlinked journal directory", "state dir", "exit 2");
 }
 
@@ -1052,25 +954,17 @@ fn umask_000_creates_nothing_writable_by_others() {
 #[test]
 fn bootstrap_remove_source_refuses_a_symlinked_key() {
     let env = github_env();
-    let (private, _) = evertoken_sim::test_rsa_keypair();
     let real = env.path("real-key.pem");
-    std::fs::write(&real, private).unwrap();
-    set_mode(&real, 0o644);
+    common::apps::write_key_to(&real, 0o644);
     let link = env.path("staged.pem");
     std::os::unix::fs::symlink(&real, &link).unwrap();
-    let out = env.ev(&[
-        "github",
-        "bootstrap",
-        "--app-id",
-        "4242",
-        "--installation-id",
-        "777",
-        "--private-key",
-        link.to_str().unwrap(),
-        "--remove-source",
-    ]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(out.stderr.contains("symbolic link"), "{}", out.stderr);
+    env.ev(&[
+        &common::apps::bootstrap_args(&link)[..],
+        &["--remove-source"],
+    ]
+    .concat())
+        .expect_code(2)
+        .stderr_has(&["symbolic link"]);
     assert!(real.exists() && link.exists());
     tally(
         "symlinked staged key + --remove-source",
@@ -1085,14 +979,14 @@ fn bootstrap_remove_source_refuses_a_symlinked_key() {
 fn tokens_with_surrounding_whitespace_are_trimmed() {
     let env = TestEnv::new();
     setup(&env, "");
-    let out = env.run(
-        env.cmd()
-            .args(["auth", "refresh", "tiktok", "--json"])
-            .env("EVERTOKEN_NOW", NOW)
-            .env("TIKTOK_REFRESH_TOKEN", format!("{TT_RT}\n"))
-            .env("TIKTOK_CLIENT_SECRET", format!("  {TT_SECRET}\r\n")),
+    let out = refresh_tiktok(
+        &env,
+        &[
+            ("TIKTOK_REFRESH_TOKEN", &format!("{TT_RT}\n")),
+            ("TIKTOK_CLIENT_SECRET", &format!("  {TT_SECRET}\r\n")),
+        ],
     );
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    out.expect_code(0);
     assert_eq!(result(&out.json(), "tiktok")["state"], "rotated");
     assert_eq!(
         out.stderr
@@ -1113,14 +1007,10 @@ fn tokens_with_surrounding_whitespace_are_trimmed() {
         &format!("TIKTOK_REFRESH_TOKEN: \"{TT_RT}\""),
         &format!("TIKTOK_REFRESH_TOKEN: \"{live}\\n\""),
     ));
-    let out = env.run(
-        env.cmd()
-            .args(["auth", "refresh", "tiktok", "--json"])
-            .env("EVERTOKEN_NOW", NOW),
-    );
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let out = refresh_tiktok(&env, &[]);
+    out.expect_code(0);
     assert_eq!(result(&out.json(), "tiktok")["state"], "rotated");
-    assert!(out.stderr.contains("whitespace"), "{}", out.stderr);
+    out.stderr_has(&["whitespace"]);
     assert_not_lost(&env, P::Tiktok, "credentials file newline");
     tally(
         "token with trailing newline",

@@ -4,15 +4,9 @@
 //! `reauth_required`. A token whose age the store keeps is not even sent.
 
 use crate::common;
+use common::{NOW, now};
 
 use common::{TestEnv, days_from};
-use jiff::Timestamp;
-
-const NOW: &str = "2026-11-23T09:00:00Z";
-
-fn now() -> Timestamp {
-    NOW.parse().unwrap()
-}
 
 fn setup(env: &TestEnv, token: &str) {
     env.config(&format!(
@@ -23,11 +17,7 @@ fn setup(env: &TestEnv, token: &str) {
 }
 
 fn refresh(env: &TestEnv) -> common::Output {
-    env.run(
-        env.cmd()
-            .env("EVERTOKEN_NOW", NOW)
-            .args(["auth", "refresh", "--json"]),
-    )
+    env.ev_at(NOW, &["auth", "refresh", "--json"], &[])
 }
 
 #[test]
@@ -41,15 +31,15 @@ fn a_young_token_of_unknown_age_is_ok_whatever_the_refusal_says() {
     sim.instagram_add_token(&token, now(), days_from(now(), 60));
     setup(&env, &token);
     let out = refresh(&env);
-    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    out.expect_code(0);
     let r = out.json()["results"][0].clone();
     assert_eq!(r["state"], "ok", "{r}");
-    assert!(
-        r["message"]
-            .as_str()
-            .unwrap()
-            .contains("refresh deferred: token too young or not yet refreshable"),
-        "{r}"
+    common::assert_fields(
+        &r,
+        &[(
+            "message",
+            "refresh deferred: token too young or not yet refreshable",
+        )],
     );
     assert_eq!(env.stored("INSTAGRAM_ACCESS_TOKEN").unwrap(), token);
 }
@@ -71,16 +61,15 @@ fn a_refused_token_that_no_longer_works_is_a_reauth() {
     );
     setup(&env, &token);
     let out = refresh(&env);
-    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    out.expect_code(1);
     let r = out.json()["results"][0].clone();
     assert_eq!(r["state"], "reauth_required", "{r}");
-    assert!(r["message"].as_str().unwrap().contains("GET /me"), "{r}");
-    assert!(
-        r["fix"]
-            .as_str()
-            .unwrap()
-            .contains("evertoken auth login instagram"),
-        "{r}"
+    common::assert_fields(
+        &r,
+        &[
+            ("message", "GET /me"),
+            ("fix", "evertoken auth login instagram"),
+        ],
     );
 }
 
@@ -100,17 +89,14 @@ fn the_env_file_keeps_the_age_so_a_young_token_is_not_sent() {
         env.base_url()
     ));
     let out = refresh(&env);
-    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    out.expect_code(0);
     assert_eq!(out.json()["results"][0]["state"], "refreshed");
     let text = std::fs::read_to_string(&path).unwrap();
-    assert!(
-        text.contains("INSTAGRAM_ACCESS_TOKEN_UPDATED_AT="),
-        "{text}"
-    );
+    common::assert_contains(&text, &["INSTAGRAM_ACCESS_TOKEN_UPDATED_AT="]);
     // The next run, a minute later by the same clock, knows the token is young.
     let before = sim.stats().requests.get("instagram").copied().unwrap_or(0);
     let out = refresh(&env);
-    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    out.expect_code(0);
     assert_eq!(out.json()["results"][0]["state"], "ok");
     assert_eq!(
         sim.stats().requests.get("instagram").copied().unwrap_or(0),
@@ -133,10 +119,10 @@ fn graphs_invalid_token_answer_is_a_reauth_at_once() {
     sim.instagram_add_token(&token, days_from(now(), -90), days_from(now(), -30));
     setup(&env, &token);
     let out = refresh(&env);
-    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    out.expect_code(1);
     let r = out.json()["results"][0].clone();
     assert_eq!(r["state"], "reauth_required", "{r}");
-    assert!(r["message"].as_str().unwrap().contains("190"), "{r}");
+    common::assert_fields(&r, &[("message", "190")]);
 }
 
 /// Meta's throttling and outage codes arrive as 400/403 too: they are never a
@@ -188,7 +174,7 @@ fn throttling_as_400_or_403_is_a_retry_not_a_reauth() {
         assert_eq!(env.stored("INSTAGRAM_ACCESS_TOKEN").unwrap(), token);
         // The next run, unthrottled, refreshes.
         let again = refresh(&env);
-        assert_eq!(again.code, 0, "{fault:?}: {}", again.stderr);
+        again.expect_code_for(format_args!("{fault:?}"), 0);
         assert_eq!(again.json()["results"][0]["state"], "refreshed");
         env.secret(&env.stored("INSTAGRAM_ACCESS_TOKEN").unwrap());
     }
@@ -203,16 +189,10 @@ fn throttling_as_400_or_403_is_a_retry_not_a_reauth() {
     sim.push_fault(Route::InstagramMe, throttled(403, 4, false));
     setup(&env, &token);
     let out = refresh(&env);
-    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    out.expect_code(1);
     let r = out.json()["results"][0].clone();
     assert_eq!(r["state"], "failed", "{r}");
-    assert!(
-        r["message"]
-            .as_str()
-            .unwrap()
-            .contains("Application request limit reached"),
-        "{r}"
-    );
+    common::assert_fields(&r, &[("message", "Application request limit reached")]);
     assert_eq!(sim.stats().requests.get("instagram_me").copied(), Some(1));
     assert_eq!(env.stored("INSTAGRAM_ACCESS_TOKEN").unwrap(), token);
 }

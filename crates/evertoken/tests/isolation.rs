@@ -52,7 +52,7 @@ fn a_failing_account_does_not_stop_the_others() {
         "--metrics-file",
         metrics.to_str().unwrap(),
     ]);
-    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    out.expect_code(1);
     let doc = out.json();
     let results = doc["results"].as_array().unwrap();
     assert_eq!(results.len(), 3, "{doc}");
@@ -73,5 +73,5 @@ fn a_failing_account_does_not_stop_the_others() {
         assert_ne!(&new, old, "{var} was not written back");
     }
     let text = std::fs::read_to_string(&metrics).expect("the metrics file is written");
-    assert!(text.contains("evertoken_"), "{text}");
+    common::assert_contains(&text, &["evertoken_"]);
 }

@@ -7,6 +7,7 @@
 //! types and words are not.
 
 use crate::common;
+use common::{NOW, now};
 
 use std::collections::BTreeSet;
 
@@ -14,12 +15,6 @@ use common::TestEnv;
 use evertoken_sim::scenario::{Scenario, platform};
 use jiff::Timestamp;
 use serde_json::Value;
-
-const NOW: &str = "2026-11-23T09:00:00Z";
-
-fn now() -> Timestamp {
-    NOW.parse().unwrap()
-}
 
 /// Instagram inside its refresh window, YouTube healthy, TikTok (named account
 /// `brand-a`) due, LinkedIn 5 days from expiry without a refresh token.
@@ -33,9 +28,7 @@ fn four_platforms(env: &TestEnv) {
 }
 
 fn run(env: &TestEnv, args: &[&str]) -> (i32, Value) {
-    let mut c = env.cmd();
-    c.env("EVERTOKEN_NOW", NOW).args(args);
-    let out = env.run(&mut c);
+    let out = env.ev_at(NOW, args, &[]);
     (out.code, out.json())
 }
 
@@ -121,19 +114,11 @@ fn check_document(doc: &Value, dry_run: bool) -> Vec<(String, Value)> {
     let mut out = Vec::new();
     for r in results {
         let k = keys(r);
-        let required: BTreeSet<&str> = [
-            "platform",
-            "account",
-            "state",
-            "action",
-            "expires_at",
-            "refresh_expires_at",
-            "message",
-            "reauth_by",
-            "credentials",
-        ]
-        .into_iter()
-        .collect();
+        let required: BTreeSet<&str> = common::RESULT_KEYS
+            .iter()
+            .copied()
+            .chain(["credentials"])
+            .collect();
         assert!(k.is_superset(&required), "result keys {k:?}: {r}");
         assert!(
             k.difference(&required)
@@ -236,7 +221,7 @@ fn check_document(doc: &Value, dry_run: bool) -> Vec<(String, Value)> {
 }
 
 /// The words each result carries: (key, state, action, reauth_by, fix).
-fn words(results: &[(String, Value)]) -> Vec<(String, String, String, Value, Value)> {
+fn words(results: &[(String, Value)]) -> Vec<Row> {
     results
         .iter()
         .map(|(k, r)| {
@@ -251,54 +236,57 @@ fn words(results: &[(String, Value)]) -> Vec<(String, String, String, Value, Val
         .collect()
 }
 
-fn row(k: &str, s: &str, a: &str, by: Value, fix: Value) -> (String, String, String, Value, Value) {
-    (k.into(), s.into(), a.into(), by, fix)
+/// One expected result's words: (key, state, action, reauth_by, fix).
+type Row = (String, String, String, Value, Value);
+
+/// A result that needs nobody: no re-auth date, no fix.
+fn row(k: &str, s: &str, a: &str) -> Row {
+    (k.into(), s.into(), a.into(), Value::Null, Value::Null)
+}
+
+/// LinkedIn, 5 days from expiry without a refresh token.
+fn linkedin_reauth() -> Row {
+    (
+        "linkedin:default".into(),
+        "reauth_required".into(),
+        "re-authorise".into(),
+        Value::from("2026-11-28"),
+        Value::from("evertoken auth login linkedin"),
+    )
+}
+
+/// `evertoken <args>` at NOW exits `code` with a document that keeps the contract
+/// and whose results carry the words of `rows`; returns the document and them.
+#[track_caller]
+fn expect_rows(
+    env: &TestEnv,
+    args: &[&str],
+    code: i32,
+    rows: [Row; 4],
+) -> (Value, Vec<(String, Value)>) {
+    let (got, doc) = run(env, args);
+    assert_eq!(got, code, "{args:?}: {doc}");
+    let results = check_document(&doc, args.contains(&"--dry-run"));
+    assert_eq!(words(&results), rows, "{args:?}: {doc}");
+    (doc, results)
 }
 
 #[test]
 fn status_dry_run_and_refresh_keep_the_json_contract() {
     let env = TestEnv::new();
     four_platforms(&env);
-    let login_li = Value::from("evertoken auth login linkedin");
-    let li_by = Value::from("2026-11-28");
 
     // `auth status`: offline.
-    let (code, doc) = run(&env, &["auth", "status", "--json"]);
-    assert_eq!(code, 0, "{doc}");
-    let results = check_document(&doc, false);
-    assert_eq!(
-        words(&results),
-        vec![
-            row(
-                "instagram:default",
-                "expiring",
-                "refresh due",
-                Value::Null,
-                Value::Null
-            ),
-            row(
-                "youtube:default",
-                "ok",
-                "health-check on refresh",
-                Value::Null,
-                Value::Null
-            ),
-            row(
-                "tiktok:brand-a",
-                "expiring",
-                "refresh due",
-                Value::Null,
-                Value::Null
-            ),
-            row(
-                "linkedin:default",
-                "unknown",
-                "introspect on refresh",
-                Value::Null,
-                Value::Null
-            ),
+    let (doc, _) = expect_rows(
+        &env,
+        &["auth", "status", "--json"],
+        0,
+        [
+            row("instagram:default", "expiring", "refresh due"),
+            row("youtube:default", "ok", "health-check on refresh"),
+            row("tiktok:brand-a", "expiring", "refresh due"),
+            row("linkedin:default", "unknown", "introspect on refresh"),
         ],
-        "{doc}"
     );
     assert_eq!(doc["attention"], 0, "{doc}");
     let secrets = doc["secrets"]
@@ -307,81 +295,29 @@ fn status_dry_run_and_refresh_keep_the_json_contract() {
     assert!(!secrets.is_empty(), "{doc}");
 
     // `auth refresh --dry-run`: the planned actions.
-    let (code, doc) = run(&env, &["auth", "refresh", "all", "--dry-run", "--json"]);
-    assert_eq!(code, 1, "{doc}");
-    let results = check_document(&doc, true);
-    assert_eq!(
-        words(&results),
-        vec![
-            row(
-                "instagram:default",
-                "ok",
-                "would refresh in place",
-                Value::Null,
-                Value::Null
-            ),
-            row(
-                "youtube:default",
-                "ok",
-                "would health-check",
-                Value::Null,
-                Value::Null
-            ),
-            row(
-                "tiktok:brand-a",
-                "ok",
-                "would rotate",
-                Value::Null,
-                Value::Null
-            ),
-            row(
-                "linkedin:default",
-                "reauth_required",
-                "re-authorise",
-                li_by.clone(),
-                login_li.clone()
-            ),
+    expect_rows(
+        &env,
+        &["auth", "refresh", "all", "--dry-run", "--json"],
+        1,
+        [
+            row("instagram:default", "ok", "would refresh in place"),
+            row("youtube:default", "ok", "would health-check"),
+            row("tiktok:brand-a", "ok", "would rotate"),
+            linkedin_reauth(),
         ],
-        "{doc}"
     );
 
     // `auth refresh`: each platform's action, then the same again (nothing due).
-    let (code, doc) = run(&env, &["auth", "refresh", "all", "--json"]);
-    assert_eq!(code, 1, "{doc}");
-    let results = check_document(&doc, false);
-    assert_eq!(
-        words(&results),
-        vec![
-            row(
-                "instagram:default",
-                "refreshed",
-                "refreshed in place",
-                Value::Null,
-                Value::Null
-            ),
-            row(
-                "youtube:default",
-                "ok",
-                "health-checked",
-                Value::Null,
-                Value::Null
-            ),
-            row(
-                "tiktok:brand-a",
-                "rotated",
-                "rotated",
-                Value::Null,
-                Value::Null
-            ),
-            row(
-                "linkedin:default",
-                "reauth_required",
-                "re-authorise",
-                li_by.clone(),
-                login_li.clone()
-            ),
+    let (doc, results) = expect_rows(
+        &env,
+        &["auth", "refresh", "all", "--json"],
+        1,
+        [
+            row("instagram:default", "refreshed", "refreshed in place"),
+            row("youtube:default", "ok", "health-checked"),
+            row("tiktok:brand-a", "rotated", "rotated"),
+            linkedin_reauth(),
         ],
-        "{doc}"
     );
     assert_eq!(doc["attention"], 1, "{doc}");
     for (k, r) in results.iter().filter(|(k, _)| k != "linkedin:default") {
@@ -407,30 +343,16 @@ fn status_dry_run_and_refresh_keep_the_json_contract() {
         "YouTube keeps no access token: {yt}"
     );
 
-    let (code, doc) = run(&env, &["auth", "refresh", "--json"]);
-    assert_eq!(code, 1, "{doc}");
-    let results = check_document(&doc, false);
-    assert_eq!(
-        words(&results),
-        vec![
-            row("instagram:default", "ok", "none", Value::Null, Value::Null),
-            row(
-                "youtube:default",
-                "ok",
-                "health-checked",
-                Value::Null,
-                Value::Null
-            ),
-            row("tiktok:brand-a", "ok", "none", Value::Null, Value::Null),
-            row(
-                "linkedin:default",
-                "reauth_required",
-                "re-authorise",
-                li_by,
-                login_li
-            ),
+    expect_rows(
+        &env,
+        &["auth", "refresh", "--json"],
+        1,
+        [
+            row("instagram:default", "ok", "none"),
+            row("youtube:default", "ok", "health-checked"),
+            row("tiktok:brand-a", "ok", "none"),
+            linkedin_reauth(),
         ],
-        "{doc}"
     );
 }
 

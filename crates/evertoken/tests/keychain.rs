@@ -253,10 +253,12 @@ fn rotated_token_lands_in_a_real_secret_service() {
     assert!(!access.is_empty() && !access.ends_with('\n'));
     // What keyring v4 wrote: the attributes secret-tool searches by.
     let item = ss.describe("TIKTOK_REFRESH_TOKEN");
-    assert!(item.contains("attribute.service = evertoken"), "{item}");
-    assert!(
-        item.contains("attribute.username = TIKTOK_REFRESH_TOKEN"),
-        "{item}"
+    common::assert_contains(
+        &item,
+        &[
+            "attribute.service = evertoken",
+            "attribute.username = TIKTOK_REFRESH_TOKEN",
+        ],
     );
     // The file beside the config keeps metadata only, never the value.
     let file = std::fs::read_to_string(credentials_path(&env)).unwrap_or_default();
@@ -274,8 +276,7 @@ fn rotated_token_lands_in_a_real_secret_service() {
     );
 
     // The next run reads the rotated token from the keychain: healthy, no reuse.
-    let out = run(&["auth", "refresh", "tiktok", "--json"]);
-    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    run(&["auth", "refresh", "tiktok", "--json"]).expect_code(0);
     let stats = env.sim.sim().stats();
     assert_eq!(stats.reused_rotated_tokens, 0);
     let out = run(&["auth", "status", "--json"]);
@@ -301,7 +302,7 @@ fn without_a_secret_service_auto_falls_back_and_required_refuses() {
         .env("XDG_RUNTIME_DIR", env.path("no-runtime"));
         let out = env.run(assert_cmd::Command::from_std(c).args(["auth", "refresh", "--json"]));
         if keychain == "auto" {
-            assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+            out.expect_code(0);
             assert!(
                 out.stderr.contains("using the credentials file"),
                 "the fallback must be announced: {}",
@@ -315,12 +316,8 @@ fn without_a_secret_service_auto_falls_back_and_required_refuses() {
             );
             assert_eq!(common::mode(&credentials_path(&env)), 0o600);
         } else {
-            assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
-            assert!(
-                out.stderr.contains("auth.writeback.local.keychain"),
-                "{}",
-                out.stderr
-            );
+            out.expect_code(2)
+                .stderr_has(&["auth.writeback.local.keychain"]);
             assert_eq!(
                 env.sim.sim().stats().rotations,
                 0,

@@ -4,23 +4,18 @@
 //! each tool, and check that results carry prefixes only and nothing changed.
 
 use crate::common;
+use common::{NOW, now};
 
 use std::path::PathBuf;
 
 use common::TestEnv;
 use evertoken_sim::scenario::{Scenario, platform};
-use jiff::Timestamp;
 use serde_json::{Value, json};
 
-const NOW: &str = "2026-11-23T09:00:00Z";
 const GH: &str = "test-gh-installation-token-not-a-real-secret-0204";
 
 /// The whole tool surface. A new tool must be read-only and be added here on purpose.
 const READ_ONLY_TOOLS: &[&str] = &["credential_status", "github_token_status", "refresh_plan"];
-
-fn now() -> Timestamp {
-    NOW.parse().unwrap()
-}
 
 /// The venv's Python with the `mcp` SDK; under CI=true its absence fails the test.
 fn python() -> Option<PathBuf> {
@@ -267,6 +262,6 @@ fn stdout_carries_nothing_but_json_rpc() {
     setup(&env);
     // A client that hangs up at once: the server exits cleanly without a stray byte.
     let out = env.run(env.cmd().arg("mcp").write_stdin(""));
-    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    out.expect_code(0);
     assert_eq!(out.stdout, "");
 }

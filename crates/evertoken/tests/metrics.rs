@@ -5,16 +5,10 @@
 //! collector running as another user, and free of secrets.
 
 use crate::common;
+use common::{NOW, now};
 
 use common::{TestEnv, days_from, mode};
 use evertoken_sim::scenario::{Scenario, platform};
-use jiff::Timestamp;
-
-const NOW: &str = "2026-11-23T09:00:00Z";
-
-fn now() -> Timestamp {
-    NOW.parse().unwrap()
-}
 
 /// Instagram healthy, TikTok due (rotates), LinkedIn 5 days from expiry without
 /// a refresh token (needs a human: the run exits 1); every expiry in the store.
@@ -33,9 +27,15 @@ fn setup(env: &TestEnv) {
 }
 
 fn run(env: &TestEnv, args: &[&str]) -> common::Output {
-    let mut c = env.cmd();
-    c.env("EVERTOKEN_NOW", NOW).args(args);
-    env.run(&mut c)
+    env.ev_at(NOW, args, &[])
+}
+
+/// [`run`] of `args` writing its metrics to `file`.
+fn with_metrics(env: &TestEnv, args: &[&str], file: &std::path::Path) -> common::Output {
+    run(
+        env,
+        &[args, &["--metrics-file", file.to_str().unwrap()]].concat(),
+    )
 }
 
 /// The value of the sample whose line starts with `series ` (name and labels).
@@ -54,16 +54,7 @@ fn refresh_writes_a_promtool_clean_file_with_every_expiry_and_state() {
     // The collector directory does not exist yet: the first write creates it.
     let dir = env.path("textfile");
     let file = dir.join("evertoken.prom");
-    let out = run(
-        &env,
-        &[
-            "auth",
-            "refresh",
-            "all",
-            "--metrics-file",
-            file.to_str().unwrap(),
-        ],
-    );
+    let out = with_metrics(&env, &["auth", "refresh", "all"], &file);
     assert_eq!(
         out.code, 1,
         "LinkedIn needs a human; stderr: {}",
@@ -157,13 +148,12 @@ fn refresh_writes_a_promtool_clean_file_with_every_expiry_and_state() {
         value(&text, "evertoken_last_run_success{command=\"auth\"}"),
         Some(0.0)
     );
-    assert!(
-        text.contains("# TYPE evertoken_refresh_total counter\n"),
-        "{text}"
-    );
-    assert!(
-        text.contains("# TYPE evertoken_credential_expiry_timestamp_seconds gauge\n"),
-        "{text}"
+    common::assert_contains(
+        &text,
+        &[
+            "# TYPE evertoken_refresh_total counter\n",
+            "# TYPE evertoken_credential_expiry_timestamp_seconds gauge\n",
+        ],
     );
 }
 
@@ -182,8 +172,7 @@ fn counters_carry_across_runs_and_status_and_dry_run_do_not_count() {
     assert_eq!(value(&first, ig_ok), Some(1.0), "{first}");
 
     // status and dry-run keep the counters and update the gauges.
-    let out = run(&env, &["auth", "status", "--metrics-file", f]);
-    assert_eq!(out.code, 1, "stderr: {}", out.stderr);
+    run(&env, &["auth", "status", "--metrics-file", f]).expect_code(1);
     let text = std::fs::read_to_string(&file).unwrap();
     env.assert_no_leak(&text);
     common::promtool_check(&file);
@@ -208,27 +197,10 @@ fn an_unwritable_metrics_path_fails_with_the_path_and_a_hint() {
     let blocker = env.path("not-a-dir");
     std::fs::write(&blocker, "").unwrap();
     let missing = env.path("not-a-dir/evertoken.prom");
-    let out = run(
-        &env,
-        &[
-            "auth",
-            "status",
-            "--metrics-file",
-            missing.to_str().unwrap(),
-        ],
-    );
-    assert_eq!(out.code, 1);
-    assert!(
-        out.stderr.contains("cannot write the metrics file"),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        out.stderr.contains("not-a-dir/evertoken.prom"),
-        "{}",
-        out.stderr
-    );
-    assert!(out.stderr.contains("hint:"), "{}", out.stderr);
+    let out = with_metrics(&env, &["auth", "status"], &missing);
+    out.expect_code(1)
+        .stderr_has(&["cannot write the metrics file", "not-a-dir/evertoken.prom"]);
+    out.stderr_has(&["hint:"]);
 }
 
 /// The README's alert rules load in Prometheus and fire when they should:
@@ -286,15 +258,10 @@ tests:
               summary: "evertoken has not written its metrics for more than 8 days: is the schedule running?"
 "#;
     std::fs::write(dir.path().join("test.yml"), test).unwrap();
-    let out = std::process::Command::new(promtool)
-        .args(["test", "rules", "test.yml"])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "promtool test rules:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    common::tool_ok(
+        std::process::Command::new(promtool)
+            .args(["test", "rules", "test.yml"])
+            .current_dir(dir.path()),
+        "promtool test rules",
     );
 }

@@ -4,12 +4,11 @@
 //! platform in one run.
 
 use crate::common;
+use common::NOW;
 
 use common::TestEnv;
 use evertoken_sim::scenario::{PLATFORMS, Scenario, platform};
 use serde_json::Value;
-
-const NOW: &str = "2026-11-23T09:00:00Z";
 
 fn at() -> Scenario {
     Scenario::at(NOW.parse().unwrap())
@@ -97,13 +96,9 @@ fn an_x_client_without_a_type_or_a_secret_is_public() {
     );
     let env = TestEnv::new();
     env.scenario(&confidential);
-    let out = ev(&env, &["auth", "refresh", "x"]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("X_CLIENT_SECRET is not set"),
-        "{}",
-        out.stderr
-    );
+    ev(&env, &["auth", "refresh", "x"])
+        .expect_code(2)
+        .stderr_has(&["X_CLIENT_SECRET is not set"]);
 }
 
 #[test]
@@ -116,11 +111,10 @@ fn a_dead_x_refresh_token_is_reauth_required() {
     assert_eq!(code, 1);
     let x = result(&r, "x");
     assert_eq!(x["state"], "reauth_required", "{x}");
-    assert!(
-        x["message"].as_str().unwrap().contains("invalid_request"),
-        "{x}"
+    common::assert_fields(
+        x,
+        &[("message", "invalid_request"), ("fix", "auth login x")],
     );
-    assert!(x["fix"].as_str().unwrap().contains("auth login x"), "{x}");
 }
 
 #[test]
@@ -134,13 +128,7 @@ fn a_wrong_x_client_secret_is_a_configuration_failure() {
     );
     let x = result(out.json()["results"].as_array().unwrap(), "x").clone();
     assert_eq!(x["state"], "failed", "{x}");
-    assert!(
-        x["message"]
-            .as_str()
-            .unwrap()
-            .contains("unauthorized_client"),
-        "{x}"
-    );
+    common::assert_fields(&x, &[("message", "unauthorized_client")]);
     // Nothing was spent: the refresh token still works.
     assert!(env.sim.sim().x_is_live(&s.token("x")));
 }
@@ -201,7 +189,7 @@ fn a_dead_pinterest_grant_is_reauth_required() {
     assert_eq!(code, 1);
     let p = result(&r, "pinterest");
     assert_eq!(p["state"], "reauth_required", "{p}");
-    assert!(p["message"].as_str().unwrap().contains("283"), "{p}");
+    common::assert_fields(p, &[("message", "283")]);
 }
 
 #[test]
@@ -246,7 +234,7 @@ fn pasted_login(env: &TestEnv, key: &str, redirect: &str, authorize_path: &str) 
             redirect,
         ],
     );
-    assert_eq!(out.code, 1, "{}", out.stderr);
+    out.expect_code(1);
     let prefix = format!("{}{authorize_path}?", env.base_url());
     let url = out
         .stderr
@@ -258,7 +246,7 @@ fn pasted_login(env: &TestEnv, key: &str, redirect: &str, authorize_path: &str) 
     let (status, landed) = common::http_get(&url);
     let landed = landed.unwrap_or_else(|| panic!("{status}: no redirect from {url}"));
     assert!(landed.starts_with(redirect), "{landed}");
-    let out = ev(
+    ev(
         env,
         &[
             "auth",
@@ -269,8 +257,8 @@ fn pasted_login(env: &TestEnv, key: &str, redirect: &str, authorize_path: &str) 
             "--callback-url",
             &landed,
         ],
-    );
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    )
+    .expect_code(0);
     url
 }
 
@@ -290,8 +278,7 @@ fn x_login_uses_pkce_and_offline_access() {
         "https://app.example/x/callback",
         "/i/oauth2/authorize",
     );
-    assert!(url.contains("code_challenge_method=S256"), "{url}");
-    assert!(url.contains("offline.access"), "{url}");
+    common::assert_contains(&url, &["code_challenge_method=S256", "offline.access"]);
     let rt = env.stored("X_REFRESH_TOKEN").unwrap();
     env.secret(&rt);
     assert_ne!(rt, s.token("x"));
@@ -348,9 +335,9 @@ fn threads_login_exchanges_for_a_long_lived_token() {
         &[redirect],
     );
     // Meta takes no loopback redirect.
-    let out = ev(&env, &["auth", "login", "threads", "--no-browser"]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(out.stderr.contains("https"), "{}", out.stderr);
+    ev(&env, &["auth", "login", "threads", "--no-browser"])
+        .expect_code(2)
+        .stderr_has(&["https"]);
     pasted_login(&env, "threads", redirect, "/oauth/authorize");
     let token = env.stored("THREADS_ACCESS_TOKEN").unwrap();
     env.secret(&token);
@@ -465,12 +452,12 @@ fn auth_refresh_all_handles_every_built_in_and_a_configured_service_in_one_run()
     );
     for key in ["x", "pinterest"] {
         let out = ev(&env, &["auth", "token", key]);
-        assert_eq!(out.code, 0, "{key}: {}", out.stderr);
+        out.expect_code_for(format_args!("{key}"), 0);
         let var = format!("{}_ACCESS_TOKEN", key.to_uppercase());
         assert_eq!(out.stdout.trim(), env.stored(&var).unwrap(), "{key}");
     }
     let metrics = env.path("work/metrics.prom");
-    let out = ev(
+    ev(
         &env,
         &[
             "auth",
@@ -480,8 +467,8 @@ fn auth_refresh_all_handles_every_built_in_and_a_configured_service_in_one_run()
             "--metrics-file",
             metrics.to_str().unwrap(),
         ],
-    );
-    assert_eq!(out.code, 1, "{}", out.stderr);
+    )
+    .expect_code(1);
     let prom = std::fs::read_to_string(&metrics).unwrap();
     for key in ["x", "threads", "pinterest"] {
         assert!(
@@ -501,7 +488,7 @@ fn auth_refresh_all_handles_every_built_in_and_a_configured_service_in_one_run()
         assert!(out.stdout.contains(&row), "{key}: {}", out.stdout);
     }
     let out = ev(&env, &["schedule", "gitlab"]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.expect_code(0);
     for var in [
         "X_CLIENT_SECRET",
         "PINTEREST_CLIENT_SECRET",

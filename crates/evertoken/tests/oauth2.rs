@@ -6,12 +6,10 @@
 
 use crate::common;
 
-use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
 
 use common::TestEnv;
+use common::child::Spawned;
 use common::oidc::{CLIENTS, block, first_token, free_port, oidc, support};
 
 fn config(env: &TestEnv, issuer: &str) {
@@ -91,10 +89,9 @@ fn any_oauth2_service_rotates_and_persists_every_new_refresh_token() {
 
     // The status names the services by their display names and JSON keys.
     let status = env.ev(&["auth", "status", "--json"]);
-    assert_eq!(status.code, 0, "{}", status.stderr);
+    status.expect_code(0);
     assert_eq!(results(&status).len(), CLIENTS.len());
-    let text = env.ev(&["auth", "status"]);
-    assert!(text.stdout.contains("acme"), "{}", text.stdout);
+    env.ev(&["auth", "status"]).stdout_has(&["acme"]);
 
     // A copy of the first tokens (a second runner that never saw the rotation)
     // sends a used refresh token: the server revokes that whole grant, so this
@@ -107,16 +104,13 @@ fn any_oauth2_service_rotates_and_persists_every_new_refresh_token() {
     ));
     stale.secret(old);
     let out = stale.ev(&["auth", "refresh", "acme", "--json"]);
-    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    out.expect_code(1);
     assert_eq!(state_of(&out, "acme"), "reauth_required");
     let out = env.ev(&["auth", "refresh", "acme", "--json"]);
-    assert_eq!(out.code, 1, "{}", out.stdout);
+    out.expect_code(1);
     assert_eq!(state_of(&out, "acme"), "reauth_required");
     let r = results(&out).remove(0);
-    assert!(
-        r["message"].as_str().unwrap().contains("invalid_grant"),
-        "{r}"
-    );
+    common::assert_fields(&r, &[("message", "invalid_grant")]);
     assert!(
         r["fix"].to_string().contains("evertoken auth login acme"),
         "{r}"
@@ -136,62 +130,32 @@ fn auth_login_for_an_oauth2_service_through_a_real_authorization_server() {
 
     for service in ["acme", "gamma"] {
         let mut login = env.std_cmd();
-        login
-            .args([
-                "auth",
-                "login",
-                service,
-                "--no-browser",
-                "--redirect-uri",
-                &redirect,
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = login.spawn().unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for l in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(l);
-            }
-        });
-        let prefix = format!("{}/auth?", server.issuer);
-        let mut seen = Vec::new();
-        let url = loop {
-            let l = lines
-                .recv_timeout(Duration::from_secs(30))
-                .unwrap_or_else(|_| panic!("no authorize URL:\n{}", seen.join("\n")));
-            seen.push(l.clone());
-            if let Some(i) = l.find(&prefix) {
-                break l[i..].trim().to_owned();
-            }
-        };
+        login.args([
+            "auth",
+            "login",
+            service,
+            "--no-browser",
+            "--redirect-uri",
+            &redirect,
+        ]);
+        let mut child = Spawned::start(&mut login);
+        let url = child.rest_of_line(&format!("{}/auth?", server.issuer));
         let u = url::Url::parse(&url).unwrap();
         let q: std::collections::BTreeMap<String, String> = u.query_pairs().into_owned().collect();
         assert_eq!(q["response_type"], "code");
         assert_eq!(q["code_challenge_method"], "S256");
         assert_eq!(q["scope"], "openid offline_access api");
         assert_eq!(q["prompt"], "consent");
-        let browser = Command::new("node")
-            .arg(support("get-first-token.mjs"))
-            .args(["--authorize-url", &url])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .output()
-            .unwrap();
-        assert!(
-            browser.status.success(),
-            "{}",
-            String::from_utf8_lossy(&browser.stderr)
+        common::tool_ok(
+            Command::new("node")
+                .arg(support("get-first-token.mjs"))
+                .args(["--authorize-url", &url])
+                .stdout(Stdio::null()),
+            "the browser's part (get-first-token.mjs)",
         );
-        let status = child.wait().unwrap();
-        while let Ok(l) = lines.recv_timeout(Duration::from_secs(2)) {
-            seen.push(l);
-        }
-        let all = seen.join("\n");
+        let (code, all, _) = child.finish();
         env.assert_no_leak(&all);
-        assert!(status.success(), "login {service}:\n{all}");
+        assert_eq!(code, 0, "login {service}:\n{all}");
         let var = service.to_uppercase();
         let rt = env
             .stored(&format!("{var}_REFRESH_TOKEN"))
@@ -203,13 +167,13 @@ fn auth_login_for_an_oauth2_service_through_a_real_authorization_server() {
     // What the logins stored is healthy, and `auth token` hands the access token
     // over (stdout only, for `$(…)`).
     let out = env.ev(&["auth", "status", "acme", "--json"]);
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    out.expect_code(0);
     assert_eq!(state_of(&out, "acme"), "ok");
     // Every run refreshes a configured service, a valid access token included:
     // the rotated refresh token is stored.
     let before = env.stored("ACME_REFRESH_TOKEN").unwrap();
     let out = env.ev(&["auth", "refresh", "acme", "--json"]);
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    out.expect_code(0);
     assert_eq!(state_of(&out, "acme"), "rotated");
     let after = env.stored("ACME_REFRESH_TOKEN").unwrap();
     env.secret(&after);
@@ -272,7 +236,7 @@ fn oauth2_blocks_are_checked_when_the_config_loads() {
     for (block, want) in cases {
         env.config(&format!("platforms:\n{block}"));
         let out = env.ev(&["auth", "status"]);
-        assert_eq!(out.code, 2, "{block}: {}", out.stderr);
+        out.expect_code_for(format_args!("{block}"), 2);
         assert!(
             out.stderr.contains(want),
             "{block}: want {want}:\n{}",
@@ -283,12 +247,7 @@ fn oauth2_blocks_are_checked_when_the_config_loads() {
     env.config(
         "platforms:\n  acme: { kind: oauth2, client_id: x, token_url: \"https://a.example/t\" }\n",
     );
-    let out = env.ev(&["auth", "status", "acne"]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("unknown target `acne`"),
-        "{}",
-        out.stderr
-    );
-    assert!(out.stderr.contains("acme"), "{}", out.stderr);
+    env.ev(&["auth", "status", "acne"])
+        .expect_code(2)
+        .stderr_has(&["unknown target `acne`", "acme"]);
 }

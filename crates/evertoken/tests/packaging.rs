@@ -15,31 +15,30 @@ fn root() -> PathBuf {
 /// A tool from `scripts/setup-*` (under target/test-tools) or PATH; under CI=true a
 /// missing tool fails the test.
 fn tool(name: &str, installed: &str) -> Option<PathBuf> {
-    let p = root().join(installed);
-    if p.is_file() {
-        return Some(p);
-    }
-    common::require_tool(name)
+    common::test_tool(name, &[installed])
 }
 
 fn read(rel: &str) -> String {
     std::fs::read_to_string(root().join(rel)).unwrap()
 }
 
-#[test]
-fn the_dockerfile_passes_hadolint() {
-    let Some(hadolint) = tool("hadolint", "target/test-tools/hadolint-venv/bin/hadolint") else {
+/// The linter `name` (from `installed` or PATH) accepts the repository's file `rel`.
+fn lint_passes(name: &str, installed: &str, rel: &str) {
+    let Some(linter) = tool(name, installed) else {
         return;
     };
-    let out = std::process::Command::new(hadolint)
-        .arg(root().join("Dockerfile"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "hadolint:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    common::tool_ok(
+        std::process::Command::new(linter).arg(root().join(rel)),
+        name,
+    );
+}
+
+#[test]
+fn the_dockerfile_passes_hadolint() {
+    lint_passes(
+        "hadolint",
+        "target/test-tools/hadolint-venv/bin/hadolint",
+        "Dockerfile",
     );
 }
 
@@ -96,18 +95,10 @@ fn the_image_holds_the_binary_and_ca_certificates_only_and_runs_unprivileged() {
 
 #[test]
 fn the_release_workflow_passes_actionlint() {
-    let Some(actionlint) = tool("actionlint", "target/test-tools/ops-venv/bin/actionlint") else {
-        return;
-    };
-    let out = std::process::Command::new(actionlint)
-        .arg(root().join(".github/workflows/release.yml"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "actionlint:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    lint_passes(
+        "actionlint",
+        "target/test-tools/ops-venv/bin/actionlint",
+        ".github/workflows/release.yml",
     );
 }
 

@@ -15,13 +15,10 @@
 
 use crate::common;
 
-use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::mpsc;
-use std::time::Duration;
 
 use common::TestEnv;
+use common::child::Spawned;
 use evertoken_sim::GitLabScope;
 
 const GITLAB_TOKEN: &str = "test-gitlab-api-token-not-a-real-secret";
@@ -30,18 +27,10 @@ const CLIENT_SECRET: &str = "tt-client-secret-test-not-a-real-secret";
 const PROJECT: GitLabScope = GitLabScope::Project(4242);
 
 fn gitlab_ci_local() -> Option<PathBuf> {
-    let p = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../target/test-tools/gitlab-ci-local/node_modules/.bin/gitlab-ci-local"
-    ));
-    if p.is_file() {
-        return Some(p);
-    }
-    common::require_tool("gitlab-ci-local")
-}
-
-fn get(url: &str) -> (u16, Option<String>) {
-    common::http_get(url)
+    common::test_tool(
+        "gitlab-ci-local",
+        &["target/test-tools/gitlab-ci-local/node_modules/.bin/gitlab-ci-local"],
+    )
 }
 
 /// Runs `auth login …` on the "laptop" and plays the browser's part.
@@ -50,54 +39,86 @@ fn login(env: &TestEnv, args: &[&str]) -> (i32, String) {
     c.args(["--config", "laptop.yaml", "auth", "login"])
         .args(args)
         .env("GITLAB_TOKEN", GITLAB_TOKEN)
-        .env("TIKTOK_CLIENT_SECRET", CLIENT_SECRET)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = c.spawn().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for l in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(l).is_err() {
-                break;
-            }
-        }
-    });
-    let prefix = format!("{}/v2/auth/authorize/?", env.base_url());
-    let mut seen = Vec::new();
-    let url = loop {
-        let l = rx
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("no authorize URL; stderr:\n{}", seen.join("\n")));
-        seen.push(l.clone());
-        if l.starts_with(&prefix) {
-            break l;
-        }
-    };
-    let (status, location) = get(&url);
+        .env("TIKTOK_CLIENT_SECRET", CLIENT_SECRET);
+    let mut child = Spawned::start(&mut c);
+    let url = child.rest_of_line(&format!("{}/v2/auth/authorize/?", env.base_url()));
+    let (status, location) = common::http_get(&url);
     assert_eq!(status, 302);
-    let (status, _) = get(&location.expect("redirect to the loopback callback"));
+    let (status, _) = common::http_get(&location.expect("redirect to the loopback callback"));
     assert_eq!(status, 200);
-    let code = child.wait().unwrap().code().unwrap_or(-1);
-    while let Ok(l) = rx.recv_timeout(Duration::from_secs(5)) {
-        seen.push(l);
-    }
-    (code, seen.join("\n"))
+    let (code, stderr, _) = child.finish();
+    (code, stderr)
 }
 
 fn git(dir: &Path, args: &[&str]) {
-    let out = std::process::Command::new("git")
-        .args(["-c", "user.email=ci@example.invalid", "-c", "user.name=ci"])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
+    common::tool_ok(
+        std::process::Command::new("git")
+            .args(["-c", "user.email=ci@example.invalid", "-c", "user.name=ci"])
+            .args(args)
+            .current_dir(dir),
+        &format!("git {args:?}"),
     );
+}
+
+/// The simulated project (with hidden variables or without) and TikTok's
+/// desktop app; returns the simulator.
+fn project_and_app(env: &TestEnv, hidden_supported: bool) -> evertoken_sim::Sim {
+    let sim = env.gitlab_project(GITLAB_TOKEN);
+    env.secret(CLIENT_SECRET);
+    if !hidden_supported {
+        sim.gitlab_set_hidden_supported(false);
+    }
+    sim.tiktok_add_desktop_client(CLIENT_KEY, CLIENT_SECRET);
+    sim
+}
+
+/// TikTok's config section, the simulator authorising.
+fn tiktok_section(env: &TestEnv) -> String {
+    let base = env.base_url();
+    format!(
+        "platforms:\n  tiktok: {{ enabled: true, client_key: {CLIENT_KEY}, base_url: \"{base}\", auth_url: \"{base}\" }}\n"
+    )
+}
+
+/// `auth login tiktok --store gitlab --create-variable` on the laptop: exits 0;
+/// the new refresh and access tokens are registered as secrets and stderr is
+/// scanned for them. Returns the refresh token's variable and stderr.
+fn login_creating_variables(env: &TestEnv) -> (evertoken_sim::GitLabVariable, String) {
+    let (code, stderr) = login(
+        env,
+        &[
+            "tiktok",
+            "--no-browser",
+            "--port",
+            "0",
+            "--store",
+            "gitlab",
+            "--create-variable",
+        ],
+    );
+    let rt = variable(env, "TIKTOK_REFRESH_TOKEN");
+    env.secret(&rt.value);
+    env.secret(&variable(env, "TIKTOK_ACCESS_TOKEN").value);
+    env.assert_no_leak(&stderr);
+    assert_eq!(code, 0, "{stderr}");
+    (rt, stderr)
+}
+
+/// `--config laptop.yaml auth login tiktok --no-browser <args>` exits 2 (usage).
+fn login_usage_error(env: &TestEnv, args: &[&str]) -> common::Output {
+    let mut c = env.cmd();
+    c.args([
+        "--config",
+        "laptop.yaml",
+        "auth",
+        "login",
+        "tiktok",
+        "--no-browser",
+    ])
+    .args(args);
+    let out = env.run(&mut c);
+    out.expect_code_for(format_args!("{args:?}"), 2);
+    out
 }
 
 /// Runs one job of the project's pipeline with gitlab-ci-local, the way a runner
@@ -144,16 +165,9 @@ fn variable(env: &TestEnv, key: &str) -> evertoken_sim::GitLabVariable {
 fn a_gitlab_posting_pipeline_from_first_login_to_a_rotating_schedule() {
     let Some(gcl) = gitlab_ci_local() else { return };
     let env = TestEnv::new();
-    env.secret(GITLAB_TOKEN);
-    env.secret(CLIENT_SECRET);
-    let sim = env.sim.sim();
-    sim.gitlab_add_token(GITLAB_TOKEN);
-    sim.gitlab_add_project(4242, "acme/publisher");
-    sim.tiktok_add_desktop_client(CLIENT_KEY, CLIENT_SECRET);
+    let sim = project_and_app(&env, true);
     let base = env.base_url();
-    let platforms = format!(
-        "platforms:\n  tiktok: {{ enabled: true, client_key: {CLIENT_KEY}, base_url: \"{base}\", auth_url: \"{base}\" }}\n"
-    );
+    let platforms = tiktok_section(&env);
     let gitlab = format!("    gitlab: {{ project: acme/publisher, api_url: \"{base}/api/v4\" }}\n");
     // The laptop's config writes to its local store; the repository's to GitLab.
     std::fs::write(
@@ -166,41 +180,25 @@ fn a_gitlab_posting_pipeline_from_first_login_to_a_rotating_schedule() {
     ));
 
     // 1. First tokens, straight into new masked + protected + hidden variables.
-    let (code, stderr) = login(
-        &env,
-        &[
-            "tiktok",
-            "--no-browser",
-            "--port",
-            "0",
-            "--store",
-            "gitlab",
-            "--create-variable",
-        ],
-    );
-    assert_eq!(code, 0, "{stderr}");
-    let rt = variable(&env, "TIKTOK_REFRESH_TOKEN");
+    let (rt, stderr) = login_creating_variables(&env);
     let at = variable(&env, "TIKTOK_ACCESS_TOKEN");
-    env.secret(&rt.value);
-    env.secret(&at.value);
-    env.assert_no_leak(&stderr);
     for v in [&rt, &at] {
         assert!(v.masked && v.protected && v.hidden, "{} is {v:?}", v.key);
     }
-    assert!(stderr.contains("Created TIKTOK_REFRESH_TOKEN"), "{stderr}");
+    common::assert_contains(&stderr, &["Created TIKTOK_REFRESH_TOKEN"]);
     assert!(sim.tiktok_is_live(&rt.value));
     // Nothing went to the laptop's local store.
     assert!(!env.work().join("credentials.yaml").exists());
 
     // 2. The generated job, run for real.
-    let out = env.ev(&[
+    env.ev(&[
         "--config",
         "evertoken.yaml",
         "schedule",
         "gitlab",
         "--write",
-    ]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    ])
+    .expect_code(0);
     std::fs::write(
         env.work().join(".gitlab-ci.yml"),
         "include:\n  - local: evertoken.gitlab-ci.yml\n\n\
@@ -245,7 +243,7 @@ fn a_gitlab_posting_pipeline_from_first_login_to_a_rotating_schedule() {
     assert!(ok, "the scheduled job failed:\n{log}");
     // The locally built binary was on PATH: the install step fetched and built nothing.
     assert!(!log.contains("no prebuilt evertoken"), "{log}");
-    assert!(log.contains("rotated"), "{log}");
+    common::assert_contains(&log, &["rotated"]);
     assert_ne!(new_rt.value, rt.value, "rotated and written back");
     assert!(new_rt.masked && new_rt.protected && new_rt.hidden);
     assert_eq!(sim.tiktok_live_refresh_tokens(), vec![new_rt.value.clone()]);
@@ -265,13 +263,7 @@ fn a_gitlab_posting_pipeline_from_first_login_to_a_rotating_schedule() {
     env.assert_no_leak(&log);
     assert!(ok, "the posting job failed:\n{log}");
     let posted = std::fs::read_to_string(env.work().join("posted-with.sha256")).unwrap();
-    let expected = {
-        use sha2::Digest;
-        sha2::Sha256::digest(current_at.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    };
+    let expected = common::sha256_hex(&current_at);
     assert_eq!(
         posted.trim(),
         expected,
@@ -294,85 +286,27 @@ fn a_gitlab_posting_pipeline_from_first_login_to_a_rotating_schedule() {
 #[test]
 fn create_variable_on_a_gitlab_without_hidden_variables_and_usage_errors() {
     let env = TestEnv::new();
-    env.secret(GITLAB_TOKEN);
-    env.secret(CLIENT_SECRET);
-    let sim = env.sim.sim();
-    sim.gitlab_add_token(GITLAB_TOKEN);
-    sim.gitlab_add_project(4242, "acme/publisher");
-    sim.gitlab_set_hidden_supported(false);
-    sim.tiktok_add_desktop_client(CLIENT_KEY, CLIENT_SECRET);
+    let sim = project_and_app(&env, false);
     let base = env.base_url();
     std::fs::write(
         env.work().join("laptop.yaml"),
-        format!("platforms:\n  tiktok: {{ enabled: true, client_key: {CLIENT_KEY}, base_url: \"{base}\", auth_url: \"{base}\" }}\nauth:\n  writeback:\n    gitlab: {{ project: \"4242\", api_url: \"{base}/api/v4\" }}\n"),
+        format!(
+            "{}auth:\n  writeback:\n    gitlab: {{ project: \"4242\", api_url: \"{base}/api/v4\" }}\n",
+            tiktok_section(&env)
+        ),
     )
     .unwrap();
     // --create-variable needs the gitlab store; an unknown store is a usage error.
-    let mut c = env.cmd();
-    c.args([
-        "--config",
-        "laptop.yaml",
-        "auth",
-        "login",
-        "tiktok",
-        "--no-browser",
-        "--create-variable",
-    ]);
-    assert_eq!(env.run(&mut c).code, 2);
-    let mut c = env.cmd();
-    c.args([
-        "--config",
-        "laptop.yaml",
-        "auth",
-        "login",
-        "tiktok",
-        "--no-browser",
-        "--store",
-        "s3",
-    ]);
-    let out = env.run(&mut c);
-    assert_eq!(out.code, 2);
-    assert!(out.stderr.contains("unknown store"), "{}", out.stderr);
+    login_usage_error(&env, &["--create-variable"]);
+    login_usage_error(&env, &["--store", "s3"]).stderr_has(&["unknown store"]);
 
-    let (code, stderr) = login(
-        &env,
-        &[
-            "tiktok",
-            "--no-browser",
-            "--port",
-            "0",
-            "--store",
-            "gitlab",
-            "--create-variable",
-        ],
-    );
-    assert_eq!(code, 0, "{stderr}");
-    let rt = variable(&env, "TIKTOK_REFRESH_TOKEN");
-    env.secret(&rt.value);
-    env.secret(&variable(&env, "TIKTOK_ACCESS_TOKEN").value);
-    env.assert_no_leak(&stderr);
+    let (rt, stderr) = login_creating_variables(&env);
     assert!(rt.masked && rt.protected && !rt.hidden, "{rt:?}");
-    assert!(stderr.contains("no hidden variables"), "{stderr}");
+    common::assert_contains(&stderr, &["no hidden variables"]);
 
     // A second login updates the existing variables and creates nothing.
     let writes = sim.gitlab_writes();
-    let (code, stderr) = login(
-        &env,
-        &[
-            "tiktok",
-            "--no-browser",
-            "--port",
-            "0",
-            "--store",
-            "gitlab",
-            "--create-variable",
-        ],
-    );
-    let rt2 = variable(&env, "TIKTOK_REFRESH_TOKEN");
-    env.secret(&rt2.value);
-    env.secret(&variable(&env, "TIKTOK_ACCESS_TOKEN").value);
-    env.assert_no_leak(&stderr);
-    assert_eq!(code, 0, "{stderr}");
+    let (_, stderr) = login_creating_variables(&env);
     assert!(!stderr.contains("Created"), "{stderr}");
     assert_eq!(sim.gitlab_writes(), writes + 2, "two PUTs, no POST");
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use common::bao::{Bao, ROOT_TOKEN};
 use common::{TestEnv, days_from, mode};
-use evertoken_sim::{GitLabScope, GitLabVariable};
+use evertoken_sim::GitLabScope;
 
 const CLIENT_KEY: &str = "test-rel-client-key";
 const CLIENT_SECRET: &str = "test-rel-tiktok-client-secret";
@@ -88,31 +88,19 @@ impl Rig {
                 };
                 format!("{{ backend: local, local: {{ keychain: {kc} }} }}")
             }
-            Backend::EnvFile => {
-                let p = env.work().join("tokens.env");
-                std::fs::write(&p, format!("# tokens\nexport TIKTOK_REFRESH_TOKEN={OLD_RT}\nTIKTOK_CLIENT_SECRET={CLIENT_SECRET}\n")).unwrap();
-                common::set_mode(&p, 0o600);
-                "{ backend: env-file, env_file: { path: tokens.env } }".to_owned()
-            }
+            Backend::EnvFile => env.env_file_store(&format!(
+                "# tokens\nexport TIKTOK_REFRESH_TOKEN={OLD_RT}\nTIKTOK_CLIENT_SECRET={CLIENT_SECRET}\n"
+            )),
             Backend::Gitlab => {
-                sim.gitlab_add_token(GITLAB_TOKEN);
-                sim.gitlab_add_project(4242, "acme/publisher");
-                sim.gitlab_set_variable(
-                    GitLabScope::Project(4242),
-                    GitLabVariable::masked_protected("TIKTOK_REFRESH_TOKEN", OLD_RT),
-                );
-                format!(
-                    "{{ backend: gitlab, gitlab: {{ project: \"acme/publisher\", api_url: \"{base}/api/v4\" }} }}"
-                )
+                env.gitlab_store(GITLAB_TOKEN, &[("TIKTOK_REFRESH_TOKEN", OLD_RT)])
             }
             Backend::Vault => {
                 let b = Bao::start()?;
-                b.put("TIKTOK_REFRESH_TOKEN", &[&format!("value={OLD_RT}")]);
-                b.put("TIKTOK_CLIENT_SECRET", &[&format!("value={CLIENT_SECRET}")]);
-                let w = format!(
-                    "{{ backend: vault, vault: {{ address: \"{}\", mount: secret, path: evertoken }} }}",
-                    b.addr
-                );
+                b.put_values(&[
+                    ("TIKTOK_REFRESH_TOKEN", OLD_RT),
+                    ("TIKTOK_CLIENT_SECRET", CLIENT_SECRET),
+                ]);
+                let w = b.writeback();
                 bao = Some(b);
                 w
             }
@@ -184,12 +172,7 @@ impl Rig {
     fn assert_store_intact(&self, what: &str) {
         match self.backend {
             Backend::LocalFile | Backend::KeychainFallback => {
-                self.env.read_credentials();
-                assert_eq!(
-                    mode(&self.env.work().join("credentials.yaml")),
-                    0o600,
-                    "{what}"
-                );
+                self.env.assert_credentials_intact(what)
             }
             Backend::EnvFile => {
                 assert_eq!(mode(&self.env.work().join("tokens.env")), 0o600, "{what}")
@@ -206,15 +189,7 @@ impl Rig {
     }
 
     fn journal_pending(&self) -> bool {
-        // A kill during the journal's own atomic write leaves only a hidden temp file.
-        std::fs::read_dir(self.env.state_dir().join("journal"))
-            .map(|d| {
-                d.filter_map(|e| e.ok()).any(|e| {
-                    let n = e.file_name().to_string_lossy().into_owned();
-                    !n.starts_with('.') && n.ends_with(".json")
-                })
-            })
-            .unwrap_or(false)
+        self.env.journal_pending()
     }
 }
 
@@ -407,31 +382,25 @@ fn random_sigkills_lose_nothing_outside_the_answer_window() {
 /// is missing outside CI.
 fn race(backend: Backend, n: usize, hosts: bool) -> Option<String> {
     let rig = Rig::new(backend)?;
-    let children: Vec<_> = (0..n)
-        .map(|i| {
-            let mut c = rig.std_cmd(&["auth", "refresh", "tiktok", "--json"]);
-            if hosts {
-                let state = rig.env.path(&format!("host-{i}/state"));
-                std::fs::create_dir_all(&state).unwrap();
-                c.env("XDG_STATE_HOME", state);
-            }
-            c.spawn().unwrap()
-        })
-        .collect();
-    let outs: Vec<_> = children
-        .into_iter()
-        .map(|c| c.wait_with_output().unwrap())
-        .collect();
+    let outs = rig.env.run_concurrently(
+        (0..n)
+            .map(|i| {
+                let mut c = rig.std_cmd(&["auth", "refresh", "tiktok", "--json"]);
+                if hosts {
+                    let state = rig.env.path(&format!("host-{i}/state"));
+                    std::fs::create_dir_all(&state).unwrap();
+                    c.env("XDG_STATE_HOME", state);
+                }
+                c
+            })
+            .collect(),
+    );
     let live = rig.live();
     for o in &outs {
-        rig.env.assert_no_leak(&String::from_utf8_lossy(&o.stdout));
-        rig.env.assert_no_leak(&String::from_utf8_lossy(&o.stderr));
-        assert_eq!(
-            o.status.code(),
-            Some(0),
-            "N={n}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
+        // Scanned again: the new token is a secret now.
+        rig.env.assert_no_leak(&o.stdout);
+        rig.env.assert_no_leak(&o.stderr);
+        assert_eq!(o.code, 0, "N={n}: {}", o.stderr);
     }
     let stats = rig.env.sim.sim().stats();
     assert_eq!(
@@ -485,7 +454,7 @@ fn trace_logs_carry_no_secret() {
     let out = rig
         .env
         .run(rig.cmd().args(["-vvv", "auth", "refresh", "tiktok"]));
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.expect_code(0);
     rig.live();
     assert!(
         out.stderr.contains("DEBUG") || out.stderr.contains("TRACE") || out.stderr.contains("INFO"),
@@ -493,8 +462,7 @@ fn trace_logs_carry_no_secret() {
         out.stderr
     );
     // `run` scanned stdout and stderr; scan the new token and the journal-free state too.
-    let out = rig
-        .env
-        .run(rig.cmd().args(["-vvv", "auth", "status", "--json"]));
-    assert_eq!(out.code, 0);
+    rig.env
+        .run(rig.cmd().args(["-vvv", "auth", "status", "--json"]))
+        .expect_code(0);
 }

@@ -53,7 +53,7 @@ fn setup() -> (TestEnv, Vec<(String, String)>) {
 fn refresh_all_rotates_every_account_once_and_persists_every_new_token() {
     let (env, old) = setup();
     let out = env.ev(&["auth", "refresh", "all", "--json"]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.expect_code(0);
     let doc = out.json();
     let results = doc["results"].as_array().unwrap();
     assert_eq!(results.len(), N);
@@ -124,7 +124,7 @@ fn refresh_all_rotates_every_account_once_and_persists_every_new_token() {
 
     // A second run finds every account fresh: no call, no rotation.
     let out = env.ev(&["auth", "refresh", "all", "--json"]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.expect_code(0);
     let doc = out.json();
     assert!(
         doc["results"]

@@ -84,16 +84,22 @@ fn gitlab_cmd(env: &TestEnv, args: &[&str]) -> common::Output {
     )
 }
 
+/// A lenient simulator with `n` TikTok accounts in GitLab ([`gitlab_setup`]).
+fn gitlab_accounts(n: usize) -> (TestEnv, Vec<String>) {
+    let env = lenient();
+    let old = gitlab_setup(&env, n);
+    (env, old)
+}
+
 #[test]
 fn gitlab_write_back_costs_at_most_three_calls_per_rotated_account() {
-    let env = lenient();
     let n = 120;
-    let old = gitlab_setup(&env, n);
+    let (env, old) = gitlab_accounts(n);
     let sim = env.sim.sim();
     let before = sim.request_count(Route::GitLab);
 
     let out = gitlab_cmd(&env, &["auth", "refresh", "all", "--json"]);
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    out.expect_code(0);
     let doc = out.json();
     let results = doc["results"].as_array().unwrap();
     assert_eq!(results.len(), n);
@@ -165,9 +171,8 @@ fn gitlab_write_back_costs_at_most_three_calls_per_rotated_account() {
 
 #[test]
 fn the_preflight_still_refuses_before_any_rotation_at_scale() {
-    let env = lenient();
     let n = 30;
-    let old = gitlab_setup(&env, n);
+    let (env, old) = gitlab_accounts(n);
     let sim = env.sim.sim();
     // One account's refresh-token variable is not protected.
     let bad = var("TIKTOK_REFRESH_TOKEN", "acct-017");
@@ -176,7 +181,7 @@ fn the_preflight_still_refuses_before_any_rotation_at_scale() {
     sim.gitlab_set_variable(PROJECT, v);
 
     let out = gitlab_cmd(&env, &["auth", "refresh", "all", "--json"]);
-    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    out.expect_code(1);
     let doc = out.json();
     let r = doc["results"]
         .as_array()
@@ -186,7 +191,7 @@ fn the_preflight_still_refuses_before_any_rotation_at_scale() {
         .unwrap()
         .clone();
     assert_eq!(r["state"], "failed", "{r}");
-    assert!(r["message"].as_str().unwrap().contains("protected"), "{r}");
+    common::assert_fields(&r, &[("message", "protected")]);
     assert_eq!(r["action"], "none (pre-flight failed)", "{r}");
     assert_eq!(
         sim.request_count(Route::TikTok),
@@ -206,15 +211,16 @@ fn auth_status_with_the_gitlab_backend_calls_nothing() {
     gitlab_setup(&env, 5);
     let sim = env.sim.sim();
     let before = sim.stats().requests.values().sum::<u64>();
-    let out = env.run(
-        env.cmd()
-            .args(["auth", "status", "--json"])
-            .env("GITLAB_TOKEN", GITLAB_TOKEN)
-            .env("TIKTOK_CLIENT_SECRET", CLIENT_SECRET)
-            .env(
+    let out = env.ev_env(
+        &["auth", "status", "--json"],
+        &[
+            ("GITLAB_TOKEN", GITLAB_TOKEN),
+            ("TIKTOK_CLIENT_SECRET", CLIENT_SECRET),
+            (
                 "TIKTOK_REFRESH_TOKEN_ACCT_000",
                 "rft.test-from-the-job-environment-not-a-real-secret",
             ),
+        ],
     );
     assert!(out.code <= 1, "{}\n{}", out.stdout, out.stderr);
     assert_eq!(
@@ -246,17 +252,18 @@ fn an_unreachable_gitlab_is_not_reported_as_slow() {
          http: {{ retries: 0, timeout_seconds: 5 }}\n",
         env.base_url()
     ));
-    let out = env.run(
-        env.cmd()
-            .args(["auth", "refresh", "all", "--json"])
-            .env("GITLAB_TOKEN", GITLAB_TOKEN)
-            .env("TIKTOK_CLIENT_SECRET", CLIENT_SECRET)
-            .env(
+    let out = env.ev_env(
+        &["auth", "refresh", "all", "--json"],
+        &[
+            ("GITLAB_TOKEN", GITLAB_TOKEN),
+            ("TIKTOK_CLIENT_SECRET", CLIENT_SECRET),
+            (
                 "TIKTOK_REFRESH_TOKEN",
                 "rft.test-old-refresh-not-a-real-secret",
             ),
+        ],
     );
-    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    out.expect_code(1);
     let r = &out.json()["results"][0];
     let hint = r["fix"].as_str().unwrap_or_default();
     assert!(hint.contains("could not be reached"), "{r}");
@@ -306,7 +313,7 @@ fn shards_are_disjoint_and_together_rotate_every_account_once() {
             "--shard",
             &format!("{k}/4"),
         ]);
-        assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+        out.expect_code(0);
         let mine = rotated(&out);
         assert_eq!(
             out.json()["results"].as_array().unwrap().len(),
@@ -326,7 +333,7 @@ fn shards_are_disjoint_and_together_rotate_every_account_once() {
 
     // The same shard again: everything is fresh now, nothing rotates twice.
     let again = env.ev(&["auth", "refresh", "all", "--json", "--shard", "2/4"]);
-    assert_eq!(again.code, 0, "{}", again.stderr);
+    again.expect_code(0);
     assert!(rotated(&again).is_empty());
 }
 
@@ -335,11 +342,9 @@ fn shard_ci_reads_gitlab_parallel_variables_and_only_when_asked() {
     let env = lenient();
     let names = local_setup(&env, 12);
     // GitLab `parallel: matrix:` sets these too: without --shard they change nothing.
-    let all = env.run(
-        env.cmd()
-            .args(["auth", "refresh", "all", "--json", "--dry-run"])
-            .env("CI_NODE_INDEX", "1")
-            .env("CI_NODE_TOTAL", "3"),
+    let all = env.ev_env(
+        &["auth", "refresh", "all", "--json", "--dry-run"],
+        &[("CI_NODE_INDEX", "1"), ("CI_NODE_TOTAL", "3")],
     );
     assert_eq!(
         all.json()["results"].as_array().unwrap().len(),
@@ -349,29 +354,25 @@ fn shard_ci_reads_gitlab_parallel_variables_and_only_when_asked() {
     );
     let mut seen = BTreeSet::new();
     for k in 1..=3 {
-        let by_env = env.run(
-            env.cmd()
-                .args([
+        let plan = |shard: &str, vars: &[(&str, &str)]| {
+            env.ev_env(
+                &[
                     "auth",
                     "refresh",
                     "all",
                     "--json",
                     "--dry-run",
                     "--shard",
-                    "ci",
-                ])
-                .env("CI_NODE_INDEX", k.to_string())
-                .env("CI_NODE_TOTAL", "3"),
+                    shard,
+                ],
+                vars,
+            )
+        };
+        let by_env = plan(
+            "ci",
+            &[("CI_NODE_INDEX", &k.to_string()), ("CI_NODE_TOTAL", "3")],
         );
-        let by_flag = env.ev(&[
-            "auth",
-            "refresh",
-            "all",
-            "--json",
-            "--dry-run",
-            "--shard",
-            &format!("{k}/3"),
-        ]);
+        let by_flag = plan(&format!("{k}/3"), &[]);
         let accounts = |o: &common::Output| -> BTreeSet<String> {
             o.json()["results"]
                 .as_array()
@@ -401,7 +402,7 @@ fn shard_ci_reads_gitlab_parallel_variables_and_only_when_asked() {
         }
         let out = env.run(&mut cmd);
         assert_eq!(out.code, 2, "--shard {arg}: {}", out.stderr);
-        assert!(out.stderr.contains("hint:"), "{}", out.stderr);
+        out.stderr_has(&["hint:"]);
     }
     assert_eq!(env.sim.sim().request_count(Route::TikTok), 0);
 }
@@ -435,11 +436,11 @@ fn mis_sharded_runners_through_openbao_rotate_each_account_once() {
     bao.put("TIKTOK_CLIENT_SECRET", &[&format!("value={CLIENT_SECRET}")]);
     env.config(&format!(
         "platforms:\n  tiktok:\n    base_url: \"{}\"\n    client_key: {CLIENT_KEY}\n    concurrency: 4\n    accounts: [{}]\n\
-         auth:\n  writeback: {{ backend: vault, vault: {{ address: \"{}\", mount: secret, path: evertoken }} }}\n\
+         auth:\n  writeback: {}\n\
          http: {{ retries: 1, timeout_seconds: 10 }}\n",
         env.base_url(),
         names.join(", "),
-        bao.addr
+        bao.writeback()
     ));
     let spawn = |shard: &str, host: &str| {
         let state = env.path(&format!("{host}/state"));

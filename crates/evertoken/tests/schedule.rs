@@ -37,14 +37,18 @@ auth:
 /// actionlint from the ops venv (scripts/setup-ops-tools) or PATH; under CI=true
 /// its absence fails the test.
 fn actionlint() -> Option<PathBuf> {
-    let venv = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../target/test-tools/ops-venv/bin/actionlint"
-    ));
-    if venv.is_file() {
-        return Some(venv);
-    }
-    common::require_tool("actionlint")
+    common::test_tool("actionlint", &["target/test-tools/ops-venv/bin/actionlint"])
+}
+
+/// `actionlint -no-color` accepts the workflow at `path` (its text shown when not).
+fn lint(actionlint: &Path, env: &TestEnv, path: &Path, text: &str) {
+    common::tool_ok(
+        std::process::Command::new(actionlint)
+            .arg("-no-color")
+            .arg(path)
+            .current_dir(env.work()),
+        &format!("actionlint rejects the workflow:\n{text}"),
+    );
 }
 
 #[test]
@@ -52,13 +56,9 @@ fn gitlab_job_runs_refresh_weekly_with_resource_group_cache_and_artifacts() {
     let env = TestEnv::new();
     config(&env, "local");
     let out = env.ev(&["schedule", "gitlab"]);
-    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    out.expect_code(0);
     // The configured write-back would lose rotated tokens in CI: say so.
-    assert!(
-        out.stderr.contains("auth.writeback.backend: gitlab"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has(&["auth.writeback.backend: gitlab"]);
 
     let doc = yaml(&out.stdout);
     let job = &doc["evertoken-refresh"];
@@ -69,12 +69,9 @@ fn gitlab_job_runs_refresh_weekly_with_resource_group_cache_and_artifacts() {
         script.contains("evertoken --config evertoken.yaml auth refresh all"),
         "the job names its config: {script}"
     );
-    assert!(script.contains("--metrics-file evertoken.prom"), "{script}");
+    common::assert_contains(&script, &["--metrics-file evertoken.prom"]);
     let rules = format!("{:?}", job["rules"]);
-    assert!(
-        rules.contains("$CI_PIPELINE_SOURCE == \\\"schedule\\\""),
-        "{rules}"
-    );
+    common::assert_contains(&rules, &["$CI_PIPELINE_SOURCE == \\\"schedule\\\""]);
     // Install and journal cache live in a template posting jobs extend too.
     assert_eq!(job["extends"].as_str(), Some(".evertoken"));
     let job = &doc[".evertoken"];
@@ -100,8 +97,7 @@ fn gitlab_job_runs_refresh_weekly_with_resource_group_cache_and_artifacts() {
     );
 
     // --write puts it where the include line expects it.
-    let out = env.ev(&["schedule", "gitlab", "--write"]);
-    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    env.ev(&["schedule", "gitlab", "--write"]).expect_code(0);
     let written = std::fs::read_to_string(env.work().join("evertoken.gitlab-ci.yml")).unwrap();
     assert_eq!(yaml(&written), doc);
 }
@@ -120,7 +116,7 @@ auth:
 ",
     );
     let out = env.ev(&["schedule", "github-actions", "--write"]);
-    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    out.expect_code(0);
     assert!(!out.stderr.contains("warning:"), "{}", out.stderr);
     let path = env.work().join(".github/workflows/evertoken.yml");
     let text = std::fs::read_to_string(&path).unwrap();
@@ -193,18 +189,7 @@ auth:
     let Some(actionlint) = actionlint() else {
         return;
     };
-    let lint = std::process::Command::new(actionlint)
-        .arg("-no-color")
-        .arg(&path)
-        .current_dir(env.work())
-        .output()
-        .unwrap();
-    assert!(
-        lint.status.success(),
-        "actionlint rejects the workflow:\n{}{}\n{text}",
-        String::from_utf8_lossy(&lint.stdout),
-        String::from_utf8_lossy(&lint.stderr)
-    );
+    lint(&actionlint, &env, &path, &text);
 }
 
 #[test]
@@ -212,7 +197,7 @@ fn systemd_units_pass_systemd_analyze_verify() {
     let env = TestEnv::new();
     config(&env, "local");
     let out = env.ev(&["schedule", "systemd", "--write"]);
-    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    out.expect_code(0);
     assert!(
         out.stderr.contains("systemctl --user daemon-reload"),
         "next steps: {}",
@@ -236,50 +221,28 @@ fn systemd_units_pass_systemd_analyze_verify() {
         )),
         "{exec}"
     );
-    assert!(exec.contains("auth refresh all"), "{exec}");
-    assert!(s.contains("Type=oneshot"), "{s}");
+    common::assert_contains(exec, &["auth refresh all"]);
+    common::assert_contains(&s, &["Type=oneshot"]);
     // Secrets come from an environment file, created empty and private by --write.
     let env_file = env.path("config/evertoken/evertoken.env");
-    assert!(
-        s.contains(&format!("EnvironmentFile={}", env_file.display())),
-        "{s}"
-    );
+    common::assert_contains(&s, &[&format!("EnvironmentFile={}", env_file.display())]);
     assert_eq!(std::fs::read_to_string(&env_file).unwrap(), "");
     assert_eq!(common::mode(&env_file), 0o600);
     // Lingering off (no /var/lib/systemd/linger/$USER here): say the command.
     let user = std::env::var("USER").unwrap_or_default();
     if !user.is_empty() && !Path::new("/var/lib/systemd/linger").join(&user).exists() {
-        assert!(
-            out.stderr.contains("lingering is off")
-                && out.stderr.contains("loginctl enable-linger"),
-            "{}",
-            out.stderr
-        );
+        out.stderr_has(&["lingering is off", "loginctl enable-linger"]);
     }
-    assert!(
-        t.contains("Persistent=true") && t.contains("OnCalendar="),
-        "{t}"
+    common::assert_contains(
+        &t,
+        &["Persistent=true", "OnCalendar=", "WantedBy=timers.target"],
     );
-    assert!(t.contains("WantedBy=timers.target"), "{t}");
 
-    let Some(sa) = common::require_tool("systemd-analyze") else {
+    let Some(stderr) = common::systemd_verify(&env, true, &[&service, &timer]) else {
         return;
     };
-    let runtime = env.path("runtime");
-    std::fs::create_dir_all(&runtime).unwrap();
-    common::set_mode(&runtime, 0o700);
-    let v = std::process::Command::new(sa)
-        .args(["--user", "verify"])
-        .arg(&service)
-        .arg(&timer)
-        .env("XDG_RUNTIME_DIR", &runtime)
-        .env("HOME", env.home())
-        .env("XDG_CONFIG_HOME", env.path("config"))
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&v.stderr);
     assert!(
-        v.status.success() && stderr.trim().is_empty(),
+        stderr.trim().is_empty(),
         "systemd-analyze verify:\n{stderr}\n{s}\n{t}"
     );
 }
@@ -289,18 +252,13 @@ fn write_refuses_to_replace_a_different_file_unless_forced() {
     let env = TestEnv::new();
     let path = env.work().join("evertoken.gitlab-ci.yml");
     std::fs::write(&path, "# my own job\n").unwrap();
-    let out = env.ev(&["schedule", "gitlab", "--write"]);
-    assert_eq!(out.code, 2, "stderr: {}", out.stderr);
-    assert!(
-        out.stderr.contains("exists with other contents"),
-        "{}",
-        out.stderr
-    );
-    assert!(out.stderr.contains("--force"), "{}", out.stderr);
+    env.ev(&["schedule", "gitlab", "--write"])
+        .expect_code(2)
+        .stderr_has(&["exists with other contents", "--force"]);
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "# my own job\n");
 
-    let out = env.ev(&["schedule", "gitlab", "--write", "--force"]);
-    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    env.ev(&["schedule", "gitlab", "--write", "--force"])
+        .expect_code(0);
     assert!(
         std::fs::read_to_string(&path)
             .unwrap()
@@ -313,18 +271,36 @@ fn write_refuses_to_replace_a_different_file_unless_forced() {
 #[test]
 fn unknown_scheduler_is_a_usage_error() {
     let env = TestEnv::new();
-    let out = env.ev(&["schedule", "cron"]);
-    assert_eq!(out.code, 2);
-    assert!(
-        out.stderr.contains("gitlab") && out.stderr.contains("systemd"),
-        "{}",
-        out.stderr
-    );
+    env.ev(&["schedule", "cron"])
+        .expect_code(2)
+        .stderr_has(&["gitlab", "systemd"]);
     assert!(!Path::new(&env.work().join("evertoken.gitlab-ci.yml")).exists());
 }
 
 /// A posting pipeline's config: four platforms (two TikTok accounts), the given
 /// write-back and Slack alerts whose URL comes from the environment.
+/// `evertoken <args>` (exit 0) for [`pipeline_config`] with `writeback`; returns
+/// the env and the run.
+fn pipeline(writeback: &str, args: &[&str]) -> (TestEnv, common::Output) {
+    let env = TestEnv::new();
+    pipeline_config(&env, writeback);
+    let out = env.ev(args);
+    out.expect_code(0);
+    (env, out)
+}
+
+/// GitHub Actions secrets, written with the token in `EVERTOKEN_ADMIN_TOKEN`.
+const ACTIONS_STORE: &str =
+    "    backend: github-actions\n    github_actions: { token_env: EVERTOKEN_ADMIN_TOKEN }";
+/// A Vault server's KV store.
+const VAULT_STORE: &str =
+    "    backend: vault\n    vault: { address: \"https://vault.example:8200\" }";
+
+/// [`pipeline`] writing back to GitLab.
+fn gitlab_pipeline(args: &[&str]) -> (TestEnv, common::Output) {
+    pipeline("    backend: gitlab", args)
+}
+
 fn pipeline_config(env: &TestEnv, writeback: &str) {
     env.config(&format!(
         "platforms:
@@ -375,10 +351,7 @@ fn listed(text: &str) -> Vec<String> {
 
 #[test]
 fn the_gitlab_job_names_its_config_and_lists_every_variable_it_reads() {
-    let env = TestEnv::new();
-    pipeline_config(&env, "    backend: gitlab");
-    let out = env.ev(&["--config", "evertoken.yaml", "schedule", "gitlab"]);
-    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    let (env, out) = gitlab_pipeline(&["--config", "evertoken.yaml", "schedule", "gitlab"]);
     let vars = listed(&out.stdout);
     for v in PIPELINE_VARS.iter().chain(&["GITLAB_TOKEN"]) {
         assert!(
@@ -389,14 +362,17 @@ fn the_gitlab_job_names_its_config_and_lists_every_variable_it_reads() {
     }
     let doc = yaml(&out.stdout);
     let script = strings(&doc["evertoken-refresh"]["script"]).join("\n");
-    assert!(script.contains("--config evertoken.yaml"), "{script}");
+    common::assert_contains(&script, &["--config evertoken.yaml"]);
     // Installs a prebuilt binary, falls back to one cached build; skipped when on PATH.
     let before = strings(&doc[".evertoken"]["before_script"]).join("\n");
-    assert!(before.contains("command -v evertoken"), "{before}");
-    assert!(before.contains("sha256sum -c"), "{before}");
-    assert!(
-        before.contains("url=\"https://") && before.contains("/releases/download/v"),
-        "{before}"
+    common::assert_contains(
+        &before,
+        &[
+            "command -v evertoken",
+            "sha256sum -c",
+            "url=\"https://",
+            "/releases/download/v",
+        ],
     );
     let download = before.find("curl").unwrap();
     let build = before.find("cargo install").unwrap();
@@ -410,7 +386,7 @@ fn the_gitlab_job_names_its_config_and_lists_every_variable_it_reads() {
     std::fs::create_dir_all(&other).unwrap();
     std::fs::copy(env.work().join("evertoken.yaml"), other.join("tokens.yaml")).unwrap();
     let out = env.ev(&["--config", "ci/tokens.yaml", "schedule", "gitlab"]);
-    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    out.expect_code(0);
     assert!(
         out.stdout
             .contains("evertoken --config ci/tokens.yaml auth refresh all")
@@ -419,13 +395,7 @@ fn the_gitlab_job_names_its_config_and_lists_every_variable_it_reads() {
 
 #[test]
 fn the_actions_workflow_maps_every_variable_the_config_reads() {
-    let env = TestEnv::new();
-    pipeline_config(
-        &env,
-        "    backend: github-actions\n    github_actions: { token_env: EVERTOKEN_ADMIN_TOKEN }",
-    );
-    let out = env.ev(&["schedule", "github-actions"]);
-    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    let (_env, out) = pipeline(ACTIONS_STORE, &["schedule", "github-actions"]);
     let doc = yaml(&out.stdout);
     let env_map = &doc["jobs"]["refresh"]["env"];
     for v in PIPELINE_VARS {
@@ -441,13 +411,7 @@ fn the_actions_workflow_maps_every_variable_the_config_reads() {
 
 #[test]
 fn the_systemd_service_lists_every_variable_and_reads_the_environment_file() {
-    let env = TestEnv::new();
-    pipeline_config(
-        &env,
-        "    backend: vault\n    vault: { address: \"https://vault.example:8200\" }",
-    );
-    let out = env.ev(&["schedule", "systemd"]);
-    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    let (_env, out) = pipeline(VAULT_STORE, &["schedule", "systemd"]);
     let vars = listed(&out.stdout);
     for v in PIPELINE_VARS
         .iter()
@@ -461,20 +425,17 @@ fn the_systemd_service_lists_every_variable_and_reads_the_environment_file() {
     }
     // The address is in the config, so VAULT_ADDR is not needed.
     assert!(!vars.contains(&"VAULT_ADDR".to_string()), "{}", out.stdout);
-    assert!(out.stdout.contains("EnvironmentFile="), "{}", out.stdout);
+    out.stdout_has(&["EnvironmentFile="]);
 }
 
 #[test]
 fn shards_become_a_gitlab_parallel_job_and_an_actions_matrix() {
-    let env = TestEnv::new();
-    pipeline_config(&env, "    backend: gitlab");
-    let out = env.ev(&["schedule", "gitlab", "--shards", "4"]);
-    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    let (env, out) = gitlab_pipeline(&["schedule", "gitlab", "--shards", "4"]);
     let doc = yaml(&out.stdout);
     let job = &doc["evertoken-refresh"];
     assert_eq!(job["parallel"].as_u64(), Some(4), "{}", out.stdout);
     let script = strings(&job["script"]).join("\n");
-    assert!(script.contains("auth refresh all --shard ci"), "{script}");
+    common::assert_contains(&script, &["auth refresh all --shard ci"]);
     // Each shard keeps its own journal.
     assert_eq!(
         job["cache"][0]["key"].as_str(),
@@ -482,8 +443,8 @@ fn shards_become_a_gitlab_parallel_job_and_an_actions_matrix() {
     );
 
     pipeline_config(&env, "    backend: github-actions");
-    let out = env.ev(&["schedule", "github-actions", "--shards", "3", "--write"]);
-    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    env.ev(&["schedule", "github-actions", "--shards", "3", "--write"])
+        .expect_code(0);
     let path = env.work().join(".github/workflows/evertoken.yml");
     let text = std::fs::read_to_string(&path).unwrap();
     let doc = yaml(&text);
@@ -496,23 +457,9 @@ fn shards_become_a_gitlab_parallel_job_and_an_actions_matrix() {
         .collect();
     assert_eq!(shards, [1, 2, 3]);
     assert_eq!(job["strategy"]["fail-fast"].as_bool(), Some(false));
-    assert!(
-        text.contains("auth refresh all --shard ${{ matrix.shard }}/3"),
-        "{text}"
-    );
+    common::assert_contains(&text, &["auth refresh all --shard ${{ matrix.shard }}/3"]);
     if let Some(actionlint) = actionlint() {
-        let lint = std::process::Command::new(actionlint)
-            .arg("-no-color")
-            .arg(&path)
-            .current_dir(env.work())
-            .output()
-            .unwrap();
-        assert!(
-            lint.status.success(),
-            "actionlint:\n{}{}\n{text}",
-            String::from_utf8_lossy(&lint.stdout),
-            String::from_utf8_lossy(&lint.stderr)
-        );
+        lint(&actionlint, &env, &path, &text);
     }
     // Usage errors: shards for systemd, a bad count, a bad install source.
     assert_eq!(env.ev(&["schedule", "systemd", "--shards", "2"]).code, 2);
@@ -534,21 +481,13 @@ fn install_from_a_mirror_or_cargo() {
     let env = TestEnv::new();
     pipeline_config(&env, "    backend: gitlab");
     let url = "https://mirror.example/evertoken/evertoken-x86_64-unknown-linux-gnu.tar.gz";
-    let out = env.ev(&["schedule", "gitlab", "--install-from", url]);
-    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
-    assert!(
-        out.stdout.contains(&format!("url=\"{url}\"")),
-        "{}",
-        out.stdout
-    );
+    env.ev(&["schedule", "gitlab", "--install-from", url])
+        .expect_code(0)
+        .stdout_has(&[&format!("url=\"{url}\"")]);
     let out = env.ev(&["schedule", "gitlab", "--install-from", "cargo"]);
-    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    out.expect_code(0);
     assert!(!out.stdout.contains("curl"), "{}", out.stdout);
-    assert!(
-        out.stdout.contains("cargo install --locked"),
-        "{}",
-        out.stdout
-    );
+    out.stdout_has(&["cargo install --locked"]);
 }
 
 #[test]
@@ -565,19 +504,16 @@ fn an_existing_environment_file_is_kept_and_a_readable_one_is_flagged() {
         "--env-file",
         env_file.to_str().unwrap(),
     ]);
-    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    out.expect_code(0);
     assert_eq!(
         std::fs::read_to_string(&env_file).unwrap(),
         "TIKTOK_CLIENT_SECRET=kept\n",
         "never emptied"
     );
-    assert!(out.stderr.contains("chmod 600"), "{}", out.stderr);
+    out.stderr_has(&["chmod 600"]);
     let unit =
         std::fs::read_to_string(env.path("config/systemd/user/evertoken-refresh.service")).unwrap();
-    assert!(
-        unit.contains(&format!("EnvironmentFile={}", env_file.display())),
-        "{unit}"
-    );
+    common::assert_contains(&unit, &[&format!("EnvironmentFile={}", env_file.display())]);
 }
 
 /// Keys off the host: the broker snippets give a CI job a GitHub App token from
@@ -595,7 +531,7 @@ fn broker_snippets_for_actions_and_gitlab_request_an_id_token_and_pass_actionlin
         "site-ci",
         "--write",
     ]);
-    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    out.expect_code(0);
     assert!(!out.stderr.contains("warning:"), "{}", out.stderr);
     let path = env
         .work()
@@ -610,23 +546,14 @@ fn broker_snippets_for_actions_and_gitlab_request_an_id_token_and_pass_actionlin
     );
     assert_eq!(doc["permissions"]["contents"].as_str(), Some("read"));
     let steps = format!("{:?}", doc["jobs"]["with-github-token"]["steps"]);
-    assert!(
-        steps.contains(&format!(
+    common::assert_contains(
+        &steps,
+        &[&format!(
             "evertoken github token --broker {url} --policy site-ci --audience evertoken"
-        )),
-        "{steps}"
+        )],
     );
     if let Some(lint) = actionlint() {
-        let o = std::process::Command::new(lint)
-            .arg(&path)
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "actionlint: {}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
+        common::tool_ok(std::process::Command::new(lint).arg(&path), "actionlint");
     }
 
     let out = env.ev(&[
@@ -639,7 +566,7 @@ fn broker_snippets_for_actions_and_gitlab_request_an_id_token_and_pass_actionlin
         "--audience",
         "broker.example.com",
     ]);
-    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    out.expect_code(0);
     let doc = yaml(&out.stdout);
     let job = &doc[".evertoken-github-token"];
     assert_eq!(
@@ -649,55 +576,39 @@ fn broker_snippets_for_actions_and_gitlab_request_an_id_token_and_pass_actionlin
         out.stdout
     );
     let before = strings(&job["before_script"]).join("\n");
-    assert!(
-        before.contains(&format!("evertoken github token --broker {url} --policy site-ci --id-token-env EVERTOKEN_ID_TOKEN")),
-        "{before}"
+    common::assert_contains(
+        &before,
+        &[&format!(
+            "evertoken github token --broker {url} --policy site-ci --id-token-env EVERTOKEN_ID_TOKEN"
+        )],
     );
 }
 
 #[test]
 fn broker_snippets_refuse_what_would_break_the_file() {
     let env = TestEnv::new();
+    // `schedule <kind> --broker <url>`, then the rest.
+    let snippet = |kind: &'static str, url: &'static str, rest: &[&'static str]| {
+        [&["schedule", kind, "--broker", url][..], rest].concat()
+    };
     for args in [
         // no policy
-        vec!["schedule", "broker-gitlab", "--broker", "https://b.example"],
+        snippet("broker-gitlab", "https://b.example", &[]),
         // plain http to another host
-        vec![
-            "schedule",
-            "broker-gitlab",
-            "--broker",
-            "http://b.example",
-            "--policy",
-            "p",
-        ],
+        snippet("broker-gitlab", "http://b.example", &["--policy", "p"]),
         // YAML / expression injection through the names
-        vec![
-            "schedule",
+        snippet(
             "broker-github-actions",
-            "--broker",
             "https://b.example",
-            "--policy",
-            "p\nevil: job",
-        ],
-        vec![
-            "schedule",
+            &["--policy", "p\nevil: job"],
+        ),
+        snippet(
             "broker-github-actions",
-            "--broker",
             "https://b.example",
-            "--policy",
-            "p",
-            "--audience",
-            "${{ secrets.X }}",
-        ],
+            &["--policy", "p", "--audience", "${{ secrets.X }}"],
+        ),
         // --broker on a refresh schedule
-        vec![
-            "schedule",
-            "gitlab",
-            "--broker",
-            "https://b.example",
-            "--policy",
-            "p",
-        ],
+        snippet("gitlab", "https://b.example", &["--policy", "p"]),
     ] {
         let out = env.ev(&args);
         assert_eq!(out.code, 2, "{args:?}: {}{}", out.stdout, out.stderr);

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use common::bao::{Bao, ROOT_TOKEN};
 use common::{TestEnv, days_from, mode};
-use evertoken_sim::{Fault, GitLabScope, GitLabVariable, Route};
+use evertoken_sim::{Fault, GitLabScope, Route};
 
 const CLIENT_KEY: &str = "test-sig-client-key";
 const CLIENT_SECRET: &str = "test-sig-tiktok-client-secret";
@@ -193,6 +193,12 @@ impl Rig {
         }
         let base = env.base_url();
         let mut bao = None;
+        // Each account's variable and old refresh token.
+        let tokens: Vec<(String, String)> = accounts.iter().map(|a| (var(a), old_rt(a))).collect();
+        let token_refs: Vec<(&str, &str)> = tokens
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         let writeback = match backend {
             Backend::LocalFile => {
                 let mut yaml = format!("TIKTOK_CLIENT_SECRET: {CLIENT_SECRET}\n");
@@ -203,38 +209,18 @@ impl Rig {
                 "{ backend: local, local: { keychain: off } }".to_owned()
             }
             Backend::EnvFile => {
-                let p = env.work().join("tokens.env");
                 let mut text = format!("# tokens\nTIKTOK_CLIENT_SECRET={CLIENT_SECRET}\n");
-                for a in accounts {
-                    text.push_str(&format!("export {}={}\n", var(a), old_rt(a)));
+                for (k, v) in &tokens {
+                    text.push_str(&format!("export {k}={v}\n"));
                 }
-                std::fs::write(&p, text).unwrap();
-                common::set_mode(&p, 0o600);
-                "{ backend: env-file, env_file: { path: tokens.env } }".to_owned()
+                env.env_file_store(&text)
             }
-            Backend::Gitlab => {
-                sim.gitlab_add_token(GITLAB_TOKEN);
-                sim.gitlab_add_project(4242, "acme/publisher");
-                for a in accounts {
-                    sim.gitlab_set_variable(
-                        GitLabScope::Project(4242),
-                        GitLabVariable::masked_protected(&var(a), &old_rt(a)),
-                    );
-                }
-                format!(
-                    "{{ backend: gitlab, gitlab: {{ project: \"acme/publisher\", api_url: \"{base}/api/v4\" }} }}"
-                )
-            }
+            Backend::Gitlab => env.gitlab_store(GITLAB_TOKEN, &token_refs),
             Backend::Vault => {
                 let b = Bao::start()?;
-                for a in accounts {
-                    b.put(&var(a), &[&format!("value={}", old_rt(a))]);
-                }
-                b.put("TIKTOK_CLIENT_SECRET", &[&format!("value={CLIENT_SECRET}")]);
-                let w = format!(
-                    "{{ backend: vault, vault: {{ address: \"{}\", mount: secret, path: evertoken }} }}",
-                    b.addr
-                );
+                b.put_values(&token_refs);
+                b.put_values(&[("TIKTOK_CLIENT_SECRET", CLIENT_SECRET)]);
+                let w = b.writeback();
                 bao = Some(b);
                 w
             }
@@ -303,14 +289,7 @@ impl Rig {
     /// The store parses and keeps its mode (file stores); remote stores answer.
     fn assert_store_intact(&self, what: &str) {
         match self.backend {
-            Backend::LocalFile => {
-                self.env.read_credentials();
-                assert_eq!(
-                    mode(&self.env.work().join("credentials.yaml")),
-                    0o600,
-                    "{what}"
-                );
-            }
+            Backend::LocalFile => self.env.assert_credentials_intact(what),
             Backend::EnvFile => {
                 let p = self.env.work().join("tokens.env");
                 assert_eq!(mode(&p), 0o600, "{what}");
@@ -339,14 +318,7 @@ impl Rig {
     }
 
     fn journal_pending(&self) -> bool {
-        std::fs::read_dir(self.env.state_dir().join("journal"))
-            .map(|d| {
-                d.filter_map(|e| e.ok()).any(|e| {
-                    let n = e.file_name().to_string_lossy().into_owned();
-                    !n.starts_with('.') && n.ends_with(".json")
-                })
-            })
-            .unwrap_or(false)
+        self.env.journal_pending()
     }
 
     /// The provider's live refresh tokens (registered as secrets for the leak scan).
@@ -685,19 +657,7 @@ fn random_signals(backend: Backend) {
             Some(c) if c == signals.expected_code() => interrupted += 1,
             // The signal beat the handler's installation at process start: the
             // default action killed it before anything was sent.
-            None if rig
-                .env
-                .sim
-                .sim()
-                .stats()
-                .requests
-                .get("tiktok")
-                .copied()
-                .unwrap_or(0)
-                == 0 =>
-            {
-                before_start += 1
-            }
+            None if rig.env.calls("tiktok") == 0 => before_start += 1,
             other => panic!("{what}: exit {other:?}:\n{stderr}"),
         }
         rig.assert_store_intact(&what);
@@ -755,7 +715,7 @@ fn a_second_signal_with_nothing_in_flight_exits_at_once() {
     Signals::IntThenTerm.send(&run.child);
     let (code, _stdout, stderr) = run.finish("second signal");
     assert_eq!(code, Some(130), "{stderr}");
-    assert!(stderr.contains("exiting now"), "{stderr}");
+    common::assert_contains(&stderr, &["exiting now"]);
     assert!(
         rig.journal_pending(),
         "the new token must be in the journal"
@@ -815,19 +775,13 @@ fn a_signal_while_login_waits_for_the_browser_stops_it() {
     env.assert_no_leak(&stdout);
     env.assert_no_leak(&stderr);
     assert_eq!(code, Some(143), "{stderr}");
-    assert!(stderr.contains("SIGTERM"), "{stderr}");
+    common::assert_contains(&stderr, &["SIGTERM"]);
     assert_eq!(
         env.stored("LINKEDIN_ACCESS_TOKEN").as_deref(),
         Some(LI_OLD_ACCESS)
     );
     assert_eq!(
-        env.sim
-            .sim()
-            .stats()
-            .requests
-            .get("linkedin_token")
-            .copied()
-            .unwrap_or(0),
+        env.calls("linkedin_token"),
         0,
         "no code exchange after the signal"
     );
@@ -890,17 +844,8 @@ fn signals_during_the_login_code_exchange_keep_the_new_token() {
 fn a_signal_during_a_github_mint_keeps_the_minted_token() {
     const APP_ID: u64 = 4242;
     let env = TestEnv::new();
-    let (private, public) = evertoken_sim::test_rsa_keypair();
+    common::apps::installed(&env, APP_ID, 777, &[]);
     let sim = env.sim.sim();
-    sim.github_add_app(APP_ID, "Iv1.test-sig-client-not-a-real-id", &public);
-    sim.github_add_installation(APP_ID, 777, "sim-org", "Organization", vec![]);
-    let key = env.work().join("app.pem");
-    std::fs::write(&key, private).unwrap();
-    common::set_mode(&key, 0o600);
-    env.config(&format!(
-        "github:\n  apps:\n    default:\n      app_id: {APP_ID}\n      installation_id: 777\n      private_key_path: app.pem\n      api_url: {}\n",
-        env.base_url()
-    ));
     sim.push_faults(
         Route::GitHubApp,
         Fault::HangAfterProcessing(Duration::from_millis(ANSWER_DELAY_MS)),
@@ -917,12 +862,7 @@ fn a_signal_during_a_github_mint_keeps_the_minted_token() {
     Signals::Term.send(&run.child);
     let (code, stdout, stderr) = run.finish("github mint");
     let file = env.path("config/evertoken/github-token.env");
-    let text = std::fs::read_to_string(&file).expect("the token file is written");
-    let token = text
-        .lines()
-        .find_map(|l| l.strip_prefix("GH_TOKEN="))
-        .expect("GH_TOKEN line")
-        .to_owned();
+    let token = common::apps::token_in(&file);
     env.secret(&token);
     env.assert_no_leak(&stdout);
     env.assert_no_leak(&stderr);

@@ -8,41 +8,10 @@ use crate::common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{TestEnv, set_mode};
+use common::{TestEnv, repo_root, set_mode, takopi_venv};
 
 const APP_ID: u64 = 5150;
 const INSTALLATION: u64 = 8080;
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-/// The venv with takopi and the plugin; built on first use. Under `CI=true` a
-/// venv that cannot be built fails the test; elsewhere the test is skipped.
-fn takopi_venv() -> Option<PathBuf> {
-    let venv = repo_root().join("target/test-tools/takopi-venv");
-    if venv.join("bin/takopi").is_file() && venv.join("bin/python").is_file() {
-        return Some(venv);
-    }
-    let out = Command::new(repo_root().join("scripts/setup-takopi")).output();
-    let ok = matches!(&out, Ok(o) if o.status.success()) && venv.join("bin/takopi").is_file();
-    if !ok {
-        let why = match out {
-            Ok(o) => String::from_utf8_lossy(&o.stderr).into_owned(),
-            Err(e) => e.to_string(),
-        };
-        let msg = format!("the takopi venv could not be built (scripts/setup-takopi): {why}");
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{msg}");
-        }
-        eprintln!("skipping: {msg}");
-        return None;
-    }
-    Some(venv)
-}
 
 struct Chat {
     env: TestEnv,
@@ -55,25 +24,7 @@ struct Chat {
 impl Chat {
     fn new(venv: PathBuf, plugin_extra: &str) -> Chat {
         let env = TestEnv::new();
-        let (private, public) = evertoken_sim::test_rsa_keypair();
-        env.sim
-            .sim()
-            .github_add_app(APP_ID, "Iv1.test-client-not-a-real-id", &public);
-        env.sim.sim().github_add_installation(
-            APP_ID,
-            INSTALLATION,
-            "sim-org",
-            "Organization",
-            vec![],
-        );
-        let key = env.work().join("app.pem");
-        std::fs::write(&key, private).unwrap();
-        set_mode(&key, 0o600);
-        env.config(&format!(
-            "github:\n  apps:\n    default:\n      app_id: {APP_ID}\n      installation_id: {INSTALLATION}\n      \
-             private_key_path: app.pem\n      api_url: {}\n",
-            env.base_url()
-        ));
+        common::apps::installed(&env, APP_ID, INSTALLATION, &[]);
         // Takopi checks that its default engine's CLI exists; /ghauth never runs it.
         let fakebin = env.path("fakebin");
         std::fs::create_dir_all(&fakebin).unwrap();
@@ -112,17 +63,10 @@ impl Chat {
 
     fn command(&self, program: &Path) -> Command {
         let mut c = Command::new(program);
-        for v in [
-            "GH_TOKEN",
-            "GITHUB_TOKEN",
-            "GITHUB_ACTIONS",
-            "GITHUB_APP_ID",
-            "GITHUB_APP_INSTALLATION_ID",
-            "GITHUB_APP_PRIVATE_KEY_PATH",
-            "EVERTOKEN_NOW",
-            "PYTHONPATH",
-            "VIRTUAL_ENV",
-        ] {
+        for v in common::apps::AMBIENT_GITHUB_VARS
+            .iter()
+            .chain(&["PYTHONPATH", "VIRTUAL_ENV"])
+        {
             c.env_remove(v);
         }
         let path = format!(
@@ -143,19 +87,14 @@ impl Chat {
     /// `/ghauth <sub>` for each sub, through Takopi; the replies by subcommand.
     fn ghauth(&self, subs: &[&str]) -> serde_json::Value {
         let script = repo_root().join("integrations/takopi/tests/run_ghauth.py");
-        let out = self
-            .command(&self.venv.join("bin/python"))
-            .arg(script)
-            .arg(&self.toml)
-            .args(subs)
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "run_ghauth.py failed:\n{stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
+        let out = common::tool_ok(
+            self.command(&self.venv.join("bin/python"))
+                .arg(script)
+                .arg(&self.toml)
+                .args(subs),
+            "run_ghauth.py failed",
         );
+        let stdout = String::from_utf8_lossy(&out.stdout);
         let last = stdout.lines().last().unwrap_or_default();
         let v: serde_json::Value =
             serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {stdout}"));
@@ -176,17 +115,12 @@ impl Chat {
 fn takopi_lists_the_ghauth_command_backend() {
     let Some(venv) = takopi_venv() else { return };
     let chat = Chat::new(venv, "");
-    let out = chat
-        .command(&chat.venv.join("bin/takopi"))
-        .args(["plugins", "--load"])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = common::tool_ok(
+        chat.command(&chat.venv.join("bin/takopi"))
+            .args(["plugins", "--load"]),
+        "takopi plugins --load",
     );
+    let stdout = String::from_utf8_lossy(&out.stdout);
     let section = stdout
         .split("command backends:")
         .nth(1)
@@ -204,10 +138,7 @@ fn ghauth_status_refresh_and_flow_answer_through_takopi() {
     let chat = Chat::new(venv, "");
     let before = chat.ghauth(&["status"]);
     let s = before["status"].as_str().unwrap();
-    assert!(
-        s.contains("token: missing") && s.contains("evertoken github refresh"),
-        "{s}"
-    );
+    common::assert_contains(s, &["token: missing", "evertoken github refresh"]);
 
     let replies = chat.ghauth(&["refresh", "status", "flow", "help"]);
     let refresh = replies["refresh"].as_str().unwrap();
@@ -215,13 +146,15 @@ fn ghauth_status_refresh_and_flow_answer_through_takopi() {
     let token = chat.env.secret(&chat.stored_token());
     assert!(chat.env.sim.sim().github_is_valid_token(&token));
     let status = replies["status"].as_str().unwrap();
-    assert!(status.contains("token: present"), "{status}");
-    assert!(
-        status.contains(&format!("prefix: {}", &token[..8])),
-        "{status}"
+    common::assert_contains(
+        status,
+        &[
+            "token: present",
+            &format!("prefix: {}", &token[..8]),
+            "age: 0 min",
+            "healthy",
+        ],
     );
-    assert!(status.contains("age: 0 min"), "{status}");
-    assert!(status.contains("healthy"), "{status}");
     assert!(replies["flow"].as_str().unwrap().contains("45 minutes"));
     assert!(
         replies["help"]
@@ -252,8 +185,7 @@ fn a_refresh_script_runs_behind_run_refresh_with_and_returns_its_output_tail() {
     let r = chat.ghauth(&["refresh"]);
     let reply = r["refresh"].as_str().unwrap();
     assert!(reply.starts_with("refresh failed (exit 3"), "{reply}");
-    assert!(reply.contains("wrapped=yes"), "{reply}");
-    assert!(reply.contains("error: GitHub said 401"), "{reply}");
+    common::assert_contains(reply, &["wrapped=yes", "error: GitHub said 401"]);
     assert!(
         !reply.contains("ghs_test-token-not-a-real-secret"),
         "{reply}"

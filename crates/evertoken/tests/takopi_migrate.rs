@@ -8,10 +8,10 @@
 
 use crate::common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
-use common::{TestEnv, mode, require_tool, set_mode};
+use common::{TestEnv, mode, repo_root, set_mode, takopi_venv};
 
 const APP_ID: u64 = 5150;
 const INSTALLATION: u64 = 8080;
@@ -23,24 +23,11 @@ struct Host {
     units: PathBuf,
 }
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
 /// The source setup, as its bootstrap script leaves it.
 fn plant() -> Host {
     let env = TestEnv::new();
     env.secret(OLD_TOKEN);
-    let (private, public) = evertoken_sim::test_rsa_keypair();
-    env.sim
-        .sim()
-        .github_add_app(APP_ID, "Iv1.test-client-not-a-real-id", &public);
-    env.sim
-        .sim()
-        .github_add_installation(APP_ID, INSTALLATION, "sim-org", "Organization", vec![]);
+    let private = common::apps::install(&env, APP_ID, INSTALLATION, "sim-org", &[]);
     let home = env.home();
     let takopi = home.join(".config/takopi");
     std::fs::create_dir_all(&takopi).unwrap();
@@ -220,28 +207,19 @@ fn one_bootstrap_moves_a_takopi_host_and_a_second_changes_nothing() {
     // --dry-run: says what it would do, changes nothing, mints nothing.
     let before = host.snapshot();
     let dry = host.bootstrap(&["--dry-run"]);
-    assert_eq!(dry.code, 0, "{}", dry.stderr);
-    assert!(
-        dry.stderr
-            .contains("would stop and disable takopi-github-token-refresh.timer"),
-        "{}",
-        dry.stderr
-    );
-    assert!(dry.stderr.contains("would write"), "{}", dry.stderr);
-    assert!(dry.stderr.contains("nothing was changed"), "{}", dry.stderr);
+    dry.expect_code(0).stderr_has(&[
+        "would stop and disable takopi-github-token-refresh.timer",
+        "would write",
+        "nothing was changed",
+    ]);
     assert_eq!(host.snapshot(), before, "--dry-run changed a file");
     assert!(!host.calls().contains("disable") && !host.calls().contains("enable --now"));
     assert_eq!(sim.github_tokens_issued(), 0);
 
     // The move.
     let out = host.bootstrap(&[]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(
-        out.stderr
-            .contains("stopped and disabled takopi-github-token-refresh.timer"),
-        "{}",
-        out.stderr
-    );
+    out.expect_code(0)
+        .stderr_has(&["stopped and disabled takopi-github-token-refresh.timer"]);
     // Exactly one timer mints: takopi's is disabled and stopped, evertoken's runs.
     assert_eq!(
         host.state("takopi-github-token-refresh.timer", "enabled"),
@@ -264,94 +242,61 @@ fn one_bootstrap_moves_a_takopi_host_and_a_second_changes_nothing() {
             .contains("--user enable --now evertoken-github-token-refresh.timer")
     );
     // The linger hint, with the command.
-    assert!(
-        out.stderr.contains("sudo loginctl enable-linger takopi"),
-        "{}",
-        out.stderr
-    );
+    out.stderr_has(&["sudo loginctl enable-linger takopi"]);
     // The key stayed where it was, now 0600; no copy elsewhere.
     assert_eq!(std::fs::read(&key).unwrap(), key_bytes);
     assert_eq!(mode(&key), 0o600);
     assert!(!host.env.path("config/evertoken/github-app.pem").exists());
     // The token file the plugin reads holds a fresh token GitHub accepts.
     let text = std::fs::read_to_string(host.token_file()).unwrap();
-    let token = text
-        .lines()
-        .find_map(|l| l.strip_prefix("GH_TOKEN="))
-        .unwrap()
-        .to_owned();
+    let token = common::apps::token_in(&host.token_file());
     host.env.secret(&token);
     assert_ne!(token, OLD_TOKEN);
     assert!(sim.github_is_valid_token(&token));
-    assert!(text.contains("GITHUB_TOKEN_EXPIRES_AT="), "{text}");
+    common::assert_contains(&text, &["GITHUB_TOKEN_EXPIRES_AT="]);
     assert_eq!(mode(&host.token_file()), 0o600);
     assert_eq!(sim.github_tokens_issued(), 1);
     let conf = std::fs::read_to_string(host.env.path("config/evertoken/config.yaml")).unwrap();
-    assert!(
-        conf.contains(&format!("private_key_path: {}", key.display())),
-        "{conf}"
-    );
-    assert!(
-        conf.contains(&format!("token_env_file: {}", host.token_file().display())),
-        "{conf}"
-    );
-    assert!(
-        conf.contains(&format!("api_url: {}", host.env.base_url())),
-        "{conf}"
+    common::assert_contains(
+        &conf,
+        &[
+            &format!("private_key_path: {}", key.display()),
+            &format!("token_env_file: {}", host.token_file().display()),
+            &format!("api_url: {}", host.env.base_url()),
+        ],
     );
     // The service the timer runs refreshes that file.
     let service = host.units.join("evertoken-github-token-refresh.service");
     let svc = std::fs::read_to_string(&service).unwrap();
-    assert!(svc.contains("github refresh --app default"), "{svc}");
+    common::assert_contains(&svc, &["github refresh --app default"]);
 
     // Twice: nothing changes, and it says so.
     let after = host.snapshot();
     let calls_before = host.calls();
     let again = host.bootstrap(&[]);
-    assert_eq!(again.code, 0, "{}", again.stderr);
+    again.expect_code(0);
     assert_eq!(host.snapshot(), after, "a second run changed a file");
-    assert!(
-        again.stderr.contains("config unchanged"),
-        "{}",
-        again.stderr
-    );
-    assert!(
-        again
-            .stderr
-            .contains("takopi-github-token-refresh.timer already stopped and disabled"),
-        "{}",
-        again.stderr
-    );
-    assert!(again.stderr.contains("is current"), "{}", again.stderr);
+    again.stderr_has(&[
+        "config unchanged",
+        "takopi-github-token-refresh.timer already stopped and disabled",
+        "is current",
+    ]);
     assert_eq!(sim.github_tokens_issued(), 1);
     let new_calls = &host.calls()[calls_before.len()..];
     assert!(!new_calls.contains("disable"), "{new_calls}");
 
     // The timer's own command mints into the same file.
-    let refresh = host.env.run(
-        host.env
-            .cmd()
-            .env("PATH", host.path_var())
-            .args(["github", "refresh"]),
-    );
-    assert_eq!(refresh.code, 0, "{}", refresh.stderr);
+    let refresh = host
+        .env
+        .ev_env(&["github", "refresh"], &[("PATH", &host.path_var())]);
+    refresh.expect_code(0);
     assert_eq!(sim.github_tokens_issued(), 2);
 
     // The units are valid for systemd itself.
-    let Some(analyze) = require_tool("systemd-analyze") else {
+    let timer = host.units.join("evertoken-github-token-refresh.timer");
+    let Some(msg) = common::systemd_verify(&host.env, false, &[&service, &timer]) else {
         return;
     };
-    let timer = host.units.join("evertoken-github-token-refresh.timer");
-    let v = Command::new(analyze)
-        .args(["verify", "--man=no"])
-        .arg(&service)
-        .arg(&timer)
-        .env("HOME", host.env.home())
-        .env("XDG_CONFIG_HOME", host.env.path("config"))
-        .output()
-        .unwrap();
-    let msg = String::from_utf8_lossy(&v.stderr);
-    assert!(v.status.success(), "systemd-analyze verify: {msg}");
     assert!(!msg.contains("evertoken-github-token-refresh"), "{msg}");
 }
 
@@ -363,20 +308,10 @@ fn without_a_user_manager_the_exact_commands_are_printed() {
         "#!/bin/sh\necho 'Failed to connect to bus: No medium found' >&2\nexit 1\n",
     )
     .unwrap();
-    let out = host.bootstrap(&[]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(
-        out.stderr
-            .contains("systemctl --user disable --now takopi-github-token-refresh.timer"),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        out.stderr
-            .contains("systemctl --user enable --now evertoken-github-token-refresh.timer"),
-        "{}",
-        out.stderr
-    );
+    host.bootstrap(&[]).expect_code(0).stderr_has(&[
+        "systemctl --user disable --now takopi-github-token-refresh.timer",
+        "systemctl --user enable --now evertoken-github-token-refresh.timer",
+    ]);
     assert_eq!(host.env.sim.sim().github_tokens_issued(), 1);
 }
 
@@ -385,42 +320,18 @@ fn a_missing_or_broken_source_setup_is_explained() {
     let host = plant();
     let envf = host.env.home().join(".config/takopi/github-app.env");
     std::fs::write(&envf, "GITHUB_APP_ID=abc\nGITHUB_APP_INSTALLATION_ID=1\n").unwrap();
-    let out = host.bootstrap(&[]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("GITHUB_APP_ID is `abc`"),
-        "{}",
-        out.stderr
-    );
+    host.bootstrap(&[])
+        .expect_code(2)
+        .stderr_has(&["GITHUB_APP_ID is `abc`"]);
     std::fs::remove_file(&envf).unwrap();
-    let out = host.bootstrap(&[]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(out.stderr.contains("github-app.env"), "{}", out.stderr);
-    assert!(out.stderr.contains("--private-key"), "{}", out.stderr);
+    host.bootstrap(&[])
+        .expect_code(2)
+        .stderr_has(&["github-app.env", "--private-key"]);
     assert_eq!(host.env.sim.sim().github_tokens_issued(), 0);
     assert_eq!(
         host.state("takopi-github-token-refresh.timer", "enabled"),
         "enabled"
     );
-}
-
-/// The takopi venv (scripts/setup-takopi); under `CI=true` a venv that cannot be
-/// built fails the test.
-fn takopi_venv() -> Option<PathBuf> {
-    let venv = repo_root().join("target/test-tools/takopi-venv");
-    if venv.join("bin/takopi").is_file() && venv.join("bin/python").is_file() {
-        return Some(venv);
-    }
-    let out = Command::new(repo_root().join("scripts/setup-takopi")).output();
-    if matches!(&out, Ok(o) if o.status.success()) && venv.join("bin/takopi").is_file() {
-        return Some(venv);
-    }
-    let msg = "the takopi venv could not be built (scripts/setup-takopi)";
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{msg}");
-    }
-    eprintln!("skipping: {msg}");
-    None
 }
 
 #[test]
@@ -439,8 +350,7 @@ fn ghauth_status_reads_the_fresh_token_through_the_unchanged_plugin_config() {
          max_token_age_minutes = 55\nrefresh_timeout_seconds = 30\n",
     )
     .unwrap();
-    let out = host.bootstrap(&[]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    host.bootstrap(&[]).expect_code(0);
     let token = std::fs::read_to_string(host.token_file())
         .unwrap()
         .lines()
@@ -469,19 +379,18 @@ fn ghauth_status_reads_the_fresh_token_through_the_unchanged_plugin_config() {
         .env("HOME", host.env.home())
         .env("XDG_CONFIG_HOME", host.env.path("config"))
         .env("XDG_STATE_HOME", host.env.path("state"))
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
+        .env("NO_COLOR", "1");
+    let run = common::tool_ok(run, "run_ghauth.py status");
     let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(
-        run.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
     host.env.assert_no_leak(&stdout);
     let v: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     let s = v["status"].as_str().unwrap();
-    assert!(s.contains("token: present"), "{s}");
-    assert!(s.contains(&format!("prefix: {}", &token[..8])), "{s}");
-    assert!(s.contains("age: 0 min"), "{s}");
+    common::assert_contains(
+        s,
+        &[
+            "token: present",
+            &format!("prefix: {}", &token[..8]),
+            "age: 0 min",
+        ],
+    );
 }

@@ -58,13 +58,7 @@ fn transit(bao: &Bao) -> String {
 
 fn setup(bao: &Bao, key: &str) -> TestEnv {
     let env = TestEnv::new();
-    let (_, public) = evertoken_sim::test_rsa_keypair();
-    env.sim
-        .sim()
-        .github_add_app(APP_ID, "Iv1.test-client-not-a-real-id", &public);
-    env.sim
-        .sim()
-        .github_add_installation(APP_ID, INSTALLATION, "sim-org", "Organization", vec![]);
+    common::apps::install(&env, APP_ID, INSTALLATION, "sim-org", &[]);
     env.config(&format!(
         "github:\n  apps:\n    default:\n      app_id: {APP_ID}\n      installation_id: {INSTALLATION}\n      \
          api_url: {}\n      signer:\n        backend: vault-transit\n        address: {}\n        \
@@ -77,25 +71,16 @@ fn setup(bao: &Bao, key: &str) -> TestEnv {
 
 /// Every file under `dir` that holds a private key.
 fn private_keys_under(dir: &Path) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if std::fs::read(&p)
-                .map(|b| String::from_utf8_lossy(&b).contains("PRIVATE KEY"))
-                .unwrap_or(false)
-            {
-                found.push(p.display().to_string());
-            }
-        }
-    }
-    found
+    common::walk(dir)
+        .into_iter()
+        .filter(|p| {
+            !p.is_dir()
+                && std::fs::read(p)
+                    .map(|b| String::from_utf8_lossy(&b).contains("PRIVATE KEY"))
+                    .unwrap_or(false)
+        })
+        .map(|p| p.display().to_string())
+        .collect()
 }
 
 #[test]
@@ -105,18 +90,9 @@ fn refresh_mints_with_a_transit_key_and_no_key_file_on_the_host() {
     let env = setup(&bao, "github-app");
     env.secret(&token);
     env.secret(common::bao::ROOT_TOKEN);
-    let out = env.run(
-        env.cmd()
-            .env("VAULT_TOKEN", &token)
-            .args(["github", "refresh"]),
-    );
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    let text = std::fs::read_to_string(env.path("config/evertoken/github-token.env")).unwrap();
-    let minted = text
-        .lines()
-        .find_map(|l| l.strip_prefix("GH_TOKEN="))
-        .unwrap()
-        .to_owned();
+    env.ev_env(&["github", "refresh"], &[("VAULT_TOKEN", &token)])
+        .expect_code(0);
+    let minted = common::apps::token_in(&env.path("config/evertoken/github-token.env"));
     env.secret(&minted);
     assert!(env.sim.sim().github_is_valid_token(&minted));
     assert_eq!(env.sim.sim().github_tokens_issued(), 1);
@@ -129,12 +105,7 @@ fn refresh_mints_with_a_transit_key_and_no_key_file_on_the_host() {
 
     // doctor: the key exists, is RSA, and this token may sign with it.
     let doc = env.run(env.cmd().env("VAULT_TOKEN", &token).arg("doctor"));
-    assert!(
-        doc.stdout.contains("github default: signer") && doc.stdout.contains("rsa-2048"),
-        "{}",
-        doc.stdout
-    );
-    assert!(doc.stdout.contains("signing allowed"), "{}", doc.stdout);
+    doc.stdout_has(&["github default: signer", "rsa-2048", "signing allowed"]);
     assert!(!doc.stdout.contains("private key"), "{}", doc.stdout);
 }
 
@@ -158,41 +129,25 @@ fn a_token_without_sign_rights_and_a_non_rsa_key_are_explained() {
     env.secret(&reader);
     let doc = env.run(env.cmd().env("VAULT_TOKEN", &reader).arg("doctor"));
     assert_ne!(doc.code, 0);
-    assert!(
-        doc.stdout.contains("may not sign") && doc.stdout.contains("capabilities"),
-        "{}",
-        doc.stdout
-    );
-    let refresh = env.run(
-        env.cmd()
-            .env("VAULT_TOKEN", &reader)
-            .args(["github", "refresh"]),
-    );
-    assert_eq!(refresh.code, 1, "{}", refresh.stderr);
-    assert!(
-        refresh.stderr.contains("403")
-            && refresh.stderr.contains("transit/sign/github-app/sha2-256"),
-        "{}",
-        refresh.stderr
-    );
+    doc.stdout_has(&["may not sign", "capabilities"]);
+    let refresh = env.ev_env(&["github", "refresh"], &[("VAULT_TOKEN", &reader)]);
+    refresh
+        .expect_code(1)
+        .stderr_has(&["403", "transit/sign/github-app/sha2-256"]);
     assert!(!env.path("config/evertoken/github-token.env").exists());
 
     let env = setup(&bao, "ed");
-    let doc = env.run(
+    env.run(
         env.cmd()
             .env("VAULT_TOKEN", common::bao::ROOT_TOKEN)
             .arg("doctor"),
-    );
-    assert!(
-        doc.stdout.contains("not RSA") && doc.stdout.contains("ed25519"),
-        "{}",
-        doc.stdout
-    );
+    )
+    .stdout_has(&["not RSA", "ed25519"]);
 
     // No Vault credentials at all: refresh says how to log in.
-    let none = env.run(env.cmd().args(["github", "refresh"]));
-    assert_eq!(none.code, 2, "{}", none.stderr);
-    assert!(none.stderr.contains("VAULT_TOKEN"), "{}", none.stderr);
+    env.ev(&["github", "refresh"])
+        .expect_code(2)
+        .stderr_has(&["VAULT_TOKEN"]);
 }
 
 /// Transit's sign endpoint is an `update`: a policy granting only `create` and
@@ -214,21 +169,13 @@ fn create_or_sudo_alone_is_not_a_right_to_sign() {
     env.secret(&signer);
     env.secret(&token);
     // Vault itself refuses the signature with this token …
-    let refresh = env.run(
-        env.cmd()
-            .env("VAULT_TOKEN", &token)
-            .args(["github", "refresh"]),
-    );
-    assert_eq!(refresh.code, 1, "{}", refresh.stderr);
-    assert!(refresh.stderr.contains("403"), "{}", refresh.stderr);
+    env.ev_env(&["github", "refresh"], &[("VAULT_TOKEN", &token)])
+        .expect_code(1)
+        .stderr_has(&["403"]);
     // … so doctor must not call it allowed.
     let doc = env.run(env.cmd().env("VAULT_TOKEN", &token).arg("doctor"));
     assert_ne!(doc.code, 0, "{}", doc.stdout);
-    assert!(
-        doc.stdout.contains("may not sign") && doc.stdout.contains("create"),
-        "{}",
-        doc.stdout
-    );
+    doc.stdout_has(&["may not sign", "create"]);
     assert!(!doc.stdout.contains("signing allowed"), "{}", doc.stdout);
 }
 
@@ -251,13 +198,11 @@ fn approle_login_signs_too() {
     ]);
     let env = setup(&bao, "github-app");
     env.secret(&secret_id);
-    let out = env.run(
-        env.cmd()
-            .env("VAULT_ROLE_ID", &role_id)
-            .env("VAULT_SECRET_ID", &secret_id)
-            .args(["github", "token"]),
+    let out = env.ev_env(
+        &["github", "token"],
+        &[("VAULT_ROLE_ID", &role_id), ("VAULT_SECRET_ID", &secret_id)],
     );
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.expect_code(0);
     let t = env.secret(out.stdout.trim());
     assert!(env.sim.sim().github_is_valid_token(&t));
 }
@@ -269,25 +214,9 @@ fn the_broker_mints_with_a_transit_signer() {
     let token = transit(&bao);
     let env = TestEnv::new();
     env.secret(&token);
-    let (_, public) = evertoken_sim::test_rsa_keypair();
-    env.sim
-        .sim()
-        .github_add_app(APP_ID, "Iv1.test-client-not-a-real-id", &public);
-    env.sim.sim().github_add_installation(
-        APP_ID,
-        INSTALLATION,
-        "sim-org",
-        "Organization",
-        vec!["site".into()],
-    );
+    common::apps::install(&env, APP_ID, INSTALLATION, "sim-org", &["site"]);
     let secret = env.secret("transit-broker-client-secret-not-a-real-secret");
-    let hash: String = {
-        use sha2::Digest;
-        sha2::Sha256::digest(secret.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
-    };
+    let hash = common::sha256_hex(&secret);
     env.config(&format!(
         "github:\n  apps:\n    default:\n      app_id: {APP_ID}\n      installation_id: {INSTALLATION}\n      \
          api_url: {}\n      signer: {{ backend: vault-transit, address: \"{}\", key: github-app }}\n\
@@ -323,7 +252,7 @@ fn the_broker_mints_with_a_transit_signer() {
     );
     let _ = child.kill();
     let _ = child.wait();
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.expect_code(0);
     let minted = env.secret(out.stdout.trim());
     assert!(env.sim.sim().github_is_valid_token(&minted));
     assert_eq!(

@@ -87,8 +87,7 @@ fn environment_and_organization_secrets() {
         &env,
         Store::github_repository("acme/publisher").setting("environment: production"),
     );
-    let out = refresh(&env, &s, ACTIONS_TOKEN);
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    refresh(&env, &s, ACTIONS_TOKEN).expect_code(0);
     let scope = ActionsScope::Env {
         owner: "acme".into(),
         repo: "publisher".into(),
@@ -110,8 +109,7 @@ fn environment_and_organization_secrets() {
         &env,
         Store::github_organization().setting("visibility: all"),
     );
-    let out = refresh(&env, &s, ACTIONS_TOKEN);
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    refresh(&env, &s, ACTIONS_TOKEN).expect_code(0);
     let sim = env.sim.sim();
     assert_eq!(
         sim.actions_secret_plaintext(
@@ -133,7 +131,7 @@ fn a_token_that_cannot_write_secrets_is_refused_before_rotation() {
     let s = setup(&env, Store::github_repository("acme/publisher"));
     let bad = env.secret("test-unknown-github-token-not-a-real-secret");
     let out = refresh(&env, &s, &bad);
-    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    out.expect_code(1);
     let r = &out.json()["results"][0];
     assert_eq!(r["state"], "failed");
     assert!(
@@ -155,23 +153,18 @@ fn a_token_that_cannot_write_secrets_is_refused_before_rotation() {
 fn missing_token_or_repository_is_a_config_error() {
     let env = TestEnv::new();
     let s = setup(&env, Store::github_repository("acme/publisher"));
-    let out = env.run(
+    env.run(
         env.cmd_for(&s)
             .args(["auth", "refresh", "all"])
             .env_remove("GITHUB_TOKEN"),
-    );
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(out.stderr.contains("GITHUB_TOKEN"), "{}", out.stderr);
+    )
+    .expect_code(2)
+    .stderr_has(&["GITHUB_TOKEN"]);
 
     let s = setup(&env, Store::github_repository("not-a-repo"));
-    let out = refresh(&env, &s, ACTIONS_TOKEN);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(
-        out.stderr
-            .contains("auth.writeback.github_actions.repository"),
-        "{}",
-        out.stderr
-    );
+    refresh(&env, &s, ACTIONS_TOKEN)
+        .expect_code(2)
+        .stderr_has(&["auth.writeback.github_actions.repository"]);
     assert_eq!(env.sim.sim().request_count(Route::TikTok), 0);
 }
 
@@ -232,16 +225,13 @@ fn the_permission_hint_names_githubs_permissions() {
     );
     let bad = env.secret("test-unknown-github-token-not-a-real-secret");
     let out = refresh(&env, &s, &bad);
-    assert_eq!(out.code, 1, "{}", out.stdout);
+    out.expect_code(1);
     let fix = out.json()["results"][0]["fix"].as_str().unwrap().to_owned();
-    assert!(fix.contains("\"Environments\" (write)"), "{fix}");
+    common::assert_contains(&fix, &["\"Environments\" (write)"]);
 
     let env = TestEnv::new();
     let s = setup(&env, Store::github_organization());
     let out = refresh(&env, &s, &bad);
     let fix = out.json()["results"][0]["fix"].as_str().unwrap().to_owned();
-    assert!(
-        fix.contains("organization permission \"Secrets\" (write)"),
-        "{fix}"
-    );
+    common::assert_contains(&fix, &["organization permission \"Secrets\" (write)"]);
 }

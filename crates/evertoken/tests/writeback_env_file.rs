@@ -89,7 +89,7 @@ fn rotation_round_trips_through_the_file_and_keeps_other_lines() {
 
     // The next run reads the file: the access token is fresh, nothing to rotate.
     let out = env.refresh(&s, &[]);
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    out.expect_code(0);
     assert_eq!(out.json()["results"][0]["state"], "ok", "{}", out.stdout);
     assert_eq!(env.sim.sim().stats().rotations, 1);
     assert_eq!(env.sim.sim().stats().reused_rotated_tokens, 0);
@@ -99,9 +99,9 @@ fn rotation_round_trips_through_the_file_and_keeps_other_lines() {
 fn a_file_readable_by_others_is_refused() {
     let env = TestEnv::new();
     let (s, path) = setup(&env, &format!("TIKTOK_REFRESH_TOKEN={OLD_RT}\n"), 0o644);
-    let out = env.refresh(&s, &[]);
-    assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
-    assert!(out.stderr.contains("chmod 600"), "{}", out.stderr);
+    env.refresh(&s, &[])
+        .expect_code(2)
+        .stderr_has(&["chmod 600"]);
     assert_eq!(env.sim.sim().request_count(Route::TikTok), 0);
     assert_eq!(
         std::fs::read_to_string(&path).unwrap(),
@@ -115,7 +115,7 @@ fn a_shadowing_environment_variable_is_pointed_out() {
     let (s, path) = setup(&env, "", 0o600);
     std::fs::remove_file(&path).unwrap();
     let out = env.refresh(&s, &[("TIKTOK_REFRESH_TOKEN", OLD_RT)]);
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    out.expect_code(0);
     let warnings = out.json()["results"][0]["warnings"].to_string();
     assert!(
         warnings.contains("TIKTOK_REFRESH_TOKEN") && warnings.contains("stale"),

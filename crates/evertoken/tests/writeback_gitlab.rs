@@ -135,8 +135,7 @@ fn a_missing_short_lived_variable_is_skipped_not_created() {
     let sim = env.sim.sim();
     variables(&env, &s, PROJECT, |_| {});
 
-    let out = env.refresh(&s, &[]);
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    env.refresh(&s, &[]).expect_code(0);
     assert_eq!(stored_token(&env, PROJECT, "*"), env.live_tiktok());
     assert!(
         sim.gitlab_variable(PROJECT, "TIKTOK_ACCESS_TOKEN", "*")
@@ -170,7 +169,7 @@ fn assert_refused_before_rotation(edit: Option<fn(&mut GitLabVariable)>, words: 
         // The pipeline has the token in its environment, but no variable to write back to.
         None => env.refresh(&s, &[("TIKTOK_REFRESH_TOKEN", OLD_RT)]),
     };
-    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    out.expect_code(1);
     let r = result(&out);
     assert_eq!(r["state"], "failed", "{}", out.stdout);
     let text = format!("{} {}", r["message"], r["fix"]);
@@ -234,7 +233,7 @@ fn a_failed_put_after_rotation_loses_nothing() {
     done.store(true, Ordering::SeqCst);
     watcher.join().unwrap();
     sim.set_latency(Duration::ZERO);
-    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    out.expect_code(1);
     let r = result(&out);
     assert_eq!(r["state"], "failed", "{}", out.stdout);
     assert!(
@@ -269,8 +268,7 @@ fn a_failed_put_after_rotation_loses_nothing() {
 
     // GitLab is back: the next run first finishes the write-back from the journal.
     sim.clear_faults();
-    let out = env.refresh(&s, &[]);
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    env.refresh(&s, &[]).expect_code(0);
     let current = env.live_tiktok();
     assert_eq!(
         stored_token(&env, PROJECT, "*"),
@@ -310,8 +308,7 @@ fn environment_scope_selects_the_variable() {
         ),
     );
 
-    let out = env.refresh(&s, &[]);
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    env.refresh(&s, &[]).expect_code(0);
     assert_eq!(stored_token(&env, PROJECT, "production"), env.live_tiktok());
     assert_eq!(
         stored_token(&env, PROJECT, "*"),
@@ -328,7 +325,7 @@ fn group_variables_and_hidden_values() {
 
     // A hidden variable's value cannot be read back: the pipeline passes it in.
     let out = env.refresh(&s, &[("TIKTOK_REFRESH_TOKEN", OLD_RT)]);
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    out.expect_code(0);
     let stored = sim
         .gitlab_variable(GitLabScope::Group(77), "TIKTOK_REFRESH_TOKEN", "*")
         .unwrap();
@@ -345,16 +342,15 @@ fn group_variables_and_hidden_values() {
 fn a_job_token_alone_is_explained() {
     let env = TestEnv::new();
     let s = project(&env);
-    let out = env.run(
+    env.run(
         env.cmd_for(&s)
             .args(["auth", "refresh", "all"])
             .env_remove("GITLAB_TOKEN")
             .env("CI_JOB_TOKEN", "test-job-token-not-a-real-secret")
             .env("TIKTOK_REFRESH_TOKEN", OLD_RT),
-    );
-    assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
-    assert!(out.stderr.contains("GITLAB_TOKEN"), "{}", out.stderr);
-    assert!(out.stderr.contains("job token cannot"), "{}", out.stderr);
+    )
+    .expect_code(2)
+    .stderr_has(&["GITLAB_TOKEN", "job token cannot"]);
     assert!(env.sim.sim().tiktok_is_live(OLD_RT));
 }
 
@@ -363,7 +359,7 @@ fn a_rejected_gitlab_token_is_refused_before_rotation() {
     let env = TestEnv::new();
     let s = project(&env);
     variables(&env, &s, PROJECT, |_| {});
-    let out = env.refresh(
+    env.refresh(
         &s,
         &[
             (
@@ -372,9 +368,9 @@ fn a_rejected_gitlab_token_is_refused_before_rotation() {
             ),
             ("TIKTOK_REFRESH_TOKEN", OLD_RT),
         ],
-    );
-    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
-    assert!(out.stdout.contains("401"), "{}", out.stdout);
+    )
+    .expect_code(1)
+    .stdout_has(&["401"]);
     assert!(env.sim.sim().tiktok_is_live(OLD_RT));
     assert_eq!(env.sim.sim().request_count(Route::TikTok), 0);
 }
@@ -388,25 +384,21 @@ fn inside_a_pipeline_the_project_and_api_url_come_from_gitlab() {
     env.scenario(&s);
     variables(&env, &s, PROJECT, |_| {});
     let api = format!("{}/api/v4", env.base_url());
-    let out = env.refresh(
+    env.refresh(
         &s,
         &[
             ("CI_PROJECT_ID", "4242"),
             ("CI_API_V4_URL", &api),
             ("TIKTOK_REFRESH_TOKEN", OLD_RT),
         ],
-    );
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    )
+    .expect_code(0);
     assert_eq!(stored_token(&env, PROJECT, "*"), env.live_tiktok());
 
     // Outside a pipeline, with no project configured: a config error naming the key.
-    let out = env.run(env.cmd_for(&s).args(["auth", "refresh", "all"]));
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("auth.writeback.gitlab.project"),
-        "{}",
-        out.stderr
-    );
+    env.run(env.cmd_for(&s).args(["auth", "refresh", "all"]))
+        .expect_code(2)
+        .stderr_has(&["auth.writeback.gitlab.project"]);
 }
 
 /// Some GitLab versions ignore `filter[environment_scope]` on a group-level PUT
@@ -432,24 +424,17 @@ fn a_group_put_that_lands_in_another_scope_is_reported_and_the_token_kept() {
     sim.gitlab_set_group_put_ignores_scope(true);
 
     let out = env.refresh(&s, &[]);
-    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    out.expect_code(1);
     let r = result(&out);
     assert_eq!(r["state"], "failed", "{r}");
-    assert!(
-        r["message"]
-            .as_str()
-            .unwrap()
-            .contains("ignored the scope filter"),
-        "{r}"
-    );
+    common::assert_fields(&r, &[("message", "ignored the scope filter")]);
     let new_rt = env.live_tiktok();
     assert_not_in_output(&out, &new_rt);
 
     // A GitLab that honours the filter: the next run finishes the write-back from
     // the journal into the production variable, without rotating again.
     sim.gitlab_set_group_put_ignores_scope(false);
-    let out = env.refresh(&s, &[]);
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    env.refresh(&s, &[]).expect_code(0);
     assert_eq!(env.live_tiktok(), new_rt, "no second rotation");
     assert_eq!(
         stored_token(&env, GitLabScope::Group(77), "production"),

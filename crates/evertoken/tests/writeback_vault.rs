@@ -79,7 +79,7 @@ fn the_rotated_token_lands_as_a_new_kv_version() {
             .args(["auth", "refresh", "all", "--json"])
             .env("XDG_STATE_HOME", env.path("state-other")),
     );
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    out.expect_code(0);
     assert_eq!(out.json()["results"][0]["state"], "ok", "{}", out.stdout);
     assert_eq!(env.sim.sim().stats().rotations, 1);
 }
@@ -148,7 +148,7 @@ fn a_live_lock_of_another_host_is_waited_for_and_a_stale_one_taken_over() {
     );
 
     let out = env.refresh(&s, &[]);
-    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    out.expect_code(1);
     let r = &out.json()["results"][0];
     assert_eq!(r["state"], "failed");
     assert!(
@@ -175,8 +175,7 @@ fn a_live_lock_of_another_host_is_waited_for_and_a_stale_one_taken_over() {
             &format!("expires_at={earlier}"),
         ],
     );
-    let out = env.refresh(&s, &[]);
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    env.refresh(&s, &[]).expect_code(0);
     assert_eq!(
         bao.get("TIKTOK_REFRESH_TOKEN").unwrap().0["value"],
         env.live_tiktok().as_str()
@@ -210,11 +209,9 @@ fn approle_login_with_the_readme_policy_is_enough() {
         "auth/approle/role/evertoken/secret-id",
     ]));
 
-    let out = env.run(
-        env.cmd()
-            .args(["auth", "refresh", "all", "--json"])
-            .env("VAULT_ROLE_ID", &role_id)
-            .env("VAULT_SECRET_ID", &secret_id),
+    let out = env.ev_env(
+        &["auth", "refresh", "all", "--json"],
+        &[("VAULT_ROLE_ID", &role_id), ("VAULT_SECRET_ID", &secret_id)],
     );
     out.assert_rotated();
     assert_eq!(
@@ -223,11 +220,12 @@ fn approle_login_with_the_readme_policy_is_enough() {
     );
 
     // A wrong secret id: a clear error before anything rotates.
-    let out = env.run(
-        env.cmd()
-            .args(["auth", "refresh", "all", "--json"])
-            .env("VAULT_ROLE_ID", &role_id)
-            .env("VAULT_SECRET_ID", "test-wrong-secret-id-not-a-real-secret"),
+    let out = env.ev_env(
+        &["auth", "refresh", "all", "--json"],
+        &[
+            ("VAULT_ROLE_ID", &role_id),
+            ("VAULT_SECRET_ID", "test-wrong-secret-id-not-a-real-secret"),
+        ],
     );
     assert_ne!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert!(
@@ -249,7 +247,7 @@ fn tls_with_a_custom_ca_file() {
     // Without the CA, the server's certificate is not trusted: nothing rotates.
     let s = setup(&env, &bao, &[]);
     let out = env.refresh(&s, &[]);
-    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    out.expect_code(1);
     let text = format!("{}{}", out.stdout, out.stderr);
     assert!(
         text.contains(&bao.addr) && text.contains("certificate"),
@@ -260,8 +258,7 @@ fn tls_with_a_custom_ca_file() {
     // `ca_file` in the config …
     let ca_file = format!("ca_file: \"{}\"", ca.display());
     let s = setup(&env, &bao, &[&ca_file]);
-    let out = env.refresh(&s, &[]);
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    env.refresh(&s, &[]).expect_code(0);
     assert_eq!(
         bao.get("TIKTOK_REFRESH_TOKEN").unwrap().0["value"],
         env.live_tiktok().as_str()
@@ -270,13 +267,14 @@ fn tls_with_a_custom_ca_file() {
     // … or $VAULT_CACERT, as the vault and bao CLIs read it.
     let other = TestEnv::new();
     let s_other = setup(&other, &bao, &[]);
-    let out = other.run(
-        other
-            .cmd_for(&s_other)
-            .args(["auth", "refresh", "all", "--json"])
-            .env("VAULT_CACERT", &ca),
-    );
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    other
+        .run(
+            other
+                .cmd_for(&s_other)
+                .args(["auth", "refresh", "all", "--json"])
+                .env("VAULT_CACERT", &ca),
+        )
+        .expect_code(0);
     assert_eq!(
         bao.get("TIKTOK_REFRESH_TOKEN").unwrap().0["value"],
         other.live_tiktok().as_str()
@@ -286,13 +284,9 @@ fn tls_with_a_custom_ca_file() {
     std::fs::write(env.path("not-a-cert.pem"), "not a certificate").unwrap();
     let ca_file = format!("ca_file: \"{}\"", env.path("not-a-cert.pem").display());
     let s = setup(&env, &bao, &[&ca_file]);
-    let out = env.refresh(&s, &[]);
-    assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
-    assert!(
-        out.stderr.contains("auth.writeback.vault.ca_file"),
-        "{}",
-        out.stderr
-    );
+    env.refresh(&s, &[])
+        .expect_code(2)
+        .stderr_has(&["auth.writeback.vault.ca_file"]);
 }
 
 #[test]
@@ -311,8 +305,7 @@ fn a_namespace_is_sent_as_x_vault_namespace() {
     bao.namespace = Some("team-a".into());
     let env = TestEnv::new();
     let s = setup(&env, &bao, &["namespace: team-a"]);
-    let out = env.refresh(&s, &[]);
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    env.refresh(&s, &[]).expect_code(0);
     assert_eq!(
         bao.get("TIKTOK_REFRESH_TOKEN").unwrap().0["value"],
         env.live_tiktok().as_str()
@@ -352,7 +345,7 @@ fn a_value_changed_behind_the_lock_is_not_overwritten() {
     done.store(true, Ordering::SeqCst);
     tamper.join().unwrap();
     sim.set_latency(Duration::ZERO);
-    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    out.expect_code(1);
     let r = &out.json()["results"][0];
     assert!(
         r["message"].as_str().unwrap().contains("check-and-set"),
@@ -379,8 +372,7 @@ fn a_value_changed_behind_the_lock_is_not_overwritten() {
     );
 
     // The next run reads the current version and finishes the write-back.
-    let out = env.refresh(&s, &[]);
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    env.refresh(&s, &[]).expect_code(0);
     let (data, version) = bao.get("TIKTOK_REFRESH_TOKEN").unwrap();
     assert_eq!(data["value"], rotated.as_str());
     assert_eq!(version, 3);
@@ -393,14 +385,13 @@ fn missing_credentials_are_a_config_error() {
         "http://127.0.0.1:1",
         ROOT_TOKEN,
     )));
-    let out = env.ev(&["auth", "refresh", "all"]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(out.stderr.contains("VAULT_TOKEN"), "{}", out.stderr);
-    let out = env.run(
-        env.cmd()
-            .args(["auth", "refresh", "all"])
-            .env("VAULT_ROLE_ID", "test-role-id"),
-    );
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(out.stderr.contains("VAULT_SECRET_ID"), "{}", out.stderr);
+    env.ev(&["auth", "refresh", "all"])
+        .expect_code(2)
+        .stderr_has(&["VAULT_TOKEN"]);
+    env.ev_env(
+        &["auth", "refresh", "all"],
+        &[("VAULT_ROLE_ID", "test-role-id")],
+    )
+    .expect_code(2)
+    .stderr_has(&["VAULT_SECRET_ID"]);
 }

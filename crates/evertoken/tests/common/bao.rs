@@ -42,6 +42,22 @@ pub struct Bao {
 }
 
 impl Bao {
+    /// The `auth.writeback` value storing in this server's `secret` mount, path
+    /// `evertoken`.
+    pub fn writeback(&self) -> String {
+        format!(
+            "{{ backend: vault, vault: {{ address: \"{}\", mount: secret, path: evertoken }} }}",
+            self.addr
+        )
+    }
+
+    /// Stores each `(name, value)` as `evertoken/<name>` `{ value }`.
+    pub fn put_values(&self, values: &[(&str, &str)]) {
+        for (name, value) in values {
+            self.put(name, &[&format!("value={value}")]);
+        }
+    }
+
     pub fn start() -> Option<Bao> {
         Self::start_with(false)
     }

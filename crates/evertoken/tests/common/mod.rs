@@ -5,7 +5,9 @@
 //! ever contains a whole secret).
 #![allow(dead_code)]
 
+pub mod apps;
 pub mod bao;
+pub mod child;
 pub mod login;
 pub mod oidc;
 
@@ -32,13 +34,62 @@ pub struct Output {
 impl Output {
     /// Exit 0, and the first result `rotated`.
     pub fn assert_rotated(&self) {
-        assert_eq!(self.code, 0, "{}\n{}", self.stdout, self.stderr);
+        self.expect_code(0);
         assert_eq!(
             self.json()["results"][0]["state"],
             "rotated",
             "{}",
             self.stdout
         );
+    }
+
+    /// Fails unless the exit code is `code`, showing both streams.
+    #[track_caller]
+    pub fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code, code,
+            "exit code\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// [`Output::expect_code`] for one case of a table, named on failure.
+    #[track_caller]
+    pub fn expect_code_for(&self, case: std::fmt::Arguments, code: i32) -> &Self {
+        assert_eq!(
+            self.code, code,
+            "{case}: exit code\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// [`Output::stderr_has`] for one case of a table, named on failure.
+    #[track_caller]
+    pub fn stderr_has_for(&self, case: std::fmt::Arguments, needles: &[&str]) -> &Self {
+        for n in needles {
+            assert!(
+                self.stderr.contains(n),
+                "{case}: expected `{n}` in:\n{}",
+                self.stderr
+            );
+        }
+        self
+    }
+
+    /// Fails unless stderr contains each of `needles`.
+    #[track_caller]
+    pub fn stderr_has(&self, needles: &[&str]) -> &Self {
+        assert_contains(&self.stderr, needles);
+        self
+    }
+
+    /// Fails unless stdout contains each of `needles`.
+    #[track_caller]
+    pub fn stdout_has(&self, needles: &[&str]) -> &Self {
+        assert_contains(&self.stdout, needles);
+        self
     }
 
     pub fn json(&self) -> serde_json::Value {
@@ -155,6 +206,106 @@ impl TestEnv {
         self.run(&mut c)
     }
 
+    /// The simulator's GitLab with the project [`GITLAB_PROJECT`] (`acme/publisher`,
+    /// id 4242) reached with API token `token`, registered as a secret; returns
+    /// the simulator.
+    ///
+    /// [`GITLAB_PROJECT`]: evertoken_sim::scenario::GITLAB_PROJECT
+    pub fn gitlab_project(&self, token: &str) -> evertoken_sim::Sim {
+        use evertoken_sim::scenario::GITLAB_PROJECT;
+        self.secret(token);
+        let sim = self.sim.sim();
+        sim.gitlab_add_token(token);
+        sim.gitlab_add_project(GITLAB_PROJECT.0, GITLAB_PROJECT.1);
+        sim
+    }
+
+    /// [`TestEnv::gitlab_project`] holding each `(key, value)` as a masked,
+    /// protected variable; returns the `auth.writeback` value that stores there.
+    pub fn gitlab_store(&self, token: &str, vars: &[(&str, &str)]) -> String {
+        use evertoken_sim::scenario::GITLAB_PROJECT;
+        let sim = self.gitlab_project(token);
+        for (k, v) in vars {
+            sim.gitlab_set_variable(
+                evertoken_sim::GitLabScope::Project(GITLAB_PROJECT.0),
+                evertoken_sim::GitLabVariable::masked_protected(k, v),
+            );
+        }
+        format!(
+            "{{ backend: gitlab, gitlab: {{ project: \"{}\", api_url: \"{}/api/v4\" }} }}",
+            GITLAB_PROJECT.1,
+            self.base_url()
+        )
+    }
+
+    /// `work/tokens.env` with `text` (mode 0600); returns the `auth.writeback`
+    /// value that stores there.
+    pub fn env_file_store(&self, text: &str) -> String {
+        let p = self.work().join("tokens.env");
+        std::fs::write(&p, text).unwrap();
+        set_mode(&p, 0o600);
+        "{ backend: env-file, env_file: { path: tokens.env } }".to_owned()
+    }
+
+    /// Whether the journal holds a pending record (a kill during the journal's
+    /// own atomic write leaves only a hidden temp file, which does not count).
+    pub fn journal_pending(&self) -> bool {
+        std::fs::read_dir(self.state_dir().join("journal"))
+            .map(|d| {
+                d.filter_map(|e| e.ok()).any(|e| {
+                    let n = e.file_name().to_string_lossy().into_owned();
+                    !n.starts_with('.') && n.ends_with(".json")
+                })
+            })
+            .unwrap_or(false)
+    }
+
+    /// Starts every command at once (stdout and stderr piped), waits for each,
+    /// and scans what each printed as [`TestEnv::run`] does.
+    pub fn run_concurrently(&self, cmds: Vec<std::process::Command>) -> Vec<Output> {
+        let children: Vec<_> = cmds
+            .into_iter()
+            .map(|mut c| {
+                c.stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("spawns")
+            })
+            .collect();
+        children
+            .into_iter()
+            .map(|c| {
+                let out = c.wait_with_output().unwrap();
+                let o = Output {
+                    code: out.status.code().unwrap_or(-1),
+                    stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+                    stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+                };
+                self.assert_no_leak(&format!("{}\n{}", o.stdout, o.stderr));
+                o
+            })
+            .collect()
+    }
+
+    /// How many requests the simulator counted under `stat` (`tiktok`,
+    /// `linkedin_token`, …).
+    pub fn calls(&self, stat: &str) -> u64 {
+        self.sim
+            .sim()
+            .stats()
+            .requests
+            .get(stat)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// The credentials file parses and is still private (mode 0600).
+    #[track_caller]
+    pub fn assert_credentials_intact(&self, what: &str) {
+        self.read_credentials();
+        assert_eq!(mode(&self.work().join("credentials.yaml")), 0o600, "{what}");
+    }
+
     /// The one refresh token the simulator's TikTok accepts now.
     pub fn live_tiktok(&self) -> String {
         let live = self.sim.sim().tiktok_live_refresh_tokens();
@@ -230,6 +381,16 @@ impl TestEnv {
         self.run(&mut c)
     }
 
+    /// `evertoken <args>` at the instant `now` (`EVERTOKEN_NOW`), with these
+    /// variables set, through [`TestEnv::run`].
+    pub fn ev_at(&self, now: &str, args: &[&str], vars: &[(&str, &str)]) -> Output {
+        let mut c = self.cmd();
+        c.env("EVERTOKEN_NOW", now)
+            .envs(vars.iter().copied())
+            .args(args);
+        self.run(&mut c)
+    }
+
     /// Fails if `text` contains a registered secret, whole or in a common encoding.
     /// With `EVERTOKEN_LEAK_TALLY` naming a file, each scan is tallied there for
     /// docs/RELIABILITY.md (`scripts/reliability`).
@@ -284,6 +445,30 @@ pub fn mode(p: &Path) -> u32 {
     std::fs::metadata(p).unwrap().permissions().mode() & 0o7777
 }
 
+/// The four built-in OAuth platforms of the fault matrices (`hostile`,
+/// `provider_faults`); each file adds what it needs of them in its own `impl`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum P {
+    Instagram,
+    Youtube,
+    Tiktok,
+    Linkedin,
+}
+
+pub const ALL: [P; 4] = [P::Instagram, P::Youtube, P::Tiktok, P::Linkedin];
+
+impl P {
+    /// The platform's key: its config section and its name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            P::Instagram => "instagram",
+            P::Youtube => "youtube",
+            P::Tiktok => "tiktok",
+            P::Linkedin => "linkedin",
+        }
+    }
+}
+
 /// The write-back tests' TikTok refresh token, before it rotates.
 pub const OLD_RT: &str = "rft.test-old-refresh-token-not-a-real-secret";
 
@@ -308,9 +493,83 @@ pub fn tiktok_ci(store: evertoken_sim::scenario::Store) -> Scenario {
     tiktok_against(store).with(tiktok().client_secret_not_stored())
 }
 
+/// The fixed instant of the tests on a pinned clock (`EVERTOKEN_NOW`).
+pub const NOW: &str = "2026-11-23T09:00:00Z";
+
+/// [`NOW`] as a timestamp.
+pub fn now() -> jiff::Timestamp {
+    NOW.parse().unwrap()
+}
+
 /// `now` + days.
 #[allow(unused_imports)]
 pub use evertoken_sim::scenario::days_from;
+
+/// The repository's root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// A tool a test needs, as `scripts/setup-*` installs it below the repository
+/// (the first of `installed` that is a file), else [`require_tool`] `name`.
+pub fn test_tool(name: &str, installed: &[&str]) -> Option<PathBuf> {
+    installed
+        .iter()
+        .map(|rel| repo_root().join(rel))
+        .find(|p| p.is_file())
+        .or_else(|| require_tool(name))
+}
+
+/// The venv with takopi and its ghauth plugin (`scripts/setup-takopi`), built on
+/// first use. Under `CI=true` a venv that cannot be built fails the test;
+/// elsewhere `None`, and the test is skipped.
+pub fn takopi_venv() -> Option<PathBuf> {
+    let venv = repo_root().join("target/test-tools/takopi-venv");
+    if venv.join("bin/takopi").is_file() && venv.join("bin/python").is_file() {
+        return Some(venv);
+    }
+    let out = std::process::Command::new(repo_root().join("scripts/setup-takopi")).output();
+    let ok = matches!(&out, Ok(o) if o.status.success()) && venv.join("bin/takopi").is_file();
+    if !ok {
+        let why = match out {
+            Ok(o) => String::from_utf8_lossy(&o.stderr).into_owned(),
+            Err(e) => e.to_string(),
+        };
+        let msg = format!("the takopi venv could not be built (scripts/setup-takopi): {why}");
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{msg}");
+        }
+        eprintln!("skipping: {msg}");
+        return None;
+    }
+    Some(venv)
+}
+
+/// `systemd-analyze verify` of `units` with this env's HOME and config dir (as
+/// the user manager, `--user`, with a private runtime dir; else `--man=no`):
+/// fails unless it exits 0, and returns what it said on stderr. `None` (outside
+/// CI) where systemd-analyze is missing.
+pub fn systemd_verify(env: &TestEnv, user_manager: bool, units: &[&Path]) -> Option<String> {
+    let analyze = require_tool("systemd-analyze")?;
+    let mut c = std::process::Command::new(analyze);
+    if user_manager {
+        let runtime = env.path("runtime");
+        std::fs::create_dir_all(&runtime).unwrap();
+        set_mode(&runtime, 0o700);
+        c.args(["--user", "verify"])
+            .env("XDG_RUNTIME_DIR", &runtime);
+    } else {
+        c.args(["verify", "--man=no"]);
+    }
+    c.args(units)
+        .env("HOME", env.home())
+        .env("XDG_CONFIG_HOME", env.path("config"));
+    let out = tool_ok(&mut c, "systemd-analyze verify");
+    Some(String::from_utf8_lossy(&out.stderr).into_owned())
+}
 
 /// A tool a test needs: its path, or (outside CI) `None` with a printed reason.
 /// Under `CI=true` a missing tool fails the test: CI must never skip silently.
@@ -380,4 +639,110 @@ pub fn http_get(url: &str) -> (u16, Option<String>) {
             .map(|(_, v)| v.trim().to_owned())
     });
     (status, location)
+}
+
+/// Fails unless `text` contains each of `needles`, showing `text`.
+#[track_caller]
+pub fn assert_contains(text: &str, needles: &[&str]) {
+    for n in needles {
+        assert!(text.contains(n), "expected `{n}` in:\n{text}");
+    }
+}
+
+/// Fails unless, for each `(key, needle)`, the string `v[key]` contains
+/// `needle`, showing `v`.
+#[track_caller]
+pub fn assert_fields(v: &serde_json::Value, fields: &[(&str, &str)]) {
+    for (key, needle) in fields {
+        let s = v[*key]
+            .as_str()
+            .unwrap_or_else(|| panic!("`{key}` is not a string in {v:#}"));
+        assert!(
+            s.contains(needle),
+            "expected `{needle}` in `{key}` of {v:#}"
+        );
+    }
+}
+
+/// The entry of `doc["results"]` whose `platform` is `platform`.
+#[track_caller]
+pub fn result<'a>(doc: &'a serde_json::Value, platform: &str) -> &'a serde_json::Value {
+    doc["results"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no results in {doc:#}"))
+        .iter()
+        .find(|r| r["platform"] == platform)
+        .unwrap_or_else(|| panic!("no {platform} in {doc:#}"))
+}
+
+/// The `state` of each of `doc["results"]`, in order.
+#[track_caller]
+pub fn states(doc: &serde_json::Value) -> Vec<String> {
+    doc["results"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no results in {doc:#}"))
+        .iter()
+        .map(|r| r["state"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The keys every result of `auth refresh|status --json` carries.
+pub const RESULT_KEYS: &[&str] = &[
+    "platform",
+    "account",
+    "state",
+    "action",
+    "expires_at",
+    "refresh_expires_at",
+    "message",
+    "reauth_by",
+];
+
+/// Runs an outside tool (a linter, `openssl`, `git`): fails unless it exits 0,
+/// showing `what` and both its streams; returns its output.
+#[track_caller]
+pub fn tool_ok(cmd: &mut std::process::Command, what: &str) -> std::process::Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
+    assert!(
+        out.status.success(),
+        "{what}:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The SHA-256 of `s`, in lowercase hex.
+pub fn sha256_hex(s: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(s.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Every path below `root` (directories too), depth first.
+pub fn walk(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(p.clone());
+            }
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// A named pipe at `path`: a file that never ends when read.
+pub fn mkfifo(path: &Path) {
+    tool_ok(std::process::Command::new("mkfifo").arg(path), "mkfifo");
 }

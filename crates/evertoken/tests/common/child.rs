@@ -1,0 +1,92 @@
+//! A spawned evertoken (or helper) whose stderr a test reads line by line while
+//! it runs: an interactive login printing its authorize URL, a server printing
+//! where it listens.
+
+use std::io::{BufRead as _, BufReader, Read as _};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+pub struct Spawned {
+    pub child: Child,
+    lines: mpsc::Receiver<String>,
+    /// The stderr lines read so far.
+    pub seen: Vec<String>,
+    stdout: Option<JoinHandle<String>>,
+}
+
+impl Spawned {
+    /// Spawns `cmd`, stdin closed, stdout collected on a thread, stderr read line
+    /// by line.
+    pub fn start(cmd: &mut Command) -> Spawned {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawns");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for l in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut out = child.stdout.take().unwrap();
+        let stdout = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = out.read_to_string(&mut s);
+            s
+        });
+        Spawned {
+            child,
+            lines,
+            seen: Vec::new(),
+            stdout: Some(stdout),
+        }
+    }
+
+    /// The first stderr line containing `needle`, from `needle` on and trimmed
+    /// (waits up to 30 s; fails with the stderr so far).
+    #[track_caller]
+    pub fn rest_of_line(&mut self, needle: &str) -> String {
+        loop {
+            let l = self
+                .lines
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "no line with {needle}; stderr so far:\n{}",
+                        self.seen.join("\n")
+                    )
+                });
+            self.seen.push(l.clone());
+            if let Some(i) = l.find(needle) {
+                return l[i..].trim().to_owned();
+            }
+        }
+    }
+
+    /// Waits for the exit: (exit code, -1 if killed by a signal; all of stderr;
+    /// stdout).
+    pub fn finish(mut self) -> (i32, String, String) {
+        let code = self.child.wait().unwrap().code().unwrap_or(-1);
+        while let Ok(l) = self.lines.recv_timeout(Duration::from_secs(5)) {
+            self.seen.push(l);
+        }
+        let stdout = self.stdout.take().unwrap().join().unwrap();
+        (code, self.seen.join("\n"), stdout)
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
