@@ -20,8 +20,13 @@ impl Spawned {
     /// Spawns `cmd`, stdin closed, stdout collected on a thread, stderr read line
     /// by line.
     pub fn start(cmd: &mut Command) -> Spawned {
+        Self::spawn(cmd.stdin(Stdio::null()))
+    }
+
+    /// [`Spawned::start`] with stdin as the caller set it (piped, for a test
+    /// that types on it).
+    pub fn spawn(cmd: &mut Command) -> Spawned {
         let mut child = cmd
-            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -53,19 +58,33 @@ impl Spawned {
     /// (waits up to 30 s; fails with the stderr so far).
     #[track_caller]
     pub fn rest_of_line(&mut self, needle: &str) -> String {
+        let l = self.line_where(&format!("with {needle}"), |l| l.contains(needle));
+        let i = l.find(needle).unwrap_or(0);
+        l[i..].trim().to_owned()
+    }
+
+    /// The first stderr line starting with `prefix` (waits up to 30 s).
+    #[track_caller]
+    pub fn line_starting(&mut self, prefix: &str) -> String {
+        self.line_where(&format!("starting with {prefix}"), |l| {
+            l.starts_with(prefix)
+        })
+    }
+
+    /// The next stderr line for which `wanted` holds, waiting up to 30 s for it;
+    /// fails naming `what` with the stderr so far.
+    #[track_caller]
+    fn line_where(&mut self, what: &str, wanted: impl Fn(&str) -> bool) -> String {
         loop {
             let l = self
                 .lines
                 .recv_timeout(Duration::from_secs(30))
                 .unwrap_or_else(|_| {
-                    panic!(
-                        "no line with {needle}; stderr so far:\n{}",
-                        self.seen.join("\n")
-                    )
+                    panic!("no line {what}; stderr so far:\n{}", self.seen.join("\n"))
                 });
             self.seen.push(l.clone());
-            if let Some(i) = l.find(needle) {
-                return l[i..].trim().to_owned();
+            if wanted(&l) {
+                return l;
             }
         }
     }

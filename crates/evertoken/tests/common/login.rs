@@ -6,13 +6,12 @@
 //! provider redirected to, typed on stdin).
 
 use std::collections::HashMap;
-use std::io::{BufRead as _, BufReader, Write as _};
-use std::process::{Child, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::io::Write as _;
+use std::process::Stdio;
 
 use evertoken_sim::scenario::{Platform, Scenario};
 
+use super::child::Spawned;
 use super::{Output, TestEnv};
 
 /// A fresh environment with `p` set up on the real clock: the simulator knows
@@ -144,11 +143,9 @@ pub fn assert_hex_pkce(url: &str) {
 }
 
 /// `evertoken auth login <args>` running in the background, its stderr lines
-/// arriving on a channel.
+/// read as they come ([`Spawned`]).
 pub struct Login {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
+    proc: Spawned,
     authorize: String,
 }
 
@@ -191,49 +188,23 @@ impl Login {
     /// Any `auth login` command the caller has set up (its config, environment
     /// and stdin), printing an authorize URL that starts with `authorize`.
     pub fn command(mut c: std::process::Command, authorize: &str) -> Login {
-        c.stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = c.spawn().unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for l in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(l).is_err() {
-                    break;
-                }
-            }
-        });
         Login {
-            child,
-            lines,
-            seen: Vec::new(),
+            proc: Spawned::spawn(&mut c),
             authorize: authorize.to_owned(),
         }
     }
 
     /// Types `line` on the CLI's stdin, as a user pasting the browser's address.
     pub fn paste(&mut self, line: &str) {
-        let stdin = self.child.stdin.as_mut().expect("stdin is piped");
+        let stdin = self.proc.child.stdin.as_mut().expect("stdin is piped");
         writeln!(stdin, "{line}").unwrap();
         stdin.flush().unwrap();
     }
 
     /// The first stderr line starting with `prefix`.
+    #[track_caller]
     pub fn line_starting(&mut self, prefix: &str) -> String {
-        loop {
-            let l = self
-                .lines
-                .recv_timeout(Duration::from_secs(30))
-                .unwrap_or_else(|_| {
-                    panic!(
-                        "no line starting with {prefix}; stderr so far:\n{}",
-                        self.seen.join("\n")
-                    )
-                });
-            self.seen.push(l.clone());
-            if l.starts_with(prefix) {
-                return l;
-            }
-        }
+        self.proc.line_starting(prefix)
     }
 
     /// The authorize URL it prints (the simulator's authorize endpoint).
@@ -269,12 +240,9 @@ impl Login {
     }
 
     /// Waits for the exit; (code, whole stderr).
-    pub fn finish(mut self) -> (i32, String) {
-        let status = self.child.wait().unwrap();
-        while let Ok(l) = self.lines.recv_timeout(Duration::from_secs(5)) {
-            self.seen.push(l);
-        }
-        (status.code().unwrap_or(-1), self.seen.join("\n"))
+    pub fn finish(self) -> (i32, String) {
+        let (code, stderr, _) = self.proc.finish();
+        (code, stderr)
     }
 
     /// [`Login::finish`], which must exit 0; the whole stderr.
