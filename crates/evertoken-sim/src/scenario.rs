@@ -915,6 +915,11 @@ impl Scenario {
         self.store.seed(sim);
         for p in &self.platforms {
             let id = p.app().map(|a| self.labelled(a.id));
+            assert!(
+                p.redirects.is_empty() || p.app().is_some(),
+                "{}: redirect URIs belong to an app; this platform has none here (use `signs_in()`)",
+                p.d.key
+            );
             if let Some(app) = p.app() {
                 let redirects: Vec<&str> = p.redirects.iter().map(String::as_str).collect();
                 (p.d.seed_app)(

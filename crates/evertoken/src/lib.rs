@@ -6,6 +6,23 @@
 //! [`engine`] runs the rotation path, [`provider`], [`store`] and [`alert`] hold one
 //! module per platform, backend and channel.
 
+/// `eprintln!` that never panics: a closed stderr (`evertoken … 2>&1 | grep -q`)
+/// must not turn an exit 1 or 2 into a panic's 101.
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// `eprint!` that never panics (see `errln!`).
+macro_rules! err {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub mod alert;
 pub mod broker;
 pub mod cli;

@@ -58,7 +58,7 @@ impl Shell {
     /// `   Refreshing 4 credentials` (cargo-style status verb), unless quiet.
     pub fn status(&self, verb: &str, msg: &str) {
         if !self.quiet {
-            eprintln!(
+            errln!(
                 "{} {}",
                 self.paint("1;32", &format!("{verb:>12}")),
                 scrub::shown(msg)
@@ -68,22 +68,22 @@ impl Shell {
 
     pub fn note(&self, msg: &str) {
         if !self.quiet {
-            eprintln!("{} {}", self.paint("1;36", "note:"), scrub::shown(msg));
+            errln!("{} {}", self.paint("1;36", "note:"), scrub::shown(msg));
         }
     }
 
     pub fn warn(&self, msg: &str) {
-        eprintln!("{} {}", self.paint("1;33", "warning:"), scrub::shown(msg));
+        errln!("{} {}", self.paint("1;33", "warning:"), scrub::shown(msg));
     }
 
     pub fn error(&self, e: &Error) {
-        eprintln!(
+        errln!(
             "{} {}",
             self.paint("1;31", "error:"),
             scrub::shown(&e.message)
         );
         if let Some(h) = &e.hint {
-            eprintln!("  {} {}", self.paint("1;36", "hint:"), scrub::shown(h));
+            errln!("  {} {}", self.paint("1;36", "hint:"), scrub::shown(h));
         }
     }
 
@@ -224,7 +224,7 @@ pub fn summary(report: &RunReport) -> String {
 /// JSON escapes control characters itself; known secrets are replaced here.
 pub fn json(report: &RunReport) -> String {
     match serde_json::to_string_pretty(report) {
-        Ok(s) => scrub::secrets(&s),
+        Ok(s) => scrub::json_inert(&scrub::secrets(&s)).into_owned(),
         Err(e) => format!("{{\"error\": \"the report could not be serialised: {e}\"}}"),
     }
 }

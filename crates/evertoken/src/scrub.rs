@@ -10,7 +10,7 @@
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 use secrecy::{ExposeSecret, SecretString};
 
@@ -85,15 +85,40 @@ pub fn register(value: &str) {
     if v.len() < MIN_LEN {
         return;
     }
-    let encoded = urlencoding::encode(v);
-    let mut forms = vec![v];
-    if encoded != v {
-        forms.push(&encoded);
+    // The forms a provider may echo it in: as it is, URL-encoded (upper- and
+    // lowercase hex: .NET's `UrlEncode` writes `%2f`), and with `/` escaped as
+    // JSON allows (`1\/\/0g…`, PHP's default).
+    let encoded = urlencoding::encode(v).into_owned();
+    let lower_hex = lowercase_escapes(&encoded);
+    let json_slashes = v.replace('/', "\\/");
+    let mut forms = vec![v.to_owned()];
+    for f in [encoded, lower_hex, json_slashes] {
+        if !forms.contains(&f) {
+            forms.push(f);
+        }
     }
-    let Ok(mut r) = registry().lock() else { return };
+    let mut r = registry().lock().unwrap_or_else(PoisonError::into_inner);
     for f in forms {
-        r.pending.push(SecretString::from(f.to_owned()));
+        r.pending.push(SecretString::from(f));
     }
+}
+
+/// `%2F` → `%2f`: the hex digits of each percent-escape in lowercase.
+fn lowercase_escapes(encoded: &str) -> String {
+    let mut out = String::with_capacity(encoded.len());
+    let mut hex_left = 0;
+    for c in encoded.chars() {
+        if hex_left > 0 {
+            out.push(c.to_ascii_lowercase());
+            hex_left -= 1;
+        } else {
+            if c == '%' {
+                hex_left = 2;
+            }
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Registers each piece of a multi-line secret (a PEM key) long enough to matter.
@@ -211,9 +236,9 @@ fn jwts(text: &str, replace: impl Fn(&str) -> String) -> Cow<'_, str> {
 }
 
 fn registered(text: &str, replace: impl Fn(&str) -> String) -> Cow<'_, str> {
-    let Ok(mut r) = registry().lock() else {
-        return Cow::Borrowed(text);
-    };
+    // A panic elsewhere while the registry was held does not switch scrubbing
+    // off: the values in it are still the ones to hide.
+    let mut r = registry().lock().unwrap_or_else(PoisonError::into_inner);
     r.settle();
     if r.by_head.is_empty() || text.len() < MIN_LEN {
         return Cow::Borrowed(text);
@@ -295,12 +320,45 @@ pub fn escape_controls_keep_newlines(s: &str) -> Cow<'_, str> {
     )
 }
 
+/// A JSON document made inert for a terminal: every dangerous character that
+/// JSON does not escape itself (DEL, C1 controls, bidi and zero-width
+/// characters, U+2028/U+2029) written as its `\uXXXX` escape. They can only
+/// stand inside strings, where the escape means the same character, so the
+/// document's data is unchanged.
+pub fn json_inert(json: &str) -> Cow<'_, str> {
+    // Below U+0020 JSON escapes inside strings itself; what is left there is
+    // the document's own whitespace.
+    let unescaped = |c: char| u32::from(c) >= 0x20 && dangerous(c);
+    if !json.chars().any(unescaped) {
+        return Cow::Borrowed(json);
+    }
+    let mut out = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        if unescaped(c) {
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
 /// Text from outside (a provider or webhook body, an error a library built from
 /// one): known secrets replaced by their prefix form, controls escaped.
 pub fn external(text: &str) -> Cow<'_, str> {
     match secrets_in(text) {
         Cow::Borrowed(t) => escape_controls(t),
         Cow::Owned(t) => Cow::Owned(escape_controls(&t).into_owned()),
+    }
+}
+
+/// [`external`], then cut to `max_chars` (with `…`): scrubbed first, so a cut
+/// never leaves most of a secret behind.
+pub fn external_cut(text: &str, max_chars: usize) -> String {
+    let clean = external(text);
+    match clean.char_indices().nth(max_chars) {
+        Some((i, _)) => format!("{}…", &clean[..i]),
+        None => clean.into_owned(),
     }
 }
 
@@ -375,6 +433,47 @@ mod tests {
         assert!(s.contains("rft.scru…"), "{s}");
         assert!(!s.chars().any(|c| c.is_control()), "{s}");
         assert!(s.contains("\\u{1b}"), "{s}");
+    }
+
+    #[test]
+    fn echoed_forms_of_a_secret_are_scrubbed_too() {
+        // Google-style refresh tokens hold `/`: PHP's JSON writes `\/`, .NET's
+        // UrlEncode lowercase `%2f`, others uppercase `%2F`.
+        register("1//0gSCRUBtestRefreshTOKENvalue0123456789");
+        for echoed in [
+            "1//0gSCRUBtestRefreshTOKENvalue0123456789",
+            "1\\/\\/0gSCRUBtestRefreshTOKENvalue0123456789",
+            "1%2f%2f0gSCRUBtestRefreshTOKENvalue0123456789",
+            "1%2F%2F0gSCRUBtestRefreshTOKENvalue0123456789",
+        ] {
+            let s = secrets(&format!("{{\"message\":\"invalid token {echoed}\"}}"));
+            assert!(!s.contains("RefreshTOKENvalue0123456789"), "{echoed}: {s}");
+        }
+    }
+
+    #[test]
+    fn a_cut_comes_after_the_scrub() {
+        register("IGQVJscrubCUTtestTOKENvalue0123456789abcdef");
+        let msg = format!(
+            "{} IGQVJscrubCUTtestTOKENvalue0123456789abcdef",
+            "x".repeat(154)
+        );
+        let s = external_cut(&msg, 200);
+        assert!(!s.contains("TOKENvalue0123456789"), "{s}");
+        let long = external_cut(&"y".repeat(300), 200);
+        assert_eq!(long.chars().count(), 201, "200 characters and the ellipsis");
+        assert!(long.ends_with('…'));
+    }
+
+    #[test]
+    fn json_documents_are_made_inert_without_changing_their_data() {
+        let v = serde_json::json!({"account": "c1\u{9b}2J del\u{7f}x bidi\u{202e}evil\u{2066} zw\u{200b}", "n": 1});
+        let text = serde_json::to_string_pretty(&v).unwrap();
+        let inert = json_inert(&text);
+        assert!(!inert.chars().any(|c| c != '\n' && dangerous(c)), "{inert}");
+        let back: serde_json::Value = serde_json::from_str(&inert).unwrap();
+        assert_eq!(back, v, "the same data");
+        assert!(matches!(json_inert("{\n  \"a\": 1\n}"), Cow::Borrowed(_)));
     }
 
     #[test]

@@ -101,8 +101,11 @@ impl Prefix {
             .char_indices()
             .nth(shown)
             .map_or(value.len(), |(i, _)| i);
-        let mut s = String::with_capacity(end + '…'.len_utf8());
-        s.push_str(&value[..end]);
+        // The start of a value from outside may hold control characters (a
+        // provider's token, a hand-edited file): shown inert.
+        let shown = crate::scrub::escape_controls(&value[..end]);
+        let mut s = String::with_capacity(shown.len() + '…'.len_utf8());
+        s.push_str(&shown);
         s.push('…');
         Self(s)
     }
@@ -146,14 +149,19 @@ pub enum Source {
     Store(String),
 }
 
+/// Paths and names come from the config: shown with their controls escaped.
+fn inert(s: &str) -> std::borrow::Cow<'_, str> {
+    crate::scrub::escape_controls(s)
+}
+
 impl fmt::Display for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Source::Env(var) => write!(f, "env ${var}"),
+            Source::Env(var) => write!(f, "env ${}", inert(var)),
             Source::Keychain => f.write_str("keychain"),
-            Source::File(path) => write!(f, "file {path}"),
-            Source::Journal(path) => write!(f, "journal {path}"),
-            Source::Store(desc) => f.write_str(desc),
+            Source::File(path) => write!(f, "file {}", inert(path)),
+            Source::Journal(path) => write!(f, "journal {}", inert(path)),
+            Source::Store(desc) => f.write_str(&inert(desc)),
         }
     }
 }
@@ -173,6 +181,10 @@ mod tests {
     #[test]
     fn short_values_show_less_than_a_third() {
         assert_eq!(Prefix::of("abcdef").as_str(), "ab…");
+        // A value from outside that starts with control characters.
+        let p = Prefix::of("\u{1b}[2J\u{1b}]0;PWNED\u{7}rft-new-secret-value");
+        assert!(!p.as_str().chars().any(|c| c.is_control()), "{p:?}");
+        assert!(p.as_str().starts_with("\\u{1b}"), "{p:?}");
         assert_eq!(Prefix::of("ab").as_str(), "…");
         assert_eq!(Prefix::of("").as_str(), "…");
     }

@@ -205,6 +205,15 @@ fn bad_targets_and_flags_are_usage_errors() {
     env.run(&mut c)
         .expect_code(2)
         .stderr_has(&["EVERTOKEN_NOW must be an RFC 3339 timestamp"]);
+    // With stderr a closed pipe (`… 2>&1 | grep -q`), still exit 2, not a
+    // panic's 101.
+    let mut c = env.std_cmd();
+    c.args(["auth", "status", "tiktok:nosuch"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    drop(child.stderr.take());
+    assert_eq!(child.wait().unwrap().code(), Some(2), "closed stderr");
 }
 
 #[test]

@@ -77,7 +77,7 @@ fn a_redirect_with_the_wrong_state_is_refused_and_nothing_is_stored() {
     let (_, location) = get(&login.authorize_url());
     let forged = location.unwrap().replace("state=", "state=forged");
     assert_eq!(get(&forged).0, 400);
-    let stderr = login.fails();
+    let stderr = login.fails(&env);
     assert!(stderr.contains("state"), "{stderr}");
     assert_old_token_kept(&env, &s);
 }
@@ -92,7 +92,7 @@ fn a_refused_consent_is_reported() {
         q["redirect_uri"], q["state"]
     );
     assert_eq!(get(&denied).0, 400);
-    let stderr = login.fails();
+    let stderr = login.fails(&env);
     assert!(
         stderr.contains("user_cancelled_authorize") && stderr.contains("hint:"),
         "{stderr}"
@@ -243,7 +243,7 @@ fn a_tiktok_web_app_cannot_use_the_loopback_desktop_flow() {
         status, 400,
         "TikTok refuses a loopback redirect for a web app"
     );
-    login.fails();
+    login.fails(&env);
     assert!(env.stored("TIKTOK_REFRESH_TOKEN").is_none());
 }
 
@@ -254,7 +254,7 @@ fn a_login_can_be_finished_later_with_callback_url() {
     // First run: nothing pasted (stdin closed). It says how to finish.
     let mut login = Login::redirect_uri(&env, "linkedin", redirect);
     let url = login.authorize_url();
-    let stderr = login.fails();
+    let stderr = login.fails(&env);
     assert!(stderr.contains("--callback-url"), "{stderr}");
     let landed = get(&url).1.unwrap();
     let finish = |redirect: &str| {
@@ -299,7 +299,7 @@ fn pasted_addresses_that_do_not_belong_to_the_login_are_refused() {
         };
         login.line_starting("Paste that whole address");
         login.paste(&pasted);
-        let stderr = login.fails();
+        let stderr = login.fails(&env);
         assert!(
             stderr.contains(expect) && stderr.contains("hint:"),
             "{tamper}: {stderr}"

@@ -224,6 +224,17 @@ fn oauth2_blocks_are_checked_when_the_config_loads() {
             "  acme-x: { kind: oauth2, client_id: x, token_url: \"https://a.example/t\" }\n  acme_x: { kind: oauth2, client_id: y, token_url: \"https://a.example/t\" }\n",
             "would use the same variables",
         ),
+        // Two services whose variables meet: one rotated token would overwrite
+        // the other's (an account's variable, and an access slot against a
+        // refresh slot).
+        (
+            "  acme: { kind: oauth2, client_id: x, token_url: \"https://a.example/t\", accounts: [b_refresh_token] }\n  acme_refresh_token_b: { kind: oauth2, client_id: y, token_url: \"https://a.example/t\" }\n",
+            "would both use the variable ACME_REFRESH_TOKEN_B_REFRESH_TOKEN",
+        ),
+        (
+            "  a: { kind: oauth2, client_id: x, token_url: \"https://a.example/t\", accounts: [x_refresh_token] }\n  a_access_token_x: { kind: oauth2, client_id: y, token_url: \"https://a.example/t\" }\n",
+            "would both use the variable A_ACCESS_TOKEN_X_REFRESH_TOKEN",
+        ),
         (
             "  acme: { kind: oauth2, client_id: x, token_url: \"https://a.example/t\", pkce: plain }\n",
             "platforms.acme.pkce",

@@ -96,11 +96,11 @@ fn login_creating_variables(env: &TestEnv) -> (evertoken_sim::GitLabVariable, St
             "--create-variable",
         ],
     );
+    assert_eq!(code, 0, "{stderr}");
     let rt = variable(env, "TIKTOK_REFRESH_TOKEN");
     env.secret(&rt.value);
     env.secret(&variable(env, "TIKTOK_ACCESS_TOKEN").value);
     env.assert_no_leak(&stderr);
-    assert_eq!(code, 0, "{stderr}");
     (rt, stderr)
 }
 

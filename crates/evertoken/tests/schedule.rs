@@ -277,8 +277,6 @@ fn unknown_scheduler_is_a_usage_error() {
     assert!(!Path::new(&env.work().join("evertoken.gitlab-ci.yml")).exists());
 }
 
-/// A posting pipeline's config: four platforms (two TikTok accounts), the given
-/// write-back and Slack alerts whose URL comes from the environment.
 /// `evertoken <args>` (exit 0) for [`pipeline_config`] with `writeback`; returns
 /// the env and the run.
 fn pipeline(writeback: &str, args: &[&str]) -> (TestEnv, common::Output) {
@@ -301,6 +299,8 @@ fn gitlab_pipeline(args: &[&str]) -> (TestEnv, common::Output) {
     pipeline("    backend: gitlab", args)
 }
 
+/// A posting pipeline's config: four platforms (two TikTok accounts), the given
+/// write-back and Slack alerts whose URL comes from the environment.
 fn pipeline_config(env: &TestEnv, writeback: &str) {
     env.config(&format!(
         "platforms:

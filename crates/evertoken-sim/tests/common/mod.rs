@@ -670,6 +670,14 @@ impl Http {
         for &(redirect, want) in cases {
             let a = self.authorize(app, redirect, challenge, &[]).await;
             assert_eq!(a.status, want, "{redirect}: {}", a.loc);
+            if want == 302 {
+                // Accepted means a code comes back, not an error redirect.
+                assert!(
+                    !a.loc.contains("error="),
+                    "{redirect}: accepted, yet redirected with an error: {}",
+                    a.loc
+                );
+            }
             if want == 400 {
                 assert!(
                     a.loc.is_empty(),

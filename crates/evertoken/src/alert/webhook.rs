@@ -278,7 +278,7 @@ fn describe_error(body: &str) -> String {
             .unwrap_or_default(),
         Err(_) => body.split_whitespace().collect::<Vec<_>>().join(" "),
     };
-    let msg: String = msg.chars().take(160).collect();
+    let msg = crate::scrub::external_cut(&msg, 160);
     if msg.is_empty() || msg.starts_with('<') {
         String::new()
     } else {

@@ -267,7 +267,7 @@ async fn token(ctx: &Ctx, t: TokenArgs) -> Result<u8> {
     printable("the token file or GitHub", &u.token)?;
     if in_actions() {
         // stdout stays the token alone (`$(…)`); the runner reads commands on stderr too.
-        eprint!("{}", mask_line(&u.token)?);
+        err!("{}", mask_line(&u.token)?);
     }
     if let Some(r) = &u.refreshed {
         report_refreshed(ctx, &app, r);
@@ -296,7 +296,7 @@ async fn broker_token(ctx: &Ctx, url: &str, policy: &str, t: &TokenArgs) -> Resu
     let m = client::request(&http, &base, policy, &secret).await?;
     printable("the broker", &m.token)?;
     if in_actions() {
-        eprint!("{}", mask_line(&m.token)?);
+        err!("{}", mask_line(&m.token)?);
     }
     for n in &m.notes {
         ctx.shell.note(n);
@@ -554,7 +554,7 @@ async fn git_credential(ctx: &Ctx, a: GitCredentialArgs) -> Result<u8> {
             let u = github::usable_token(&app, &http, &ctx.clock, Duration::from_secs(60)).await?;
             printable("the token file or GitHub", &u.token)?;
             if in_actions() {
-                eprint!("{}", mask_line(&u.token)?);
+                err!("{}", mask_line(&u.token)?);
             }
             if let Some(r) = &u.refreshed {
                 report_refreshed(ctx, &app, r);

@@ -159,27 +159,27 @@ fn show_authorize_url(ctx: &Ctx, no_browser: bool, platform: Platform, pending: 
             ),
         );
         if pending.is_loopback() {
-            eprintln!("If it does not open, visit this URL on this machine:");
+            errln!("If it does not open, visit this URL on this machine:");
         } else {
-            eprintln!("If it does not open, visit this URL in any browser:");
+            errln!("If it does not open, visit this URL in any browser:");
         }
     } else if pending.is_loopback() {
-        eprintln!("Open this URL in a browser on this machine and allow access:");
+        errln!("Open this URL in a browser on this machine and allow access:");
     } else {
-        eprintln!("Open this URL in any browser and allow access:");
+        errln!("Open this URL in any browser and allow access:");
     }
     // The URL alone on its line, so it can be copied (and read by scripts).
-    eprintln!("{}", pending.url);
+    errln!("{}", pending.url);
     if pending.is_loopback() {
         ctx.shell.status(
             "Waiting",
             &format!("for the redirect to {}", pending.redirect_uri()),
         );
     } else if pending.reads_stdin() {
-        eprintln!(
+        errln!(
             "The browser then lands on {} (the page may show an error; that is fine).",
             pending.redirect_uri()
         );
-        eprintln!("Paste that whole address from the address bar here and press Enter:");
+        errln!("Paste that whole address from the address bar here and press Enter:");
     }
 }

@@ -75,7 +75,7 @@ fn in_actions() -> bool {
 /// `::add-mask::` command early and start another one.
 fn mask(value: &Secret) {
     if in_actions() {
-        eprintln!("::add-mask::{}", value.expose());
+        errln!("::add-mask::{}", value.expose());
     }
 }
 

@@ -326,11 +326,22 @@ impl Engine {
                         .iter()
                         .find(|x| x.platform().name() == p)
                         .map(|x| {
-                            x.accounts()
+                            // A few names, not 10,000 of them on one line.
+                            const SHOWN: usize = 10;
+                            let accounts = x.accounts();
+                            let mut names = accounts
                                 .iter()
+                                .take(SHOWN)
                                 .map(|a| a.label().to_owned())
                                 .collect::<Vec<_>>()
-                                .join(", ")
+                                .join(", ");
+                            if accounts.len() > SHOWN {
+                                names.push_str(&format!(
+                                    " and {} more (`evertoken auth status {p}` lists them)",
+                                    accounts.len() - SHOWN
+                                ));
+                            }
+                            names
                         })
                         .unwrap_or_default();
                     Error::usage(format!(

@@ -114,10 +114,10 @@ fn describe(reply: &crate::http::Reply) -> String {
     match reply.json::<GraphErrorBody>() {
         Ok(GraphErrorBody { error: e }) => format!(
             "{} {}{}: {}",
-            e.kind,
+            crate::scrub::external_cut(&e.kind, 80),
             e.code,
             e.error_subcode.map(|s| format!("/{s}")).unwrap_or_default(),
-            crate::scrub::external(&e.message.chars().take(200).collect::<String>())
+            crate::scrub::external_cut(&e.message, 200)
         ),
         Err(_) => format!("{} {}", reply.status, super::redact_body(&reply.snippet())),
     }

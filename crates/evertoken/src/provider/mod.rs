@@ -322,7 +322,51 @@ pub fn build(cfg: &Config) -> Result<Vec<Arc<dyn Provider>>> {
             out.push(p);
         }
     }
+    distinct_variables(cfg, &out)?;
     Ok(out)
+}
+
+/// Refuses two platforms whose variables share a name (service `acme` with
+/// account `b_refresh_token` and service `acme_refresh_token_b` both read
+/// `ACME_REFRESH_TOKEN_B_REFRESH_TOKEN`): each would rotate the one token and
+/// one of the new tokens would be lost. Within one platform the account check
+/// ([`assemble`]) already rules this out.
+fn distinct_variables(cfg: &Config, providers: &[Arc<dyn Provider>]) -> Result<()> {
+    if providers.len() < 2 {
+        return Ok(());
+    }
+    let mut seen: std::collections::HashMap<String, String> = Default::default();
+    for p in providers {
+        let accounts = p.accounts();
+        let vars = accounts
+            .iter()
+            .flat_map(|a| {
+                p.slots()
+                    .iter()
+                    .map(move |s| (a.to_string(), a.var(s.base)))
+            })
+            .chain(
+                p.client_secret_var()
+                    .map(|v| (p.platform().to_string(), v.to_owned())),
+            );
+        for (owner, var) in vars {
+            if let Some(first) = seen.get(&var) {
+                if *first == owner {
+                    continue;
+                }
+                return Err(cfg
+                    .error_at(
+                        &format!("platforms.{}", p.platform()),
+                        format!(
+                            "`{owner}` and `{first}` would both use the variable {var}, so one rotated token would overwrite the other"
+                        ),
+                    )
+                    .with_hint("rename the service or the account so that every variable name is its own"));
+            }
+            seen.insert(var, owner);
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn validate(cfg: &Config) -> Result<()> {

@@ -179,7 +179,7 @@ fn describe(reply: &Reply) -> String {
             "{} (code {}): {}",
             reply.status,
             e.code,
-            crate::scrub::external(&e.message.chars().take(200).collect::<String>())
+            crate::scrub::external_cut(&e.message, 200)
         ),
         _ => format!("{}: {}", reply.status, super::redact_body(&reply.snippet())),
     }

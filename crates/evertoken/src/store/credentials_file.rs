@@ -706,6 +706,16 @@ fn scalar(raw: &str, time: bool) -> Option<String> {
 /// JSON's); `None` for any other escape (the full parser knows them all).
 fn unquote(q: &str) -> Option<String> {
     let inner = q.strip_prefix('"')?.strip_suffix('"')?;
+    // Raw control characters are not YAML: the full parser says so, with a line.
+    let control = |c: char| c.is_control() && c != '\t';
+    let has_control = if inner.is_ascii() {
+        inner.bytes().any(|b| control(char::from(b)))
+    } else {
+        inner.chars().any(control)
+    };
+    if has_control {
+        return None;
+    }
     if !inner.contains('\\') {
         return Some(inner.to_owned());
     }
@@ -718,7 +728,8 @@ fn unquote(q: &str) -> Option<String> {
         }
         let hex = |n: usize, chars: &mut std::str::Chars| -> Option<char> {
             let h: String = chars.by_ref().take(n).collect();
-            (h.len() == n)
+            // Hex digits only (`from_str_radix` would also take a sign).
+            (h.len() == n && h.bytes().all(|b| b.is_ascii_hexdigit()))
                 .then(|| u32::from_str_radix(&h, 16).ok())
                 .flatten()
                 .and_then(char::from_u32)
@@ -811,6 +822,24 @@ fn entry_of(v: &Value) -> std::result::Result<Item, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fast_reader_takes_only_what_yaml_takes() {
+        // A signed `\u` escape and a raw control character are not YAML: the
+        // line parser leaves them to the full parser, which refuses them.
+        for text in [
+            "A:\n  value: \"\\u+041BCDEFGHIJK\"\n",
+            "A:\n  value: \"esc\u{1b}[2Jvalue\"\n",
+        ] {
+            assert!(parse_canonical(text).is_none(), "{text:?}");
+            assert!(parse(text, Path::new("c.yaml")).is_err(), "{text:?}");
+        }
+        let ok = parse_canonical("A:\n  value: \"\\u0041tab\there\"\n").unwrap();
+        assert_eq!(
+            ok.get("A").unwrap().value.as_ref().unwrap().expose(),
+            "Atab\there"
+        );
+    }
 
     #[test]
     fn reads_both_forms() {

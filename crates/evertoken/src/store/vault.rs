@@ -336,7 +336,7 @@ pub(crate) fn vault_message(body: &Value, raw: &str) -> String {
                 .join("; ")
         })
         .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| raw.chars().take(120).collect())
+        .unwrap_or_else(|| crate::scrub::external_cut(raw, 120))
 }
 
 fn is_cas_mismatch(status: StatusCode, body: &Value) -> bool {

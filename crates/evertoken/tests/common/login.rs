@@ -252,10 +252,13 @@ impl Login {
         stderr
     }
 
-    /// [`Login::finish`], which must exit 1; the whole stderr.
-    pub fn fails(self) -> String {
-        let (code, stderr) = self.finish();
+    /// Waits for the exit, which must be 1, and scans both outputs for the
+    /// test's secrets; the whole stderr.
+    pub fn fails(self, env: &TestEnv) -> String {
+        let (code, stderr, stdout) = self.proc.finish();
         assert_eq!(code, 1, "{stderr}");
+        env.assert_no_leak(&stderr);
+        env.assert_no_leak(&stdout);
         stderr
     }
 }

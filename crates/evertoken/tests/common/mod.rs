@@ -727,13 +727,18 @@ pub fn sha256_hex(s: &str) -> String {
 pub fn walk(root: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];
+    // Symlinked directories are followed (a key behind one counts), each once.
+    let mut visited = std::collections::HashSet::new();
     while let Some(d) = stack.pop() {
+        if !visited.insert(std::fs::canonicalize(&d).unwrap_or_else(|_| d.clone())) {
+            continue;
+        }
         let Ok(rd) = std::fs::read_dir(&d) else {
             continue;
         };
         for e in rd.flatten() {
             let p = e.path();
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
+            if p.is_dir() {
                 stack.push(p.clone());
             }
             out.push(p);
