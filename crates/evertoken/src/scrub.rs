@@ -88,14 +88,17 @@ pub fn register(value: &str) {
     // The forms a provider may echo it in: as it is, URL-encoded (upper- and
     // lowercase hex: .NET's `UrlEncode` writes `%2f`), and with `/` escaped as
     // JSON allows (`1\/\/0g…`, PHP's default).
-    let encoded = urlencoding::encode(v).into_owned();
-    let lower_hex = lowercase_escapes(&encoded);
-    let json_slashes = v.replace('/', "\\/");
+    // (Most tokens have none of these characters: one form, no extra work.)
     let mut forms = vec![v.to_owned()];
-    for f in [encoded, lower_hex, json_slashes] {
-        if !forms.contains(&f) {
-            forms.push(f);
+    if let std::borrow::Cow::Owned(encoded) = urlencoding::encode(v) {
+        let lower_hex = lowercase_escapes(&encoded);
+        if lower_hex != encoded {
+            forms.push(lower_hex);
         }
+        forms.push(encoded);
+    }
+    if v.contains('/') {
+        forms.push(v.replace('/', "\\/"));
     }
     let mut r = registry().lock().unwrap_or_else(PoisonError::into_inner);
     for f in forms {
@@ -292,7 +295,12 @@ fn dangerous(c: char) -> bool {
 /// Escapes every dangerous character, newlines and tabs included (`\u{1b}`, `\n`),
 /// so text from outside is one inert line.
 pub fn escape_controls(s: &str) -> Cow<'_, str> {
-    if !s.chars().any(dangerous) {
+    let clean = if s.is_ascii() {
+        !s.bytes().any(|b| b < 0x20 || b == 0x7f)
+    } else {
+        !s.chars().any(dangerous)
+    };
+    if clean {
         return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len() + 8);
