@@ -229,7 +229,7 @@ impl CredentialsFile {
     pub fn get(&self, var: &str) -> Result<Option<FileEntry>, StoreError> {
         self.with_doc_read(|l| {
             l.doc.get(var).map(|i| FileEntry {
-                value: i.value.clone(),
+                value: i.value.as_ref().map(as_token),
                 expires_at: i.expires_at,
                 updated_at: i.updated_at,
             })
@@ -548,10 +548,7 @@ pub fn parse_canonical(text: &str) -> Option<Entries> {
             let raw = rest.strip_prefix(' ')?;
             match name {
                 "value" if item.value.is_none() => {
-                    item.value = Some(Secret::from_outside(
-                        scalar(raw, false)?,
-                        "a value in the credentials file",
-                    ));
+                    item.value = Some(Secret::new(scalar(raw, false)?));
                 }
                 "expires_at" if item.expires_at.is_none() => {
                     item.expires_at = Some(timestamp(&time_scalar(raw)?)?);
@@ -581,10 +578,7 @@ pub fn parse_canonical(text: &str) -> Option<Entries> {
                 .insert(
                     key.into(),
                     Item {
-                        value: Some(Secret::from_outside(
-                            value,
-                            "a value in the credentials file",
-                        )),
+                        value: Some(Secret::new(value)),
                         expires_at: None,
                         updated_at: None,
                         plain: true,
@@ -753,14 +747,23 @@ fn strip_loc(msg: &str) -> &str {
     msg.find(" at line ").map(|i| &msg[..i]).unwrap_or(msg)
 }
 
+/// A value as a token: trimmed of surrounding whitespace (a stray newline in a
+/// hand-edited file), with a warning. The file keeps the value as written, so a
+/// rewrite leaves entries evertoken does not manage byte for byte.
+fn as_token(v: &Secret) -> Secret {
+    let raw = v.expose();
+    if raw.trim().len() == raw.len() {
+        v.clone()
+    } else {
+        Secret::from_outside(raw.to_owned(), "a value in the credentials file")
+    }
+}
+
 /// One entry's value, or what is wrong with it (suffix for "`KEY`…").
 fn entry_of(v: &Value) -> std::result::Result<Item, String> {
     match v {
         Value::String(s) => Ok(Item {
-            value: Some(Secret::from_outside(
-                s.clone(),
-                "a value in the credentials file",
-            )),
+            value: Some(Secret::new(s.clone())),
             expires_at: None,
             updated_at: None,
             plain: true,
@@ -776,12 +779,7 @@ fn entry_of(v: &Value) -> std::result::Result<Item, String> {
                 let key = k.as_str().unwrap_or("");
                 match key {
                     "value" => match val {
-                        Value::String(s) => {
-                            out.value = Some(Secret::from_outside(
-                                s.clone(),
-                                "a value in the credentials file",
-                            ))
-                        }
+                        Value::String(s) => out.value = Some(Secret::new(s.clone())),
                         _ => return Err(".value: must be a string (quote it)".into()),
                     },
                     "expires_at" | "updated_at" => {
@@ -869,6 +867,59 @@ mod tests {
         assert!(e.message.contains("must be a map"), "{}", e.message);
         let e = parse("A: [unclosed\n", Path::new("c.yaml")).unwrap_err();
         assert!(e.message.contains("not valid YAML"), "{}", e.message);
+    }
+
+    #[test]
+    fn entries_it_does_not_manage_keep_their_exact_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("credentials.yaml");
+        let pem = "-----BEGIN KEY-----\nAAAAtest-not-a-real-key\n-----END KEY-----\n";
+        fs::write(
+            &path,
+            format!(
+                "PASS: \"  pass phrase with spaces  \"\nPEM: |\n  {}\n",
+                pem.trim_end().replace('\n', "\n  ")
+            ),
+        )
+        .unwrap();
+        fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        let f = CredentialsFile::open(path.clone()).unwrap();
+        // Read as tokens: trimmed.
+        let got = |f: &CredentialsFile, k: &str| {
+            f.get(k)
+                .unwrap()
+                .unwrap()
+                .value
+                .unwrap()
+                .expose()
+                .to_owned()
+        };
+        assert_eq!(got(&f, "PASS"), "pass phrase with spaces");
+        let now: Timestamp = "2026-11-23T09:00:00Z".parse().unwrap();
+        f.write(
+            &[Entry {
+                var: "X".into(),
+                value: Secret::new("new-value"),
+                expires_at: Some(now),
+                updated_at: now,
+                durable: true,
+            }],
+            true,
+        )
+        .unwrap();
+        // Written back as they were: spaces and the final newline kept.
+        let doc = parse(&fs::read_to_string(&path).unwrap(), &path).unwrap();
+        let raw = |k: &str| {
+            doc.get(k)
+                .unwrap()
+                .value
+                .as_ref()
+                .unwrap()
+                .expose()
+                .to_owned()
+        };
+        assert_eq!(raw("PASS"), "  pass phrase with spaces  ");
+        assert_eq!(raw("PEM"), pem);
     }
 
     #[test]
@@ -1080,12 +1131,10 @@ mod fuzz {
             }
         }
 
-        /// Any values render to text both parsers read back as they were. (Values
-        /// are read trimmed: no token has surrounding whitespace, and a stray
-        /// newline from `echo` must not reach a provider.)
+        /// Any values render to text both parsers read back as they were,
+        /// whitespace included (a token is trimmed when it is read, not here).
         #[test]
         fn any_value_round_trips(key in "\\PC{1,10}", value in "\\PC{0,20}") {
-            let value = value.trim().to_owned();
             let mut doc = Entries::new();
             doc.insert(key.as_str().into(), Item { value: Some(Secret::new(value)), expires_at: None, updated_at: None, plain: true });
             let out = String::from_utf8(render(&doc)).unwrap();
