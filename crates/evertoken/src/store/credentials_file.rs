@@ -869,6 +869,23 @@ mod tests {
         assert!(e.message.contains("not valid YAML"), "{}", e.message);
     }
 
+    /// Writes `X: new-value` (expiring now) as a rotation would; returns now.
+    fn write_x(f: &CredentialsFile) -> Timestamp {
+        let now: Timestamp = "2026-11-23T09:00:00Z".parse().unwrap();
+        f.write(
+            &[Entry {
+                var: "X".into(),
+                value: Secret::new("new-value"),
+                expires_at: Some(now),
+                updated_at: now,
+                durable: true,
+            }],
+            true,
+        )
+        .unwrap();
+        now
+    }
+
     #[test]
     fn entries_it_does_not_manage_keep_their_exact_value() {
         let dir = tempfile::tempdir().unwrap();
@@ -895,18 +912,7 @@ mod tests {
                 .to_owned()
         };
         assert_eq!(got(&f, "PASS"), "pass phrase with spaces");
-        let now: Timestamp = "2026-11-23T09:00:00Z".parse().unwrap();
-        f.write(
-            &[Entry {
-                var: "X".into(),
-                value: Secret::new("new-value"),
-                expires_at: Some(now),
-                updated_at: now,
-                durable: true,
-            }],
-            true,
-        )
-        .unwrap();
+        write_x(&f);
         // Written back as they were: spaces and the final newline kept.
         let doc = parse(&fs::read_to_string(&path).unwrap(), &path).unwrap();
         let raw = |k: &str| {
@@ -929,18 +935,7 @@ mod tests {
         fs::write(&path, "OTHER: keep-me\n").unwrap();
         fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
         let f = CredentialsFile::open(path.clone()).unwrap();
-        let now: Timestamp = "2026-11-23T09:00:00Z".parse().unwrap();
-        f.write(
-            &[Entry {
-                var: "X".into(),
-                value: Secret::new("new-value"),
-                expires_at: Some(now),
-                updated_at: now,
-                durable: true,
-            }],
-            true,
-        )
-        .unwrap();
+        let now = write_x(&f);
         let text = fs::read_to_string(&path).unwrap();
         assert!(text.contains("OTHER: \"keep-me\""), "{text}");
         assert_eq!(
