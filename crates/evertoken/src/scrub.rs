@@ -222,7 +222,9 @@ fn jwts(text: &str, replace: impl Fn(&str) -> String) -> Cow<'_, str> {
         }
         let starts_word = start == 0 || !b64(bytes[start - 1]);
         if segments == 3 && starts_word {
-            out.reserve(text.len());
+            if out.is_empty() {
+                out.reserve(text.len());
+            }
             out.push_str(&text[copied..start]);
             out.push_str(&replace(&text[start..i]));
             copied = i;
@@ -266,7 +268,9 @@ fn registered(text: &str, replace: impl Fn(&str) -> String) -> Cow<'_, str> {
                     .map(|s| s.expose_secret())
                     .find(|s| text[i..].starts_with(s))
             {
-                out.reserve(text.len());
+                if out.is_empty() {
+                    out.reserve(text.len());
+                }
                 out.push_str(&text[copied..i]);
                 out.push_str(&replace(hit));
                 i += hit.len();

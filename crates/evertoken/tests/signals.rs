@@ -25,9 +25,9 @@
 
 use crate::common;
 
-use std::io::{BufRead, BufReader, Read};
+use common::child::Spawned;
+
 use std::process::{Child, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::bao::{Bao, ROOT_TOKEN};
@@ -402,82 +402,18 @@ fn with_binary(c: std::process::Command) -> std::process::Command {
     n
 }
 
-/// A spawned run whose stdout and stderr are collected on threads.
-struct Run {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    stderr: std::thread::JoinHandle<String>,
-    stdout: std::thread::JoinHandle<String>,
+/// A spawned run ([`Spawned`]) that must exit soon after its signal: a hung run
+/// is killed and fails the test. (exit code, `None` if a signal ended it;
+/// stdout; stderr.)
+fn finish(run: Spawned, what: &str) -> (Option<i32>, String, String) {
+    let (code, stderr, stdout) = run.finish_within(what, HTTP_TIMEOUT * 3);
+    (code, stdout, stderr)
 }
 
-impl Run {
-    fn spawn(mut cmd: std::process::Command) -> Run {
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (tx, lines) = mpsc::channel();
-        let err = child.stderr.take().unwrap();
-        let stderr = std::thread::spawn(move || {
-            let mut all = String::new();
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                let _ = tx.send(line.clone());
-                all.push_str(&line);
-                all.push('\n');
-            }
-            all
-        });
-        let mut out = child.stdout.take().unwrap();
-        let stdout = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = out.read_to_string(&mut s);
-            s
-        });
-        Run {
-            child,
-            lines,
-            stderr,
-            stdout,
-        }
-    }
-
-    /// Waits until stderr shows a line containing `marker`.
-    fn wait_for_line(&self, marker: &str) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            match self.lines.recv_timeout(Duration::from_millis(100)) {
-                Ok(l) if l.contains(marker) => return true,
-                Ok(_) => {}
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => return false,
-            }
-        }
-        false
-    }
-
-    /// Waits for the exit (a hung run is killed and fails the test).
-    fn finish(mut self, what: &str) -> (Option<i32>, String, String) {
-        let deadline = Instant::now() + HTTP_TIMEOUT * 3;
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!(
-                    "{what}: still running {}s after the signal",
-                    HTTP_TIMEOUT.as_secs() * 3
-                );
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        (
-            status.code(),
-            self.stdout.join().unwrap(),
-            self.stderr.join().unwrap(),
-        )
-    }
+/// Waits (up to a minute) until stderr shows a line containing `marker`.
+fn wait_for_line(run: &mut Spawned, marker: &str) -> bool {
+    run.wait_for(Duration::from_secs(60), |l| l.contains(marker))
+        .is_some()
 }
 
 /// Signals a rotating run at `step`; returns the exit code and the time from the
@@ -502,7 +438,7 @@ fn signal_at(rig: &Rig, step: Step, signals: Signals) -> (i32, Duration) {
             cmd.env("EVERTOKEN_FAILPOINT", format!("pause:{p}:{PAUSE_MS}"));
         }
     }
-    let run = Run::spawn(cmd);
+    let mut run = Spawned::spawn(&mut cmd);
     match step.pausepoint() {
         None => {
             // The provider has rotated and holds its answer: the call is in flight.
@@ -513,13 +449,13 @@ fn signal_at(rig: &Rig, step: Step, signals: Signals) -> (i32, Duration) {
             }
         }
         Some(p) => assert!(
-            run.wait_for_line(&format!("pausepoint {p}")),
+            wait_for_line(&mut run, &format!("pausepoint {p}")),
             "{what}: the run never reached {p}"
         ),
     }
     let t = Instant::now();
     signals.send(&run.child);
-    let (code, stdout, stderr) = run.finish(&what);
+    let (code, stdout, stderr) = finish(run, &what);
     let took = t.elapsed();
     rig.env.assert_no_leak(&stdout);
     rig.env.assert_no_leak(&stderr);
@@ -645,11 +581,11 @@ fn random_signals(backend: Backend) {
         );
         let mut cmd = rig.cmd();
         cmd.args(["auth", "refresh", "--json"]);
-        let run = Run::spawn(cmd);
+        let run = Spawned::spawn(&mut cmd);
         std::thread::sleep(Duration::from_millis(next() % (delay + 300)));
         let t = Instant::now();
         signals.send(&run.child);
-        let (code, _stdout, stderr) = run.finish(&what);
+        let (code, _stdout, stderr) = finish(run, &what);
         max_ms = max_ms.max(t.elapsed().as_millis());
         rig.env.assert_no_leak(&stderr);
         match code {
@@ -710,10 +646,10 @@ fn a_second_signal_with_nothing_in_flight_exits_at_once() {
     // (`finish` fails the test if the run outlives three HTTP timeouts.)
     cmd.args(["auth", "refresh", "--json"])
         .env("EVERTOKEN_FAILPOINT", "pause:writeback:600000");
-    let run = Run::spawn(cmd);
-    assert!(run.wait_for_line("pausepoint writeback"));
+    let mut run = Spawned::spawn(&mut cmd);
+    assert!(wait_for_line(&mut run, "pausepoint writeback"));
     Signals::IntThenTerm.send(&run.child);
-    let (code, _stdout, stderr) = run.finish("second signal");
+    let (code, _stdout, stderr) = finish(run, "second signal");
     assert_eq!(code, Some(130), "{stderr}");
     common::assert_contains(&stderr, &["exiting now"]);
     assert!(
@@ -746,21 +682,15 @@ fn linkedin_login_env() -> TestEnv {
     env
 }
 
-fn login_run(env: &TestEnv) -> (Run, String) {
+fn login_run(env: &TestEnv) -> (Spawned, String) {
     let mut cmd = env.std_cmd();
     cmd.args(["auth", "login", "linkedin", "--no-browser", "--port", "0"])
         .stdin(Stdio::null());
-    let run = Run::spawn(cmd);
+    let mut run = Spawned::spawn(&mut cmd);
     let prefix = format!("{}/oauth/v2/authorization?", env.base_url());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let url = loop {
-        assert!(Instant::now() < deadline, "no authorize URL printed");
-        if let Ok(l) = run.lines.recv_timeout(Duration::from_millis(100))
-            && l.starts_with(&prefix)
-        {
-            break l;
-        }
-    };
+    let url = run
+        .wait_for(Duration::from_secs(60), |l| l.starts_with(&prefix))
+        .expect("no authorize URL printed");
     (run, url)
 }
 
@@ -771,7 +701,7 @@ fn a_signal_while_login_waits_for_the_browser_stops_it() {
     let env = linkedin_login_env();
     let (run, _url) = login_run(&env);
     Signals::Term.send(&run.child);
-    let (code, stdout, stderr) = run.finish("login waiting");
+    let (code, stdout, stderr) = finish(run, "login waiting");
     env.assert_no_leak(&stdout);
     env.assert_no_leak(&stderr);
     assert_eq!(code, Some(143), "{stderr}");
@@ -826,7 +756,7 @@ fn signals_during_the_login_code_exchange_keep_the_new_token() {
         std::thread::sleep(Duration::from_millis(5));
     }
     Signals::IntThenTerm.send(&run.child);
-    let (code, stdout, stderr) = run.finish("login exchange");
+    let (code, stdout, stderr) = finish(run, "login exchange");
     let _ = browser.join();
     let new = env.stored("LINKEDIN_ACCESS_TOKEN").unwrap();
     env.secret(&new);
@@ -853,14 +783,14 @@ fn a_signal_during_a_github_mint_keeps_the_minted_token() {
     );
     let mut cmd = env.std_cmd();
     cmd.args(["github", "refresh"]);
-    let run = Run::spawn(cmd);
+    let run = Spawned::spawn(&mut cmd);
     let deadline = Instant::now() + Duration::from_secs(60);
     while sim.stats().requests.get("github_app").copied().unwrap_or(0) == 0 {
         assert!(Instant::now() < deadline, "no call to GitHub");
         std::thread::sleep(Duration::from_millis(5));
     }
     Signals::Term.send(&run.child);
-    let (code, stdout, stderr) = run.finish("github mint");
+    let (code, stdout, stderr) = finish(run, "github mint");
     let file = env.path("config/evertoken/github-token.env");
     let token = common::apps::token_in(&file);
     env.secret(&token);

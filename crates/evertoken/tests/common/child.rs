@@ -6,7 +6,7 @@ use std::io::{BufRead as _, BufReader, Read as _};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub struct Spawned {
     pub child: Child,
@@ -75,16 +75,20 @@ impl Spawned {
     /// fails naming `what` with the stderr so far.
     #[track_caller]
     fn line_where(&mut self, what: &str, wanted: impl Fn(&str) -> bool) -> String {
+        self.wait_for(Duration::from_secs(30), wanted)
+            .unwrap_or_else(|| panic!("no line {what}; stderr so far:\n{}", self.seen.join("\n")))
+    }
+
+    /// The next stderr line for which `wanted` holds, within `limit`; `None`
+    /// when the time runs out or stderr closes first.
+    pub fn wait_for(&mut self, limit: Duration, wanted: impl Fn(&str) -> bool) -> Option<String> {
+        let deadline = Instant::now() + limit;
         loop {
-            let l = self
-                .lines
-                .recv_timeout(Duration::from_secs(30))
-                .unwrap_or_else(|_| {
-                    panic!("no line {what}; stderr so far:\n{}", self.seen.join("\n"))
-                });
+            let left = deadline.checked_duration_since(Instant::now())?;
+            let l = self.lines.recv_timeout(left).ok()?;
             self.seen.push(l.clone());
             if wanted(&l) {
-                return l;
+                return Some(l);
             }
         }
     }
@@ -92,7 +96,33 @@ impl Spawned {
     /// Waits for the exit: (exit code, -1 if killed by a signal; all of stderr;
     /// stdout).
     pub fn finish(mut self) -> (i32, String, String) {
-        let code = self.child.wait().unwrap().code().unwrap_or(-1);
+        self.child.wait().unwrap();
+        let (code, stderr, stdout) = self.collect();
+        (code.unwrap_or(-1), stderr, stdout)
+    }
+
+    /// Waits for the exit at most `limit`: a run still going then is killed and
+    /// fails the test, naming `what`. (exit code, `None` if a signal ended it;
+    /// all of stderr; stdout.)
+    #[track_caller]
+    pub fn finish_within(mut self, what: &str, limit: Duration) -> (Option<i32>, String, String) {
+        let deadline = Instant::now() + limit;
+        while self.child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "{what}: still running {}s after the signal",
+                    limit.as_secs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.collect()
+    }
+
+    /// After the exit: its code, the rest of stderr, stdout.
+    fn collect(&mut self) -> (Option<i32>, String, String) {
+        let code = self.child.wait().unwrap().code();
         while let Ok(l) = self.lines.recv_timeout(Duration::from_secs(5)) {
             self.seen.push(l);
         }
